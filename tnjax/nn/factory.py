@@ -1,0 +1,25 @@
+"""One factory: (spec, sizes) -> module. Models never name a layer class."""
+
+from __future__ import annotations
+
+from flax import nnx
+
+from tnjax.nn.dense import Dense
+from tnjax.nn.lowrank_dense import LowRankDense
+from tnjax.nn.spec import DenseSpec, LayerSpec, LowRankSpec, TTSpec, spec_from_config
+from tnjax.nn.tt_dense import TTDense
+
+DENSE_LAYERS: dict[type[LayerSpec], type[nnx.Module]] = {
+    DenseSpec: Dense,
+    TTSpec: TTDense,
+    LowRankSpec: LowRankDense,
+}
+
+
+def make_dense(spec, in_features: int, out_features: int, *, rngs: nnx.Rngs, **kwargs) -> nnx.Module:
+  """Builds the dense-family layer that `spec` (a spec or a config dict) describes."""
+  spec = spec_from_config(spec)
+  if type(spec) not in DENSE_LAYERS:
+    raise ValueError(f"Layer kind {spec.kind!r} has no dense (fully-connected) form; "
+                     f"dense kinds: {sorted(s.kind for s in DENSE_LAYERS)}.")
+  return DENSE_LAYERS[type(spec)](in_features, out_features, spec, rngs=rngs, **kwargs)

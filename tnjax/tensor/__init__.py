@@ -1,0 +1,7 @@
+"""Pure tensor-network math: no Flax, no config, no I/O."""
+
+from tnjax.tensor.contract import path_info, plan_path, planned_einsum
+from tnjax.tensor.lowrank import lowrank_matmul, lowrank_num_params, lowrank_svd
+from tnjax.tensor.shapes import balanced_factors, factorize, imbalance, prime_factors
+from tnjax.tensor.tt import (check_shapes, max_tt_ranks, tt_core_shapes, tt_matmul,
+                             tt_num_params, tt_ranks, tt_svd, tt_to_dense)

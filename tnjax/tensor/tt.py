@@ -1,0 +1,176 @@
+"""Tensor-Train matrices (Novikov et al. 2015), as pure functions.
+
+A TT-matrix stands for a dense W of shape (M, N), M = prod(in_shape),
+N = prod(out_shape). Core k has shape (r_{k-1}, m_k, n_k, r_k) with r_0 = r_d = 1:
+
+  W[(i_1..i_d), (j_1..j_d)] = G_1[:, i_1, j_1, :] @ ... @ G_d[:, i_d, j_d, :]
+
+Row and column multi-indices are C-ordered (i_1 most significant), so
+`x @ W` equals contracting x.reshape(..., m_1, ..., m_d) with the cores.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+import warnings
+from typing import Any, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from tnjax.tensor.contract import planned_einsum
+
+_LETTERS = string.ascii_letters
+
+
+def _as_shape(name: str, shape: Sequence[int]) -> tuple[int, ...]:
+  shape = tuple(int(s) for s in shape)
+  if not shape or any(s < 1 for s in shape):
+    raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {shape}.")
+  return shape
+
+
+def check_shapes(in_shape: Sequence[int], out_shape: Sequence[int]):
+  """Validates a pair of mode shapes and returns them as int tuples."""
+  in_shape, out_shape = _as_shape("in_shape", in_shape), _as_shape("out_shape", out_shape)
+  if len(in_shape) != len(out_shape):
+    raise ValueError(
+        f"in_shape {in_shape} and out_shape {out_shape} have different lengths "
+        f"({len(in_shape)} vs {len(out_shape)}); a TT-matrix pairs one input mode with one "
+        "output mode per core, so give both the same number of factors (use 1 to pad).")
+  return in_shape, out_shape
+
+
+def max_tt_ranks(in_shape: Sequence[int], out_shape: Sequence[int]) -> tuple[int, ...]:
+  """Largest useful rank of each of the d-1 inner bonds (beyond it, nothing is gained)."""
+  sizes = [m * n for m, n in zip(in_shape, out_shape)]
+  return tuple(min(math.prod(sizes[:k]), math.prod(sizes[k:])) for k in range(1, len(sizes)))
+
+
+def tt_ranks(in_shape: Sequence[int], out_shape: Sequence[int], ranks) -> tuple[int, ...]:
+  """Full bond ranks (r_0, ..., r_d) from one int or d-1 inner ranks, clipped to the max.
+
+  Raises:
+    ValueError: a rank below 1 or a per-bond list of the wrong length.
+  """
+  in_shape, out_shape = check_shapes(in_shape, out_shape)
+  d = len(in_shape)
+  inner = (ranks,) * (d - 1) if isinstance(ranks, (int, np.integer)) else tuple(ranks)
+  if len(inner) == d + 1 and inner[0] == inner[-1] == 1:
+    inner = inner[1:-1]
+  if len(inner) != d - 1:
+    raise ValueError(f"ranks must be one int or {d - 1} per-bond ints for {d} cores, got {ranks}.")
+  if any(int(r) < 1 for r in inner):
+    raise ValueError(f"TT-ranks must be >= 1, got {tuple(inner)}.")
+  limit = max_tt_ranks(in_shape, out_shape)
+  clipped = tuple(min(int(r), m) for r, m in zip(inner, limit))
+  if clipped != tuple(int(r) for r in inner):
+    warnings.warn(f"TT-ranks {tuple(inner)} exceed the largest useful ranks {limit} for "
+                  f"in_shape {in_shape}, out_shape {out_shape}; clipped to {clipped}.",
+                  stacklevel=2)
+  return (1,) + clipped + (1,)
+
+
+def tt_core_shapes(in_shape, out_shape, ranks) -> list[tuple[int, int, int, int]]:
+  """Shapes (r_{k-1}, m_k, n_k, r_k) of the cores."""
+  full = tt_ranks(in_shape, out_shape, ranks)
+  return [(full[k], m, n, full[k + 1]) for k, (m, n) in enumerate(zip(in_shape, out_shape))]
+
+
+def tt_num_params(in_shape, out_shape, ranks) -> int:
+  """Number of entries in all cores: sum_k r_{k-1} m_k n_k r_k."""
+  return sum(math.prod(s) for s in tt_core_shapes(in_shape, out_shape, ranks))
+
+
+def _matmul_equation(num_cores: int) -> str:
+  if 3 * num_cores + 2 > len(_LETTERS):
+    raise ValueError(f"At most {(len(_LETTERS) - 2) // 3} TT cores are supported, got {num_cores}.")
+  ins = _LETTERS[:num_cores]
+  outs = _LETTERS[num_cores:2 * num_cores]
+  bonds = _LETTERS[2 * num_cores:3 * num_cores + 1]
+  batch = _LETTERS[3 * num_cores + 1]
+  cores = [bonds[k] + ins[k] + outs[k] + bonds[k + 1] for k in range(num_cores)]
+  return f"{batch}{ins}," + ",".join(cores) + f"->{batch}{outs}"
+
+
+def tt_matmul(x, cores: Sequence[Any], *, precision=None, preferred_element_type=None):
+  """Computes x @ W for W in TT form, without forming W.
+
+  Args:
+    x: array of shape (..., prod(m_k)); any number of leading batch dims.
+    cores: d arrays of shape (r_{k-1}, m_k, n_k, r_k).
+    precision, preferred_element_type: passed to every contraction.
+
+  Returns:
+    Array of shape (..., prod(n_k)).
+
+  The whole product is one einsum whose order opt_einsum plans once per static
+  shape (cached). The FLOP-optimal order contracts x core by core at small batch
+  and rebuilds partial products of the cores first when the batch is large.
+  """
+  in_shape = tuple(c.shape[1] for c in cores)
+  out_shape = tuple(c.shape[2] for c in cores)
+  if x.shape[-1] != math.prod(in_shape):
+    raise ValueError(f"Input has {x.shape[-1]} features but the TT cores expect "
+                     f"prod{in_shape} = {math.prod(in_shape)}.")
+  batch_shape = x.shape[:-1]
+  flat = x.reshape((math.prod(batch_shape),) + in_shape)
+  y = planned_einsum(_matmul_equation(len(cores)), flat, *cores, precision=precision,
+                     preferred_element_type=preferred_element_type)
+  return y.reshape(batch_shape + (math.prod(out_shape),))
+
+
+def tt_to_dense(cores: Sequence[Any], *, precision=None):
+  """The dense (prod m_k, prod n_k) matrix the cores stand for."""
+  d = len(cores)
+  ins, outs = _LETTERS[:d], _LETTERS[d:2 * d]
+  bonds = _LETTERS[2 * d:3 * d + 1]
+  operands = ",".join(bonds[k] + ins[k] + outs[k] + bonds[k + 1] for k in range(d))
+  equation = f"{operands}->{bonds[0]}{ins}{outs}{bonds[d]}"
+  full = planned_einsum(equation, *cores, precision=precision)
+  in_size = math.prod(c.shape[1] for c in cores)
+  return full.reshape(in_size, -1)
+
+
+def tt_svd(W, in_shape: Sequence[int], out_shape: Sequence[int], max_rank=None, eps=None):
+  """TT-SVD (Oseledets 2011) of a dense matrix into TT-matrix cores.
+
+  Ranks come from `max_rank` (one int or d-1 per-bond ints), from `eps` (each
+  SVD is truncated so the total relative Frobenius error is at most eps), or
+  both (the smaller wins). With neither, the decomposition is exact.
+
+  Runs on the host in float64 (ranks are data dependent, so this is not jittable)
+  and returns cores in W's dtype.
+  """
+  in_shape, out_shape = check_shapes(in_shape, out_shape)
+  W_np = np.asarray(W, dtype=np.float64)
+  if W_np.shape != (math.prod(in_shape), math.prod(out_shape)):
+    raise ValueError(f"W has shape {W_np.shape} but in_shape {in_shape} and out_shape "
+                     f"{out_shape} describe a ({math.prod(in_shape)}, {math.prod(out_shape)}) matrix.")
+  if eps is not None and eps < 0:
+    raise ValueError(f"eps must be >= 0, got {eps}.")
+  d = len(in_shape)
+  limits = tt_ranks(in_shape, out_shape, max_rank)[1:-1] if max_rank is not None else (None,) * (d - 1)
+  # Interleave modes so core k owns the (m_k, n_k) pair: (m_1, n_1, m_2, n_2, ...).
+  tensor = W_np.reshape(in_shape + out_shape)
+  tensor = tensor.transpose([i for k in range(d) for i in (k, d + k)])
+  norm = np.linalg.norm(W_np)
+  per_step = (eps / math.sqrt(max(d - 1, 1))) * norm if eps else 0.0
+  cores, rank, rest = [], 1, tensor.reshape(1, -1)
+  for k in range(d - 1):
+    rest = rest.reshape(rank * in_shape[k] * out_shape[k], -1)
+    u, s, vt = np.linalg.svd(rest, full_matrices=False)
+    new_rank = len(s)
+    if per_step > 0:
+      # Smallest rank whose discarded tail has norm <= per_step.
+      tail = np.sqrt(np.cumsum(s[::-1] ** 2))[::-1]
+      new_rank = max(1, int(np.sum(tail > per_step)))
+    if limits[k] is not None:
+      new_rank = min(new_rank, limits[k])
+    cores.append(u[:, :new_rank].reshape(rank, in_shape[k], out_shape[k], new_rank))
+    rest = s[:new_rank, None] * vt[:new_rank]
+    rank = new_rank
+  cores.append(rest.reshape(rank, in_shape[-1], out_shape[-1], 1))
+  dtype = jnp.asarray(W).dtype
+  return [jnp.asarray(c, dtype=dtype) for c in cores]
