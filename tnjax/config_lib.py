@@ -1,0 +1,95 @@
+"""Shared config pieces: the trainer's defaults and the `path.py:a=1,b` argument parser.
+
+Configs are data: every experiment is `get_config(arg)` in configs/, built from
+`base_config()` plus a few fields. `--config configs/x.py:runlocal,rank=4` passes
+'runlocal,rank=4' as `arg`.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from tnjax import data as data_lib
+
+
+def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
+  """Parses 'a=1,b,c=x' into a ConfigDict typed by the defaults in `spec`.
+
+  A bare key means True. Keys outside `spec` are an error naming the known keys.
+  """
+  result = ml_collections.ConfigDict(dict(spec))
+  if not arg:
+    return result
+  for item in arg.split(","):
+    key, _, value = item.partition("=")
+    key = key.strip()
+    if key not in spec:
+      raise ValueError(f"Config argument {key!r} is unknown; known arguments: {sorted(spec)}.")
+    default = spec[key]
+    if not value:
+      parsed = True
+    elif isinstance(default, bool):
+      if value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"Config argument {key}={value!r} must be true or false.")
+      parsed = value.lower() in ("true", "1")
+    elif isinstance(default, int):
+      parsed = int(value)
+    elif isinstance(default, float):
+      parsed = float(value)
+    else:
+      parsed = value
+    result[key] = parsed
+  return result
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every field the trainer reads, with defaults."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.data = data_lib.default_data_config()
+  c.model = ml_collections.ConfigDict({"name": "fc2"})
+
+  c.num_epochs = 10
+  c.batch_size = 100
+  c.eval_batch_size = 1000
+
+  c.optimizer = ml_collections.ConfigDict({
+      "name": "sgd",           # sgd | adam | adamw
+      "momentum": 0.9,
+      "nesterov": False,
+      "weight_decay": 0.0,     # L2 on all parameters (added to the gradient)
+  })
+  c.schedule = ml_collections.ConfigDict({
+      "name": "constant",      # constant | logspace | cosine
+      "learning_rate": 1e-2,   # initial value
+      "end_learning_rate": 1e-5,
+      "decay_epochs": 0,       # logspace: epochs over which lr goes to the end value (0 = all)
+      "warmup_epochs": 0,      # cosine: linear warm-up
+  })
+
+  c.checkpoint = ml_collections.ConfigDict({
+      "every_steps": 0,        # 0 = at the end of every epoch
+      "keep": 3,
+      "async_save": True,
+  })
+  c.log_every_steps = 50
+  c.progress_bar = True
+  c.wandb = ml_collections.ConfigDict({
+      "mode": "disabled",      # disabled | offline | online
+      "project": "tnjax",
+      "entity": "",
+      "name": "",
+      "group": "",
+  })
+  return c
+
+
+def shrink_for_smoke_run(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`runlocal`: the same experiment at a size that runs in seconds."""
+  c.num_epochs = 2
+  c.batch_size = min(c.batch_size, 16)
+  c.eval_batch_size = 64
+  c.data.max_train_examples = 128
+  c.data.max_test_examples = 64
+  c.log_every_steps = 2
+  return c

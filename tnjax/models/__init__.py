@@ -1,0 +1,27 @@
+"""The papers' networks, each built from layer specs so any layer can be swapped.
+
+`build_model(model_config, image_shape, num_classes, rngs)` looks the network up
+by `model_config.name`; every other field of model_config is passed to it.
+"""
+
+from __future__ import annotations
+
+from flax import nnx
+
+from tnjax.models.fc2 import FC2
+
+MODELS: dict[str, type[nnx.Module]] = {
+    "fc2": FC2,
+}
+
+
+def build_model(model_config, image_shape, num_classes: int, *, rngs: nnx.Rngs) -> nnx.Module:
+  """Instantiates the model named by `model_config.name`."""
+  fields = dict(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
+  name = fields.pop("name", None)
+  if name not in MODELS:
+    raise ValueError(f"config.model.name={name!r} is unknown; known models: {sorted(MODELS)}.")
+  try:
+    return MODELS[name](tuple(image_shape), num_classes, rngs=rngs, **fields)
+  except TypeError as e:
+    raise ValueError(f"config.model has a field model {name!r} does not take: {e}") from e

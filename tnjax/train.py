@@ -1,0 +1,36 @@
+r"""Command line: python -m tnjax.train --config configs/x.py[:args] --workdir DIR.
+
+Any config field can be overridden: --config.num_epochs=3 --config.model.hidden_layer.ranks=4.
+A workdir that holds checkpoints is resumed from the newest one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Config files import their siblings as `configs.*`; make the repo root importable
+# whether tnjax is installed editable or run from a checkout.
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for _path in (os.getcwd(), _REPO_ROOT):
+  if _path not in sys.path:
+    sys.path.insert(0, _path)
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file[:args].",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  from tnjax import trainer  # imported late so --help is fast
+  trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

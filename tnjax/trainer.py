@@ -1,0 +1,177 @@
+"""train_and_evaluate(config, workdir): the one training loop every experiment uses.
+
+The state (model + optimizer) is split once into a static graphdef and a pytree;
+the step is a plain `jax.jit` over the pytree with the state donated, so XLA
+updates it in place and compiles exactly once (fixed batch shapes). The data
+live on the device and batches are gathered by index inside the step.
+
+Resume: every checkpoint holds the whole state (parameters, optimizer moments,
+step counter, RNG state). The data order is a function of (seed, epoch), so a
+run killed at any point and restarted ends with the same parameters as one
+that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tqdm
+from flax import nnx
+
+from tnjax import checkpoint as checkpoint_lib
+from tnjax import data as data_lib
+from tnjax import models
+from tnjax import optim
+from tnjax import writers
+from tnjax.nn import format_table, total_params
+
+
+def _cross_entropy(logits, labels):
+  return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+
+
+def train_step(graphdef, state, images, labels, indices):
+  """One SGD step on the batch images[indices]; returns the new state and metrics."""
+  model, optimizer = nnx.merge(graphdef, state)
+  model.train()
+  x, y = images[indices], labels[indices]
+
+  def loss_fn(model):
+    logits = model(x)
+    return _cross_entropy(logits, y).mean(), logits
+
+  (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+  optimizer.update(model, grads)
+  accuracy = jnp.mean(jnp.argmax(logits, -1) == y)
+  return nnx.state((model, optimizer)), {"loss": loss, "accuracy": accuracy}
+
+
+def eval_step(graphdef, state, images, labels, indices, mask):
+  """Sums of loss and correct predictions over the unmasked examples of a batch."""
+  model, _ = nnx.merge(graphdef, state)
+  model.eval()
+  logits = model(images[indices])
+  y = labels[indices]
+  return {"loss_sum": jnp.sum(_cross_entropy(logits, y) * mask),
+          "correct": jnp.sum((jnp.argmax(logits, -1) == y) * mask),
+          "count": jnp.sum(mask)}
+
+
+def evaluate(eval_fn, state, images, labels, batch_size: int) -> dict:
+  """Test loss and accuracy over every example exactly once."""
+  indices, mask = data_lib.eval_batches(len(labels), batch_size)
+  totals = None
+  for idx, m in zip(indices, mask):
+    out = eval_fn(state, images, labels, idx, m)
+    totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+  totals = jax.device_get(totals)
+  count = max(float(totals["count"]), 1.0)
+  return {"test_loss": float(totals["loss_sum"]) / count,
+          "test_accuracy": float(totals["correct"]) / count}
+
+
+def _check_config(config, num_train: int):
+  if config.batch_size < 1 or config.eval_batch_size < 1:
+    raise ValueError("config.batch_size and config.eval_batch_size must be >= 1.")
+  if config.batch_size > num_train:
+    raise ValueError(f"config.batch_size={config.batch_size} exceeds the {num_train} training "
+                     "examples; lower it or use more data.")
+  if config.num_epochs < 1:
+    raise ValueError(f"config.num_epochs must be >= 1, got {config.num_epochs}.")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains config.model on config.data, evaluating on the test split each epoch.
+
+  Returns the last logged metrics (test accuracy, parameter counts, ...).
+  """
+  workdir = os.path.abspath(workdir)
+  is_main = jax.process_index() == 0
+  dataset = data_lib.load_dataset(config.data)
+  num_train = len(dataset.train_labels)
+  _check_config(config, num_train)
+  steps_per_epoch = num_train // config.batch_size
+  total_steps = steps_per_epoch * config.num_epochs
+
+  model = models.build_model(config.model, dataset.image_shape, dataset.num_classes,
+                             rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1))
+  if is_main:
+    print(f"Data: {dataset.name}, {num_train} train / {len(dataset.test_labels)} test, "
+          f"images {dataset.image_shape}, {dataset.num_classes} classes")
+    print(format_table(model), flush=True)
+  schedule = optim.make_schedule(config.schedule, steps_per_epoch, config.num_epochs)
+  optimizer = nnx.Optimizer(model, optim.make_optimizer(config.optimizer, schedule), wrt=nnx.Param)
+  graphdef, state = nnx.split((model, optimizer))
+  num_params = total_params(model)
+  del model, optimizer  # from here on the pytree `state` is the only copy
+
+  checkpointer = checkpoint_lib.Checkpointer(
+      os.path.join(workdir, "checkpoints"), keep=config.checkpoint.keep,
+      async_save=config.checkpoint.async_save)
+  start_step, restored = checkpointer.restore_latest(state)
+  step = 0
+  if restored is not None:
+    state, step = restored, int(start_step)
+    if is_main:
+      print(f"Resumed from {checkpointer.directory} at step {step}.", flush=True)
+
+  config_dict = config.to_dict()
+  writer = writers.MetricWriter(workdir, config)
+  train_fn = jax.jit(functools.partial(train_step, graphdef), donate_argnums=0)
+  eval_fn = jax.jit(functools.partial(eval_step, graphdef))
+  train_images, train_labels = jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels)
+  test_images, test_labels = jnp.asarray(dataset.test_images), jnp.asarray(dataset.test_labels)
+  checkpoint_every = config.checkpoint.every_steps or steps_per_epoch
+  last = {"num_params": num_params}
+
+  while step < total_steps:
+    epoch = step // steps_per_epoch
+    batches = data_lib.epoch_batches(num_train, config.batch_size, config.seed, epoch)
+    progress = tqdm.tqdm(total=steps_per_epoch, initial=step % steps_per_epoch,
+                         desc=f"epoch {epoch + 1}/{config.num_epochs}", unit="step",
+                         disable=not (config.progress_bar and is_main), dynamic_ncols=True)
+    window, window_start = [], time.perf_counter()
+    for batch_indices in batches[step % steps_per_epoch:]:
+      state, metrics = train_fn(state, train_images, train_labels, batch_indices)
+      window.append(metrics)
+      step += 1
+      end_of_epoch = step % steps_per_epoch == 0
+      if step % config.log_every_steps == 0 or end_of_epoch:
+        means = {k: float(np.mean(v)) for k, v in jax.device_get(
+            jax.tree.map(lambda *xs: np.stack(xs), *window)).items()}
+        seconds = time.perf_counter() - window_start
+        last.update(train_loss=means["loss"], train_accuracy=means["accuracy"],
+                    examples_per_sec=len(window) * config.batch_size / seconds,
+                    learning_rate=float(schedule(step - 1)), epoch=step / steps_per_epoch)
+        writer.write(step, {k: v for k, v in last.items() if k != "num_params"})
+        progress.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means['accuracy']:.3f}",
+                             ex_per_s=f"{last['examples_per_sec']:.0f}")
+        progress.update(len(window))
+        window, window_start = [], time.perf_counter()
+      if end_of_epoch:
+        last.update(evaluate(eval_fn, state, test_images, test_labels, config.eval_batch_size))
+        writer.write(step, {"test_loss": last["test_loss"], "test_accuracy": last["test_accuracy"],
+                            "epoch": step // steps_per_epoch})
+        progress.set_postfix(loss=f"{last['train_loss']:.4f}",
+                             test_acc=f"{last['test_accuracy']:.4f}")
+      if step % checkpoint_every == 0 or step == total_steps:
+        checkpointer.save(step, state, config_dict)
+    progress.close()
+
+  if "test_accuracy" not in last:  # resumed a finished run: report its final state
+    last.update(evaluate(eval_fn, state, test_images, test_labels, config.eval_batch_size))
+  last["train_step_compilations"] = train_fn._cache_size()  # 1 unless shapes changed
+  checkpointer.close()
+  writer.close()
+  if is_main:
+    print(f"Done: step {step}, test accuracy {last['test_accuracy']:.4f}, "
+          f"{num_params:,} parameters.", flush=True)
+  last["final_state"] = state
+  return last
