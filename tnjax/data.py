@@ -1,0 +1,213 @@
+"""Input: TFDS, MNIST-format IDX files or synthetic data, held in memory.
+
+Small image datasets (MNIST, Fashion-MNIST, CIFAR) fit in host and device
+memory, so they are loaded once into NumPy, preprocessed once, and batched by
+index arrays: no per-example Python, and a batch is a gather on the device.
+The order of an epoch is a pure function of (seed, epoch), which makes resumed
+runs identical to uninterrupted ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+
+import ml_collections
+import numpy as np
+
+SOURCES = ("tfds", "idx", "synthetic")
+TFDS_NAMES = ("mnist", "fashion_mnist", "cifar10", "cifar100")
+SCALES = ("unit", "symmetric", "standardize")
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+@dataclasses.dataclass
+class Dataset:
+  """Preprocessed splits: images (N, H, W, C) float32, labels (N,) int32."""
+  train_images: np.ndarray
+  train_labels: np.ndarray
+  test_images: np.ndarray
+  test_labels: np.ndarray
+  num_classes: int
+  name: str
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    return tuple(self.train_images.shape[1:])
+
+
+def default_data_config() -> ml_collections.ConfigDict:
+  """Every field `load_dataset` reads, with defaults."""
+  return ml_collections.ConfigDict({
+      "source": "tfds",          # tfds | idx | synthetic
+      "name": "mnist",           # tfds name; also the label of idx data
+      "data_dir": "",            # tfds data_dir ('' = TFDS default / $TFDS_DATA_DIR); may be gs://
+      "idx_dir": "",             # directory of MNIST-format IDX files (.gz or plain)
+      "pad_to": 0,               # zero-pad images (centred) to pad_to x pad_to; 0 = no padding
+      "scale": "unit",           # unit: x/255 | symmetric: [-1, 1] | standardize: per-channel
+      "subtract_mean": False,    # subtract the train-set mean image (after scaling and padding)
+      "max_train_examples": 0,   # 0 = all; else the first k (smoke runs)
+      "max_test_examples": 0,
+      "synthetic": {
+          "image_shape": (28, 28, 1),
+          "num_classes": 10,
+          "num_train": 2048,
+          "num_test": 512,
+          "seed": 0,
+      },
+  })
+
+
+# --- sources -----------------------------------------------------------------
+def read_idx(path: str) -> np.ndarray:
+  """Reads one IDX file (MNIST's format; gzipped or plain) into an array."""
+  opener = gzip.open if path.endswith(".gz") else open
+  with opener(path, "rb") as f:
+    raw = f.read()
+  if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+    raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic number {raw[:4]!r}).")
+  ndim = raw[3]
+  dims = np.frombuffer(raw, ">u4", count=ndim, offset=4).astype(int)
+  data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+  if data.size != np.prod(dims):
+    raise ValueError(f"{path}: header says shape {tuple(dims)} but holds {data.size} values.")
+  return data.reshape(tuple(dims))
+
+
+def _find_idx(directory: str, stem: str) -> str:
+  for candidate in (stem + ".gz", stem):
+    path = os.path.join(directory, candidate)
+    if os.path.exists(path):
+      return path
+  expected = [n + ".gz" for pair in _IDX_FILES.values() for n in pair]
+  raise FileNotFoundError(f"{stem}[.gz] not found in data.idx_dir={directory!r}; it must hold "
+                          f"{expected} (gzipped or not).")
+
+
+def _load_idx(config):
+  if not config.idx_dir:
+    raise ValueError("data.source='idx' needs data.idx_dir, the directory of the IDX files.")
+  splits = {}
+  for split, (images_stem, labels_stem) in _IDX_FILES.items():
+    images = read_idx(_find_idx(config.idx_dir, images_stem))
+    labels = read_idx(_find_idx(config.idx_dir, labels_stem)).astype(np.int32)
+    if images.ndim == 3:
+      images = images[..., None]
+    splits[split] = (images, labels)
+  num_classes = int(max(splits["train"][1].max(), splits["test"][1].max())) + 1
+  return splits, num_classes
+
+
+def _load_tfds(config):
+  if config.name not in TFDS_NAMES:
+    raise ValueError(f"data.name={config.name!r} is not supported with data.source='tfds'; "
+                     f"choose one of {TFDS_NAMES}.")
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], "GPU")  # TF must not grab accelerator memory from JAX
+  splits = {}
+  try:
+    for split in ("train", "test"):
+      images, labels = tfds.as_numpy(tfds.load(
+          config.name, split=split, batch_size=-1, as_supervised=True,
+          data_dir=config.data_dir or None))
+      splits[split] = (np.asarray(images), np.asarray(labels).astype(np.int32))
+    num_classes = tfds.builder(config.name, data_dir=config.data_dir or None).info.features[
+        "label"].num_classes
+  except Exception as e:  # TFDS raises many types for a failed download / missing data
+    raise RuntimeError(
+        f"TFDS could not load {config.name!r} (no network or no prepared copy in "
+        f"data_dir={config.data_dir or 'default'}): {type(e).__name__}: {str(e)[:300]}\n"
+        "Offline options: data.source='idx' with data.idx_dir=<dir of MNIST-format IDX files> "
+        "(e.g. Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist); "
+        "data.source='synthetic'; or data.data_dir=<a prepared tensorflow_datasets directory>.") from e
+  return splits, int(num_classes)
+
+
+def _make_synthetic(config):
+  """Class prototypes plus noise: deterministic, learnable, any image shape."""
+  s = config.synthetic
+  shape = tuple(int(d) for d in s.image_shape)
+  rng = np.random.default_rng(s.seed)
+  prototypes = rng.uniform(0, 255, size=(s.num_classes,) + shape)
+  splits = {}
+  for split, n in (("train", s.num_train), ("test", s.num_test)):
+    labels = rng.integers(0, s.num_classes, size=n).astype(np.int32)
+    noisy = prototypes[labels] + rng.normal(0, 60.0, size=(n,) + shape)
+    splits[split] = (np.clip(noisy, 0, 255).astype(np.uint8), labels)
+  return splits, int(s.num_classes)
+
+
+# --- preprocessing -----------------------------------------------------------
+def _scale(images: np.ndarray, how: str, train_images: np.ndarray) -> np.ndarray:
+  x = images.astype(np.float32) / 255.0
+  if how == "unit":
+    return x
+  if how == "symmetric":
+    return 2.0 * x - 1.0
+  reference = train_images.astype(np.float32) / 255.0
+  mean = reference.mean(axis=(0, 1, 2))
+  std = reference.std(axis=(0, 1, 2)) + 1e-8
+  return (x - mean) / std
+
+
+def _pad(images: np.ndarray, size: int) -> np.ndarray:
+  h, w = images.shape[1:3]
+  if size < max(h, w):
+    raise ValueError(f"data.pad_to={size} is smaller than the {h}x{w} images; use 0 or >= {max(h, w)}.")
+  top, left = (size - h) // 2, (size - w) // 2
+  return np.pad(images, ((0, 0), (top, size - h - top), (left, size - w - left), (0, 0)))
+
+
+def load_dataset(config) -> Dataset:
+  """Loads and preprocesses both splits: scale -> pad -> subtract the train mean image."""
+  if config.source not in SOURCES:
+    raise ValueError(f"data.source={config.source!r} is unknown; choose one of {SOURCES}.")
+  if config.scale not in SCALES:
+    raise ValueError(f"data.scale={config.scale!r} is unknown; choose one of {SCALES}.")
+  loader = {"tfds": _load_tfds, "idx": _load_idx, "synthetic": _make_synthetic}[config.source]
+  splits, num_classes = loader(config)
+  (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
+  if config.max_train_examples:
+    train_x, train_y = train_x[:config.max_train_examples], train_y[:config.max_train_examples]
+  if config.max_test_examples:
+    test_x, test_y = test_x[:config.max_test_examples], test_y[:config.max_test_examples]
+  processed = []
+  for images in (train_x, test_x):
+    x = _scale(images, config.scale, train_x)
+    if config.pad_to:
+      x = _pad(x, config.pad_to)
+    processed.append(x)
+  if config.subtract_mean:
+    mean = processed[0].mean(axis=0, keepdims=True)
+    processed = [x - mean for x in processed]
+  name = config.name if config.source != "synthetic" else "synthetic"
+  return Dataset(processed[0].astype(np.float32), train_y.astype(np.int32),
+                 processed[1].astype(np.float32), test_y.astype(np.int32), num_classes,
+                 f"{name} ({config.source})")
+
+
+# --- batching ----------------------------------------------------------------
+def epoch_batches(num_examples: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
+  """(steps, batch_size) indices of one epoch; the order depends only on (seed, epoch).
+
+  The remainder is dropped so every batch has the same shape (no recompilation).
+  """
+  if batch_size > num_examples:
+    raise ValueError(f"batch_size={batch_size} exceeds the {num_examples} examples.")
+  order = np.random.default_rng([seed, epoch]).permutation(num_examples)
+  steps = num_examples // batch_size
+  return order[:steps * batch_size].reshape(steps, batch_size).astype(np.int32)
+
+
+def eval_batches(num_examples: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+  """Indices and mask covering every example once; the last batch is padded (mask False)."""
+  steps = -(-num_examples // batch_size)
+  indices = np.zeros(steps * batch_size, np.int32)
+  indices[:num_examples] = np.arange(num_examples)
+  mask = np.arange(steps * batch_size) < num_examples
+  return indices.reshape(steps, batch_size), mask.reshape(steps, batch_size)
