@@ -112,10 +112,12 @@ def _load_tfds(config):
   splits = {}
   try:
     for split in ("train", "test"):
-      images, labels = tfds.as_numpy(tfds.load(
-          config.name, split=split, batch_size=-1, as_supervised=True,
-          data_dir=config.data_dir or None))
-      splits[split] = (np.asarray(images), np.asarray(labels).astype(np.int32))
+      # Large batches rather than batch_size=-1, which aborts TF 2.21 under tfds's mock_data.
+      dataset = tfds.load(config.name, split=split, as_supervised=True,
+                          data_dir=config.data_dir or None).batch(8192)
+      chunks = list(tfds.as_numpy(dataset))
+      splits[split] = (np.concatenate([c[0] for c in chunks]),
+                       np.concatenate([c[1] for c in chunks]).astype(np.int32))
     num_classes = tfds.builder(config.name, data_dir=config.data_dir or None).info.features[
         "label"].num_classes
   except Exception as e:  # TFDS raises many types for a failed download / missing data

@@ -16,7 +16,7 @@ for _path in (os.getcwd(), _REPO_ROOT):
   if _path not in sys.path:
     sys.path.insert(0, _path)
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file[:args].",
@@ -28,6 +28,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:
+    # Orbax logs every checkpoint step at INFO; keep the console to the progress bar.
+    logging.set_verbosity(logging.WARNING)
   from tnjax import trainer  # imported late so --help is fast
   trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 

@@ -147,10 +147,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         means = {k: float(np.mean(v)) for k, v in jax.device_get(
             jax.tree.map(lambda *xs: np.stack(xs), *window)).items()}
         seconds = time.perf_counter() - window_start
-        last.update(train_loss=means["loss"], train_accuracy=means["accuracy"],
-                    examples_per_sec=len(window) * config.batch_size / seconds,
-                    learning_rate=float(schedule(step - 1)), epoch=step / steps_per_epoch)
-        writer.write(step, {k: v for k, v in last.items() if k != "num_params"})
+        train_metrics = {"train_loss": means["loss"], "train_accuracy": means["accuracy"],
+                         "examples_per_sec": len(window) * config.batch_size / seconds,
+                         "learning_rate": float(schedule(step - 1)),
+                         "epoch": step / steps_per_epoch}
+        last.update(train_metrics)
+        writer.write(step, train_metrics)
         progress.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means['accuracy']:.3f}",
                              ex_per_s=f"{last['examples_per_sec']:.0f}")
         progress.update(len(window))
