@@ -11,12 +11,14 @@ Row and column multi-indices are C-ordered (i_1 most significant), so
 
 from __future__ import annotations
 
+import functools
 import math
 import string
 import warnings
 from typing import Any, Sequence
 
 import jax.numpy as jnp
+import jax
 import numpy as np
 
 from tnjax.tensor.contract import planned_einsum
@@ -94,6 +96,49 @@ def _matmul_equation(num_cores: int) -> str:
   return f"{batch}{ins}," + ",".join(cores) + f"->{batch}{outs}"
 
 
+# --- x @ W in TT form --------------------------------------------------------
+# The cores are split into a left and a right group, each merged into one
+# "half" (a partial reconstruction, independent of the batch), and x passes
+# through the two halves in two GEMMs. For 4x8x8x4 at rank 8 this is half the
+# FLOPs of the dense layer; for VGG's FC6 at rank 4 a tenth. The layout is
+# chosen so neither GEMM needs a transpose of a large intermediate: XLA on CPU
+# moves memory slowly, and a core-by-core chain (one transpose per core) lost
+# to the dense layer at 1024x1024 in benchmarks/layers.py. The split point is
+# chosen per static shape by FLOP count and cached.
+
+
+def _merge_flops(core_shapes) -> int:
+  flops, (r0, M, N, r) = 0, core_shapes[0]
+  for (_, m, n, r_next) in core_shapes[1:]:
+    flops += 2 * r0 * M * N * r * m * n * r_next
+    M, N, r = M * m, N * n, r_next
+  return flops
+
+
+@functools.lru_cache(maxsize=1024)
+def plan_tt_split(core_shapes: tuple[tuple[int, int, int, int], ...], batch: int) -> int:
+  """Number of cores in the left group minimising merge + GEMM FLOPs for `batch` rows."""
+  def cost(h):
+    left, right = core_shapes[:h], core_shapes[h:]
+    m_left, n_left = math.prod(s[1] for s in left), math.prod(s[2] for s in left)
+    m_right, n_right = math.prod(s[1] for s in right), math.prod(s[2] for s in right)
+    rank = left[-1][3]
+    gemms = 2 * batch * m_left * m_right * rank * n_right + 2 * batch * m_left * rank * n_right * n_left
+    return _merge_flops(left) + _merge_flops(right) + gemms
+  return min(range(1, len(core_shapes)), key=cost)
+
+
+def _merge_cores(cores, precision=None):
+  """Contracts consecutive cores into one of shape (r_first, prod m, prod n, r_last)."""
+  merged = cores[0]
+  for core in cores[1:]:
+    r0, M, N, _ = merged.shape
+    _, m, n, r = core.shape
+    merged = jnp.einsum("aijr,rklb->aikjlb", merged, core, precision=precision)
+    merged = merged.reshape(r0, M * m, N * n, r)
+  return merged
+
+
 def tt_matmul(x, cores: Sequence[Any], *, precision=None, preferred_element_type=None):
   """Computes x @ W for W in TT form, without forming W.
 
@@ -104,10 +149,6 @@ def tt_matmul(x, cores: Sequence[Any], *, precision=None, preferred_element_type
 
   Returns:
     Array of shape (..., prod(n_k)).
-
-  The whole product is one einsum whose order opt_einsum plans once per static
-  shape (cached). The FLOP-optimal order contracts x core by core at small batch
-  and rebuilds partial products of the cores first when the batch is large.
   """
   in_shape = tuple(c.shape[1] for c in cores)
   out_shape = tuple(c.shape[2] for c in cores)
@@ -115,10 +156,26 @@ def tt_matmul(x, cores: Sequence[Any], *, precision=None, preferred_element_type
     raise ValueError(f"Input has {x.shape[-1]} features but the TT cores expect "
                      f"prod{in_shape} = {math.prod(in_shape)}.")
   batch_shape = x.shape[:-1]
-  flat = x.reshape((math.prod(batch_shape),) + in_shape)
-  y = planned_einsum(_matmul_equation(len(cores)), flat, *cores, precision=precision,
-                     preferred_element_type=preferred_element_type)
-  return y.reshape(batch_shape + (math.prod(out_shape),))
+  batch = math.prod(batch_shape)
+  dot = functools.partial(jax.lax.dot_general, precision=precision,
+                          preferred_element_type=preferred_element_type)
+  if len(cores) == 1:
+    y = dot(x.reshape(batch, -1), cores[0][0, :, :, 0], (((1,), (0,)), ((), ())))
+    return y.reshape(batch_shape + (out_shape[0],))
+  h = plan_tt_split(tuple(tuple(c.shape) for c in cores), batch)
+  left = _merge_cores(cores[:h], precision)    # (1, m_l, n_l, r)
+  right = _merge_cores(cores[h:], precision)   # (r, m_r, n_r, 1)
+  _, m_l, n_l, rank = left.shape
+  _, m_r, n_r, _ = right.shape
+  # Step 1 contracts the right input modes: (B m_l, m_r) @ (m_r, r n_r).
+  right_matrix = right[..., 0].transpose(1, 0, 2).reshape(m_r, rank * n_r)
+  y = dot(x.reshape(batch * m_l, m_r), right_matrix, (((1,), (0,)), ((), ())))
+  y = y.reshape(batch, m_l * rank, n_r)
+  # Step 2 contracts (m_l, r) per example; the left half is shared across the batch.
+  left_matrix = left[0].transpose(0, 2, 1).reshape(m_l * rank, n_l)
+  left_batched = jnp.broadcast_to(left_matrix, (batch,) + left_matrix.shape)
+  z = dot(y, left_batched, (((1,), (1,)), ((0,), (0,))))  # (B, n_r, n_l)
+  return z.transpose(0, 2, 1).reshape(batch_shape + (n_l * n_r,))
 
 
 def tt_to_dense(cores: Sequence[Any], *, precision=None):

@@ -1,0 +1,156 @@
+"""TT-matrix math: contraction, reconstruction, TT-SVD, counts, shapes, errors."""
+
+import itertools
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tnjax.tensor import (factorize, max_tt_ranks, tt_core_shapes, tt_matmul, tt_num_params,
+                          tt_svd, tt_to_dense)
+from tnjax.tensor.tt import plan_tt_split
+
+
+def random_cores(in_shape, out_shape, ranks, seed=0):
+  rng = np.random.default_rng(seed)
+  return [jnp.asarray(rng.normal(size=s)) for s in tt_core_shapes(in_shape, out_shape, ranks)]
+
+
+def loop_reconstruction(cores):
+  """W[(i), (j)] as an explicit product of core slices: an independent reference."""
+  in_shape = [c.shape[1] for c in cores]
+  out_shape = [c.shape[2] for c in cores]
+  W = np.zeros((math.prod(in_shape), math.prod(out_shape)))
+  for i in itertools.product(*map(range, in_shape)):
+    for j in itertools.product(*map(range, out_shape)):
+      product = np.eye(1)
+      for k, core in enumerate(cores):
+        product = product @ np.asarray(core)[:, i[k], j[k], :]
+      W[np.ravel_multi_index(i, in_shape), np.ravel_multi_index(j, out_shape)] = product[0, 0]
+  return W
+
+
+@pytest.mark.parametrize("in_shape, out_shape, ranks", [
+    ((4, 8, 8, 4), (4, 8, 8, 4), 8),
+    ((4, 8, 8, 4), (4, 8, 8, 4), 1),
+    ((2, 3), (5, 7), 2),
+    ((1, 2, 5, 1), (3, 1, 2, 2), (2, 3, 2)),
+    ((3, 4, 2), (2, 2, 5), (3, 2)),
+    ((6,), (5,), 1),
+    ((2, 7, 8, 8, 7, 4), (4, 4, 4, 4, 4, 4), 4),
+])
+@pytest.mark.parametrize("batch_shape", [(), (7,), (2, 3)])
+def test_tt_matmul_equals_dense_product_in_float64(x64, in_shape, out_shape, ranks, batch_shape):
+  cores = random_cores(in_shape, out_shape, ranks)
+  x = jnp.asarray(np.random.default_rng(1).normal(size=batch_shape + (math.prod(in_shape),)))
+  expected = x @ tt_to_dense(cores)
+  actual = tt_matmul(x, cores)
+  assert actual.shape == batch_shape + (math.prod(out_shape),)
+  np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("batch", [1, 100, 10000])
+def test_every_split_point_gives_the_same_product(x64, batch, monkeypatch):
+  cores = random_cores((2, 3, 2, 2), (3, 2, 2, 2), (2, 3, 2))
+  x = jnp.asarray(np.random.default_rng(2).normal(size=(5, 24)))
+  expected = x @ tt_to_dense(cores)
+  for h in (1, 2, 3):
+    monkeypatch.setattr("tnjax.tensor.tt.plan_tt_split", lambda shapes, b, h=h: h)
+    np.testing.assert_allclose(tt_matmul(x, cores), expected, rtol=1e-10, atol=1e-12)
+  assert plan_tt_split(tuple(tuple(c.shape) for c in cores), batch) in (1, 2, 3)
+
+
+def test_tt_to_dense_matches_explicit_products(x64):
+  cores = random_cores((2, 3, 2), (3, 2, 2), (2, 3))
+  np.testing.assert_allclose(tt_to_dense(cores), loop_reconstruction(cores), rtol=1e-12, atol=1e-12)
+
+
+def test_tt_svd_full_rank_is_exact(x64):
+  W = np.random.default_rng(3).normal(size=(64, 48))
+  cores = tt_svd(W, (4, 4, 4), (4, 3, 4))
+  np.testing.assert_allclose(tt_to_dense(cores), W, atol=1e-10)
+
+
+def test_tt_svd_error_falls_as_rank_grows(x64):
+  W = np.random.default_rng(4).normal(size=(64, 64))
+  errors = []
+  for rank in (1, 2, 4, 8, 16, 64):
+    approx = tt_to_dense(tt_svd(W, (4, 4, 4), (4, 4, 4), max_rank=rank))
+    errors.append(np.linalg.norm(approx - W) / np.linalg.norm(W))
+  assert all(b <= a + 1e-12 for a, b in zip(errors, errors[1:])), errors
+  assert errors[0] > 0.5 and errors[-1] < 1e-10
+
+
+@pytest.mark.parametrize("eps", [0.5, 0.2, 0.05])
+def test_tt_svd_eps_bounds_the_relative_error(x64, eps):
+  rng = np.random.default_rng(5)
+  # A matrix with decaying spectrum so eps truncation has something to do.
+  W = tt_to_dense(random_cores((4, 4, 4), (4, 4, 4), 6)) + 0.01 * rng.normal(size=(64, 64))
+  cores = tt_svd(W, (4, 4, 4), (4, 4, 4), eps=eps)
+  error = np.linalg.norm(tt_to_dense(cores) - W) / np.linalg.norm(W)
+  assert error <= eps + 1e-12
+  ranks = [c.shape[3] for c in cores[:-1]]
+  full = [c.shape[3] for c in tt_svd(W, (4, 4, 4), (4, 4, 4))[:-1]]
+  assert all(r <= f for r, f in zip(ranks, full)) and ranks != full
+
+
+def test_tt_svd_recovers_exact_tt_ranks(x64):
+  cores = random_cores((2, 3, 2, 2), (2, 2, 3, 2), 2, seed=6)
+  found = tt_svd(tt_to_dense(cores), (2, 3, 2, 2), (2, 2, 3, 2), eps=1e-10)
+  assert [c.shape[0] for c in found] + [1] == [1, 2, 2, 2, 1]
+
+
+@pytest.mark.parametrize("shape, rank, params", [
+    ((4, 8, 8, 4), 1, 160), ((4, 8, 8, 4), 2, 576), ((4, 8, 8, 4), 4, 2176), ((4, 8, 8, 4), 8, 8448),
+    ((4, 4, 4, 4, 4), 2, 256), ((4, 4, 4, 4, 4), 4, 896), ((4, 4, 4, 4, 4), 8, 3328),
+    ((2,) * 10, 2, 144),
+])
+def test_tt_num_params_of_novikov_mnist_layers(shape, rank, params):
+  assert tt_num_params(shape, shape, rank) == params
+
+
+def test_2_pow_10_rank_8_counts_without_the_redundant_boundary_ranks():
+  # Novikov's 2,112 keeps rank 8 on the first and last bonds, where at most
+  # 2*2 = 4 is useful; tnjax clips them to 4 (same W family), leaving 1,824.
+  with pytest.warns(UserWarning, match="clipped"):
+    assert tt_num_params((2,) * 10, (2,) * 10, 8) == 1824
+  assert tt_num_params((2,) * 10, (2,) * 10, (4, 8, 8, 8, 8, 8, 8, 8, 4)) == 1824
+
+
+@pytest.mark.parametrize("rank, compression", [(4, 50_972), (2, 194_622), (1, 713_614)])
+def test_vgg_fc6_compression_matches_novikov(rank, compression):
+  params = tt_num_params((2, 7, 8, 8, 7, 4), (4,) * 6, rank)
+  assert math.floor(25088 * 4096 / params) == compression
+
+
+def test_factorize_balances_and_pads():
+  assert factorize(1024, 4) == (4, 8, 8, 4)
+  assert factorize(4096, 6) == (4,) * 6
+  padded = factorize(1021, 4)  # prime
+  assert math.prod(padded) == 1024 and max(padded) == 8
+  for n, order in [(784, 4), (25088, 6), (10, 2), (3072, 6)]:
+    factors = factorize(n, order)
+    assert len(factors) == order and math.prod(factors) >= n
+  with pytest.raises(ValueError, match="must be >= 1"):
+    factorize(0, 3)
+  with pytest.raises(ValueError, match="order must be >= 1"):
+    factorize(10, 0)
+
+
+def test_rank_above_the_useful_maximum_is_clipped_with_a_warning():
+  assert max_tt_ranks((2, 2, 2), (2, 2, 2)) == (4, 4)
+  with pytest.warns(UserWarning, match="clipped to"):
+    shapes = tt_core_shapes((2, 2, 2), (2, 2, 2), 10)
+  assert [s[3] for s in shapes] == [4, 4, 1]
+
+
+def test_bad_shapes_and_ranks_raise_clear_errors():
+  with pytest.raises(ValueError, match="different lengths"):
+    tt_core_shapes((4, 4), (4, 4, 4), 2)
+  with pytest.raises(ValueError, match="TT-ranks must be >= 1"):
+    tt_core_shapes((4, 4), (4, 4), 0)
+  with pytest.raises(ValueError, match="describe a \\(16, 16\\) matrix"):
+    tt_svd(np.zeros((15, 16)), (4, 4), (4, 4))
+  with pytest.raises(ValueError, match="expect"):
+    tt_matmul(jnp.ones((2, 10)), random_cores((4, 4), (4, 4), 2))
