@@ -73,7 +73,8 @@ def main():
     print(json.dumps(row), flush=True)
   machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} {jax.default_backend()}"
   lines = [
-      f"# FC-2 on Fashion-MNIST (real data, IDX files), {args.epochs} epochs, {args.schedule} lr",
+      f"# FC-2 on Fashion-MNIST (real data, IDX files), {args.epochs} epochs, {args.schedule} lr"
+      + (" 0.05 -> 0" if args.schedule == "cosine" else ""),
       "",
       f"Machine: {machine}. Date: {datetime.date.today()}. Command: "
       f"`python experiments/fashion_mnist_fc2.py --epochs {args.epochs} --schedule {args.schedule}`.",
