@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 
 import jax
 import numpy as np
@@ -62,7 +63,7 @@ def _init_wandb(workdir: str, config):
   if os.path.exists(id_file):
     run_id = open(id_file).read().strip()
   else:
-    run_id = wandb.util.generate_id()
+    run_id = uuid.uuid4().hex[:12]
     with open(id_file, "w") as f:
       f.write(run_id)
   w = config.wandb
