@@ -82,6 +82,18 @@ class LowRankSpec(LayerSpec):
       raise ValueError(f"LowRankSpec.rank must be >= 1, got {self.rank}.")
 
 
+@dataclasses.dataclass(frozen=True)
+class CPSpec(LayerSpec):
+  """CP-decomposed convolution kernel (Wang, Guo & Yue 2021): rank R rank-1 terms."""
+  rank: int = 4
+  kind = "cp"
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.rank < 1:
+      raise ValueError(f"CPSpec.rank must be >= 1, got {self.rank}.")
+
+
 SPECS: dict[str, type[LayerSpec]] = {}
 
 
@@ -91,7 +103,7 @@ def register_spec(cls: type[LayerSpec]) -> type[LayerSpec]:
   return cls
 
 
-for _cls in (DenseSpec, TTSpec, LowRankSpec):
+for _cls in (DenseSpec, TTSpec, LowRankSpec, CPSpec):
   register_spec(_cls)
 
 

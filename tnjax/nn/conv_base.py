@@ -1,0 +1,131 @@
+"""What every factorised 2-D convolution shares: NHWC input, padding, bias, sizes."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from tnjax.nn.spec import LayerSpec
+
+
+def _pair(name: str, value) -> tuple[int, int]:
+  pair = (value, value) if isinstance(value, int) else tuple(value)
+  if len(pair) != 2 or any(int(v) < 1 for v in pair):
+    raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}.")
+  return int(pair[0]), int(pair[1])
+
+
+def explicit_padding(padding, input_hw, kernel_hw, strides, dilation):
+  """((top, bottom), (left, right)) for 'SAME' / 'VALID' / int / explicit pairs."""
+  if isinstance(padding, str):
+    if padding.upper() not in ("SAME", "VALID"):
+      raise ValueError(f"padding={padding!r} is unknown; use 'SAME', 'VALID', an int or pairs.")
+    window = [(k - 1) * d + 1 for k, d in zip(kernel_hw, dilation)]
+    return tuple(jax.lax.padtype_to_pads(input_hw, window, strides, padding.upper()))
+  if isinstance(padding, int):
+    return ((padding, padding), (padding, padding))
+  pads = tuple(tuple(int(v) for v in p) for p in padding)
+  if len(pads) != 2 or any(len(p) != 2 for p in pads):
+    raise ValueError(f"explicit padding must be ((top, bottom), (left, right)), got {padding!r}.")
+  return pads
+
+
+def conv_reference(x, kernel_hwio, strides=(1, 1), padding="SAME", dilation=(1, 1), precision=None):
+  """Plain lax convolution of NHWC x with an HWIO kernel (the dense baseline)."""
+  pads = explicit_padding(padding, x.shape[1:3], kernel_hwio.shape[:2], strides, dilation)
+  return jax.lax.conv_general_dilated(x, kernel_hwio, strides, pads, rhs_dilation=dilation,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                      precision=precision)
+
+
+class FactorizedConv(nnx.Module):
+  """Base of the conv family: y = conv(x, K) + b with K (kh, kw, in, out) in some format.
+
+  Subclasses set the kernel parameters and implement `weight_params`,
+  `to_dense` (HWIO kernel) and `_conv(x, padding)`.
+  """
+
+  def __init__(self, in_channels: int, out_channels: int, kernel_size, spec: LayerSpec, *,
+               strides=1, padding="SAME", kernel_dilation=1, dtype=None,
+               param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+      if int(value) < 1:
+        raise ValueError(f"{type(self).__name__}: {name} must be >= 1, got {value}.")
+    self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+    self.kernel_size = _pair("kernel_size", kernel_size)
+    self.strides = _pair("strides", strides)
+    self.kernel_dilation = _pair("kernel_dilation", kernel_dilation)
+    explicit_padding(padding, (1, 1), self.kernel_size, self.strides, self.kernel_dilation)
+    self.padding = padding
+    self.spec = spec
+    self.dtype, self.param_dtype, self.precision = dtype, param_dtype, precision
+    self.bias = nnx.Param(jnp.zeros((self.out_channels,), param_dtype)) if spec.use_bias else None
+
+  @property
+  def fan_in(self) -> int:
+    return self.kernel_size[0] * self.kernel_size[1] * self.in_channels
+
+  @property
+  def fan_out(self) -> int:
+    return self.kernel_size[0] * self.kernel_size[1] * self.out_channels
+
+  @property
+  def weight_params(self) -> int:
+    raise NotImplementedError
+
+  @property
+  def dense_weight_params(self) -> int:
+    return self.fan_in * self.out_channels
+
+  @property
+  def num_params(self) -> int:
+    return self.weight_params + (self.out_channels if self.bias is not None else 0)
+
+  @property
+  def compression(self) -> float:
+    return self.dense_weight_params / self.weight_params
+
+  @property
+  def shape_description(self) -> str:
+    kh, kw = self.kernel_size
+    return f"{kh}x{kw} {self.in_channels}->{self.out_channels}"
+
+  def to_dense(self):
+    raise NotImplementedError
+
+  def _conv(self, x, padding):
+    raise NotImplementedError
+
+  def __call__(self, x):
+    if x.ndim < 4 or x.shape[-1] != self.in_channels:
+      raise ValueError(f"{type(self).__name__} expects (..., H, W, {self.in_channels}) inputs, "
+                       f"got shape {x.shape}.")
+    batch_shape = x.shape[:-3]
+    x = x.reshape((-1,) + x.shape[-3:])
+    if self.dtype is not None:
+      x = x.astype(self.dtype)
+    pads = explicit_padding(self.padding, x.shape[1:3], self.kernel_size, self.strides,
+                            self.kernel_dilation)
+    y = self._conv(x, pads)
+    if self.bias is not None:
+      y = y + self.bias[...].astype(y.dtype)
+    return y.reshape(batch_shape + y.shape[1:])
+
+  def _set_bias(self, b):
+    if b is None:
+      return
+    if self.bias is None:
+      raise ValueError("A bias was given but the spec has use_bias=False.")
+    b = jnp.asarray(b, self.param_dtype)
+    if b.shape != (self.out_channels,):
+      raise ValueError(f"bias has shape {b.shape}, expected ({self.out_channels},).")
+    self.bias[...] = b
+
+
+def check_dense_kernel(kernel):
+  """Validates an HWIO kernel passed to `from_dense`; returns it and its sizes."""
+  kernel = jnp.asarray(kernel)
+  if kernel.ndim != 4:
+    raise ValueError(f"from_dense needs an HWIO (kh, kw, in, out) kernel, got shape {kernel.shape}.")
+  return kernel, kernel.shape
