@@ -2,15 +2,49 @@
 
 from __future__ import annotations
 
-import math
-
 import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn.spec import LayerSpec
 
 
-class FactorizedDense(nnx.Module):
+class CompressedLayer(nnx.Module):
+  """Sizes and bias handling shared by the dense and conv families.
+
+  Subclasses set `self.bias` (an nnx.Param or None) and implement
+  `weight_params` and `dense_weight_params`.
+  """
+
+  @property
+  def weight_params(self) -> int:
+    raise NotImplementedError
+
+  @property
+  def dense_weight_params(self) -> int:
+    raise NotImplementedError
+
+  @property
+  def num_params(self) -> int:
+    """Trainable numbers, bias included."""
+    return self.weight_params + (self.bias.shape[0] if self.bias is not None else 0)
+
+  @property
+  def compression(self) -> float:
+    """Dense weight entries per stored weight entry (biases excluded, as in the papers)."""
+    return self.dense_weight_params / self.weight_params
+
+  def _set_bias(self, b):
+    if b is None:
+      return
+    if self.bias is None:
+      raise ValueError("A bias was given but the spec has use_bias=False.")
+    b = jnp.asarray(b, self.param_dtype)
+    if b.shape != self.bias.shape:
+      raise ValueError(f"bias has shape {b.shape}, expected {self.bias.shape}.")
+    self.bias[...] = b
+
+
+class FactorizedDense(CompressedLayer):
   """Base of the dense-layer family: y = x @ W + b with W in some format.
 
   Subclasses set the weight parameters and implement `weight_params`,
@@ -27,25 +61,10 @@ class FactorizedDense(nnx.Module):
     self.dtype, self.param_dtype, self.precision = dtype, param_dtype, precision
     self.bias = nnx.Param(jnp.zeros((self.out_features,), param_dtype)) if spec.use_bias else None
 
-  # --- sizes -----------------------------------------------------------------
-  @property
-  def weight_params(self) -> int:
-    raise NotImplementedError
-
   @property
   def dense_weight_params(self) -> int:
     """Entries of the dense weight this layer replaces."""
     return self.in_features * self.out_features
-
-  @property
-  def num_params(self) -> int:
-    """Trainable numbers, bias included."""
-    return self.weight_params + (self.out_features if self.bias is not None else 0)
-
-  @property
-  def compression(self) -> float:
-    """Dense weight entries per stored weight entry (biases excluded, as in the papers)."""
-    return self.dense_weight_params / self.weight_params
 
   @property
   def shape_description(self) -> str:
@@ -70,16 +89,6 @@ class FactorizedDense(nnx.Module):
       y = y + self.bias[...].astype(y.dtype)
     return y
 
-  def _set_bias(self, b):
-    if b is None:
-      return
-    if self.bias is None:
-      raise ValueError(f"A bias was given but the spec has use_bias=False.")
-    b = jnp.asarray(b, self.param_dtype)
-    if b.shape != (self.out_features,):
-      raise ValueError(f"bias has shape {b.shape}, expected ({self.out_features},).")
-    self.bias[...] = b
-
 
 def check_dense_weight(W, in_features: int | None = None, out_features: int | None = None):
   """Validates a dense weight passed to `from_dense` and returns its sizes."""
@@ -87,7 +96,3 @@ def check_dense_weight(W, in_features: int | None = None, out_features: int | No
   if W.ndim != 2:
     raise ValueError(f"from_dense needs a 2-D (in_features, out_features) weight, got shape {W.shape}.")
   return W, W.shape[0], W.shape[1]
-
-
-def padded_size(shape) -> int:
-  return math.prod(shape)

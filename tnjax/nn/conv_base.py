@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from tnjax.nn.base import CompressedLayer
 from tnjax.nn.spec import LayerSpec
 
 
@@ -39,7 +40,7 @@ def conv_reference(x, kernel_hwio, strides=(1, 1), padding="SAME", dilation=(1, 
                                       precision=precision)
 
 
-class FactorizedConv(nnx.Module):
+class FactorizedConv(CompressedLayer):
   """Base of the conv family: y = conv(x, K) + b with K (kh, kw, in, out) in some format.
 
   Subclasses set the kernel parameters and implement `weight_params`,
@@ -71,20 +72,8 @@ class FactorizedConv(nnx.Module):
     return self.kernel_size[0] * self.kernel_size[1] * self.out_channels
 
   @property
-  def weight_params(self) -> int:
-    raise NotImplementedError
-
-  @property
   def dense_weight_params(self) -> int:
     return self.fan_in * self.out_channels
-
-  @property
-  def num_params(self) -> int:
-    return self.weight_params + (self.out_channels if self.bias is not None else 0)
-
-  @property
-  def compression(self) -> float:
-    return self.dense_weight_params / self.weight_params
 
   @property
   def shape_description(self) -> str:
@@ -111,16 +100,6 @@ class FactorizedConv(nnx.Module):
     if self.bias is not None:
       y = y + self.bias[...].astype(y.dtype)
     return y.reshape(batch_shape + y.shape[1:])
-
-  def _set_bias(self, b):
-    if b is None:
-      return
-    if self.bias is None:
-      raise ValueError("A bias was given but the spec has use_bias=False.")
-    b = jnp.asarray(b, self.param_dtype)
-    if b.shape != (self.out_channels,):
-      raise ValueError(f"bias has shape {b.shape}, expected ({self.out_channels},).")
-    self.bias[...] = b
 
 
 def check_dense_kernel(kernel):
