@@ -23,7 +23,7 @@ import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from benchmarks.common import describe_machine, time_fn  # noqa: E402
-from tnjax.nn import make_dense  # noqa: E402
+from tnjax.nn import make_conv, make_dense  # noqa: E402
 
 FC6_TT4 = {"kind": "tt", "ranks": 4, "in_shape": (2, 7, 8, 8, 7, 4), "out_shape": (4,) * 6}
 MNIST_TT8 = {"kind": "tt", "ranks": 8, "in_shape": (4, 8, 8, 4), "out_shape": (4, 8, 8, 4)}
@@ -43,6 +43,10 @@ CASES = [
     ("VGG FC6 25088x4096, TT4, batch 128",
      lambda r: (make_dense(FC6_TT4, 25088, 4096, rngs=r), make_dense({"kind": "dense"}, 25088, 4096, rngs=r)),
      (128, 25088)),
+    ("VGG-like conv 3x3 256->256, CP rank 64, 32x32 maps, batch 32",
+     lambda r: (make_conv({"kind": "cp", "rank": 64}, 256, 256, 3, rngs=r),
+                make_conv({"kind": "dense"}, 256, 256, 3, rngs=r)),
+     (32, 32, 32, 256)),
 ]
 
 
