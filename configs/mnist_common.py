@@ -2,9 +2,6 @@
 
 from tnjax import config_lib
 
-FASHION_MNIST_IDX_DIR = "/usr/share/datasets/fashion-mnist"
-
-
 def parse(arg, **extra):
   return config_lib.parse_arg(arg, epochs=100, runlocal=False, fashion_idx=False,
                               synthetic=False, **extra)
@@ -16,10 +13,7 @@ def fc2_config(args, hidden_layer):
   c = config_lib.base_config()
   c.data.source, c.data.name = "tfds", "mnist"
   c.data.pad_to, c.data.scale, c.data.subtract_mean = 32, "unit", True
-  if args.fashion_idx:
-    c.data.source, c.data.name, c.data.idx_dir = "idx", "fashion_mnist", FASHION_MNIST_IDX_DIR
-  if args.synthetic:
-    c.data.source, c.data.name = "synthetic", "synthetic"
+  config_lib.apply_offline_source(c, args.fashion_idx, args.synthetic)
   c.model.name = "fc2"
   c.model.hidden_features = 1024
   c.model.hidden_layer = hidden_layer

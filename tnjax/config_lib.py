@@ -42,6 +42,18 @@ def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
   return result
 
 
+FASHION_MNIST_IDX_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
+
+
+def apply_offline_source(c: ml_collections.ConfigDict, fashion_idx: bool, synthetic: bool):
+  """The `fashion_idx` / `synthetic` config arguments: read data without TFDS."""
+  if fashion_idx:
+    c.data.source, c.data.name, c.data.idx_dir = "idx", "fashion_mnist", FASHION_MNIST_IDX_DIR
+  if synthetic:
+    c.data.source, c.data.name = "synthetic", "synthetic"
+  return c
+
+
 def base_config() -> ml_collections.ConfigDict:
   """Every field the trainer reads, with defaults."""
   c = ml_collections.ConfigDict()

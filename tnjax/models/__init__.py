@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from flax import nnx
 
+from tnjax.models.cpac_cnn import CPACNet
 from tnjax.models.fc2 import FC2
 
 MODELS: dict[str, type[nnx.Module]] = {
     "fc2": FC2,
+    "cpac_cnn": CPACNet,
 }
 
 

@@ -1,0 +1,42 @@
+"""The CPAC-Conv paper's MNIST network (Wang, Guo & Yue 2021), convs swappable.
+
+conv(1 -> N, 3x3, valid) -> maxpool 2 -> ReLU -> conv(N -> N, 3x3, valid) ->
+maxpool 2 -> ReLU -> flatten -> Linear 50 -> Linear classes. With conv_layer
+{'kind': 'cp', 'rank': R} the convs are CPAC-Conv; {'kind': 'dense',
+'use_bias': False} is the paper's CNN baseline.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+from flax import nnx
+
+from tnjax.nn import make_conv, make_dense
+
+
+def _pool(x):
+  return nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))
+
+
+class CPACNet(nnx.Module):
+  """Two (factorised) 3x3 valid convs with pooling, then two linear layers."""
+
+  def __init__(self, image_shape, num_classes: int, *, channels: int = 8, hidden_features: int = 50,
+               conv_layer=None, rngs: nnx.Rngs):
+    height, width, in_channels = image_shape
+    conv_layer = conv_layer or {"kind": "dense", "use_bias": False}
+    self.conv1 = make_conv(conv_layer, in_channels, channels, 3, padding="VALID", rngs=rngs)
+    self.conv2 = make_conv(conv_layer, channels, channels, 3, padding="VALID", rngs=rngs)
+    for _ in range(2):  # two valid 3x3 convs, each followed by a 2x2 pool
+      height, width = (height - 2) // 2, (width - 2) // 2
+    if min(height, width) < 1:
+      raise ValueError(f"Images {image_shape} are too small for CPACNet (need at least 10x10).")
+    self.hidden = make_dense({"kind": "dense"}, height * width * channels, hidden_features, rngs=rngs)
+    self.output = make_dense({"kind": "dense"}, hidden_features, num_classes, rngs=rngs)
+
+  def __call__(self, images):
+    x = jax.nn.relu(_pool(self.conv1(images)))
+    x = jax.nn.relu(_pool(self.conv2(x)))
+    return self.output(self.hidden(x.reshape(x.shape[0], math.prod(x.shape[1:]))))
