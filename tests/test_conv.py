@@ -33,19 +33,6 @@ def test_conv_equals_lax_conv_with_the_dense_kernel(x64, cls, spec, kernel_size,
   np.testing.assert_allclose(layer(x), expected.reshape((2, 3) + expected.shape[1:]), atol=1e-12)
 
 
-def test_cp_als_recovers_an_exact_rank_r_kernel(x64):
-  rng = np.random.default_rng(1)
-  true = cp.CPFactors(*(jnp.asarray(rng.normal(size=(n, 3))) for n in (8, 3, 3, 5)))
-  _, error = cp.cp_als(jnp.einsum("nr,xr,yr,sr->nxys", *true), 3)
-  assert error < 1e-6
-
-
-def test_cp_als_error_falls_with_rank(x64):
-  kernel = np.random.default_rng(2).normal(size=(8, 3, 3, 4))
-  errors = [cp.cp_als(kernel, r, n_iter=300)[1] for r in (1, 4, 12)]
-  assert errors[0] > errors[1] > errors[2]
-
-
 def test_from_dense_reproduces_a_cp_kernel_and_records_the_fit(x64):
   source = set_bias(CPConv(4, 6, 3, CPSpec(rank=2), rngs=nnx.Rngs(3), param_dtype=jnp.float64))
   copy = CPConv.from_dense(source.to_dense(), source.bias[...], CPSpec(rank=2),
@@ -54,18 +41,33 @@ def test_from_dense_reproduces_a_cp_kernel_and_records_the_fit(x64):
   np.testing.assert_allclose(copy.to_dense(), source.to_dense(), atol=1e-6)
 
 
+def test_feature_maps_weighted_by_the_out_factor_give_the_output(x64):
+  layer = set_bias(CPConv(3, 5, (3, 2), CPSpec(rank=4), strides=2, rngs=nnx.Rngs(1),
+                          param_dtype=jnp.float64))
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 1, 9, 8, 3)))
+  maps = layer.feature_maps(x)
+  assert maps.shape == (2, 1, 5, 4, 4)
+  np.testing.assert_allclose(maps @ layer.factors[0][...].T + layer.bias[...], layer(x), atol=1e-12)
+
+
+def abstract_conv(config, *args):
+  """The layer with abstract parameters: exact sizes without drawing random numbers."""
+  return nnx.eval_shape(lambda: make_conv(config, *args, rngs=nnx.Rngs(0)))
+
+
 def test_parameter_counts_are_exact():
-  layer = make_conv({"kind": "cp", "rank": 5}, 8, 16, (3, 3), rngs=nnx.Rngs(0))
+  layer = abstract_conv({"kind": "cp", "rank": 5}, 8, 16, (3, 3))
   assert layer.weight_params == 5 * (16 + 3 + 3 + 8)
   assert layer.num_params == 5 * 30 + 16
   assert layer.compression == pytest.approx(3 * 3 * 8 * 16 / 150)
-  assert make_conv({"kind": "dense", "use_bias": False}, 8, 16, 3, rngs=nnx.Rngs(0)).num_params == 1152
+  assert abstract_conv({"kind": "dense", "use_bias": False}, 8, 16, 3).num_params == 1152
 
 
 def test_cp_kernel_has_the_dense_init_variance():
+  # Kernel entries share factors: one draw's variance is ~30% noisy, a 16-seed mean ~8%.
   variances = [float(jnp.var(CPConv(64, 64, 3, CPSpec(rank=16), rngs=nnx.Rngs(s)).to_dense()))
-               for s in range(8)]
-  assert np.mean(variances) == pytest.approx(target_variance("glorot_normal", 576, 576), rel=0.2)
+               for s in range(16)]
+  assert np.mean(variances) == pytest.approx(target_variance("glorot_normal", 576, 576), rel=0.25)
 
 
 def test_significance_ranks_the_scaled_component_first(x64):
@@ -83,7 +85,7 @@ def test_significance_ranks_the_scaled_component_first(x64):
     (lambda: CPConv(4, 4, 3, CPSpec(), padding="HALF", rngs=nnx.Rngs(0)), "padding='HALF' is unknown"),
     (lambda: CPConv(4, 4, 3, CPSpec(), rngs=nnx.Rngs(0))(jnp.ones((1, 8, 8, 3))), "expects"),
     (lambda: make_conv({"kind": "tt"}, 4, 4, 3, rngs=nnx.Rngs(0)), "has no convolutional form"),
-    (lambda: cp.cp_als(np.ones((2, 2, 2)), 1), "4-way array"),
+    (lambda: CPConv.from_dense(np.ones((3, 3, 4)), None, CPSpec()), "HWIO"),
 ])
 def test_bad_conv_inputs_raise_clear_errors(make, message):
   with pytest.raises(ValueError, match=message):

@@ -186,6 +186,10 @@ def test_layer_table_lists_kinds_and_compression():
   assert "19,722" in table  # 8,448 + 1,024 + 10,250
 
 
+class ConvOnlySpec(DenseSpec):
+  kind = "conv_only"  # a kind with no entry in DENSE_LAYERS
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda: TTDense(1000, 1024, TT_MNIST, rngs=nnx.Rngs(0)),
      r"TTSpec.in_shape=\(4, 8, 8, 4\) multiplies to 1024, but the layer has 1000 in features"),
@@ -195,8 +199,7 @@ def test_layer_table_lists_kinds_and_compression():
     (lambda: LowRankDense(4, 0, LowRankSpec(), rngs=nnx.Rngs(0)), "out_features must be >= 1"),
     (lambda: abstract(TTDense, 16, 16, TTSpec(ranks=2, order=2))(jnp.ones((2, 15))),
      "TTDense expects 16 input features"),
-    (lambda: make_dense({"kind": "cp", "rank": 2}, 8, 8, rngs=nnx.Rngs(0)),
-     "kind 'cp' has no dense"),
+    (lambda: make_dense(ConvOnlySpec(), 8, 8, rngs=nnx.Rngs(0)), "kind 'conv_only' has no dense"),
     (lambda: TTDense.from_dense(np.ones(16), None, TTSpec(order=2)), "2-D"),
     (lambda: LowRankDense.from_dense(np.ones((4, 3)), None, LowRankSpec(rank=5)),
      r"rank 5 exceeds min\(4, 3\)"),

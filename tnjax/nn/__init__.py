@@ -4,6 +4,7 @@ from tnjax.nn.base import FactorizedDense
 from tnjax.nn.conv import Conv
 from tnjax.nn.conv_base import FactorizedConv, conv_reference
 from tnjax.nn.cp_conv import CPConv
+from tnjax.nn.cp_dense import CPDense
 from tnjax.nn.dense import Dense
 from tnjax.nn.factory import CONV_LAYERS, DENSE_LAYERS, make_conv, make_dense
 from tnjax.nn.lowrank_dense import LowRankDense

@@ -86,7 +86,8 @@ class FactorizedConv(CompressedLayer):
   def _conv(self, x, padding):
     raise NotImplementedError
 
-  def __call__(self, x):
+  def _prepare(self, x):
+    """Checks x, flattens its batch dims and resolves padding: (batch_shape, x, pads)."""
     if x.ndim < 4 or x.shape[-1] != self.in_channels:
       raise ValueError(f"{type(self).__name__} expects (..., H, W, {self.in_channels}) inputs, "
                        f"got shape {x.shape}.")
@@ -96,6 +97,10 @@ class FactorizedConv(CompressedLayer):
       x = x.astype(self.dtype)
     pads = explicit_padding(self.padding, x.shape[1:3], self.kernel_size, self.strides,
                             self.kernel_dilation)
+    return batch_shape, x, pads
+
+  def __call__(self, x):
+    batch_shape, x, pads = self._prepare(x)
     y = self._conv(x, pads)
     if self.bias is not None:
       y = y + self.bias[...].astype(y.dtype)

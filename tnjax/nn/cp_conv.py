@@ -52,6 +52,17 @@ class CPConv(FactorizedConv):
     return cp.cp_conv(x, self._factors(x.dtype), strides=self.strides, padding=padding,
                       dilation=self.kernel_dilation, precision=self.precision)
 
+  def feature_maps(self, x):
+    """The R maps (..., H', W', R) of rank-1 terms before the out-channel mix (no bias).
+
+    Map r is multiplied by column r of the out-channel factor to form the
+    output; `significance()` says how much each map weighs.
+    """
+    batch_shape, x, pads = self._prepare(x)
+    maps = cp.cp_feature_maps(x, self._factors(x.dtype), strides=self.strides, padding=pads,
+                              dilation=self.kernel_dilation, precision=self.precision)
+    return maps.reshape(batch_shape + maps.shape[1:])
+
   def significance(self):
     """Per rank component, the magnitude of its rank-1 kernel term."""
     return cp.cp_component_significance(self._factors())

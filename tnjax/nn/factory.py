@@ -6,6 +6,7 @@ from flax import nnx
 
 from tnjax.nn.conv import Conv
 from tnjax.nn.cp_conv import CPConv
+from tnjax.nn.cp_dense import CPDense
 from tnjax.nn.dense import Dense
 from tnjax.nn.lowrank_dense import LowRankDense
 from tnjax.nn.spec import CPSpec, DenseSpec, LayerSpec, LowRankSpec, TTSpec, spec_from_config
@@ -15,6 +16,7 @@ DENSE_LAYERS: dict[type[LayerSpec], type[nnx.Module]] = {
     DenseSpec: Dense,
     TTSpec: TTDense,
     LowRankSpec: LowRankDense,
+    CPSpec: CPDense,
 }
 
 

@@ -36,6 +36,22 @@ class DenseSpec(LayerSpec):
   kind = "dense"
 
 
+def _check_mode_shapes(spec):
+  """Validates `order` and the optional `in_shape` / `out_shape` of a tensorised spec."""
+  name = type(spec).__name__
+  if spec.order < 1:
+    raise ValueError(f"{name}.order must be >= 1, got {spec.order}.")
+  for field in ("in_shape", "out_shape"):
+    shape = getattr(spec, field)
+    if shape is not None and (len(shape) == 0 or any(int(s) < 1 for s in shape)):
+      raise ValueError(f"{name}.{field} must hold positive ints, got {shape}.")
+  if (spec.in_shape is None) != (spec.out_shape is None):
+    raise ValueError(f"{name}: give both in_shape and out_shape, or neither (automatic).")
+  if spec.in_shape is not None and len(spec.in_shape) != len(spec.out_shape):
+    raise ValueError(f"{name}: in_shape {spec.in_shape} and out_shape {spec.out_shape} have "
+                     "different lengths; each factor pairs one input and one output mode.")
+
+
 @dataclasses.dataclass(frozen=True)
 class TTSpec(LayerSpec):
   """Tensor-Train matrix (Novikov et al. 2015).
@@ -57,17 +73,7 @@ class TTSpec(LayerSpec):
     ranks = (self.ranks,) if isinstance(self.ranks, int) else tuple(self.ranks)
     if any(int(r) < 1 for r in ranks):
       raise ValueError(f"TTSpec.ranks must be >= 1, got {self.ranks}.")
-    if self.order < 1:
-      raise ValueError(f"TTSpec.order must be >= 1, got {self.order}.")
-    for name in ("in_shape", "out_shape"):
-      shape = getattr(self, name)
-      if shape is not None and (len(shape) == 0 or any(int(s) < 1 for s in shape)):
-        raise ValueError(f"TTSpec.{name} must hold positive ints, got {shape}.")
-    if (self.in_shape is None) != (self.out_shape is None):
-      raise ValueError("TTSpec: give both in_shape and out_shape, or neither (automatic).")
-    if self.in_shape is not None and len(self.in_shape) != len(self.out_shape):
-      raise ValueError(f"TTSpec: in_shape {self.in_shape} and out_shape {self.out_shape} have "
-                       "different lengths; each core pairs one input and one output mode.")
+    _check_mode_shapes(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,14 +90,29 @@ class LowRankSpec(LayerSpec):
 
 @dataclasses.dataclass(frozen=True)
 class CPSpec(LayerSpec):
-  """CP-decomposed convolution kernel (Wang, Guo & Yue 2021): rank R rank-1 terms."""
+  """CP decomposition: a sum of `rank` rank-1 terms.
+
+  For a conv (CPAC-Conv, Wang, Guo & Yue 2021) the kernel's four modes are
+  factorised and the shape fields are ignored. For a dense layer the weight is
+  tensorised like a TT-matrix, with one factor per (in mode, out mode) pair.
+
+  Attributes:
+    rank: number of rank-1 terms R.
+    in_shape, out_shape: dense only: input / output modes; None factorises the
+      feature counts automatically into `order` balanced modes.
+    order: dense only: number of factors when shapes are automatic.
+  """
   rank: int = 4
+  in_shape: tuple[int, ...] | None = None
+  out_shape: tuple[int, ...] | None = None
+  order: int = 4
   kind = "cp"
 
   def __post_init__(self):
     super().__post_init__()
     if self.rank < 1:
       raise ValueError(f"CPSpec.rank must be >= 1, got {self.rank}.")
+    _check_mode_shapes(self)
 
 
 SPECS: dict[str, type[LayerSpec]] = {}

@@ -17,6 +17,8 @@ from tnjax.tensor import shapes, tt
 def resolve_tt_shapes(spec: TTSpec, in_features: int, out_features: int):
   """(in_shape, out_shape) from the spec, or balanced automatic ones.
 
+  Any spec with `in_shape`, `out_shape` and `order` fields works (TTSpec, CPSpec).
+
   Automatic shapes may cover more features than asked (a prime is padded up);
   explicit shapes must multiply to the feature counts exactly.
   """
@@ -26,9 +28,9 @@ def resolve_tt_shapes(spec: TTSpec, in_features: int, out_features: int):
   for name, shape, features in (("in_shape", in_shape, in_features),
                                 ("out_shape", out_shape, out_features)):
     if math.prod(shape) != features:
-      raise ValueError(f"TTSpec.{name}={shape} multiplies to {math.prod(shape)}, but the layer has "
-                       f"{features} {name[:-6]} features; choose modes whose product is {features} "
-                       f"(e.g. tnjax.tensor.factorize({features}, {len(shape)}) = "
+      raise ValueError(f"{type(spec).__name__}.{name}={shape} multiplies to {math.prod(shape)}, "
+                       f"but the layer has {features} {name[:-6]} features; choose modes whose "
+                       f"product is {features} (e.g. tnjax.tensor.factorize({features}, {len(shape)}) = "
                        f"{shapes.factorize(features, len(shape), max_padding=0)}) or leave shapes unset.")
   return in_shape, out_shape
 

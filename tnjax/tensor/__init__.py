@@ -1,6 +1,9 @@
 """Pure tensor-network math: no Flax, no config, no I/O."""
 
 from tnjax.tensor.contract import path_info, plan_path, planned_einsum
+from tnjax.tensor.cp import (CPFactors, cp_als, cp_component_significance, cp_conv,
+                             cp_feature_maps, cp_full, cp_matmul, cp_matrix_num_params,
+                             cp_matrix_to_dense, cp_num_params, cp_to_dense, rank_components)
 from tnjax.tensor.lowrank import lowrank_matmul, lowrank_num_params, lowrank_svd
 from tnjax.tensor.shapes import balanced_factors, factorize, imbalance, prime_factors
 from tnjax.tensor.tt import (check_shapes, max_tt_ranks, tt_core_shapes, tt_matmul,

@@ -1,19 +1,26 @@
-"""CP (CANDECOMP/PARAFAC) convolution kernels (Wang, Guo & Yue 2021, CPAC-Conv).
+"""CP (CANDECOMP/PARAFAC) kernels and matrices (conv: Wang, Guo & Yue 2021, CPAC-Conv).
 
 A kernel K of shape (N out-channels, X height, Y width, S in-channels) is kept as
 K = sum_r a_r o b_r o c_r o d_r, stored as four factor matrices
 out_factor (N, R), height_factor (X, R), width_factor (Y, R), in_factor (S, R).
 The forward pass never forms K: project S -> R channels, filter each of the R
 maps with its vertical then horizontal 1-D filter (depthwise), expand R -> N.
+
+A CP weight matrix W (prod m_k, prod n_k) has one factor (m_k, n_k, R) per pair
+of modes: W[(i_1..i_d), (j_1..j_d)] = sum_r prod_k F_k[i_k, j_k, r].
 """
 
 from __future__ import annotations
 
+import math
+import string
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from tnjax.tensor.contract import planned_einsum
 
 
 class CPFactors(NamedTuple):
@@ -43,6 +50,25 @@ def _depthwise(x, filters_hw, strides, padding, dilation, precision):
       dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=rank, precision=precision)
 
 
+def cp_feature_maps(x, factors: CPFactors, *, strides=(1, 1), padding=((0, 0), (0, 0)),
+                    dilation=(1, 1), precision=None):
+  """The R maps of NHWC x after the in-channel mix and both 1-D spatial filters.
+
+  Map r is what rank-1 term r contributes before it is spread over the N
+  out-channels by column r of the out-channel factor. Arguments as `cp_conv`.
+
+  Returns:
+    (B, H', W', R).
+  """
+  _, height_factor, width_factor, in_factor = factors
+  maps = jnp.einsum("bhws,sr->bhwr", x, in_factor, precision=precision)
+  # The vertical pass takes the H stride/padding/dilation, the horizontal pass the W ones.
+  maps = _depthwise(maps, height_factor[:, None, :], (strides[0], 1), (padding[0], (0, 0)),
+                    (dilation[0], 1), precision)
+  return _depthwise(maps, width_factor[None, :, :], (1, strides[1]), ((0, 0), padding[1]),
+                    (1, dilation[1]), precision)
+
+
 def cp_conv(x, factors: CPFactors, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
             precision=None):
   """Convolution of NHWC x with the CP kernel, as four cheap convolutions.
@@ -52,17 +78,73 @@ def cp_conv(x, factors: CPFactors, *, strides=(1, 1), padding=((0, 0), (0, 0)), 
     factors: CPFactors.
     strides, dilation: (h, w) pairs.
     padding: explicit ((top, bottom), (left, right)) pairs.
+    precision: passed to every contraction.
 
   Returns:
     (B, H', W', N), equal to lax.conv with cp_to_dense(factors).
   """
-  a, b, c, d = factors
-  maps = jnp.einsum("bhws,sr->bhwr", x, d, precision=precision)
-  maps = _depthwise(maps, b[:, None, :], (strides[0], 1), (padding[0], (0, 0)),
-                    (dilation[0], 1), precision)
-  maps = _depthwise(maps, c[None, :, :], (1, strides[1]), ((0, 0), padding[1]),
-                    (1, dilation[1]), precision)
-  return jnp.einsum("bhwr,nr->bhwn", maps, a, precision=precision)
+  maps = cp_feature_maps(x, factors, strides=strides, padding=padding, dilation=dilation,
+                         precision=precision)
+  return jnp.einsum("bhwr,nr->bhwn", maps, factors.out_factor, precision=precision)
+
+
+def _mode_letters(count: int, skip: str = "") -> str:
+  letters = [c for c in string.ascii_letters if c not in skip]
+  if count > len(letters):
+    raise ValueError(f"{count} modes are more than einsum has letters for.")
+  return "".join(letters[:count])
+
+
+def _full_equation(order: int) -> str:
+  modes = _mode_letters(order, skip="z")
+  return ",".join(m + "z" for m in modes) + "->" + modes
+
+
+def cp_full(factors):
+  """The d-way array sum_r f_1[:, r] o ... o f_d[:, r] of (dim_k, R) factor matrices."""
+  return jnp.einsum(_full_equation(len(factors)), *factors)
+
+
+def cp_matrix_num_params(rank: int, in_shape, out_shape) -> int:
+  """R sum_k m_k n_k."""
+  return rank * sum(m * n for m, n in zip(in_shape, out_shape))
+
+
+def cp_matrix_to_dense(factors):
+  """The (prod m_k, prod n_k) matrix of pair-mode factors (m_k, n_k, R)."""
+  d = len(factors)
+  letters = _mode_letters(2 * d, skip="z")
+  rows, cols = letters[:d], letters[d:]
+  equation = ",".join(i + j + "z" for i, j in zip(rows, cols)) + "->" + rows + cols
+  full = jnp.einsum(equation, *factors)
+  return full.reshape(math.prod(f.shape[0] for f in factors), -1)
+
+
+def cp_matmul(x, factors, *, precision=None, preferred_element_type=None):
+  """x @ W for a CP matrix W of pair-mode factors (m_k, n_k, R).
+
+  The contraction order is planned (and cached) per shape: for small batches
+  the input meets one factor at a time; where rebuilding W first costs fewer
+  FLOPs (large batches) the planner does that instead.
+
+  Args:
+    x: (..., prod m_k).
+    factors: d arrays (m_k, n_k, R).
+
+  Returns:
+    (..., prod n_k).
+  """
+  d = len(factors)
+  in_shape = tuple(f.shape[0] for f in factors)
+  letters = _mode_letters(2 * d, skip="yz")
+  rows, cols = letters[:d], letters[d:]
+  batch_shape = x.shape[:-1]
+  x = x.reshape((-1,) + in_shape)
+  equation = ("y" + rows + "," + ",".join(i + j + "z" for i, j in zip(rows, cols))
+              + "->y" + cols)
+  y = planned_einsum(equation, x, *factors, precision=precision,
+                     preferred_element_type=preferred_element_type)
+  return y.reshape(batch_shape + (-1,))
 
 
 def _khatri_rao(matrices):
@@ -74,20 +156,28 @@ def _khatri_rao(matrices):
 
 
 def cp_als(tensor, rank: int, *, n_iter: int = 500, tol: float = 1e-10, seed: int = 0):
-  """CP decomposition of a 4-way array by alternating least squares.
+  """CP decomposition of a d-way array (d >= 2) by alternating least squares.
 
   A ~40-line ALS (host NumPy, float64) instead of a TensorLy dependency: each
-  step solves one factor exactly given the other three; `seed` fills the columns
-  an SVD start cannot (rank above a mode's size).
+  step solves one factor exactly given the others (unfolding times Khatri-Rao
+  product times the pseudo-inverse of the Hadamard product of Gram matrices).
+
+  Args:
+    tensor: the array to decompose.
+    rank: number of rank-1 terms R.
+    n_iter: most ALS sweeps.
+    tol: stop once a sweep changes the relative error by less than this.
+    seed: fills the columns an SVD start cannot (rank above a mode's size).
 
   Returns:
-    (CPFactors in the tensor's mode order, relative Frobenius error).
+    (factors, relative Frobenius error): one (dim_k, R) matrix per mode in the
+    tensor's mode order (a CPFactors for a 4-way array).
   """
   if rank < 1:
     raise ValueError(f"CP rank must be >= 1, got {rank}.")
   T = np.asarray(tensor, dtype=np.float64)
-  if T.ndim != 4:
-    raise ValueError(f"cp_als expects a 4-way array, got shape {T.shape}.")
+  if T.ndim < 2:
+    raise ValueError(f"cp_als expects an array with at least 2 modes, got shape {T.shape}.")
   rng = np.random.default_rng(seed)
   # Start from each unfolding's leading singular vectors (random columns where
   # the mode is smaller than the rank): far fewer ALS sweeps than a random start.
@@ -96,30 +186,35 @@ def cp_als(tensor, rank: int, *, n_iter: int = 500, tol: float = 1e-10, seed: in
     u = np.linalg.svd(np.moveaxis(T, mode, 0).reshape(dim, -1), full_matrices=False)[0]
     extra = rng.normal(size=(dim, max(0, rank - u.shape[1])))
     factors.append(np.concatenate([u[:, :rank], extra], axis=1))
-  norm = np.linalg.norm(T)
-  previous = np.inf
+  norm = np.linalg.norm(T) or 1.0  # an all-zero tensor: report the absolute error 0
+  previous = error = np.inf
   for _ in range(n_iter):
-    for mode in range(4):
-      others = [factors[m] for m in range(4) if m != mode]
+    for mode in range(T.ndim):
+      others = [factors[m] for m in range(T.ndim) if m != mode]
       unfolded = np.moveaxis(T, mode, 0).reshape(T.shape[mode], -1)
       gram = np.ones((rank, rank))
       for f in others:
         gram *= f.T @ f
       factors[mode] = unfolded @ _khatri_rao(others) @ np.linalg.pinv(gram)
-    approx = np.einsum("ar,br,cr,dr->abcd", *factors)
-    error = np.linalg.norm(approx - T) / norm
+    error = np.linalg.norm(np.einsum(_full_equation(T.ndim), *factors) - T) / norm
     if abs(previous - error) < tol:
       break
     previous = error
   dtype = jnp.asarray(tensor).dtype
-  return CPFactors(*(jnp.asarray(f, dtype) for f in factors)), float(error)
+  factors = tuple(jnp.asarray(f, dtype) for f in factors)
+  return (CPFactors(*factors) if T.ndim == 4 else factors), float(error)
 
 
-def cp_component_significance(factors: CPFactors):
-  """Magnitude of each rank-1 term: the product of its four factor-column norms."""
-  return jnp.prod(jnp.stack([jnp.linalg.norm(f, axis=0) for f in factors]), axis=0)
+def cp_component_significance(factors):
+  """Magnitude of each rank-1 term: the product of its factors' column norms.
+
+  Works for any factors whose last axis is the rank (conv (dim, R) or dense
+  pair-mode (m, n, R)); equals the Frobenius norm of the rank-1 term.
+  """
+  norms = [jnp.linalg.norm(f.reshape(-1, f.shape[-1]), axis=0) for f in factors]
+  return jnp.prod(jnp.stack(norms), axis=0)
 
 
-def rank_components(factors: CPFactors):
+def rank_components(factors):
   """Component indices, most significant first."""
   return jnp.argsort(-cp_component_significance(factors))
