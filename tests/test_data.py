@@ -55,16 +55,51 @@ def test_padding_then_mean_subtraction(idx_dir):
   assert np.all(d.train_images[:, :2] == 0)  # padded border: 0 - mean(0) = 0
 
 
-@pytest.mark.parametrize("scale, low, high", [("unit", 0.0, 1.0), ("symmetric", -1.0, 1.0)])
-def test_scale_ranges(idx_dir, scale, low, high):
-  d = data.load_dataset(config(source="idx", idx_dir=str(idx_dir[0]), scale=scale))
-  assert d.train_images.min() >= low and d.train_images.max() <= high
-  assert d.train_images.min() < low + 0.01 and d.train_images.max() > high - 0.01
+def test_odd_padding_puts_the_extra_row_and_column_after(idx_dir):
+  directory, arrays = idx_dir
+  d = data.load_dataset(config(source="idx", idx_dir=str(directory), pad_to=31))
+  np.testing.assert_allclose(d.train_images[:, 1:29, 1:29, 0], arrays["train"][0] / 255.0, rtol=1e-6)
+  assert d.train_images[:, :1].sum() == 0 and d.train_images[:, 29:].sum() == 0
 
 
-def test_standardize_gives_zero_mean_unit_std_on_train(idx_dir):
-  d = data.load_dataset(config(source="idx", idx_dir=str(idx_dir[0]), scale="standardize"))
-  assert abs(d.train_images.mean()) < 1e-5 and d.train_images.std() == pytest.approx(1.0, rel=1e-4)
+def test_idx_num_classes_known_for_named_datasets_else_from_labels(tmp_path):
+  for prefix, count in (("train", 6), ("t10k", 3)):
+    write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", np.zeros((count, 4, 4)), compress=False)
+    write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", np.arange(count) % 3, compress=False)
+  named = data.load_dataset(config(source="idx", idx_dir=str(tmp_path), name="fashion_mnist"))
+  unnamed = data.load_dataset(config(source="idx", idx_dir=str(tmp_path), name="my_shapes"))
+  assert (named.num_classes, unnamed.num_classes) == (10, 3)
+  assert unnamed.name == "my_shapes (idx)"
+
+
+def test_symmetric_scale_maps_0_255_to_minus_1_plus_1(idx_dir):
+  directory, arrays = idx_dir
+  d = data.load_dataset(config(source="idx", idx_dir=str(directory), scale="symmetric"))
+  np.testing.assert_allclose(d.train_images[..., 0], arrays["train"][0] / 127.5 - 1.0, atol=1e-6)
+  np.testing.assert_allclose(d.test_images[..., 0], arrays["t10k"][0] / 127.5 - 1.0, atol=1e-6)
+
+
+def test_standardize_uses_per_channel_train_statistics_for_both_splits():
+  c = config(source="synthetic", scale="standardize")
+  c.synthetic.update(image_shape=(4, 4, 3), num_train=50, num_test=20)
+  raw = data.load_dataset(config(source="synthetic", synthetic=c.synthetic.to_dict()))  # unit scale
+  d = data.load_dataset(c)
+  mean = raw.train_images.mean(axis=(0, 1, 2))
+  std = raw.train_images.std(axis=(0, 1, 2))
+  assert len(set(np.round(mean, 3))) == 3  # the channels really differ, so per-channel matters
+  np.testing.assert_allclose(d.train_images, (raw.train_images - mean) / std, atol=1e-4)
+  np.testing.assert_allclose(d.test_images, (raw.test_images - mean) / std, atol=1e-4)
+  np.testing.assert_allclose(d.train_images.mean(axis=(0, 1, 2)), 0.0, atol=1e-5)
+  np.testing.assert_allclose(d.train_images.std(axis=(0, 1, 2)), 1.0, atol=1e-4)
+
+
+def test_max_examples_keep_the_first_k(idx_dir):
+  directory, arrays = idx_dir
+  d = data.load_dataset(config(source="idx", idx_dir=str(directory), max_train_examples=4,
+                               max_test_examples=2))
+  np.testing.assert_array_equal(d.train_labels, arrays["train"][1][:4])
+  np.testing.assert_array_equal(d.test_labels, arrays["t10k"][1][:2])
+  assert d.train_images.shape == (4, 28, 28, 1) and d.num_classes == 10
 
 
 def test_synthetic_is_deterministic_and_learnable():
@@ -95,12 +130,29 @@ def test_eval_batches_cover_every_example_once():
   np.testing.assert_array_equal(np.sort(indices[mask]), np.arange(23))
 
 
-def test_tfds_source_under_mock_data():
+@pytest.mark.parametrize("name, image_shape", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
+def test_tfds_source_under_mock_data(name, image_shape):
   tfds = pytest.importorskip("tensorflow_datasets")
   with tfds.testing.mock_data(num_examples=20):
-    d = data.load_dataset(config(source="tfds", name="cifar10"))
-  assert d.train_images.shape == (20, 32, 32, 3) and d.num_classes == 10
-  assert d.train_images.dtype == np.float32 and 0.0 <= d.train_images.min() <= d.train_images.max() <= 1.0
+    d = data.load_dataset(config(source="tfds", name=name))
+  assert d.train_images.shape == (20,) + image_shape and d.test_images.shape == (20,) + image_shape
+  assert d.train_images.dtype == np.float32 and d.train_labels.dtype == np.int32
+  assert 0.0 <= d.train_images.min() <= d.train_images.max() <= 1.0
+  assert d.num_classes == 10 and d.name == f"{name} (tfds)"
+
+
+def test_tfds_download_failure_names_the_offline_options(monkeypatch):
+  tfds = pytest.importorskip("tensorflow_datasets")
+
+  def refuse_download(*args, **kwargs):
+    raise OSError("network unreachable")
+
+  monkeypatch.setattr(tfds, "load", refuse_download)
+  with pytest.raises(RuntimeError, match="could not load") as raised:
+    data.load_dataset(config(source="tfds", name="fashion_mnist"))
+  for option in ("data.source='idx'", "data.idx_dir", "/usr/share/datasets/fashion-mnist",
+                 "data.source='synthetic'", "data.data_dir"):
+    assert option in str(raised.value)
 
 
 @pytest.mark.parametrize("fields, error, message", [

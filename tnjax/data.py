@@ -19,6 +19,8 @@ import numpy as np
 SOURCES = ("tfds", "idx", "synthetic")
 TFDS_NAMES = ("mnist", "fashion_mnist", "cifar10", "cifar100")
 SCALES = ("unit", "symmetric", "standardize")
+# Known class counts, so a subset of IDX files that lacks some label still gets the full output layer.
+NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -98,8 +100,8 @@ def _load_idx(config):
     if images.ndim == 3:
       images = images[..., None]
     splits[split] = (images, labels)
-  num_classes = int(max(splits["train"][1].max(), splits["test"][1].max())) + 1
-  return splits, num_classes
+  largest_label = int(max(splits["train"][1].max(), splits["test"][1].max()))
+  return splits, max(NUM_CLASSES.get(config.name, 0), largest_label + 1)
 
 
 def _load_tfds(config):
@@ -108,7 +110,10 @@ def _load_tfds(config):
                      f"choose one of {TFDS_NAMES}.")
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  tf.config.set_visible_devices([], "GPU")  # TF must not grab accelerator memory from JAX
+  try:
+    tf.config.set_visible_devices([], "GPU")  # TF must not grab accelerator memory from JAX
+  except RuntimeError:  # TF was already initialised by someone else; its devices are fixed
+    pass
   splits = {}
   try:
     for split in ("train", "test"):
