@@ -1,0 +1,104 @@
+r"""Feature maps of a trained CPAC-Conv network, ordered by CP-component significance.
+
+  apt-get install dataset-fashion-mnist     # IDX files in /usr/share/datasets/fashion-mnist
+  python experiments/cpac_feature_maps.py --rank 4 --epochs 2 --workdir runs/cpac_maps
+
+Trains (or resumes) configs/cpac_mnist.py with `rank=R,fast,fashion_idx`, then
+draws, for one test image, the R maps each CP layer produces after its spatial
+filters (`CPConv.feature_maps`), most significant component first. Significance
+is the product of the component's four factor-column norms, the magnitude of its
+rank-1 kernel term (the paper's reading of the factors). Writes
+experiments/results/cpac_feature_maps.png. The committed figure: rank 4, 2 epochs,
+Fashion-MNIST test accuracy 82.8% (CPU, about 90 s), test image 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
+from flax import nnx  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from configs import cpac_mnist  # noqa: E402
+from tnjax import checkpoint, trainer  # noqa: E402
+from tnjax import data as data_lib  # noqa: E402
+from tnjax.models import build_model  # noqa: E402
+from tnjax.tensor import rank_components  # noqa: E402
+
+
+def load_params(model: nnx.Module, saved: dict) -> None:
+  """Copies the model half of a checkpoint (nested dicts keyed by strings) into `model`."""
+  state = nnx.state(model, nnx.Param)
+  for path, variable in nnx.to_flat_state(state):
+    node = saved
+    for key in path:
+      node = node[str(key)]
+    variable[...] = np.asarray(node["value"])
+  nnx.update(model, state)
+
+
+def layer_rows(model, image):
+  """(name, CP feature maps (H', W', R), layer) of both CP layers for one image."""
+  first_maps = model.conv1.feature_maps(image[None])[0]
+  hidden = jax.nn.relu(nnx.max_pool(model.conv1(image[None]), (2, 2), strides=(2, 2)))
+  second_maps = model.conv2.feature_maps(hidden)[0]
+  return [("conv1", first_maps, model.conv1), ("conv2", second_maps, model.conv2)]
+
+
+def plot_feature_maps(image, rows, path: str) -> None:
+  """One row per CP layer: the input image, then its R maps by descending significance."""
+  rank = max(maps.shape[-1] for _, maps, _ in rows)
+  fig, axes = plt.subplots(len(rows), rank + 1, figsize=(1.6 * (rank + 1), 1.9 * len(rows)),
+                           squeeze=False)
+  for axis_row, (name, maps, layer) in zip(axes, rows):
+    significance = np.asarray(layer.significance())
+    order = np.asarray(rank_components(layer._factors()))
+    axis_row[0].imshow(np.asarray(image[..., 0]), cmap="gray")
+    axis_row[0].set_title(f"image ({name} row)", fontsize=8)
+    for column, component in enumerate(order, start=1):
+      feature = np.asarray(maps[..., component])
+      limit = np.abs(feature).max() or 1.0  # zero in the middle of the diverging colours
+      axis_row[column].imshow(feature, cmap="RdBu_r", vmin=-limit, vmax=limit)
+      axis_row[column].set_title(f"r={component}  s={significance[component]:.2f}", fontsize=8)
+    for axis in axis_row:
+      axis.set_xticks([])
+      axis.set_yticks([])
+  fig.suptitle("CP feature maps, most significant component first (s = product of factor norms)",
+               fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=130)
+  plt.close(fig)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--rank", type=int, default=4)
+  parser.add_argument("--epochs", type=int, default=2)
+  parser.add_argument("--source", default="fashion_idx", choices=["fashion_idx", "synthetic"])
+  parser.add_argument("--image", type=int, default=0, help="index of the test image drawn")
+  parser.add_argument("--workdir", default="runs/cpac_feature_maps")
+  parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
+                                                    "cpac_feature_maps.png"))
+  args = parser.parse_args()
+  config = cpac_mnist.get_config(f"rank={args.rank},fast,{args.source},epochs={args.epochs}")
+  config.progress_bar = False
+  result = trainer.train_and_evaluate(config, args.workdir)
+  dataset = data_lib.load_dataset(config.data)
+  model = build_model(config.model, dataset.image_shape, dataset.num_classes, rngs=nnx.Rngs(0))
+  load_params(model, checkpoint.restore_arrays(os.path.join(args.workdir, "checkpoints"))["0"])
+  image = dataset.test_images[args.image]
+  plot_feature_maps(image, layer_rows(model, image), args.out)
+  print(f"test accuracy {result['test_accuracy']:.4f}; wrote {args.out}")
+
+
+if __name__ == "__main__":
+  main()
