@@ -1,37 +1,88 @@
-"""Timing helpers for benchmarks: jit, warm up, median of repeats, machine description."""
+"""Benchmark helpers: a description of the machine and interleaved timing of jitted calls."""
 
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
 import os
 import platform
 import time
+from typing import Any, Callable, Mapping
 
 import jax
 import numpy as np
 
 
-def describe_machine() -> str:
-  cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
+  """The CPU's model name from /proc/cpuinfo (Linux), else what platform knows."""
   try:
     with open("/proc/cpuinfo") as f:
-      cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+      return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
   except (OSError, StopIteration):
-    pass
-  devices = ", ".join(sorted({d.device_kind for d in jax.devices()}))
-  return (f"{cpu}; {os.cpu_count()} cores; jax {jax.__version__} on {jax.default_backend()} "
-          f"({devices}); {datetime.date.today()}")
+    return platform.processor() or platform.machine()
 
 
-def time_fn(fn, *args, repeats: int = 20, min_seconds: float = 0.2) -> dict:
-  """Median / quartiles in ms of a jitted fn; compile and warm-up excluded."""
-  jax.block_until_ready(fn(*args))
-  jax.block_until_ready(fn(*args))
-  times, start = [], time.perf_counter()
-  while len(times) < repeats or (time.perf_counter() - start < min_seconds and len(times) < 1000):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t0)
-  ms = np.asarray(times) * 1e3
+def _version(package: str) -> str:
+  try:
+    return importlib.metadata.version(package)
+  except importlib.metadata.PackageNotFoundError:
+    return "?"
+
+
+def describe_machine() -> dict[str, Any]:
+  """What the numbers depend on: CPU, cores, library versions, backend, date, load."""
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  return {
+      "cpu": cpu_model(),
+      "cores": cores,
+      "jax": jax.__version__,
+      "jaxlib": _version("jaxlib"),
+      "flax": _version("flax"),
+      "backend": jax.default_backend(),
+      "devices": sorted({d.device_kind for d in jax.devices()}),
+      "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+      "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+  }
+
+
+def machine_line(machine: Mapping[str, Any]) -> str:
+  """One readable line for a results file header."""
+  return (f"{machine['cpu']}, {machine['cores']} cores; jax {machine['jax']} (jaxlib "
+          f"{machine['jaxlib']}, flax {machine['flax']}) on {machine['backend']}; {machine['date']}; "
+          f"load average (1, 5, 15 min) at start {machine['load_average']}"
+          + (f", at end {machine['load_average_end']}" if "load_average_end" in machine else ""))
+
+
+def _stats(seconds) -> dict[str, float]:
+  ms = np.asarray(seconds) * 1e3
   return {"median_ms": float(np.median(ms)), "q25_ms": float(np.percentile(ms, 25)),
-          "q75_ms": float(np.percentile(ms, 75)), "repeats": len(ms)}
+          "q75_ms": float(np.percentile(ms, 75)), "min_ms": float(ms.min()), "repeats": len(ms)}
+
+
+def time_interleaved(calls: Mapping[str, Callable[[], Any]], *, repeats: int = 30,
+                     min_repeats: int = 5, min_seconds: float = 0.0, max_seconds: float = 60.0,
+                     max_repeats: int = 500) -> dict[str, dict]:
+  """Median, quartiles and min in ms of zero-argument jitted calls, timed in turn.
+
+  Each call is run twice first (compilation and warm-up, not timed). Then every
+  round times each call once, so load from other processes on a shared machine
+  falls on all of them alike. Runs `repeats` rounds, more (up to `max_repeats`)
+  while under `min_seconds`, fewer (down to `min_repeats`) once past `max_seconds`.
+  """
+  for call in calls.values():
+    jax.block_until_ready(call())
+    jax.block_until_ready(call())
+  times = {name: [] for name in calls}
+  start = time.perf_counter()
+  for round_index in range(max_repeats):
+    elapsed = time.perf_counter() - start
+    if round_index >= repeats and elapsed >= min_seconds:
+      break
+    if round_index >= min_repeats and elapsed > max_seconds:
+      break
+    for name, call in calls.items():
+      t0 = time.perf_counter()
+      jax.block_until_ready(call())
+      times[name].append(time.perf_counter() - t0)
+  return {name: _stats(t) for name, t in times.items()}

@@ -1,20 +1,26 @@
 r"""Speed of tnjax layers against the dense layer they replace, same machine, same run.
 
-  python benchmarks/layers.py                 # writes benchmarks/results/layers_<backend>.{md,json}
-  python benchmarks/layers.py --quick         # fewer repeats
+  python benchmarks/layers.py                       # all cases -> benchmarks/results/layers_<backend>.{md,json}
+  python benchmarks/layers.py --quick               # fewer repeats, a smoke run
+  python benchmarks/layers.py --filter FC6 --out /tmp/fc6.md
 
-For each case: forward, and forward+backward (gradients w.r.t. the parameters
-and the input of sum(y**2)), jit-compiled, warmed up, median of repeats, float32.
-Ratios are dense time / layer time (> 1: the layer is faster). Add a case to
-CASES to benchmark a new layer kind.
+For each case: forward, and forward+backward (gradients of sum(y**2) w.r.t. the
+layer's parameters and its input), float32, jit-compiled, warmed up; the four
+calls are timed in turn, round after round, and the median (with quartiles and
+min) is reported. Speed-up = dense time / layer time (> 1: the layer is faster).
+
+To benchmark a new layer kind, add a Case to CASES: a name, a function building
+(layer, dense baseline) from rngs, and the input shape.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
+from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -22,91 +28,122 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from benchmarks.common import describe_machine, time_fn  # noqa: E402
+from benchmarks.common import describe_machine, machine_line, time_interleaved  # noqa: E402
 from tnjax.nn import make_conv, make_dense  # noqa: E402
 
-FC6_TT4 = {"kind": "tt", "ranks": 4, "in_shape": (2, 7, 8, 8, 7, 4), "out_shape": (4,) * 6}
+DENSE = {"kind": "dense"}
 MNIST_TT8 = {"kind": "tt", "ranks": 8, "in_shape": (4, 8, 8, 4), "out_shape": (4, 8, 8, 4)}
+FC6_TT4 = {"kind": "tt", "ranks": 4, "in_shape": (2, 7, 8, 8, 7, 4), "out_shape": (4,) * 6}
 
-# (case name, builder(rngs) -> (layer, dense baseline), input shape)
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  name: str
+  build: Callable[[nnx.Rngs], tuple[nnx.Module, nnx.Module]]  # rngs -> (layer, dense baseline)
+  input_shape: tuple[int, ...]
+
+
+def dense_pair(spec, in_features, out_features):
+  return lambda rngs: (make_dense(spec, in_features, out_features, rngs=rngs),
+                       make_dense(DENSE, in_features, out_features, rngs=rngs))
+
+
+def conv_pair(spec, in_channels, out_channels, kernel_size):
+  return lambda rngs: (make_conv(spec, in_channels, out_channels, kernel_size, rngs=rngs),
+                       make_conv(DENSE, in_channels, out_channels, kernel_size, rngs=rngs))
+
+
 CASES = [
-    ("FC-2 1024x1024, TT 4x8x8x4 rank 8, batch 100",
-     lambda r: (make_dense(MNIST_TT8, 1024, 1024, rngs=r), make_dense({"kind": "dense"}, 1024, 1024, rngs=r)),
-     (100, 1024)),
-    ("FC-2 1024x1024, matrix rank 4, batch 100",
-     lambda r: (make_dense({"kind": "lowrank", "rank": 4}, 1024, 1024, rngs=r),
-                make_dense({"kind": "dense"}, 1024, 1024, rngs=r)),
-     (100, 1024)),
-    ("VGG FC6 25088x4096, TT4, batch 1",
-     lambda r: (make_dense(FC6_TT4, 25088, 4096, rngs=r), make_dense({"kind": "dense"}, 25088, 4096, rngs=r)),
-     (1, 25088)),
-    ("VGG FC6 25088x4096, TT4, batch 128",
-     lambda r: (make_dense(FC6_TT4, 25088, 4096, rngs=r), make_dense({"kind": "dense"}, 25088, 4096, rngs=r)),
-     (128, 25088)),
-    ("VGG-like conv 3x3 256->256, CP rank 64, 32x32 maps, batch 32",
-     lambda r: (make_conv({"kind": "cp", "rank": 64}, 256, 256, 3, rngs=r),
-                make_conv({"kind": "dense"}, 256, 256, 3, rngs=r)),
-     (32, 32, 32, 256)),
+    Case("FC 1024x1024, TT 4x8x8x4 rank 8 (Novikov MNIST), batch 100",
+         dense_pair(MNIST_TT8, 1024, 1024), (100, 1024)),
+    Case("FC 1024x1024, matrix rank 4 (~same params as TT), batch 100",
+         dense_pair({"kind": "lowrank", "rank": 4}, 1024, 1024), (100, 1024)),
+    Case("FC 1024x1024, TT 4x8x8x4 rank 8, batch 1000",
+         dense_pair(MNIST_TT8, 1024, 1024), (1000, 1024)),
+    Case("VGG FC6 25088x4096, TT (2,7,8,8,7,4)x(4,)*6 rank 4, batch 1",
+         dense_pair(FC6_TT4, 25088, 4096), (1, 25088)),
+    Case("VGG FC6 25088x4096, TT (2,7,8,8,7,4)x(4,)*6 rank 4, batch 128",
+         dense_pair(FC6_TT4, 25088, 4096), (128, 25088)),
+    Case("VGG-like conv 3x3 256->256, CP rank 64, 32x32 maps, batch 32",
+         conv_pair({"kind": "cp", "rank": 64}, 256, 256, 3), (32, 32, 32, 256)),
 ]
 
 
-def compile_pair(layer):
-  """Jitted forward and forward+backward of a layer as functions of (params, x)."""
-  graphdef, params = nnx.split(layer)
+def jitted_calls(module):
+  """Jitted forward and forward+backward of a module, as functions of (params, x)."""
+  graphdef, params = nnx.split(module)
   forward = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x))
   loss = lambda p, x: jnp.sum(nnx.merge(graphdef, p)(x) ** 2)
-  backward = jax.jit(jax.grad(loss, argnums=(0, 1)))
-  return params, forward, backward
+  forward_backward = jax.jit(jax.grad(loss, argnums=(0, 1)))
+  return params, forward, forward_backward
 
 
-def run_case(name, build, input_shape, repeats):
-  layer, dense = build(nnx.Rngs(0))
-  x = jax.random.normal(jax.random.key(1), input_shape, jnp.float32)
-  row = {"case": name, "layer": layer.shape_description, "params": layer.num_params,
-         "dense_params": dense.num_params}
+def run_case(case: Case, **timing) -> dict:
+  layer, dense = case.build(nnx.Rngs(0))
+  x = jax.random.normal(jax.random.key(1), case.input_shape, jnp.float32)
+  calls = {}
   for label, module in (("dense", dense), ("layer", layer)):
-    params, forward, backward = compile_pair(module)
-    row[f"{label}_fwd"] = time_fn(forward, params, x, repeats=repeats)
-    row[f"{label}_fwd_bwd"] = time_fn(backward, params, x, repeats=repeats)
-  row["speedup_fwd"] = row["dense_fwd"]["median_ms"] / row["layer_fwd"]["median_ms"]
-  row["speedup_fwd_bwd"] = row["dense_fwd_bwd"]["median_ms"] / row["layer_fwd_bwd"]["median_ms"]
+    params, forward, forward_backward = jitted_calls(module)
+    calls[f"{label}_fwd"] = lambda f=forward, p=params: f(p, x)
+    calls[f"{label}_fwd_bwd"] = lambda f=forward_backward, p=params: f(p, x)
+  row = {"case": case.name, "layer": f"{type(layer).__name__} {layer.shape_description}",
+         "input_shape": list(case.input_shape), "params": layer.num_params,
+         "dense_params": dense.num_params}
+  row.update(time_interleaved(calls, **timing))
+  for mode in ("fwd", "fwd_bwd"):
+    row[f"speedup_{mode}"] = row[f"dense_{mode}"]["median_ms"] / row[f"layer_{mode}"]["median_ms"]
   return row
 
 
-def to_markdown(rows, machine):
-  lines = [f"# Layer speed vs dense ({jax.default_backend()})", "", f"Machine: {machine}", "",
-           "Median ms over repeats (float32, jit, warmed up). Speed-up = dense / layer.", "",
-           "| case | params (layer / dense) | dense fwd | layer fwd | speed-up fwd | "
-           "dense fwd+bwd | layer fwd+bwd | speed-up fwd+bwd |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+def _cell(stats) -> str:
+  return f"{stats['median_ms']:.3g} ({stats['q25_ms']:.3g}-{stats['q75_ms']:.3g})"
+
+
+def to_markdown(rows, machine, command) -> str:
+  lines = [
+      f"# Layer speed vs dense ({machine['backend']})", "",
+      f"Machine: {machine_line(machine)}", "",
+      f"Command: `{command}`", "",
+      "Milliseconds per call: median (interquartile range) over the repeats; float32, jit,",
+      "warmed up; dense and layer timed in turn in the same run. fwd+bwd = gradients of",
+      "sum(y**2) w.r.t. parameters and input. Speed-up = dense median / layer median.", "",
+      "| case | layer | params (layer / dense) | dense fwd | layer fwd | speed-up fwd | "
+      "dense fwd+bwd | layer fwd+bwd | speed-up fwd+bwd | repeats |",
+      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
   for r in rows:
     lines.append(
-        f"| {r['case']} | {r['params']:,} / {r['dense_params']:,} | {r['dense_fwd']['median_ms']:.3f} | "
-        f"{r['layer_fwd']['median_ms']:.3f} | {r['speedup_fwd']:.2f}x | "
-        f"{r['dense_fwd_bwd']['median_ms']:.3f} | {r['layer_fwd_bwd']['median_ms']:.3f} | "
-        f"{r['speedup_fwd_bwd']:.2f}x |")
+        f"| {r['case']} | {r['layer']} | {r['params']:,} / {r['dense_params']:,} | "
+        f"{_cell(r['dense_fwd'])} | {_cell(r['layer_fwd'])} | **{r['speedup_fwd']:.2f}x** | "
+        f"{_cell(r['dense_fwd_bwd'])} | {_cell(r['layer_fwd_bwd'])} | **{r['speedup_fwd_bwd']:.2f}x** | "
+        f"{r['layer_fwd']['repeats']} |")
   return "\n".join(lines) + "\n"
 
 
 def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument("--quick", action="store_true")
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--quick", action="store_true", help="few repeats (a smoke run)")
   parser.add_argument("--filter", default="", help="only cases whose name contains this")
-  parser.add_argument("--out", default=f"benchmarks/results/layers_{jax.default_backend()}")
+  parser.add_argument("--out", default=f"benchmarks/results/layers_{jax.default_backend()}.md",
+                      help="results path; .md and .json are both written")
   args = parser.parse_args()
-  repeats = 5 if args.quick else 30
+  # Fast cases get more rounds (noise on a shared CPU), slow ones fewer.
+  timing = (dict(repeats=5, max_seconds=5.0) if args.quick else
+            dict(repeats=30, min_seconds=10.0, max_seconds=40.0))
   machine = describe_machine()
+  command = "python " + " ".join(sys.argv)
   rows = []
-  for name, build, shape in CASES:
-    if args.filter in name:
-      rows.append(run_case(name, build, shape, repeats))
-      print(f"{name}: fwd {rows[-1]['speedup_fwd']:.2f}x, fwd+bwd {rows[-1]['speedup_fwd_bwd']:.2f}x",
-            flush=True)
-  os.makedirs(os.path.dirname(args.out), exist_ok=True)
-  with open(args.out + ".json", "w") as f:
-    json.dump({"machine": machine, "rows": rows}, f, indent=1)
-  markdown = to_markdown(rows, machine)
-  with open(args.out + ".md", "w") as f:
+  for case in CASES:
+    if args.filter in case.name:
+      rows.append(run_case(case, **timing))
+      print(f"{case.name}: fwd {rows[-1]['speedup_fwd']:.2f}x, "
+            f"fwd+bwd {rows[-1]['speedup_fwd_bwd']:.2f}x", flush=True)
+  machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+  stem = os.path.splitext(args.out)[0] if args.out.endswith((".md", ".json")) else args.out
+  os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
+  with open(stem + ".json", "w") as f:
+    json.dump({"machine": machine, "command": command, "rows": rows}, f, indent=1)
+  markdown = to_markdown(rows, machine, command)
+  with open(stem + ".md", "w") as f:
     f.write(markdown)
   print(markdown)
 

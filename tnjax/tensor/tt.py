@@ -18,10 +18,9 @@ import warnings
 from typing import Any, Sequence
 
 import jax.numpy as jnp
-import jax
 import numpy as np
 
-from tnjax.tensor.contract import planned_einsum
+from tnjax.tensor.contract import gemm, planned_einsum
 
 _LETTERS = string.ascii_letters
 
@@ -85,26 +84,29 @@ def tt_num_params(in_shape, out_shape, ranks) -> int:
   return sum(math.prod(s) for s in tt_core_shapes(in_shape, out_shape, ranks))
 
 
-def _matmul_equation(num_cores: int) -> str:
-  if 3 * num_cores + 2 > len(_LETTERS):
-    raise ValueError(f"At most {(len(_LETTERS) - 2) // 3} TT cores are supported, got {num_cores}.")
-  ins = _LETTERS[:num_cores]
-  outs = _LETTERS[num_cores:2 * num_cores]
-  bonds = _LETTERS[2 * num_cores:3 * num_cores + 1]
-  batch = _LETTERS[3 * num_cores + 1]
-  cores = [bonds[k] + ins[k] + outs[k] + bonds[k + 1] for k in range(num_cores)]
-  return f"{batch}{ins}," + ",".join(cores) + f"->{batch}{outs}"
-
-
 # --- x @ W in TT form --------------------------------------------------------
 # The cores are split into a left and a right group, each merged into one
-# "half" (a partial reconstruction, independent of the batch), and x passes
-# through the two halves in two GEMMs. For 4x8x8x4 at rank 8 this is half the
-# FLOPs of the dense layer; for VGG's FC6 at rank 4 a tenth. The layout is
-# chosen so neither GEMM needs a transpose of a large intermediate: XLA on CPU
-# moves memory slowly, and a core-by-core chain (one transpose per core) lost
-# to the dense layer at 1024x1024 in benchmarks/layers.py. The split point is
-# chosen per static shape by FLOP count and cached.
+# matrix (a partial reconstruction, independent of the batch), and x passes
+# through the two in two plain GEMMs with one transpose of the intermediate
+# between them:
+#
+#   (B m_l, m_r) @ (m_r, r n_r)   -> (B, m_l r, n_r)  -> transpose -> (B n_r, m_l r)
+#   (B n_r, m_l r) @ (m_l r, n_l) -> (B, n_r, n_l)    -> transpose -> (B, n_l n_r)
+#
+# For 4x8x8x4 at rank 8 this is half the FLOPs of the dense layer; for VGG's
+# FC6 at rank 4 a twelfth. Why this layout (XLA on a 2-core CPU, measured with
+# benchmarks/layers.py and XLA's profiler): 2-D products whose left operand is
+# contracted on its last axis go to XLA's multi-threaded GEMM library, whereas
+# a batched dot_general with a merged half broadcast over the batch (the
+# previous version) materialises the broadcast and runs on one thread, and a
+# core-by-core chain needs one batch-sized transpose per core. The backward
+# pass keeps every product in the fast form through contract.gemm. Against the
+# batched form, forward+backward is about 1.3x faster at 1024x1024 (batch 100)
+# and 1.5x at VGG FC6 (batch 128). The split point is chosen per static shape
+# by FLOPs plus elements moved.
+
+# GEMM FLOPs that cost about as much time as transposing one element (XLA, CPU).
+_FLOPS_PER_MOVED_ELEMENT = 32
 
 
 def _merge_flops(core_shapes) -> int:
@@ -117,26 +119,35 @@ def _merge_flops(core_shapes) -> int:
 
 @functools.lru_cache(maxsize=1024)
 def plan_tt_split(core_shapes: tuple[tuple[int, int, int, int], ...], batch: int) -> int:
-  """Number of cores in the left group minimising merge + GEMM FLOPs for `batch` rows."""
+  """Number of cores in the left group minimising merges + GEMMs + transposes for `batch` rows."""
   def cost(h):
     left, right = core_shapes[:h], core_shapes[h:]
     m_left, n_left = math.prod(s[1] for s in left), math.prod(s[2] for s in left)
     m_right, n_right = math.prod(s[1] for s in right), math.prod(s[2] for s in right)
     rank = left[-1][3]
-    gemms = 2 * batch * m_left * m_right * rank * n_right + 2 * batch * m_left * rank * n_right * n_left
-    return _merge_flops(left) + _merge_flops(right) + gemms
+    intermediate = batch * m_left * rank * n_right
+    gemms = 2 * intermediate * m_right + 2 * intermediate * n_left
+    return (_merge_flops(left) + _merge_flops(right) + gemms
+            + _FLOPS_PER_MOVED_ELEMENT * intermediate)
   return min(range(1, len(core_shapes)), key=cost)
 
 
-def _merge_cores(cores, precision=None):
-  """Contracts consecutive cores into one of shape (r_first, prod m, prod n, r_last)."""
-  merged = cores[0]
-  for core in cores[1:]:
-    r0, M, N, _ = merged.shape
-    _, m, n, r = core.shape
-    merged = jnp.einsum("aijr,rklb->aikjlb", merged, core, precision=precision)
-    merged = merged.reshape(r0, M * m, N * n, r)
-  return merged
+def _half_matrix(cores, bond_in_rows: bool, precision=None):
+  """Contracts consecutive cores straight into the matrix a GEMM needs.
+
+  The outer bond is the one leaving the group (r_h for the left group, r_{h-1}
+  on the right). With `bond_in_rows` the matrix is ((m..., outer bond), (n...)),
+  else ((m...), (outer bond, n...)). The group's other end must have rank 1.
+  """
+  d = len(cores)
+  ins, outs, bonds = _LETTERS[:d], _LETTERS[d:2 * d], _LETTERS[2 * d:3 * d + 1]
+  operands = ",".join(bonds[k] + ins[k] + outs[k] + bonds[k + 1] for k in range(d))
+  rows = math.prod(c.shape[1] for c in cores)
+  if bond_in_rows:
+    equation, rows = f"{operands}->{ins}{bonds[d]}{outs}", rows * cores[-1].shape[3]
+  else:
+    equation = f"{operands}->{ins}{bonds[0]}{outs}"
+  return planned_einsum(equation, *cores, precision=precision).reshape(rows, -1)
 
 
 def tt_matmul(x, cores: Sequence[Any], *, precision=None, preferred_element_type=None):
@@ -145,10 +156,13 @@ def tt_matmul(x, cores: Sequence[Any], *, precision=None, preferred_element_type
   Args:
     x: array of shape (..., prod(m_k)); any number of leading batch dims.
     cores: d arrays of shape (r_{k-1}, m_k, n_k, r_k).
-    precision, preferred_element_type: passed to every contraction.
+    precision, preferred_element_type: passed to every contraction with x.
 
   Returns:
     Array of shape (..., prod(n_k)).
+
+  On CPU the products use `contract.gemm`, whose custom gradient leaves out
+  forward-mode autodiff (jax.jvp) there.
   """
   in_shape = tuple(c.shape[1] for c in cores)
   out_shape = tuple(c.shape[2] for c in cores)
@@ -157,25 +171,19 @@ def tt_matmul(x, cores: Sequence[Any], *, precision=None, preferred_element_type
                      f"prod{in_shape} = {math.prod(in_shape)}.")
   batch_shape = x.shape[:-1]
   batch = math.prod(batch_shape)
-  dot = functools.partial(jax.lax.dot_general, precision=precision,
-                          preferred_element_type=preferred_element_type)
+  matmul = functools.partial(gemm, precision=precision, preferred_element_type=preferred_element_type)
   if len(cores) == 1:
-    y = dot(x.reshape(batch, -1), cores[0][0, :, :, 0], (((1,), (0,)), ((), ())))
+    y = matmul(x.reshape(batch, -1), cores[0][0, :, :, 0])
     return y.reshape(batch_shape + (out_shape[0],))
   h = plan_tt_split(tuple(tuple(c.shape) for c in cores), batch)
-  left = _merge_cores(cores[:h], precision)    # (1, m_l, n_l, r)
-  right = _merge_cores(cores[h:], precision)   # (r, m_r, n_r, 1)
-  _, m_l, n_l, rank = left.shape
-  _, m_r, n_r, _ = right.shape
-  # Step 1 contracts the right input modes: (B m_l, m_r) @ (m_r, r n_r).
-  right_matrix = right[..., 0].transpose(1, 0, 2).reshape(m_r, rank * n_r)
-  y = dot(x.reshape(batch * m_l, m_r), right_matrix, (((1,), (0,)), ((), ())))
-  y = y.reshape(batch, m_l * rank, n_r)
-  # Step 2 contracts (m_l, r) per example; the left half is shared across the batch.
-  left_matrix = left[0].transpose(0, 2, 1).reshape(m_l * rank, n_l)
-  left_batched = jnp.broadcast_to(left_matrix, (batch,) + left_matrix.shape)
-  z = dot(y, left_batched, (((1,), (1,)), ((0,), (0,))))  # (B, n_r, n_l)
-  return z.transpose(0, 2, 1).reshape(batch_shape + (n_l * n_r,))
+  m_left, n_left = math.prod(in_shape[:h]), math.prod(out_shape[:h])
+  m_right, n_right = math.prod(in_shape[h:]), math.prod(out_shape[h:])
+  left = _half_matrix(cores[:h], bond_in_rows=True, precision=precision)     # (m_l r, n_l)
+  right = _half_matrix(cores[h:], bond_in_rows=False, precision=precision)   # (m_r, r n_r)
+  y = matmul(x.reshape(batch * m_left, m_right), right)                      # (B m_l, r n_r)
+  y = y.reshape(batch, -1, n_right).transpose(0, 2, 1).reshape(batch * n_right, -1)
+  z = matmul(y, left).reshape(batch, n_right, n_left)
+  return z.transpose(0, 2, 1).reshape(batch_shape + (n_left * n_right,))
 
 
 def tt_to_dense(cores: Sequence[Any], *, precision=None):
