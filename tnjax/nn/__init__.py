@@ -1,5 +1,6 @@
 """Flax NNX layers: parameters plus a call into tnjax.tensor."""
 
+from tnjax.nn.adtn_layers import ADTNConv, ADTNDense, SharedADTN
 from tnjax.nn.base import FactorizedDense
 from tnjax.nn.conv import Conv
 from tnjax.nn.conv_base import FactorizedConv, conv_reference
@@ -8,7 +9,7 @@ from tnjax.nn.cp_dense import CPDense
 from tnjax.nn.dense import Dense
 from tnjax.nn.factory import CONV_LAYERS, DENSE_LAYERS, make_conv, make_dense
 from tnjax.nn.lowrank_dense import LowRankDense
-from tnjax.nn.spec import (SPECS, CPSpec, DenseSpec, LayerSpec, LowRankSpec, TTSpec, register_spec,
-                           spec_from_config)
+from tnjax.nn.spec import (SPECS, ADTNSpec, CPSpec, DenseSpec, LayerSpec, LowRankSpec, TTSpec,
+                           register_spec, spec_from_config)
 from tnjax.nn.summary import format_table, layer_rows, total_params
 from tnjax.nn.tt_dense import TTDense

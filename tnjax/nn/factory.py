@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from flax import nnx
 
+from tnjax.nn.adtn_layers import ADTNConv, ADTNDense
 from tnjax.nn.conv import Conv
 from tnjax.nn.cp_conv import CPConv
 from tnjax.nn.cp_dense import CPDense
 from tnjax.nn.dense import Dense
 from tnjax.nn.lowrank_dense import LowRankDense
-from tnjax.nn.spec import CPSpec, DenseSpec, LayerSpec, LowRankSpec, TTSpec, spec_from_config
+from tnjax.nn.spec import (ADTNSpec, CPSpec, DenseSpec, LayerSpec, LowRankSpec, TTSpec,
+                           spec_from_config)
 from tnjax.nn.tt_dense import TTDense
 
 DENSE_LAYERS: dict[type[LayerSpec], type[nnx.Module]] = {
@@ -17,6 +19,7 @@ DENSE_LAYERS: dict[type[LayerSpec], type[nnx.Module]] = {
     TTSpec: TTDense,
     LowRankSpec: LowRankDense,
     CPSpec: CPDense,
+    ADTNSpec: ADTNDense,
 }
 
 
@@ -32,6 +35,7 @@ def make_dense(spec, in_features: int, out_features: int, *, rngs: nnx.Rngs, **k
 CONV_LAYERS: dict[type[LayerSpec], type[nnx.Module]] = {
     DenseSpec: Conv,
     CPSpec: CPConv,
+    ADTNSpec: ADTNConv,
 }
 
 

@@ -1,5 +1,7 @@
 """Pure tensor-network math: no Flax, no config, no I/O."""
 
+from tnjax.tensor.adtn import (NONLINEARITIES, adtn_dense_reference, adtn_fit, adtn_generate,
+                               adtn_init_gates, adtn_num_params, adtn_num_qubits, adtn_weight)
 from tnjax.tensor.contract import path_info, plan_path, planned_einsum
 from tnjax.tensor.cp import (CPFactors, cp_als, cp_component_significance, cp_conv,
                              cp_feature_maps, cp_full, cp_matmul, cp_matrix_num_params,
