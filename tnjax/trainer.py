@@ -14,6 +14,7 @@ that was never interrupted.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 
@@ -123,6 +124,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       print(f"Resumed from {checkpointer.directory} at step {step}.", flush=True)
 
   config_dict = config.to_dict()
+  if is_main:  # readable without orbax: report scripts and sweeps read it
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      json.dump(config_dict, f, indent=1, default=str)
   writer = writers.MetricWriter(workdir, config)
   train_fn = jax.jit(functools.partial(train_step, graphdef), donate_argnums=0)
   eval_fn = jax.jit(functools.partial(eval_step, graphdef))
@@ -138,6 +143,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                          desc=f"epoch {epoch + 1}/{config.num_epochs}", unit="step",
                          disable=not (config.progress_bar and is_main), dynamic_ncols=True)
     window, window_start = [], time.perf_counter()
+    # Seconds of training per epoch (no eval), only for epochs run whole in this process.
+    epoch_start = window_start if step % steps_per_epoch == 0 else None
     for batch_indices in batches[step % steps_per_epoch:]:
       state, metrics = train_fn(state, train_images, train_labels, batch_indices)
       window.append(metrics)
@@ -158,9 +165,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         progress.update(len(window))
         window, window_start = [], time.perf_counter()
       if end_of_epoch:
+        epoch_metrics = {"epoch": step // steps_per_epoch}
+        if epoch_start is not None:
+          jax.block_until_ready(state)
+          epoch_metrics["epoch_seconds"] = time.perf_counter() - epoch_start
         last.update(evaluate(eval_fn, state, test_images, test_labels, config.eval_batch_size))
         writer.write(step, {"test_loss": last["test_loss"], "test_accuracy": last["test_accuracy"],
-                            "epoch": step // steps_per_epoch})
+                            **epoch_metrics})
         progress.set_postfix(loss=f"{last['train_loss']:.4f}",
                              test_acc=f"{last['test_accuracy']:.4f}")
       if step % checkpoint_every == 0 or step == total_steps:
@@ -172,6 +183,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   last["train_step_compilations"] = train_fn._cache_size()  # 1 unless shapes changed
   checkpointer.close()
   writer.close()
+  if is_main:  # marks the run finished; sweeps skip points that have it
+    summary = {k: v for k, v in last.items() if isinstance(v, (int, float, str))}
+    summary["step"] = step
+    with open(os.path.join(workdir, "result.json"), "w") as f:
+      json.dump(summary, f, indent=1)
   if is_main:
     print(f"Done: step {step}, test accuracy {last['test_accuracy']:.4f}, "
           f"{num_params:,} parameters.", flush=True)
