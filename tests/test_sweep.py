@@ -108,3 +108,19 @@ def test_sweep_killed_midway_resumes_without_redoing_finished_points(tmp_path):
     assert epochs[-1] == 4
   point = json.loads((dirs[2] / "point.json").read_text())
   assert point["overrides"] == {"model.hidden_layer": {"kind": "lowrank", "rank": 3}}
+
+
+def test_common_settings_apply_to_every_point_and_changed_settings_are_refused(tmp_path):
+  config = os.path.join(REPO, "configs/tt_mnist.py:synthetic,runlocal")
+  settings = ["num_epochs=1", "schedule.name=cosine", "model.hidden_layer.in_shape=(4, 8, 8, 4)"]
+  points = sweep.sweep_points(config, settings)
+  assert all(p["num_epochs"] == 1 and p["schedule.name"] == "cosine" for p in points)
+  assert points[4]["model.hidden_layer.in_shape"] == (4, 4, 4, 4, 4)  # the point's own value wins
+  with pytest.raises(ValueError, match="must look like key=value"):
+    sweep.parse_settings(["num_epochs"])
+  status = sweep.run_sweep(config, str(tmp_path), indices=[0], settings=["num_epochs=1"])
+  assert status == {0: "done"}
+  point_dir = tmp_path / sweep.point_name(0, sweep.sweep_points(config)[0])
+  assert json.loads((point_dir / "config.json").read_text())["num_epochs"] == 1
+  with pytest.raises(ValueError, match="use a new --workdir"):
+    sweep.run_sweep(config, str(tmp_path), indices=[0], settings=["num_epochs=2"])

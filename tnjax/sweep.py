@@ -2,6 +2,7 @@ r"""Runs every point of a config's sweep(), each in its own sub-workdir, resumab
 
   python -m tnjax.sweep --config configs/tt_mnist.py:fashion_idx,epochs=10 --workdir runs/fig1
   python -m tnjax.sweep --config ... --workdir ... --parallel 2 --points 0,3 --dry_run
+  python -m tnjax.sweep --config ... --workdir ... --set schedule.name=cosine --set num_epochs=30
 
 `sweep()` in the config module returns a list of override dicts (dotted keys,
 e.g. {'model.hidden_layer.ranks': 4}; a value may be a whole dict, e.g. a new
@@ -17,6 +18,7 @@ points of a sweep do not share JAX state and `--parallel N` runs N at a time.
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
 import copy
 import importlib.util
@@ -40,6 +42,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory holding one sub-workd
 _PARALLEL = flags.DEFINE_integer("parallel", 1, "Points run at the same time on this host.")
 _POINTS = flags.DEFINE_string("points", "", "Comma-separated point indices to run (default all).")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the points and their state; run nothing.")
+_SET = flags.DEFINE_multi_string(
+    "set", [], "key=value override applied to every point, e.g. --set num_epochs=30 "
+    "--set schedule.name=cosine (values parsed as Python literals, else strings).")
 _RUN_POINT = flags.DEFINE_integer("run_point", None, "Internal: run this one point in-process.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -58,8 +63,23 @@ def load_config_module(config_path: str):
   return module, (arg or None)
 
 
-def sweep_points(config_path: str) -> list[dict]:
-  """The override dicts of the config's sweep(), checked."""
+def parse_settings(settings) -> dict:
+  """['a.b=1', 'c=cosine'] -> {'a.b': 1, 'c': 'cosine'} (Python literals, else strings)."""
+  overrides = {}
+  for item in settings:
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+      raise ValueError(f"--set {item!r} must look like key=value, e.g. --set num_epochs=30.")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    overrides[key.strip()] = value
+  return overrides
+
+
+def sweep_points(config_path: str, settings=()) -> list[dict]:
+  """The override dicts of the config's sweep() (after the common `settings`), checked."""
   module, _ = load_config_module(config_path)
   if not hasattr(module, "sweep"):
     raise ValueError(f"{config_path.partition(':')[0]} defines no sweep(); add a function "
@@ -67,7 +87,8 @@ def sweep_points(config_path: str) -> list[dict]:
   points = module.sweep()
   if not isinstance(points, (list, tuple)) or not all(isinstance(p, dict) for p in points):
     raise ValueError("sweep() must return a list of dicts mapping dotted config keys to values.")
-  return [dict(p) for p in points]
+  common = parse_settings(settings)
+  return [{**common, **p} for p in points]
 
 
 def _short(value) -> str:
@@ -114,29 +135,44 @@ def point_status(point_dir: str) -> str:
   return "new"
 
 
-def run_point_in_process(config_path: str, workdir: str, index: int) -> dict:
+def run_point_in_process(config_path: str, workdir: str, index: int, settings=()) -> dict:
   """Trains point `index` in this process (what each sweep subprocess does)."""
   from tnjax import trainer  # pylint: disable=g-import-not-at-top
   module, arg = load_config_module(config_path)
-  overrides = sweep_points(config_path)[index]
+  overrides = sweep_points(config_path, settings)[index]
   config = apply_overrides(module.get_config(arg), overrides)
   with config.unlocked():
     config.progress_bar = False  # the log is a file: epoch records only
   return trainer.train_and_evaluate(config, workdir)
 
 
-def _launch(config_path: str, point_dir: str, index: int) -> int:
+def _launch(config_path: str, point_dir: str, index: int, settings) -> int:
   log_path = os.path.join(point_dir, "train.log")
   command = [sys.executable, "-m", "tnjax.sweep", f"--config={config_path}",
-             f"--workdir={point_dir}", f"--run_point={index}"]
+             f"--workdir={point_dir}", f"--run_point={index}", *(f"--set={s}" for s in settings)]
   with open(log_path, "a") as log:
     return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
 
 
+def _check_same_point(point_dir: str, config_path: str, overrides: dict) -> None:
+  """Refuses to resume a point directory that was made with other settings."""
+  path = os.path.join(point_dir, "point.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    saved = json.load(f)
+  now = json.loads(json.dumps({"config": config_path, "overrides": overrides}))
+  if {k: saved.get(k) for k in now} != now:
+    raise ValueError(f"{point_dir} was made by --config={saved.get('config')} with overrides "
+                     f"{saved.get('overrides')}, not {now['overrides']}; use a new --workdir "
+                     "for changed settings.")
+
+
 def run_sweep(config_path: str, workdir: str, *, parallel: int = 1, indices=None,
-              dry_run: bool = False) -> dict[int, str]:
+              dry_run: bool = False, settings=()) -> dict[int, str]:
   """Runs the sweep's unfinished points; returns {index: final status}."""
-  points = sweep_points(config_path)
+  settings = list(settings)
+  points = sweep_points(config_path, settings)
   indices = list(range(len(points))) if indices is None else list(indices)
   bad = [i for i in indices if not 0 <= i < len(points)]
   if bad:
@@ -144,7 +180,10 @@ def run_sweep(config_path: str, workdir: str, *, parallel: int = 1, indices=None
   if parallel < 1:
     raise ValueError(f"--parallel must be >= 1, got {parallel}.")
   os.makedirs(workdir, exist_ok=True)
-  dirs = {i: os.path.join(workdir, point_name(i, points[i])) for i in indices}
+  own_points = sweep_points(config_path)  # names leave out the settings common to all points
+  dirs = {i: os.path.join(workdir, point_name(i, own_points[i])) for i in indices}
+  for i in indices:
+    _check_same_point(dirs[i], config_path, points[i])
   for i in indices:
     print(f"[{point_status(dirs[i]):>7}] {dirs[i]}  {points[i]}", flush=True)
   todo = [i for i in indices if point_status(dirs[i]) != "done"]
@@ -157,7 +196,7 @@ def run_sweep(config_path: str, workdir: str, *, parallel: int = 1, indices=None
 
   def run(i):
     start = time.time()
-    code = _launch(config_path, dirs[i], i)
+    code = _launch(config_path, dirs[i], i, settings)
     state = point_status(dirs[i])
     print(f"point {i} {'finished' if code == 0 else f'FAILED (exit {code}, see train.log)'} "
           f"in {time.time() - start:.0f} s: {dirs[i]}", flush=True)
@@ -177,11 +216,11 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   if _RUN_POINT.value is not None:
-    run_point_in_process(_CONFIG.value, _WORKDIR.value, _RUN_POINT.value)
+    run_point_in_process(_CONFIG.value, _WORKDIR.value, _RUN_POINT.value, _SET.value)
     return
   indices = [int(i) for i in _POINTS.value.split(",")] if _POINTS.value else None
   status = run_sweep(_CONFIG.value, _WORKDIR.value, parallel=_PARALLEL.value, indices=indices,
-                     dry_run=_DRY_RUN.value)
+                     dry_run=_DRY_RUN.value, settings=_SET.value)
   if not _DRY_RUN.value and any(s != "done" for s in status.values()):
     sys.exit(1)
 
