@@ -10,6 +10,7 @@ import pytest
 
 from tnjax.tensor import (check_shapes, max_tt_ranks, tt_core_shapes, tt_matmul, tt_num_params,
                           tt_ranks, tt_svd, tt_to_dense)
+from tnjax.tensor import tt
 from tnjax.tensor.tt import plan_tt_split
 
 
@@ -177,3 +178,27 @@ def test_check_shapes_returns_int_tuples():
 def test_bad_shapes_and_ranks_raise_clear_errors(call, message):
   with pytest.raises(ValueError, match=message):
     call()
+
+
+def test_dense_and_factored_methods_agree_in_value_and_gradient(x64):
+  rng = np.random.default_rng(7)
+  shapes = tt.tt_core_shapes((2, 3, 4), (3, 2, 2), 3)
+  cores = [jnp.asarray(rng.normal(size=s)) for s in shapes]
+  x = jnp.asarray(rng.normal(size=(5, 2, 24)))
+  expected = x @ tt.tt_to_dense(cores)
+  grads = {}
+  for method in ("factored", "dense", "auto"):
+    np.testing.assert_allclose(tt.tt_matmul(x, cores, method=method), expected, rtol=1e-12)
+    grads[method] = jax.grad(lambda c: jnp.sum(jnp.sin(tt.tt_matmul(x, c, method=method))))(cores)
+  for a, b in zip(grads["factored"], grads["dense"]):
+    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+  with pytest.raises(ValueError, match="method='svd' is unknown"):
+    tt.tt_matmul(x, cores, method="svd")
+
+
+def test_auto_method_rebuilds_w_only_for_large_batches_on_small_layers():
+  mnist = tuple(tt.tt_core_shapes((4, 8, 8, 4), (4, 8, 8, 4), 8))
+  assert [tt.plan_tt_method(mnist, b) for b in (1, 100, 300, 1000, 4096)] == [
+      "factored", "factored", "factored", "dense", "dense"]
+  fc6 = tuple(tt.tt_core_shapes((2, 7, 8, 8, 7, 4), (4,) * 6, 4))
+  assert {tt.plan_tt_method(fc6, b) for b in (1, 128, 1024, 8192)} == {"factored"}
