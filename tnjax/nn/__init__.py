@@ -9,7 +9,8 @@ from tnjax.nn.cp_dense import CPDense
 from tnjax.nn.dense import Dense
 from tnjax.nn.factory import CONV_LAYERS, DENSE_LAYERS, make_conv, make_dense
 from tnjax.nn.lowrank_dense import LowRankDense
-from tnjax.nn.spec import (SPECS, ADTNSpec, CPSpec, DenseSpec, LayerSpec, LowRankSpec, TTSpec,
-                           register_spec, spec_from_config)
+from tnjax.nn.sketch_layers import SketchConv, SketchDense, SketchMatrix
+from tnjax.nn.spec import (SPECS, ADTNSpec, CPSpec, DenseSpec, LayerSpec, LowRankSpec,
+                           SketchSpec, TTSpec, register_spec, spec_from_config)
 from tnjax.nn.summary import format_table, layer_rows, total_params
 from tnjax.nn.tt_dense import TTDense

@@ -10,8 +10,9 @@ from tnjax.nn.cp_conv import CPConv
 from tnjax.nn.cp_dense import CPDense
 from tnjax.nn.dense import Dense
 from tnjax.nn.lowrank_dense import LowRankDense
-from tnjax.nn.spec import (ADTNSpec, CPSpec, DenseSpec, LayerSpec, LowRankSpec, TTSpec,
-                           spec_from_config)
+from tnjax.nn.sketch_layers import SketchConv, SketchDense
+from tnjax.nn.spec import (ADTNSpec, CPSpec, DenseSpec, LayerSpec, LowRankSpec, SketchSpec,
+                           TTSpec, spec_from_config)
 from tnjax.nn.tt_dense import TTDense
 
 DENSE_LAYERS: dict[type[LayerSpec], type[nnx.Module]] = {
@@ -20,6 +21,7 @@ DENSE_LAYERS: dict[type[LayerSpec], type[nnx.Module]] = {
     LowRankSpec: LowRankDense,
     CPSpec: CPDense,
     ADTNSpec: ADTNDense,
+    SketchSpec: SketchDense,
 }
 
 
@@ -36,6 +38,7 @@ CONV_LAYERS: dict[type[LayerSpec], type[nnx.Module]] = {
     DenseSpec: Conv,
     CPSpec: CPConv,
     ADTNSpec: ADTNConv,
+    SketchSpec: SketchConv,
 }
 
 

@@ -144,6 +144,27 @@ class ADTNSpec(LayerSpec):
       raise ValueError(f"ADTNSpec.init_noise must be >= 0, got {self.init_noise}.")
 
 
+@dataclasses.dataclass(frozen=True)
+class SketchSpec(LayerSpec):
+  """Tensor sketch (Kasiviswanathan, Narodytska & Jin 2018): SK-FC / SK-CONV.
+
+  Attributes:
+    sketch_size: k, rows of each random sign matrix U (k x d).
+    num_sketches: l, sketch pairs per mode; W_hat averages the 2l estimates.
+    seed: seed of the fixed U matrices; None draws them from the model's rngs.
+  """
+  sketch_size: int = 8
+  num_sketches: int = 1
+  seed: int | None = None
+  kind = "sketch"
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.sketch_size < 1 or self.num_sketches < 1:
+      raise ValueError(f"SketchSpec.sketch_size and num_sketches must be >= 1, got "
+                       f"sketch_size={self.sketch_size}, num_sketches={self.num_sketches}.")
+
+
 SPECS: dict[str, type[LayerSpec]] = {}
 
 
@@ -153,7 +174,7 @@ def register_spec(cls: type[LayerSpec]) -> type[LayerSpec]:
   return cls
 
 
-for _cls in (DenseSpec, TTSpec, LowRankSpec, CPSpec, ADTNSpec):
+for _cls in (DenseSpec, TTSpec, LowRankSpec, CPSpec, ADTNSpec, SketchSpec):
   register_spec(_cls)
 
 
