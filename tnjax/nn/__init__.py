@@ -11,6 +11,7 @@ from tnjax.nn.factory import CONV_LAYERS, DENSE_LAYERS, make_conv, make_dense
 from tnjax.nn.lowrank_dense import LowRankDense
 from tnjax.nn.sketch_layers import SketchConv, SketchDense, SketchMatrix
 from tnjax.nn.spec import (SPECS, ADTNSpec, CPSpec, DenseSpec, LayerSpec, LowRankSpec,
-                           SketchSpec, TTSpec, register_spec, spec_from_config)
+                           SketchSpec, TTSpec, TuckerSpec, register_spec, spec_from_config)
 from tnjax.nn.summary import format_table, layer_rows, total_params
 from tnjax.nn.tt_dense import TTDense
+from tnjax.nn.tucker_conv import TuckerConv

@@ -12,8 +12,9 @@ from tnjax.nn.dense import Dense
 from tnjax.nn.lowrank_dense import LowRankDense
 from tnjax.nn.sketch_layers import SketchConv, SketchDense
 from tnjax.nn.spec import (ADTNSpec, CPSpec, DenseSpec, LayerSpec, LowRankSpec, SketchSpec,
-                           TTSpec, spec_from_config)
+                           TTSpec, TuckerSpec, spec_from_config)
 from tnjax.nn.tt_dense import TTDense
+from tnjax.nn.tucker_conv import TuckerConv
 
 DENSE_LAYERS: dict[type[LayerSpec], type[nnx.Module]] = {
     DenseSpec: Dense,
@@ -39,6 +40,7 @@ CONV_LAYERS: dict[type[LayerSpec], type[nnx.Module]] = {
     CPSpec: CPConv,
     ADTNSpec: ADTNConv,
     SketchSpec: SketchConv,
+    TuckerSpec: TuckerConv,
 }
 
 

@@ -165,6 +165,25 @@ class SketchSpec(LayerSpec):
                        f"sketch_size={self.sketch_size}, num_sketches={self.num_sketches}.")
 
 
+@dataclasses.dataclass(frozen=True)
+class TuckerSpec(LayerSpec):
+  """Tucker-2 convolution (Kim et al. 2016): channel ranks of a conv kernel.
+
+  Attributes:
+    in_rank: R3, channels after the 1x1 input projection.
+    out_rank: R4, channels of the core conv before the 1x1 expansion.
+  """
+  in_rank: int = 16
+  out_rank: int = 16
+  kind = "tucker"
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.in_rank < 1 or self.out_rank < 1:
+      raise ValueError(f"TuckerSpec.in_rank and out_rank must be >= 1, got in_rank="
+                       f"{self.in_rank}, out_rank={self.out_rank}.")
+
+
 SPECS: dict[str, type[LayerSpec]] = {}
 
 
@@ -174,7 +193,7 @@ def register_spec(cls: type[LayerSpec]) -> type[LayerSpec]:
   return cls
 
 
-for _cls in (DenseSpec, TTSpec, LowRankSpec, CPSpec, ADTNSpec, SketchSpec):
+for _cls in (DenseSpec, TTSpec, LowRankSpec, CPSpec, ADTNSpec, SketchSpec, TuckerSpec):
   register_spec(_cls)
 
 
