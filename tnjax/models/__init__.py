@@ -10,10 +10,14 @@ from flax import nnx
 
 from tnjax.models.cpac_cnn import CPACNet
 from tnjax.models.fc2 import FC2
+from tnjax.models.lenet import LeNet5
+from tnjax.models.small_cnn import SmallCNN
 
 MODELS: dict[str, type[nnx.Module]] = {
     "fc2": FC2,
     "cpac_cnn": CPACNet,
+    "lenet5": LeNet5,
+    "small_cnn": SmallCNN,
 }
 
 
