@@ -1,0 +1,107 @@
+"""Reading finished runs of sweep workdirs and writing tables (markdown, CSV) and figures.
+
+A run is a directory with config.json and result.json (written by the trainer);
+a sweep workdir holds one run per sub-directory (tnjax.sweep). Report scripts pass
+any mix of sweep workdirs and single run directories.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+
+def _is_run(path: str) -> bool:
+  return os.path.exists(os.path.join(path, "config.json"))
+
+
+def load_runs(workdirs) -> list[dict]:
+  """Every run under `workdirs`: {'dir', 'config', 'result' (None if unfinished), 'epoch_seconds'}."""
+  runs = []
+  for workdir in workdirs:
+    if not os.path.isdir(workdir):
+      raise FileNotFoundError(f"{workdir} is not a directory of runs.")
+    paths = [workdir] if _is_run(workdir) else sorted(
+        os.path.join(workdir, d) for d in os.listdir(workdir) if _is_run(os.path.join(workdir, d)))
+    for path in paths:
+      runs.append(load_run(path))
+  return runs
+
+
+def load_run(path: str) -> dict:
+  with open(os.path.join(path, "config.json")) as f:
+    config = json.load(f)
+  result = None
+  if os.path.exists(os.path.join(path, "result.json")):
+    with open(os.path.join(path, "result.json")) as f:
+      result = json.load(f)
+  seconds = []
+  metrics_path = os.path.join(path, "metrics.jsonl")
+  if os.path.exists(metrics_path):
+    with open(metrics_path) as f:
+      seconds = [r["epoch_seconds"] for r in map(json.loads, filter(str.strip, f))
+                 if "epoch_seconds" in r]
+  return {"dir": path, "config": config, "result": result,
+          "epoch_seconds": statistics.median(seconds) if seconds else None}
+
+
+def cpu_name() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def describe_setup(runs) -> str:
+  """'Fashion-MNIST (idx), 10 epochs, batch 64; machine: ...' from the runs' configs."""
+  configs = [r["config"] for r in runs]
+  names = sorted({f"{c['data']['name']} ({c['data']['source']})" for c in configs})
+  epochs = sorted({c["num_epochs"] for c in configs})
+  batches = sorted({c["batch_size"] for c in configs})
+  return (f"Data: {', '.join(names)}; epochs: {', '.join(map(str, epochs))}; batch: "
+          f"{', '.join(map(str, batches))}. Machine: {cpu_name()}, "
+          f"{os.cpu_count()} cores ({platform.system()}). Written {datetime.date.today()}.")
+
+
+def markdown_table(header, rows) -> str:
+  lines = ["| " + " | ".join(header) + " |",
+           "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+  lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def write_outputs(prefix: str, title: str, notes: list[str], header, rows, figure=None) -> list[str]:
+  """prefix.md (title, notes, table), prefix.csv and, if given, prefix.png; returns the paths."""
+  os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+  paths = [prefix + ".md", prefix + ".csv"]
+  with open(paths[0], "w") as f:
+    f.write(f"# {title}\n\n" + "\n\n".join(notes) + "\n\n" + markdown_table(header, rows) + "\n")
+    if figure is not None:
+      f.write(f"\n![{title}]({os.path.basename(prefix)}.png)\n")
+  with open(paths[1], "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(header)
+    writer.writerows(rows)
+  if figure is not None:
+    figure.savefig(prefix + ".png", dpi=120, bbox_inches="tight")
+    paths.append(prefix + ".png")
+  return paths
+
+
+def percent(value) -> str:
+  return "missing" if value is None else f"{100 * value:.2f}%"
