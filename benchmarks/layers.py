@@ -66,6 +66,13 @@ CASES = [
          dense_pair(FC6_TT4, 25088, 4096), (128, 25088)),
     Case("VGG-like conv 3x3 256->256, CP rank 64, 32x32 maps, batch 32",
          conv_pair({"kind": "cp", "rank": 64}, 256, 256, 3), (32, 32, 32, 256)),
+    # Sketch and Tucker-2 at about CP rank 64's weight count (33k of the dense 590k).
+    Case("VGG-like conv 3x3 256->256, sketch l=1 k=7, 32x32 maps, batch 32",
+         conv_pair({"kind": "sketch", "sketch_size": 7, "num_sketches": 1}, 256, 256, 3),
+         (32, 32, 32, 256)),
+    Case("VGG-like conv 3x3 256->256, Tucker-2 ranks 38-38, 32x32 maps, batch 32",
+         conv_pair({"kind": "tucker", "in_rank": 38, "out_rank": 38}, 256, 256, 3),
+         (32, 32, 32, 256)),
 ]
 
 
