@@ -26,14 +26,14 @@ def _fake_run(directory, config, accuracy, num_params, epoch_seconds=(2.0, 3.0, 
     json.dump({"test_accuracy": accuracy, "num_params": num_params}, f)
 
 
-def _report(script, workdirs, out):
+def _report(script, workdirs, out, suffixes=(".md", ".csv", ".png")):
   args = [sys.executable, os.path.join(REPO, "experiments", script), "--out", str(out)]
   for w in workdirs:
     args += ["--workdir", str(w)]
   result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, JAX_PLATFORMS="cpu"))
   assert result.returncode == 0, result.stderr[-2000:]
-  for suffix in (".md", ".csv", ".png"):
+  for suffix in suffixes:
     assert os.path.getsize(str(out) + suffix) > 0
   with open(str(out) + ".csv") as f:
     return list(csv.DictReader(f))
@@ -72,3 +72,16 @@ def test_cpac_and_sketch_tables(tmp_path):
   assert set(methods) == {"sketch", "Tucker-2 + TT"}
   assert methods["sketch"]["compressed-layer weights"] == "3,446"  # 550 + 2,080 + 816
   assert methods["Tucker-2 + TT"]["test acc"] == "86.00%"
+
+
+@pytest.mark.slow
+def test_adtn_table_lists_generators_and_their_sizes(tmp_path):
+  from configs import adtn_fc2_mnist, adtn_lenet5_mnist
+  _fake_run(tmp_path / "adtn" / "fc2", adtn_fc2_mnist.get_config(), 0.85, 11883)
+  _fake_run(tmp_path / "adtn" / "lenet5_dense", adtn_lenet5_mnist.get_config("dense"), 0.9, 61706)
+  rows = _report("adtn_table.py", [tmp_path / "adtn"], tmp_path / "adtn_table", (".md", ".csv"))
+  assert [r["model"] for r in rows] == ["fc2", "lenet5"]
+  assert rows[0]["ADTN layers"] == "hidden 1024x1024 ADTN Q=20 M=2"
+  # 16 M (Q-1) + 1 gate parameters and scale, plus the 1,024 biases.
+  assert rows[0]["ADTN layers' params / dense weights (with bias)"] == "1,633 / 1,049,600"
+  assert rows[1]["ADTN layers"] == "dense" and rows[1]["test acc"] == "90.00%"

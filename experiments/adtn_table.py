@@ -1,0 +1,62 @@
+r"""ADTN table (Qing et al. 2025): ADTN-compressed networks against their dense versions.
+
+  python experiments/adtn_table.py --workdir runs/adtn --out experiments/results/adtn_fashion_mnist
+
+Rows are runs (any model); the ADTN layers and their generator sizes come from
+the model built abstractly from each run's config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+from flax import nnx
+
+import report_lib
+from tnjax import models
+from tnjax.nn import layer_rows
+
+PAPER_NOTE = ("Paper (Qing et al. 2025; PAPERS.md section 4): FC-2, LeNet-5, AlexNet, ZFNet and "
+              "VGG-16 compressed by ADTNs at about their dense accuracy; VGG-16's two big linear "
+              "layers -> 424 parameters, CIFAR-10 90.17% -> 91.74%.")
+IMAGE_SHAPES = {"fc2": (32, 32, 1), "lenet5": (28, 28, 1)}
+
+
+def describe(config) -> tuple[str, int, int]:
+  """(ADTN layers and their Q, M; weights of the ADTN layers; dense weights they replace)."""
+  model_config = config["model"]
+  shape = IMAGE_SHAPES.get(model_config["name"], (32, 32, 3))
+  if model_config["name"] == "fc2" and not config["data"]["pad_to"]:
+    shape = (28, 28, 1)
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    model = nnx.eval_shape(lambda: models.build_model(model_config, shape, 10, rngs=nnx.Rngs(0)))
+  rows = [r for r in layer_rows(model) if r["kind"] == "adtn"]
+  label = "; ".join(f"{r['name']} {r['shape']}" for r in rows) or "dense"
+  return label, sum(r["params"] for r in rows), sum(r["dense_params"] for r in rows)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--workdir", action="append", required=True)
+  parser.add_argument("--out", required=True)
+  args = parser.parse_args()
+  runs = report_lib.load_runs(args.workdir)
+  table = []
+  for run in sorted(runs, key=lambda r: (r["config"]["model"]["name"], r["dir"])):
+    config, result = run["config"], run["result"]
+    label, params, dense = describe(config)
+    table.append([config["model"]["name"], label, report_lib.percent(result and result["test_accuracy"]),
+                  f"{result['num_params']:,}" if result else "missing",
+                  f"{params:,} / {dense:,}" if params else "-",
+                  f"{run['epoch_seconds']:.1f}" if run["epoch_seconds"] else "-"])
+  header = ["model", "ADTN layers", "test acc", "total params",
+            "ADTN layers' params / dense weights (with bias)", "s / epoch"]
+  notes = [report_lib.describe_setup(runs), PAPER_NOTE]
+  for path in report_lib.write_outputs(args.out, "ADTN vs dense", notes, header, table):
+    print(path)
+
+
+if __name__ == "__main__":
+  main()
