@@ -12,12 +12,14 @@ from tnjax.models.cpac_cnn import CPACNet
 from tnjax.models.fc2 import FC2
 from tnjax.models.lenet import LeNet5
 from tnjax.models.small_cnn import SmallCNN
+from tnjax.models.vgg import VGG
 
 MODELS: dict[str, type[nnx.Module]] = {
     "fc2": FC2,
     "cpac_cnn": CPACNet,
     "lenet5": LeNet5,
     "small_cnn": SmallCNN,
+    "vgg": VGG,
 }
 
 

@@ -16,6 +16,7 @@ def layer_rows(model: nnx.Module) -> list[dict]:
         "kind": module.spec.kind,
         "shape": module.shape_description,
         "params": module.num_params,
+        "weights": module.weight_params,
         "dense_params": module.dense_weight_params + (module.num_params - module.weight_params),
         "compression": module.compression,
     })
@@ -35,6 +36,13 @@ def format_table(model: nnx.Module) -> str:
   for r in rows:
     lines.append(f"{r['name']:<28} {r['kind']:<8} {r['shape']:<36} {r['params']:>12,} "
                  f"{r['compression']:>12,.1f}")
+  compressed = [r for r in rows if r["kind"] != "dense"]
+  if compressed:  # e.g. Novikov's TT4 TT4 FC: FC6 and FC7 together
+    dense_weights = sum(r["dense_params"] - (r["params"] - r["weights"]) for r in compressed)
+    weights = sum(r["weights"] for r in compressed)
+    lines.append("-" * len(header))
+    lines.append(f"{'compressed layers (weights)':<28} {'':<8} {', '.join(r['name'] for r in compressed)[:36]:<36} "
+                 f"{weights:>12,} {dense_weights / weights:>12,.1f}")
   total = total_params(model)
   # Dense equivalent: this model with every tnjax layer replaced by its dense size.
   dense_total = total + sum(r["dense_params"] - r["params"] for r in rows)

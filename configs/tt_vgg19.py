@@ -1,0 +1,25 @@
+r"""Novikov et al. (2015) ImageNet VGG-19 with TT / matrix-rank FC layers.
+
+  python -m tnjax.train --config configs/tt_vgg19.py:arch=tt4_fc_fc --workdir runs/vgg19_tt4
+
+arch (FC6_FC7_FC8): fc_fc_fc, tt4_fc_fc, tt2_fc_fc, tt1_fc_fc, tt4_tt4_fc, mr1_fc_fc,
+mr5_fc_fc, mr50_fc_fc. The printed layer table shows the paper's compression
+exactly: FC6 TT4 50,972x; FC6+FC7 TT4 TT4 37,732x (the 'compressed layers' row).
+The paper's error table is for VGG-16 (configs/tt_vgg16.py); it reports VGG-19
+results of the same kind.
+
+Needs TFDS imagenet2012 (manual download; data.data_dir may be gs://). Not yet
+trainable at full size: ImageNet does not fit tnjax's in-memory input path (a
+streaming pipeline is still to come), and the paper fine-tunes from pretrained
+dense conv weights, whose loading is also still to come.
+Arguments: arch, epochs=30, runlocal (32x32 synthetic smoke run), synthetic.
+"""
+
+from configs import vgg_common
+
+
+def get_config(arg=None):
+  return vgg_common.vgg_imagenet_config(arg, depth=19)
+
+
+sweep = vgg_common.sweep
