@@ -13,5 +13,6 @@ from tnjax.nn.sketch_layers import SketchConv, SketchDense, SketchMatrix
 from tnjax.nn.spec import (SPECS, ADTNSpec, CPSpec, DenseSpec, LayerSpec, LowRankSpec,
                            SketchSpec, TTSpec, TuckerSpec, register_spec, spec_from_config)
 from tnjax.nn.summary import format_table, layer_rows, total_params
+from tnjax.nn.tt_conv import TTConv
 from tnjax.nn.tt_dense import TTDense
 from tnjax.nn.tucker_conv import TuckerConv

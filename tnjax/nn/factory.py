@@ -13,6 +13,7 @@ from tnjax.nn.lowrank_dense import LowRankDense
 from tnjax.nn.sketch_layers import SketchConv, SketchDense
 from tnjax.nn.spec import (ADTNSpec, CPSpec, DenseSpec, LayerSpec, LowRankSpec, SketchSpec,
                            TTSpec, TuckerSpec, spec_from_config)
+from tnjax.nn.tt_conv import TTConv
 from tnjax.nn.tt_dense import TTDense
 from tnjax.nn.tucker_conv import TuckerConv
 
@@ -41,6 +42,7 @@ CONV_LAYERS: dict[type[LayerSpec], type[nnx.Module]] = {
     ADTNSpec: ADTNConv,
     SketchSpec: SketchConv,
     TuckerSpec: TuckerConv,
+    TTSpec: TTConv,
 }
 
 

@@ -117,6 +117,21 @@ def _merge_flops(core_shapes) -> int:
   return flops
 
 
+def tt_matmul_cost(core_shapes, batch: int) -> int:
+  """Estimated cost (FLOPs plus weighted moved elements) of `tt_matmul`'s factored path."""
+  core_shapes = tuple(tuple(s) for s in core_shapes)
+  if len(core_shapes) == 1:
+    _, m, n, _ = core_shapes[0]
+    return 2 * batch * m * n
+  h = plan_tt_split(core_shapes, batch)
+  left, right = core_shapes[:h], core_shapes[h:]
+  m_left, n_left = math.prod(s[1] for s in left), math.prod(s[2] for s in left)
+  m_right, n_right = math.prod(s[1] for s in right), math.prod(s[2] for s in right)
+  intermediate = batch * m_left * left[-1][3] * n_right
+  return (_merge_flops(left) + _merge_flops(right) + 2 * intermediate * (m_right + n_left)
+          + _FLOPS_PER_MOVED_ELEMENT * intermediate)
+
+
 @functools.lru_cache(maxsize=1024)
 def plan_tt_split(core_shapes: tuple[tuple[int, int, int, int], ...], batch: int) -> int:
   """Number of cores in the left group minimising merges + GEMMs + transposes for `batch` rows."""
