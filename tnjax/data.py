@@ -54,6 +54,7 @@ def default_data_config() -> ml_collections.ConfigDict:
       "subtract_mean": False,    # subtract the train-set mean image (after scaling and padding)
       "max_train_examples": 0,   # 0 = all; else the first k (smoke runs)
       "max_test_examples": 0,
+      "augment": "",             # '' | crop_flip: on-device CIFAR augmentation in the train step
       "synthetic": {
           "image_shape": (28, 28, 1),
           "num_classes": 10,

@@ -26,6 +26,7 @@ import optax
 import tqdm
 from flax import nnx
 
+from tnjax import augment as augment_lib
 from tnjax import checkpoint as checkpoint_lib
 from tnjax import data as data_lib
 from tnjax import models
@@ -38,11 +39,14 @@ def _cross_entropy(logits, labels):
   return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
 
 
-def train_step(graphdef, state, images, labels, indices):
+def train_step(graphdef, augmentation, seed, state, images, labels, indices):
   """One SGD step on the batch images[indices]; returns the new state and metrics."""
   model, optimizer = nnx.merge(graphdef, state)
   model.train()
   x, y = images[indices], labels[indices]
+  # The augmentation key depends only on (seed, step): resumed runs see the same crops.
+  key = jax.random.fold_in(jax.random.key(seed), optimizer.step[...])
+  x = augment_lib.augment(augmentation, key, x)
 
   def loss_fn(model):
     logits = model(x)
@@ -129,7 +133,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       json.dump(config_dict, f, indent=1, default=str)
   writer = writers.MetricWriter(workdir, config)
-  train_fn = jax.jit(functools.partial(train_step, graphdef), donate_argnums=0)
+  augment_lib.augment(config.data.augment, jax.random.key(0), jnp.zeros((1, 8, 8, 1)))  # checks the name
+  train_fn = jax.jit(functools.partial(train_step, graphdef, config.data.augment, config.seed),
+                     donate_argnums=0)
   eval_fn = jax.jit(functools.partial(eval_step, graphdef))
   train_images, train_labels = jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels)
   test_images, test_labels = jnp.asarray(dataset.test_images), jnp.asarray(dataset.test_labels)
