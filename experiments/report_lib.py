@@ -73,8 +73,10 @@ def describe_setup(runs) -> str:
   names = sorted({f"{c['data']['name']} ({c['data']['source']})" for c in configs})
   epochs = sorted({c["num_epochs"] for c in configs})
   batches = sorted({c["batch_size"] for c in configs})
+  training = sorted({f"{c['optimizer']['name']} {c['schedule']['name']} lr {c['schedule']['learning_rate']}"
+                     for c in configs})
   return (f"Data: {', '.join(names)}; epochs: {', '.join(map(str, epochs))}; batch: "
-          f"{', '.join(map(str, batches))}. Machine: {cpu_name()}, "
+          f"{', '.join(map(str, batches))}; training: {'; '.join(training)}. Machine: {cpu_name()}, "
           f"{os.cpu_count()} cores ({platform.system()}). Written {datetime.date.today()}.")
 
 
