@@ -84,6 +84,10 @@ def base_config() -> ml_collections.ConfigDict:
       "keep": 3,
       "async_save": True,
   })
+  # Devices: data=1, model=1: one device; --config.mesh.data=-1: data parallel over all;
+  # data=4, model=2 also splits arrays of >= mesh_min_shard_size entries over 'model'.
+  c.mesh = ml_collections.ConfigDict({"data": 1, "model": 1})
+  c.mesh_min_shard_size = 1 << 16
   c.log_every_steps = 50
   c.progress_bar = True
   c.wandb = ml_collections.ConfigDict({

@@ -31,6 +31,8 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     # Orbax logs every checkpoint step at INFO; keep the console to the progress bar.
     logging.set_verbosity(logging.WARNING)
+  from tnjax import sharding  # pylint: disable=g-import-not-at-top
+  sharding.maybe_initialize_distributed()  # multi-host only; must precede any JAX computation
   from tnjax import trainer  # imported late so --help is fast
   trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 

@@ -31,6 +31,7 @@ from tnjax import checkpoint as checkpoint_lib
 from tnjax import data as data_lib
 from tnjax import models
 from tnjax import optim
+from tnjax import sharding as sharding_lib
 from tnjax import writers
 from tnjax.nn import format_table, total_params
 
@@ -39,11 +40,13 @@ def _cross_entropy(logits, labels):
   return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
 
 
-def train_step(graphdef, augmentation, seed, state, images, labels, indices):
+def train_step(graphdef, augmentation, seed, shardings, state, images, labels, indices):
   """One SGD step on the batch images[indices]; returns the new state and metrics."""
   model, optimizer = nnx.merge(graphdef, state)
   model.train()
   x, y = images[indices], labels[indices]
+  if shardings is not None:  # data parallel: each device takes its slice of the batch
+    x, y = jax.lax.with_sharding_constraint((x, y), shardings["batch"])
   # The augmentation key depends only on (seed, step): resumed runs see the same crops.
   key = jax.random.fold_in(jax.random.key(seed), optimizer.step[...])
   x = augment_lib.augment(augmentation, key, x)
@@ -55,7 +58,10 @@ def train_step(graphdef, augmentation, seed, state, images, labels, indices):
   (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
   optimizer.update(model, grads)
   accuracy = jnp.mean(jnp.argmax(logits, -1) == y)
-  return nnx.state((model, optimizer)), {"loss": loss, "accuracy": accuracy}
+  new_state = nnx.state((model, optimizer))
+  if shardings is not None:  # keep the input layout, so the next step reuses this compilation
+    new_state = jax.lax.with_sharding_constraint(new_state, shardings["state"])
+  return new_state, {"loss": loss, "accuracy": accuracy}
 
 
 def eval_step(graphdef, state, images, labels, indices, mask):
@@ -116,6 +122,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   graphdef, state = nnx.split((model, optimizer))
   num_params = total_params(model)
   del model, optimizer  # from here on the pytree `state` is the only copy
+  mesh = sharding_lib.make_mesh(config.get("mesh"))
+  shardings = None
+  if mesh is not None:
+    sharding_lib.check_batch(config.batch_size, mesh)
+    shardings = {"batch": sharding_lib.batch_sharding(mesh), "state": sharding_lib.state_shardings(
+        state, mesh, config.get("mesh_min_shard_size", 1 << 16))}
+    state = jax.device_put(state, shardings["state"])
 
   checkpointer = checkpoint_lib.Checkpointer(
       os.path.join(workdir, "checkpoints"), keep=config.checkpoint.keep,
@@ -134,11 +147,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       json.dump(config_dict, f, indent=1, default=str)
   writer = writers.MetricWriter(workdir, config)
   augment_lib.augment(config.data.augment, jax.random.key(0), jnp.zeros((1, 8, 8, 1)))  # checks the name
-  train_fn = jax.jit(functools.partial(train_step, graphdef, config.data.augment, config.seed),
-                     donate_argnums=0)
+  train_fn = jax.jit(functools.partial(train_step, graphdef, config.data.augment, config.seed,
+                                       shardings), donate_argnums=0)
   eval_fn = jax.jit(functools.partial(eval_step, graphdef))
-  train_images, train_labels = jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels)
-  test_images, test_labels = jnp.asarray(dataset.test_images), jnp.asarray(dataset.test_labels)
+  # Small datasets live on the device(s) whole (replicated over a mesh); batches are gathered.
+  put = jnp.asarray if mesh is None else functools.partial(sharding_lib.put_global,
+                                                           sharding=sharding_lib.replicated(mesh))
+  train_images, train_labels = put(dataset.train_images), put(dataset.train_labels)
+  test_images, test_labels = put(dataset.test_images), put(dataset.test_labels)
   checkpoint_every = config.checkpoint.every_steps or steps_per_epoch
   last = {"num_params": num_params}
 
