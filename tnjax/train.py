@@ -34,7 +34,8 @@ def main(argv):
   from tnjax import sharding  # pylint: disable=g-import-not-at-top
   sharding.maybe_initialize_distributed()  # multi-host only; must precede any JAX computation
   from tnjax import trainer  # imported late so --help is fast
-  trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  # $VARS expand, so a W&B sweep gives each run its own workdir: runs/sweep/$WANDB_RUN_ID.
+  trainer.train_and_evaluate(_CONFIG.value, os.path.expandvars(_WORKDIR.value))
 
 
 if __name__ == "__main__":

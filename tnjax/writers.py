@@ -60,7 +60,9 @@ def _init_wandb(workdir: str, config):
   import wandb  # pylint: disable=g-import-not-at-top
   # The run id lives in the workdir so a resumed (pre-empted) job continues the same run.
   id_file = os.path.join(workdir, "wandb_run_id.txt")
-  if os.path.exists(id_file):
+  if os.environ.get("WANDB_RUN_ID"):  # a W&B sweep agent assigns the id
+    run_id = os.environ["WANDB_RUN_ID"]
+  elif os.path.exists(id_file):
     run_id = open(id_file).read().strip()
   else:
     run_id = uuid.uuid4().hex[:12]
