@@ -85,3 +85,17 @@ def test_adtn_table_lists_generators_and_their_sizes(tmp_path):
   # 16 M (Q-1) + 1 gate parameters and scale, plus the 1,024 biases.
   assert rows[0]["ADTN layers' params / dense weights (with bias)"] == "1,633 / 1,049,600"
   assert rows[1]["ADTN layers"] == "dense" and rows[1]["test acc"] == "90.00%"
+
+
+@pytest.mark.slow
+def test_novikov_vgg_table_has_the_papers_compression_and_marks_missing_runs(tmp_path):
+  rows = _report("novikov_vgg_table.py", [], tmp_path / "vgg", (".md", ".csv"))
+  by_arch = {r["architecture"]: r for r in rows}
+  assert by_arch["TT4 FC FC"]["FC6 compression"] == "50,972"
+  assert by_arch["TT2 FC FC"]["FC6 compression"] == "194,622"
+  assert by_arch["TT1 FC FC"]["FC6 compression"] == "713,614"
+  assert by_arch["TT4 TT4 FC"]["compressed layers"] == "37,732"
+  assert by_arch["MR50 FC FC"]["FC6 compression"] == "70"
+  assert by_arch["TT4 FC FC"]["network compression"] == "3.89x"
+  assert by_arch["TT4 TT4 FC"]["network compression"] == "7.35x"
+  assert {r["our top-1 error"] for r in rows} == {"missing"}
