@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flax import nnx
 
+from tnjax.models.alexnet import AlexNet
 from tnjax.models.cpac_cnn import CPACNet
 from tnjax.models.fc2 import FC2
 from tnjax.models.lenet import LeNet5
@@ -15,6 +16,7 @@ from tnjax.models.small_cnn import SmallCNN
 from tnjax.models.vgg import VGG
 
 MODELS: dict[str, type[nnx.Module]] = {
+    "alexnet": AlexNet,
     "fc2": FC2,
     "cpac_cnn": CPACNet,
     "lenet5": LeNet5,

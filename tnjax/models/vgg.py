@@ -6,8 +6,8 @@ Two variants:
     TT experiments replace FC6 / FC7). Dense VGG-16: 138,357,544 parameters.
   * 'cifar': 32x32 inputs, BatchNorm after every conv, and a 512 -> 512 -> 512 ->
     classes head with dropout 0.5 (the common CIFAR VGG, whose two hidden FC layers
-    are what the ADTN paper's CIFAR experiments compress; the 1x1x512 feature map
-    makes 4096-wide FCs pointless there).
+    are what the ADTN paper's CIFAR experiments compress; `hidden_features=4096`
+    gives the ImageNet-width head, ~1.9e7 FC weights, the size the paper quotes).
 
 Layer names: conv1_1 ... conv5_3 (conv5_4 for VGG-19), fc6, fc7, output.
 """
@@ -36,7 +36,7 @@ class VGG(nnx.Module):
 
   def __init__(self, image_shape, num_classes: int, *, depth: int = 16, variant: str = "imagenet",
                conv_layer=None, dense_layer=None, layers=None, dropout: float = 0.5,
-               rngs: nnx.Rngs):
+               hidden_features: int | None = None, rngs: nnx.Rngs):
     if depth not in BLOCKS:
       raise ValueError(f"VGG depth={depth} is unknown; choose one of {sorted(BLOCKS)}.")
     if variant not in HEADS:
@@ -59,7 +59,7 @@ class VGG(nnx.Module):
       height, width = height // 2, width // 2
     if min(height, width) < 1:
       raise ValueError(f"Images {image_shape} are too small for VGG (need at least 32x32).")
-    hidden = HEADS[variant]
+    hidden = hidden_features or HEADS[variant]
     self.fc6 = make_dense(specs.dense("fc6"), height * width * channels, hidden, rngs=rngs)
     self.fc7 = make_dense(specs.dense("fc7"), hidden, hidden, rngs=rngs)
     self.output = make_dense(specs.output(), hidden, num_classes, rngs=rngs)
