@@ -49,3 +49,26 @@ def test_adtn_alexnet_trains_at_smoke_size_under_tfds_mock(tmp_path):
     result = trainer.train_and_evaluate(config, str(tmp_path))
   assert result["train_step_compilations"] == 1 and 0.0 <= result["test_accuracy"] <= 1.0
   jax.clear_caches()
+
+
+def test_novikov_cifar_nets_have_exact_tt_counts():
+  from configs import tt_cifar10, tt_wide_cifar10
+  from tnjax.tensor import tt_num_params
+  wide = {r["name"]: r for r in layer_rows(_abstract(tt_wide_cifar10.get_config()))}
+  assert wide["fc1"]["weights"] == tt_num_params((4, 4, 4, 4, 4, 3), (8,) * 6, 3)
+  assert wide["fc2"]["weights"] == tt_num_params((8,) * 6, (4,) * 6, 3)
+  assert wide["fc1"]["dense_params"] == 3072 * 262144 + 262144  # never allocated
+  cnn = _abstract(tt_cifar10.get_config("dense"))
+  convs = (25 * 3 * 32 + 32) + (25 * 32 * 32 + 32) + (25 * 32 * 64 + 64)
+  assert total_params(cnn) == convs + (1024 * 1024 + 1024) + (1024 * 10 + 10)
+  assert layer_rows(_abstract(tt_cifar10.get_config("rank=8")))[3]["weights"] == 8448
+
+
+@pytest.mark.slow
+def test_tt_cifar10_trains_at_smoke_size_under_tfds_mock(tmp_path):
+  from configs import tt_cifar10
+  config = tt_cifar10.get_config("runlocal")
+  config.num_epochs, config.data.max_train_examples = 1, 32
+  with tfds.testing.mock_data(num_examples=32):
+    result = trainer.train_and_evaluate(config, str(tmp_path))
+  assert result["train_step_compilations"] == 1 and 0.0 <= result["test_accuracy"] <= 1.0

@@ -12,6 +12,7 @@ from tnjax.models.alexnet import AlexNet
 from tnjax.models.cpac_cnn import CPACNet
 from tnjax.models.fc2 import FC2
 from tnjax.models.lenet import LeNet5
+from tnjax.models.novikov_cifar import NovikovCNN, WideTTNet
 from tnjax.models.small_cnn import SmallCNN
 from tnjax.models.vgg import VGG
 
@@ -20,6 +21,8 @@ MODELS: dict[str, type[nnx.Module]] = {
     "fc2": FC2,
     "cpac_cnn": CPACNet,
     "lenet5": LeNet5,
+    "novikov_cnn": NovikovCNN,
+    "wide_tt": WideTTNet,
     "small_cnn": SmallCNN,
     "vgg": VGG,
 }
