@@ -88,6 +88,9 @@ def base_config() -> ml_collections.ConfigDict:
   # data=4, model=2 also splits arrays of >= mesh_min_shard_size entries over 'model'.
   c.mesh = ml_collections.ConfigDict({"data": 1, "model": 1})
   c.mesh_min_shard_size = 1 << 16
+  # Trained dense weights to start from (tnjax/pretrained.py): .npz / .h5 of arrays named
+  # like the model's parameters ('conv1_1/kernel'); rename maps file names to those paths.
+  c.pretrained = ml_collections.ConfigDict({"path": "", "rename": ml_collections.ConfigDict()})
   c.log_every_steps = 50
   c.progress_bar = True
   c.wandb = ml_collections.ConfigDict({

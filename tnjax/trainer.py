@@ -31,6 +31,7 @@ from tnjax import checkpoint as checkpoint_lib
 from tnjax import data as data_lib
 from tnjax import models
 from tnjax import optim
+from tnjax import pretrained as pretrained_lib
 from tnjax import sharding as sharding_lib
 from tnjax import writers
 from tnjax.nn import format_table, total_params
@@ -113,6 +114,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   model = models.build_model(config.model, dataset.image_shape, dataset.num_classes,
                              rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1))
+  pretrained = config.get("pretrained")
+  if pretrained is not None and pretrained.path:  # before the optimizer: its moments start at 0
+    loaded = pretrained_lib.load_pretrained(model, pretrained.path, pretrained.rename.to_dict())
+    if is_main:
+      print(f"Loaded {len(loaded)} pretrained arrays from {pretrained.path}.")
   if is_main:
     print(f"Data: {dataset.name}, {num_train} train / {len(dataset.test_labels)} test, "
           f"images {dataset.image_shape}, {dataset.num_classes} classes")

@@ -1,0 +1,61 @@
+"""Loading trained dense weights into a model (e.g. VGG's conv part for Novikov's TT-VGG).
+
+A weights file is an .npz or .h5 of named arrays. Names are the model's parameter
+paths joined by '/', e.g. 'conv1_1/kernel', 'conv1_1/bias' (HWIO kernels, (in, out)
+dense weights); `rename` maps names in the file to model paths where they differ.
+Every array in the file must land on a parameter of the same shape, so a typo is
+an error that lists the names the model has, never a silently skipped layer.
+Parameters the file does not cover (e.g. the new TT layers) keep their init.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from flax import nnx
+
+
+def read_weights(path: str) -> dict[str, np.ndarray]:
+  """Named arrays of an .npz or .h5 file (HDF5 groups joined by '/')."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"Pretrained weights file {path!r} does not exist.")
+  if path.endswith(".npz"):
+    with np.load(path) as data:
+      return {name: data[name] for name in data.files}
+  if path.endswith((".h5", ".hdf5")):
+    import h5py  # pylint: disable=g-import-not-at-top
+    arrays = {}
+    with h5py.File(path, "r") as f:
+      f.visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                   if isinstance(item, h5py.Dataset) else None)
+    return arrays
+  raise ValueError(f"Pretrained weights {path!r}: use an .npz or .h5 file of named arrays.")
+
+
+def load_pretrained(model: nnx.Module, path: str, rename: dict | None = None) -> list[str]:
+  """Copies the file's arrays into the model's matching parameters; returns the paths set."""
+  arrays = read_weights(path)
+  rename = dict(rename or {})
+  params = {"/".join(map(str, p)): v for p, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+  unknown = sorted(rename.get(n, n) for n in arrays if rename.get(n, n) not in params)
+  if unknown:
+    raise ValueError(f"{path}: {len(unknown)} array(s) match no model parameter: {unknown[:10]}; "
+                     f"the model's parameters are {sorted(params)[:40]}"
+                     f"{' ...' if len(params) > 40 else ''}. Fix the names or pass a rename map.")
+  mismatched = [f"{rename.get(n, n)}: file {a.shape} vs model {params[rename.get(n, n)].shape}"
+                for n, a in arrays.items() if a.shape != params[rename.get(n, n)].shape]
+  if mismatched:
+    raise ValueError(f"{path}: shapes differ for {mismatched}.")
+  updates = {}
+  for name, array in arrays.items():
+    target = rename.get(name, name)
+    updates[target] = array.astype(params[target].get_value().dtype)
+  state = nnx.state(model, nnx.Param)
+  flat = dict(nnx.to_flat_state(state))
+  for key in list(flat):
+    joined = "/".join(map(str, key))
+    if joined in updates:
+      flat[key].set_value(updates[joined])
+  nnx.update(model, nnx.from_flat_state(flat))
+  return sorted(updates)
