@@ -10,8 +10,9 @@ results of the same kind.
 
 Needs TFDS imagenet2012 (manual download; data.data_dir may be gs://). Not yet
 trainable at full size: ImageNet does not fit tnjax's in-memory input path (a
-streaming pipeline is still to come), and the paper fine-tunes from pretrained
-dense conv weights, whose loading is also still to come.
+streaming pipeline is still to come). The paper fine-tunes from the trained dense
+VGG: give its weights with --config.pretrained.path=vgg16.npz (arrays named
+'conv1_1/kernel', ...; tnjax/pretrained.py).
 Arguments: arch, epochs=30, runlocal (32x32 synthetic smoke run), synthetic.
 """
 
