@@ -45,7 +45,7 @@ class Dataset:
 def default_data_config() -> ml_collections.ConfigDict:
   """Every field `load_dataset` reads, with defaults."""
   return ml_collections.ConfigDict({
-      "source": "tfds",          # tfds | idx | synthetic
+      "source": "tfds",          # tfds | idx | synthetic (in memory) | tfds_stream (ImageNet)
       "name": "mnist",           # tfds name; also the label of idx data
       "data_dir": "",            # tfds data_dir ('' = TFDS default / $TFDS_DATA_DIR); may be gs://
       "idx_dir": "",             # directory of MNIST-format IDX files (.gz or plain)
@@ -55,6 +55,8 @@ def default_data_config() -> ml_collections.ConfigDict:
       "max_train_examples": 0,   # 0 = all; else the first k (smoke runs)
       "max_test_examples": 0,
       "augment": "",             # '' | crop_flip: on-device CIFAR augmentation in the train step
+      "image_size": 224,         # tfds_stream: crop size (ImageNet 224)
+      "resize_to": 256,          # tfds_stream: shorter side resized to this before cropping
       "synthetic": {
           "image_shape": (28, 28, 1),
           "num_classes": 10,

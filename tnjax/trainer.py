@@ -29,6 +29,7 @@ from flax import nnx
 from tnjax import augment as augment_lib
 from tnjax import checkpoint as checkpoint_lib
 from tnjax import data as data_lib
+from tnjax import data_stream
 from tnjax import models
 from tnjax import optim
 from tnjax import pretrained as pretrained_lib
@@ -42,10 +43,15 @@ def _cross_entropy(logits, labels):
 
 
 def train_step(graphdef, augmentation, seed, shardings, state, images, labels, indices):
-  """One SGD step on the batch images[indices]; returns the new state and metrics."""
+  """One SGD step on the batch images[indices] (data held on the device)."""
+  return train_step_on_batch(graphdef, augmentation, seed, shardings, state, images[indices],
+                             labels[indices])
+
+
+def train_step_on_batch(graphdef, augmentation, seed, shardings, state, x, y):
+  """One SGD step on the batch (x, y); returns the new state and metrics."""
   model, optimizer = nnx.merge(graphdef, state)
   model.train()
-  x, y = images[indices], labels[indices]
   if shardings is not None:  # data parallel: each device takes its slice of the batch
     x, y = jax.lax.with_sharding_constraint((x, y), shardings["batch"])
   # The augmentation key depends only on (seed, step): resumed runs see the same crops.
@@ -66,22 +72,29 @@ def train_step(graphdef, augmentation, seed, shardings, state, images, labels, i
 
 
 def eval_step(graphdef, state, images, labels, indices, mask):
+  """Sums of loss and correct predictions over the unmasked examples of images[indices]."""
+  return eval_step_on_batch(graphdef, state, images[indices], labels[indices], mask)
+
+
+def eval_step_on_batch(graphdef, state, x, y, mask):
   """Sums of loss and correct predictions over the unmasked examples of a batch."""
   model, _ = nnx.merge(graphdef, state)
   model.eval()
-  logits = model(images[indices])
-  y = labels[indices]
+  logits = model(x)
   return {"loss_sum": jnp.sum(_cross_entropy(logits, y) * mask),
           "correct": jnp.sum((jnp.argmax(logits, -1) == y) * mask),
           "count": jnp.sum(mask)}
 
 
 def evaluate(eval_fn, state, images, labels, batch_size: int) -> dict:
-  """Test loss and accuracy over every example exactly once."""
+  """Test loss and accuracy over every example exactly once (data on the device)."""
   indices, mask = data_lib.eval_batches(len(labels), batch_size)
+  return _sum_up(eval_fn(state, images, labels, idx, m) for idx, m in zip(indices, mask))
+
+
+def _sum_up(outputs) -> dict:
   totals = None
-  for idx, m in zip(indices, mask):
-    out = eval_fn(state, images, labels, idx, m)
+  for out in outputs:
     totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
   totals = jax.device_get(totals)
   count = max(float(totals["count"]), 1.0)
@@ -106,10 +119,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """
   workdir = os.path.abspath(workdir)
   is_main = jax.process_index() == 0
-  dataset = data_lib.load_dataset(config.data)
-  num_train = len(dataset.train_labels)
-  _check_config(config, num_train)
-  steps_per_epoch = num_train // config.batch_size
+  streaming = config.data.source == "tfds_stream"
+  if streaming:  # too big for memory (ImageNet): each process streams its share of each batch
+    dataset = data_stream.stream_info(config.data)
+    local_batch = data_stream.local_batch_size(config.batch_size)
+    num_train, num_test = dataset.num_train, dataset.num_test
+    _check_config(config, num_train * jax.process_count())
+    steps_per_epoch = num_train // local_batch
+  else:
+    dataset = data_lib.load_dataset(config.data)
+    num_train, num_test = len(dataset.train_labels), len(dataset.test_labels)
+    _check_config(config, num_train)
+    steps_per_epoch = num_train // config.batch_size
   total_steps = steps_per_epoch * config.num_epochs
 
   model = models.build_model(config.model, dataset.image_shape, dataset.num_classes,
@@ -120,7 +141,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if is_main:
       print(f"Loaded {len(loaded)} pretrained arrays from {pretrained.path}.")
   if is_main:
-    print(f"Data: {dataset.name}, {num_train} train / {len(dataset.test_labels)} test, "
+    print(f"Data: {dataset.name}, {num_train} train / {num_test} test"
+          f"{' (per process, streamed)' if streaming else ''}, "
           f"images {dataset.image_shape}, {dataset.num_classes} classes")
     print(format_table(model), flush=True)
   schedule = optim.make_schedule(config.schedule, steps_per_epoch, config.num_epochs)
@@ -156,25 +178,49 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_fn = jax.jit(functools.partial(train_step, graphdef, config.data.augment, config.seed,
                                        shardings), donate_argnums=0)
   eval_fn = jax.jit(functools.partial(eval_step, graphdef))
-  # Small datasets live on the device(s) whole (replicated over a mesh); batches are gathered.
-  put = jnp.asarray if mesh is None else functools.partial(sharding_lib.put_global,
-                                                           sharding=sharding_lib.replicated(mesh))
-  train_images, train_labels = put(dataset.train_images), put(dataset.train_labels)
-  test_images, test_labels = put(dataset.test_images), put(dataset.test_labels)
+  train_batch_fn = jax.jit(functools.partial(train_step_on_batch, graphdef, config.data.augment,
+                                             config.seed, shardings), donate_argnums=0)
+  eval_batch_fn = jax.jit(functools.partial(eval_step_on_batch, graphdef))
+  if streaming:
+    # Each process's part of the batch becomes its shards of one global array.
+    to_device = jnp.asarray if mesh is None else functools.partial(
+        jax.make_array_from_process_local_data, shardings["batch"])
+
+    def epoch_steps(epoch, done):
+      batches = data_stream.train_batches(config.data, local_batch, config.seed, epoch, done)
+      for _, (x, y) in zip(range(steps_per_epoch - done), batches):
+        yield train_batch_fn, (to_device(x), to_device(y))
+
+    def run_eval(state):
+      return _sum_up(eval_batch_fn(state, to_device(x), to_device(y), to_device(m))
+                     for x, y, m in data_stream.eval_batches(config.data, local_batch))
+  else:
+    # Small datasets live on the device(s) whole (replicated over a mesh); batches are gathered.
+    put = jnp.asarray if mesh is None else functools.partial(sharding_lib.put_global,
+                                                             sharding=sharding_lib.replicated(mesh))
+    train_images, train_labels = put(dataset.train_images), put(dataset.train_labels)
+    test_images, test_labels = put(dataset.test_images), put(dataset.test_labels)
+
+    def epoch_steps(epoch, done):
+      batches = data_lib.epoch_batches(num_train, config.batch_size, config.seed, epoch)
+      for batch_indices in batches[done:]:
+        yield train_fn, (train_images, train_labels, batch_indices)
+
+    def run_eval(state):
+      return evaluate(eval_fn, state, test_images, test_labels, config.eval_batch_size)
   checkpoint_every = config.checkpoint.every_steps or steps_per_epoch
   last = {"num_params": num_params}
 
   while step < total_steps:
     epoch = step // steps_per_epoch
-    batches = data_lib.epoch_batches(num_train, config.batch_size, config.seed, epoch)
     progress = tqdm.tqdm(total=steps_per_epoch, initial=step % steps_per_epoch,
                          desc=f"epoch {epoch + 1}/{config.num_epochs}", unit="step",
                          disable=not (config.progress_bar and is_main), dynamic_ncols=True)
     window, window_start = [], time.perf_counter()
     # Seconds of training per epoch (no eval), only for epochs run whole in this process.
     epoch_start = window_start if step % steps_per_epoch == 0 else None
-    for batch_indices in batches[step % steps_per_epoch:]:
-      state, metrics = train_fn(state, train_images, train_labels, batch_indices)
+    for step_fn, batch in epoch_steps(epoch, step % steps_per_epoch):
+      state, metrics = step_fn(state, *batch)
       window.append(metrics)
       step += 1
       end_of_epoch = step % steps_per_epoch == 0
@@ -197,7 +243,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         if epoch_start is not None:
           jax.block_until_ready(state)
           epoch_metrics["epoch_seconds"] = time.perf_counter() - epoch_start
-        last.update(evaluate(eval_fn, state, test_images, test_labels, config.eval_batch_size))
+        last.update(run_eval(state))
         writer.write(step, {"test_loss": last["test_loss"], "test_accuracy": last["test_accuracy"],
                             **epoch_metrics})
         progress.set_postfix(loss=f"{last['train_loss']:.4f}",
@@ -207,8 +253,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     progress.close()
 
   if "test_accuracy" not in last:  # resumed a finished run: report its final state
-    last.update(evaluate(eval_fn, state, test_images, test_labels, config.eval_batch_size))
-  last["train_step_compilations"] = train_fn._cache_size()  # 1 unless shapes changed
+    last.update(run_eval(state))
+  # 1 unless shapes changed
+  last["train_step_compilations"] = (train_batch_fn if streaming else train_fn)._cache_size()
   checkpointer.close()
   writer.close()
   if is_main:  # marks the run finished; sweeps skip points that have it
