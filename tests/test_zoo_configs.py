@@ -1,6 +1,7 @@
 """AlexNet / ZFNet and the ADTN CIFAR configs: counts, what is compressed, smoke training."""
 
 import jax
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from flax import nnx
@@ -72,3 +73,20 @@ def test_tt_cifar10_trains_at_smoke_size_under_tfds_mock(tmp_path):
   with tfds.testing.mock_data(num_examples=32):
     result = trainer.train_and_evaluate(config, str(tmp_path))
   assert result["train_step_compilations"] == 1 and 0.0 <= result["test_accuracy"] <= 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, arg", [
+    ("adtn_zfnet_cifar10", "runlocal,synthetic"), ("adtn_vgg16_cifar10", "runlocal,synthetic"),
+    ("adtn_vgg16_cifar100", "runlocal,synthetic"), ("tt_wide_cifar10", "runlocal,synthetic"),
+    ("tt_vgg16", "runlocal,arch=tt4_tt4_fc"), ("tt_vgg19", "runlocal,arch=mr5_fc_fc")])
+def test_remaining_zoo_configs_train_one_step(tmp_path, name, arg):
+  import importlib
+  config = importlib.import_module(f"configs.{name}").get_config(arg)
+  # One step and a small FC head: these configs' smoke test is that they build and train.
+  config.num_epochs, config.data.max_train_examples = 1, config.batch_size
+  if "hidden_features" in config.model and config.model.name != "wide_tt":
+    config.model.hidden_features = 64
+  result = trainer.train_and_evaluate(config, str(tmp_path))  # synthetic data, the configs' shapes
+  assert result["train_step_compilations"] == 1 and np.isfinite(result["test_loss"])
+  jax.clear_caches()
