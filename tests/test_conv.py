@@ -84,7 +84,7 @@ def test_significance_ranks_the_scaled_component_first(x64):
     (lambda: CPConv(4, 4, (3, 0), CPSpec(), rngs=nnx.Rngs(0)), "kernel_size must be"),
     (lambda: CPConv(4, 4, 3, CPSpec(), padding="HALF", rngs=nnx.Rngs(0)), "padding='HALF' is unknown"),
     (lambda: CPConv(4, 4, 3, CPSpec(), rngs=nnx.Rngs(0))(jnp.ones((1, 8, 8, 3))), "expects"),
-    (lambda: make_conv({"kind": "tt"}, 4, 4, 3, rngs=nnx.Rngs(0)), "has no convolutional form"),
+    (lambda: make_conv({"kind": "lowrank"}, 4, 4, 3, rngs=nnx.Rngs(0)), "has no convolutional form"),
     (lambda: CPConv.from_dense(np.ones((3, 3, 4)), None, CPSpec()), "HWIO"),
 ])
 def test_bad_conv_inputs_raise_clear_errors(make, message):
