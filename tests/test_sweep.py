@@ -124,3 +124,11 @@ def test_common_settings_apply_to_every_point_and_changed_settings_are_refused(t
   assert json.loads((point_dir / "config.json").read_text())["num_epochs"] == 1
   with pytest.raises(ValueError, match="use a new --workdir"):
     sweep.run_sweep(config, str(tmp_path), indices=[0], settings=["num_epochs=2"])
+
+
+def test_points_that_swap_several_layers_get_readable_names():
+  from configs import sketch_mnist
+  names = [sweep.point_name(i, p) for i, p in enumerate(sketch_mnist.sweep())]
+  assert names[0] == "00_layers=conv2-sketch1_fc1-sketch4_fc2-sketch4"
+  assert names[1] == "01_layers=conv2-tucker2x8_fc1-tt5_fc2-tt4"
+  assert names[-1] == "06_layers=default" and len(set(names)) == len(names)

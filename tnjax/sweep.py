@@ -94,9 +94,19 @@ def sweep_points(config_path: str, settings=()) -> list[dict]:
 def _short(value) -> str:
   if isinstance(value, (list, tuple)):
     return "x".join(_short(v) for v in value)
+  if isinstance(value, dict) and value and all(isinstance(v, dict) and "kind" in v
+                                               for v in value.values()):
+    # A dict of layer specs (model.layers): 'conv2-tucker2x8_fc1-tt5'.
+    return "_".join(f"{name}-{spec['kind']}{_spec_sizes(spec)}" for name, spec in value.items())
   if isinstance(value, dict):
     return "-".join(_short(v) for k, v in sorted(value.items()) if k != "kind") or "default"
   return str(value)
+
+
+def _spec_sizes(spec: dict) -> str:
+  sizes = [str(v) for k, v in spec.items() if k not in ("kind", "num_sketches", "order", "seed")
+           and isinstance(v, int) and not isinstance(v, bool)]
+  return "x".join(sizes)
 
 
 def point_name(index: int, overrides: dict) -> str:
