@@ -30,6 +30,7 @@ def test_batches_are_normalised_crops_deterministic_per_epoch_and_skippable():
     other = list(data_stream.train_batches(config, 8, seed=0, epoch=1))
     resumed = list(data_stream.train_batches(config, 8, seed=0, epoch=0, skip_batches=1))
     evals = list(data_stream.eval_batches(config, 8))
+    padded = list(data_stream.eval_batches(config, 8, num_batches=3))  # a longer slice elsewhere
   assert len(first) == 3 and first[0][0].shape == (8, 16, 16, 3) and first[0][0].dtype == np.float32
   assert abs(float(np.mean(first[0][0]))) < 2.5  # ImageNet-normalised uint8 noise
   for (x, y), (x2, y2) in zip(first, again):
@@ -39,6 +40,15 @@ def test_batches_are_normalised_crops_deterministic_per_epoch_and_skippable():
   assert len(resumed) == 2
   np.testing.assert_array_equal(resumed[0][0], first[1][0])
   assert [len(m) for _, _, m in evals] == [8, 8] and [m.sum() for _, _, m in evals] == [8, 2]
+  assert [m.sum() for _, _, m in padded] == [8, 2, 0] and padded[2][0].shape == (8, 16, 16, 3)
+  np.testing.assert_array_equal(padded[1][0], evals[1][0])
+
+
+def test_process_shares_give_every_process_the_same_step_counts():
+  # even_splits hands out 11 examples as 5 + 6: an epoch is 5, eval pads up to 6.
+  assert data_stream.shares(11, 2) == (5, 6)
+  assert data_stream.shares(12, 4) == (3, 3)
+  assert data_stream.shares(11, 2, limit=4) == (4, 4) and data_stream.shares(11, 2, 6) == (5, 6)
 
 
 def test_training_streams_imagenet_shaped_batches(tmp_path):

@@ -1,20 +1,24 @@
 """Streaming input for datasets that do not fit in memory (ImageNet): TFDS + tf.data.
 
-Each process reads its own slice of every split (tfds.split_for_jax_process) and
-yields its part of the global batch as NumPy; the trainer assembles the global
-batch across processes with jax.make_array_from_process_local_data. Train
-images: resize the shorter side to `resize_to`, random crop `image_size`, random
-flip; eval: resize and centre crop. Then per-channel ImageNet normalisation.
+Each process reads its own slice of every split (tfds.even_splits by
+jax.process_index()) and yields its part of the global batch as NumPy; the
+trainer assembles the global batch across processes with
+jax.make_array_from_process_local_data. Every process runs the same number of
+steps: an epoch is as many batches as the smallest slice holds, and eval pads
+the shorter slices with fully masked batches. Train images: resize the shorter
+side to `resize_to`, random crop `image_size`, random flip; eval: resize and
+centre crop. Then per-channel ImageNet normalisation.
 
 Order is a function of (seed, epoch): file order and shuffle seeded by them and
 the random crops by (seed, epoch, example index), so a resumed run skips the
-batches already seen in its epoch (`skip_batches`) and sees the same data as an
-uninterrupted one, up to tf.data's shuffle-buffer determinism.
+examples already seen in its epoch (`skip_batches`, before JPEG decoding, so
+skipping is cheap) and sees exactly the batches of an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import jax
 import numpy as np
@@ -26,7 +30,11 @@ EVAL_SPLITS = {"imagenet2012": "validation"}
 
 @dataclasses.dataclass
 class StreamInfo:
-  """What the trainer needs before reading: sizes, classes, image shape (per process)."""
+  """What the trainer needs before reading: sizes, classes, image shape.
+
+  num_train: train examples every process has (its epoch); num_test: the most
+  eval examples any process has (its eval batches are padded up to that).
+  """
   name: str
   num_train: int
   num_test: int
@@ -44,32 +52,43 @@ def _tf():
 
 
 def _load(config, split: str, *, shuffle_files: bool, seed: int):
+  """This process's slice of `split`, images still encoded (decoded after skip / shuffle)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   read_config = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=16)
-  return tfds.load(config.name, split=tfds.split_for_jax_process(split), as_supervised=True,
+  process_split = tfds.even_splits(split, n=jax.process_count())[jax.process_index()]
+  return tfds.load(config.name, split=process_split, as_supervised=True,
                    data_dir=config.data_dir or None, shuffle_files=shuffle_files,
-                   read_config=read_config)
+                   read_config=read_config, decoders={"image": tfds.decode.SkipDecoding()})
+
+
+def shares(total: int, processes: int, limit: int = 0) -> tuple[int, int]:
+  """(smallest, largest) per-process slice of `total` examples (even_splits), capped at `limit`."""
+  low, high = total // processes, -(-total // processes)
+  return (min(low, limit), min(high, limit)) if limit else (low, high)
 
 
 def stream_info(config) -> StreamInfo:
-  """Split sizes (this process's share) and classes of a streamed TFDS dataset."""
+  """Split sizes and classes of a streamed TFDS dataset (max_*_examples cap each process)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   _tf()
+  info = tfds.builder(config.name, data_dir=config.data_dir or None).info
   sizes = {}
   for key, split in (("train", "train"), ("test", EVAL_SPLITS.get(config.name, "test"))):
-    dataset = _load(config, split, shuffle_files=False, seed=0)
-    count = int(dataset.cardinality())
-    if count < 0:  # unknown cardinality: count once
-      count = sum(1 for _ in dataset)
+    try:
+      total = int(info.splits[split].num_examples)
+    except KeyError:  # no split metadata (tfds mock data): count this process's slice
+      dataset = _load(config, split, shuffle_files=False, seed=0)
+      count = int(dataset.cardinality())
+      total = (count if count >= 0 else sum(1 for _ in dataset)) * jax.process_count()
     limit = config.max_train_examples if key == "train" else config.max_test_examples
-    sizes[key] = min(count, limit) if limit else count
-  num_classes = tfds.builder(config.name, data_dir=config.data_dir or None).info.features[
-      "label"].num_classes
-  return StreamInfo(config.name, sizes["train"], sizes["test"], int(num_classes),
+    sizes[key] = shares(total, jax.process_count(), limit)
+  return StreamInfo(config.name, sizes["train"][0], sizes["test"][1],
+                    int(info.features["label"].num_classes),
                     (config.image_size, config.image_size, 3))
 
 
 def _preprocess(tf, image, label, index, *, training: bool, size: int, resize_to: int, seed):
+  image = tf.io.decode_image(image, channels=3, expand_animations=False)
   shape = tf.cast(tf.shape(image)[:2], tf.float32)
   scale = resize_to / tf.reduce_min(shape)
   new_shape = tf.cast(tf.math.ceil(shape * scale), tf.int32)
@@ -91,17 +110,23 @@ def train_batches(config, local_batch: int, seed: int, epoch: int, skip_batches:
   dataset = _load(config, "train", shuffle_files=True, seed=epoch_seed)
   if config.max_train_examples:
     dataset = dataset.take(config.max_train_examples)
+  # Shuffled while still encoded (small); the index seeds each example's crop, so
+  # skipping before decoding leaves the remaining batches unchanged.
   dataset = dataset.shuffle(16 * local_batch, seed=epoch_seed).enumerate()
-  dataset = dataset.map(
+  dataset = dataset.skip(skip_batches * local_batch).map(
       lambda i, xy: _preprocess(tf, xy[0], xy[1], i, training=True, size=config.image_size,
                                 resize_to=config.resize_to, seed=epoch_seed),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  dataset = dataset.batch(local_batch, drop_remainder=True).skip(skip_batches)
+  dataset = dataset.batch(local_batch, drop_remainder=True)
   return dataset.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
 
 
-def eval_batches(config, local_batch: int):
-  """This process's eval batches, each padded to local_batch: (images, labels, mask)."""
+def eval_batches(config, local_batch: int, num_batches: int | None = None):
+  """This process's eval batches, each padded to local_batch: (images, labels, mask).
+
+  With num_batches, exactly that many (fully masked ones after the data run out), so
+  every process joins the same number of global eval steps.
+  """
   tf = _tf()
   dataset = _load(config, EVAL_SPLITS.get(config.name, "test"), shuffle_files=False, seed=0)
   if config.max_test_examples:
@@ -110,7 +135,12 @@ def eval_batches(config, local_batch: int):
       lambda i, xy: _preprocess(tf, xy[0], xy[1], i, training=False, size=config.image_size,
                                 resize_to=config.resize_to, seed=0),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  for images, labels in dataset.batch(local_batch).prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
+  batches = dataset.batch(local_batch).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+  if num_batches is not None:  # no data left: empty batches (count 0)
+    empty = (np.zeros((0, config.image_size, config.image_size, 3), np.float32),
+             np.zeros((0,), np.int32))
+    batches = itertools.islice(itertools.chain(batches, itertools.repeat(empty)), num_batches)
+  for images, labels in batches:
     count = len(labels)
     pad = local_batch - count
     if pad:

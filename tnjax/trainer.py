@@ -142,7 +142,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       print(f"Loaded {len(loaded)} pretrained arrays from {pretrained.path}.")
   if is_main:
     print(f"Data: {dataset.name}, {num_train} train / {num_test} test"
-          f"{' (per process, streamed)' if streaming else ''}, "
+          f"{' per process (streamed)' if streaming else ''}, "
           f"images {dataset.image_shape}, {dataset.num_classes} classes")
     print(format_table(model), flush=True)
   schedule = optim.make_schedule(config.schedule, steps_per_epoch, config.num_epochs)
@@ -193,7 +193,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     def run_eval(state):
       return _sum_up(eval_batch_fn(state, to_device(x), to_device(y), to_device(m))
-                     for x, y, m in data_stream.eval_batches(config.data, local_batch))
+                     for x, y, m in data_stream.eval_batches(config.data, local_batch,
+                                                             -(-num_test // local_batch)))
   else:
     # Small datasets live on the device(s) whole (replicated over a mesh); batches are gathered.
     put = jnp.asarray if mesh is None else functools.partial(sharding_lib.put_global,
