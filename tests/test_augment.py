@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tnjax import augment, config_lib, trainer
+from tnjax import config_lib, trainer
+from tnjax.data import augment
 
 
 def test_crop_is_a_shifted_window_of_the_zero_padded_image_and_flip_reverses_width():

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tnjax import config_lib, data_stream, trainer
+from tnjax import config_lib, trainer
+from tnjax.data import stream as data_stream
 
 pytestmark = pytest.mark.slow
 

@@ -51,6 +51,6 @@ def test_trainer_starts_from_the_pretrained_arrays(tmp_path):
   kernel = np.full((5, 5, 1, 6), 0.25, np.float32)
   np.savez(tmp_path / "w.npz", **{"conv1/kernel": kernel})
   c.pretrained.path = str(tmp_path / "w.npz")
-  result = trainer.train_and_evaluate(c, str(tmp_path / "run"))
-  flat = {"/".join(map(str, k)): v for k, v in nnx.to_flat_state(result["final_state"][0])}
+  _, state = trainer.train(c, str(tmp_path / "run"))
+  flat = {"/".join(map(str, k)): v for k, v in nnx.to_flat_state(state[0])}
   np.testing.assert_array_equal(np.asarray(flat["conv1/kernel"].get_value()), kernel)

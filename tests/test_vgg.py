@@ -60,9 +60,9 @@ def test_cifar_vgg_with_batchnorm_and_dropout_trains_and_updates_batch_stats(tmp
   c.optimizer.update(name="adam")
   c.schedule.learning_rate = 1e-3
   c.progress_bar = False
-  result = trainer.train_and_evaluate(c, str(tmp_path))
+  result, state = trainer.train(c, str(tmp_path))
   assert result["train_step_compilations"] == 1 and np.isfinite(result["test_loss"])
-  model_state = result["final_state"][0]  # (model, optimizer) state pytree
+  model_state = state[0]  # (model, optimizer) state pytree
   mean = np.asarray(jax.tree.leaves(model_state["bn1_1"]["mean"])[0])
   assert mean.shape == (64,) and np.abs(mean).max() > 0  # running statistics moved in training
   jax.clear_caches()

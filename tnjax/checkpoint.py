@@ -2,23 +2,28 @@
 
 Three calls hide Orbax from the trainer (so moving to Orbax's v1 API stays local):
 `Checkpointer(dir).save(step, state, config)`, `.restore_latest(abstract_state)`,
-`.close()`.
+`.close()`. Directories may be local or gs:// (Orbax writes both natively).
+
+Orbax only lists checkpoints whose commit finished, so a save cut short by a
+kill is invisible. A checkpoint that committed and was damaged afterwards (a
+truncated or deleted file) fails to restore: it is named in one line, moved
+aside to WORKDIR/checkpoints_unreadable/, and the next older one is used.
 """
 
 from __future__ import annotations
-
-import os
 
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
+from tnjax import fileio
+
 
 class Checkpointer:
   """Keeps the last `keep` checkpoints of (state, config) under `directory`."""
 
-  def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True):
-    self.directory = os.path.abspath(directory)
+  def __init__(self, directory, *, keep: int = 3, async_save: bool = True):
+    self.directory = fileio.workdir_path(directory)
     options = ocp.CheckpointManagerOptions(
         preservation_policy=pp.LatestN(keep),
         enable_async_checkpointing=async_save,
@@ -34,18 +39,41 @@ class Checkpointer:
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)))
 
-  def restore_latest(self, abstract_state):
-    """(step, state) of the newest complete checkpoint, or (None, None) if there is none.
+  def restore_latest(self, abstract_state, check_config=None):
+    """(step, state, saved config) of the newest readable checkpoint, or (None, None, None).
 
     `abstract_state` gives shapes, dtypes and shardings (e.g. the freshly built state).
+    `check_config(step, saved_config)` runs before the state is read and may refuse.
     """
-    step = self._manager.latest_step()
-    if step is None:
-      return None, None
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target)))
-    return step, restored["state"]
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        config = self.saved_config(step)
+      except Exception as e:  # pylint: disable=broad-except
+        self._set_aside(step, e)
+        continue
+      if check_config is not None:
+        check_config(step, config)
+      try:
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(target)))
+      except Exception as e:  # pylint: disable=broad-except
+        if _looks_like_a_different_model(e):
+          raise
+        self._set_aside(step, e)
+        continue
+      return step, restored["state"], config
+    return None, None, None
+
+  def _set_aside(self, step: int, error: Exception) -> None:
+    reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
+    aside = self.directory.parent / "checkpoints_unreadable" / str(step)
+    if jax.process_index() == 0:
+      print(f"tnjax: checkpoint {self.directory / str(step)} is unreadable ({reason}); moved "
+            f"to {aside}; using the previous one.", flush=True)
+      aside.parent.mkdir(parents=True, exist_ok=True)
+      (self.directory / str(step)).rename(aside)
+    self._manager.reload()
 
   def saved_config(self, step: int | None = None) -> dict:
     """The config saved with a checkpoint: enough to rebuild the model that made it."""
@@ -60,9 +88,16 @@ class Checkpointer:
     self._manager.close()
 
 
-def restore_arrays(directory: str, step: int | None = None):
+def _looks_like_a_different_model(error: Exception) -> bool:
+  """Shape / tree mismatches mean the config changed, not that the files are damaged."""
+  text = str(error)
+  return any(s in text for s in ("shape", "Shape", "tree structure", "Dict key mismatch",
+                                 "missing in", "not found in"))
+
+
+def restore_arrays(directory, step: int | None = None):
   """The saved state as nested dicts of arrays, without knowing the model (for inspection)."""
-  manager = ocp.CheckpointManager(os.path.abspath(directory), item_names=("state", "config"))
+  manager = ocp.CheckpointManager(fileio.workdir_path(directory), item_names=("state", "config"))
   step = manager.latest_step() if step is None else step
   if step is None:
     raise FileNotFoundError(f"No checkpoint in {directory}.")

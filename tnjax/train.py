@@ -1,7 +1,13 @@
 r"""Command line: python -m tnjax.train --config configs/x.py[:args] --workdir DIR.
 
 Any config field can be overridden: --config.num_epochs=3 --config.model.hidden_layer.ranks=4.
-A workdir that holds checkpoints is resumed from the newest one.
+A workdir that holds checkpoints is resumed from the newest one, if its config
+still matches (--allow_config_change continues under changed settings and records
+the change). DIR may be a local path or gs://bucket/path.
+
+Exit codes: 0 finished, 2 a problem to fix (one line on stderr; --debug shows the
+traceback), 3 diverged, 4 the workdir is in use by another trainer, 75 preempted
+(a checkpoint was saved; rerun the same command to resume).
 """
 
 from __future__ import annotations
@@ -19,9 +25,18 @@ for _path in (os.getcwd(), _REPO_ROOT):
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from tnjax import cli  # noqa: E402
+from tnjax import errors  # noqa: E402
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file[:args].",
                                           lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory (local or gs://) for checkpoints "
+                               "and metrics.")
+_ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
+    "allow_config_change", False, "Resume even if the config changed what is trained (model, "
+    "optimizer, schedule, data, seed); the change is recorded in config_history.jsonl.")
+flags.DEFINE_bool("debug", False, "Show tracebacks instead of one-line errors "
+                  "(also TNJAX_DEBUG=1).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -31,12 +46,17 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     # Orbax logs every checkpoint step at INFO; keep the console to the progress bar.
     logging.set_verbosity(logging.WARNING)
-  from tnjax import sharding  # pylint: disable=g-import-not-at-top
-  sharding.maybe_initialize_distributed()  # multi-host only; must precede any JAX computation
-  from tnjax import trainer  # imported late so --help is fast
-  # $VARS expand, so a W&B sweep gives each run its own workdir: runs/sweep/$WANDB_RUN_ID.
-  trainer.train_and_evaluate(_CONFIG.value, os.path.expandvars(_WORKDIR.value))
+
+  def run():
+    from tnjax import sharding  # pylint: disable=g-import-not-at-top
+    sharding.maybe_initialize_distributed()  # multi-host only; must precede any JAX computation
+    from tnjax import trainer  # imported late so --help is fast
+    # $VARS expand, so a W&B sweep gives each run its own workdir: runs/sweep/$WANDB_RUN_ID.
+    trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+                               allow_config_change=_ALLOW_CONFIG_CHANGE.value)
+
+  sys.exit(errors.run_cli(run))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

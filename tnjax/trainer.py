@@ -2,20 +2,23 @@
 
 The state (model + optimizer) is split once into a static graphdef and a pytree;
 the step is a plain `jax.jit` over the pytree with the state donated, so XLA
-updates it in place and compiles exactly once (fixed batch shapes). The data
-live on the device and batches are gathered by index inside the step.
+updates it in place and compiles exactly once (fixed batch shapes). The input
+(tnjax.data.Input) hands the step a batch reference and a pure fetch traced
+into it, so in-memory data are gathered on the device.
 
-Resume: every checkpoint holds the whole state (parameters, optimizer moments,
-step counter, RNG state). The data order is a function of (seed, epoch), so a
-run killed at any point and restarted ends with the same parameters as one
-that was never interrupted.
+A run is its workdir (local or gs://): process 0 holds its lock; every
+checkpoint holds the whole state and the config; a resume under a config that
+changes what is trained is refused (resume_check.py); the metrics log is cut
+back to the restored step. The loop ends one of four ways (errors.py):
+finished, preempted (SIGTERM: saved, exit 75), diverged (non-finite loss,
+nothing saved after it, exit 3) or failed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
-import json
-import os
 import time
 
 import jax
@@ -26,30 +29,32 @@ import optax
 import tqdm
 from flax import nnx
 
-from tnjax import augment as augment_lib
 from tnjax import checkpoint as checkpoint_lib
 from tnjax import data as data_lib
-from tnjax import data_stream
+from tnjax import errors
+from tnjax import fileio
 from tnjax import models
 from tnjax import optim
+from tnjax import preemption
 from tnjax import pretrained as pretrained_lib
+from tnjax import resume_check
+from tnjax import run_lock
 from tnjax import sharding as sharding_lib
+from tnjax import validate
 from tnjax import writers
+from tnjax.data import augment as augment_lib
 from tnjax.nn import format_table, total_params
+
+RESULT, DIVERGED, CONFIG = "result.json", "diverged.json", "config.json"
 
 
 def _cross_entropy(logits, labels):
   return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
 
 
-def train_step(graphdef, augmentation, seed, shardings, state, images, labels, indices):
-  """One SGD step on the batch images[indices] (data held on the device)."""
-  return train_step_on_batch(graphdef, augmentation, seed, shardings, state, images[indices],
-                             labels[indices])
-
-
-def train_step_on_batch(graphdef, augmentation, seed, shardings, state, x, y):
-  """One SGD step on the batch (x, y); returns the new state and metrics."""
+def train_step(graphdef, fetch, augmentation, seed, shardings, state, arrays, reference):
+  """One SGD step on the batch fetch(arrays, reference); returns the new state and metrics."""
+  x, y = fetch(arrays, reference)
   model, optimizer = nnx.merge(graphdef, state)
   model.train()
   if shardings is not None:  # data parallel: each device takes its slice of the batch
@@ -71,25 +76,15 @@ def train_step_on_batch(graphdef, augmentation, seed, shardings, state, x, y):
   return new_state, {"loss": loss, "accuracy": accuracy}
 
 
-def eval_step(graphdef, state, images, labels, indices, mask):
-  """Sums of loss and correct predictions over the unmasked examples of images[indices]."""
-  return eval_step_on_batch(graphdef, state, images[indices], labels[indices], mask)
-
-
-def eval_step_on_batch(graphdef, state, x, y, mask):
-  """Sums of loss and correct predictions over the unmasked examples of a batch."""
+def eval_step(graphdef, fetch, state, arrays, reference):
+  """Sums of loss and correct predictions over the unmasked examples of one batch."""
+  x, y, mask = fetch(arrays, reference)
   model, _ = nnx.merge(graphdef, state)
   model.eval()
   logits = model(x)
   return {"loss_sum": jnp.sum(_cross_entropy(logits, y) * mask),
           "correct": jnp.sum((jnp.argmax(logits, -1) == y) * mask),
           "count": jnp.sum(mask)}
-
-
-def evaluate(eval_fn, state, images, labels, batch_size: int) -> dict:
-  """Test loss and accuracy over every example exactly once (data on the device)."""
-  indices, mask = data_lib.eval_batches(len(labels), batch_size)
-  return _sum_up(eval_fn(state, images, labels, idx, m) for idx, m in zip(indices, mask))
 
 
 def _sum_up(outputs) -> dict:
@@ -102,38 +97,32 @@ def _sum_up(outputs) -> dict:
           "test_accuracy": float(totals["correct"]) / count}
 
 
-def _check_config(config, num_train: int):
-  if config.batch_size < 1 or config.eval_batch_size < 1:
-    raise ValueError("config.batch_size and config.eval_batch_size must be >= 1.")
-  if config.batch_size > num_train:
-    raise ValueError(f"config.batch_size={config.batch_size} exceeds the {num_train} training "
-                     "examples; lower it or use more data.")
-  if config.num_epochs < 1:
-    raise ValueError(f"config.num_epochs must be >= 1, got {config.num_epochs}.")
+@jax.jit
+def _all_finite(state) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(state)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains config.model on config.data, evaluating on the test split each epoch.
+@dataclasses.dataclass
+class _Setup:
+  """Everything built before the first step."""
+  data: data_lib.Input
+  graphdef: object
+  state: object
+  schedule: optax.Schedule
+  shardings: dict | None
+  num_params: int
+  total_steps: int
 
-  Returns the last logged metrics (test accuracy, parameter counts, ...).
-  """
-  workdir = os.path.abspath(workdir)
-  is_main = jax.process_index() == 0
-  streaming = config.data.source == "tfds_stream"
-  if streaming:  # too big for memory (ImageNet): each process streams its share of each batch
-    dataset = data_stream.stream_info(config.data)
-    local_batch = data_stream.local_batch_size(config.batch_size)
-    num_train, num_test = dataset.num_train, dataset.num_test
-    _check_config(config, num_train * jax.process_count())
-    steps_per_epoch = num_train // local_batch
-  else:
-    dataset = data_lib.load_dataset(config.data)
-    num_train, num_test = len(dataset.train_labels), len(dataset.test_labels)
-    _check_config(config, num_train)
-    steps_per_epoch = num_train // config.batch_size
-  total_steps = steps_per_epoch * config.num_epochs
 
-  model = models.build_model(config.model, dataset.image_shape, dataset.num_classes,
+def _build(config, is_main: bool) -> _Setup:
+  """Mesh, input, model (+ pretrained weights), optimizer; prints the run's header."""
+  mesh = sharding_lib.make_mesh(config.get("mesh"))
+  if mesh is not None:
+    sharding_lib.check_batch(config.batch_size, mesh)
+  data = data_lib.make_input(config, mesh)
+  model = models.build_model(config.model, data.image_shape, data.num_classes,
                              rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1))
   pretrained = config.get("pretrained")
   if pretrained is not None and pretrained.path:  # before the optimizer: its moments start at 0
@@ -141,131 +130,184 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if is_main:
       print(f"Loaded {len(loaded)} pretrained arrays from {pretrained.path}.")
   if is_main:
-    print(f"Data: {dataset.name}, {num_train} train / {num_test} test"
-          f"{' per process (streamed)' if streaming else ''}, "
-          f"images {dataset.image_shape}, {dataset.num_classes} classes")
+    print(f"Data: {data.name}, {data.num_train} train / {data.num_test} test, images "
+          f"{data.image_shape}, {data.num_classes} classes")
     print(format_table(model), flush=True)
-  schedule = optim.make_schedule(config.schedule, steps_per_epoch, config.num_epochs)
+  schedule = optim.make_schedule(config.schedule, data.steps_per_epoch, config.num_epochs)
   optimizer = nnx.Optimizer(model, optim.make_optimizer(config.optimizer, schedule), wrt=nnx.Param)
   graphdef, state = nnx.split((model, optimizer))
-  num_params = total_params(model)
-  del model, optimizer  # from here on the pytree `state` is the only copy
-  mesh = sharding_lib.make_mesh(config.get("mesh"))
   shardings = None
   if mesh is not None:
-    sharding_lib.check_batch(config.batch_size, mesh)
     shardings = {"batch": sharding_lib.batch_sharding(mesh), "state": sharding_lib.state_shardings(
         state, mesh, config.get("mesh_min_shard_size", 1 << 16))}
     state = jax.device_put(state, shardings["state"])
+  return _Setup(data, graphdef, state, schedule, shardings, total_params(model),
+                data.steps_per_epoch * config.num_epochs)
 
-  checkpointer = checkpoint_lib.Checkpointer(
-      os.path.join(workdir, "checkpoints"), keep=config.checkpoint.keep,
-      async_save=config.checkpoint.async_save)
-  start_step, restored = checkpointer.restore_latest(state)
-  step = 0
-  if restored is not None:
-    state, step = restored, int(start_step)
-    if is_main:
-      print(f"Resumed from {checkpointer.directory} at step {step}.", flush=True)
 
-  config_dict = config.to_dict()
-  if is_main:  # readable without orbax: report scripts and sweeps read it
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      json.dump(config_dict, f, indent=1, default=str)
-  writer = writers.MetricWriter(workdir, config)
-  augment_lib.augment(config.data.augment, jax.random.key(0), jnp.zeros((1, 8, 8, 1)))  # checks the name
-  train_fn = jax.jit(functools.partial(train_step, graphdef, config.data.augment, config.seed,
-                                       shardings), donate_argnums=0)
-  eval_fn = jax.jit(functools.partial(eval_step, graphdef))
-  train_batch_fn = jax.jit(functools.partial(train_step_on_batch, graphdef, config.data.augment,
-                                             config.seed, shardings), donate_argnums=0)
-  eval_batch_fn = jax.jit(functools.partial(eval_step_on_batch, graphdef))
-  if streaming:
-    # Each process's part of the batch becomes its shards of one global array.
-    to_device = jnp.asarray if mesh is None else functools.partial(
-        jax.make_array_from_process_local_data, shardings["batch"])
+class _TrainLog:
+  """Training metrics between log steps: means, examples/s, progress bar, divergence check."""
 
-    def epoch_steps(epoch, done):
-      batches = data_stream.train_batches(config.data, local_batch, config.seed, epoch, done)
-      for _, (x, y) in zip(range(steps_per_epoch - done), batches):
-        yield train_batch_fn, (to_device(x), to_device(y))
+  def __init__(self, config, setup: _Setup, writer, start_step: int, is_main: bool):
+    self.config, self.setup, self.writer = config, setup, writer
+    self.window, self.window_start = [], time.perf_counter()
+    self.epoch_start = self.window_start if start_step % setup.data.steps_per_epoch == 0 else None
+    self.progress = tqdm.tqdm(total=setup.total_steps, initial=start_step, unit="step",
+                              disable=not (config.progress_bar and is_main), dynamic_ncols=True)
 
-    def run_eval(state):
-      return _sum_up(eval_batch_fn(state, to_device(x), to_device(y), to_device(m))
-                     for x, y, m in data_stream.eval_batches(config.data, local_batch,
-                                                             -(-num_test // local_batch)))
-  else:
-    # Small datasets live on the device(s) whole (replicated over a mesh); batches are gathered.
-    put = jnp.asarray if mesh is None else functools.partial(sharding_lib.put_global,
-                                                             sharding=sharding_lib.replicated(mesh))
-    train_images, train_labels = put(dataset.train_images), put(dataset.train_labels)
-    test_images, test_labels = put(dataset.test_images), put(dataset.test_labels)
+  def check_finite(self, step: int) -> None:
+    losses = np.asarray(jax.device_get([m["loss"] for m in self.window]))
+    if losses.size and not np.all(np.isfinite(losses)):
+      bad = step - len(losses) + 1 + int(np.argmin(np.isfinite(losses)))
+      raise errors.Diverged(f"the training loss became {losses[~np.isfinite(losses)][0]} at step "
+                            f"{bad}; nothing was saved after it. Lower the learning rate "
+                            f"(config.schedule.learning_rate) or check the data.")
 
-    def epoch_steps(epoch, done):
-      batches = data_lib.epoch_batches(num_train, config.batch_size, config.seed, epoch)
-      for batch_indices in batches[done:]:
-        yield train_fn, (train_images, train_labels, batch_indices)
+  def write(self, step: int) -> dict:
+    self.check_finite(step)
+    means = {k: float(np.mean(v)) for k, v in jax.device_get(
+        jax.tree.map(lambda *xs: np.stack(xs), *self.window)).items()}
+    seconds = time.perf_counter() - self.window_start
+    steps_per_epoch = self.setup.data.steps_per_epoch
+    record = {"train_loss": means["loss"], "train_accuracy": means["accuracy"],
+              "examples_per_sec": len(self.window) * self.config.batch_size / seconds,
+              "learning_rate": float(self.setup.schedule(step - 1)), "epoch": step / steps_per_epoch}
+    self.writer.write(step, record)
+    self.progress.set_description(f"epoch {-(-step // steps_per_epoch)}/{self.config.num_epochs}")
+    self.progress.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means['accuracy']:.3f}")
+    self.progress.update(len(self.window))
+    self.window, self.window_start = [], time.perf_counter()
+    return record
 
-    def run_eval(state):
-      return evaluate(eval_fn, state, test_images, test_labels, config.eval_batch_size)
-  checkpoint_every = config.checkpoint.every_steps or steps_per_epoch
-  last = {"num_params": num_params}
+  def epoch_seconds(self, state) -> dict:
+    """Seconds of training in the epoch just ended, if it ran whole in this process."""
+    out = {}
+    if self.epoch_start is not None:
+      jax.block_until_ready(state)
+      out["epoch_seconds"] = time.perf_counter() - self.epoch_start
+    self.epoch_start = time.perf_counter()
+    return out
 
-  while step < total_steps:
-    epoch = step // steps_per_epoch
-    progress = tqdm.tqdm(total=steps_per_epoch, initial=step % steps_per_epoch,
-                         desc=f"epoch {epoch + 1}/{config.num_epochs}", unit="step",
-                         disable=not (config.progress_bar and is_main), dynamic_ncols=True)
-    window, window_start = [], time.perf_counter()
-    # Seconds of training per epoch (no eval), only for epochs run whole in this process.
-    epoch_start = window_start if step % steps_per_epoch == 0 else None
-    for step_fn, batch in epoch_steps(epoch, step % steps_per_epoch):
-      state, metrics = step_fn(state, *batch)
-      window.append(metrics)
-      step += 1
-      end_of_epoch = step % steps_per_epoch == 0
-      if step % config.log_every_steps == 0 or end_of_epoch:
-        means = {k: float(np.mean(v)) for k, v in jax.device_get(
-            jax.tree.map(lambda *xs: np.stack(xs), *window)).items()}
-        seconds = time.perf_counter() - window_start
-        train_metrics = {"train_loss": means["loss"], "train_accuracy": means["accuracy"],
-                         "examples_per_sec": len(window) * config.batch_size / seconds,
-                         "learning_rate": float(schedule(step - 1)),
-                         "epoch": step / steps_per_epoch}
-        last.update(train_metrics)
-        writer.write(step, train_metrics)
-        progress.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means['accuracy']:.3f}",
-                             ex_per_s=f"{last['examples_per_sec']:.0f}")
-        progress.update(len(window))
-        window, window_start = [], time.perf_counter()
-      if end_of_epoch:
-        epoch_metrics = {"epoch": step // steps_per_epoch}
-        if epoch_start is not None:
-          jax.block_until_ready(state)
-          epoch_metrics["epoch_seconds"] = time.perf_counter() - epoch_start
-        last.update(run_eval(state))
-        writer.write(step, {"test_loss": last["test_loss"], "test_accuracy": last["test_accuracy"],
-                            **epoch_metrics})
-        progress.set_postfix(loss=f"{last['train_loss']:.4f}",
-                             test_acc=f"{last['test_accuracy']:.4f}")
-      if step % checkpoint_every == 0 or step == total_steps:
-        checkpointer.save(step, state, config_dict)
-    progress.close()
 
-  if "test_accuracy" not in last:  # resumed a finished run: report its final state
-    last.update(run_eval(state))
-  # 1 unless shapes changed
-  last["train_step_compilations"] = (train_batch_fn if streaming else train_fn)._cache_size()
-  checkpointer.close()
-  writer.close()
-  if is_main:  # marks the run finished; sweeps skip points that have it
-    summary = {k: v for k, v in last.items() if isinstance(v, (int, float, str))}
-    summary["step"] = step
-    with open(os.path.join(workdir, "result.json"), "w") as f:
-      json.dump(summary, f, indent=1)
+def _restore(config, workdir, checkpointer, setup: _Setup, allow_config_change: bool, is_main):
+  """(step, state) from the newest readable checkpoint, after checking the config."""
+  check = functools.partial(resume_check.check_resume, workdir, current=config.to_dict(),
+                            allow_change=allow_config_change, record=is_main)
+  step, restored, _ = checkpointer.restore_latest(
+      setup.state, check_config=lambda step, saved: check(step, saved))
+  if restored is None:
+    return 0, setup.state
   if is_main:
-    print(f"Done: step {step}, test accuracy {last['test_accuracy']:.4f}, "
-          f"{num_params:,} parameters.", flush=True)
-  last["final_state"] = state
-  return last
+    print(f"Resumed from {checkpointer.directory} at step {step}.", flush=True)
+  return int(step), restored
+
+
+def _summary(records: list[dict], extra: dict) -> dict:
+  """The last value of every metric in the log, plus `extra`: what result.json holds."""
+  summary = {}
+  for record in records:
+    summary.update({k: v for k, v in record.items() if k != "time"})
+  summary.update(extra)
+  return {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
+
+
+def train(config: ml_collections.ConfigDict, workdir, *, allow_config_change: bool = False):
+  """Trains config.model on config.data; returns (result dict, final state pytree).
+
+  Raises errors.UserError (bad config or data, workdir held by another trainer),
+  errors.Preempted (saved; rerun to resume) or errors.Diverged.
+  """
+  validate.validate_config(config)  # before any data load or compilation
+  workdir = fileio.workdir_path(workdir)
+  is_main = jax.process_index() == 0
+  with _workdir_lock(workdir, is_main):
+    return _train(config, workdir, allow_config_change, is_main)
+
+
+def train_and_evaluate(config, workdir, *, allow_config_change: bool = False) -> dict:
+  """Trains and evaluates; returns the result dict also written to WORKDIR/result.json."""
+  return train(config, workdir, allow_config_change=allow_config_change)[0]
+
+
+def _train(config, workdir, allow_config_change: bool, is_main: bool):
+  setup = _build(config, is_main)
+  checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints", keep=config.checkpoint.keep,
+                                             async_save=config.checkpoint.async_save)
+  start, state = _restore(config, workdir, checkpointer, setup, allow_config_change, is_main)
+  writer = writers.MetricWriter(workdir, config, resumed_step=start)
+  writer.write_json(CONFIG, config.to_dict())  # readable without orbax: reports and sweeps
+  config_dict, data = config.to_dict(), setup.data
+  train_fn = jax.jit(functools.partial(train_step, setup.graphdef, data.fetch_train,
+                                       config.data.augment, config.seed, setup.shardings),
+                     donate_argnums=0)
+  eval_fn = jax.jit(functools.partial(eval_step, setup.graphdef, data.fetch_eval))
+  run_eval = lambda state: _sum_up(eval_fn(state, data.arrays, r) for r in data.eval_refs())
+  checkpoint_every = config.checkpoint.every_steps or data.steps_per_epoch
+  watcher, log = preemption.PreemptionWatcher(), _TrainLog(config, setup, writer, start, is_main)
+  previous_result = fileio.read_json(workdir / RESULT) if start == setup.total_steps else None
+  try:
+    for step, reference in zip(range(start + 1, setup.total_steps + 1), data.train_refs(start)):
+      state, metrics = train_fn(state, data.arrays, reference)
+      log.window.append(metrics)
+      end_of_epoch = step % data.steps_per_epoch == 0
+      if step % config.log_every_steps == 0 or end_of_epoch:
+        log.write(step)
+      if end_of_epoch:
+        writer.write(step, {**run_eval(state), "epoch": step // data.steps_per_epoch,
+                            **log.epoch_seconds(state)})
+      preempted = watcher.reached(step)
+      if preempted or step % checkpoint_every == 0 or step == setup.total_steps:
+        _save(checkpointer, writer, log, step, state, config_dict)
+      if preempted:
+        raise errors.Preempted(step)
+    result = previous_result or _summary(writer.records, {
+        "num_params": setup.num_params, "step": setup.total_steps,
+        "train_step_compilations": train_fn._cache_size()})  # 1 unless shapes changed
+    if "test_accuracy" not in result:  # the log lost its last evaluation
+      result.update(run_eval(state))
+    writer.write_json(RESULT, result)  # marks the run finished; sweeps skip it
+  except errors.Diverged as e:
+    writer.write_json(DIVERGED, {"message": str(e), "last_checkpoint": checkpointer.latest_step()})
+    raise
+  finally:
+    watcher.close()
+    log.progress.close()
+    checkpointer.close()
+    writer.close()
+  if is_main:
+    print(f"Done: step {result['step']}, test accuracy {result['test_accuracy']:.4f}, "
+          f"{result['num_params']:,} parameters.", flush=True)
+  return result, state
+
+
+def _save(checkpointer, writer, log: _TrainLog, step: int, state, config_dict) -> None:
+  """Saves only a finite state: a diverged run keeps its last good checkpoint."""
+  log.check_finite(step)
+  if not bool(_all_finite(state)):
+    raise errors.Diverged(f"the parameters became non-finite by step {step}; nothing was saved "
+                          "after it. Lower the learning rate (config.schedule.learning_rate).")
+  checkpointer.save(step, state, config_dict)
+  writer.flush()
+
+
+@contextlib.contextmanager
+def _workdir_lock(workdir, is_main: bool):
+  """Process 0 holds the workdir's lock; every process learns whether it got it."""
+  lock, busy = run_lock.WorkdirLock(workdir), None
+  if is_main:
+    try:
+      lock.acquire()
+    except errors.WorkdirBusy as e:
+      busy = e
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    got = multihost_utils.broadcast_one_to_all(np.int32(busy is None))
+    if not got and busy is None:
+      busy = errors.WorkdirBusy(f"workdir {workdir} is in use by another trainer.")
+  if busy is not None:
+    raise busy
+  try:
+    yield
+  finally:
+    if is_main:
+      lock.release()

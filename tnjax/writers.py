@@ -1,12 +1,18 @@
-"""Metric sinks: a JSONL file in the workdir (always) and Weights & Biases (by config).
+"""What a run writes beside its checkpoints: metrics.jsonl, config.json, result.json, W&B.
 
-Only process 0 writes. wandb is imported lazily and its default mode, 'disabled',
+Every process keeps the records (each returns the same result); only process 0 writes. Every file goes through tnjax.fileio (local or gs://).
+The metrics log is kept in memory and written whole (GCS objects cannot be
+appended to): after every record on a local disk, at most every
+`remote_flush_seconds` and at every checkpoint on gs://. On resume the log is
+cut back to the restored step, so a resumed run's log reads exactly like an
+uninterrupted one's. wandb is imported lazily; its default mode, 'disabled',
 needs no login and no network.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import uuid
@@ -14,7 +20,11 @@ import uuid
 import jax
 import numpy as np
 
+from tnjax import errors
+from tnjax import fileio
+
 WANDB_MODES = ("disabled", "offline", "online")
+METRICS = "metrics.jsonl"
 
 
 def _plain(value):
@@ -24,60 +34,85 @@ def _plain(value):
 
 
 class MetricWriter:
-  """write(step, metrics) to workdir/metrics.jsonl and, if enabled, to wandb."""
+  """write(step, metrics) to WORKDIR/metrics.jsonl and, if enabled, to wandb."""
 
-  def __init__(self, workdir: str, config, *, filename: str = "metrics.jsonl"):
+  def __init__(self, workdir, config, *, resumed_step: int = 0,
+               remote_flush_seconds: float = 30.0):
+    self.workdir = fileio.workdir_path(workdir)
     self.active = jax.process_index() == 0
-    self._file = None
+    self._records = []
     self._wandb_run = None
-    if not self.active:
-      return
-    os.makedirs(workdir, exist_ok=True)
-    self._file = open(os.path.join(workdir, filename), "a", buffering=1)
+    self._remote_flush_seconds = remote_flush_seconds if fileio.is_remote(self.workdir) else 0.0
+    self._last_flush = time.monotonic()
     mode = config.wandb.mode
     if mode not in WANDB_MODES:
       raise ValueError(f"config.wandb.mode={mode!r} is unknown; choose one of {WANDB_MODES}.")
-    if mode != "disabled":
-      self._wandb_run = _init_wandb(workdir, config)
+    # Records past the restored step belong to steps that will be run again.
+    self._records = [r for r in fileio.read_jsonl(self.workdir / METRICS)
+                     if r.get("step", 0) <= resumed_step]
+    self.flush()
+    if self.active and mode != "disabled":
+      self._wandb_run = _init_wandb(self.workdir, config)
+
+  @property
+  def records(self) -> list[dict]:
+    return list(self._records)
 
   def write(self, step: int, metrics: dict) -> None:
+    record = {"step": int(step), "time": time.time(), **{k: _plain(v) for k, v in metrics.items()}}
+    for key, value in record.items():  # a NaN never reaches the log (or result.json)
+      if isinstance(value, float) and not math.isfinite(value):
+        raise errors.Diverged(f"{key} is {value} at step {step}; nothing was saved after it. "
+                              "Lower the learning rate (config.schedule.learning_rate).")
+    self._records.append(record)
     if not self.active:
       return
-    record = {"step": int(step), "time": time.time(), **{k: _plain(v) for k, v in metrics.items()}}
-    self._file.write(json.dumps(record) + "\n")
+    if time.monotonic() - self._last_flush >= self._remote_flush_seconds:
+      self.flush()
     if self._wandb_run is not None:
       self._wandb_run.log({k: v for k, v in record.items() if k not in ("step", "time")},
                           step=int(step))
 
+  def flush(self) -> None:
+    if not self.active:
+      return
+    fileio.write_text(self.workdir / METRICS,
+                      "".join(json.dumps(r, allow_nan=False) + "\n" for r in self._records))
+    self._last_flush = time.monotonic()
+
+  def write_json(self, name: str, obj) -> None:
+    """config.json, result.json, ...: strict JSON, written whole by process 0."""
+    if self.active:
+      fileio.write_json(self.workdir / name, obj)
+
   def close(self) -> None:
-    if self._file is not None:
-      self._file.close()
+    if not self.active:
+      return
+    self.flush()
     if self._wandb_run is not None:
       self._wandb_run.finish()
+      self._wandb_run = None
 
 
-def _init_wandb(workdir: str, config):
+def _init_wandb(workdir, config):
   import wandb  # pylint: disable=g-import-not-at-top
   # The run id lives in the workdir so a resumed (pre-empted) job continues the same run.
-  id_file = os.path.join(workdir, "wandb_run_id.txt")
+  id_file = workdir / "wandb_run_id.txt"
   if os.environ.get("WANDB_RUN_ID"):  # a W&B sweep agent assigns the id
     run_id = os.environ["WANDB_RUN_ID"]
-  elif os.path.exists(id_file):
-    run_id = open(id_file).read().strip()
+  elif id_file.exists():
+    run_id = id_file.read_text().strip()
   else:
     run_id = uuid.uuid4().hex[:12]
-    with open(id_file, "w") as f:
-      f.write(run_id)
+    fileio.write_text(id_file, run_id)
+  # wandb keeps its files on a local disk; a gs:// workdir gets them in the working directory.
+  local_dir = None if fileio.is_remote(workdir) else os.fspath(workdir)
   w = config.wandb
   return wandb.init(project=w.project, entity=w.entity or None, name=w.name or None,
-                    group=w.group or None, config=config.to_dict(), dir=workdir, mode=w.mode,
+                    group=w.group or None, config=config.to_dict(), dir=local_dir, mode=w.mode,
                     id=run_id, resume="allow")
 
 
-def read_metrics(workdir: str, filename: str = "metrics.jsonl") -> list[dict]:
+def read_metrics(workdir, filename: str = METRICS) -> list[dict]:
   """All records of a run's JSONL file, in order."""
-  path = os.path.join(workdir, filename)
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return fileio.read_jsonl(fileio.workdir_path(workdir) / filename)

@@ -32,15 +32,15 @@ def params(state):
 
 
 results = {}
-base = trainer.train_and_evaluate(config({}), sys.argv[1] + "/single")
+base, base_state = trainer.train(config({}), sys.argv[1] + "/single")
 for name, mesh in {"data8": {"data": 8}, "model8": {"data": 1, "model": 8},
                    "data2_model4": {"data": 2, "model": 4}}.items():
-  run = trainer.train_and_evaluate(config(mesh), f"{sys.argv[1]}/{name}")
-  shardings = {str(x.sharding.spec) for x in jax.tree.leaves(run["final_state"])
+  run, run_state = trainer.train(config(mesh), f"{sys.argv[1]}/{name}")
+  shardings = {str(x.sharding.spec) for x in jax.tree.leaves(run_state)
                if hasattr(x, "sharding") and hasattr(x.sharding, "spec")}
   results[name] = {
       "param_diff": max(float(np.max(np.abs(a - b))) for a, b in
-                        zip(params(base["final_state"]), params(run["final_state"]))),
+                        zip(params(base_state), params(run_state))),
       "loss_diff": abs(base["train_loss"] - run["train_loss"]),
       "test_loss_diff": abs(base["test_loss"] - run["test_loss"]),
       "model_sharded": any("model" in s for s in shardings),

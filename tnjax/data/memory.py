@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import os
+import io
+import socket
 
 import ml_collections
 import numpy as np
+
+from tnjax import errors
+from tnjax import fileio
 
 SOURCES = ("tfds", "idx", "synthetic")
 TFDS_NAMES = ("mnist", "fashion_mnist", "cifar10", "cifar100")
@@ -70,9 +74,9 @@ def default_data_config() -> ml_collections.ConfigDict:
 # --- sources -----------------------------------------------------------------
 def read_idx(path: str) -> np.ndarray:
   """Reads one IDX file (MNIST's format; gzipped or plain) into an array."""
-  opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rb") as f:
-    raw = f.read()
+  raw = fileio.Path(path).read_bytes()  # local or gs://
+  if str(path).endswith(".gz"):
+    raw = gzip.GzipFile(fileobj=io.BytesIO(raw)).read()
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
     raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic number {raw[:4]!r}).")
   ndim = raw[3]
@@ -85,9 +89,9 @@ def read_idx(path: str) -> np.ndarray:
 
 def _find_idx(directory: str, stem: str) -> str:
   for candidate in (stem + ".gz", stem):
-    path = os.path.join(directory, candidate)
-    if os.path.exists(path):
-      return path
+    path = fileio.Path(directory) / candidate
+    if path.exists():
+      return str(path)
   expected = [n + ".gz" for pair in _IDX_FILES.values() for n in pair]
   raise FileNotFoundError(f"{stem}[.gz] not found in data.idx_dir={directory!r}; it must hold "
                           f"{expected} (gzipped or not).")
@@ -102,9 +106,17 @@ def _load_idx(config):
     labels = read_idx(_find_idx(config.idx_dir, labels_stem)).astype(np.int32)
     if images.ndim == 3:
       images = images[..., None]
+    if len(images) != len(labels):
+      raise errors.UserError(
+          f"IDX {split} split in {config.idx_dir}: {len(images)} images but {len(labels)} labels; "
+          f"the files {images_stem} and {labels_stem} must come from the same dataset.")
     splits[split] = (images, labels)
   largest_label = int(max(splits["train"][1].max(), splits["test"][1].max()))
-  return splits, max(NUM_CLASSES.get(config.name, 0), largest_label + 1)
+  known = NUM_CLASSES.get(config.name, 0)
+  if known and largest_label >= known:
+    raise errors.UserError(f"IDX labels in {config.idx_dir} reach {largest_label}, but "
+                           f"data.name={config.name!r} has {known} classes; fix data.name.")
+  return splits, max(known, largest_label + 1)
 
 
 def _load_tfds(config):
@@ -117,6 +129,7 @@ def _load_tfds(config):
     tf.config.set_visible_devices([], "GPU")  # TF must not grab accelerator memory from JAX
   except RuntimeError:  # TF was already initialised by someone else; its devices are fixed
     pass
+  _fail_fast_if_offline(tfds, config)
   splits = {}
   try:
     for split in ("train", "test"):
@@ -136,6 +149,28 @@ def _load_tfds(config):
         "(e.g. Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist); "
         "data.source='synthetic'; or data.data_dir=<a prepared tensorflow_datasets directory>.") from e
   return splits, int(num_classes)
+
+
+def _network_reachable(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
+  try:
+    socket.create_connection((host, 443), timeout=timeout).close()
+    return True
+  except OSError:
+    return False
+
+
+def _fail_fast_if_offline(tfds, config) -> None:
+  """TFDS retries a failed download for minutes; without a prepared copy and network, say so now."""
+  # Under tfds.testing.mock_data nothing is downloaded: its stand-in prepares nothing.
+  mocked = tfds.core.DatasetBuilder.download_and_prepare.__name__.startswith("mock")
+  builder = tfds.builder(config.name, data_dir=config.data_dir or None)
+  if mocked or builder.data_path.exists() or _network_reachable():
+    return
+  raise errors.UserError(
+      f"TFDS has no prepared {config.name!r} in {builder.data_dir} and cannot reach the network "
+      "to download it. Offline options: data.source='idx' with data.idx_dir=<dir of MNIST-format "
+      "IDX files> (e.g. Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist); "
+      "data.source='synthetic'; or data.data_dir=<a prepared tensorflow_datasets directory>.")
 
 
 def _make_synthetic(config):
@@ -182,6 +217,9 @@ def load_dataset(config) -> Dataset:
   loader = {"tfds": _load_tfds, "idx": _load_idx, "synthetic": _make_synthetic}[config.source]
   splits, num_classes = loader(config)
   (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
+  if train_x.shape[1:] != test_x.shape[1:]:
+    raise errors.UserError(f"data.source={config.source!r}: train images are {train_x.shape[1:]} "
+                           f"but test images {test_x.shape[1:]}; both splits must share a shape.")
   if config.max_train_examples:
     train_x, train_y = train_x[:config.max_train_examples], train_y[:config.max_train_examples]
   if config.max_test_examples:

@@ -1,0 +1,11 @@
+"""Input for the trainer: in-memory (TFDS, IDX, synthetic) or streamed (TFDS, ImageNet).
+
+`make_input(config, mesh)` returns one `Input` object whatever the source; the
+trainer never branches on `data.source`. memory.py loads small datasets whole,
+stream.py streams large ones per process, augment.py augments on the device.
+"""
+
+from tnjax.data.memory import (  # noqa: F401
+    NUM_CLASSES, SCALES, SOURCES, TFDS_NAMES, Dataset, default_data_config, epoch_batches,
+    eval_batches, load_dataset, read_idx)
+from tnjax.data.pipeline import Input, make_input  # noqa: F401

@@ -1,0 +1,71 @@
+"""Checked resume: a workdir continues only under the config its checkpoints were made with.
+
+Fields that change what is trained (model, optimizer, schedule, data, seed,
+epochs) must match the config saved in the checkpoint; fields that only change
+how the run is watched or where it runs (logging, progress bar, checkpoint
+interval, eval batch size, W&B, mesh, the data's location) may change freely.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tnjax import errors
+from tnjax import fileio
+
+HISTORY = "config_history.jsonl"
+# Dotted prefixes of fields that cannot change the trained parameters.
+HARMLESS = ("log_every_steps", "progress_bar", "checkpoint.", "eval_batch_size", "wandb.",
+            "mesh.", "mesh_min_shard_size", "data.data_dir", "data.idx_dir", "data.max_test_examples")
+
+
+def _flatten(tree, prefix: str = "") -> dict:
+  if isinstance(tree, dict):
+    out = {}
+    for key, value in tree.items():
+      out.update(_flatten(value, f"{prefix}{key}."))
+    return out if out or not prefix else {prefix[:-1]: {}}
+  return {prefix[:-1]: tree}
+
+
+def _canonical(config_dict: dict) -> dict:
+  """JSON round trip: tuples become lists, as in the saved copy."""
+  return json.loads(json.dumps(config_dict, default=str))
+
+
+def config_changes(saved: dict, current: dict) -> list[tuple[str, object, object]]:
+  """(dotted key, saved value, current value) for every field that differs."""
+  old, new = _flatten(_canonical(saved)), _flatten(_canonical(current))
+  missing = object()
+  return [(key, old.get(key, "<absent>"), new.get(key, "<absent>"))
+          for key in sorted(old.keys() | new.keys())
+          if old.get(key, missing) != new.get(key, missing)]
+
+
+def is_harmless(key: str) -> bool:
+  return any(key == h or key.startswith(h) if h.endswith(".") else key == h for h in HARMLESS)
+
+
+def format_changes(changes, limit: int = 6) -> str:
+  shown = "; ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes[:limit])
+  return shown + (f"; and {len(changes) - limit} more" if len(changes) > limit else "")
+
+
+def check_resume(workdir, step: int, saved: dict, current: dict, *, allow_change: bool,
+                 record: bool) -> list:
+  """Refuses a resume whose config changed what is trained; records accepted changes."""
+  changes = config_changes(saved, current)
+  blocking = [c for c in changes if not is_harmless(c[0])]
+  if blocking and not allow_change:
+    raise errors.UserError(
+        f"{workdir} was trained to step {step} with another config: {format_changes(blocking)}. "
+        "Use a new --workdir, or pass --allow_config_change to continue under the new settings "
+        f"(the change is recorded in {HISTORY}).")
+  if changes and record:
+    path = fileio.workdir_path(workdir) / HISTORY
+    history = fileio.read_jsonl(path)
+    history.append({"step": step, "time": time.time(), "allowed": bool(blocking),
+                    "changes": [{"key": k, "old": o, "new": n} for k, o, n in changes]})
+    fileio.write_text(path, "".join(json.dumps(h, default=str) + "\n" for h in history))
+  return changes

@@ -1,0 +1,62 @@
+"""Checks every config field the trainer reads, before any data is loaded or step compiled.
+
+Each problem is one line naming the field, its value and what would fix it.
+"""
+
+from __future__ import annotations
+
+from tnjax import errors
+from tnjax import models
+from tnjax import optim
+from tnjax.data import augment as augment_lib
+from tnjax.data import memory
+
+STREAM_SOURCES = ("tfds_stream",)
+
+
+def _require(condition: bool, message: str) -> None:
+  if not condition:
+    raise errors.UserError(message)
+
+
+def _int_at_least(config, dotted: str, low: int, hint: str = "") -> None:
+  node = config
+  for name in dotted.split("."):
+    node = node[name]
+  _require(isinstance(node, int) and not isinstance(node, bool) and node >= low,
+           f"config.{dotted}={node!r} must be an integer >= {low}{hint}.")
+
+
+def validate_config(config) -> None:
+  """Raises UserError on the first bad field the trainer would read."""
+  _int_at_least(config, "num_epochs", 1)
+  _int_at_least(config, "batch_size", 1)
+  _int_at_least(config, "eval_batch_size", 1)
+  _int_at_least(config, "log_every_steps", 1, " (steps between training-metric records)")
+  _int_at_least(config, "checkpoint.every_steps", 0, " (0 saves at the end of every epoch)")
+  _int_at_least(config, "checkpoint.keep", 1, " (how many checkpoints to keep)")
+  _int_at_least(config, "seed", 0)
+  data = config.data
+  sources = memory.SOURCES + STREAM_SOURCES
+  _require(data.source in sources,
+           f"config.data.source={data.source!r} is unknown; choose one of {sources}.")
+  _require(data.scale in memory.SCALES,
+           f"config.data.scale={data.scale!r} is unknown; choose one of {memory.SCALES}.")
+  _require(data.augment in augment_lib.AUGMENTATIONS,
+           f"config.data.augment={data.augment!r} is unknown; choose one of "
+           f"{augment_lib.AUGMENTATIONS}.")
+  if data.source == "tfds":
+    _require(data.name in memory.TFDS_NAMES,
+             f"config.data.name={data.name!r} is not supported with data.source='tfds'; choose "
+             f"one of {memory.TFDS_NAMES}.")
+  if data.source == "idx":
+    _require(bool(data.idx_dir), "config.data.source='idx' needs config.data.idx_dir, the "
+             "directory of the IDX files.")
+  _require(config.model.name in models.MODELS, f"config.model.name={config.model.name!r} is "
+           f"unknown; known models: {sorted(models.MODELS)}.")
+  schedule = optim.make_schedule(config.schedule, 1, config.num_epochs)  # raises on bad names
+  optim.make_optimizer(config.optimizer, schedule)
+  mode = config.wandb.mode
+  _require(mode in ("disabled", "offline", "online"),
+           f"config.wandb.mode={mode!r} is unknown; choose one of ('disabled', 'offline', "
+           "'online').")
