@@ -14,6 +14,11 @@ since each running point's last checkpoint.
 
 Each point runs in a fresh `python -m tnjax.sweep --run_point` process: the
 points of a sweep do not share JAX state and `--parallel N` runs N at a time.
+A point's trainer holds its workdir's lock, so a second sweep over the same
+workdir skips the points the first one is running. The children die with the
+sweep: SIGTERM to the sweep is passed on (each child saves and exits), and a
+killed sweep's children get SIGTERM from the kernel (parent-death signal).
+The workdir may be local or gs://.
 """
 
 from __future__ import annotations
@@ -21,12 +26,16 @@ from __future__ import annotations
 import ast
 import concurrent.futures
 import copy
+import ctypes
 import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,6 +45,10 @@ for _path in (os.getcwd(), _REPO_ROOT):  # configs import `configs.*`, as in tnj
 
 from absl import app, flags, logging  # noqa: E402
 import ml_collections  # noqa: E402
+
+from tnjax import errors  # noqa: E402
+from tnjax import fileio  # noqa: E402
+from tnjax import run_lock  # noqa: E402
 
 _CONFIG = flags.DEFINE_string("config", None, "Config file[:args] whose module defines sweep().")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory holding one sub-workdir per point.")
@@ -137,10 +150,16 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> ml_co
   return config
 
 
-def point_status(point_dir: str) -> str:
-  if os.path.exists(os.path.join(point_dir, "result.json")):
+def point_status(point_dir) -> str:
+  """new | partial | running (another process holds its lock) | diverged | done."""
+  point_dir = fileio.workdir_path(point_dir)
+  if (point_dir / "result.json").exists():
     return "done"
-  if os.path.isdir(os.path.join(point_dir, "checkpoints")):
+  if run_lock.holder(point_dir):
+    return "running"
+  if (point_dir / "diverged.json").exists():
+    return "diverged"
+  if (point_dir / "checkpoints").exists():
     return "partial"
   return "new"
 
@@ -156,21 +175,74 @@ def run_point_in_process(config_path: str, workdir: str, index: int, settings=()
   return trainer.train_and_evaluate(config, workdir)
 
 
-def _launch(config_path: str, point_dir: str, index: int, settings) -> int:
-  log_path = os.path.join(point_dir, "train.log")
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+  """Runs in the child before exec: SIGTERM it when the sweep process dies, however it dies."""
+  try:
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+  except OSError:  # not Linux: the sweep's SIGTERM handler still passes signals on
+    pass
+
+
+class _Children:
+  """The running point processes, so a SIGTERM to the sweep reaches each of them."""
+
+  def __init__(self):
+    self.processes, self.stopping, self._lock = set(), False, threading.Lock()
+
+  def start(self, command, log):
+    with self._lock:
+      if self.stopping:
+        return None
+      process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                 preexec_fn=_die_with_parent)
+      self.processes.add(process)
+      return process
+
+  def stop_all(self, signum=signal.SIGTERM, frame=None):
+    del frame
+    with self._lock:
+      self.stopping = True
+      for process in self.processes:
+        if process.poll() is None:
+          process.send_signal(signum)
+
+
+_CHILDREN = _Children()
+
+
+def _launch(config_path: str, point_dir, index: int, settings) -> int:
+  """Runs one point in a child process; its output goes to POINT_DIR/train.log."""
+  point_dir = fileio.workdir_path(point_dir)
   command = [sys.executable, "-m", "tnjax.sweep", f"--config={config_path}",
              f"--workdir={point_dir}", f"--run_point={index}", *(f"--set={s}" for s in settings)]
+  remote = fileio.is_remote(point_dir)
+  # gs:// objects cannot be appended to: log locally, then add the lines to train.log at the end.
+  if remote:
+    handle, log_path = tempfile.mkstemp(suffix=".log")
+    os.close(handle)
+  else:
+    log_path = os.fspath(point_dir / "train.log")
   with open(log_path, "a") as log:
-    return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+    process = _CHILDREN.start(command, log)
+    code = errors.EXIT_PREEMPTED if process is None else process.wait()
+    if process is not None:
+      _CHILDREN.processes.discard(process)
+  if remote:
+    previous = (point_dir / "train.log").read_text() if (point_dir / "train.log").exists() else ""
+    with open(log_path) as f:
+      fileio.write_text(point_dir / "train.log", previous + f.read())
+    os.remove(log_path)
+  return code
 
 
-def _check_same_point(point_dir: str, config_path: str, overrides: dict) -> None:
+def _check_same_point(point_dir, config_path: str, overrides: dict) -> None:
   """Refuses to resume a point directory that was made with other settings."""
-  path = os.path.join(point_dir, "point.json")
-  if not os.path.exists(path):
+  saved = fileio.read_json(fileio.workdir_path(point_dir) / "point.json")
+  if saved is None:
     return
-  with open(path) as f:
-    saved = json.load(f)
   now = json.loads(json.dumps({"config": config_path, "overrides": overrides}))
   if {k: saved.get(k) for k in now} != now:
     raise ValueError(f"{point_dir} was made by --config={saved.get('config')} with overrides "
@@ -189,27 +261,30 @@ def run_sweep(config_path: str, workdir: str, *, parallel: int = 1, indices=None
     raise ValueError(f"--points {bad} out of range: the sweep has {len(points)} points (0..{len(points) - 1}).")
   if parallel < 1:
     raise ValueError(f"--parallel must be >= 1, got {parallel}.")
-  os.makedirs(workdir, exist_ok=True)
+  workdir = fileio.workdir_path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
   own_points = sweep_points(config_path)  # names leave out the settings common to all points
-  dirs = {i: os.path.join(workdir, point_name(i, own_points[i])) for i in indices}
+  dirs = {i: workdir / point_name(i, own_points[i]) for i in indices}
   for i in indices:
     _check_same_point(dirs[i], config_path, points[i])
   for i in indices:
     print(f"[{point_status(dirs[i]):>7}] {dirs[i]}  {points[i]}", flush=True)
-  todo = [i for i in indices if point_status(dirs[i]) != "done"]
+  todo = [i for i in indices if point_status(dirs[i]) in ("new", "partial")]
   if dry_run or not todo:
     return {i: point_status(dirs[i]) for i in indices}
   for i in todo:
-    os.makedirs(dirs[i], exist_ok=True)
-    with open(os.path.join(dirs[i], "point.json"), "w") as f:
-      json.dump({"index": i, "config": config_path, "overrides": points[i]}, f, indent=1)
+    fileio.write_json(dirs[i] / "point.json",
+                      {"index": i, "config": config_path, "overrides": points[i]})
 
   def run(i):
     start = time.time()
     code = _launch(config_path, dirs[i], i, settings)
     state = point_status(dirs[i])
-    print(f"point {i} {'finished' if code == 0 else f'FAILED (exit {code}, see train.log)'} "
-          f"in {time.time() - start:.0f} s: {dirs[i]}", flush=True)
+    outcome = {0: "finished", errors.EXIT_PREEMPTED: "stopped (saved; rerun to resume)",
+               errors.EXIT_DIVERGED: "DIVERGED (see diverged.json)",
+               errors.EXIT_WORKDIR_BUSY: "skipped: another process is training it"}.get(
+                   code, f"FAILED (exit {code}, see train.log)")
+    print(f"point {i} {outcome} after {time.time() - start:.0f} s: {dirs[i]}", flush=True)
     return state
 
   with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
@@ -226,11 +301,21 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   if _RUN_POINT.value is not None:
-    run_point_in_process(_CONFIG.value, _WORKDIR.value, _RUN_POINT.value, _SET.value)
-    return
+    sys.exit(errors.run_cli(lambda: run_point_in_process(
+        _CONFIG.value, _WORKDIR.value, _RUN_POINT.value, _SET.value)))
   indices = [int(i) for i in _POINTS.value.split(",")] if _POINTS.value else None
-  status = run_sweep(_CONFIG.value, _WORKDIR.value, parallel=_PARALLEL.value, indices=indices,
-                     dry_run=_DRY_RUN.value, settings=_SET.value)
+  signal.signal(signal.SIGTERM, _CHILDREN.stop_all)  # preempted: every running point saves
+  status = {}
+
+  def sweep():
+    status.update(run_sweep(_CONFIG.value, _WORKDIR.value, parallel=_PARALLEL.value,
+                            indices=indices, dry_run=_DRY_RUN.value, settings=_SET.value))
+
+  code = errors.run_cli(sweep)
+  if code:
+    sys.exit(code)
+  if _CHILDREN.stopping:
+    sys.exit(errors.EXIT_PREEMPTED)
   if not _DRY_RUN.value and any(s != "done" for s in status.values()):
     sys.exit(1)
 

@@ -5,6 +5,8 @@ Each problem is one line naming the field, its value and what would fix it.
 
 from __future__ import annotations
 
+import math
+
 from tnjax import errors
 from tnjax import models
 from tnjax import optim
@@ -27,8 +29,18 @@ def _int_at_least(config, dotted: str, low: int, hint: str = "") -> None:
            f"config.{dotted}={node!r} must be an integer >= {low}{hint}.")
 
 
+def _non_finite_fields(tree, prefix: str = ""):
+  for key, value in tree.items():
+    if hasattr(value, "items"):
+      yield from _non_finite_fields(value, f"{prefix}{key}.")
+    elif isinstance(value, float) and not math.isfinite(value):
+      yield f"{prefix}{key}", value
+
+
 def validate_config(config) -> None:
   """Raises UserError on the first bad field the trainer would read."""
+  for name, value in _non_finite_fields(config):
+    raise errors.UserError(f"config.{name}={value} is not a finite number.")
   _int_at_least(config, "num_epochs", 1)
   _int_at_least(config, "batch_size", 1)
   _int_at_least(config, "eval_batch_size", 1)
