@@ -137,7 +137,9 @@ def test_sign_matrices_are_fixed_by_training_and_restored_from_a_checkpoint(tmp_
   checkpointer.close()
   fresh = SketchDense(12, 6, SketchSpec(sketch_size=3, num_sketches=2), rngs=nnx.Rngs(9))
   assert not np.array_equal(fresh.u1[...], u1_before)
-  _, restored = checkpoint_lib.Checkpointer(str(tmp_path / "ckpt")).restore_latest(nnx.state(fresh))
+  _, restored, saved_config = checkpoint_lib.Checkpointer(str(tmp_path / "ckpt")).restore_latest(
+      nnx.state(fresh))
+  assert saved_config == {"note": "sketch"}
   nnx.update(fresh, restored)
   np.testing.assert_array_equal(fresh.u1[...], u1_before)
   np.testing.assert_array_equal(fresh(x), layer(x))

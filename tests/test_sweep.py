@@ -89,6 +89,9 @@ def test_sweep_killed_midway_resumes_without_redoing_finished_points(tmp_path):
   os.killpg(process.pid, signal.SIGKILL)
   process.wait()
   assert still_running, "the sweep finished before it could be killed; make the points longer"
+  deadline = time.time() + 30  # the killed trainer's lock goes when the kernel reaps it
+  while sweep.point_status(str(dirs[1])) == "running" and time.time() < deadline:
+    time.sleep(0.05)
   assert [sweep.point_status(str(d)) for d in dirs] == ["done", "partial", "new"]
   finished_metrics = (dirs[0] / "metrics.jsonl").read_bytes()
 

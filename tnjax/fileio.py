@@ -16,7 +16,13 @@ import uuid
 
 os.environ.setdefault("EPATH_USE_TF", "false")  # read by etils on first gs:// use
 
+import fsspec  # noqa: E402
 from etils import epath  # noqa: E402
+
+# gcsfs caches directory listings per process; a workdir is shared with other processes
+# (locks, a second trainer, sweeps, report scripts), so every listing must be fresh.
+for _protocol in ("gs", "gcs"):
+  fsspec.config.conf.setdefault(_protocol, {}).setdefault("use_listings_cache", False)
 
 Path = epath.Path
 REMOTE_PREFIXES = ("gs://", "s3://")

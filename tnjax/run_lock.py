@@ -4,7 +4,8 @@ Local workdirs use flock(2) on WORKDIR/.lock: the kernel drops the lock when the
 holder dies, however it dies, so a stale lock cannot exist. On gs:// there is no
 such primitive, so the lock is an object (WORKDIR/lock.json) naming its holder
 and refreshed by a heartbeat thread; a lock whose heartbeat is older than
-`stale_seconds` belongs to a dead holder and is taken over. Two trainers that
+`stale_seconds` belongs to a dead holder and is taken over (at once if the
+holder was on this host and its process is gone). Two trainers that
 race for a free GCS lock both write, wait, and read back: only the one whose
 write survived proceeds.
 """
@@ -31,13 +32,26 @@ def _identity() -> dict:
           "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
 
 
+def _alive(info: dict | None) -> bool:
+  """A remote lock is live if its heartbeat is fresh and, on this host, its process exists."""
+  if not info or time.time() - info.get("heartbeat", 0) >= info.get("stale_seconds", 120):
+    return False
+  if info.get("host") == socket.gethostname():
+    try:
+      os.kill(int(info["pid"]), 0)
+    except ProcessLookupError:
+      return False  # killed without releasing: no need to wait for the heartbeat to age
+    except PermissionError:
+      pass
+  return True
+
+
 def holder(workdir) -> str | None:
   """Who holds the workdir's lock now ('host:pid:id'), or None if nobody does."""
   workdir = fileio.workdir_path(workdir)
   if fileio.is_remote(workdir):
     info = _read_remote(workdir / REMOTE_LOCK)
-    fresh = info and time.time() - info.get("heartbeat", 0) < info.get("stale_seconds", 120)
-    return info["holder"] if fresh else None
+    return info["holder"] if _alive(info) else None
   path = workdir / LOCAL_LOCK
   if not path.exists():
     return None
@@ -103,8 +117,7 @@ class WorkdirLock:
   def _acquire_remote(self):
     path = self.workdir / REMOTE_LOCK
     current = _read_remote(path)
-    if current and time.time() - current.get("heartbeat", 0) < current.get("stale_seconds",
-                                                                            self.stale_seconds):
+    if _alive(current):
       raise self._busy(current["holder"])
     fileio.write_json(path, self._record())
     time.sleep(self.settle_seconds)  # a racing writer's object would replace ours by now

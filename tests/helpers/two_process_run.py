@@ -24,6 +24,7 @@ c.model.update(name="fc2", hidden_features=64, hidden_layer={"kind": "tt", "rank
 c.update(num_epochs=int(sys.argv[2]), batch_size=16, eval_batch_size=32, progress_bar=False)
 c.checkpoint.async_save = False
 c.mesh.update(data=-1)
-result = trainer.train_and_evaluate(c, sys.argv[1])
+# The second call extends the run by an epoch: a deliberate change of num_epochs.
+result = trainer.train_and_evaluate(c, sys.argv[1], allow_config_change=True)
 print(f"PROCESS {jax.process_index()} of {jax.process_count()} devices {jax.device_count()} "
       f"step {result['step'] if 'step' in result else ''} test_loss {result['test_loss']:.6f}")
