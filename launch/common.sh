@@ -6,10 +6,16 @@ set -euo pipefail
 : "${TPU_NAME:=tnjax-tpu}"
 : "${ZONE:=us-central2-b}"
 : "${ACCELERATOR:=v4-8}"                 # v4-8 (one VM), v4-32 / v5litepod-16 (pod slices)
-: "${RUNTIME:=tpu-ubuntu2204-base}"
+: "${RUNTIME:=tpu-ubuntu2204-base}"      # its system Python is 3.10: tnjax gets its own venv
 : "${TNJAX_BUCKET:=gs://my-tnjax-bucket}"  # workdirs and TFDS data live here
-: "${REPO_URL:=https://github.com/tnjax/tnjax.git}"
+: "${GIT_REF:=}"                         # empty: ship the checkout as it is; else `git archive REF`
+: "${PYTHON_VERSION:=3.11}"              # the workers' venv (uv fetches this Python)
+: "${TNJAX_VENV:=\$HOME/tnjax-venv}"     # expanded on the worker
+: "${JAX_EXTRA:=tpu}"                    # pip extra of jax installed beside tnjax
 : "${DRY_RUN:=0}"
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV_PYTHON="$TNJAX_VENV/bin/python"
 
 run() {
   printf '+'

@@ -7,6 +7,5 @@ if [[ $# -lt 2 ]]; then
   sed -n '2,5p' "$0"; exit 2
 fi
 config=$1; workdir=$2; shift 2
-on_all_workers "cd tnjax && python -m tnjax.sweep --config $config \
---workdir $TNJAX_BUCKET/$workdir --set data.data_dir=$TNJAX_BUCKET/tensorflow_datasets \
---set mesh.data=-1 $*"
+on_all_workers "cd tnjax && TFDS_DATA_DIR=$TNJAX_BUCKET/tensorflow_datasets $VENV_PYTHON \
+-m tnjax.sweep --config $config --workdir $TNJAX_BUCKET/$workdir --set mesh.data=-1 $*"

@@ -23,15 +23,21 @@ def _field_names(tree, prefix: str = "") -> list[str]:
   return names
 
 
-def unknown_override(argv, config_path: str) -> str | None:
-  """The first --config.x override naming no field of the config, with the nearest names."""
+def load_config(config_path: str):
+  """get_config(arg) of 'path/to/config.py[:arg]'."""
   import importlib.util  # pylint: disable=g-import-not-at-top
   path, _, arg = config_path.partition(":")
   spec = importlib.util.spec_from_file_location("tnjax_cli_config", path)
+  if spec is None:
+    raise FileNotFoundError(f"Config file {path!r} does not exist.")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  config = module.get_config(arg or None) if arg else module.get_config()
-  names = _field_names(config)
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def unknown_override(argv, config_path: str) -> str | None:
+  """The first --config.x override naming no field of the config, with the nearest names."""
+  names = _field_names(load_config(config_path))
   for item in argv:
     if not item.startswith(("--config.", "--noconfig.")):
       continue
