@@ -25,6 +25,7 @@ from flax import nnx  # noqa: E402
 
 from benchmarks.common import describe_machine, machine_line, time_interleaved  # noqa: E402
 from tnjax import models, trainer  # noqa: E402
+from tnjax.data import pipeline as data_pipeline  # noqa: E402
 from tnjax.nn import total_params  # noqa: E402
 
 VARIANTS = {
@@ -44,8 +45,10 @@ def step_call(layers, batch: int):
   images = jax.random.normal(jax.random.key(0), (batch, 32, 32, 3))
   labels = jax.random.randint(jax.random.key(1), (batch,), 0, 10)
   indices = jnp.arange(batch)
-  step = jax.jit(functools.partial(trainer.train_step, graphdef, "", 0, None))
-  return (lambda: step(state, images, labels, indices)), params
+  arrays = {"train": (images, labels)}  # the in-memory input: a gather by index in the step
+  step = jax.jit(functools.partial(trainer.train_step, graphdef, data_pipeline.gather_train, "", 0,
+                                   None))
+  return (lambda: step(state, arrays, indices)), params
 
 
 def main():

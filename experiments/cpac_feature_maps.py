@@ -29,7 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from configs import cpac_mnist  # noqa: E402
-from tnjax import checkpoint, trainer  # noqa: E402
+from tnjax import checkpoint, fileio, trainer  # noqa: E402
 from tnjax import data as data_lib  # noqa: E402
 from tnjax.models import build_model  # noqa: E402
 from tnjax.tensor import rank_components  # noqa: E402
@@ -94,7 +94,8 @@ def main():
   result = trainer.train_and_evaluate(config, args.workdir)
   dataset = data_lib.load_dataset(config.data)
   model = build_model(config.model, dataset.image_shape, dataset.num_classes, rngs=nnx.Rngs(0))
-  load_params(model, checkpoint.restore_arrays(os.path.join(args.workdir, "checkpoints"))["0"])
+  checkpoints = fileio.workdir_path(args.workdir) / "checkpoints"
+  load_params(model, checkpoint.restore_arrays(checkpoints)["0"])
   image = dataset.test_images[args.image]
   plot_feature_maps(image, layer_rows(model, image), args.out)
   print(f"test accuracy {result['test_accuracy']:.4f}; wrote {args.out}")

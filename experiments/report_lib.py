@@ -19,40 +19,37 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import matplotlib  # noqa: E402
 
+from tnjax import fileio  # noqa: E402
+
 matplotlib.use("Agg")
 
 
-def _is_run(path: str) -> bool:
-  return os.path.exists(os.path.join(path, "config.json"))
+def _is_run(path) -> bool:
+  return (fileio.Path(path) / "config.json").exists()
 
 
 def load_runs(workdirs) -> list[dict]:
-  """Every run under `workdirs`: {'dir', 'config', 'result' (None if unfinished), 'epoch_seconds'}."""
+  """Every run under `workdirs` (local or gs://): {'dir', 'config', 'result' (None if
+  unfinished), 'epoch_seconds'}."""
   runs = []
   for workdir in workdirs:
-    if not os.path.isdir(workdir):
+    workdir = fileio.workdir_path(workdir)
+    if not workdir.is_dir():
       raise FileNotFoundError(f"{workdir} is not a directory of runs.")
     paths = [workdir] if _is_run(workdir) else sorted(
-        os.path.join(workdir, d) for d in os.listdir(workdir) if _is_run(os.path.join(workdir, d)))
+        (d for d in workdir.iterdir() if _is_run(d)), key=str)
     for path in paths:
       runs.append(load_run(path))
   return runs
 
 
-def load_run(path: str) -> dict:
-  with open(os.path.join(path, "config.json")) as f:
-    config = json.load(f)
-  result = None
-  if os.path.exists(os.path.join(path, "result.json")):
-    with open(os.path.join(path, "result.json")) as f:
-      result = json.load(f)
-  seconds = []
-  metrics_path = os.path.join(path, "metrics.jsonl")
-  if os.path.exists(metrics_path):
-    with open(metrics_path) as f:
-      seconds = [r["epoch_seconds"] for r in map(json.loads, filter(str.strip, f))
-                 if "epoch_seconds" in r]
-  return {"dir": path, "config": config, "result": result,
+def load_run(path) -> dict:
+  path = fileio.workdir_path(path)
+  config = fileio.read_json(path / "config.json")
+  result = fileio.read_json(path / "result.json")
+  seconds = [r["epoch_seconds"] for r in fileio.read_jsonl(path / "metrics.jsonl")
+             if "epoch_seconds" in r]
+  return {"dir": str(path), "config": config, "result": result,
           "epoch_seconds": statistics.median(seconds) if seconds else None}
 
 

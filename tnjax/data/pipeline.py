@@ -53,12 +53,12 @@ class Input:
   fetch_eval: Callable
 
 
-def _gather_train(arrays, indices):
+def gather_train(arrays, indices):
   images, labels = arrays["train"]
   return images[indices], labels[indices]
 
 
-def _gather_eval(arrays, reference):
+def gather_eval(arrays, reference):
   (images, labels), (indices, mask) = arrays["test"], reference
   return images[indices], labels[indices], mask
 
@@ -94,8 +94,8 @@ def _in_memory(config, mesh) -> Input:
     return zip(*memory.eval_batches(len(dataset.test_labels), config.eval_batch_size))
 
   return Input(dataset.name, dataset.image_shape, dataset.num_classes, num_train,
-               len(dataset.test_labels), steps, arrays, train_refs, eval_refs, _gather_train,
-               _gather_eval)
+               len(dataset.test_labels), steps, arrays, train_refs, eval_refs, gather_train,
+               gather_eval)
 
 
 def _streamed(config, mesh) -> Input:
