@@ -46,6 +46,7 @@ class Checkpointer:
     `check_config(step, saved_config)` runs before the state is read and may refuse.
     """
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+    self._name_unfinished()
     for step in sorted(self._manager.all_steps(), reverse=True):
       try:
         config = self.saved_config(step)
@@ -64,6 +65,18 @@ class Checkpointer:
         continue
       return step, restored["state"], config
     return None, None, None
+
+  def _name_unfinished(self) -> None:
+    """Says which newer saves never finished (Orbax skips them silently)."""
+    if jax.process_index() != 0 or not self.directory.exists():
+      return
+    finished = self._manager.all_steps()
+    newest = max(finished, default=-1)
+    for path in sorted(self.directory.iterdir(), key=str):
+      step = path.name.split(".", 1)[0]
+      if step.isdigit() and int(step) > newest and int(step) not in finished:
+        print(f"tnjax: checkpoint {path} was not finished (the run stopped while saving); "
+              "ignored.", flush=True)
 
   def _set_aside(self, step: int, error: Exception) -> None:
     reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]

@@ -10,23 +10,27 @@ Parameters the file does not cover (e.g. the new TT layers) keep their init.
 
 from __future__ import annotations
 
-import os
+import io
 
 import numpy as np
 from flax import nnx
 
+from tnjax import fileio
+
 
 def read_weights(path: str) -> dict[str, np.ndarray]:
   """Named arrays of an .npz or .h5 file (HDF5 groups joined by '/')."""
-  if not os.path.exists(path):
+  if not fileio.Path(path).exists():
     raise FileNotFoundError(f"Pretrained weights file {path!r} does not exist.")
+  # Local files are read in place; gs:// ones through the path layer, into memory.
+  source = io.BytesIO(fileio.Path(path).read_bytes()) if fileio.is_remote(path) else path
   if path.endswith(".npz"):
-    with np.load(path) as data:
+    with np.load(source) as data:
       return {name: data[name] for name in data.files}
   if path.endswith((".h5", ".hdf5")):
     import h5py  # pylint: disable=g-import-not-at-top
     arrays = {}
-    with h5py.File(path, "r") as f:
+    with h5py.File(source, "r") as f:
       f.visititems(lambda name, item: arrays.__setitem__(name, item[()])
                    if isinstance(item, h5py.Dataset) else None)
     return arrays
