@@ -12,12 +12,19 @@ from tnjax import checkpoint as checkpoint_lib
 from tnjax import writers
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# 12 epochs x 32 steps of a small TT FC-2 on synthetic data; a step takes a few ms.
+# 8 epochs x 32 steps of a small TT FC-2 on synthetic data; a step takes a few ms.
+EPOCHS = 8
 CONFIG = "configs/tt_mnist.py:synthetic,runlocal"
-ARGS = ["--config.num_epochs=12", "--config.data.max_train_examples=0",
+ARGS = [f"--config.num_epochs={EPOCHS}", "--config.data.max_train_examples=0",
         "--config.data.synthetic.num_train=512", "--config.log_every_steps=4",
         "--noconfig.progress_bar"]
-TOTAL_STEPS = 12 * (512 // 16)
+TOTAL_STEPS = EPOCHS * (512 // 16)
+
+
+def reference_run(workdir):
+  """The run of CONFIG + ARGS, uninterrupted and in-process (no interpreter start-up)."""
+  from tnjax import trainer  # pylint: disable=g-import-not-at-top
+  return trainer.train_and_evaluate(small_config(), str(workdir))
 
 
 def small_config(**fields):
@@ -25,7 +32,7 @@ def small_config(**fields):
   sys.path.insert(0, REPO)
   from configs import tt_mnist  # pylint: disable=g-import-not-at-top
   c = tt_mnist.get_config("synthetic,runlocal")
-  c.num_epochs, c.log_every_steps, c.progress_bar = 12, 4, False
+  c.num_epochs, c.log_every_steps, c.progress_bar = EPOCHS, 4, False
   c.data.max_train_examples, c.data.synthetic.num_train = 0, 512
   for key, value in fields.items():
     *parents, leaf = key.split(".")

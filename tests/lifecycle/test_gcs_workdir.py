@@ -34,7 +34,7 @@ def _saved_steps(workdir):
 
 def test_a_gs_workdir_survives_sigkill_and_resumes_exactly(gcs, tmp_path):
   local = tmp_path / "local"
-  assert h.run(h.train_command(local)).returncode == 0
+  h.reference_run(local)
   workdir = f"gs://{BUCKET}/runs/tt"
   process = h.start(h.train_command(workdir), **gcs)
   h.wait_for(lambda: any(s >= 64 for s in _saved_steps(workdir)), what="a checkpoint in GCS")
@@ -58,7 +58,7 @@ def test_a_gs_workdir_survives_sigkill_and_resumes_exactly(gcs, tmp_path):
   expected = json.loads((local / "result.json").read_text())
   assert {k: v for k, v in result.items() if k not in clock} == {
       k: v for k, v in expected.items() if k not in clock}
-  assert json.loads((fileio.Path(workdir) / "config.json").read_text())["num_epochs"] == 12
+  assert json.loads((fileio.Path(workdir) / "config.json").read_text())["num_epochs"] == h.EPOCHS
   assert not (fileio.Path(workdir) / run_lock.REMOTE_LOCK).exists()  # released at the end
 
 

@@ -14,7 +14,7 @@ import run_helpers as h
 
 pytestmark = pytest.mark.slow
 
-# Two long points (12 epochs of 32 steps), checkpoints only at epoch ends.
+# Two long points (12 epochs of 32 steps), checkpoints at epoch ends (and on SIGTERM).
 _SWEEP_CONFIG = '''
 from configs import tt_mnist
 
@@ -58,7 +58,7 @@ def test_a_killed_sweep_takes_its_trainer_down_with_a_saved_checkpoint(tmp_path)
   parent.wait()
   h.wait_for(lambda: _gone(child), timeout=60, what="the orphaned trainer to exit")
   saved = checkpoint_lib.Checkpointer(point / "checkpoints").latest_step()
-  assert saved is not None and saved % 32 != 0  # saved mid-epoch, on the signal
+  assert saved is not None and saved >= 40  # saved on the signal
   assert "tnjax: preempted: checkpoint saved at step" in (point / "train.log").read_text()
   assert sweep.point_status(point) == "partial"
 
