@@ -187,7 +187,7 @@ def test_layer_table_lists_kinds_and_compression():
 
 
 class ConvOnlySpec(DenseSpec):
-  kind = "conv_only"  # a kind with no entry in DENSE_LAYERS
+  kind = "conv_only"  # a kind with no dense layer in the registry
 
 
 @pytest.mark.parametrize("make, message", [

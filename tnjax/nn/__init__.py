@@ -7,11 +7,12 @@ from tnjax.nn.conv_base import FactorizedConv, conv_reference
 from tnjax.nn.cp_conv import CPConv
 from tnjax.nn.cp_dense import CPDense
 from tnjax.nn.dense import Dense
-from tnjax.nn.factory import CONV_LAYERS, DENSE_LAYERS, make_conv, make_dense
+from tnjax.nn import registry
+from tnjax.nn.factory import make_conv, make_dense
 from tnjax.nn.lowrank_dense import LowRankDense
 from tnjax.nn.sketch_layers import SketchConv, SketchDense, SketchMatrix
-from tnjax.nn.spec import (SPECS, ADTNSpec, CPSpec, DenseSpec, LayerSpec, LowRankSpec,
-                           SketchSpec, TTSpec, TuckerSpec, register_spec, spec_from_config)
+from tnjax.nn.spec import (ADTNSpec, CPSpec, DenseSpec, LayerSpec, LowRankSpec, SketchSpec,
+                           TTSpec, TuckerSpec, spec_from_config)
 from tnjax.nn.summary import format_table, layer_rows, total_params
 from tnjax.nn.tt_conv import TTConv
 from tnjax.nn.tt_dense import TTDense

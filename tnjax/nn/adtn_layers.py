@@ -157,6 +157,8 @@ class ADTNDense(_GeneratedWeight, FactorizedDense):
   std of `spec.init` for this layer.
   """
 
+  spec_type = ADTNSpec
+
   def __init__(self, in_features: int, out_features: int, spec: ADTNSpec = ADTNSpec(), *,
                generator: SharedADTN | None = None, offset: int | None = None, rngs: nnx.Rngs,
                **kwargs):
@@ -194,6 +196,8 @@ class ADTNConv(_GeneratedWeight, FactorizedConv):
   Q = ceil(log2(kh * kw * in * out)); K is the first kh*kw*in*out generated
   numbers in HWIO order; init scale as for ADTNDense with the conv fans.
   """
+
+  spec_type = ADTNSpec
 
   def __init__(self, in_channels, out_channels, kernel_size, spec: ADTNSpec = ADTNSpec(), *,
                generator: SharedADTN | None = None, offset: int | None = None, rngs: nnx.Rngs,

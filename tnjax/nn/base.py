@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import nnx
 
+from tnjax.nn import registry
 from tnjax.nn.spec import LayerSpec
 
 
@@ -12,8 +13,17 @@ class CompressedLayer(nnx.Module):
   """Sizes and bias handling shared by the dense and conv families.
 
   Subclasses set `self.bias` (an nnx.Param or None) and implement
-  `weight_params` and `dense_weight_params`.
+  `weight_params` and `dense_weight_params`. A class that sets `spec_type`
+  registers itself in tnjax.nn.registry under its family and its spec's kind.
   """
+
+  family: str = ""
+  spec_type: type[LayerSpec] | None = None
+
+  def __init_subclass__(cls, **kwargs):
+    super().__init_subclass__(**kwargs)
+    if "spec_type" in cls.__dict__:
+      registry.register(cls)
 
   @property
   def weight_params(self) -> int:
@@ -50,6 +60,8 @@ class FactorizedDense(CompressedLayer):
   Subclasses set the weight parameters and implement `weight_params`,
   `to_dense` and `_matmul`.
   """
+
+  family = "dense"
 
   def __init__(self, in_features: int, out_features: int, spec: LayerSpec, *,
                dtype=None, param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):

@@ -12,6 +12,8 @@ from tnjax.nn.spec import DenseSpec
 class Conv(FactorizedConv):
   """y = conv(x, K) + b with a full HWIO kernel, initialised by `spec.init`."""
 
+  spec_type = DenseSpec
+
   def __init__(self, in_channels, out_channels, kernel_size, spec: DenseSpec = DenseSpec(), *,
                rngs: nnx.Rngs, **kwargs):
     super().__init__(in_channels, out_channels, kernel_size, spec, rngs=rngs, **kwargs)

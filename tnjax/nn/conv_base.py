@@ -47,6 +47,8 @@ class FactorizedConv(CompressedLayer):
   `to_dense` (HWIO kernel) and `_conv(x, padding)`.
   """
 
+  family = "conv"
+
   def __init__(self, in_channels: int, out_channels: int, kernel_size, spec: LayerSpec, *,
                strides=1, padding="SAME", kernel_dilation=1, dtype=None,
                param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):

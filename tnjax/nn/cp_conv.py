@@ -20,6 +20,8 @@ class CPConv(FactorizedConv):
   entries) has the variance of `spec.init` for the dense kernel.
   """
 
+  spec_type = CPSpec
+
   def __init__(self, in_channels, out_channels, kernel_size, spec: CPSpec = CPSpec(), *,
                rngs: nnx.Rngs, **kwargs):
     super().__init__(in_channels, out_channels, kernel_size, spec, rngs=rngs, **kwargs)

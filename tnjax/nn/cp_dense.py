@@ -24,6 +24,8 @@ class CPDense(FactorizedDense):
   normal with one std chosen so W has the variance of `spec.init`.
   """
 
+  spec_type = CPSpec
+
   def __init__(self, in_features: int, out_features: int, spec: CPSpec = CPSpec(), *,
                rngs: nnx.Rngs, **kwargs):
     super().__init__(in_features, out_features, spec, rngs=rngs, **kwargs)

@@ -13,6 +13,8 @@ from tnjax.nn.spec import DenseSpec
 class Dense(FactorizedDense):
   """y = x @ W + b with a full W; initialised by `spec.init`."""
 
+  spec_type = DenseSpec
+
   def __init__(self, in_features: int, out_features: int, spec: DenseSpec = DenseSpec(), *,
                rngs: nnx.Rngs, **kwargs):
     super().__init__(in_features, out_features, spec, rngs=rngs, **kwargs)

@@ -1,58 +1,45 @@
-"""One factory: (spec, sizes) -> module. Models never name a layer class."""
+"""One factory: (spec, sizes) -> module, read from tnjax.nn.registry. Models never name a
+layer class."""
 
 from __future__ import annotations
 
 from flax import nnx
 
-from tnjax.nn.adtn_layers import ADTNConv, ADTNDense
-from tnjax.nn.conv import Conv
-from tnjax.nn.cp_conv import CPConv
-from tnjax.nn.cp_dense import CPDense
-from tnjax.nn.dense import Dense
-from tnjax.nn.lowrank_dense import LowRankDense
-from tnjax.nn.sketch_layers import SketchConv, SketchDense
-from tnjax.nn.spec import (ADTNSpec, CPSpec, DenseSpec, LayerSpec, LowRankSpec, SketchSpec,
-                           TTSpec, TuckerSpec, spec_from_config)
-from tnjax.nn.tt_conv import TTConv
-from tnjax.nn.tt_dense import TTDense
-from tnjax.nn.tucker_conv import TuckerConv
-
-DENSE_LAYERS: dict[type[LayerSpec], type[nnx.Module]] = {
-    DenseSpec: Dense,
-    TTSpec: TTDense,
-    LowRankSpec: LowRankDense,
-    CPSpec: CPDense,
-    ADTNSpec: ADTNDense,
-    SketchSpec: SketchDense,
-}
+from tnjax.nn import registry
+from tnjax.nn.spec import spec_from_config
 
 
 def make_dense(spec, in_features: int, out_features: int, *, rngs: nnx.Rngs, **kwargs) -> nnx.Module:
-  """Builds the dense-family layer that `spec` (a spec or a config dict) describes."""
+  """Builds the dense-family layer that `spec` (a spec or a config dict) describes.
+
+  Args:
+    spec: a LayerSpec, or a mapping with a 'kind' key (see spec_from_config).
+    in_features: input width.
+    out_features: output width.
+    rngs: parameter initialisation keys.
+    **kwargs: passed to the layer (dtype, param_dtype, precision).
+  """
   spec = spec_from_config(spec)
-  if type(spec) not in DENSE_LAYERS:
-    raise ValueError(f"Layer kind {spec.kind!r} has no dense (fully-connected) form; "
-                     f"dense kinds: {sorted(s.kind for s in DENSE_LAYERS)}.")
-  return DENSE_LAYERS[type(spec)](in_features, out_features, spec, rngs=rngs, **kwargs)
-
-
-CONV_LAYERS: dict[type[LayerSpec], type[nnx.Module]] = {
-    DenseSpec: Conv,
-    CPSpec: CPConv,
-    ADTNSpec: ADTNConv,
-    SketchSpec: SketchConv,
-    TuckerSpec: TuckerConv,
-    TTSpec: TTConv,
-}
+  return registry.layer_class("dense", spec.kind)(in_features, out_features, spec, rngs=rngs,
+                                                  **kwargs)
 
 
 def make_conv(spec, in_channels: int, out_channels: int, kernel_size, *, strides=1,
               padding="SAME", kernel_dilation=1, rngs: nnx.Rngs, **kwargs) -> nnx.Module:
-  """Builds the conv-family layer that `spec` (a spec or a config dict) describes."""
+  """Builds the conv-family layer that `spec` (a spec or a config dict) describes.
+
+  Args:
+    spec: a LayerSpec, or a mapping with a 'kind' key (see spec_from_config).
+    in_channels: input channels.
+    out_channels: output channels.
+    kernel_size: an int or (kh, kw).
+    strides: an int or (sh, sw).
+    padding: 'SAME', 'VALID' or explicit pairs, as in lax.conv_general_dilated.
+    kernel_dilation: an int or (dh, dw).
+    rngs: parameter initialisation keys.
+    **kwargs: passed to the layer (dtype, param_dtype, precision).
+  """
   spec = spec_from_config(spec)
-  if type(spec) not in CONV_LAYERS:
-    raise ValueError(f"Layer kind {spec.kind!r} has no convolutional form; "
-                     f"conv kinds: {sorted(s.kind for s in CONV_LAYERS)}.")
-  return CONV_LAYERS[type(spec)](in_channels, out_channels, kernel_size, spec, strides=strides,
-                                 padding=padding, kernel_dilation=kernel_dilation, rngs=rngs,
-                                 **kwargs)
+  return registry.layer_class("conv", spec.kind)(
+      in_channels, out_channels, kernel_size, spec, strides=strides, padding=padding,
+      kernel_dilation=kernel_dilation, rngs=rngs, **kwargs)

@@ -17,6 +17,8 @@ class LowRankDense(FactorizedDense):
   `spec.init` for a dense (in, out) weight.
   """
 
+  spec_type = LowRankSpec
+
   def __init__(self, in_features: int, out_features: int, spec: LowRankSpec = LowRankSpec(), *,
                rngs: nnx.Rngs, **kwargs):
     super().__init__(in_features, out_features, spec, rngs=rngs, **kwargs)

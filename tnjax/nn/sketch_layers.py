@@ -44,6 +44,8 @@ class SketchDense(FactorizedDense):
   are normal with the std that gives W_hat the variance of `spec.init`.
   """
 
+  spec_type = SketchSpec
+
   def __init__(self, in_features: int, out_features: int, spec: SketchSpec = SketchSpec(), *,
                rngs: nnx.Rngs, **kwargs):
     super().__init__(in_features, out_features, spec, rngs=rngs, **kwargs)
@@ -98,6 +100,8 @@ class SketchConv(FactorizedConv):
   Trained: S1 (l, kh, kw, in, k) and S2 (l, kh, kw, k, out): l k kh kw (in + out)
   numbers, normal with the std that gives K_hat the variance of `spec.init`.
   """
+
+  spec_type = SketchSpec
 
   def __init__(self, in_channels, out_channels, kernel_size, spec: SketchSpec = SketchSpec(), *,
                rngs: nnx.Rngs, **kwargs):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+from tnjax.nn import registry
 from tnjax.tensor.adtn import NONLINEARITIES
 
 INITS = ("glorot_normal", "he_normal", "lecun_normal")
@@ -184,19 +185,6 @@ class TuckerSpec(LayerSpec):
                        f"{self.in_rank}, out_rank={self.out_rank}.")
 
 
-SPECS: dict[str, type[LayerSpec]] = {}
-
-
-def register_spec(cls: type[LayerSpec]) -> type[LayerSpec]:
-  """Makes a spec class reachable from configs by its `kind`."""
-  SPECS[cls.kind] = cls
-  return cls
-
-
-for _cls in (DenseSpec, TTSpec, LowRankSpec, CPSpec, ADTNSpec, SketchSpec, TuckerSpec):
-  register_spec(_cls)
-
-
 def _freeze(value):
   # Configs hold lists (JSON, CLI); specs must be hashable, so lists become tuples.
   if isinstance(value, (list, tuple)):
@@ -214,9 +202,7 @@ def spec_from_config(config: Any) -> LayerSpec:
     raise ValueError(f"A layer spec must be a mapping with a 'kind' key, got {config!r}.")
   fields = dict(config)
   kind = fields.pop("kind")
-  if kind not in SPECS:
-    raise ValueError(f"Unknown layer kind {kind!r}; known kinds: {sorted(SPECS)}.")
-  cls = SPECS[kind]
+  cls = registry.spec_class(kind)  # the kinds of the registered layers
   known = {f.name for f in dataclasses.fields(cls)}
   unknown = sorted(set(fields) - known)
   if unknown:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from flax import nnx
 
+from tnjax.nn.base import CompressedLayer
+
 
 def layer_rows(model: nnx.Module) -> list[dict]:
-  """One row per layer that follows the tnjax contract (has `num_params`)."""
+  """One row per tnjax layer (a CompressedLayer)."""
   rows = []
   for path, module in nnx.iter_modules(model):
-    if module is model or not hasattr(module, "compression"):
+    if module is model or not isinstance(module, CompressedLayer):
       continue
     rows.append({
         "name": ".".join(str(p) for p in path),

@@ -38,6 +38,8 @@ class TTConv(FactorizedConv):
   Cores are iid normal with one std that gives K the variance of `spec.init`.
   """
 
+  spec_type = TTSpec
+
   def __init__(self, in_channels, out_channels, kernel_size, spec: TTSpec = TTSpec(), *,
                method: str = "auto", rngs: nnx.Rngs, **kwargs):
     super().__init__(in_channels, out_channels, kernel_size, spec, rngs=rngs, **kwargs)

@@ -44,6 +44,8 @@ class TTDense(FactorizedDense):
   products of d core entries.
   """
 
+  spec_type = TTSpec
+
   def __init__(self, in_features: int, out_features: int, spec: TTSpec = TTSpec(), *,
                rngs: nnx.Rngs, **kwargs):
     super().__init__(in_features, out_features, spec, rngs=rngs, **kwargs)

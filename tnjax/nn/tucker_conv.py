@@ -17,6 +17,8 @@ class TuckerConv(FactorizedConv):
   products of three entries) has the variance of `spec.init`.
   """
 
+  spec_type = TuckerSpec
+
   def __init__(self, in_channels, out_channels, kernel_size, spec: TuckerSpec = TuckerSpec(), *,
                rngs: nnx.Rngs, **kwargs):
     super().__init__(in_channels, out_channels, kernel_size, spec, rngs=rngs, **kwargs)
