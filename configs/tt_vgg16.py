@@ -9,9 +9,9 @@ whole network 3.9x / 7.4x (the 'total' row). Paper top-1 / top-5 error: FC 30.9 
 11.2, TT4 31.2 / 11.2, TT2 31.5 / 11.5, TT1 33.3 / 12.8, TT4 TT4 32.2 / 12.3, MR50
 36.7 / 14.9 (fine-tuned from the trained dense VGG-16).
 
-Needs TFDS imagenet2012 (manual download; data.data_dir may be gs://). Not yet
-trainable at full size: ImageNet does not fit tnjax's in-memory input path (a
-streaming pipeline is still to come). The paper fine-tunes from the trained dense
+Needs TFDS imagenet2012 (manual download; data.data_dir may be gs://; prepare it with
+launch/prepare_data.sh). ImageNet is streamed per process (data.source='tfds_stream',
+tnjax/data/stream.py). The paper fine-tunes from the trained dense
 VGG: give its weights with --config.pretrained.path=vgg16.npz (arrays named
 'conv1_1/kernel', ...; tnjax/pretrained.py).
 Arguments: arch, epochs=30, runlocal (32x32 synthetic smoke run), synthetic.

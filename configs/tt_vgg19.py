@@ -8,9 +8,9 @@ exactly: FC6 TT4 50,972x; FC6+FC7 TT4 TT4 37,732x (the 'compressed layers' row).
 The paper's error table is for VGG-16 (configs/tt_vgg16.py); it reports VGG-19
 results of the same kind.
 
-Needs TFDS imagenet2012 (manual download; data.data_dir may be gs://). Not yet
-trainable at full size: ImageNet does not fit tnjax's in-memory input path (a
-streaming pipeline is still to come). The paper fine-tunes from the trained dense
+Needs TFDS imagenet2012 (manual download; data.data_dir may be gs://; prepare it with
+launch/prepare_data.sh). ImageNet is streamed per process (data.source='tfds_stream',
+tnjax/data/stream.py). The paper fine-tunes from the trained dense
 VGG: give its weights with --config.pretrained.path=vgg16.npz (arrays named
 'conv1_1/kernel', ...; tnjax/pretrained.py).
 Arguments: arch, epochs=30, runlocal (32x32 synthetic smoke run), synthetic.

@@ -40,7 +40,7 @@ def fc_layers(arch: str) -> dict:
 def vgg_imagenet_config(arg, depth: int):
   args = config_lib.parse_arg(arg, arch="tt4_fc_fc", epochs=30, runlocal=False, synthetic=False)
   c = config_lib.base_config()
-  # Streamed per process (tnjax/data_stream.py): ImageNet does not fit in memory.
+  # Streamed per process (tnjax/data/stream.py): ImageNet does not fit in memory.
   c.data.source, c.data.name, c.data.scale = "tfds_stream", "imagenet2012", "standardize"
   if args.synthetic or args.runlocal:
     c.data.source, c.data.name = "synthetic", "synthetic"
