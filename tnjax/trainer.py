@@ -236,6 +236,8 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool):
   start, state = _restore(config, workdir, checkpointer, setup, allow_config_change, is_main)
   writer = writers.MetricWriter(workdir, config, resumed_step=start)
   writer.write_json(CONFIG, config.to_dict())  # readable without orbax: reports and sweeps
+  if is_main:  # training again (e.g. with a lower learning rate): no longer a diverged run
+    (workdir / DIVERGED).unlink(missing_ok=True)
   config_dict, data = config.to_dict(), setup.data
   train_fn = jax.jit(functools.partial(train_step, setup.graphdef, data.fetch_train,
                                        config.data.augment, config.seed, setup.shardings),

@@ -75,6 +75,11 @@ def test_divergence_stops_before_any_non_finite_state_is_saved(tmp_path, learnin
     assert all(np.all(np.isfinite(v)) for v in h.flat_params(workdir / "checkpoints", step).values())
   for record in fileio.read_jsonl(workdir / "metrics.jsonl"):
     assert all(np.isfinite(v) for v in record.values() if isinstance(v, float))
+  # With a sane learning rate the run continues from its last good checkpoint.
+  calm = _short(**{"schedule.learning_rate": 0.01, "schedule.name": "constant"})
+  result, _ = trainer.train(calm, str(workdir), allow_config_change=True)
+  assert result["step"] == 64 and np.isfinite(result["train_loss"])
+  assert not (workdir / "diverged.json").exists() and (workdir / "result.json").exists()
 
 
 def test_an_unreadable_newest_checkpoint_is_named_and_the_previous_one_used(finished, tmp_path,
