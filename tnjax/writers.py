@@ -4,8 +4,9 @@ Every process keeps the records (each returns the same result); only process 0 w
 The metrics log is kept in memory and written whole (GCS objects cannot be
 appended to): after every record on a local disk, at most every
 `remote_flush_seconds` and at every checkpoint on gs://. On resume the log is
-cut back to the restored step, so a resumed run's log reads exactly like an
-uninterrupted one's. wandb is imported lazily; its default mode, 'disabled',
+cut back to the restored step, so a resumed run logs each step once, in order,
+as an uninterrupted one does (a training mean whose window a stop cut covers only
+the steps after the resume). wandb is imported lazily; its default mode, 'disabled',
 needs no login and no network.
 """
 
