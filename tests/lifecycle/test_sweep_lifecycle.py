@@ -14,13 +14,13 @@ import run_helpers as h
 
 pytestmark = pytest.mark.slow
 
-# Two long points (12 epochs of 32 steps), checkpoints at epoch ends (and on SIGTERM).
+# Two long points (40 epochs of 32 steps), checkpoints at epoch ends (and on SIGTERM).
 _SWEEP_CONFIG = '''
 from configs import tt_mnist
 
 def get_config(arg=None):
   c = tt_mnist.get_config("synthetic,runlocal")
-  c.num_epochs, c.log_every_steps = 12, 4
+  c.num_epochs, c.log_every_steps = 40, 4  # long: both tests stop it early
   c.data.max_train_examples, c.data.synthetic.num_train = 0, 512
   return c
 
