@@ -1,8 +1,8 @@
 r"""Speed of tnjax layers against the dense layer they replace, same machine, same run.
 
-  python benchmarks/layers.py                       # all cases -> benchmarks/results/layers_<backend>.{md,json}
-  python benchmarks/layers.py --quick               # fewer repeats, a smoke run
-  python benchmarks/layers.py --filter FC6 --out /tmp/fc6.md
+  python -m benchmarks.layers                       # all cases -> benchmarks/results/layers_<backend>.{md,json}
+  python -m benchmarks.layers --quick               # fewer repeats, a smoke run
+  python -m benchmarks.layers --filter FC6 --out /tmp/fc6.md
 
 For each case: forward, and forward+backward (gradients of sum(y**2) w.r.t. the
 layer's parameters and its input), float32, jit-compiled, warmed up; the four
@@ -22,14 +22,13 @@ import os
 import sys
 from typing import Callable
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-from flax import nnx  # noqa: E402
+import jax
+import jax.numpy as jnp
+from flax import nnx
 
-from benchmarks.common import describe_machine, machine_line, time_interleaved  # noqa: E402
-from tnjax.nn import make_conv, make_dense  # noqa: E402
+from benchmarks.common import describe_machine, machine_line, time_interleaved
+from tnjax.nn import make_conv, make_dense
 
 DENSE = {"kind": "dense"}
 MNIST_TT8 = {"kind": "tt", "ranks": 8, "in_shape": (4, 8, 8, 4), "out_shape": (4, 8, 8, 4)}

@@ -1,6 +1,6 @@
 r"""Training steps per second of VGG-16 (CIFAR variant): dense vs TT vs ADTN FC layers.
 
-  python benchmarks/train_step.py --out benchmarks/results/train_step_cpu.md [--batch 128]
+  python -m benchmarks.train_step --out benchmarks/results/train_step_cpu.md [--batch 128]
 
 The step is tnjax.trainer.train_step (forward, backward, SGD-momentum update,
 BatchNorm statistics, dropout) on a fixed batch of random 32x32 images, jitted,
@@ -16,17 +16,16 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import optax  # noqa: E402
-from flax import nnx  # noqa: E402
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
 
-from benchmarks.common import describe_machine, machine_line, time_interleaved  # noqa: E402
-from tnjax import models, trainer  # noqa: E402
-from tnjax.data import pipeline as data_pipeline  # noqa: E402
-from tnjax.nn import total_params  # noqa: E402
+from benchmarks.common import describe_machine, machine_line, time_interleaved
+from tnjax import models, trainer
+from tnjax.data import pipeline as data_pipeline
+from tnjax.nn import total_params
 
 VARIANTS = {
     "dense": {},
@@ -41,7 +40,7 @@ def step_call(layers, batch: int):
                              10, rngs=nnx.Rngs(params=0, dropout=1))
   params = total_params(model)
   optimizer = nnx.Optimizer(model, optax.sgd(0.01, momentum=0.9), wrt=nnx.Param)
-  graphdef, state = nnx.split((model, optimizer))
+  graphdef, state = nnx.split({"model": model, "optimizer": optimizer})
   images = jax.random.normal(jax.random.key(0), (batch, 32, 32, 3))
   labels = jax.random.randint(jax.random.key(1), (batch,), 0, 10)
   indices = jnp.arange(batch)
@@ -66,7 +65,7 @@ def main():
   dense_ms = stats["dense"]["median_ms"]
   lines = [f"# VGG-16 (CIFAR variant) training step, batch {args.batch} ({machine['backend']})", "",
            f"Machine: {machine_line(machine)}", "",
-           f"Command: `python benchmarks/train_step.py --batch {args.batch} --out {args.out}`", "",
+           f"Command: `python -m benchmarks.train_step --batch {args.batch} --out {args.out}`", "",
            "Median ms per step (interquartile range), interleaved; speed-up = dense / variant.", "",
            "| FC6/FC7 | params | ms / step | steps / s | speed-up | repeats |",
            "|---|---:|---:|---:|---:|---:|"]

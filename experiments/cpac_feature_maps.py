@@ -18,32 +18,20 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import matplotlib  # noqa: E402
-import numpy as np  # noqa: E402
-from flax import nnx  # noqa: E402
+import jax
+import matplotlib
+import numpy as np
+from flax import nnx
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from configs import cpac_mnist  # noqa: E402
-from tnjax import checkpoint, fileio, trainer  # noqa: E402
-from tnjax import data as data_lib  # noqa: E402
-from tnjax.models import build_model  # noqa: E402
-from tnjax.tensor import rank_components  # noqa: E402
-
-
-def load_params(model: nnx.Module, saved: dict) -> None:
-  """Copies the model half of a checkpoint (nested dicts keyed by strings) into `model`."""
-  state = nnx.state(model, nnx.Param)
-  for path, variable in nnx.to_flat_state(state):
-    node = saved
-    for key in path:
-      node = node[str(key)]
-    variable[...] = np.asarray(node["value"])
-  nnx.update(model, state)
+from tnjax.configs import cpac_mnist
+from tnjax import checkpoint, fileio, pretrained, trainer
+from tnjax import data as data_lib
+from tnjax.models import build_model
+from tnjax.tensor import rank_components
 
 
 def layer_rows(model, image):
@@ -61,7 +49,7 @@ def plot_feature_maps(image, rows, path: str) -> None:
                            squeeze=False)
   for axis_row, (name, maps, layer) in zip(axes, rows):
     significance = np.asarray(layer.significance())
-    order = np.asarray(rank_components(layer._factors()))
+    order = np.asarray(rank_components(layer.weights()))
     axis_row[0].imshow(np.asarray(image[..., 0]), cmap="gray")
     axis_row[0].set_title(f"image ({name} row)", fontsize=8)
     for column, component in enumerate(order, start=1):
@@ -95,7 +83,7 @@ def main():
   dataset = data_lib.load_dataset(config.data)
   model = build_model(config.model, dataset.image_shape, dataset.num_classes, rngs=nnx.Rngs(0))
   checkpoints = fileio.workdir_path(args.workdir) / "checkpoints"
-  load_params(model, checkpoint.restore_arrays(checkpoints)["0"])
+  pretrained.load_arrays(model, checkpoint.model_arrays(checkpoints), source=str(checkpoints))
   image = dataset.test_images[args.image]
   plot_feature_maps(image, layer_rows(model, image), args.out)
   print(f"test accuracy {result['test_accuracy']:.4f}; wrote {args.out}")

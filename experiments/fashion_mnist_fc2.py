@@ -19,12 +19,11 @@ import platform
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
+import jax
 
-from configs import dense_mnist, mr_mnist, tt_mnist  # noqa: E402
-from tnjax import trainer  # noqa: E402
+from tnjax.configs import dense_mnist, mr_mnist, tt_mnist
+from tnjax import trainer
 
 VARIANTS = {
     "tt_rank8": (tt_mnist, "rank=8"),
@@ -42,7 +41,7 @@ def run(name, epochs, workdir, schedule):
     config.schedule.update(name="cosine", learning_rate=0.05, end_learning_rate=0.0)
   start = time.time()
   result = trainer.train_and_evaluate(config, os.path.join(workdir, name))
-  layer = config.model.hidden_layer.to_dict()
+  layer = config.model.layers.hidden.to_dict()
   return {"variant": name, "first_layer": layer, "test_accuracy": result["test_accuracy"],
           "num_params": result["num_params"], "seconds": time.time() - start,
           "schedule": config.schedule.to_dict(), "epochs": epochs}

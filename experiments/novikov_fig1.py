@@ -34,7 +34,7 @@ def first_layer_weights(config) -> int:
   in_features = pad * pad if pad else 28 * 28
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    layer = nnx.eval_shape(lambda: make_dense(model["hidden_layer"], in_features,
+    layer = nnx.eval_shape(lambda: make_dense(report_lib.hidden_layer(model), in_features,
                                               model["hidden_features"], rngs=nnx.Rngs(0)))
   return layer.weight_params
 
@@ -57,7 +57,7 @@ def main():
   runs = report_lib.load_runs(args.workdir)
   rows = []
   for run in runs:
-    layer = run["config"]["model"]["hidden_layer"]
+    layer = report_lib.hidden_layer(run["config"]["model"])
     result = run["result"]
     rows.append({"curve": curve_name(layer), "rank": rank_of(layer),
                  "weights": first_layer_weights(run["config"]),

@@ -17,12 +17,10 @@ import sys
 import report_lib
 from flax import nnx
 
-sys.path.insert(0, report_lib.os.path.dirname(report_lib.os.path.dirname(
-    report_lib.os.path.abspath(__file__))))
 
-from configs import tt_vgg16, vgg_common  # noqa: E402
-from tnjax import models  # noqa: E402
-from tnjax.nn import layer_rows, total_params  # noqa: E402
+from tnjax.configs import tt_vgg16, vgg_common
+from tnjax import models
+from tnjax.nn import layer_rows, total_params
 
 DENSE_VGG16 = 138_357_544
 

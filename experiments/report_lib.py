@@ -15,11 +15,10 @@ import platform
 import statistics
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import matplotlib  # noqa: E402
+import matplotlib
 
-from tnjax import fileio  # noqa: E402
+from tnjax import fileio
 
 matplotlib.use("Agg")
 
@@ -104,3 +103,11 @@ def write_outputs(prefix: str, title: str, notes: list[str], header, rows, figur
 
 def percent(value) -> str:
   return "missing" if value is None else f"{100 * value:.2f}%"
+
+
+def hidden_layer(model_config: dict) -> dict:
+  """FC-2's hidden-layer spec from a run's config: `layers.hidden`, or `hidden_layer` in runs
+  made before every model took `layers`."""
+  if "hidden_layer" in model_config:
+    return model_config["hidden_layer"]
+  return model_config.get("layers", {}).get("hidden", {"kind": "dense"})

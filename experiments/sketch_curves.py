@@ -22,7 +22,7 @@ import report_lib
 PAPER_NOTE = ("Paper (Kasiviswanathan, Narodytska & Jin 2018; PAPERS.md, recalled with low "
               "confidence): on MNIST and CIFAR-10 the sketched networks stay close to the dense "
               "accuracy at moderate compression and beat Tucker and TT at matched compression.")
-CONFIGS = {"lenet5": "configs.sketch_mnist", "small_cnn": "configs.sketch_cifar10"}
+CONFIGS = {"lenet5": "tnjax.configs.sketch_mnist", "small_cnn": "tnjax.configs.sketch_cifar10"}
 
 
 def method_of(layers: dict) -> str:
@@ -38,7 +38,7 @@ def main():
   parser.add_argument("--out", required=True)
   args = parser.parse_args()
   runs = report_lib.load_runs(args.workdir)
-  from configs import sketch_common  # pylint: disable=g-import-not-at-top
+  from tnjax.configs import sketch_common  # pylint: disable=g-import-not-at-top
   rows = []
   for run in runs:
     model = run["config"]["model"]

@@ -4,7 +4,7 @@ import pytest
 import tensorflow_datasets as tfds
 from flax import nnx
 
-from configs import adtn_fc2_mnist, adtn_lenet5_mnist
+from tnjax.configs import adtn_fc2_mnist, adtn_lenet5_mnist
 from tnjax import models, trainer
 from tnjax.nn import ADTNConv, ADTNDense, total_params
 
@@ -21,7 +21,7 @@ def test_adtn_configs_compress_the_named_layers_with_the_formula_counts():
   dense = models.build_model(adtn_lenet5_mnist.get_config("dense").model, (28, 28, 1), 10,
                              rngs=nnx.Rngs(0))
   assert total_params(dense) == 61706
-  assert [p["model.hidden_layer"]["kind"] for p in adtn_fc2_mnist.sweep()] == ["adtn"] * 3 + ["dense"]
+  assert [p["model.layers.hidden"]["kind"] for p in adtn_fc2_mnist.sweep()] == ["adtn"] * 3 + ["dense"]
 
 
 @pytest.mark.slow

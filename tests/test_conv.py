@@ -73,7 +73,7 @@ def test_cp_kernel_has_the_dense_init_variance():
 def test_significance_ranks_the_scaled_component_first(x64):
   layer = CPConv(3, 4, 3, CPSpec(rank=4), rngs=nnx.Rngs(0), param_dtype=jnp.float64)
   layer.factors[0][...] = layer.factors[0][...].at[:, 2].multiply(100.0)
-  assert int(cp.rank_components(layer._factors())[0]) == 2
+  assert int(cp.rank_components(layer.weights())[0]) == 2
   norms = [np.linalg.norm(np.asarray(f[...])[:, 1]) for f in layer.factors]
   assert float(layer.significance()[1]) == pytest.approx(np.prod(norms))
 

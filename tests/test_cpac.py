@@ -3,7 +3,7 @@
 import pytest
 from flax import nnx
 
-from configs import cpac_mnist
+from tnjax.configs import cpac_mnist
 from tnjax import trainer
 from tnjax.models import build_model
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from configs import tt_mnist
+from tnjax.configs import tt_mnist
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = sorted(glob.glob(os.path.join(REPO, "launch", "*.sh")))

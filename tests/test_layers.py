@@ -12,7 +12,7 @@ from flax import nnx
 from tnjax.nn import (Dense, DenseSpec, LowRankDense, LowRankSpec, TTDense, TTSpec, format_table,
                       make_dense)
 from tnjax.nn.init import target_variance
-from tnjax.tensor import max_tt_ranks, tt_num_params, tt_to_dense
+from tnjax.tensor import TTMatrix, max_tt_ranks, tt_num_params, tt_to_dense
 
 TT_MNIST = TTSpec(ranks=8, in_shape=(4, 8, 8, 4), out_shape=(4, 8, 8, 4))
 
@@ -59,7 +59,7 @@ def test_tt_from_dense_lowers_ranks_when_eps_allows(x64):
   spec = TTSpec(ranks=(2, 3), in_shape=(2, 3, 4), out_shape=(5, 1, 2))
   rng = np.random.default_rng(2)
   rank_one = [jnp.asarray(rng.normal(size=(1, m, n, 1))) for m, n in zip((2, 3, 4), (5, 1, 2))]
-  W = tt_to_dense(rank_one)
+  W = tt_to_dense(TTMatrix(tuple(rank_one)))
   copy = TTDense.from_dense(W, None, spec, eps=1e-9, param_dtype=jnp.float64)
   assert copy.ranks == (1, 1, 1, 1) and copy.spec.ranks == (1, 1)
   np.testing.assert_allclose(copy.to_dense(), W, atol=1e-10)
@@ -202,7 +202,7 @@ class ConvOnlySpec(DenseSpec):
     (lambda: make_dense(ConvOnlySpec(), 8, 8, rngs=nnx.Rngs(0)), "kind 'conv_only' has no dense"),
     (lambda: TTDense.from_dense(np.ones(16), None, TTSpec(order=2)), "2-D"),
     (lambda: LowRankDense.from_dense(np.ones((4, 3)), None, LowRankSpec(rank=5)),
-     r"rank 5 exceeds min\(4, 3\)"),
+     r"rank 5 must be between 1 and min\(4, 3\)"),
     (lambda: Dense.from_dense(np.ones((4, 3)), np.ones(4)), r"bias has shape \(4,\), expected \(3,\)"),
     (lambda: Dense.from_dense(np.ones((4, 3)), np.ones(3), DenseSpec(use_bias=False)),
      "spec has use_bias=False"),

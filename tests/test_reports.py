@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from configs import cpac_mnist, sketch_mnist, tt_mnist, dense_mnist
+from tnjax.configs import cpac_mnist, sketch_mnist, tt_mnist, dense_mnist
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -76,7 +76,7 @@ def test_cpac_and_sketch_tables(tmp_path):
 
 @pytest.mark.slow
 def test_adtn_table_lists_generators_and_their_sizes(tmp_path):
-  from configs import adtn_fc2_mnist, adtn_lenet5_mnist
+  from tnjax.configs import adtn_fc2_mnist, adtn_lenet5_mnist
   _fake_run(tmp_path / "adtn" / "fc2", adtn_fc2_mnist.get_config(), 0.85, 11883)
   _fake_run(tmp_path / "adtn" / "lenet5_dense", adtn_lenet5_mnist.get_config("dense"), 0.9, 61706)
   rows = _report("adtn_table.py", [tmp_path / "adtn"], tmp_path / "adtn_table", (".md", ".csv"))

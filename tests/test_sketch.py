@@ -29,7 +29,7 @@ def test_sketch_dense_forward_equals_reconstructed_weight(x64, l, k):
   x = jax.random.normal(jax.random.key(2), (4, 2, 12), jnp.float64)
   W = layer.to_dense()
   np.testing.assert_allclose(layer(x), x @ W + jnp.arange(7.0), rtol=1e-12, atol=1e-12)
-  sk = layer._sketch()  # the paper's sum, term by term
+  sk = layer.weights()  # the paper's sum, term by term
   expected = sum(sk.u1[i].T @ sk.s1[i] + sk.s2[i] @ sk.u2[i] for i in range(l)) / (2 * l)
   np.testing.assert_allclose(W, expected, rtol=1e-12, atol=1e-14)
 
@@ -44,7 +44,7 @@ def test_sketch_conv_forward_equals_lax_conv_with_reconstructed_kernel(x64, stri
   x = jax.random.normal(jax.random.key(4), (2, 9, 8, 5), jnp.float64)
   expected = conv_reference(x, layer.to_dense(), (strides,) * 2, padding, (dilation,) * 2)
   np.testing.assert_allclose(layer(x), expected, rtol=1e-11, atol=1e-12)
-  sk = layer._sketch()
+  sk = layer.weights()
   K = np.asarray(layer.to_dense())
   terms = sum(np.einsum("hwik,ko->hwio", sk.s1[i], sk.u1[i])
               + np.einsum("ki,hwko->hwio", sk.u2[i], sk.s2[i]) for i in range(2)) / 4

@@ -5,7 +5,7 @@ import pytest
 import tensorflow_datasets as tfds
 from flax import nnx
 
-from configs import sketch_cifar10, sketch_common, sketch_mnist
+from tnjax.configs import sketch_cifar10, sketch_common, sketch_mnist
 from tnjax import models, trainer
 from tnjax.nn import (SketchConv, SketchDense, TTDense, TuckerConv, make_conv, make_dense,
                       total_params)

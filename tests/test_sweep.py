@@ -11,13 +11,13 @@ import pytest
 
 from tnjax import sweep
 from tnjax import writers
-from configs import cpac_mnist, tt_mnist
+from tnjax.configs import cpac_mnist, tt_mnist
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Three small points on synthetic data; every point checkpoints every 4 steps.
 _SWEEP_CONFIG = '''
-from configs import tt_mnist
+from tnjax.configs import tt_mnist
 
 def get_config(arg=None):
   c = tt_mnist.get_config("synthetic,runlocal")
@@ -29,8 +29,8 @@ def get_config(arg=None):
   return c
 
 def sweep():
-  return [{"model.hidden_layer.ranks": r} for r in (1, 2)] + [
-      {"model.hidden_layer": {"kind": "lowrank", "rank": 3}}]
+  return [{"model.layers.hidden.ranks": r} for r in (1, 2)] + [
+      {"model.layers.hidden": {"kind": "lowrank", "rank": 3}}]
 '''
 
 
@@ -106,19 +106,19 @@ def test_sweep_killed_midway_resumes_without_redoing_finished_points(tmp_path):
     result = json.loads((point_dir / "result.json").read_text())
     assert result["step"] == total_steps
     saved = json.loads((point_dir / "config.json").read_text())
-    assert saved["model"]["hidden_layer"]["kind"] == expected_kind
+    assert saved["model"]["layers"]["hidden"]["kind"] == expected_kind
     epochs = [r["epoch"] for r in writers.read_metrics(str(point_dir)) if "test_accuracy" in r]
     assert epochs[-1] == 4
   point = json.loads((dirs[2] / "point.json").read_text())
-  assert point["overrides"] == {"model.hidden_layer": {"kind": "lowrank", "rank": 3}}
+  assert point["overrides"] == {"model.layers.hidden": {"kind": "lowrank", "rank": 3}}
 
 
 def test_common_settings_apply_to_every_point_and_changed_settings_are_refused(tmp_path):
   config = os.path.join(REPO, "configs/tt_mnist.py:synthetic,runlocal")
-  settings = ["num_epochs=1", "schedule.name=cosine", "model.hidden_layer.in_shape=(4, 8, 8, 4)"]
+  settings = ["num_epochs=1", "schedule.name=cosine", "model.layers.hidden.in_shape=(4, 8, 8, 4)"]
   points = sweep.sweep_points(config, settings)
   assert all(p["num_epochs"] == 1 and p["schedule.name"] == "cosine" for p in points)
-  assert points[4]["model.hidden_layer.in_shape"] == (4, 4, 4, 4, 4)  # the point's own value wins
+  assert points[4]["model.layers.hidden.in_shape"] == (4, 4, 4, 4, 4)  # the point's own value wins
   with pytest.raises(ValueError, match="must look like key=value"):
     sweep.parse_settings(["num_epochs"])
   status = sweep.run_sweep(config, str(tmp_path), indices=[0], settings=["num_epochs=1"])
@@ -130,7 +130,7 @@ def test_common_settings_apply_to_every_point_and_changed_settings_are_refused(t
 
 
 def test_points_that_swap_several_layers_get_readable_names():
-  from configs import sketch_mnist
+  from tnjax.configs import sketch_mnist
   names = [sweep.point_name(i, p) for i, p in enumerate(sketch_mnist.sweep())]
   assert names[0] == "00_layers=conv2-sketch1_fc1-sketch4_fc2-sketch4"
   assert names[1] == "01_layers=conv2-tucker2x8_fc1-tt5_fc2-tt4"

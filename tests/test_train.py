@@ -43,7 +43,7 @@ def test_fc2_tt_config_trains_through_cli_under_tfds_mock(tmp_path):
   workdir = tmp_path / "run"
   result = subprocess.run(
       [sys.executable, "-c", _MOCKED_CLI, "96", "--config", "configs/tt_mnist.py:runlocal",
-       "--workdir", str(workdir), "--config.num_epochs=3", "--config.model.hidden_layer.ranks=4"],
+       "--workdir", str(workdir), "--config.num_epochs=3", "--config.model.layers.hidden.ranks=4"],
       cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "4x8x8x4 -> 4x8x8x4 ranks 4-4-4" in result.stdout  # the layer table
@@ -56,11 +56,11 @@ def test_fc2_tt_config_trains_through_cli_under_tfds_mock(tmp_path):
   steps_per_epoch = 96 // 16
   assert ckpt.latest_step() == 3 * steps_per_epoch
   saved = ckpt.saved_config()
-  assert saved["model"]["hidden_layer"]["ranks"] == 4  # the override is in the checkpoint
+  assert saved["model"]["layers"]["hidden"]["ranks"] == 4  # the override is in the checkpoint
 
 
 def _smoke_config(**overrides):
-  from configs import tt_mnist
+  from tnjax.configs import tt_mnist
   config = tt_mnist.get_config("synthetic,runlocal")
   config.data.synthetic.num_train = 256
   config.data.synthetic.num_test = 64
@@ -129,10 +129,10 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
 
 @pytest.mark.parametrize("field, value, message", [
     ("model.name", "resnet", "config.model.name='resnet' is unknown"),
-    ("model.hidden_layer", {"kind": "tucker9"}, "Unknown layer kind 'tucker9'"),
-    ("model.hidden_layer", {"kind": "tt", "ranks": 4, "in_shape": (4, 8, 8),
+    ("model.layers.hidden", {"kind": "tucker9"}, "Unknown layer kind 'tucker9'"),
+    ("model.layers.hidden", {"kind": "tt", "ranks": 4, "in_shape": (4, 8, 8),
                             "out_shape": (4, 8, 8)}, "multiplies to 256"),
-    ("model.hidden_layer", {"kind": "tt", "ranks": 0}, "ranks must be >= 1"),
+    ("model.layers.hidden", {"kind": "tt", "ranks": 0}, "ranks must be >= 1"),
     ("batch_size", 100000, "exceeds the 256 training examples"),
     ("schedule.name", "triangle", "config.schedule.name='triangle' is unknown"),
     ("optimizer.name", "lion9", "config.optimizer.name='lion9' is unknown"),

@@ -9,18 +9,20 @@ import numpy as np
 import pytest
 
 from tnjax.tensor import (check_shapes, max_tt_ranks, tt_core_shapes, tt_matmul, tt_num_params,
-                          tt_ranks, tt_svd, tt_to_dense)
+                          tt_ranks, tt_from_dense, tt_to_dense, TTMatrix)
 from tnjax.tensor import tt
 from tnjax.tensor.tt import plan_tt_split
 
 
 def random_cores(in_shape, out_shape, ranks, seed=0):
   rng = np.random.default_rng(seed)
-  return [jnp.asarray(rng.normal(size=s)) for s in tt_core_shapes(in_shape, out_shape, ranks)]
+  return TTMatrix(tuple(jnp.asarray(rng.normal(size=s))
+                       for s in tt_core_shapes(in_shape, out_shape, ranks)))
 
 
-def loop_reconstruction(cores):
+def loop_reconstruction(w):
   """W[(i), (j)] as an explicit product of core slices: an independent reference."""
+  cores = w.cores
   in_shape = [c.shape[1] for c in cores]
   out_shape = [c.shape[2] for c in cores]
   W = np.zeros((math.prod(in_shape), math.prod(out_shape)))
@@ -56,7 +58,7 @@ def test_every_split_point_gives_the_same_product(x64, monkeypatch):
   cores = random_cores((2, 3, 2, 2), (3, 2, 2, 2), (2, 3, 2))
   x = jnp.asarray(np.random.default_rng(2).normal(size=(5, 24)))
   expected = x @ tt_to_dense(cores)
-  core_shapes = tuple(tuple(c.shape) for c in cores)
+  core_shapes = tuple(tuple(c.shape) for c in cores.cores)
   assert all(plan_tt_split(core_shapes, batch) in (1, 2, 3) for batch in (1, 100, 10000))
   for h in (1, 2, 3):
     monkeypatch.setattr("tnjax.tensor.tt.plan_tt_split", lambda shapes, b, h=h: h)
@@ -68,50 +70,50 @@ def test_tt_to_dense_matches_explicit_products(x64):
   np.testing.assert_allclose(tt_to_dense(cores), loop_reconstruction(cores), rtol=1e-12, atol=1e-12)
 
 
-def test_tt_svd_full_rank_is_exact(x64):
+def test_tt_from_dense_full_rank_is_exact(x64):
   W = np.random.default_rng(3).normal(size=(64, 48))
-  cores = tt_svd(W, (4, 4, 4), (4, 3, 4))
+  cores = tt_from_dense(W, (4, 4, 4), (4, 3, 4))
   np.testing.assert_allclose(tt_to_dense(cores), W, atol=1e-10)
 
 
-def test_tt_svd_error_falls_as_rank_grows(x64):
+def test_tt_from_dense_error_falls_as_rank_grows(x64):
   W = np.random.default_rng(4).normal(size=(64, 64))
   errors = []
   for rank in (1, 2, 4, 8, 16):  # 16 = 4*4 is the largest useful rank here
-    approx = tt_to_dense(tt_svd(W, (4, 4, 4), (4, 4, 4), max_rank=rank))
+    approx = tt_to_dense(tt_from_dense(W, (4, 4, 4), (4, 4, 4), max_rank=rank))
     errors.append(np.linalg.norm(approx - W) / np.linalg.norm(W))
   assert all(b <= a + 1e-12 for a, b in zip(errors, errors[1:])), errors
   assert errors[0] > 0.5 and errors[-1] < 1e-10
 
 
-def test_tt_svd_eps_bounds_the_error_and_ranks_shrink_as_eps_grows(x64):
+def test_tt_from_dense_eps_bounds_the_error_and_ranks_shrink_as_eps_grows(x64):
   rng = np.random.default_rng(5)
   # A TT-rank-6 matrix plus small noise: a decaying spectrum for eps to cut.
   W = tt_to_dense(random_cores((4, 4, 4), (4, 4, 4), 6)) + 0.01 * rng.normal(size=(64, 64))
-  full_ranks = [c.shape[3] for c in tt_svd(W, (4, 4, 4), (4, 4, 4))[:-1]]
+  full_ranks = [c.shape[3] for c in tt_from_dense(W, (4, 4, 4), (4, 4, 4)).cores[:-1]]
   assert full_ranks == [16, 16]
   previous = full_ranks
   for eps in (1e-3, 0.05, 0.2, 0.5, 0.9):
-    cores = tt_svd(W, (4, 4, 4), (4, 4, 4), eps=eps)
+    cores = tt_from_dense(W, (4, 4, 4), (4, 4, 4), eps=eps)
     error = np.linalg.norm(tt_to_dense(cores) - W) / np.linalg.norm(W)
     assert error <= eps + 1e-12, (eps, error)
-    ranks = [c.shape[3] for c in cores[:-1]]
+    ranks = [c.shape[3] for c in cores.cores[:-1]]
     assert all(r <= p for r, p in zip(ranks, previous)), (eps, ranks, previous)
     previous = ranks
   assert previous != full_ranks and previous[0] < 6
 
 
-def test_tt_svd_eps_and_max_rank_together_take_the_smaller(x64):
+def test_tt_from_dense_eps_and_max_rank_together_take_the_smaller(x64):
   W = tt_to_dense(random_cores((4, 4, 4), (4, 4, 4), 6, seed=7))
-  assert [c.shape[3] for c in tt_svd(W, (4, 4, 4), (4, 4, 4), eps=1e-10)] == [6, 6, 1]
-  both = tt_svd(W, (4, 4, 4), (4, 4, 4), max_rank=(3, 5), eps=1e-10)
-  assert [c.shape for c in both] == [(1, 4, 4, 3), (3, 4, 4, 5), (5, 4, 4, 1)]
+  assert [c.shape[3] for c in tt_from_dense(W, (4, 4, 4), (4, 4, 4), eps=1e-10).cores] == [6, 6, 1]
+  both = tt_from_dense(W, (4, 4, 4), (4, 4, 4), max_rank=(3, 5), eps=1e-10)
+  assert [c.shape for c in both.cores] == [(1, 4, 4, 3), (3, 4, 4, 5), (5, 4, 4, 1)]
 
 
-def test_tt_svd_recovers_exact_tt_ranks(x64):
+def test_tt_from_dense_recovers_exact_tt_ranks(x64):
   cores = random_cores((2, 3, 2, 2), (2, 2, 3, 2), 2, seed=6)
-  found = tt_svd(tt_to_dense(cores), (2, 3, 2, 2), (2, 2, 3, 2), eps=1e-10)
-  assert [c.shape[0] for c in found] + [1] == [1, 2, 2, 2, 1]
+  found = tt_from_dense(tt_to_dense(cores), (2, 3, 2, 2), (2, 2, 3, 2), eps=1e-10)
+  assert list(found.ranks) == [1, 2, 2, 2, 1]
 
 
 @pytest.mark.parametrize("shape, rank, params", [
@@ -121,6 +123,20 @@ def test_tt_svd_recovers_exact_tt_ranks(x64):
 ])
 def test_tt_num_params_of_novikov_mnist_layers(shape, rank, params):
   assert tt_num_params(shape, shape, rank) == params
+
+
+@pytest.mark.parametrize("in_shape, out_shape, budget", [
+    ((4, 8, 8, 4), (4, 8, 8, 4), 8448), ((4, 8, 8, 4), (4, 8, 8, 4), 8447),
+    ((4, 8, 8, 4), (4, 8, 8, 4), 0.01), ((2,) * 10, (2,) * 10, 1824), ((3, 5), (4, 7), 10**6),
+    ((2, 7, 8, 8, 7, 4), (4,) * 6, 2000),
+])
+def test_tt_ranks_for_budget_is_the_largest_rank_that_fits(in_shape, out_shape, budget):
+  rank = tt.tt_ranks_for_budget(in_shape, out_shape, budget)
+  limit = budget if isinstance(budget, int) else int(budget * math.prod(in_shape + out_shape))
+  count = lambda r: tt_num_params(in_shape, out_shape, [min(r, m) for m in max_tt_ranks(in_shape, out_shape)])
+  assert count(rank) <= limit or rank == 1
+  assert rank == max(max_tt_ranks(in_shape, out_shape)) or count(rank + 1) > limit
+  assert tt.tt_ranks_for_budget((4, 8, 8, 4), (4, 8, 8, 4), 8448) == 8
 
 
 def test_2_pow_10_rank_8_counts_without_the_redundant_boundary_ranks():
@@ -147,8 +163,8 @@ def test_rank_above_the_useful_maximum_is_clipped_with_a_warning(x64):
   assert shapes == [(1, 2, 2, 4), (4, 2, 2, 4), (4, 2, 2, 1)]
   W = np.random.default_rng(8).normal(size=(8, 8))
   with pytest.warns(UserWarning, match="clipped"):
-    cores = tt_svd(W, (2, 2, 2), (2, 2, 2), max_rank=10)
-  assert [c.shape for c in cores] == shapes
+    cores = tt_from_dense(W, (2, 2, 2), (2, 2, 2), max_rank=10)
+  assert [c.shape for c in cores.cores] == shapes
   np.testing.assert_allclose(tt_to_dense(cores), W, atol=1e-10)
 
 
@@ -171,8 +187,8 @@ def test_check_shapes_returns_int_tuples():
     (lambda: tt_core_shapes((4, 4), (4, 4), 0), "TT-ranks must be >= 1"),
     (lambda: tt_ranks((4, 4, 4), (4, 4, 4), (2, 0)), r"TT-ranks must be >= 1, got \(2, 0\)"),
     (lambda: tt_ranks((4, 4, 4), (4, 4, 4), (2, 2, 2)), "2 per-bond ints for 3 cores"),
-    (lambda: tt_svd(np.zeros((15, 16)), (4, 4), (4, 4)), r"W has shape \(15, 16\).*\(16, 16\) matrix"),
-    (lambda: tt_svd(np.zeros((16, 16)), (4, 4), (4, 4), eps=-0.1), "eps must be >= 0"),
+    (lambda: tt_from_dense(np.zeros((17, 16)), (4, 4), (4, 4)), r"W has shape \(17, 16\).*\(16, 16\) matrix"),
+    (lambda: tt_from_dense(np.zeros((16, 16)), (4, 4), (4, 4), eps=-0.1), "eps must be >= 0"),
     (lambda: tt_matmul(jnp.ones((2, 10)), random_cores((4, 4), (4, 4), 2)), r"10 features.*expect"),
 ])
 def test_bad_shapes_and_ranks_raise_clear_errors(call, message):
@@ -183,14 +199,14 @@ def test_bad_shapes_and_ranks_raise_clear_errors(call, message):
 def test_dense_and_factored_methods_agree_in_value_and_gradient(x64):
   rng = np.random.default_rng(7)
   shapes = tt.tt_core_shapes((2, 3, 4), (3, 2, 2), 3)
-  cores = [jnp.asarray(rng.normal(size=s)) for s in shapes]
+  cores = tt.TTMatrix(tuple(jnp.asarray(rng.normal(size=s)) for s in shapes))
   x = jnp.asarray(rng.normal(size=(5, 2, 24)))
   expected = x @ tt.tt_to_dense(cores)
   grads = {}
   for method in ("factored", "dense", "auto"):
     np.testing.assert_allclose(tt.tt_matmul(x, cores, method=method), expected, rtol=1e-12)
     grads[method] = jax.grad(lambda c: jnp.sum(jnp.sin(tt.tt_matmul(x, c, method=method))))(cores)
-  for a, b in zip(grads["factored"], grads["dense"]):
+  for a, b in zip(grads["factored"].cores, grads["dense"].cores):
     np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
   with pytest.raises(ValueError, match="method='svd' is unknown"):
     tt.tt_matmul(x, cores, method="svd")

@@ -26,10 +26,10 @@ def test_hosvd_is_exact_at_full_rank_and_truncation_error_drops_with_rank(x64):
   kernel = jax.random.normal(jax.random.key(2), (3, 3, 6, 5), jnp.float64)
   full = TuckerConv.from_dense(kernel, spec=TuckerSpec(in_rank=6, out_rank=5), param_dtype=jnp.float64)
   np.testing.assert_allclose(full.to_dense(), kernel, rtol=1e-10, atol=1e-12)
-  errors = [float(jnp.linalg.norm(tucker.tucker2_to_dense(tucker.tucker2_hosvd(kernel, r, r))
+  errors = [float(jnp.linalg.norm(tucker.tucker2_to_dense(tucker.tucker2_from_dense(kernel, r, r))
                                   - kernel)) for r in (1, 3, 5)]
   assert errors[0] > errors[1] > errors[2] > 0
-  factors = tucker.tucker2_hosvd(kernel, 4, 3)  # orthonormal factor columns
+  factors = tucker.tucker2_from_dense(kernel, 4, 3)  # orthonormal factor columns
   np.testing.assert_allclose(factors.in_factor.T @ factors.in_factor, np.eye(4), atol=1e-12)
   np.testing.assert_allclose(factors.out_factor.T @ factors.out_factor, np.eye(3), atol=1e-12)
 

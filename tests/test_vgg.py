@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from configs import tt_vgg16, tt_vgg19, vgg_common
+from tnjax.configs import tt_vgg16, tt_vgg19, vgg_common
 from tnjax import config_lib, models, trainer
 from tnjax.nn import format_table, layer_rows, total_params
 

@@ -6,7 +6,7 @@ import pytest
 import tensorflow_datasets as tfds
 from flax import nnx
 
-from configs import (adtn_alexnet_cifar10, adtn_vgg16_cifar10, adtn_vgg16_cifar100,
+from tnjax.configs import (adtn_alexnet_cifar10, adtn_vgg16_cifar10, adtn_vgg16_cifar100,
                      adtn_zfnet_cifar10)
 from tnjax import models, trainer
 from tnjax.nn import ADTNDense, layer_rows, total_params
@@ -53,7 +53,7 @@ def test_adtn_alexnet_trains_at_smoke_size_under_tfds_mock(tmp_path):
 
 
 def test_novikov_cifar_nets_have_exact_tt_counts():
-  from configs import tt_cifar10, tt_wide_cifar10
+  from tnjax.configs import tt_cifar10, tt_wide_cifar10
   from tnjax.tensor import tt_num_params
   wide = {r["name"]: r for r in layer_rows(_abstract(tt_wide_cifar10.get_config()))}
   assert wide["fc1"]["weights"] == tt_num_params((4, 4, 4, 4, 4, 3), (8,) * 6, 3)
@@ -67,7 +67,7 @@ def test_novikov_cifar_nets_have_exact_tt_counts():
 
 @pytest.mark.slow
 def test_tt_cifar10_trains_at_smoke_size_under_tfds_mock(tmp_path):
-  from configs import tt_cifar10
+  from tnjax.configs import tt_cifar10
   config = tt_cifar10.get_config("runlocal")
   config.num_epochs, config.data.max_train_examples = 1, 32
   with tfds.testing.mock_data(num_examples=32):
@@ -82,7 +82,7 @@ def test_tt_cifar10_trains_at_smoke_size_under_tfds_mock(tmp_path):
     ("tt_vgg16", "runlocal,arch=tt4_tt4_fc"), ("tt_vgg19", "runlocal,arch=mr5_fc_fc")])
 def test_remaining_zoo_configs_train_one_step(tmp_path, name, arg):
   import importlib
-  config = importlib.import_module(f"configs.{name}").get_config(arg)
+  config = importlib.import_module(f"tnjax.configs.{name}").get_config(arg)
   # One step and a small FC head: these configs' smoke test is that they build and train.
   config.num_epochs, config.data.max_train_examples = 1, config.batch_size
   if "hidden_features" in config.model and config.model.name != "wide_tt":

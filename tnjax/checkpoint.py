@@ -12,8 +12,11 @@ aside to WORKDIR/checkpoints_unreadable/, and the next older one is used.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import jax
 import orbax.checkpoint as ocp
+from flax import nnx
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 from tnjax import fileio
@@ -56,15 +59,30 @@ class Checkpointer:
       if check_config is not None:
         check_config(step, config)
       try:
-        restored = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(target)))
+        restored = self._restore(step, target)
       except Exception as e:  # pylint: disable=broad-except
-        if _looks_like_a_different_model(e):
-          raise
-        self._set_aside(step, e)
-        continue
-      return step, restored["state"], config
+        restored = self._restore_positional(step, target)
+        if restored is None:
+          if _looks_like_a_different_model(e):
+            raise
+          self._set_aside(step, e)
+          continue
+      return step, restored, config
     return None, None, None
+
+  def _restore(self, step: int, target):
+    return self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target)))["state"]
+
+  def _restore_positional(self, step: int, target):
+    """A checkpoint saved before trees were named ('0', '1'), read as named; None if not one."""
+    if not (isinstance(target, Mapping) and set(target) == set(NAMED)):
+      return None
+    try:
+      restored = _named(self._restore(step, _positional(target)))
+      return nnx.State(restored) if isinstance(target, nnx.State) else restored
+    except Exception:  # pylint: disable=broad-except  # not positional: the named error stands
+      return None
 
   def _name_unfinished(self) -> None:
     """Says which newer saves never finished (Orbax skips them silently)."""
@@ -108,10 +126,47 @@ def _looks_like_a_different_model(error: Exception) -> bool:
                                  "missing in", "not found in"))
 
 
+# A training checkpoint's state tree: {"model": ..., "optimizer": ...}. Checkpoints
+# written before the names (tnjax <= stop 14) keep the pair under "0" and "1";
+# restore_latest and restore_arrays read those as if named.
+NAMED = ("model", "optimizer")
+POSITIONAL = ("0", "1")
+
+
+def _positional(tree):
+  return {old: tree[new] for old, new in zip(POSITIONAL, NAMED)}
+
+
+def _named(tree):
+  return {new: tree[old] for old, new in zip(POSITIONAL, NAMED)}
+
+
 def restore_arrays(directory, step: int | None = None):
-  """The saved state as nested dicts of arrays, without knowing the model (for inspection)."""
+  """The saved state as nested dicts of arrays, without knowing the model (for inspection).
+
+  A training checkpoint gives {"model": {...}, "optimizer": {...}}, older positional
+  ones included.
+  """
   manager = ocp.CheckpointManager(fileio.workdir_path(directory), item_names=("state", "config"))
   step = manager.latest_step() if step is None else step
   if step is None:
     raise FileNotFoundError(f"No checkpoint in {directory}.")
-  return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+  state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+  return _named(state) if set(map(str, state)) == set(POSITIONAL) else state
+
+
+def model_arrays(directory, step: int | None = None) -> dict:
+  """The model's arrays of a training checkpoint, named like pretrained files ('fc1/kernel').
+
+  Feed them to tnjax.pretrained.load_arrays to fill a model built from the run's config.
+  """
+  state = restore_arrays(directory, step)
+  if "model" not in state:
+    raise ValueError(f"{directory} does not hold a training checkpoint (no 'model' tree).")
+  arrays = {}
+  for path, leaf in jax.tree_util.tree_leaves_with_path(state["model"]):
+    keys = [str(getattr(k, "key", getattr(k, "idx", k))) for k in path]
+    if "rngs" in keys:  # dropout's random streams are not weights
+      continue
+    arrays["/".join(keys[:-1] if keys[-1] == "value" else keys)] = leaf  # Variable payloads
+  return arrays

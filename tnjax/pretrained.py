@@ -39,9 +39,21 @@ def read_weights(path: str) -> dict[str, np.ndarray]:
 
 def load_pretrained(model: nnx.Module, path: str, rename: dict | None = None) -> list[str]:
   """Copies the file's arrays into the model's matching parameters; returns the paths set."""
-  arrays = read_weights(path)
+  return load_arrays(model, read_weights(path), rename, source=path)
+
+
+def load_arrays(model: nnx.Module, arrays: dict, rename: dict | None = None, *,
+                source: str = "arrays") -> list[str]:
+  """Copies named arrays ('conv1/kernel': array) into the model's variables of those names.
+
+  The names of tnjax.checkpoint.model_arrays and of pretrained files (parameters,
+  and also BatchNorm statistics or sketch sign matrices if given); every array
+  must match a variable of the same shape. Returns the paths set.
+  """
+  path = source
   rename = dict(rename or {})
-  params = {"/".join(map(str, p)): v for p, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+  variables = nnx.state(model, nnx.Not(nnx.RngState))  # random streams are not weights
+  params = {"/".join(map(str, p)): v for p, v in nnx.to_flat_state(variables)}
   unknown = sorted(rename.get(n, n) for n in arrays if rename.get(n, n) not in params)
   if unknown:
     raise ValueError(f"{path}: {len(unknown)} array(s) match no model parameter: {unknown[:10]}; "
@@ -54,9 +66,8 @@ def load_pretrained(model: nnx.Module, path: str, rename: dict | None = None) ->
   updates = {}
   for name, array in arrays.items():
     target = rename.get(name, name)
-    updates[target] = array.astype(params[target].get_value().dtype)
-  state = nnx.state(model, nnx.Param)
-  flat = dict(nnx.to_flat_state(state))
+    updates[target] = np.asarray(array).astype(params[target].get_value().dtype)
+  flat = dict(nnx.to_flat_state(variables))
   for key in list(flat):
     joined = "/".join(map(str, key))
     if joined in updates:

@@ -5,7 +5,7 @@ r"""Runs every point of a config's sweep(), each in its own sub-workdir, resumab
   python -m tnjax.sweep --config ... --workdir ... --set schedule.name=cosine --set num_epochs=30
 
 `sweep()` in the config module returns a list of override dicts (dotted keys,
-e.g. {'model.hidden_layer.ranks': 4}; a value may be a whole dict, e.g. a new
+e.g. {'model.layers.hidden.ranks': 4}; a value may be a whole dict, e.g. a new
 layer spec). Point i runs in DIR/<ii>_<name>/ with point.json (its overrides);
 the trainer writes config.json, metrics.jsonl, checkpoints and, when it
 finishes, result.json. A rerun skips points with result.json and resumes the
@@ -38,17 +38,12 @@ import tempfile
 import threading
 import time
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _path in (os.getcwd(), _REPO_ROOT):  # configs import `configs.*`, as in tnjax.train
-  if _path not in sys.path:
-    sys.path.insert(0, _path)
+from absl import app, flags, logging
+import ml_collections
 
-from absl import app, flags, logging  # noqa: E402
-import ml_collections  # noqa: E402
-
-from tnjax import errors  # noqa: E402
-from tnjax import fileio  # noqa: E402
-from tnjax import run_lock  # noqa: E402
+from tnjax import errors
+from tnjax import fileio
+from tnjax import run_lock
 
 _CONFIG = flags.DEFINE_string("config", None, "Config file[:args] whose module defines sweep().")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory holding one sub-workdir per point.")

@@ -1,6 +1,6 @@
 r"""Command line: python -m tnjax.train --config configs/x.py[:args] --workdir DIR.
 
-Any config field can be overridden: --config.num_epochs=3 --config.model.hidden_layer.ranks=4.
+Any config field can be overridden: --config.num_epochs=3 --config.model.layers.hidden.ranks=4.
 A workdir that holds checkpoints is resumed from the newest one, if its config
 still matches (--allow_config_change continues under changed settings and records
 the change). DIR may be a local path or gs://bucket/path.
@@ -12,21 +12,13 @@ traceback), 3 diverged, 4 the workdir is in use by another trainer, 75 preempted
 
 from __future__ import annotations
 
-import os
 import sys
 
-# Config files import their siblings as `configs.*`; make the repo root importable
-# whether tnjax is installed editable or run from a checkout.
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _path in (os.getcwd(), _REPO_ROOT):
-  if _path not in sys.path:
-    sys.path.insert(0, _path)
+from absl import app, flags, logging
+from ml_collections import config_flags
 
-from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from tnjax import cli  # noqa: E402
-from tnjax import errors  # noqa: E402
+from tnjax import cli
+from tnjax import errors
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file[:args].",
                                           lock_config=True)

@@ -55,7 +55,8 @@ def _cross_entropy(logits, labels):
 def train_step(graphdef, fetch, augmentation, seed, shardings, state, arrays, reference):
   """One SGD step on the batch fetch(arrays, reference); returns the new state and metrics."""
   x, y = fetch(arrays, reference)
-  model, optimizer = nnx.merge(graphdef, state)
+  parts = nnx.merge(graphdef, state)
+  model, optimizer = parts["model"], parts["optimizer"]
   model.train()
   if shardings is not None:  # data parallel: each device takes its slice of the batch
     x, y = jax.lax.with_sharding_constraint((x, y), shardings["batch"])
@@ -70,7 +71,7 @@ def train_step(graphdef, fetch, augmentation, seed, shardings, state, arrays, re
   (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
   optimizer.update(model, grads)
   accuracy = jnp.mean(jnp.argmax(logits, -1) == y)
-  new_state = nnx.state((model, optimizer))
+  new_state = nnx.state(parts)
   if shardings is not None:  # keep the input layout, so the next step reuses this compilation
     new_state = jax.lax.with_sharding_constraint(new_state, shardings["state"])
   return new_state, {"loss": loss, "accuracy": accuracy}
@@ -79,7 +80,7 @@ def train_step(graphdef, fetch, augmentation, seed, shardings, state, arrays, re
 def eval_step(graphdef, fetch, state, arrays, reference):
   """Sums of loss and correct predictions over the unmasked examples of one batch."""
   x, y, mask = fetch(arrays, reference)
-  model, _ = nnx.merge(graphdef, state)
+  model = nnx.merge(graphdef, state)["model"]
   model.eval()
   logits = model(x)
   return {"loss_sum": jnp.sum(_cross_entropy(logits, y) * mask),
@@ -135,7 +136,8 @@ def _build(config, is_main: bool) -> _Setup:
     print(format_table(model), flush=True)
   schedule = optim.make_schedule(config.schedule, data.steps_per_epoch, config.num_epochs)
   optimizer = nnx.Optimizer(model, optim.make_optimizer(config.optimizer, schedule), wrt=nnx.Param)
-  graphdef, state = nnx.split((model, optimizer))
+  # Named, so checkpoints read as model/<layer>/... and optimizer/step, opt_state/...
+  graphdef, state = nnx.split({"model": model, "optimizer": optimizer})
   shardings = None
   if mesh is not None:
     shardings = {"batch": sharding_lib.batch_sharding(mesh), "state": sharding_lib.state_shardings(

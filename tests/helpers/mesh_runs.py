@@ -20,7 +20,7 @@ def config(mesh):
   c = config_lib.base_config()
   c.data.source, c.data.name = "synthetic", "synthetic"
   c.data.synthetic.update(image_shape=(8, 8, 1), num_classes=10, num_train=256, num_test=64)
-  c.model.update(name="fc2", hidden_features=64, hidden_layer={"kind": "tt", "ranks": 4})
+  c.model.update(name="fc2", hidden_features=64, layers={"hidden": {"kind": "tt", "ranks": 4}})
   c.update(num_epochs=2, batch_size=32, eval_batch_size=64, progress_bar=False, mesh_min_shard_size=64)
   c.checkpoint.async_save = False
   c.mesh.update(mesh)

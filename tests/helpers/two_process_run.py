@@ -20,7 +20,7 @@ from tnjax import config_lib, trainer  # noqa: E402
 c = config_lib.base_config()
 c.data.source, c.data.name = "synthetic", "synthetic"
 c.data.synthetic.update(image_shape=(8, 8, 1), num_classes=10, num_train=128, num_test=32)
-c.model.update(name="fc2", hidden_features=64, hidden_layer={"kind": "tt", "ranks": 4})
+c.model.update(name="fc2", hidden_features=64, layers={"hidden": {"kind": "tt", "ranks": 4}})
 c.update(num_epochs=int(sys.argv[2]), batch_size=16, eval_batch_size=32, progress_bar=False)
 c.checkpoint.async_save = False
 c.mesh.update(data=-1)

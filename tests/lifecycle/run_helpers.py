@@ -29,8 +29,7 @@ def reference_run(workdir):
 
 def small_config(**fields):
   """The same run as ARGS, built in-process."""
-  sys.path.insert(0, REPO)
-  from configs import tt_mnist  # pylint: disable=g-import-not-at-top
+  from tnjax.configs import tt_mnist  # pylint: disable=g-import-not-at-top
   c = tt_mnist.get_config("synthetic,runlocal")
   c.num_epochs, c.log_every_steps, c.progress_bar = EPOCHS, 4, False
   c.data.max_train_examples, c.data.synthetic.num_train = 0, 512

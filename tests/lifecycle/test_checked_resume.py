@@ -29,7 +29,7 @@ def finished(tmp_path_factory):
 @pytest.mark.parametrize("field, value, shown", [
     ("schedule.learning_rate", 0.5, "schedule.learning_rate: 0.01 -> 0.5"),
     ("seed", 7, "seed: 0 -> 7"),
-    ("model.hidden_layer.ranks", 4, "model.hidden_layer.ranks: 8 -> 4"),
+    ("model.layers.hidden.ranks", 4, "model.layers.hidden.ranks: 8 -> 4"),
     ("num_epochs", 3, "num_epochs: 2 -> 3"),
 ])
 def test_a_resume_that_changes_what_is_trained_is_refused(finished, field, value, shown):

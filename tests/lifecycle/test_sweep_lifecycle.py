@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 # Two long points (40 epochs of 32 steps), checkpoints at epoch ends (and on SIGTERM).
 _SWEEP_CONFIG = '''
-from configs import tt_mnist
+from tnjax.configs import tt_mnist
 
 def get_config(arg=None):
   c = tt_mnist.get_config("synthetic,runlocal")
@@ -25,7 +25,7 @@ def get_config(arg=None):
   return c
 
 def sweep():
-  return [{"model.hidden_layer.ranks": r} for r in (2, 4)]
+  return [{"model.layers.hidden.ranks": r} for r in (2, 4)]
 '''
 
 

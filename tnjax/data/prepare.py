@@ -53,5 +53,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.path.insert(0, ".")  # configs import configs.*
+
   sys.exit(main())

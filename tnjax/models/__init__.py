@@ -28,12 +28,20 @@ MODELS: dict[str, type[nnx.Module]] = {
 }
 
 
+# Fields of configs written before every model took `layers` (tnjax <= stop 14).
+RENAMED_FIELDS = {"hidden_layer": "layers.hidden", "output_layer": "layers.output"}
+
+
 def build_model(model_config, image_shape, num_classes: int, *, rngs: nnx.Rngs) -> nnx.Module:
   """Instantiates the model named by `model_config.name`."""
   fields = dict(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
   name = fields.pop("name", None)
   if name not in MODELS:
     raise ValueError(f"config.model.name={name!r} is unknown; known models: {sorted(MODELS)}.")
+  for old, new in RENAMED_FIELDS.items():
+    if old in fields:
+      raise ValueError(f"config.model.{old} was renamed: use config.model.{new} (every model "
+                       "takes conv_layer / dense_layer defaults and per-layer `layers`).")
   try:
     return MODELS[name](tuple(image_shape), num_classes, rngs=rngs, **fields)
   except TypeError as e:

@@ -2,8 +2,9 @@
 
 conv(1 -> N, 3x3, valid) -> maxpool 2 -> ReLU -> conv(N -> N, 3x3, valid) ->
 maxpool 2 -> ReLU -> flatten -> Linear 50 -> Linear classes. With conv_layer
-{'kind': 'cp', 'rank': R} the convs are CPAC-Conv; {'kind': 'dense',
-'use_bias': False} is the paper's CNN baseline.
+{'kind': 'cp', 'rank': R} the convs are CPAC-Conv; the default {'kind':
+'dense', 'use_bias': False} is the paper's CNN baseline. Layers: conv1, conv2,
+hidden, output; `layers` overrides any of them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import math
 import jax
 from flax import nnx
 
+from tnjax.models.layer_specs import LayerSpecs
 from tnjax.nn import make_conv, make_dense
+
+LAYER_NAMES = ("conv1", "conv2", "hidden", "output")
+PAPER_CONV = {"kind": "dense", "use_bias": False}  # the paper's CNN baseline
 
 
 def _pool(x):
@@ -24,17 +29,20 @@ class CPACNet(nnx.Module):
   """Two (factorised) 3x3 valid convs with pooling, then two linear layers."""
 
   def __init__(self, image_shape, num_classes: int, *, channels: int = 8, hidden_features: int = 50,
-               conv_layer=None, rngs: nnx.Rngs):
+               conv_layer=None, dense_layer=None, layers=None, rngs: nnx.Rngs):
+    specs = LayerSpecs("cpac_cnn", LAYER_NAMES, conv_layer=conv_layer or PAPER_CONV,
+                       dense_layer=dense_layer, layers=layers)
     height, width, in_channels = image_shape
-    conv_layer = conv_layer or {"kind": "dense", "use_bias": False}
-    self.conv1 = make_conv(conv_layer, in_channels, channels, 3, padding="VALID", rngs=rngs)
-    self.conv2 = make_conv(conv_layer, channels, channels, 3, padding="VALID", rngs=rngs)
+    self.conv1 = make_conv(specs.conv("conv1"), in_channels, channels, 3, padding="VALID",
+                           rngs=rngs)
+    self.conv2 = make_conv(specs.conv("conv2"), channels, channels, 3, padding="VALID", rngs=rngs)
     for _ in range(2):  # two valid 3x3 convs, each followed by a 2x2 pool
       height, width = (height - 2) // 2, (width - 2) // 2
     if min(height, width) < 1:
       raise ValueError(f"Images {image_shape} are too small for CPACNet (need at least 10x10).")
-    self.hidden = make_dense({"kind": "dense"}, height * width * channels, hidden_features, rngs=rngs)
-    self.output = make_dense({"kind": "dense"}, hidden_features, num_classes, rngs=rngs)
+    self.hidden = make_dense(specs.dense("hidden"), height * width * channels, hidden_features,
+                             rngs=rngs)
+    self.output = make_dense(specs.output(), hidden_features, num_classes, rngs=rngs)
 
   def __call__(self, images):
     x = jax.nn.relu(_pool(self.conv1(images)))

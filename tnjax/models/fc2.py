@@ -7,23 +7,27 @@ import math
 import jax
 from flax import nnx
 
+from tnjax.models.layer_specs import LayerSpecs
 from tnjax.nn import make_dense
+
+LAYER_NAMES = ("hidden", "output")
 
 
 class FC2(nnx.Module):
-  """flatten -> hidden layer (any dense-family spec) -> ReLU -> dense classifier.
+  """flatten -> hidden layer -> ReLU -> classifier ('output', dense unless `layers` names it).
 
   With 32x32 inputs and hidden=1024 the first layer is the paper's 1024x1024
-  TT-layer (or its dense / matrix-rank baselines).
+  TT-layer (`layers={'hidden': {'kind': 'tt', ...}}`) or its dense / matrix-rank
+  baselines. `dense_layer` is the default of the hidden layer.
   """
 
   def __init__(self, image_shape, num_classes: int, *, hidden_features: int = 1024,
-               hidden_layer=None, output_layer=None, rngs: nnx.Rngs):
+               conv_layer=None, dense_layer=None, layers=None, rngs: nnx.Rngs):
+    specs = LayerSpecs("fc2", LAYER_NAMES, conv_layer=conv_layer, dense_layer=dense_layer,
+                       layers=layers)
     in_features = math.prod(image_shape)
-    self.hidden = make_dense(hidden_layer or {"kind": "dense"}, in_features, hidden_features,
-                             rngs=rngs)
-    self.output = make_dense(output_layer or {"kind": "dense"}, hidden_features, num_classes,
-                             rngs=rngs)
+    self.hidden = make_dense(specs.dense("hidden"), in_features, hidden_features, rngs=rngs)
+    self.output = make_dense(specs.output(), hidden_features, num_classes, rngs=rngs)
 
   def __call__(self, images):
     x = images.reshape(images.shape[0], -1)

@@ -1,37 +1,45 @@
-"""What every factorised dense layer shares: bias, sizes and compression."""
+"""What every factorised layer shares: counts, bias, registration and `from_dense`.
+
+A format's layer class implements four things on top of tnjax.tensor's verbs:
+`weights()` (its parameters as the format's pytree), `to_dense()`, `_fit(weight)`
+(set the parameters from a dense weight with `<fmt>_from_dense`) and the forward
+contraction (`_matmul` or `_conv`). `from_dense`, bias handling, the fit error,
+the counts in `format_table` and the registry entry come from here.
+"""
 
 from __future__ import annotations
 
+import abc
+
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from tnjax.nn import registry
 from tnjax.nn.spec import LayerSpec
 
 
-class CompressedLayer(nnx.Module):
-  """Sizes and bias handling shared by the dense and conv families.
+# nnx.Module's metaclass derives from abc.ABCMeta, so abc.abstractmethod members
+# make a subclass that misses one fail at construction with a TypeError naming it.
+class CountedModule(nnx.Module):
+  """A module `format_table` lists: it stores weights that replace some dense weight."""
 
-  Subclasses set `self.bias` (an nnx.Param or None) and implement
-  `weight_params` and `dense_weight_params`. A class that sets `spec_type`
-  registers itself in tnjax.nn.registry under its family and its spec's kind.
-  """
-
-  family: str = ""
-  spec_type: type[LayerSpec] | None = None
-
-  def __init_subclass__(cls, **kwargs):
-    super().__init_subclass__(**kwargs)
-    if "spec_type" in cls.__dict__:
-      registry.register(cls)
+  bias = None
 
   @property
+  @abc.abstractmethod
   def weight_params(self) -> int:
-    raise NotImplementedError
+    """Stored weight entries (bias excluded)."""
 
   @property
+  @abc.abstractmethod
   def dense_weight_params(self) -> int:
-    raise NotImplementedError
+    """Entries of the dense weight this module replaces."""
+
+  @property
+  @abc.abstractmethod
+  def shape_description(self) -> str:
+    """Short text for the shape column of `format_table`."""
 
   @property
   def num_params(self) -> int:
@@ -42,6 +50,67 @@ class CompressedLayer(nnx.Module):
   def compression(self) -> float:
     """Dense weight entries per stored weight entry (biases excluded, as in the papers)."""
     return self.dense_weight_params / self.weight_params
+
+
+class CompressedLayer(CountedModule):
+  """A dense or conv layer whose weight is kept in some format.
+
+  Subclasses set `family` (through FactorizedDense / FactorizedConv) and
+  `spec_type`; defining such a class registers it in tnjax.nn.registry.
+  `fit_options` names the keyword arguments of `from_dense` that go to `_fit`.
+  """
+
+  family: str = ""
+  spec_type: type[LayerSpec] | None = None
+  fit_options: tuple[str, ...] = ()
+
+  def __init_subclass__(cls, **kwargs):
+    super().__init_subclass__(**kwargs)
+    if "spec_type" in cls.__dict__:
+      registry.register(cls)
+
+  @abc.abstractmethod
+  def weights(self):
+    """The weight as its format's pytree (e.g. a tnjax.tensor.TTMatrix)."""
+
+  @abc.abstractmethod
+  def to_dense(self):
+    """The dense weight: an (in, out) matrix or an HWIO kernel."""
+
+  @abc.abstractmethod
+  def _fit(self, weight, **options) -> None:
+    """Sets the weight parameters from a dense weight of this layer's shape."""
+
+  @classmethod
+  @abc.abstractmethod
+  def _for_weight(cls, weight, spec: LayerSpec, **layer_kwargs) -> "CompressedLayer":
+    """A new layer sized for a dense weight (the family knows the weight's layout)."""
+
+  @classmethod
+  def from_dense(cls, weight, bias=None, spec: LayerSpec | None = None, **kwargs):
+    """A layer of this format fitted to a trained dense weight.
+
+    Args:
+      weight: (in, out) matrix for the dense family, HWIO kernel for the conv family.
+      bias: optional (out,) bias to copy (the spec must have use_bias=True).
+      spec: the layer's spec; defaults to the spec class's defaults.
+      **kwargs: the format's fit options (`cls.fit_options`, e.g. `eps` for
+        TT-SVD, `n_iter` for CP-ALS, `steps` for ADTN); everything else goes to
+        the constructor (dtype, param_dtype, precision, rngs, strides, ...).
+
+    Returns:
+      The layer; `fit_error` holds ||to_dense() - weight|| / ||weight||.
+    """
+    fit = {k: kwargs.pop(k) for k in cls.fit_options if k in kwargs}
+    spec = cls.spec_type() if spec is None else spec
+    kwargs.setdefault("rngs", nnx.Rngs(0))
+    layer = cls._for_weight(jnp.asarray(weight), spec, **kwargs)
+    layer._fit(jnp.asarray(weight), **fit)
+    layer._set_bias(bias)
+    target = np.asarray(weight, np.float64)
+    error = np.linalg.norm(np.asarray(layer.to_dense(), np.float64) - target)
+    layer.fit_error = float(error / (np.linalg.norm(target) or 1.0))
+    return layer
 
   def _set_bias(self, b):
     if b is None:
@@ -55,16 +124,23 @@ class CompressedLayer(nnx.Module):
 
 
 class FactorizedDense(CompressedLayer):
-  """Base of the dense-layer family: y = x @ W + b with W in some format.
+  """Base of the dense-layer family: y = x @ W + b with W (in, out) in some format.
 
-  Subclasses set the weight parameters and implement `weight_params`,
-  `to_dense` and `_matmul`.
+  Args:
+    in_features: input width.
+    out_features: output width.
+    spec: the format and its sizes (a LayerSpec of the class's `spec_type`).
+    dtype: computation dtype (inputs and weights are cast to it); None keeps x's.
+    param_dtype: dtype the parameters are stored in.
+    precision: lax precision of every contraction.
+    rngs: initialisation keys.
   """
 
   family = "dense"
 
   def __init__(self, in_features: int, out_features: int, spec: LayerSpec, *,
                dtype=None, param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
+    del rngs  # the subclass draws its own parameters
     for name, value in (("in_features", in_features), ("out_features", out_features)):
       if int(value) < 1:
         raise ValueError(f"{type(self).__name__}: {name} must be >= 1, got {value}.")
@@ -72,6 +148,7 @@ class FactorizedDense(CompressedLayer):
     self.spec = spec
     self.dtype, self.param_dtype, self.precision = dtype, param_dtype, precision
     self.bias = nnx.Param(jnp.zeros((self.out_features,), param_dtype)) if spec.use_bias else None
+    self.fit_error = None
 
   @property
   def dense_weight_params(self) -> int:
@@ -82,13 +159,16 @@ class FactorizedDense(CompressedLayer):
   def shape_description(self) -> str:
     return f"{self.in_features}x{self.out_features}"
 
-  # --- forward ---------------------------------------------------------------
+  @abc.abstractmethod
   def _matmul(self, x):
-    raise NotImplementedError
+    """x @ W for x (..., in_features) in the compute dtype."""
 
-  def to_dense(self):
-    """The (in_features, out_features) weight this layer represents."""
-    raise NotImplementedError
+  @classmethod
+  def _for_weight(cls, weight, spec, **layer_kwargs):
+    if weight.ndim != 2:
+      raise ValueError(f"{cls.__name__}.from_dense needs a 2-D (in_features, out_features) "
+                       f"weight, got shape {weight.shape}.")
+    return cls(weight.shape[0], weight.shape[1], spec, **layer_kwargs)
 
   def __call__(self, x):
     if x.shape[-1] != self.in_features:
@@ -102,9 +182,8 @@ class FactorizedDense(CompressedLayer):
     return y
 
 
-def check_dense_weight(W, in_features: int | None = None, out_features: int | None = None):
-  """Validates a dense weight passed to `from_dense` and returns its sizes."""
-  W = jnp.asarray(W)
-  if W.ndim != 2:
-    raise ValueError(f"from_dense needs a 2-D (in_features, out_features) weight, got shape {W.shape}.")
-  return W, W.shape[0], W.shape[1]
+def pad_features(x, features: int):
+  """x (..., n) zero-padded on its last axis to `features` (automatic modes may pad a prime up)."""
+  if x.shape[-1] == features:
+    return x
+  return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, features - x.shape[-1])])

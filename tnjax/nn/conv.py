@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn import init as init_lib
-from tnjax.nn.conv_base import FactorizedConv, check_dense_kernel, conv_reference
+from tnjax.nn.conv_base import FactorizedConv, conv_reference
 from tnjax.nn.spec import DenseSpec
 
 
 class Conv(FactorizedConv):
-  """y = conv(x, K) + b with a full HWIO kernel, initialised by `spec.init`."""
+  """y = conv(x, K) + b with a full HWIO kernel, initialised by `spec.init`.
+
+  Args: as FactorizedConv (in_channels, out_channels, kernel_size, spec:
+  DenseSpec, strides, padding, kernel_dilation, dtype, param_dtype, precision, rngs).
+  """
 
   spec_type = DenseSpec
 
-  def __init__(self, in_channels, out_channels, kernel_size, spec: DenseSpec = DenseSpec(), *,
-               rngs: nnx.Rngs, **kwargs):
-    super().__init__(in_channels, out_channels, kernel_size, spec, rngs=rngs, **kwargs)
+  def __init__(self, in_channels: int, out_channels: int, kernel_size,
+               spec: DenseSpec = DenseSpec(), *, strides=1, padding="SAME", kernel_dilation=1,
+               dtype=None, param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
+    super().__init__(in_channels, out_channels, kernel_size, spec, strides=strides,
+                     padding=padding, kernel_dilation=kernel_dilation, dtype=dtype,
+                     param_dtype=param_dtype, precision=precision, rngs=rngs)
     std = init_lib.target_variance(spec.init, self.fan_in, self.fan_out) ** 0.5
     shape = self.kernel_size + (self.in_channels, self.out_channels)
     self.kernel = nnx.Param(init_lib.normal(rngs.params(), shape, std, self.param_dtype))
@@ -25,6 +33,9 @@ class Conv(FactorizedConv):
   def weight_params(self) -> int:
     return self.dense_weight_params
 
+  def weights(self):
+    return self.kernel[...]
+
   def to_dense(self):
     return self.kernel[...]
 
@@ -32,10 +43,5 @@ class Conv(FactorizedConv):
     return conv_reference(x, self.kernel[...].astype(x.dtype), self.strides, padding,
                           self.kernel_dilation, self.precision)
 
-  @classmethod
-  def from_dense(cls, kernel, bias=None, spec: DenseSpec = DenseSpec(), **kwargs):
-    kernel, (kh, kw, n_in, n_out) = check_dense_kernel(kernel)
-    layer = cls(n_in, n_out, (kh, kw), spec, rngs=nnx.Rngs(0), **kwargs)
-    layer.kernel[...] = kernel.astype(layer.param_dtype)
-    layer._set_bias(bias)
-    return layer
+  def _fit(self, weight):
+    self.kernel[...] = weight.astype(self.param_dtype)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -43,8 +45,20 @@ def conv_reference(x, kernel_hwio, strides=(1, 1), padding="SAME", dilation=(1, 
 class FactorizedConv(CompressedLayer):
   """Base of the conv family: y = conv(x, K) + b with K (kh, kw, in, out) in some format.
 
-  Subclasses set the kernel parameters and implement `weight_params`,
-  `to_dense` (HWIO kernel) and `_conv(x, padding)`.
+  Inputs are NHWC (any number of leading batch dims); `to_dense()` is HWIO.
+
+  Args:
+    in_channels: input channels.
+    out_channels: output channels.
+    kernel_size: an int or (kh, kw).
+    spec: the format and its sizes (a LayerSpec of the class's `spec_type`).
+    strides: an int or (sh, sw).
+    padding: 'SAME', 'VALID', an int or ((top, bottom), (left, right)).
+    kernel_dilation: an int or (dh, dw).
+    dtype: computation dtype (inputs and weights are cast to it); None keeps x's.
+    param_dtype: dtype the parameters are stored in.
+    precision: lax precision of every contraction.
+    rngs: initialisation keys.
   """
 
   family = "conv"
@@ -52,6 +66,7 @@ class FactorizedConv(CompressedLayer):
   def __init__(self, in_channels: int, out_channels: int, kernel_size, spec: LayerSpec, *,
                strides=1, padding="SAME", kernel_dilation=1, dtype=None,
                param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
+    del rngs  # the subclass draws its own parameters
     for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
       if int(value) < 1:
         raise ValueError(f"{type(self).__name__}: {name} must be >= 1, got {value}.")
@@ -64,6 +79,7 @@ class FactorizedConv(CompressedLayer):
     self.spec = spec
     self.dtype, self.param_dtype, self.precision = dtype, param_dtype, precision
     self.bias = nnx.Param(jnp.zeros((self.out_channels,), param_dtype)) if spec.use_bias else None
+    self.fit_error = None
 
   @property
   def fan_in(self) -> int:
@@ -82,11 +98,17 @@ class FactorizedConv(CompressedLayer):
     kh, kw = self.kernel_size
     return f"{kh}x{kw} {self.in_channels}->{self.out_channels}"
 
-  def to_dense(self):
-    raise NotImplementedError
-
+  @abc.abstractmethod
   def _conv(self, x, padding):
-    raise NotImplementedError
+    """conv(x, K) for NHWC x in the compute dtype with explicit `padding` pairs."""
+
+  @classmethod
+  def _for_weight(cls, weight, spec, **layer_kwargs):
+    if weight.ndim != 4:
+      raise ValueError(f"{cls.__name__}.from_dense needs an HWIO (kh, kw, in, out) kernel, "
+                       f"got shape {weight.shape}.")
+    kh, kw, n_in, n_out = weight.shape
+    return cls(n_in, n_out, (kh, kw), spec, **layer_kwargs)
 
   def _prepare(self, x):
     """Checks x, flattens its batch dims and resolves padding: (batch_shape, x, pads)."""
@@ -108,10 +130,3 @@ class FactorizedConv(CompressedLayer):
       y = y + self.bias[...].astype(y.dtype)
     return y.reshape(batch_shape + y.shape[1:])
 
-
-def check_dense_kernel(kernel):
-  """Validates an HWIO kernel passed to `from_dense`; returns it and its sizes."""
-  kernel = jnp.asarray(kernel)
-  if kernel.ndim != 4:
-    raise ValueError(f"from_dense needs an HWIO (kh, kw, in, out) kernel, got shape {kernel.shape}.")
-  return kernel, kernel.shape

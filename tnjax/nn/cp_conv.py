@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn import init as init_lib
-from tnjax.nn.conv_base import FactorizedConv, check_dense_kernel
+from tnjax.nn.conv_base import FactorizedConv
 from tnjax.nn.spec import CPSpec
 from tnjax.tensor import cp
 
@@ -17,23 +17,27 @@ class CPConv(FactorizedConv):
   """conv(x, K) + b with K a rank-R CP kernel, never formed in the forward pass.
 
   Factors are iid normal with one std chosen so K (a sum of R products of four
-  entries) has the variance of `spec.init` for the dense kernel.
+  entries) has the variance of `spec.init` for the dense kernel. `from_dense`
+  is CP-ALS (fit option `n_iter`).
+
+  Args: as FactorizedConv (in_channels, out_channels, kernel_size, spec:
+  CPSpec, strides, padding, kernel_dilation, dtype, param_dtype, precision, rngs).
   """
 
   spec_type = CPSpec
+  fit_options = ("n_iter",)
 
-  def __init__(self, in_channels, out_channels, kernel_size, spec: CPSpec = CPSpec(), *,
-               rngs: nnx.Rngs, **kwargs):
-    super().__init__(in_channels, out_channels, kernel_size, spec, rngs=rngs, **kwargs)
+  def __init__(self, in_channels: int, out_channels: int, kernel_size, spec: CPSpec = CPSpec(), *,
+               strides=1, padding="SAME", kernel_dilation=1, dtype=None,
+               param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
+    super().__init__(in_channels, out_channels, kernel_size, spec, strides=strides,
+                     padding=padding, kernel_dilation=kernel_dilation, dtype=dtype,
+                     param_dtype=param_dtype, precision=precision, rngs=rngs)
     variance = init_lib.target_variance(spec.init, self.fan_in, self.fan_out)
     std = init_lib.product_stds(variance, num_factors=4, summed_terms=spec.rank)
     sizes = (self.out_channels,) + self.kernel_size + (self.in_channels,)
     self.factors = nnx.List([nnx.Param(init_lib.normal(rngs.params(), (n, spec.rank), std,
                                                        self.param_dtype)) for n in sizes])
-    self.fit_error = None
-
-  def _factors(self, dtype=None):
-    return cp.CPFactors(*(f[...] if dtype is None else f[...].astype(dtype) for f in self.factors))
 
   @property
   def rank(self) -> int:
@@ -47,12 +51,16 @@ class CPConv(FactorizedConv):
   def shape_description(self) -> str:
     return f"{super().shape_description} CP rank {self.rank}"
 
+  def weights(self) -> cp.CPKernel:
+    return cp.CPKernel(*(f[...] for f in self.factors))
+
   def to_dense(self):
-    return cp.cp_to_dense(self._factors())
+    return cp.cp_kernel_to_dense(self.weights())
 
   def _conv(self, x, padding):
-    return cp.cp_conv(x, self._factors(x.dtype), strides=self.strides, padding=padding,
-                      dilation=self.kernel_dilation, precision=self.precision)
+    return cp.cp_kernel_conv(x, self.weights().astype(x.dtype), strides=self.strides,
+                             padding=padding, dilation=self.kernel_dilation,
+                             precision=self.precision)
 
   def feature_maps(self, x):
     """The R maps (..., H', W', R) of rank-1 terms before the out-channel mix (no bias).
@@ -61,22 +69,16 @@ class CPConv(FactorizedConv):
     output; `significance()` says how much each map weighs.
     """
     batch_shape, x, pads = self._prepare(x)
-    maps = cp.cp_feature_maps(x, self._factors(x.dtype), strides=self.strides, padding=pads,
-                              dilation=self.kernel_dilation, precision=self.precision)
+    maps = cp.cp_feature_maps(x, self.weights().astype(x.dtype), strides=self.strides,
+                              padding=pads, dilation=self.kernel_dilation,
+                              precision=self.precision)
     return maps.reshape(batch_shape + maps.shape[1:])
 
   def significance(self):
     """Per rank component, the magnitude of its rank-1 kernel term."""
-    return cp.cp_component_significance(self._factors())
+    return cp.cp_component_significance(self.weights())
 
-  @classmethod
-  def from_dense(cls, kernel, bias=None, spec: CPSpec = CPSpec(), *, n_iter: int = 500, **kwargs):
-    """CP-ALS of a trained HWIO kernel; the relative error reached is `fit_error`."""
-    kernel, (kh, kw, n_in, n_out) = check_dense_kernel(kernel)
-    layer = cls(n_in, n_out, (kh, kw), spec, rngs=nnx.Rngs(0), **kwargs)
-    # ALS works on the (N, X, Y, S) arrangement the factors are stored in.
-    factors, layer.fit_error = cp.cp_als(jnp.transpose(kernel, (3, 0, 1, 2)), spec.rank, n_iter=n_iter)
-    for param, value in zip(layer.factors, factors):
-      param[...] = value.astype(layer.param_dtype)
-    layer._set_bias(bias)
-    return layer
+  def _fit(self, weight, n_iter: int = 500):
+    w = cp.cp_kernel_from_dense(weight, self.rank, n_iter=n_iter)
+    for param, value in zip(self.factors, w):
+      param[...] = value.astype(self.param_dtype)

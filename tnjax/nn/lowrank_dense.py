@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn import init as init_lib
-from tnjax.nn.base import FactorizedDense, check_dense_weight
+from tnjax.nn.base import FactorizedDense
 from tnjax.nn.spec import LowRankSpec
 from tnjax.tensor import lowrank
 
@@ -14,19 +15,24 @@ class LowRankDense(FactorizedDense):
   """y = (x @ U) @ V + b, U: (in, rank), V: (rank, out).
 
   U and V get equal standard deviations chosen so U @ V has the variance of
-  `spec.init` for a dense (in, out) weight.
+  `spec.init` for a dense (in, out) weight. `from_dense` is the truncated SVD.
+
+  Args: as FactorizedDense (in_features, out_features, spec: LowRankSpec,
+  dtype, param_dtype, precision, rngs).
   """
 
   spec_type = LowRankSpec
 
   def __init__(self, in_features: int, out_features: int, spec: LowRankSpec = LowRankSpec(), *,
-               rngs: nnx.Rngs, **kwargs):
-    super().__init__(in_features, out_features, spec, rngs=rngs, **kwargs)
+               dtype=None, param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
+    super().__init__(in_features, out_features, spec, dtype=dtype, param_dtype=param_dtype,
+                     precision=precision, rngs=rngs)
     rank = spec.rank
     variance = init_lib.target_variance(spec.init, self.in_features, self.out_features)
     std = init_lib.product_stds(variance, num_factors=2, summed_terms=rank)
-    self.u = nnx.Param(init_lib.normal(rngs.params(), (self.in_features, rank), std, self.param_dtype))
-    self.v = nnx.Param(init_lib.normal(rngs.params(), (rank, self.out_features), std, self.param_dtype))
+    normal = lambda shape: nnx.Param(init_lib.normal(rngs.params(), shape, std, self.param_dtype))
+    self.u = normal((self.in_features, rank))
+    self.v = normal((rank, self.out_features))
 
   @property
   def rank(self) -> int:
@@ -40,21 +46,15 @@ class LowRankDense(FactorizedDense):
   def shape_description(self) -> str:
     return f"{self.in_features}x{self.out_features} rank {self.rank}"
 
-  def _matmul(self, x):
-    return lowrank.lowrank_matmul(x, self.u[...].astype(x.dtype), self.v[...].astype(x.dtype),
-                                  precision=self.precision)
+  def weights(self) -> lowrank.LowRankMatrix:
+    return lowrank.LowRankMatrix(self.u[...], self.v[...])
 
   def to_dense(self):
-    return self.u[...] @ self.v[...]
+    return lowrank.lowrank_to_dense(self.weights())
 
-  @classmethod
-  def from_dense(cls, W, b=None, spec: LowRankSpec = LowRankSpec(), **kwargs):
-    """Truncated SVD of a trained weight."""
-    W, n_in, n_out = check_dense_weight(W)
-    layer = cls(n_in, n_out, spec, rngs=nnx.Rngs(0), **kwargs)
-    u, v = lowrank.lowrank_svd(W, spec.rank)
-    if u.shape[1] != spec.rank:
-      raise ValueError(f"rank {spec.rank} exceeds min{W.shape}; use rank <= {min(W.shape)}.")
-    layer.u[...], layer.v[...] = u.astype(layer.param_dtype), v.astype(layer.param_dtype)
-    layer._set_bias(b)
-    return layer
+  def _matmul(self, x):
+    return lowrank.lowrank_matmul(x, self.weights().astype(x.dtype), precision=self.precision)
+
+  def _fit(self, weight):
+    w = lowrank.lowrank_from_dense(weight, self.rank)
+    self.u[...], self.v[...] = w.u.astype(self.param_dtype), w.v.astype(self.param_dtype)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from flax import nnx
 
-from tnjax.nn.base import CompressedLayer
+from tnjax.nn.base import CountedModule
 
 
 def layer_rows(model: nnx.Module) -> list[dict]:
-  """One row per tnjax layer (a CompressedLayer)."""
+  """One row per tnjax layer or shared generator (a CountedModule)."""
   rows = []
   for path, module in nnx.iter_modules(model):
-    if module is model or not isinstance(module, CompressedLayer):
+    if module is model or not isinstance(module, CountedModule):
       continue
     rows.append({
         "name": ".".join(str(p) for p in path),

@@ -4,7 +4,7 @@ The HWIO kernel K (kh, kw, C_in, C_out), with C_in = prod(m_k) and C_out =
 prod(n_k), is the TT-matrix of in_shape (kh*kw, m_1, ..., m_d) and out_shape
 (1, n_1, ..., n_d) reshaped: the spatial part is the first core
 (1, kh*kw, 1, r_0), the channel modes the cores after it. So every TT-matrix
-routine (tt_matmul, tt_to_dense, tt_svd) applies unchanged.
+routine (tt_matmul, tt_to_dense, tt_from_dense) applies unchanged.
 
 Forward, chosen per static shape by estimated cost:
   * 'factored': extract the kh x kw patches and multiply them by the TT-matrix
@@ -22,9 +22,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn import init as init_lib
-from tnjax.nn.conv_base import FactorizedConv, check_dense_kernel
+from tnjax.nn.conv_base import FactorizedConv
 from tnjax.nn.spec import TTSpec
-from tnjax.nn.tt_dense import resolve_tt_shapes
 from tnjax.tensor import shapes, tt
 
 METHODS = ("auto", "factored", "dense")
@@ -36,13 +35,22 @@ class TTConv(FactorizedConv):
   Channel modes come from spec.in_shape / out_shape (products must equal the
   channel counts) or are factorised automatically into `spec.order` modes.
   Cores are iid normal with one std that gives K the variance of `spec.init`.
+  `from_dense` is TT-SVD of the kernel (fit option `eps`).
+
+  Args: as FactorizedConv (in_channels, out_channels, kernel_size, spec: TTSpec,
+  strides, padding, kernel_dilation, dtype, param_dtype, precision, rngs), and
+    method: 'auto' (by estimated cost), 'factored' or 'dense' (see the module).
   """
 
   spec_type = TTSpec
+  fit_options = ("eps",)
 
-  def __init__(self, in_channels, out_channels, kernel_size, spec: TTSpec = TTSpec(), *,
-               method: str = "auto", rngs: nnx.Rngs, **kwargs):
-    super().__init__(in_channels, out_channels, kernel_size, spec, rngs=rngs, **kwargs)
+  def __init__(self, in_channels: int, out_channels: int, kernel_size, spec: TTSpec = TTSpec(), *,
+               method: str = "auto", strides=1, padding="SAME", kernel_dilation=1, dtype=None,
+               param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
+    super().__init__(in_channels, out_channels, kernel_size, spec, strides=strides,
+                     padding=padding, kernel_dilation=kernel_dilation, dtype=dtype,
+                     param_dtype=param_dtype, precision=precision, rngs=rngs)
     if method not in METHODS:
       raise ValueError(f"TTConv method={method!r} is unknown; choose one of {METHODS}.")
     self.method = method
@@ -50,7 +58,8 @@ class TTConv(FactorizedConv):
       self.in_shape = shapes.factorize(self.in_channels, spec.order, max_padding=0)
       self.out_shape = shapes.factorize(self.out_channels, spec.order, max_padding=0)
     else:
-      self.in_shape, self.out_shape = resolve_tt_shapes(spec, self.in_channels, self.out_channels)
+      self.in_shape, self.out_shape = shapes.resolve_tt_shapes(
+          self.in_channels, self.out_channels, spec.in_shape, spec.out_shape, owner="TTSpec")
     ranks = (spec.ranks,) * (len(self.in_shape)) if isinstance(spec.ranks, int) else spec.ranks
     core_shapes = tt.tt_core_shapes(self.tt_in_shape, self.tt_out_shape, tuple(ranks))
     variance = init_lib.target_variance(spec.init, self.fan_in, self.fan_out)
@@ -77,12 +86,13 @@ class TTConv(FactorizedConv):
     return (f"{super().shape_description} TT {'x'.join(map(str, self.in_shape))}->"
             f"{'x'.join(map(str, self.out_shape))} ranks {ranks}")
 
-  def _core_values(self, dtype=None):
-    return [c[...] if dtype is None else c[...].astype(dtype) for c in self.cores]
+  def weights(self) -> tt.TTMatrix:
+    """The kernel as a TT-matrix of in_shape (kh*kw, m_1..m_d), out_shape (1, n_1..n_d)."""
+    return tt.TTMatrix(tuple(c[...] for c in self.cores))
 
   def to_dense(self):
     kh, kw = self.kernel_size
-    full = tt.tt_to_dense(self._core_values(), precision=self.precision)
+    full = tt.tt_to_dense(self.weights(), precision=self.precision)
     return full.reshape(kh, kw, self.in_channels, self.out_channels)
 
   def plan(self, batch: int, out_hw) -> str:
@@ -90,10 +100,10 @@ class TTConv(FactorizedConv):
     if self.method != "auto":
       return self.method
     rows = batch * out_hw[0] * out_hw[1]
-    shapes = [tuple(c.shape) for c in self.cores]
-    factored = tt.tt_matmul_cost(shapes, rows) + 4 * rows * math.prod(self.tt_in_shape)
+    core_shapes = [tuple(c.shape) for c in self.cores]
+    factored = tt.tt_matmul_cost(core_shapes, rows) + 4 * rows * math.prod(self.tt_in_shape)
     dense = 2 * rows * self.fan_in * self.out_channels + 2 * self.dense_weight_params * max(
-        s[3] for s in shapes)
+        s[3] for s in core_shapes)
     return "factored" if factored < dense else "dense"
 
   def _conv(self, x, padding):
@@ -114,18 +124,14 @@ class TTConv(FactorizedConv):
     batch, height, width, _ = patches.shape
     patches = patches.reshape(batch, height, width, self.in_channels, kh * kw)
     patches = jnp.swapaxes(patches, -1, -2).reshape(batch, height, width, -1)
-    return tt.tt_matmul(patches, self._core_values(x.dtype), precision=self.precision,
+    return tt.tt_matmul(patches, self.weights().astype(x.dtype), precision=self.precision,
                         method="factored")
 
-  @classmethod
-  def from_dense(cls, kernel, bias=None, spec: TTSpec = TTSpec(), *, eps: float | None = None,
-                 **kwargs):
-    """TT-SVD of a trained HWIO kernel, ranks capped by spec.ranks (and eps if given)."""
-    kernel, (kh, kw, n_in, n_out) = check_dense_kernel(kernel)
-    layer = cls(n_in, n_out, (kh, kw), spec, rngs=nnx.Rngs(0), **kwargs)
-    matrix = kernel.reshape(kh * kw * n_in, n_out)
-    max_rank = (spec.ranks,) * len(layer.in_shape) if isinstance(spec.ranks, int) else spec.ranks
-    cores = tt.tt_svd(matrix, layer.tt_in_shape, layer.tt_out_shape, max_rank=max_rank, eps=eps)
-    layer.cores = nnx.List([nnx.Param(c.astype(layer.param_dtype)) for c in cores])
-    layer._set_bias(bias)
-    return layer
+  def _fit(self, weight, eps: float | None = None):
+    """TT-SVD of the kernel's (kh*kw*in, out) matrix, ranks capped by the spec's."""
+    kh, kw = self.kernel_size
+    matrix = weight.reshape(kh * kw * self.in_channels, self.out_channels)
+    ranks = self.spec.ranks
+    max_rank = (ranks,) * len(self.in_shape) if isinstance(ranks, int) else ranks
+    w = tt.tt_from_dense(matrix, self.tt_in_shape, self.tt_out_shape, max_rank=max_rank, eps=eps)
+    self.cores = nnx.List([nnx.Param(c.astype(self.param_dtype)) for c in w.cores])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn import init as init_lib
-from tnjax.nn.conv_base import FactorizedConv, check_dense_kernel
+from tnjax.nn.conv_base import FactorizedConv
 from tnjax.nn.spec import TuckerSpec
 from tnjax.tensor import tucker
 
@@ -14,14 +15,21 @@ class TuckerConv(FactorizedConv):
   """conv(x, K) + b with K in Tucker-2 form: 1x1 (in -> R3), kxk core (R3 -> R4), 1x1 (R4 -> out).
 
   The three factors are iid normal with one std chosen so K (a sum of R3 R4
-  products of three entries) has the variance of `spec.init`.
+  products of three entries) has the variance of `spec.init`. `from_dense` is
+  the truncated HOSVD (exact at full ranks).
+
+  Args: as FactorizedConv (in_channels, out_channels, kernel_size, spec:
+  TuckerSpec, strides, padding, kernel_dilation, dtype, param_dtype, precision, rngs).
   """
 
   spec_type = TuckerSpec
 
-  def __init__(self, in_channels, out_channels, kernel_size, spec: TuckerSpec = TuckerSpec(), *,
-               rngs: nnx.Rngs, **kwargs):
-    super().__init__(in_channels, out_channels, kernel_size, spec, rngs=rngs, **kwargs)
+  def __init__(self, in_channels: int, out_channels: int, kernel_size,
+               spec: TuckerSpec = TuckerSpec(), *, strides=1, padding="SAME", kernel_dilation=1,
+               dtype=None, param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
+    super().__init__(in_channels, out_channels, kernel_size, spec, strides=strides,
+                     padding=padding, kernel_dilation=kernel_dilation, dtype=dtype,
+                     param_dtype=param_dtype, precision=precision, rngs=rngs)
     tucker.check_tucker_ranks(self.in_channels, self.out_channels, spec.in_rank, spec.out_rank)
     variance = init_lib.target_variance(spec.init, self.fan_in, self.fan_out)
     std = init_lib.product_stds(variance, num_factors=3, summed_terms=spec.in_rank * spec.out_rank)
@@ -29,10 +37,6 @@ class TuckerConv(FactorizedConv):
     self.core = normal(self.kernel_size + (spec.in_rank, spec.out_rank))
     self.in_factor = normal((self.in_channels, spec.in_rank))
     self.out_factor = normal((self.out_channels, spec.out_rank))
-
-  def _factors(self, dtype=None):
-    values = (self.core[...], self.in_factor[...], self.out_factor[...])
-    return tucker.Tucker2(*(v if dtype is None else v.astype(dtype) for v in values))
 
   @property
   def weight_params(self) -> int:
@@ -42,21 +46,19 @@ class TuckerConv(FactorizedConv):
   def shape_description(self) -> str:
     return f"{super().shape_description} Tucker {self.spec.in_rank}-{self.spec.out_rank}"
 
+  def weights(self) -> tucker.Tucker2Kernel:
+    return tucker.Tucker2Kernel(self.core[...], self.in_factor[...], self.out_factor[...])
+
   def to_dense(self):
-    return tucker.tucker2_to_dense(self._factors())
+    return tucker.tucker2_to_dense(self.weights())
 
   def _conv(self, x, padding):
-    return tucker.tucker2_conv(x, self._factors(x.dtype), strides=self.strides, padding=padding,
-                               dilation=self.kernel_dilation, precision=self.precision)
+    return tucker.tucker2_conv(x, self.weights().astype(x.dtype), strides=self.strides,
+                               padding=padding, dilation=self.kernel_dilation,
+                               precision=self.precision)
 
-  @classmethod
-  def from_dense(cls, kernel, bias=None, spec: TuckerSpec = TuckerSpec(), **kwargs):
-    """Truncated HOSVD of a trained HWIO kernel (exact at full ranks)."""
-    kernel, (kh, kw, n_in, n_out) = check_dense_kernel(kernel)
-    layer = cls(n_in, n_out, (kh, kw), spec, rngs=nnx.Rngs(0), **kwargs)
-    factors = tucker.tucker2_hosvd(kernel, spec.in_rank, spec.out_rank)
-    layer.core[...] = factors.core.astype(layer.param_dtype)
-    layer.in_factor[...] = factors.in_factor.astype(layer.param_dtype)
-    layer.out_factor[...] = factors.out_factor.astype(layer.param_dtype)
-    layer._set_bias(bias)
-    return layer
+  def _fit(self, weight):
+    w = tucker.tucker2_from_dense(weight, self.spec.in_rank, self.spec.out_rank)
+    self.core[...] = w.core.astype(self.param_dtype)
+    self.in_factor[...] = w.in_factor.astype(self.param_dtype)
+    self.out_factor[...] = w.out_factor.astype(self.param_dtype)

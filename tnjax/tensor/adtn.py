@@ -40,12 +40,14 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from tnjax.tensor import shapes as shapes_lib
 
 NONLINEARITIES: dict[str, Callable] = {
     "relu": jax.nn.relu,
@@ -57,6 +59,23 @@ NONLINEARITIES: dict[str, Callable] = {
 }
 
 GATE_SHAPE = (2, 2, 2, 2)
+
+
+class ADTN(NamedTuple):
+  """A weight generator: gates (M, Q-1, 2, 2, 2, 2) and a scalar output scale."""
+  gates: Any
+  scale: Any
+
+  @property
+  def num_qubits(self) -> int:
+    return self.gates.shape[1] + 1
+
+  @property
+  def num_layers(self) -> int:
+    return self.gates.shape[0]
+
+  def astype(self, dtype) -> "ADTN":
+    return ADTN(self.gates.astype(dtype), jnp.asarray(self.scale).astype(dtype))
 
 
 def get_nonlinearity(name: str) -> Callable:
@@ -168,6 +187,45 @@ def adtn_weight(gates, scale, shape, nonlinearity: str = "relu", *, num_qubits: 
                      f"{adtn_num_qubits(offset + size)}.")
   vector = adtn_generate(gates, scale, num_qubits, nonlinearity, precision=precision, remat=remat)
   return vector[offset:offset + size].reshape(shape)
+
+
+def adtn_ranks_for_budget(size: int, budget) -> int:
+  """The most layers M whose ADTN for `size` numbers stays within `budget` (count or fraction), >= 1."""
+  budget = shapes_lib.budget_count(budget, size)
+  return max(1, (budget - 1) // (16 * (adtn_num_qubits(size) - 1)))
+
+
+def adtn_to_dense(w: ADTN, shape, nonlinearity: str = "relu", *, offset: int = 0, precision=None,
+                  remat: bool = False):
+  """The weight of `shape` the generator stands for (entries [offset, offset + prod(shape)))."""
+  return adtn_weight(w.gates, w.scale, shape, nonlinearity, offset=offset, precision=precision,
+                     remat=remat)
+
+
+def adtn_matmul(x, w: ADTN, out_features: int, nonlinearity: str = "relu", *, precision=None,
+                remat: bool = False):
+  """x @ W with the (x.shape[-1], out_features) weight generated once per call."""
+  weight = adtn_to_dense(w, (x.shape[-1], out_features), nonlinearity, precision=precision,
+                         remat=remat)
+  return jnp.matmul(x, weight.astype(x.dtype), precision=precision)
+
+
+def adtn_from_dense(target, num_layers: int, nonlinearity: str = "relu", *, steps: int = 500,
+                    learning_rate: float = 1e-2, seed: int = 0, init_noise: float = 1.0,
+                    precision=None, history: list | None = None) -> ADTN:
+  """An ADTN fitted to `target` (any shape) from a random start; see `adtn_fit`.
+
+  If `history` is a list, the relative error before each step (and after the
+  last) is appended to it.
+  """
+  target = jnp.asarray(target)
+  num_qubits = adtn_num_qubits(target.size)
+  start = adtn_init_gates(jax.random.key(seed), num_qubits, num_layers, init_noise, target.dtype)
+  gates, scale, errors = adtn_fit(target, start, num_qubits, nonlinearity, steps=steps,
+                                  learning_rate=learning_rate, precision=precision)
+  if history is not None:
+    history.extend(float(e) for e in errors)
+  return ADTN(gates, scale)
 
 
 def adtn_init_gates(key, num_qubits: int, num_layers: int, noise: float = 1.0, dtype=jnp.float32):

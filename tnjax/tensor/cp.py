@@ -14,31 +14,67 @@ from __future__ import annotations
 
 import math
 import string
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tnjax.tensor import shapes as shapes_lib
 from tnjax.tensor.contract import planned_einsum
 
 
-class CPFactors(NamedTuple):
+class CPKernel(NamedTuple):
+  """A rank-R CP conv kernel of HWIO shape (X, Y, S, N)."""
   out_factor: jax.Array     # (N, R)
   height_factor: jax.Array  # (X, R)
   width_factor: jax.Array   # (Y, R)
   in_factor: jax.Array      # (S, R)
 
-
-def cp_num_params(rank: int, out_channels: int, height: int, width: int, in_channels: int) -> int:
-  """R (N + X + Y + S)."""
-  return rank * (out_channels + height + width + in_channels)
+  def astype(self, dtype) -> "CPKernel":
+    return CPKernel(*(f.astype(dtype) for f in self))
 
 
-def cp_to_dense(factors: CPFactors):
+class CPMatrix(NamedTuple):
+  """A rank-R CP matrix: `factors[k]` is (m_k, n_k, R), one per pair of modes."""
+  factors: tuple
+
+  @property
+  def in_shape(self) -> tuple[int, ...]:
+    return tuple(f.shape[0] for f in self.factors)
+
+  @property
+  def out_shape(self) -> tuple[int, ...]:
+    return tuple(f.shape[1] for f in self.factors)
+
+  def astype(self, dtype) -> "CPMatrix":
+    return CPMatrix(tuple(f.astype(dtype) for f in self.factors))
+
+
+# --- CP kernels --------------------------------------------------------------
+
+def cp_kernel_num_params(kernel_shape, rank: int) -> int:
+  """R (X + Y + S + N) for an HWIO kernel shape (X, Y, S, N)."""
+  return rank * sum(int(n) for n in kernel_shape)
+
+
+def cp_kernel_ranks_for_budget(kernel_shape, budget) -> int:
+  """The largest CP rank whose factors hold at most `budget` numbers (a count or a fraction)."""
+  budget = shapes_lib.budget_count(budget, math.prod(kernel_shape))
+  return max(1, budget // sum(int(n) for n in kernel_shape))
+
+
+def cp_kernel_to_dense(k: CPKernel):
   """The HWIO kernel (X, Y, S, N) that the factors stand for."""
-  a, b, c, d = factors
-  return jnp.einsum("nr,xr,yr,sr->xysn", a, b, c, d)
+  return jnp.einsum("nr,xr,yr,sr->xysn", *k)
+
+
+def cp_kernel_from_dense(kernel, rank: int, *, n_iter: int = 500, seed: int = 0) -> CPKernel:
+  """CP-ALS of an HWIO kernel (see `cp_als`)."""
+  # ALS works on the (N, X, Y, S) arrangement the factors are stored in.
+  factors, _ = cp_als(jnp.transpose(jnp.asarray(kernel), (3, 0, 1, 2)), rank, n_iter=n_iter,
+                      seed=seed)
+  return CPKernel(*factors)
 
 
 def _depthwise(x, filters_hw, strides, padding, dilation, precision):
@@ -50,17 +86,17 @@ def _depthwise(x, filters_hw, strides, padding, dilation, precision):
       dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=rank, precision=precision)
 
 
-def cp_feature_maps(x, factors: CPFactors, *, strides=(1, 1), padding=((0, 0), (0, 0)),
+def cp_feature_maps(x, k: CPKernel, *, strides=(1, 1), padding=((0, 0), (0, 0)),
                     dilation=(1, 1), precision=None):
   """The R maps of NHWC x after the in-channel mix and both 1-D spatial filters.
 
   Map r is what rank-1 term r contributes before it is spread over the N
-  out-channels by column r of the out-channel factor. Arguments as `cp_conv`.
+  out-channels by column r of the out-channel factor. Arguments as `cp_kernel_conv`.
 
   Returns:
     (B, H', W', R).
   """
-  _, height_factor, width_factor, in_factor = factors
+  _, height_factor, width_factor, in_factor = k
   maps = jnp.einsum("bhws,sr->bhwr", x, in_factor, precision=precision)
   # The vertical pass takes the H stride/padding/dilation, the horizontal pass the W ones.
   maps = _depthwise(maps, height_factor[:, None, :], (strides[0], 1), (padding[0], (0, 0)),
@@ -69,23 +105,23 @@ def cp_feature_maps(x, factors: CPFactors, *, strides=(1, 1), padding=((0, 0), (
                     (1, dilation[1]), precision)
 
 
-def cp_conv(x, factors: CPFactors, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
+def cp_kernel_conv(x, k: CPKernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
             precision=None):
   """Convolution of NHWC x with the CP kernel, as four cheap convolutions.
 
   Args:
     x: (B, H, W, S) input.
-    factors: CPFactors.
+    k: the CPKernel.
     strides, dilation: (h, w) pairs.
     padding: explicit ((top, bottom), (left, right)) pairs.
     precision: passed to every contraction.
 
   Returns:
-    (B, H', W', N), equal to lax.conv with cp_to_dense(factors).
+    (B, H', W', N), equal to lax.conv with cp_kernel_to_dense(k).
   """
-  maps = cp_feature_maps(x, factors, strides=strides, padding=padding, dilation=dilation,
+  maps = cp_feature_maps(x, k, strides=strides, padding=padding, dilation=dilation,
                          precision=precision)
-  return jnp.einsum("bhwr,nr->bhwn", maps, factors.out_factor, precision=precision)
+  return jnp.einsum("bhwr,nr->bhwn", maps, k.out_factor, precision=precision)
 
 
 def _mode_letters(count: int, skip: str = "") -> str:
@@ -105,13 +141,22 @@ def cp_full(factors):
   return jnp.einsum(_full_equation(len(factors)), *factors)
 
 
-def cp_matrix_num_params(rank: int, in_shape, out_shape) -> int:
+# --- CP matrices -------------------------------------------------------------
+
+def cp_matrix_num_params(in_shape, out_shape, rank: int) -> int:
   """R sum_k m_k n_k."""
   return rank * sum(m * n for m, n in zip(in_shape, out_shape))
 
 
-def cp_matrix_to_dense(factors):
+def cp_matrix_ranks_for_budget(in_shape, out_shape, budget) -> int:
+  """The largest CP rank whose factors hold at most `budget` numbers (a count or a fraction)."""
+  budget = shapes_lib.budget_count(budget, math.prod(in_shape) * math.prod(out_shape))
+  return max(1, budget // sum(m * n for m, n in zip(in_shape, out_shape)))
+
+
+def cp_matrix_to_dense(w: CPMatrix):
   """The (prod m_k, prod n_k) matrix of pair-mode factors (m_k, n_k, R)."""
+  factors = tuple(w.factors)
   d = len(factors)
   letters = _mode_letters(2 * d, skip="z")
   rows, cols = letters[:d], letters[d:]
@@ -120,7 +165,21 @@ def cp_matrix_to_dense(factors):
   return full.reshape(math.prod(f.shape[0] for f in factors), -1)
 
 
-def cp_matmul(x, factors, *, precision=None, preferred_element_type=None):
+def cp_matrix_from_dense(W, in_shape, out_shape, rank: int, *, n_iter: int = 500,
+                         seed: int = 0) -> CPMatrix:
+  """CP-ALS of a matrix over its (m_k n_k) pair modes; a W smaller than the modes is zero-padded."""
+  in_shape, out_shape = tuple(in_shape), tuple(out_shape)
+  W = jnp.asarray(W)
+  W = jnp.pad(W, [(0, math.prod(in_shape) - W.shape[0]), (0, math.prod(out_shape) - W.shape[1])])
+  # (m_1..m_d, n_1..n_d) -> (m_1 n_1, ..., m_d n_d): one ALS mode per factor.
+  d = len(in_shape)
+  paired = W.reshape(in_shape + out_shape).transpose([a for k in range(d) for a in (k, d + k)])
+  factors, _ = cp_als(paired.reshape([m * n for m, n in zip(in_shape, out_shape)]), rank,
+                      n_iter=n_iter, seed=seed)
+  return CPMatrix(tuple(f.reshape(m, n, rank) for f, m, n in zip(factors, in_shape, out_shape)))
+
+
+def cp_matrix_matmul(x, w: CPMatrix, *, precision=None, preferred_element_type=None):
   """x @ W for a CP matrix W of pair-mode factors (m_k, n_k, R).
 
   The contraction order is planned (and cached) per shape: for small batches
@@ -129,13 +188,14 @@ def cp_matmul(x, factors, *, precision=None, preferred_element_type=None):
 
   Args:
     x: (..., prod m_k).
-    factors: d arrays (m_k, n_k, R).
+    w: the CPMatrix.
 
   Returns:
     (..., prod n_k).
   """
+  factors = tuple(w.factors)
   d = len(factors)
-  in_shape = tuple(f.shape[0] for f in factors)
+  in_shape = w.in_shape
   letters = _mode_letters(2 * d, skip="yz")
   rows, cols = letters[:d], letters[d:]
   batch_shape = x.shape[:-1]
@@ -170,8 +230,8 @@ def cp_als(tensor, rank: int, *, n_iter: int = 500, tol: float = 1e-10, seed: in
     seed: fills the columns an SVD start cannot (rank above a mode's size).
 
   Returns:
-    (factors, relative Frobenius error): one (dim_k, R) matrix per mode in the
-    tensor's mode order (a CPFactors for a 4-way array).
+    (factors, relative Frobenius error): a tuple of one (dim_k, R) matrix per
+    mode, in the tensor's mode order.
   """
   if rank < 1:
     raise ValueError(f"CP rank must be >= 1, got {rank}.")
@@ -202,19 +262,20 @@ def cp_als(tensor, rank: int, *, n_iter: int = 500, tol: float = 1e-10, seed: in
     previous = error
   dtype = jnp.asarray(tensor).dtype
   factors = tuple(jnp.asarray(f, dtype) for f in factors)
-  return (CPFactors(*factors) if T.ndim == 4 else factors), float(error)
+  return factors, float(error)
 
 
-def cp_component_significance(factors):
+def cp_component_significance(w: CPKernel | CPMatrix):
   """Magnitude of each rank-1 term: the product of its factors' column norms.
 
-  Works for any factors whose last axis is the rank (conv (dim, R) or dense
-  pair-mode (m, n, R)); equals the Frobenius norm of the rank-1 term.
+  Works for both formats (the rank is every factor's last axis); equals the
+  Frobenius norm of the rank-1 term.
   """
+  factors = w.factors if isinstance(w, CPMatrix) else tuple(w)
   norms = [jnp.linalg.norm(f.reshape(-1, f.shape[-1]), axis=0) for f in factors]
   return jnp.prod(jnp.stack(norms), axis=0)
 
 
-def rank_components(factors):
+def rank_components(w: CPKernel | CPMatrix):
   """Component indices, most significant first."""
-  return jnp.argsort(-cp_component_significance(factors))
+  return jnp.argsort(-cp_component_significance(w))

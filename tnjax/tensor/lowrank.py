@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any, NamedTuple
+
 import jax.numpy as jnp
+import numpy as np
+
+from tnjax.tensor import shapes as shapes_lib
+
+
+class LowRankMatrix(NamedTuple):
+  """W = u @ v with u (in, R) and v (R, out)."""
+  u: Any
+  v: Any
+
+  def astype(self, dtype) -> "LowRankMatrix":
+    return LowRankMatrix(self.u.astype(dtype), self.v.astype(dtype))
 
 
 def lowrank_num_params(in_features: int, out_features: int, rank: int) -> int:
@@ -11,19 +24,32 @@ def lowrank_num_params(in_features: int, out_features: int, rank: int) -> int:
   return rank * (in_features + out_features)
 
 
-def lowrank_matmul(x, u, v, *, precision=None, preferred_element_type=None):
+def lowrank_ranks_for_budget(in_features: int, out_features: int, budget) -> int:
+  """The largest rank with at most `budget` numbers (a count or a fraction of dense), >= 1."""
+  budget = shapes_lib.budget_count(budget, in_features * out_features)
+  return max(1, min(budget // (in_features + out_features), min(in_features, out_features)))
+
+
+def lowrank_matmul(x, w: LowRankMatrix, *, precision=None, preferred_element_type=None):
   """x @ U @ V, contracting the thin side first."""
-  h = jnp.matmul(x, u, precision=precision, preferred_element_type=preferred_element_type)
-  return jnp.matmul(h, v, precision=precision, preferred_element_type=preferred_element_type)
+  h = jnp.matmul(x, w.u, precision=precision, preferred_element_type=preferred_element_type)
+  return jnp.matmul(h, w.v, precision=precision, preferred_element_type=preferred_element_type)
 
 
-def lowrank_svd(W, rank: int):
-  """Best rank-`rank` factors (U, V) of W in Frobenius norm, singular values split evenly."""
-  if rank < 1:
-    raise ValueError(f"rank must be >= 1, got {rank}.")
+def lowrank_to_dense(w: LowRankMatrix):
+  return w.u @ w.v
+
+
+def lowrank_from_dense(W, rank: int) -> LowRankMatrix:
+  """Best rank-`rank` factors of W in Frobenius norm (truncated SVD, host float64).
+
+  The singular values are split evenly between U and V.
+  """
   W_np = np.asarray(W, dtype=np.float64)
-  rank = min(rank, min(W_np.shape))
+  if not 1 <= rank <= min(W_np.shape):
+    raise ValueError(f"rank {rank} must be between 1 and min{W_np.shape} = {min(W_np.shape)}.")
   u, s, vt = np.linalg.svd(W_np, full_matrices=False)
   root = np.sqrt(s[:rank])
   dtype = jnp.asarray(W).dtype
-  return jnp.asarray(u[:, :rank] * root, dtype), jnp.asarray(root[:, None] * vt[:rank], dtype)
+  return LowRankMatrix(jnp.asarray(u[:, :rank] * root, dtype),
+                       jnp.asarray(root[:, None] * vt[:rank], dtype))

@@ -76,3 +76,60 @@ def factorize(n: int, order: int, max_padding: float = 0.1,
     if imbalance(factors) <= max_imbalance:
       return factors
   return min(candidates, key=imbalance)
+
+
+def resolve_tt_shapes(in_features: int, out_features: int, in_shape=None, out_shape=None,
+                      order: int = 4, *, owner: str = "spec", max_padding: float = 0.1):
+  """(in_shape, out_shape) of a tensorised (in_features, out_features) weight.
+
+  Unset shapes are balanced factorisations into `order` modes, which may cover
+  more features than asked (a prime is padded up, at most `max_padding`);
+  explicit shapes must have the same length and multiply to the feature counts
+  exactly. `owner` names the caller in errors (e.g. 'TTSpec').
+  """
+  if in_shape is None and out_shape is None:
+    return (factorize(in_features, order, max_padding),
+            factorize(out_features, order, max_padding))
+  if in_shape is None or out_shape is None:
+    raise ValueError(f"{owner}: give both in_shape and out_shape, or neither (automatic modes).")
+  in_shape, out_shape = tuple(int(m) for m in in_shape), tuple(int(n) for n in out_shape)
+  if not in_shape or len(in_shape) != len(out_shape) or min(in_shape + out_shape) < 1:
+    raise ValueError(f"{owner}: in_shape {in_shape} and out_shape {out_shape} must be positive "
+                     "modes of the same length (pad the shorter with 1s).")
+  for name, shape, features in (("in_shape", in_shape, in_features),
+                                ("out_shape", out_shape, out_features)):
+    if math.prod(shape) != features:
+      raise ValueError(f"{owner}.{name}={shape} multiplies to {math.prod(shape)}, but the layer "
+                       f"has {features} {name[:-6]} features; choose modes whose product is "
+                       f"{features} (e.g. tnjax.tensor.factorize({features}, {len(shape)}) = "
+                       f"{factorize(features, len(shape), max_padding=0)}) or leave shapes unset.")
+  return in_shape, out_shape
+
+
+def budget_count(budget, dense_size: int) -> int:
+  """A parameter budget as a count: an int is a count, a float in (0, 1] a fraction of dense.
+
+  The `<format>_ranks_for_budget` functions take either, as TensorLy's rank
+  validators take a float for 'this fraction of the full tensor'.
+  """
+  if isinstance(budget, float):
+    if not 0.0 < budget <= 1.0:
+      raise ValueError(f"A fractional budget must be in (0, 1], got {budget}; pass an int for "
+                       "a parameter count.")
+    return max(1, int(budget * dense_size))
+  if int(budget) < 1:
+    raise ValueError(f"A parameter budget must be >= 1, got {budget}.")
+  return int(budget)
+
+
+def largest_within(count, budget: int, high: int, low: int = 1) -> int:
+  """Largest r in [low, high] with count(r) <= budget (count non-decreasing); `low` if none."""
+  if count(low) > budget:
+    return low
+  while low < high:  # bisection: counts are cheap closed forms
+    mid = (low + high + 1) // 2
+    if count(mid) <= budget:
+      low = mid
+    else:
+      high = mid - 1
+  return low

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from tnjax.tensor import shapes as shapes_lib
+
 
 def sign_matrices(key, num_sketches: int, sketch_size: int, dim: int, dtype=jnp.float32):
   """(num_sketches, sketch_size, dim) iid entries +-1/sqrt(sketch_size)."""
@@ -42,6 +44,9 @@ class DenseSketch(NamedTuple):
   u1: Any
   u2: Any
 
+  def astype(self, dtype) -> "DenseSketch":
+    return DenseSketch(*(a.astype(dtype) for a in self))
+
 
 class ConvSketch(NamedTuple):
   """SK-CONV of an HWIO kernel: trained s1 (l, kh, kw, d_in, k), s2 (l, kh, kw, k, d_out);
@@ -50,6 +55,9 @@ class ConvSketch(NamedTuple):
   s2: Any
   u1: Any
   u2: Any
+
+  def astype(self, dtype) -> "ConvSketch":
+    return ConvSketch(*(a.astype(dtype) for a in self))
 
 
 def check_sketch_sizes(num_sketches: int, sketch_size: int) -> None:
@@ -67,6 +75,19 @@ def conv_sketch_num_params(kernel_shape, num_sketches: int, sketch_size: int) ->
   """Trained numbers of SK-CONV: l k kh kw (d_in + d_out)."""
   kh, kw, d_in, d_out = kernel_shape
   return num_sketches * sketch_size * kh * kw * (d_in + d_out)
+
+
+def dense_sketch_ranks_for_budget(d1: int, d2: int, budget, num_sketches: int = 1) -> int:
+  """The largest sketch size k with at most `budget` trained numbers (count or fraction), >= 1."""
+  budget = shapes_lib.budget_count(budget, d1 * d2)
+  return max(1, budget // (num_sketches * (d1 + d2)))
+
+
+def conv_sketch_ranks_for_budget(kernel_shape, budget, num_sketches: int = 1) -> int:
+  """The largest sketch size k with at most `budget` trained numbers (count or fraction), >= 1."""
+  kh, kw, d_in, d_out = kernel_shape
+  budget = shapes_lib.budget_count(budget, math.prod(kernel_shape))
+  return max(1, budget // (num_sketches * kh * kw * (d_in + d_out)))
 
 
 # --- SK-FC ---------------------------------------------------------------------
@@ -116,7 +137,7 @@ def conv_sketch_from_dense(kernel, u1, u2) -> ConvSketch:
   return ConvSketch(s1, s2, u1, u2)
 
 
-def conv_sketch_apply(x, sk: ConvSketch, *, strides=(1, 1), padding=((0, 0), (0, 0)),
+def conv_sketch_conv(x, sk: ConvSketch, *, strides=(1, 1), padding=((0, 0), (0, 0)),
                       dilation=(1, 1), precision=None):
   """conv(x, K_hat) for NHWC x, without forming K_hat.
 

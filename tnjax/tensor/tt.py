@@ -15,14 +15,36 @@ import functools
 import math
 import string
 import warnings
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import jax.numpy as jnp
 import numpy as np
 
+from tnjax.tensor import shapes as shapes_lib
 from tnjax.tensor.contract import gemm, planned_einsum
 
 _LETTERS = string.ascii_letters
+
+
+class TTMatrix(NamedTuple):
+  """A TT-matrix: `cores[k]` has shape (r_{k-1}, m_k, n_k, r_k), r_0 = r_d = 1."""
+  cores: tuple
+
+  @property
+  def in_shape(self) -> tuple[int, ...]:
+    return tuple(c.shape[1] for c in self.cores)
+
+  @property
+  def out_shape(self) -> tuple[int, ...]:
+    return tuple(c.shape[2] for c in self.cores)
+
+  @property
+  def ranks(self) -> tuple[int, ...]:
+    """(1, r_1, ..., r_{d-1}, 1)."""
+    return tuple(c.shape[0] for c in self.cores) + (1,)
+
+  def astype(self, dtype) -> "TTMatrix":
+    return TTMatrix(tuple(c.astype(dtype) for c in self.cores))
 
 
 def _as_shape(name: str, shape: Sequence[int]) -> tuple[int, ...]:
@@ -196,13 +218,13 @@ def _half_matrix(cores, bond_in_rows: bool, precision=None):
   return planned_einsum(equation, *cores, precision=precision).reshape(rows, -1)
 
 
-def tt_matmul(x, cores: Sequence[Any], *, precision=None, preferred_element_type=None,
+def tt_matmul(x, tt: TTMatrix, *, precision=None, preferred_element_type=None,
               method: str = "auto"):
   """Computes x @ W for W in TT form, without forming W (unless that is faster).
 
   Args:
     x: array of shape (..., prod(m_k)); any number of leading batch dims.
-    cores: d arrays of shape (r_{k-1}, m_k, n_k, r_k).
+    tt: the TTMatrix.
     precision, preferred_element_type: passed to every contraction with x.
     method: 'factored' contracts x with the cores; 'dense' rebuilds W (cheap for
       small layers) and runs one GEMM; 'auto' picks per static shape
@@ -214,8 +236,8 @@ def tt_matmul(x, cores: Sequence[Any], *, precision=None, preferred_element_type
   On CPU the products use `contract.gemm`, whose custom gradient leaves out
   forward-mode autodiff (jax.jvp) there.
   """
-  in_shape = tuple(c.shape[1] for c in cores)
-  out_shape = tuple(c.shape[2] for c in cores)
+  cores = tuple(tt.cores)
+  in_shape, out_shape = tt.in_shape, tt.out_shape
   if x.shape[-1] != math.prod(in_shape):
     raise ValueError(f"Input has {x.shape[-1]} features but the TT cores expect "
                      f"prod{in_shape} = {math.prod(in_shape)}.")
@@ -227,7 +249,7 @@ def tt_matmul(x, cores: Sequence[Any], *, precision=None, preferred_element_type
   if method == "auto":
     method = plan_tt_method(tuple(tuple(c.shape) for c in cores), batch)
   if method == "dense":
-    y = matmul(x.reshape(batch, -1), tt_to_dense(cores, precision=precision))
+    y = matmul(x.reshape(batch, -1), tt_to_dense(tt, precision=precision))
     return y.reshape(batch_shape + (y.shape[-1],))
   if len(cores) == 1:
     y = matmul(x.reshape(batch, -1), cores[0][0, :, :, 0])
@@ -243,8 +265,9 @@ def tt_matmul(x, cores: Sequence[Any], *, precision=None, preferred_element_type
   return z.transpose(0, 2, 1).reshape(batch_shape + (n_left * n_right,))
 
 
-def tt_to_dense(cores: Sequence[Any], *, precision=None):
-  """The dense (prod m_k, prod n_k) matrix the cores stand for."""
+def tt_to_dense(tt: TTMatrix, *, precision=None):
+  """The dense (prod m_k, prod n_k) matrix the TT-matrix stands for."""
+  cores = tuple(tt.cores)
   d = len(cores)
   ins, outs = _LETTERS[:d], _LETTERS[d:2 * d]
   bonds = _LETTERS[2 * d:3 * d + 1]
@@ -255,21 +278,25 @@ def tt_to_dense(cores: Sequence[Any], *, precision=None):
   return full.reshape(in_size, -1)
 
 
-def tt_svd(W, in_shape: Sequence[int], out_shape: Sequence[int], max_rank=None, eps=None):
-  """TT-SVD (Oseledets 2011) of a dense matrix into TT-matrix cores.
+def tt_from_dense(W, in_shape: Sequence[int], out_shape: Sequence[int], max_rank=None,
+                  eps=None) -> TTMatrix:
+  """TT-SVD (Oseledets 2011) of a dense matrix into a TT-matrix.
 
   Ranks come from `max_rank` (one int or d-1 per-bond ints), from `eps` (each
   SVD is truncated so the total relative Frobenius error is at most eps), or
   both (the smaller wins). With neither, the decomposition is exact.
 
-  Runs on the host in float64 (ranks are data dependent, so this is not jittable)
-  and returns cores in W's dtype.
+  A W smaller than the modes' products (automatic modes padded a prime up) is
+  padded with zeros. Runs on the host in float64 (ranks are data dependent, so
+  this is not jittable) and returns cores in W's dtype.
   """
   in_shape, out_shape = check_shapes(in_shape, out_shape)
   W_np = np.asarray(W, dtype=np.float64)
-  if W_np.shape != (math.prod(in_shape), math.prod(out_shape)):
+  full = (math.prod(in_shape), math.prod(out_shape))
+  if W_np.ndim != 2 or W_np.shape[0] > full[0] or W_np.shape[1] > full[1]:
     raise ValueError(f"W has shape {W_np.shape} but in_shape {in_shape} and out_shape "
-                     f"{out_shape} describe a ({math.prod(in_shape)}, {math.prod(out_shape)}) matrix.")
+                     f"{out_shape} describe a {full} matrix.")
+  W_np = np.pad(W_np, [(0, full[0] - W_np.shape[0]), (0, full[1] - W_np.shape[1])])
   if eps is not None and eps < 0:
     raise ValueError(f"eps must be >= 0, got {eps}.")
   d = len(in_shape)
@@ -295,4 +322,21 @@ def tt_svd(W, in_shape: Sequence[int], out_shape: Sequence[int], max_rank=None, 
     rank = new_rank
   cores.append(rest.reshape(rank, in_shape[-1], out_shape[-1], 1))
   dtype = jnp.asarray(W).dtype
-  return [jnp.asarray(c, dtype=dtype) for c in cores]
+  return TTMatrix(tuple(jnp.asarray(c, dtype=dtype) for c in cores))
+
+
+def tt_ranks_for_budget(in_shape: Sequence[int], out_shape: Sequence[int], budget) -> int:
+  """The largest uniform TT-rank whose cores hold at most `budget` numbers (at least 1).
+
+  `budget` is a count, or a float in (0, 1]: that fraction of the dense weight.
+  Ranks above a bond's useful maximum are clipped, as `tt_ranks` does.
+  """
+  in_shape, out_shape = check_shapes(in_shape, out_shape)
+  budget = shapes_lib.budget_count(budget, math.prod(in_shape) * math.prod(out_shape))
+  limits = max_tt_ranks(in_shape, out_shape)
+
+  def count(rank):
+    full = (1,) + tuple(min(rank, limit) for limit in limits) + (1,)
+    return sum(full[k] * m * n * full[k + 1] for k, (m, n) in enumerate(zip(in_shape, out_shape)))
+
+  return shapes_lib.largest_within(count, budget, high=max(limits, default=1))

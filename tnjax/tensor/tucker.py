@@ -9,23 +9,43 @@ then three cheap ones: a 1x1 projection S -> R3, the core conv R3 -> R4, and a
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from tnjax.tensor import shapes as shapes_lib
 
-class Tucker2(NamedTuple):
+
+class Tucker2Kernel(NamedTuple):
   """core (kh, kw, R3, R4), in_factor (S, R3), out_factor (N, R4)."""
   core: Any
   in_factor: Any
   out_factor: Any
 
+  def astype(self, dtype) -> "Tucker2Kernel":
+    return Tucker2Kernel(*(a.astype(dtype) for a in self))
+
 
 def tucker2_num_params(kernel_shape, in_rank: int, out_rank: int) -> int:
+  """S R3 + kh kw R3 R4 + R4 N."""
   kh, kw, n_in, n_out = kernel_shape
   return n_in * in_rank + kh * kw * in_rank * out_rank + out_rank * n_out
+
+
+def tucker2_ranks_for_budget(kernel_shape, budget) -> tuple[int, int]:
+  """(in_rank, out_rank) in proportion to the channels with at most `budget` numbers.
+
+  `budget` is a count or a fraction of the dense kernel; ranks are at least 1.
+  """
+  kh, kw, n_in, n_out = kernel_shape
+  budget = shapes_lib.budget_count(budget, math.prod(kernel_shape))
+  ranks = lambda r: (r, min(n_out, max(1, round(r * n_out / n_in))))
+  r = shapes_lib.largest_within(lambda r: tucker2_num_params(kernel_shape, *ranks(r)), budget,
+                                high=n_in)
+  return ranks(r)
 
 
 def check_tucker_ranks(n_in: int, n_out: int, in_rank: int, out_rank: int) -> None:
@@ -35,12 +55,12 @@ def check_tucker_ranks(n_in: int, n_out: int, in_rank: int, out_rank: int) -> No
     raise ValueError(f"out_rank={out_rank} must be between 1 and the {n_out} output channels.")
 
 
-def tucker2_to_dense(t: Tucker2):
+def tucker2_to_dense(t: Tucker2Kernel):
   """The HWIO kernel the factors stand for."""
   return jnp.einsum("hwab,sa,nb->hwsn", t.core, t.in_factor, t.out_factor)
 
 
-def tucker2_hosvd(kernel, in_rank: int, out_rank: int) -> Tucker2:
+def tucker2_from_dense(kernel, in_rank: int, out_rank: int) -> Tucker2Kernel:
   """Truncated HOSVD on the two channel modes; exact when the ranks are full.
 
   Runs on the host in float64 (a one-off at initialisation).
@@ -54,10 +74,10 @@ def tucker2_hosvd(kernel, in_rank: int, out_rank: int) -> Tucker2:
   u_out = np.linalg.svd(out_unfolding, full_matrices=False)[0][:, :out_rank]
   core = np.einsum("hwsn,sa,nb->hwab", K, u_in, u_out)
   dtype = jnp.asarray(kernel).dtype
-  return Tucker2(*(jnp.asarray(a, dtype) for a in (core, u_in, u_out)))
+  return Tucker2Kernel(*(jnp.asarray(a, dtype) for a in (core, u_in, u_out)))
 
 
-def tucker2_conv(x, t: Tucker2, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
+def tucker2_conv(x, t: Tucker2Kernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
                  precision=None):
   """conv(x, K) for NHWC x without forming K: 1x1 projection, core conv, 1x1 expansion."""
   dtype = x.dtype

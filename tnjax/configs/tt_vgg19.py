@@ -16,11 +16,12 @@ VGG: give its weights with --config.pretrained.path=vgg16.npz (arrays named
 Arguments: arch, epochs=30, runlocal (32x32 synthetic smoke run), synthetic.
 """
 
-from configs import vgg_common
+from tnjax.configs import tt_vgg16, vgg_common
 
 
 def get_config(arg=None):
-  return vgg_common.vgg_imagenet_config(arg, depth=19)
+  """Data, epochs, batch, optimizer and schedule exactly as configs/tt_vgg16.py."""
+  return tt_vgg16.vgg_config(arg, depth=19)
 
 
 sweep = vgg_common.sweep

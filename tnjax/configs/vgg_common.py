@@ -1,11 +1,9 @@
-"""Novikov et al.'s ImageNet VGG variants (shared by tt_vgg16 / tt_vgg19; not a config itself).
+"""Novikov et al.'s ImageNet VGG FC variants (shared by tt_vgg16 / tt_vgg19; not a config itself).
 
 `arch` names the three FC layers (FC6, FC7, FC8): 'fc' dense, 'ttR' a TT-layer of
 rank R, 'mrR' matrix rank R. FC6 (25088 x 4096) uses input modes 2x7x8x8x7x4 and
 output modes 4^6; FC7 (4096 x 4096) uses 4^6 x 4^6, as in the paper.
 """
-
-from tnjax import config_lib
 
 FC6_SHAPES = {"in_shape": (2, 7, 8, 8, 7, 4), "out_shape": (4, 4, 4, 4, 4, 4)}
 FC7_SHAPES = {"in_shape": (4, 4, 4, 4, 4, 4), "out_shape": (4, 4, 4, 4, 4, 4)}
@@ -35,33 +33,6 @@ def fc_layers(arch: str) -> dict:
     raise ValueError(f"arch={arch!r}: FC8 (the classifier) stays dense in Novikov et al.'s table.")
   layers = {"fc6": _layer(tokens[0], FC6_SHAPES), "fc7": _layer(tokens[1], FC7_SHAPES)}
   return {k: v for k, v in layers.items() if v["kind"] != "dense"}
-
-
-def vgg_imagenet_config(arg, depth: int):
-  args = config_lib.parse_arg(arg, arch="tt4_fc_fc", epochs=30, runlocal=False, synthetic=False)
-  c = config_lib.base_config()
-  # Streamed per process (tnjax/data/stream.py): ImageNet does not fit in memory.
-  c.data.source, c.data.name, c.data.scale = "tfds_stream", "imagenet2012", "standardize"
-  if args.synthetic or args.runlocal:
-    c.data.source, c.data.name = "synthetic", "synthetic"
-    c.data.synthetic.image_shape = (224, 224, 3) if not args.runlocal else (32, 32, 3)
-    c.data.synthetic.num_classes = 1000
-  c.model.name = "vgg"
-  c.model.depth = depth
-  c.model.variant = "imagenet"
-  c.model.layers = fc_layers(args.arch)
-  c.num_epochs = args.epochs
-  c.batch_size = 128
-  c.optimizer.update(name="sgd", momentum=0.9, weight_decay=5e-4)
-  c.schedule.update(name="cosine", learning_rate=1e-2)
-  if args.runlocal:
-    config_lib.shrink_for_smoke_run(c)
-    c.batch_size = 4
-    for spec in c.model.layers.values():  # 32x32 smoke images: FC6 has 512 inputs, automatic modes
-      for field in ("in_shape", "out_shape"):
-        if field in spec:
-          del spec[field]
-  return c
 
 
 def sweep():

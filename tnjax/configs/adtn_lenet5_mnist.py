@@ -12,6 +12,7 @@ Arguments: layers=2 (M), dense, epochs=10, runlocal, fashion_idx, synthetic.
 """
 
 from tnjax import config_lib
+from tnjax.configs import common
 
 COMPRESSED = ("conv2", "fc1", "fc2")
 
@@ -20,10 +21,7 @@ def get_config(arg=None):
   args = config_lib.parse_arg(arg, layers=2, dense=False, epochs=10, runlocal=False,
                               fashion_idx=False, synthetic=False)
   c = config_lib.base_config()
-  c.data.source, c.data.name, c.data.scale = "tfds", "mnist", "unit"
-  if args.synthetic:
-    c.data.synthetic.image_shape = (28, 28, 1)
-  config_lib.apply_offline_source(c, args.fashion_idx, args.synthetic)
+  common.mnist_data(c, args)
   c.model.name = "lenet5"
   c.model.layers = {} if args.dense else {
       name: {"kind": "adtn", "layers": args.layers} for name in COMPRESSED}

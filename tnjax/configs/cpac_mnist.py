@@ -13,13 +13,13 @@ epochs=10, runlocal, fashion_idx, synthetic.
 """
 
 from tnjax import config_lib
+from tnjax.configs import common
 
 def get_config(arg=None):
   args = config_lib.parse_arg(arg, rank=4, dense=False, fast=False, epochs=10, runlocal=False,
                               fashion_idx=False, synthetic=False)
   c = config_lib.base_config()
-  c.data.source, c.data.name, c.data.scale = "tfds", "mnist", "symmetric"
-  config_lib.apply_offline_source(c, args.fashion_idx, args.synthetic)
+  common.mnist_data(c, args, scale="symmetric")
   c.model.name = "cpac_cnn"
   c.model.channels = 8
   c.model.hidden_features = 50

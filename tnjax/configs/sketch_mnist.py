@@ -17,8 +17,8 @@ fashion_idx, synthetic. sweep(): 3 compression rates x (sketch, matched Tucker/T
 + dense.
 """
 
-from configs import sketch_common
 from tnjax import config_lib
+from tnjax.configs import common, sketch_common
 
 # Compressible layers of LeNet-5 on 28x28 inputs.
 LAYER_DIMS = {
@@ -33,10 +33,7 @@ def get_config(arg=None):
   args = config_lib.parse_arg(arg, method="sketch", k=8, conv_k=1, epochs=10, runlocal=False,
                               fashion_idx=False, synthetic=False)
   c = config_lib.base_config()
-  c.data.source, c.data.name, c.data.scale = "tfds", "mnist", "unit"
-  if args.synthetic:
-    c.data.synthetic.image_shape = (28, 28, 1)
-  config_lib.apply_offline_source(c, args.fashion_idx, args.synthetic)
+  common.mnist_data(c, args)
   c.model.name = "lenet5"
   c.model.layers = sketch_common.layer_specs(args.method, LAYER_DIMS, args.k, args.conv_k)
   c.num_epochs = args.epochs

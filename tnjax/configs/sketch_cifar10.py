@@ -14,8 +14,8 @@ Arguments: method=sketch|tucker_tt|dense, k=32, conv_k=4, epochs=50, runlocal,
 synthetic. sweep(): 3 compression rates x (sketch, matched Tucker/TT) + dense.
 """
 
-from configs import sketch_common
 from tnjax import config_lib
+from tnjax.configs import common, sketch_common
 
 LAYER_DIMS = {
     "conv2": ("conv", (3, 3, 32, 32)),
@@ -30,10 +30,7 @@ def get_config(arg=None):
   args = config_lib.parse_arg(arg, method="sketch", k=32, conv_k=4, epochs=50, runlocal=False,
                               synthetic=False)
   c = config_lib.base_config()
-  c.data.source, c.data.name, c.data.scale = "tfds", "cifar10", "standardize"
-  if args.synthetic:
-    c.data.synthetic.image_shape = (32, 32, 3)
-  config_lib.apply_offline_source(c, False, args.synthetic)
+  common.cifar_data(c, args, "cifar10", augment="")
   c.model.name = "small_cnn"
   c.model.layers = sketch_common.layer_specs(args.method, LAYER_DIMS, args.k, args.conv_k)
   c.num_epochs = args.epochs

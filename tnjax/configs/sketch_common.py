@@ -9,42 +9,41 @@ weight count is the closest to that of the sketch it is compared with.
 
 from __future__ import annotations
 
-import functools
 import itertools
+import math
 import warnings
 
-from flax import nnx
-
-from tnjax.nn import make_conv, make_dense, spec_from_config
-from tnjax.nn.tt_dense import resolve_tt_shapes
-from tnjax.tensor import tt, tucker
+from tnjax.tensor import shapes, sketch, tt, tucker
 
 METHODS = ("sketch", "tucker_tt", "dense")
+TT_ORDER = 3  # the TT baselines' number of cores
 
 
-@functools.lru_cache(maxsize=None)
-def _weight_params(family: str, dims: tuple, spec_items: tuple) -> int:
-  spec = dict(spec_items)
-  kind = spec.get("kind")
-  with warnings.catch_warnings():  # TT ranks above the useful maximum are clipped, with a warning
-    warnings.simplefilter("ignore")
-    # Closed forms for the kinds the baselines search over (thousands of candidates).
-    if kind == "tucker" and family == "conv":
-      return tucker.tucker2_num_params(dims, spec["in_rank"], spec["out_rank"])
-    if kind == "tt" and family == "dense":
-      in_shape, out_shape = resolve_tt_shapes(spec_from_config(spec), *dims)
-      return tt.tt_num_params(in_shape, out_shape, spec["ranks"])
-    if family == "conv":
-      kh, kw, n_in, n_out = dims
-      build = lambda: make_conv(spec, n_in, n_out, (kh, kw), rngs=nnx.Rngs(0))
-    else:
-      build = lambda: make_dense(spec, *dims, rngs=nnx.Rngs(0))
-    return nnx.eval_shape(build).weight_params  # no arrays are allocated
+def _tt_modes(dims) -> tuple:
+  return shapes.resolve_tt_shapes(dims[0], dims[1], order=TT_ORDER)
 
 
 def weight_params(family: str, dims, spec: dict) -> int:
-  """Weight entries (bias excluded) of the layer `spec` builds at these sizes."""
-  return _weight_params(family, tuple(dims), tuple(sorted(spec.items())))
+  """Weight entries (bias excluded) of the layer `spec` describes at these sizes.
+
+  Closed forms from tnjax.tensor for the kinds these sweeps use; no layer is built.
+  """
+  kind = spec.get("kind", "dense")
+  if kind == "dense":
+    return math.prod(dims)
+  if kind == "sketch":
+    l, k = spec.get("num_sketches", 1), spec["sketch_size"]
+    if family == "conv":
+      return sketch.conv_sketch_num_params(dims, l, k)
+    return sketch.dense_sketch_num_params(dims[0], dims[1], l, k)
+  if kind == "tucker" and family == "conv":
+    return tucker.tucker2_num_params(dims, spec["in_rank"], spec["out_rank"])
+  if kind == "tt" and family == "dense":
+    with warnings.catch_warnings():  # ranks above the useful maximum are clipped, with a warning
+      warnings.simplefilter("ignore")
+      return tt.tt_num_params(*_tt_modes(dims), spec["ranks"])
+  raise ValueError(f"sketch_common counts dense, sketch, tucker (conv) and tt (dense) layers, "
+                   f"not a {family} layer of kind {kind!r}.")
 
 
 def sketch_specs(layer_dims: dict, fc_sketch_size: int, conv_sketch_size: int,
@@ -69,8 +68,9 @@ def matched_baseline_specs(layer_dims: dict, target_specs: dict) -> dict:
       candidates = [{"kind": "tucker", "in_rank": a, "out_rank": b}
                     for a, b in itertools.product(range(1, n_in + 1), range(1, n_out + 1))
                     if 0.5 <= (a / n_in) / (b / n_out) <= 2.0]
-    else:
-      candidates = [{"kind": "tt", "ranks": r, "order": 3} for r in range(1, 65)]
+    else:  # the largest TT-rank within the target and the next one up
+      rank = tt.tt_ranks_for_budget(*_tt_modes(dims), target)
+      candidates = [{"kind": "tt", "ranks": r, "order": TT_ORDER} for r in (rank, rank + 1)]
     specs[name] = _closest(candidates, target, family, dims)
   return specs
 

@@ -1,0 +1,45 @@
+"""Data settings shared by the configs (not a config itself).
+
+Only inputs live here; every config file states its own model, epochs, batch
+size, optimizer and schedule, so a reader sees the whole experiment in one file.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from tnjax import config_lib
+
+
+def mnist_fc2_data(c: ml_collections.ConfigDict, args) -> None:
+  """Novikov's MNIST inputs: 32x32 zero-padded, scaled to [0, 1], mean image subtracted.
+
+  `args.fashion_idx` reads Debian's Fashion-MNIST IDX files; `args.synthetic` random images.
+  """
+  c.data.source, c.data.name = "tfds", "mnist"
+  c.data.pad_to, c.data.scale, c.data.subtract_mean = 32, "unit", True
+  config_lib.apply_offline_source(c, args.fashion_idx, args.synthetic)
+
+
+def mnist_data(c: ml_collections.ConfigDict, args, scale: str = "unit") -> None:
+  """28x28 MNIST inputs in `scale` ('unit' [0, 1] or 'symmetric' [-1, 1])."""
+  c.data.source, c.data.name, c.data.scale = "tfds", "mnist", scale
+  if args.synthetic:
+    c.data.synthetic.image_shape = (28, 28, 1)
+  config_lib.apply_offline_source(c, args.fashion_idx, args.synthetic)
+
+
+def cifar_data(c: ml_collections.ConfigDict, args, dataset: str, augment: str = "crop_flip"):
+  """CIFAR-10/100, per-channel standardised, with on-device crop + flip by default."""
+  c.data.source, c.data.name, c.data.scale, c.data.augment = "tfds", dataset, "standardize", augment
+  if args.synthetic:
+    c.data.synthetic.update(image_shape=(32, 32, 3),
+                            num_classes=100 if dataset == "cifar100" else 10)
+  config_lib.apply_offline_source(c, False, args.synthetic)
+
+
+def adtn_fc_layers(args) -> dict:
+  """FC6 and FC7 (the big linear layers the ADTN paper compresses), each with its own ADTN."""
+  if args.dense:
+    return {}
+  return {name: {"kind": "adtn", "layers": args.layers} for name in ("fc6", "fc7")}

@@ -1,0 +1,89 @@
+"""SketchDense: SK-FC (Kasiviswanathan, Narodytska & Jin 2018).
+
+The sign matrices U are drawn once and kept as `SketchMatrix` variables: not
+nnx.Param, so gradients and the optimizer skip them, but part of the model state,
+so a checkpoint restores them bit for bit. Only the sketches S are trained, and
+only they count in `num_params`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from tnjax.nn import init as init_lib
+from tnjax.nn.base import FactorizedDense
+from tnjax.nn.spec import SketchSpec
+from tnjax.tensor import sketch
+
+
+class SketchMatrix(nnx.Variable):
+  """A fixed random sign matrix: saved and restored with the model, never trained."""
+
+
+def sign_key(spec: SketchSpec, rngs: nnx.Rngs):
+  """The key of a layer's sign matrices: `spec.seed` if set, else the layer's params stream."""
+  return jax.random.key(spec.seed) if spec.seed is not None else rngs.params()
+
+
+def warn_if_larger(layer) -> None:
+  if layer.weight_params > layer.dense_weight_params:
+    spec = layer.spec
+    warnings.warn(
+        f"{type(layer).__name__} {layer.shape_description}: l={spec.num_sketches}, "
+        f"k={spec.sketch_size} give {layer.weight_params:,} parameters, more than the dense "
+        f"layer's {layer.dense_weight_params:,}; lower sketch_size or num_sketches.", stacklevel=3)
+
+
+class SketchDense(FactorizedDense):
+  """y = x @ W_hat + b with W_hat = 1/(2l) sum_i (U1_i^T S1_i + S2_i U2_i); W is never formed.
+
+  Trained: S1 (l, k, out), S2 (l, in, k): l k (in + out) numbers. Their entries
+  are normal with the std that gives W_hat the variance of `spec.init`.
+  `from_dense` sketches a trained W: S1_i = U1_i W, S2_i = W U2_i^T (unbiased).
+
+  Args: as FactorizedDense (in_features, out_features, spec: SketchSpec, dtype,
+  param_dtype, precision, rngs).
+  """
+
+  spec_type = SketchSpec
+
+  def __init__(self, in_features: int, out_features: int, spec: SketchSpec = SketchSpec(), *,
+               dtype=None, param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
+    super().__init__(in_features, out_features, spec, dtype=dtype, param_dtype=param_dtype,
+                     precision=precision, rngs=rngs)
+    l, k = spec.num_sketches, spec.sketch_size
+    key1, key2 = jax.random.split(sign_key(spec, rngs))
+    self.u1 = SketchMatrix(sketch.sign_matrices(key1, l, k, self.in_features, self.param_dtype))
+    self.u2 = SketchMatrix(sketch.sign_matrices(key2, l, k, self.out_features, self.param_dtype))
+    variance = init_lib.target_variance(spec.init, self.in_features, self.out_features)
+    std = sketch.sketch_init_std(variance, l)
+    normal = lambda shape: nnx.Param(init_lib.normal(rngs.params(), shape, std, self.param_dtype))
+    self.s1 = normal((l, k, self.out_features))
+    self.s2 = normal((l, self.in_features, k))
+    warn_if_larger(self)
+
+  @property
+  def weight_params(self) -> int:
+    return self.s1.size + self.s2.size
+
+  @property
+  def shape_description(self) -> str:
+    spec = self.spec
+    return f"{self.in_features}x{self.out_features} sketch l={spec.num_sketches} k={spec.sketch_size}"
+
+  def weights(self) -> sketch.DenseSketch:
+    return sketch.DenseSketch(self.s1[...], self.s2[...], self.u1[...], self.u2[...])
+
+  def to_dense(self):
+    return sketch.dense_sketch_to_dense(self.weights(), precision=self.precision)
+
+  def _matmul(self, x):
+    return sketch.dense_sketch_matmul(x, self.weights().astype(x.dtype), precision=self.precision)
+
+  def _fit(self, weight):
+    w = sketch.dense_sketch_from_dense(weight.astype(self.param_dtype), self.u1[...], self.u2[...])
+    self.s1[...], self.s2[...] = w.s1, w.s2
