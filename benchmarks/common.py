@@ -33,36 +33,49 @@ def describe_machine() -> dict[str, Any]:
   """What the numbers depend on: CPU, cores, library versions, backend, date, load."""
   cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   return {
-      "cpu": cpu_model(),
-      "cores": cores,
-      "jax": jax.__version__,
-      "jaxlib": _version("jaxlib"),
-      "flax": _version("flax"),
-      "backend": jax.default_backend(),
-      "devices": sorted({d.device_kind for d in jax.devices()}),
-      "xla_flags": os.environ.get("XLA_FLAGS", ""),
-      "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-      "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+    "cpu": cpu_model(),
+    "cores": cores,
+    "jax": jax.__version__,
+    "jaxlib": _version("jaxlib"),
+    "flax": _version("flax"),
+    "backend": jax.default_backend(),
+    "devices": sorted({d.device_kind for d in jax.devices()}),
+    "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
   }
 
 
 def machine_line(machine: Mapping[str, Any]) -> str:
   """One readable line for a results file header."""
-  return (f"{machine['cpu']}, {machine['cores']} cores; jax {machine['jax']} (jaxlib "
-          f"{machine['jaxlib']}, flax {machine['flax']}) on {machine['backend']}; {machine['date']}; "
-          f"load average (1, 5, 15 min) at start {machine['load_average']}"
-          + (f", at end {machine['load_average_end']}" if "load_average_end" in machine else ""))
+  return (
+    f"{machine['cpu']}, {machine['cores']} cores; jax {machine['jax']} (jaxlib "
+    f"{machine['jaxlib']}, flax {machine['flax']}) on {machine['backend']}; {machine['date']}; "
+    f"load average (1, 5, 15 min) at start {machine['load_average']}"
+    + (f", at end {machine['load_average_end']}" if "load_average_end" in machine else "")
+  )
 
 
 def _stats(seconds) -> dict[str, float]:
   ms = np.asarray(seconds) * 1e3
-  return {"median_ms": float(np.median(ms)), "q25_ms": float(np.percentile(ms, 25)),
-          "q75_ms": float(np.percentile(ms, 75)), "min_ms": float(ms.min()), "repeats": len(ms)}
+  return {
+    "median_ms": float(np.median(ms)),
+    "q25_ms": float(np.percentile(ms, 25)),
+    "q75_ms": float(np.percentile(ms, 75)),
+    "min_ms": float(ms.min()),
+    "repeats": len(ms),
+  }
 
 
-def time_interleaved(calls: Mapping[str, Callable[[], Any]], *, repeats: int = 30,
-                     min_repeats: int = 5, min_seconds: float = 0.0, max_seconds: float = 60.0,
-                     max_repeats: int = 500) -> dict[str, dict]:
+def time_interleaved(
+  calls: Mapping[str, Callable[[], Any]],
+  *,
+  repeats: int = 30,
+  min_repeats: int = 5,
+  min_seconds: float = 0.0,
+  max_seconds: float = 60.0,
+  max_repeats: int = 500,
+) -> dict[str, dict]:
   """Median, quartiles and min in ms of zero-argument jitted calls, timed in turn.
 
   Each call is run twice first (compilation and warm-up, not timed). Then every

@@ -43,38 +43,66 @@ class Case:
 
 
 def dense_pair(spec, in_features, out_features):
-  return lambda rngs: (make_dense(spec, in_features, out_features, rngs=rngs),
-                       make_dense(DENSE, in_features, out_features, rngs=rngs))
+  return lambda rngs: (
+    make_dense(spec, in_features, out_features, rngs=rngs),
+    make_dense(DENSE, in_features, out_features, rngs=rngs),
+  )
 
 
 def conv_pair(spec, in_channels, out_channels, kernel_size):
-  return lambda rngs: (make_conv(spec, in_channels, out_channels, kernel_size, rngs=rngs),
-                       make_conv(DENSE, in_channels, out_channels, kernel_size, rngs=rngs))
+  return lambda rngs: (
+    make_conv(spec, in_channels, out_channels, kernel_size, rngs=rngs),
+    make_conv(DENSE, in_channels, out_channels, kernel_size, rngs=rngs),
+  )
 
 
 CASES = [
-    Case("FC 1024x1024, TT 4x8x8x4 rank 8 (Novikov MNIST), batch 100",
-         dense_pair(MNIST_TT8, 1024, 1024), (100, 1024)),
-    Case("FC 1024x1024, matrix rank 4 (~same params as TT), batch 100",
-         dense_pair({"kind": "lowrank", "rank": 4}, 1024, 1024), (100, 1024)),
-    Case("FC 1024x1024, TT 4x8x8x4 rank 8, batch 1000",
-         dense_pair(MNIST_TT8, 1024, 1024), (1000, 1024)),
-    Case("VGG FC6 25088x4096, TT (2,7,8,8,7,4)x(4,)*6 rank 4, batch 1",
-         dense_pair(FC6_TT4, 25088, 4096), (1, 25088)),
-    Case("VGG FC6 25088x4096, TT (2,7,8,8,7,4)x(4,)*6 rank 4, batch 128",
-         dense_pair(FC6_TT4, 25088, 4096), (128, 25088)),
-    Case("VGG-like conv 3x3 256->256, CP rank 64, 32x32 maps, batch 32",
-         conv_pair({"kind": "cp", "rank": 64}, 256, 256, 3), (32, 32, 32, 256)),
-    # Sketch and Tucker-2 at about CP rank 64's weight count (33k of the dense 590k).
-    Case("VGG-like conv 3x3 256->256, sketch l=1 k=7, 32x32 maps, batch 32",
-         conv_pair({"kind": "sketch", "sketch_size": 7, "num_sketches": 1}, 256, 256, 3),
-         (32, 32, 32, 256)),
-    Case("VGG-like conv 3x3 256->256, TT 4x8x8 rank 20, 32x32 maps, batch 32",
-         conv_pair({"kind": "tt", "ranks": 20, "in_shape": (4, 8, 8), "out_shape": (4, 8, 8)},
-                   256, 256, 3), (32, 32, 32, 256)),
-    Case("VGG-like conv 3x3 256->256, Tucker-2 ranks 38-38, 32x32 maps, batch 32",
-         conv_pair({"kind": "tucker", "in_rank": 38, "out_rank": 38}, 256, 256, 3),
-         (32, 32, 32, 256)),
+  Case(
+    "FC 1024x1024, TT 4x8x8x4 rank 8 (Novikov MNIST), batch 100",
+    dense_pair(MNIST_TT8, 1024, 1024),
+    (100, 1024),
+  ),
+  Case(
+    "FC 1024x1024, matrix rank 4 (~same params as TT), batch 100",
+    dense_pair({"kind": "lowrank", "rank": 4}, 1024, 1024),
+    (100, 1024),
+  ),
+  Case(
+    "FC 1024x1024, TT 4x8x8x4 rank 8, batch 1000", dense_pair(MNIST_TT8, 1024, 1024), (1000, 1024)
+  ),
+  Case(
+    "VGG FC6 25088x4096, TT (2,7,8,8,7,4)x(4,)*6 rank 4, batch 1",
+    dense_pair(FC6_TT4, 25088, 4096),
+    (1, 25088),
+  ),
+  Case(
+    "VGG FC6 25088x4096, TT (2,7,8,8,7,4)x(4,)*6 rank 4, batch 128",
+    dense_pair(FC6_TT4, 25088, 4096),
+    (128, 25088),
+  ),
+  Case(
+    "VGG-like conv 3x3 256->256, CP rank 64, 32x32 maps, batch 32",
+    conv_pair({"kind": "cp", "rank": 64}, 256, 256, 3),
+    (32, 32, 32, 256),
+  ),
+  # Sketch and Tucker-2 at about CP rank 64's weight count (33k of the dense 590k).
+  Case(
+    "VGG-like conv 3x3 256->256, sketch l=1 k=7, 32x32 maps, batch 32",
+    conv_pair({"kind": "sketch", "sketch_size": 7, "num_sketches": 1}, 256, 256, 3),
+    (32, 32, 32, 256),
+  ),
+  Case(
+    "VGG-like conv 3x3 256->256, TT 4x8x8 rank 20, 32x32 maps, batch 32",
+    conv_pair(
+      {"kind": "tt", "ranks": 20, "in_shape": (4, 8, 8), "out_shape": (4, 8, 8)}, 256, 256, 3
+    ),
+    (32, 32, 32, 256),
+  ),
+  Case(
+    "VGG-like conv 3x3 256->256, Tucker-2 ranks 38-38, 32x32 maps, batch 32",
+    conv_pair({"kind": "tucker", "in_rank": 38, "out_rank": 38}, 256, 256, 3),
+    (32, 32, 32, 256),
+  ),
 ]
 
 
@@ -95,9 +123,13 @@ def run_case(case: Case, **timing) -> dict:
     params, forward, forward_backward = jitted_calls(module)
     calls[f"{label}_fwd"] = lambda f=forward, p=params: f(p, x)
     calls[f"{label}_fwd_bwd"] = lambda f=forward_backward, p=params: f(p, x)
-  row = {"case": case.name, "layer": f"{type(layer).__name__} {layer.shape_description}",
-         "input_shape": list(case.input_shape), "params": layer.num_params,
-         "dense_params": dense.num_params}
+  row = {
+    "case": case.name,
+    "layer": f"{type(layer).__name__} {layer.shape_description}",
+    "input_shape": list(case.input_shape),
+    "params": layer.num_params,
+    "dense_params": dense.num_params,
+  }
   row.update(time_interleaved(calls, **timing))
   for mode in ("fwd", "fwd_bwd"):
     row[f"speedup_{mode}"] = row[f"dense_{mode}"]["median_ms"] / row[f"layer_{mode}"]["median_ms"]
@@ -110,21 +142,27 @@ def _cell(stats) -> str:
 
 def to_markdown(rows, machine, command) -> str:
   lines = [
-      f"# Layer speed vs dense ({machine['backend']})", "",
-      f"Machine: {machine_line(machine)}", "",
-      f"Command: `{command}`", "",
-      "Milliseconds per call: median (interquartile range) over the repeats; float32, jit,",
-      "warmed up; dense and layer timed in turn in the same run. fwd+bwd = gradients of",
-      "sum(y**2) w.r.t. parameters and input. Speed-up = dense median / layer median.", "",
-      "| case | layer | params (layer / dense) | dense fwd | layer fwd | speed-up fwd | "
-      "dense fwd+bwd | layer fwd+bwd | speed-up fwd+bwd | repeats |",
-      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    f"# Layer speed vs dense ({machine['backend']})",
+    "",
+    f"Machine: {machine_line(machine)}",
+    "",
+    f"Command: `{command}`",
+    "",
+    "Milliseconds per call: median (interquartile range) over the repeats; float32, jit,",
+    "warmed up; dense and layer timed in turn in the same run. fwd+bwd = gradients of",
+    "sum(y**2) w.r.t. parameters and input. Speed-up = dense median / layer median.",
+    "",
+    "| case | layer | params (layer / dense) | dense fwd | layer fwd | speed-up fwd | "
+    "dense fwd+bwd | layer fwd+bwd | speed-up fwd+bwd | repeats |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ]
   for r in rows:
     lines.append(
-        f"| {r['case']} | {r['layer']} | {r['params']:,} / {r['dense_params']:,} | "
-        f"{_cell(r['dense_fwd'])} | {_cell(r['layer_fwd'])} | **{r['speedup_fwd']:.2f}x** | "
-        f"{_cell(r['dense_fwd_bwd'])} | {_cell(r['layer_fwd_bwd'])} | **{r['speedup_fwd_bwd']:.2f}x** | "
-        f"{r['layer_fwd']['repeats']} |")
+      f"| {r['case']} | {r['layer']} | {r['params']:,} / {r['dense_params']:,} | "
+      f"{_cell(r['dense_fwd'])} | {_cell(r['layer_fwd'])} | **{r['speedup_fwd']:.2f}x** | "
+      f"{_cell(r['dense_fwd_bwd'])} | {_cell(r['layer_fwd_bwd'])} | **{r['speedup_fwd_bwd']:.2f}x** | "
+      f"{r['layer_fwd']['repeats']} |"
+    )
   return "\n".join(lines) + "\n"
 
 
@@ -132,20 +170,29 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--quick", action="store_true", help="few repeats (a smoke run)")
   parser.add_argument("--filter", default="", help="only cases whose name contains this")
-  parser.add_argument("--out", default=f"benchmarks/results/layers_{jax.default_backend()}.md",
-                      help="results path; .md and .json are both written")
+  parser.add_argument(
+    "--out",
+    default=f"benchmarks/results/layers_{jax.default_backend()}.md",
+    help="results path; .md and .json are both written",
+  )
   args = parser.parse_args()
   # Fast cases get more rounds (noise on a shared CPU), slow ones fewer.
-  timing = (dict(repeats=5, max_seconds=5.0) if args.quick else
-            dict(repeats=30, min_seconds=10.0, max_seconds=40.0))
+  timing = (
+    dict(repeats=5, max_seconds=5.0)
+    if args.quick
+    else dict(repeats=30, min_seconds=10.0, max_seconds=40.0)
+  )
   machine = describe_machine()
   command = "python " + " ".join(sys.argv)
   rows = []
   for case in CASES:
     if args.filter in case.name:
       rows.append(run_case(case, **timing))
-      print(f"{case.name}: fwd {rows[-1]['speedup_fwd']:.2f}x, "
-            f"fwd+bwd {rows[-1]['speedup_fwd_bwd']:.2f}x", flush=True)
+      print(
+        f"{case.name}: fwd {rows[-1]['speedup_fwd']:.2f}x, "
+        f"fwd+bwd {rows[-1]['speedup_fwd_bwd']:.2f}x",
+        flush=True,
+      )
   machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
   stem = os.path.splitext(args.out)[0] if args.out.endswith((".md", ".json")) else args.out
   os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)

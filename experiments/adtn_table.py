@@ -17,9 +17,11 @@ import report_lib
 from tnjax import models
 from tnjax.nn import layer_rows
 
-PAPER_NOTE = ("Paper (Qing et al. 2025; PAPERS.md section 4): FC-2, LeNet-5, AlexNet, ZFNet and "
-              "VGG-16 compressed by ADTNs at about their dense accuracy; VGG-16's two big linear "
-              "layers -> 424 parameters, CIFAR-10 90.17% -> 91.74%.")
+PAPER_NOTE = (
+  "Paper (Qing et al. 2025; PAPERS.md section 4): FC-2, LeNet-5, AlexNet, ZFNet and "
+  "VGG-16 compressed by ADTNs at about their dense accuracy; VGG-16's two big linear "
+  "layers -> 424 parameters, CIFAR-10 90.17% -> 91.74%."
+)
 IMAGE_SHAPES = {"fc2": (32, 32, 1), "lenet5": (28, 28, 1)}
 
 
@@ -47,12 +49,24 @@ def main():
   for run in sorted(runs, key=lambda r: (r["config"]["model"]["name"], r["dir"])):
     config, result = run["config"], run["result"]
     label, params, dense = describe(config)
-    table.append([config["model"]["name"], label, report_lib.percent(result and result["test_accuracy"]),
-                  f"{result['num_params']:,}" if result else "missing",
-                  f"{params:,} / {dense:,}" if params else "-",
-                  f"{run['epoch_seconds']:.1f}" if run["epoch_seconds"] else "-"])
-  header = ["model", "ADTN layers", "test acc", "total params",
-            "ADTN layers' params / dense weights (with bias)", "s / epoch"]
+    table.append(
+      [
+        config["model"]["name"],
+        label,
+        report_lib.percent(result and result["test_accuracy"]),
+        f"{result['num_params']:,}" if result else "missing",
+        f"{params:,} / {dense:,}" if params else "-",
+        f"{run['epoch_seconds']:.1f}" if run["epoch_seconds"] else "-",
+      ]
+    )
+  header = [
+    "model",
+    "ADTN layers",
+    "test acc",
+    "total params",
+    "ADTN layers' params / dense weights (with bias)",
+    "s / epoch",
+  ]
   notes = [report_lib.describe_setup(runs), PAPER_NOTE]
   for path in report_lib.write_outputs(args.out, "ADTN vs dense", notes, header, table):
     print(path)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 
 import jax
@@ -45,8 +44,9 @@ def layer_rows(model, image):
 def plot_feature_maps(image, rows, path: str) -> None:
   """One row per CP layer: the input image, then its R maps by descending significance."""
   rank = max(maps.shape[-1] for _, maps, _ in rows)
-  fig, axes = plt.subplots(len(rows), rank + 1, figsize=(1.6 * (rank + 1), 1.9 * len(rows)),
-                           squeeze=False)
+  fig, axes = plt.subplots(
+    len(rows), rank + 1, figsize=(1.6 * (rank + 1), 1.9 * len(rows)), squeeze=False
+  )
   for axis_row, (name, maps, layer) in zip(axes, rows):
     significance = np.asarray(layer.significance())
     order = np.asarray(rank_components(layer.weights()))
@@ -60,8 +60,9 @@ def plot_feature_maps(image, rows, path: str) -> None:
     for axis in axis_row:
       axis.set_xticks([])
       axis.set_yticks([])
-  fig.suptitle("CP feature maps, most significant component first (s = product of factor norms)",
-               fontsize=9)
+  fig.suptitle(
+    "CP feature maps, most significant component first (s = product of factor norms)", fontsize=9
+  )
   fig.tight_layout()
   fig.savefig(path, dpi=130)
   plt.close(fig)
@@ -74,8 +75,9 @@ def main():
   parser.add_argument("--source", default="fashion_idx", choices=["fashion_idx", "synthetic"])
   parser.add_argument("--image", type=int, default=0, help="index of the test image drawn")
   parser.add_argument("--workdir", default="runs/cpac_feature_maps")
-  parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
-                                                    "cpac_feature_maps.png"))
+  parser.add_argument(
+    "--out", default=os.path.join(os.path.dirname(__file__), "results", "cpac_feature_maps.png")
+  )
   args = parser.parse_args()
   config = cpac_mnist.get_config(f"rank={args.rank},fast,{args.source},epochs={args.epochs}")
   config.progress_bar = False

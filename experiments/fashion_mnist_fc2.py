@@ -16,7 +16,6 @@ import datetime
 import json
 import os
 import platform
-import sys
 import time
 
 
@@ -26,10 +25,10 @@ from tnjax.configs import dense_mnist, mr_mnist, tt_mnist
 from tnjax import trainer
 
 VARIANTS = {
-    "tt_rank8": (tt_mnist, "rank=8"),
-    "tt_rank2": (tt_mnist, "rank=2"),
-    "matrix_rank4": (mr_mnist, "rank=4"),   # 8,192 weights, about TT rank 8's 8,448
-    "dense": (dense_mnist, ""),
+  "tt_rank8": (tt_mnist, "rank=8"),
+  "tt_rank2": (tt_mnist, "rank=2"),
+  "matrix_rank4": (mr_mnist, "rank=4"),  # 8,192 weights, about TT rank 8's 8,448
+  "dense": (dense_mnist, ""),
 }
 
 
@@ -42,15 +41,22 @@ def run(name, epochs, workdir, schedule):
   start = time.time()
   result = trainer.train_and_evaluate(config, os.path.join(workdir, name))
   layer = config.model.layers.hidden.to_dict()
-  return {"variant": name, "first_layer": layer, "test_accuracy": result["test_accuracy"],
-          "num_params": result["num_params"], "seconds": time.time() - start,
-          "schedule": config.schedule.to_dict(), "epochs": epochs}
+  return {
+    "variant": name,
+    "first_layer": layer,
+    "test_accuracy": result["test_accuracy"],
+    "num_params": result["num_params"],
+    "seconds": time.time() - start,
+    "schedule": config.schedule.to_dict(),
+    "epochs": epochs,
+  }
 
 
 def first_layer_params(name):
   module, arg = VARIANTS[name]
   from flax import nnx
   from tnjax.models import build_model
+
   config = module.get_config(arg)
   model = build_model(config.model, (32, 32, 1), 10, rngs=nnx.Rngs(0))
   return model.hidden.weight_params, model.hidden.compression
@@ -72,20 +78,22 @@ def main():
     print(json.dumps(row), flush=True)
   machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} {jax.default_backend()}"
   lines = [
-      f"# FC-2 on Fashion-MNIST (real data, IDX files), {args.epochs} epochs, {args.schedule} lr"
-      + (" 0.05 -> 0" if args.schedule == "cosine" else ""),
-      "",
-      f"Machine: {machine}. Date: {datetime.date.today()}. Command: "
-      f"`python experiments/fashion_mnist_fc2.py --epochs {args.epochs} --schedule {args.schedule}`.",
-      "Setting: Novikov et al.'s MNIST recipe (32x32 zero-padded, mean image subtracted, SGD momentum 0.9, "
-      "batch 100, weight decay 5e-4). Dataset is Fashion-MNIST, not MNIST: accuracies are not the paper's.",
-      "",
-      "| first layer | first-layer weights | compression | total params | test accuracy | seconds |",
-      "|---|---:|---:|---:|---:|---:|",
+    f"# FC-2 on Fashion-MNIST (real data, IDX files), {args.epochs} epochs, {args.schedule} lr"
+    + (" 0.05 -> 0" if args.schedule == "cosine" else ""),
+    "",
+    f"Machine: {machine}. Date: {datetime.date.today()}. Command: "
+    f"`python experiments/fashion_mnist_fc2.py --epochs {args.epochs} --schedule {args.schedule}`.",
+    "Setting: Novikov et al.'s MNIST recipe (32x32 zero-padded, mean image subtracted, SGD momentum 0.9, "
+    "batch 100, weight decay 5e-4). Dataset is Fashion-MNIST, not MNIST: accuracies are not the paper's.",
+    "",
+    "| first layer | first-layer weights | compression | total params | test accuracy | seconds |",
+    "|---|---:|---:|---:|---:|---:|",
   ]
   for r in rows:
-    lines.append(f"| {r['variant']} | {r['first_layer_weights']:,} | {r['first_layer_compression']:,.1f} | "
-                 f"{r['num_params']:,} | {100 * r['test_accuracy']:.2f}% | {r['seconds']:.0f} |")
+    lines.append(
+      f"| {r['variant']} | {r['first_layer_weights']:,} | {r['first_layer_compression']:,.1f} | "
+      f"{r['num_params']:,} | {100 * r['test_accuracy']:.2f}% | {r['seconds']:.0f} |"
+    )
   os.makedirs(os.path.dirname(args.out), exist_ok=True)
   with open(args.out + ".md", "w") as f:
     f.write("\n".join(lines) + "\n")

@@ -23,9 +23,11 @@ from tnjax.nn import make_dense
 
 # Paper (MNIST, PAPERS.md section 1): TT 4x8x8x4 reaches ~1.9-2% error at rank 8,
 # comparable to the dense layer's ~1.9% with ~100x fewer first-layer weights.
-PAPER_NOTE = ("Paper (Novikov et al. 2015, MNIST): TT-layers at ranks 4-8 reach about 2% test error, "
-              "the dense FC-2's level (~1.9%), with 2-3 orders of magnitude fewer first-layer "
-              "weights; matrix-rank layers need far more weights for the same error.")
+PAPER_NOTE = (
+  "Paper (Novikov et al. 2015, MNIST): TT-layers at ranks 4-8 reach about 2% test error, "
+  "the dense FC-2's level (~1.9%), with 2-3 orders of magnitude fewer first-layer "
+  "weights; matrix-rank layers need far more weights for the same error."
+)
 
 
 def first_layer_weights(config) -> int:
@@ -34,8 +36,11 @@ def first_layer_weights(config) -> int:
   in_features = pad * pad if pad else 28 * 28
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    layer = nnx.eval_shape(lambda: make_dense(report_lib.hidden_layer(model), in_features,
-                                              model["hidden_features"], rngs=nnx.Rngs(0)))
+    layer = nnx.eval_shape(
+      lambda: make_dense(
+        report_lib.hidden_layer(model), in_features, model["hidden_features"], rngs=nnx.Rngs(0)
+      )
+    )
   return layer.weight_params
 
 
@@ -59,19 +64,36 @@ def main():
   for run in runs:
     layer = report_lib.hidden_layer(run["config"]["model"])
     result = run["result"]
-    rows.append({"curve": curve_name(layer), "rank": rank_of(layer),
-                 "weights": first_layer_weights(run["config"]),
-                 "error": None if result is None else 1 - result["test_accuracy"],
-                 "params": None if result is None else result["num_params"],
-                 "epoch_seconds": run["epoch_seconds"]})
+    rows.append(
+      {
+        "curve": curve_name(layer),
+        "rank": rank_of(layer),
+        "weights": first_layer_weights(run["config"]),
+        "error": None if result is None else 1 - result["test_accuracy"],
+        "params": None if result is None else result["num_params"],
+        "epoch_seconds": run["epoch_seconds"],
+      }
+    )
   rows.sort(key=lambda r: (r["curve"] == "dense", r["curve"], r["weights"]))
   header = ["first layer", "rank", "first-layer weights", "test error", "total params", "s / epoch"]
-  table = [[r["curve"], r["rank"], f"{r['weights']:,}", report_lib.percent(r["error"]),
-            f"{r['params']:,}" if r["params"] else "missing",
-            f"{r['epoch_seconds']:.1f}" if r["epoch_seconds"] else "-"] for r in rows]
+  table = [
+    [
+      r["curve"],
+      r["rank"],
+      f"{r['weights']:,}",
+      report_lib.percent(r["error"]),
+      f"{r['params']:,}" if r["params"] else "missing",
+      f"{r['epoch_seconds']:.1f}" if r["epoch_seconds"] else "-",
+    ]
+    for r in rows
+  ]
   figure, axis = plt.subplots(figsize=(6, 4))
   for name in dict.fromkeys(r["curve"] for r in rows):
-    points = [(r["weights"], 100 * r["error"]) for r in rows if r["curve"] == name and r["error"] is not None]
+    points = [
+      (r["weights"], 100 * r["error"])
+      for r in rows
+      if r["curve"] == name and r["error"] is not None
+    ]
     if name == "dense":
       for _, error in points:
         axis.axhline(error, color="gray", ls="--", label=f"dense ({rows[-1]['weights']:,} weights)")
@@ -82,8 +104,14 @@ def main():
   axis.set_ylabel("test error (%)")
   axis.legend(fontsize=8)
   notes = [report_lib.describe_setup(runs), PAPER_NOTE]
-  for path in report_lib.write_outputs(args.out, "Novikov et al. Figure 1: test error vs first-layer "
-                                       "parameters (FC-2)", notes, header, table, figure):
+  for path in report_lib.write_outputs(
+    args.out,
+    "Novikov et al. Figure 1: test error vs first-layer parameters (FC-2)",
+    notes,
+    header,
+    table,
+    figure,
+  ):
     print(path)
 
 

@@ -12,7 +12,6 @@ the workdirs (matched by their FC6/FC7 specs), else 'missing'.
 from __future__ import annotations
 
 import argparse
-import sys
 
 import report_lib
 from flax import nnx
@@ -27,14 +26,18 @@ DENSE_VGG16 = 138_357_544
 
 def compression_columns(arch: str):
   config = tt_vgg16.get_config(f"arch={arch}")
-  model = nnx.eval_shape(lambda: models.build_model(config.model, (224, 224, 3), 1000,
-                                                    rngs=nnx.Rngs(0)))
+  model = nnx.eval_shape(
+    lambda: models.build_model(config.model, (224, 224, 3), 1000, rngs=nnx.Rngs(0))
+  )
   rows = {r["name"]: r for r in layer_rows(model)}
   compressed = [r for r in rows.values() if r["kind"] != "dense"]
   weights = sum(r["weights"] for r in compressed)
   replaced = sum(r["dense_params"] - (r["params"] - r["weights"]) for r in compressed)
-  return (rows["fc6"]["compression"], replaced / weights if weights else 1.0,
-          DENSE_VGG16 / total_params(model))
+  return (
+    rows["fc6"]["compression"],
+    replaced / weights if weights else 1.0,
+    DENSE_VGG16 / total_params(model),
+  )
 
 
 def run_accuracies(workdirs):
@@ -53,24 +56,40 @@ def main():
   parser.add_argument("--out", required=True)
   args = parser.parse_args()
   accuracies = run_accuracies(args.workdir) if args.workdir else {}
-  header = ["architecture", "FC6 compression", "compressed layers", "network compression",
-            "our top-1 error", "paper top-1 / top-5 error"]
+  header = [
+    "architecture",
+    "FC6 compression",
+    "compressed layers",
+    "network compression",
+    "our top-1 error",
+    "paper top-1 / top-5 error",
+  ]
   table = []
   for arch in vgg_common.ARCHS:
     fc6, layers, network = compression_columns(arch)
     paper = vgg_common.PAPER_VGG16_ERRORS.get(arch)
     ours = accuracies.get(arch)
     # Floored, as the paper prints them (37,732.8 -> 37,732).
-    table.append([arch.replace("_", " ").upper(), f"{int(fc6):,}", f"{int(layers):,}", f"{network:.2f}x",
-                  "missing" if ours is None else f"{100 * (1 - ours):.1f}%",
-                  f"{paper[0]} / {paper[1]}" if paper else "-"])
-  notes = ["VGG-16 on ImageNet (Novikov et al. 2015; PAPERS.md section 1). Compression columns "
-           "are exact counts (biases kept dense): the paper's 50,972 (TT4), 194,622 (TT2), "
-           "713,614 (TT1), 37,732 (TT4 TT4 over FC6+FC7), 3,521 / 704 / 70 (MR1 / MR5 / MR50), "
-           "and 3.9x / 7.4x for the whole network. No ImageNet runs here: accuracy is 'missing' "
-           "until runs are given with --workdir."]
-  for path in report_lib.write_outputs(args.out, "Novikov et al. VGG-16 table", notes, header,
-                                       table):
+    table.append(
+      [
+        arch.replace("_", " ").upper(),
+        f"{int(fc6):,}",
+        f"{int(layers):,}",
+        f"{network:.2f}x",
+        "missing" if ours is None else f"{100 * (1 - ours):.1f}%",
+        f"{paper[0]} / {paper[1]}" if paper else "-",
+      ]
+    )
+  notes = [
+    "VGG-16 on ImageNet (Novikov et al. 2015; PAPERS.md section 1). Compression columns "
+    "are exact counts (biases kept dense): the paper's 50,972 (TT4), 194,622 (TT2), "
+    "713,614 (TT1), 37,732 (TT4 TT4 over FC6+FC7), 3,521 / 704 / 70 (MR1 / MR5 / MR50), "
+    "and 3.9x / 7.4x for the whole network. No ImageNet runs here: accuracy is 'missing' "
+    "until runs are given with --workdir."
+  ]
+  for path in report_lib.write_outputs(
+    args.out, "Novikov et al. VGG-16 table", notes, header, table
+  ):
     print(path)
 
 

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import csv
 import datetime
-import json
 import os
 import platform
 import statistics
-import sys
 
 
 import matplotlib
@@ -35,8 +33,11 @@ def load_runs(workdirs) -> list[dict]:
     workdir = fileio.workdir_path(workdir)
     if not workdir.is_dir():
       raise FileNotFoundError(f"{workdir} is not a directory of runs.")
-    paths = [workdir] if _is_run(workdir) else sorted(
-        (d for d in workdir.iterdir() if _is_run(d)), key=str)
+    paths = (
+      [workdir]
+      if _is_run(workdir)
+      else sorted((d for d in workdir.iterdir() if _is_run(d)), key=str)
+    )
     for path in paths:
       runs.append(load_run(path))
   return runs
@@ -46,10 +47,15 @@ def load_run(path) -> dict:
   path = fileio.workdir_path(path)
   config = fileio.read_json(path / "config.json")
   result = fileio.read_json(path / "result.json")
-  seconds = [r["epoch_seconds"] for r in fileio.read_jsonl(path / "metrics.jsonl")
-             if "epoch_seconds" in r]
-  return {"dir": str(path), "config": config, "result": result,
-          "epoch_seconds": statistics.median(seconds) if seconds else None}
+  seconds = [
+    r["epoch_seconds"] for r in fileio.read_jsonl(path / "metrics.jsonl") if "epoch_seconds" in r
+  ]
+  return {
+    "dir": str(path),
+    "config": config,
+    "result": result,
+    "epoch_seconds": statistics.median(seconds) if seconds else None,
+  }
 
 
 def cpu_name() -> str:
@@ -69,21 +75,31 @@ def describe_setup(runs) -> str:
   names = sorted({f"{c['data']['name']} ({c['data']['source']})" for c in configs})
   epochs = sorted({c["num_epochs"] for c in configs})
   batches = sorted({c["batch_size"] for c in configs})
-  training = sorted({f"{c['optimizer']['name']} {c['schedule']['name']} lr {c['schedule']['learning_rate']}"
-                     for c in configs})
-  return (f"Data: {', '.join(names)}; epochs: {', '.join(map(str, epochs))}; batch: "
-          f"{', '.join(map(str, batches))}; training: {'; '.join(training)}. Machine: {cpu_name()}, "
-          f"{os.cpu_count()} cores ({platform.system()}). Written {datetime.date.today()}.")
+  training = sorted(
+    {
+      f"{c['optimizer']['name']} {c['schedule']['name']} lr {c['schedule']['learning_rate']}"
+      for c in configs
+    }
+  )
+  return (
+    f"Data: {', '.join(names)}; epochs: {', '.join(map(str, epochs))}; batch: "
+    f"{', '.join(map(str, batches))}; training: {'; '.join(training)}. Machine: {cpu_name()}, "
+    f"{os.cpu_count()} cores ({platform.system()}). Written {datetime.date.today()}."
+  )
 
 
 def markdown_table(header, rows) -> str:
-  lines = ["| " + " | ".join(header) + " |",
-           "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+  lines = [
+    "| " + " | ".join(header) + " |",
+    "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|",
+  ]
   lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
   return "\n".join(lines)
 
 
-def write_outputs(prefix: str, title: str, notes: list[str], header, rows, figure=None) -> list[str]:
+def write_outputs(
+  prefix: str, title: str, notes: list[str], header, rows, figure=None
+) -> list[str]:
   """prefix.md (title, notes, table), prefix.csv and, if given, prefix.png; returns the paths."""
   os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
   paths = [prefix + ".md", prefix + ".csv"]

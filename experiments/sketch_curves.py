@@ -19,9 +19,11 @@ import matplotlib.pyplot as plt
 
 import report_lib
 
-PAPER_NOTE = ("Paper (Kasiviswanathan, Narodytska & Jin 2018; PAPERS.md, recalled with low "
-              "confidence): on MNIST and CIFAR-10 the sketched networks stay close to the dense "
-              "accuracy at moderate compression and beat Tucker and TT at matched compression.")
+PAPER_NOTE = (
+  "Paper (Kasiviswanathan, Narodytska & Jin 2018; PAPERS.md, recalled with low "
+  "confidence): on MNIST and CIFAR-10 the sketched networks stay close to the dense "
+  "accuracy at moderate compression and beat Tucker and TT at matched compression."
+)
 CONFIGS = {"lenet5": "tnjax.configs.sketch_mnist", "small_cnn": "tnjax.configs.sketch_cifar10"}
 
 
@@ -29,7 +31,9 @@ def method_of(layers: dict) -> str:
   kinds = sorted({spec["kind"] for spec in layers.values()})
   if not kinds:
     return "dense"
-  return {("sketch",): "sketch", ("tt", "tucker"): "Tucker-2 + TT"}.get(tuple(kinds), "+".join(kinds))
+  return {("sketch",): "sketch", ("tt", "tucker"): "Tucker-2 + TT"}.get(
+    tuple(kinds), "+".join(kinds)
+  )
 
 
 def main():
@@ -39,6 +43,7 @@ def main():
   args = parser.parse_args()
   runs = report_lib.load_runs(args.workdir)
   from tnjax.configs import sketch_common  # pylint: disable=g-import-not-at-top
+
   rows = []
   for run in runs:
     model = run["config"]["model"]
@@ -47,22 +52,51 @@ def main():
     weights = sketch_common.total_weight_params(dims, layers)
     dense = sketch_common.total_weight_params(dims, {})
     result = run["result"]
-    rows.append({"method": method_of(layers), "weights": weights, "compression": dense / weights,
-                 "accuracy": result and result["test_accuracy"],
-                 "params": result and result["num_params"], "epoch_seconds": run["epoch_seconds"],
-                 "layers": ", ".join(f"{n}: {s['kind']} " + ",".join(f"{k}={v}" for k, v in s.items()
-                                                                       if k not in ("kind", "num_sketches"))
-                                     for n, s in sorted(layers.items())) or "all dense"})
+    rows.append(
+      {
+        "method": method_of(layers),
+        "weights": weights,
+        "compression": dense / weights,
+        "accuracy": result and result["test_accuracy"],
+        "params": result and result["num_params"],
+        "epoch_seconds": run["epoch_seconds"],
+        "layers": ", ".join(
+          f"{n}: {s['kind']} "
+          + ",".join(f"{k}={v}" for k, v in s.items() if k not in ("kind", "num_sketches"))
+          for n, s in sorted(layers.items())
+        )
+        or "all dense",
+      }
+    )
   rows.sort(key=lambda r: (r["method"] == "dense", r["method"], -r["compression"]))
-  header = ["method", "compressed-layer weights", "compression", "test acc", "total params",
-            "s / epoch", "layers"]
-  table = [[r["method"], f"{r['weights']:,}", f"{r['compression']:.1f}x", report_lib.percent(r["accuracy"]),
-            f"{r['params']:,}" if r["params"] else "missing",
-            f"{r['epoch_seconds']:.1f}" if r["epoch_seconds"] else "-", r["layers"]] for r in rows]
+  header = [
+    "method",
+    "compressed-layer weights",
+    "compression",
+    "test acc",
+    "total params",
+    "s / epoch",
+    "layers",
+  ]
+  table = [
+    [
+      r["method"],
+      f"{r['weights']:,}",
+      f"{r['compression']:.1f}x",
+      report_lib.percent(r["accuracy"]),
+      f"{r['params']:,}" if r["params"] else "missing",
+      f"{r['epoch_seconds']:.1f}" if r["epoch_seconds"] else "-",
+      r["layers"],
+    ]
+    for r in rows
+  ]
   figure, axis = plt.subplots(figsize=(6, 4))
   for method in dict.fromkeys(r["method"] for r in rows):
-    points = sorted((r["compression"], 100 * r["accuracy"]) for r in rows
-                    if r["method"] == method and r["accuracy"] is not None)
+    points = sorted(
+      (r["compression"], 100 * r["accuracy"])
+      for r in rows
+      if r["method"] == method and r["accuracy"] is not None
+    )
     if method == "dense":
       for _, acc in points:
         axis.axhline(acc, color="gray", ls="--", label="dense")
@@ -73,8 +107,14 @@ def main():
   axis.set_ylabel("test accuracy (%)")
   axis.legend()
   notes = [report_lib.describe_setup(runs), PAPER_NOTE]
-  for path in report_lib.write_outputs(args.out, "Tensor sketching vs Tucker-2 / TT at matched "
-                                       "parameter counts", notes, header, table, figure):
+  for path in report_lib.write_outputs(
+    args.out,
+    "Tensor sketching vs Tucker-2 / TT at matched parameter counts",
+    notes,
+    header,
+    table,
+    figure,
+  ):
     print(path)
 
 

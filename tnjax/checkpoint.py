@@ -28,19 +28,23 @@ class Checkpointer:
   def __init__(self, directory, *, keep: int = 3, async_save: bool = True):
     self.directory = fileio.workdir_path(directory)
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=pp.LatestN(keep),
-        enable_async_checkpointing=async_save,
-        create=True)
-    self._manager = ocp.CheckpointManager(self.directory, options=options,
-                                          item_names=("state", "config"))
+      preservation_policy=pp.LatestN(keep), enable_async_checkpointing=async_save, create=True
+    )
+    self._manager = ocp.CheckpointManager(
+      self.directory, options=options, item_names=("state", "config")
+    )
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
   def save(self, step: int, state, config_dict: dict) -> None:
     """Saves asynchronously; the state may be donated as soon as this returns."""
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)))
+    self._manager.save(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)
+      ),
+    )
 
   def restore_latest(self, abstract_state, check_config=None):
     """(step, state, saved config) of the newest readable checkpoint, or (None, None, None).
@@ -71,8 +75,9 @@ class Checkpointer:
     return None, None, None
 
   def _restore(self, step: int, target):
-    return self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target)))["state"]
+    return self._manager.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
+    )["state"]
 
   def _restore_positional(self, step: int, target):
     """A checkpoint saved before trees were named ('0', '1'), read as named; None if not one."""
@@ -93,15 +98,20 @@ class Checkpointer:
     for path in sorted(self.directory.iterdir(), key=str):
       step = path.name.split(".", 1)[0]
       if step.isdigit() and int(step) > newest and int(step) not in finished:
-        print(f"tnjax: checkpoint {path} was not finished (the run stopped while saving); "
-              "ignored.", flush=True)
+        print(
+          f"tnjax: checkpoint {path} was not finished (the run stopped while saving); ignored.",
+          flush=True,
+        )
 
   def _set_aside(self, step: int, error: Exception) -> None:
     reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
     aside = self.directory.parent / "checkpoints_unreadable" / str(step)
     if jax.process_index() == 0:
-      print(f"tnjax: checkpoint {self.directory / str(step)} is unreadable ({reason}); moved "
-            f"to {aside}; using the previous one.", flush=True)
+      print(
+        f"tnjax: checkpoint {self.directory / str(step)} is unreadable ({reason}); moved "
+        f"to {aside}; using the previous one.",
+        flush=True,
+      )
       aside.parent.mkdir(parents=True, exist_ok=True)
       (self.directory / str(step)).rename(aside)
     self._manager.reload()
@@ -109,7 +119,9 @@ class Checkpointer:
   def saved_config(self, step: int | None = None) -> dict:
     """The config saved with a checkpoint: enough to rebuild the model that made it."""
     step = self._manager.latest_step() if step is None else step
-    return self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+    return self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))[
+      "config"
+    ]
 
   def wait(self) -> None:
     self._manager.wait_until_finished()
@@ -122,8 +134,10 @@ class Checkpointer:
 def _looks_like_a_different_model(error: Exception) -> bool:
   """Shape / tree mismatches mean the config changed, not that the files are damaged."""
   text = str(error)
-  return any(s in text for s in ("shape", "Shape", "tree structure", "Dict key mismatch",
-                                 "missing in", "not found in"))
+  return any(
+    s in text
+    for s in ("shape", "Shape", "tree structure", "Dict key mismatch", "missing in", "not found in")
+  )
 
 
 # A training checkpoint's state tree: {"model": ..., "optimizer": ...}. Checkpoints

@@ -26,6 +26,7 @@ def _field_names(tree, prefix: str = "") -> list[str]:
 def load_config(config_path: str):
   """get_config(arg) of 'path/to/config.py[:arg]'."""
   import importlib.util  # pylint: disable=g-import-not-at-top
+
   path, _, arg = config_path.partition(":")
   spec = importlib.util.spec_from_file_location("tnjax_cli_config", path)
   if spec is None:
@@ -44,8 +45,11 @@ def unknown_override(argv, config_path: str) -> str | None:
     name = item.split("=", 1)[0].split("config.", 1)[1]
     if name not in names:
       near = difflib.get_close_matches(name, names, n=4, cutoff=0.5)
-      return (f"--config.{name}: the config has no field {name!r}"
-              + (f"; nearest: {', '.join(near)}" if near else "") + ".")
+      return (
+        f"--config.{name}: the config has no field {name!r}"
+        + (f"; nearest: {', '.join(near)}" if near else "")
+        + "."
+      )
   return None
 
 
@@ -70,6 +74,9 @@ def run(main) -> None:
         message = unknown_override(argv, config)
       except Exception:  # pylint: disable=broad-except
         message = None
-    print(f"tnjax: error: {message or ' '.join(str(e).split())} (--debug shows the traceback)",
-          file=sys.stderr, flush=True)
+    print(
+      f"tnjax: error: {message or ' '.join(str(e).split())} (--debug shows the traceback)",
+      file=sys.stderr,
+      flush=True,
+    )
     sys.exit(errors.EXIT_USER_ERROR)

@@ -65,25 +65,31 @@ def base_config() -> ml_collections.ConfigDict:
   c.batch_size = 100
   c.eval_batch_size = 1000
 
-  c.optimizer = ml_collections.ConfigDict({
-      "name": "sgd",           # sgd | adam | adamw
+  c.optimizer = ml_collections.ConfigDict(
+    {
+      "name": "sgd",  # sgd | adam | adamw
       "momentum": 0.9,
       "nesterov": False,
-      "weight_decay": 0.0,     # L2 on all parameters (added to the gradient)
-  })
-  c.schedule = ml_collections.ConfigDict({
-      "name": "constant",      # constant | logspace | cosine
-      "learning_rate": 1e-2,   # initial value
+      "weight_decay": 0.0,  # L2 on all parameters (added to the gradient)
+    }
+  )
+  c.schedule = ml_collections.ConfigDict(
+    {
+      "name": "constant",  # constant | logspace | cosine
+      "learning_rate": 1e-2,  # initial value
       "end_learning_rate": 1e-5,
-      "decay_epochs": 0,       # logspace: epochs over which lr goes to the end value (0 = all)
-      "warmup_epochs": 0,      # cosine: linear warm-up
-  })
+      "decay_epochs": 0,  # logspace: epochs over which lr goes to the end value (0 = all)
+      "warmup_epochs": 0,  # cosine: linear warm-up
+    }
+  )
 
-  c.checkpoint = ml_collections.ConfigDict({
-      "every_steps": 0,        # 0 = at the end of every epoch
+  c.checkpoint = ml_collections.ConfigDict(
+    {
+      "every_steps": 0,  # 0 = at the end of every epoch
       "keep": 3,
       "async_save": True,
-  })
+    }
+  )
   # Devices: data=1, model=1: one device; --config.mesh.data=-1: data parallel over all;
   # data=4, model=2 also splits arrays of >= mesh_min_shard_size entries over 'model'.
   c.mesh = ml_collections.ConfigDict({"data": 1, "model": 1})
@@ -93,13 +99,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.pretrained = ml_collections.ConfigDict({"path": "", "rename": ml_collections.ConfigDict()})
   c.log_every_steps = 50
   c.progress_bar = True
-  c.wandb = ml_collections.ConfigDict({
-      "mode": "disabled",      # disabled | offline | online
+  c.wandb = ml_collections.ConfigDict(
+    {
+      "mode": "disabled",  # disabled | offline | online
       "project": "tnjax",
       "entity": "",
       "name": "",
       "group": "",
-  })
+    }
+  )
   return c
 
 

@@ -20,21 +20,25 @@ EXIT_PREEMPTED = 75  # EX_TEMPFAIL: try again later (a rerun resumes)
 
 class UserError(ValueError):
   """A problem the user can fix (config, paths, data): shown as one line."""
+
   exit_code = EXIT_USER_ERROR
 
 
 class WorkdirBusy(UserError):
   """Another live trainer holds the workdir's lock."""
+
   exit_code = EXIT_WORKDIR_BUSY
 
 
 class Diverged(RuntimeError):
   """The loss became non-finite; the last checkpoint predates it."""
+
   exit_code = EXIT_DIVERGED
 
 
 class Preempted(Exception):
   """SIGTERM (or a preemption notice) arrived; a checkpoint was saved at `step`."""
+
   exit_code = EXIT_PREEMPTED
 
   def __init__(self, step: int):

@@ -26,21 +26,29 @@ def make_schedule(schedule_config, steps_per_epoch: int, num_epochs: int) -> opt
     def schedule(step):
       epoch = jnp.minimum(step // steps_per_epoch, decay_epochs - 1)
       return per_epoch[epoch]
+
     return schedule
   if name == "cosine":
     warmup = schedule_config.warmup_epochs * steps_per_epoch
     return optax.warmup_cosine_decay_schedule(
-        init_value=0.0 if warmup else lr, peak_value=lr, warmup_steps=warmup,
-        decay_steps=max(total_steps, warmup + 1), end_value=end)
-  raise ValueError(f"config.schedule.name={name!r} is unknown; choose constant, logspace or cosine.")
+      init_value=0.0 if warmup else lr,
+      peak_value=lr,
+      warmup_steps=warmup,
+      decay_steps=max(total_steps, warmup + 1),
+      end_value=end,
+    )
+  raise ValueError(
+    f"config.schedule.name={name!r} is unknown; choose constant, logspace or cosine."
+  )
 
 
 def make_optimizer(optimizer_config, schedule: optax.Schedule) -> optax.GradientTransformation:
   """SGD (momentum), Adam or AdamW; weight_decay is L2 added to the gradient (AdamW: decoupled)."""
   name, decay = optimizer_config.name, optimizer_config.weight_decay
   if name == "sgd":
-    core = optax.sgd(schedule, momentum=optimizer_config.momentum or None,
-                     nesterov=optimizer_config.nesterov)
+    core = optax.sgd(
+      schedule, momentum=optimizer_config.momentum or None, nesterov=optimizer_config.nesterov
+    )
   elif name == "adam":
     core = optax.adam(schedule)
   elif name == "adamw":

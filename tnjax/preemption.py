@@ -31,12 +31,14 @@ class PreemptionWatcher:
   def _on_signal(self, signum, frame):
     del frame
     self.requested = True
-    print(f"tnjax: received {signal.Signals(signum).name}; saving at the end of this step.",
-          flush=True)
+    print(
+      f"tnjax: received {signal.Signals(signum).name}; saving at the end of this step.", flush=True
+    )
 
   def reached(self, step: int) -> bool:
     if self.multihost:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
       return multihost_utils.reached_preemption_sync_point(step)
     return self.requested
 

@@ -29,10 +29,14 @@ def read_weights(path: str) -> dict[str, np.ndarray]:
       return {name: data[name] for name in data.files}
   if path.endswith((".h5", ".hdf5")):
     import h5py  # pylint: disable=g-import-not-at-top
+
     arrays = {}
     with h5py.File(source, "r") as f:
-      f.visititems(lambda name, item: arrays.__setitem__(name, item[()])
-                   if isinstance(item, h5py.Dataset) else None)
+      f.visititems(
+        lambda name, item: (
+          arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None
+        )
+      )
     return arrays
   raise ValueError(f"Pretrained weights {path!r}: use an .npz or .h5 file of named arrays.")
 
@@ -42,8 +46,9 @@ def load_pretrained(model: nnx.Module, path: str, rename: dict | None = None) ->
   return load_arrays(model, read_weights(path), rename, source=path)
 
 
-def load_arrays(model: nnx.Module, arrays: dict, rename: dict | None = None, *,
-                source: str = "arrays") -> list[str]:
+def load_arrays(
+  model: nnx.Module, arrays: dict, rename: dict | None = None, *, source: str = "arrays"
+) -> list[str]:
   """Copies named arrays ('conv1/kernel': array) into the model's variables of those names.
 
   The names of tnjax.checkpoint.model_arrays and of pretrained files (parameters,
@@ -56,11 +61,16 @@ def load_arrays(model: nnx.Module, arrays: dict, rename: dict | None = None, *,
   params = {"/".join(map(str, p)): v for p, v in nnx.to_flat_state(variables)}
   unknown = sorted(rename.get(n, n) for n in arrays if rename.get(n, n) not in params)
   if unknown:
-    raise ValueError(f"{path}: {len(unknown)} array(s) match no model parameter: {unknown[:10]}; "
-                     f"the model's parameters are {sorted(params)[:40]}"
-                     f"{' ...' if len(params) > 40 else ''}. Fix the names or pass a rename map.")
-  mismatched = [f"{rename.get(n, n)}: file {a.shape} vs model {params[rename.get(n, n)].shape}"
-                for n, a in arrays.items() if a.shape != params[rename.get(n, n)].shape]
+    raise ValueError(
+      f"{path}: {len(unknown)} array(s) match no model parameter: {unknown[:10]}; "
+      f"the model's parameters are {sorted(params)[:40]}"
+      f"{' ...' if len(params) > 40 else ''}. Fix the names or pass a rename map."
+    )
+  mismatched = [
+    f"{rename.get(n, n)}: file {a.shape} vs model {params[rename.get(n, n)].shape}"
+    for n, a in arrays.items()
+    if a.shape != params[rename.get(n, n)].shape
+  ]
   if mismatched:
     raise ValueError(f"{path}: shapes differ for {mismatched}.")
   updates = {}

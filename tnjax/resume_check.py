@@ -16,8 +16,18 @@ from tnjax import fileio
 
 HISTORY = "config_history.jsonl"
 # Dotted prefixes of fields that cannot change the trained parameters.
-HARMLESS = ("log_every_steps", "progress_bar", "checkpoint.", "eval_batch_size", "wandb.",
-            "mesh.", "mesh_min_shard_size", "data.data_dir", "data.idx_dir", "data.max_test_examples")
+HARMLESS = (
+  "log_every_steps",
+  "progress_bar",
+  "checkpoint.",
+  "eval_batch_size",
+  "wandb.",
+  "mesh.",
+  "mesh_min_shard_size",
+  "data.data_dir",
+  "data.idx_dir",
+  "data.max_test_examples",
+)
 
 
 def _flatten(tree, prefix: str = "") -> dict:
@@ -38,9 +48,11 @@ def config_changes(saved: dict, current: dict) -> list[tuple[str, object, object
   """(dotted key, saved value, current value) for every field that differs."""
   old, new = _flatten(_canonical(saved)), _flatten(_canonical(current))
   missing = object()
-  return [(key, old.get(key, "<absent>"), new.get(key, "<absent>"))
-          for key in sorted(old.keys() | new.keys())
-          if old.get(key, missing) != new.get(key, missing)]
+  return [
+    (key, old.get(key, "<absent>"), new.get(key, "<absent>"))
+    for key in sorted(old.keys() | new.keys())
+    if old.get(key, missing) != new.get(key, missing)
+  ]
 
 
 def is_harmless(key: str) -> bool:
@@ -52,20 +64,28 @@ def format_changes(changes, limit: int = 6) -> str:
   return shown + (f"; and {len(changes) - limit} more" if len(changes) > limit else "")
 
 
-def check_resume(workdir, step: int, saved: dict, current: dict, *, allow_change: bool,
-                 record: bool) -> list:
+def check_resume(
+  workdir, step: int, saved: dict, current: dict, *, allow_change: bool, record: bool
+) -> list:
   """Refuses a resume whose config changed what is trained; records accepted changes."""
   changes = config_changes(saved, current)
   blocking = [c for c in changes if not is_harmless(c[0])]
   if blocking and not allow_change:
     raise errors.UserError(
-        f"{workdir} was trained to step {step} with another config: {format_changes(blocking)}. "
-        "Use a new --workdir, or pass --allow_config_change to continue under the new settings "
-        f"(the change is recorded in {HISTORY}).")
+      f"{workdir} was trained to step {step} with another config: {format_changes(blocking)}. "
+      "Use a new --workdir, or pass --allow_config_change to continue under the new settings "
+      f"(the change is recorded in {HISTORY})."
+    )
   if changes and record:
     path = fileio.workdir_path(workdir) / HISTORY
     history = fileio.read_jsonl(path)
-    history.append({"step": step, "time": time.time(), "allowed": bool(blocking),
-                    "changes": [{"key": k, "old": o, "new": n} for k, o, n in changes]})
+    history.append(
+      {
+        "step": step,
+        "time": time.time(),
+        "allowed": bool(blocking),
+        "changes": [{"key": k, "old": o, "new": n} for k, o, n in changes],
+      }
+    )
     fileio.write_text(path, "".join(json.dumps(h, default=str) + "\n" for h in history))
   return changes

@@ -28,8 +28,12 @@ REMOTE_LOCK = "lock.json"
 
 
 def _identity() -> dict:
-  return {"holder": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
-          "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+  return {
+    "holder": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
+    "host": socket.gethostname(),
+    "pid": os.getpid(),
+    "since": time.time(),
+  }
 
 
 def _alive(info: dict | None) -> bool:
@@ -60,7 +64,7 @@ def holder(workdir) -> str | None:
       fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
       f.seek(0)
-      return (f.read().strip() or "another process")
+      return f.read().strip() or "another process"
     fcntl.flock(f, fcntl.LOCK_UN)
   return None
 
@@ -85,8 +89,10 @@ class WorkdirLock:
     self._thread = None
 
   def _busy(self, name: str) -> errors.WorkdirBusy:
-    return errors.WorkdirBusy(f"workdir {self.workdir} is in use by {name}; wait for it to "
-                              "finish or stop it, or choose another --workdir.")
+    return errors.WorkdirBusy(
+      f"workdir {self.workdir} is in use by {name}; wait for it to "
+      "finish or stop it, or choose another --workdir."
+    )
 
   def acquire(self) -> "WorkdirLock":
     self.workdir.mkdir(parents=True, exist_ok=True)
@@ -132,8 +138,9 @@ class WorkdirLock:
     while not self._stop.wait(self.stale_seconds / 4):
       current = _read_remote(path)
       if current and current.get("holder") != self.identity["holder"]:
-        print(f"tnjax: warning: the lock on {self.workdir} was taken by {current['holder']}",
-              flush=True)
+        print(
+          f"tnjax: warning: the lock on {self.workdir} was taken by {current['holder']}", flush=True
+        )
         return
       fileio.write_json(path, self._record())
 

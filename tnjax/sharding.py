@@ -31,9 +31,11 @@ def maybe_initialize_distributed() -> bool:
     # CPU collectives across processes need gloo; it only affects the CPU backend.
     # (Asking jax for its backend here would start it before initialize, which must come first.)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
-                               num_processes=num_processes,
-                               process_id=int(os.environ["JAX_PROCESS_ID"]))
+    jax.distributed.initialize(
+      coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+      num_processes=num_processes,
+      process_id=int(os.environ["JAX_PROCESS_ID"]),
+    )
     return True
   if os.environ.get("TPU_WORKER_HOSTNAMES", "").count(",") >= 1:  # a multi-host TPU slice
     jax.distributed.initialize()  # Cloud TPU: everything is discovered from the VM
@@ -57,8 +59,10 @@ def make_mesh(mesh_config) -> jax.sharding.Mesh | None:
     known = math.prod(s for s in shape if s != -1)
     shape[shape.index(-1)] = count // known
   if math.prod(shape) != count or min(shape) < 1:
-    raise ValueError(f"config.mesh={sizes} asks for {math.prod(shape)} devices, but there are "
-                     f"{count}; make the axis sizes multiply to {count} (or use -1).")
+    raise ValueError(
+      f"config.mesh={sizes} asks for {math.prod(shape)} devices, but there are "
+      f"{count}; make the axis sizes multiply to {count} (or use -1)."
+    )
   # Auto axes: XLA propagates shardings from the inputs and constraints (GSPMD), so the
   # model code stays free of sharding annotations (make_mesh defaults to Explicit).
   return jax.make_mesh(tuple(shape), AXES, axis_types=(jax.sharding.AxisType.Auto,) * len(AXES))
@@ -70,8 +74,12 @@ def state_shardings(state, mesh, min_shard_size: int):
 
   def spec(leaf):
     shape = getattr(leaf, "shape", ())
-    if (model_size > 1 and len(shape) >= 2 and math.prod(shape) >= min_shard_size
-        and shape[-1] % model_size == 0):
+    if (
+      model_size > 1
+      and len(shape) >= 2
+      and math.prod(shape) >= min_shard_size
+      and shape[-1] % model_size == 0
+    ):
       return NamedSharding(mesh, P(*([None] * (len(shape) - 1)), "model"))
     return NamedSharding(mesh, P())
 
@@ -89,8 +97,10 @@ def replicated(mesh):
 def check_batch(batch_size: int, mesh, name: str = "config.batch_size") -> None:
   data = mesh.shape["data"]
   if batch_size % data:
-    raise ValueError(f"{name}={batch_size} does not divide over the mesh's {data} 'data' "
-                     f"devices; use a multiple of {data}.")
+    raise ValueError(
+      f"{name}={batch_size} does not divide over the mesh's {data} 'data' "
+      f"devices; use a multiple of {data}."
+    )
 
 
 def put_global(array, sharding):

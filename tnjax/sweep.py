@@ -51,8 +51,11 @@ _PARALLEL = flags.DEFINE_integer("parallel", 1, "Points run at the same time on 
 _POINTS = flags.DEFINE_string("points", "", "Comma-separated point indices to run (default all).")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the points and their state; run nothing.")
 _SET = flags.DEFINE_multi_string(
-    "set", [], "key=value override applied to every point, e.g. --set num_epochs=30 "
-    "--set schedule.name=cosine (values parsed as Python literals, else strings).")
+  "set",
+  [],
+  "key=value override applied to every point, e.g. --set num_epochs=30 "
+  "--set schedule.name=cosine (values parsed as Python literals, else strings).",
+)
 _RUN_POINT = flags.DEFINE_integer("run_point", None, "Internal: run this one point in-process.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -63,7 +66,8 @@ def load_config_module(config_path: str):
   if not os.path.isfile(path):
     raise FileNotFoundError(f"Config file {path!r} does not exist.")
   spec = importlib.util.spec_from_file_location(
-      "tnjax_sweep_config_" + re.sub(r"\W", "_", os.path.basename(path)[:-3]), path)
+    "tnjax_sweep_config_" + re.sub(r"\W", "_", os.path.basename(path)[:-3]), path
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   if not hasattr(module, "get_config"):
@@ -90,8 +94,10 @@ def sweep_points(config_path: str, settings=()) -> list[dict]:
   """The override dicts of the config's sweep() (after the common `settings`), checked."""
   module, _ = load_config_module(config_path)
   if not hasattr(module, "sweep"):
-    raise ValueError(f"{config_path.partition(':')[0]} defines no sweep(); add a function "
-                     "sweep() returning a list of override dicts to run it as a sweep.")
+    raise ValueError(
+      f"{config_path.partition(':')[0]} defines no sweep(); add a function "
+      "sweep() returning a list of override dicts to run it as a sweep."
+    )
   points = module.sweep()
   if not isinstance(points, (list, tuple)) or not all(isinstance(p, dict) for p in points):
     raise ValueError("sweep() must return a list of dicts mapping dotted config keys to values.")
@@ -102,8 +108,11 @@ def sweep_points(config_path: str, settings=()) -> list[dict]:
 def _short(value) -> str:
   if isinstance(value, (list, tuple)):
     return "x".join(_short(v) for v in value)
-  if isinstance(value, dict) and value and all(isinstance(v, dict) and "kind" in v
-                                               for v in value.values()):
+  if (
+    isinstance(value, dict)
+    and value
+    and all(isinstance(v, dict) and "kind" in v for v in value.values())
+  ):
     # A dict of layer specs (model.layers): 'conv2-tucker2x8_fc1-tt5'.
     return "_".join(f"{name}-{spec['kind']}{_spec_sizes(spec)}" for name, spec in value.items())
   if isinstance(value, dict):
@@ -112,8 +121,13 @@ def _short(value) -> str:
 
 
 def _spec_sizes(spec: dict) -> str:
-  sizes = [str(v) for k, v in spec.items() if k not in ("kind", "num_sketches", "order", "seed")
-           and isinstance(v, int) and not isinstance(v, bool)]
+  sizes = [
+    str(v)
+    for k, v in spec.items()
+    if k not in ("kind", "num_sketches", "order", "seed")
+    and isinstance(v, int)
+    and not isinstance(v, bool)
+  ]
   return "x".join(sizes)
 
 
@@ -130,7 +144,9 @@ def point_name(index: int, overrides: dict) -> str:
   return f"{index:02d}_{name}"
 
 
-def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:
+def apply_overrides(
+  config: ml_collections.ConfigDict, overrides: dict
+) -> ml_collections.ConfigDict:
   """A copy of `config` with dotted-key overrides set (types may change: a point can swap a spec)."""
   config = copy.deepcopy(config)
   for key, value in overrides.items():
@@ -138,7 +154,9 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> ml_co
     node = config
     for i, name in enumerate(parents):
       if name not in node:
-        raise KeyError(f"Sweep override {key!r}: config has no field {'.'.join(parents[:i + 1])!r}.")
+        raise KeyError(
+          f"Sweep override {key!r}: config has no field {'.'.join(parents[: i + 1])!r}."
+        )
       node = node[name]
     with node.unlocked(), node.ignore_type():
       node[leaf] = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
@@ -162,6 +180,7 @@ def point_status(point_dir) -> str:
 def run_point_in_process(config_path: str, workdir: str, index: int, settings=()) -> dict:
   """Trains point `index` in this process (what each sweep subprocess does)."""
   from tnjax import trainer  # pylint: disable=g-import-not-at-top
+
   module, arg = load_config_module(config_path)
   overrides = sweep_points(config_path, settings)[index]
   config = apply_overrides(module.get_config(arg), overrides)
@@ -191,8 +210,9 @@ class _Children:
     with self._lock:
       if self.stopping:
         return None
-      process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                 preexec_fn=_die_with_parent)
+      process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+      )
       self.processes.add(process)
       return process
 
@@ -211,8 +231,15 @@ _CHILDREN = _Children()
 def _launch(config_path: str, point_dir, index: int, settings) -> int:
   """Runs one point in a child process; its output goes to POINT_DIR/train.log."""
   point_dir = fileio.workdir_path(point_dir)
-  command = [sys.executable, "-m", "tnjax.sweep", f"--config={config_path}",
-             f"--workdir={point_dir}", f"--run_point={index}", *(f"--set={s}" for s in settings)]
+  command = [
+    sys.executable,
+    "-m",
+    "tnjax.sweep",
+    f"--config={config_path}",
+    f"--workdir={point_dir}",
+    f"--run_point={index}",
+    *(f"--set={s}" for s in settings),
+  ]
   remote = fileio.is_remote(point_dir)
   # gs:// objects cannot be appended to: log locally, then add the lines to train.log at the end.
   if remote:
@@ -240,20 +267,31 @@ def _check_same_point(point_dir, config_path: str, overrides: dict) -> None:
     return
   now = json.loads(json.dumps({"config": config_path, "overrides": overrides}))
   if {k: saved.get(k) for k in now} != now:
-    raise ValueError(f"{point_dir} was made by --config={saved.get('config')} with overrides "
-                     f"{saved.get('overrides')}, not {now['overrides']}; use a new --workdir "
-                     "for changed settings.")
+    raise ValueError(
+      f"{point_dir} was made by --config={saved.get('config')} with overrides "
+      f"{saved.get('overrides')}, not {now['overrides']}; use a new --workdir "
+      "for changed settings."
+    )
 
 
-def run_sweep(config_path: str, workdir: str, *, parallel: int = 1, indices=None,
-              dry_run: bool = False, settings=()) -> dict[int, str]:
+def run_sweep(
+  config_path: str,
+  workdir: str,
+  *,
+  parallel: int = 1,
+  indices=None,
+  dry_run: bool = False,
+  settings=(),
+) -> dict[int, str]:
   """Runs the sweep's unfinished points; returns {index: final status}."""
   settings = list(settings)
   points = sweep_points(config_path, settings)
   indices = list(range(len(points))) if indices is None else list(indices)
   bad = [i for i in indices if not 0 <= i < len(points)]
   if bad:
-    raise ValueError(f"--points {bad} out of range: the sweep has {len(points)} points (0..{len(points) - 1}).")
+    raise ValueError(
+      f"--points {bad} out of range: the sweep has {len(points)} points (0..{len(points) - 1})."
+    )
   if parallel < 1:
     raise ValueError(f"--parallel must be >= 1, got {parallel}.")
   workdir = fileio.workdir_path(workdir)
@@ -268,17 +306,20 @@ def run_sweep(config_path: str, workdir: str, *, parallel: int = 1, indices=None
   if dry_run or not todo:
     return {i: point_status(dirs[i]) for i in indices}
   for i in todo:
-    fileio.write_json(dirs[i] / "point.json",
-                      {"index": i, "config": config_path, "overrides": points[i]})
+    fileio.write_json(
+      dirs[i] / "point.json", {"index": i, "config": config_path, "overrides": points[i]}
+    )
 
   def run(i):
     start = time.time()
     code = _launch(config_path, dirs[i], i, settings)
     state = point_status(dirs[i])
-    outcome = {0: "finished", errors.EXIT_PREEMPTED: "stopped (saved; rerun to resume)",
-               errors.EXIT_DIVERGED: "DIVERGED (see diverged.json)",
-               errors.EXIT_WORKDIR_BUSY: "skipped: another process is training it"}.get(
-                   code, f"FAILED (exit {code}, see train.log)")
+    outcome = {
+      0: "finished",
+      errors.EXIT_PREEMPTED: "stopped (saved; rerun to resume)",
+      errors.EXIT_DIVERGED: "DIVERGED (see diverged.json)",
+      errors.EXIT_WORKDIR_BUSY: "skipped: another process is training it",
+    }.get(code, f"FAILED (exit {code}, see train.log)")
     print(f"point {i} {outcome} after {time.time() - start:.0f} s: {dirs[i]}", flush=True)
     return state
 
@@ -286,7 +327,9 @@ def run_sweep(config_path: str, workdir: str, *, parallel: int = 1, indices=None
     results = dict(zip(todo, pool.map(run, todo)))
   failed = [i for i, s in results.items() if s != "done"]
   if failed:
-    print(f"{len(failed)} point(s) did not finish: {failed}; rerun the same command to resume them.")
+    print(
+      f"{len(failed)} point(s) did not finish: {failed}; rerun the same command to resume them."
+    )
   return {i: point_status(dirs[i]) for i in indices}
 
 
@@ -296,15 +339,26 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   if _RUN_POINT.value is not None:
-    sys.exit(errors.run_cli(lambda: run_point_in_process(
-        _CONFIG.value, _WORKDIR.value, _RUN_POINT.value, _SET.value)))
+    sys.exit(
+      errors.run_cli(
+        lambda: run_point_in_process(_CONFIG.value, _WORKDIR.value, _RUN_POINT.value, _SET.value)
+      )
+    )
   indices = [int(i) for i in _POINTS.value.split(",")] if _POINTS.value else None
   signal.signal(signal.SIGTERM, _CHILDREN.stop_all)  # preempted: every running point saves
   status = {}
 
   def sweep():
-    status.update(run_sweep(_CONFIG.value, _WORKDIR.value, parallel=_PARALLEL.value,
-                            indices=indices, dry_run=_DRY_RUN.value, settings=_SET.value))
+    status.update(
+      run_sweep(
+        _CONFIG.value,
+        _WORKDIR.value,
+        parallel=_PARALLEL.value,
+        indices=indices,
+        dry_run=_DRY_RUN.value,
+        settings=_SET.value,
+      )
+    )
 
   code = errors.run_cli(sweep)
   if code:

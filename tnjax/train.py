@@ -20,15 +20,21 @@ from ml_collections import config_flags
 from tnjax import cli
 from tnjax import errors
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file[:args].",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory (local or gs://) for checkpoints "
-                               "and metrics.")
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "Path to a config file[:args].", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string(
+  "workdir", None, "Directory (local or gs://) for checkpoints and metrics."
+)
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
-    "allow_config_change", False, "Resume even if the config changed what is trained (model, "
-    "optimizer, schedule, data, seed); the change is recorded in config_history.jsonl.")
-flags.DEFINE_bool("debug", False, "Show tracebacks instead of one-line errors "
-                  "(also TNJAX_DEBUG=1).")
+  "allow_config_change",
+  False,
+  "Resume even if the config changed what is trained (model, "
+  "optimizer, schedule, data, seed); the change is recorded in config_history.jsonl.",
+)
+flags.DEFINE_bool(
+  "debug", False, "Show tracebacks instead of one-line errors (also TNJAX_DEBUG=1)."
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -41,11 +47,14 @@ def main(argv):
 
   def run():
     from tnjax import sharding  # pylint: disable=g-import-not-at-top
+
     sharding.maybe_initialize_distributed()  # multi-host only; must precede any JAX computation
     from tnjax import trainer  # imported late so --help is fast
+
     # $VARS expand, so a W&B sweep gives each run its own workdir: runs/sweep/$WANDB_RUN_ID.
-    trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
-                               allow_config_change=_ALLOW_CONFIG_CHANGE.value)
+    trainer.train_and_evaluate(
+      _CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value
+    )
 
   sys.exit(errors.run_cli(run))
 

@@ -83,9 +83,11 @@ def eval_step(graphdef, fetch, state, arrays, reference):
   model = nnx.merge(graphdef, state)["model"]
   model.eval()
   logits = model(x)
-  return {"loss_sum": jnp.sum(_cross_entropy(logits, y) * mask),
-          "correct": jnp.sum((jnp.argmax(logits, -1) == y) * mask),
-          "count": jnp.sum(mask)}
+  return {
+    "loss_sum": jnp.sum(_cross_entropy(logits, y) * mask),
+    "correct": jnp.sum((jnp.argmax(logits, -1) == y) * mask),
+    "count": jnp.sum(mask),
+  }
 
 
 def _sum_up(outputs) -> dict:
@@ -94,20 +96,24 @@ def _sum_up(outputs) -> dict:
     totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
   totals = jax.device_get(totals)
   count = max(float(totals["count"]), 1.0)
-  return {"test_loss": float(totals["loss_sum"]) / count,
-          "test_accuracy": float(totals["correct"]) / count}
+  return {
+    "test_loss": float(totals["loss_sum"]) / count,
+    "test_accuracy": float(totals["correct"]) / count,
+  }
 
 
 @jax.jit
 def _all_finite(state) -> jax.Array:
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(state)
-            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  leaves = [
+    jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.inexact)
+  ]
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
 @dataclasses.dataclass
 class _Setup:
   """Everything built before the first step."""
+
   data: data_lib.Input
   graphdef: object
   state: object
@@ -123,16 +129,22 @@ def _build(config, is_main: bool) -> _Setup:
   if mesh is not None:
     sharding_lib.check_batch(config.batch_size, mesh)
   data = data_lib.make_input(config, mesh)
-  model = models.build_model(config.model, data.image_shape, data.num_classes,
-                             rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1))
+  model = models.build_model(
+    config.model,
+    data.image_shape,
+    data.num_classes,
+    rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1),
+  )
   pretrained = config.get("pretrained")
   if pretrained is not None and pretrained.path:  # before the optimizer: its moments start at 0
     loaded = pretrained_lib.load_pretrained(model, pretrained.path, pretrained.rename.to_dict())
     if is_main:
       print(f"Loaded {len(loaded)} pretrained arrays from {pretrained.path}.")
   if is_main:
-    print(f"Data: {data.name}, {data.num_train} train / {data.num_test} test, images "
-          f"{data.image_shape}, {data.num_classes} classes")
+    print(
+      f"Data: {data.name}, {data.num_train} train / {data.num_test} test, images "
+      f"{data.image_shape}, {data.num_classes} classes"
+    )
     print(format_table(model), flush=True)
   schedule = optim.make_schedule(config.schedule, data.steps_per_epoch, config.num_epochs)
   optimizer = nnx.Optimizer(model, optim.make_optimizer(config.optimizer, schedule), wrt=nnx.Param)
@@ -140,11 +152,22 @@ def _build(config, is_main: bool) -> _Setup:
   graphdef, state = nnx.split({"model": model, "optimizer": optimizer})
   shardings = None
   if mesh is not None:
-    shardings = {"batch": sharding_lib.batch_sharding(mesh), "state": sharding_lib.state_shardings(
-        state, mesh, config.get("mesh_min_shard_size", 1 << 16))}
+    shardings = {
+      "batch": sharding_lib.batch_sharding(mesh),
+      "state": sharding_lib.state_shardings(
+        state, mesh, config.get("mesh_min_shard_size", 1 << 16)
+      ),
+    }
     state = jax.device_put(state, shardings["state"])
-  return _Setup(data, graphdef, state, schedule, shardings, total_params(model),
-                data.steps_per_epoch * config.num_epochs)
+  return _Setup(
+    data,
+    graphdef,
+    state,
+    schedule,
+    shardings,
+    total_params(model),
+    data.steps_per_epoch * config.num_epochs,
+  )
 
 
 class _TrainLog:
@@ -154,26 +177,39 @@ class _TrainLog:
     self.config, self.setup, self.writer = config, setup, writer
     self.window, self.window_start = [], time.perf_counter()
     self.epoch_start = self.window_start if start_step % setup.data.steps_per_epoch == 0 else None
-    self.progress = tqdm.tqdm(total=setup.total_steps, initial=start_step, unit="step",
-                              disable=not (config.progress_bar and is_main), dynamic_ncols=True)
+    self.progress = tqdm.tqdm(
+      total=setup.total_steps,
+      initial=start_step,
+      unit="step",
+      disable=not (config.progress_bar and is_main),
+      dynamic_ncols=True,
+    )
 
   def check_finite(self, step: int) -> None:
     losses = np.asarray(jax.device_get([m["loss"] for m in self.window]))
     if losses.size and not np.all(np.isfinite(losses)):
       bad = step - len(losses) + 1 + int(np.argmin(np.isfinite(losses)))
-      raise errors.Diverged(f"the training loss became {losses[~np.isfinite(losses)][0]} at step "
-                            f"{bad}; nothing was saved after it. Lower the learning rate "
-                            f"(config.schedule.learning_rate) or check the data.")
+      raise errors.Diverged(
+        f"the training loss became {losses[~np.isfinite(losses)][0]} at step "
+        f"{bad}; nothing was saved after it. Lower the learning rate "
+        f"(config.schedule.learning_rate) or check the data."
+      )
 
   def write(self, step: int) -> dict:
     self.check_finite(step)
-    means = {k: float(np.mean(v)) for k, v in jax.device_get(
-        jax.tree.map(lambda *xs: np.stack(xs), *self.window)).items()}
+    means = {
+      k: float(np.mean(v))
+      for k, v in jax.device_get(jax.tree.map(lambda *xs: np.stack(xs), *self.window)).items()
+    }
     seconds = time.perf_counter() - self.window_start
     steps_per_epoch = self.setup.data.steps_per_epoch
-    record = {"train_loss": means["loss"], "train_accuracy": means["accuracy"],
-              "examples_per_sec": len(self.window) * self.config.batch_size / seconds,
-              "learning_rate": float(self.setup.schedule(step - 1)), "epoch": step / steps_per_epoch}
+    record = {
+      "train_loss": means["loss"],
+      "train_accuracy": means["accuracy"],
+      "examples_per_sec": len(self.window) * self.config.batch_size / seconds,
+      "learning_rate": float(self.setup.schedule(step - 1)),
+      "epoch": step / steps_per_epoch,
+    }
     self.writer.write(step, record)
     self.progress.set_description(f"epoch {-(-step // steps_per_epoch)}/{self.config.num_epochs}")
     self.progress.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means['accuracy']:.3f}")
@@ -193,10 +229,16 @@ class _TrainLog:
 
 def _restore(config, workdir, checkpointer, setup: _Setup, allow_config_change: bool, is_main):
   """(step, state) from the newest readable checkpoint, after checking the config."""
-  check = functools.partial(resume_check.check_resume, workdir, current=config.to_dict(),
-                            allow_change=allow_config_change, record=is_main)
+  check = functools.partial(
+    resume_check.check_resume,
+    workdir,
+    current=config.to_dict(),
+    allow_change=allow_config_change,
+    record=is_main,
+  )
   step, restored, _ = checkpointer.restore_latest(
-      setup.state, check_config=lambda step, saved: check(step, saved))
+    setup.state, check_config=lambda step, saved: check(step, saved)
+  )
   if restored is None:
     return 0, setup.state
   if is_main:
@@ -233,17 +275,26 @@ def train_and_evaluate(config, workdir, *, allow_config_change: bool = False) ->
 
 def _train(config, workdir, allow_config_change: bool, is_main: bool):
   setup = _build(config, is_main)
-  checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints", keep=config.checkpoint.keep,
-                                             async_save=config.checkpoint.async_save)
+  checkpointer = checkpoint_lib.Checkpointer(
+    workdir / "checkpoints", keep=config.checkpoint.keep, async_save=config.checkpoint.async_save
+  )
   start, state = _restore(config, workdir, checkpointer, setup, allow_config_change, is_main)
   writer = writers.MetricWriter(workdir, config, resumed_step=start)
   writer.write_json(CONFIG, config.to_dict())  # readable without orbax: reports and sweeps
   if is_main:  # training again (e.g. with a lower learning rate): no longer a diverged run
     (workdir / DIVERGED).unlink(missing_ok=True)
   config_dict, data = config.to_dict(), setup.data
-  train_fn = jax.jit(functools.partial(train_step, setup.graphdef, data.fetch_train,
-                                       config.data.augment, config.seed, setup.shardings),
-                     donate_argnums=0)
+  train_fn = jax.jit(
+    functools.partial(
+      train_step,
+      setup.graphdef,
+      data.fetch_train,
+      config.data.augment,
+      config.seed,
+      setup.shardings,
+    ),
+    donate_argnums=0,
+  )
   eval_fn = jax.jit(functools.partial(eval_step, setup.graphdef, data.fetch_eval))
   run_eval = lambda state: _sum_up(eval_fn(state, data.arrays, r) for r in data.eval_refs())
   checkpoint_every = config.checkpoint.every_steps or data.steps_per_epoch
@@ -257,16 +308,23 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool):
       if step % config.log_every_steps == 0 or end_of_epoch:
         log.write(step)
       if end_of_epoch:
-        writer.write(step, {**run_eval(state), "epoch": step // data.steps_per_epoch,
-                            **log.epoch_seconds(state)})
+        writer.write(
+          step,
+          {**run_eval(state), "epoch": step // data.steps_per_epoch, **log.epoch_seconds(state)},
+        )
       preempted = watcher.reached(step)
       if preempted or step % checkpoint_every == 0 or step == setup.total_steps:
         _save(checkpointer, writer, log, step, state, config_dict)
       if preempted:
         raise errors.Preempted(step)
-    result = previous_result or _summary(writer.records, {
-        "num_params": setup.num_params, "step": setup.total_steps,
-        "train_step_compilations": train_fn._cache_size()})  # 1 unless shapes changed
+    result = previous_result or _summary(
+      writer.records,
+      {
+        "num_params": setup.num_params,
+        "step": setup.total_steps,
+        "train_step_compilations": train_fn._cache_size(),
+      },
+    )  # 1 unless shapes changed
     if "test_accuracy" not in result:  # the log lost its last evaluation
       result.update(run_eval(state))
     writer.write_json(RESULT, result)  # marks the run finished; sweeps skip it
@@ -279,8 +337,11 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool):
     checkpointer.close()
     writer.close()
   if is_main:
-    print(f"Done: step {result['step']}, test accuracy {result['test_accuracy']:.4f}, "
-          f"{result['num_params']:,} parameters.", flush=True)
+    print(
+      f"Done: step {result['step']}, test accuracy {result['test_accuracy']:.4f}, "
+      f"{result['num_params']:,} parameters.",
+      flush=True,
+    )
   return result, state
 
 
@@ -288,8 +349,10 @@ def _save(checkpointer, writer, log: _TrainLog, step: int, state, config_dict) -
   """Saves only a finite state: a diverged run keeps its last good checkpoint."""
   log.check_finite(step)
   if not bool(_all_finite(state)):
-    raise errors.Diverged(f"the parameters became non-finite by step {step}; nothing was saved "
-                          "after it. Lower the learning rate (config.schedule.learning_rate).")
+    raise errors.Diverged(
+      f"the parameters became non-finite by step {step}; nothing was saved "
+      "after it. Lower the learning rate (config.schedule.learning_rate)."
+    )
   checkpointer.save(step, state, config_dict)
   writer.flush()
 
@@ -305,6 +368,7 @@ def _workdir_lock(workdir, is_main: bool):
       busy = e
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
     got = multihost_utils.broadcast_one_to_all(np.int32(busy is None))
     if not got and busy is None:
       busy = errors.WorkdirBusy(f"workdir {workdir} is in use by another trainer.")

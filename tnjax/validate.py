@@ -25,8 +25,10 @@ def _int_at_least(config, dotted: str, low: int, hint: str = "") -> None:
   node = config
   for name in dotted.split("."):
     node = node[name]
-  _require(isinstance(node, int) and not isinstance(node, bool) and node >= low,
-           f"config.{dotted}={node!r} must be an integer >= {low}{hint}.")
+  _require(
+    isinstance(node, int) and not isinstance(node, bool) and node >= low,
+    f"config.{dotted}={node!r} must be an integer >= {low}{hint}.",
+  )
 
 
 def _non_finite_fields(tree, prefix: str = ""):
@@ -50,25 +52,37 @@ def validate_config(config) -> None:
   _int_at_least(config, "seed", 0)
   data = config.data
   sources = memory.SOURCES + STREAM_SOURCES
-  _require(data.source in sources,
-           f"config.data.source={data.source!r} is unknown; choose one of {sources}.")
-  _require(data.scale in memory.SCALES,
-           f"config.data.scale={data.scale!r} is unknown; choose one of {memory.SCALES}.")
-  _require(data.augment in augment_lib.AUGMENTATIONS,
-           f"config.data.augment={data.augment!r} is unknown; choose one of "
-           f"{augment_lib.AUGMENTATIONS}.")
+  _require(
+    data.source in sources,
+    f"config.data.source={data.source!r} is unknown; choose one of {sources}.",
+  )
+  _require(
+    data.scale in memory.SCALES,
+    f"config.data.scale={data.scale!r} is unknown; choose one of {memory.SCALES}.",
+  )
+  _require(
+    data.augment in augment_lib.AUGMENTATIONS,
+    f"config.data.augment={data.augment!r} is unknown; choose one of {augment_lib.AUGMENTATIONS}.",
+  )
   if data.source == "tfds":
-    _require(data.name in memory.TFDS_NAMES,
-             f"config.data.name={data.name!r} is not supported with data.source='tfds'; choose "
-             f"one of {memory.TFDS_NAMES}.")
+    _require(
+      data.name in memory.TFDS_NAMES,
+      f"config.data.name={data.name!r} is not supported with data.source='tfds'; choose "
+      f"one of {memory.TFDS_NAMES}.",
+    )
   if data.source == "idx":
-    _require(bool(data.idx_dir), "config.data.source='idx' needs config.data.idx_dir, the "
-             "directory of the IDX files.")
-  _require(config.model.name in models.MODELS, f"config.model.name={config.model.name!r} is "
-           f"unknown; known models: {sorted(models.MODELS)}.")
+    _require(
+      bool(data.idx_dir),
+      "config.data.source='idx' needs config.data.idx_dir, the directory of the IDX files.",
+    )
+  _require(
+    config.model.name in models.MODELS,
+    f"config.model.name={config.model.name!r} is unknown; known models: {sorted(models.MODELS)}.",
+  )
   schedule = optim.make_schedule(config.schedule, 1, config.num_epochs)  # raises on bad names
   optim.make_optimizer(config.optimizer, schedule)
   mode = config.wandb.mode
-  _require(mode in ("disabled", "offline", "online"),
-           f"config.wandb.mode={mode!r} is unknown; choose one of ('disabled', 'offline', "
-           "'online').")
+  _require(
+    mode in ("disabled", "offline", "online"),
+    f"config.wandb.mode={mode!r} is unknown; choose one of ('disabled', 'offline', 'online').",
+  )

@@ -37,8 +37,7 @@ def _plain(value):
 class MetricWriter:
   """write(step, metrics) to WORKDIR/metrics.jsonl and, if enabled, to wandb."""
 
-  def __init__(self, workdir, config, *, resumed_step: int = 0,
-               remote_flush_seconds: float = 30.0):
+  def __init__(self, workdir, config, *, resumed_step: int = 0, remote_flush_seconds: float = 30.0):
     self.workdir = fileio.workdir_path(workdir)
     self.active = jax.process_index() == 0
     self._records = []
@@ -49,8 +48,9 @@ class MetricWriter:
     if mode not in WANDB_MODES:
       raise ValueError(f"config.wandb.mode={mode!r} is unknown; choose one of {WANDB_MODES}.")
     # Records past the restored step belong to steps that will be run again.
-    self._records = [r for r in fileio.read_jsonl(self.workdir / METRICS)
-                     if r.get("step", 0) <= resumed_step]
+    self._records = [
+      r for r in fileio.read_jsonl(self.workdir / METRICS) if r.get("step", 0) <= resumed_step
+    ]
     self.flush()
     if self.active and mode != "disabled":
       self._wandb_run = _init_wandb(self.workdir, config)
@@ -63,22 +63,26 @@ class MetricWriter:
     record = {"step": int(step), "time": time.time(), **{k: _plain(v) for k, v in metrics.items()}}
     for key, value in record.items():  # a NaN never reaches the log (or result.json)
       if isinstance(value, float) and not math.isfinite(value):
-        raise errors.Diverged(f"{key} is {value} at step {step}; nothing was saved after it. "
-                              "Lower the learning rate (config.schedule.learning_rate).")
+        raise errors.Diverged(
+          f"{key} is {value} at step {step}; nothing was saved after it. "
+          "Lower the learning rate (config.schedule.learning_rate)."
+        )
     self._records.append(record)
     if not self.active:
       return
     if time.monotonic() - self._last_flush >= self._remote_flush_seconds:
       self.flush()
     if self._wandb_run is not None:
-      self._wandb_run.log({k: v for k, v in record.items() if k not in ("step", "time")},
-                          step=int(step))
+      self._wandb_run.log(
+        {k: v for k, v in record.items() if k not in ("step", "time")}, step=int(step)
+      )
 
   def flush(self) -> None:
     if not self.active:
       return
-    fileio.write_text(self.workdir / METRICS,
-                      "".join(json.dumps(r, allow_nan=False) + "\n" for r in self._records))
+    fileio.write_text(
+      self.workdir / METRICS, "".join(json.dumps(r, allow_nan=False) + "\n" for r in self._records)
+    )
     self._last_flush = time.monotonic()
 
   def write_json(self, name: str, obj) -> None:
@@ -97,6 +101,7 @@ class MetricWriter:
 
 def _init_wandb(workdir, config):
   import wandb  # pylint: disable=g-import-not-at-top
+
   # The run id lives in the workdir so a resumed (pre-empted) job continues the same run.
   id_file = workdir / "wandb_run_id.txt"
   if os.environ.get("WANDB_RUN_ID"):  # a W&B sweep agent assigns the id
@@ -109,9 +114,17 @@ def _init_wandb(workdir, config):
   # wandb keeps its files on a local disk; a gs:// workdir gets them in the working directory.
   local_dir = None if fileio.is_remote(workdir) else os.fspath(workdir)
   w = config.wandb
-  return wandb.init(project=w.project, entity=w.entity or None, name=w.name or None,
-                    group=w.group or None, config=config.to_dict(), dir=local_dir, mode=w.mode,
-                    id=run_id, resume="allow")
+  return wandb.init(
+    project=w.project,
+    entity=w.entity or None,
+    name=w.name or None,
+    group=w.group or None,
+    config=config.to_dict(),
+    dir=local_dir,
+    mode=w.mode,
+    id=run_id,
+    resume="allow",
+  )
 
 
 def read_metrics(workdir, filename: str = METRICS) -> list[dict]:

@@ -6,6 +6,15 @@ stream.py streams large ones per process, augment.py augments on the device.
 """
 
 from tnjax.data.memory import (  # noqa: F401
-    NUM_CLASSES, SCALES, SOURCES, TFDS_NAMES, Dataset, default_data_config, epoch_batches,
-    eval_batches, load_dataset, read_idx)
+  NUM_CLASSES,
+  SCALES,
+  SOURCES,
+  TFDS_NAMES,
+  Dataset,
+  default_data_config,
+  epoch_batches,
+  eval_batches,
+  load_dataset,
+  read_idx,
+)
 from tnjax.data.pipeline import Input, make_input  # noqa: F401

@@ -26,14 +26,15 @@ SCALES = ("unit", "symmetric", "standardize")
 # Known class counts, so a subset of IDX files that lacks some label still gets the full output layer.
 NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
 _IDX_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+  "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+  "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 
 
 @dataclasses.dataclass
 class Dataset:
   """Preprocessed splits: images (N, H, W, C) float32, labels (N,) int32."""
+
   train_images: np.ndarray
   train_labels: np.ndarray
   test_images: np.ndarray
@@ -48,27 +49,29 @@ class Dataset:
 
 def default_data_config() -> ml_collections.ConfigDict:
   """Every field `load_dataset` reads, with defaults."""
-  return ml_collections.ConfigDict({
-      "source": "tfds",          # tfds | idx | synthetic (in memory) | tfds_stream (ImageNet)
-      "name": "mnist",           # tfds name; also the label of idx data
-      "data_dir": "",            # tfds data_dir ('' = TFDS default / $TFDS_DATA_DIR); may be gs://
-      "idx_dir": "",             # directory of MNIST-format IDX files (.gz or plain)
-      "pad_to": 0,               # zero-pad images (centred) to pad_to x pad_to; 0 = no padding
-      "scale": "unit",           # unit: x/255 | symmetric: [-1, 1] | standardize: per-channel
-      "subtract_mean": False,    # subtract the train-set mean image (after scaling and padding)
-      "max_train_examples": 0,   # 0 = all; else the first k (smoke runs)
+  return ml_collections.ConfigDict(
+    {
+      "source": "tfds",  # tfds | idx | synthetic (in memory) | tfds_stream (ImageNet)
+      "name": "mnist",  # tfds name; also the label of idx data
+      "data_dir": "",  # tfds data_dir ('' = TFDS default / $TFDS_DATA_DIR); may be gs://
+      "idx_dir": "",  # directory of MNIST-format IDX files (.gz or plain)
+      "pad_to": 0,  # zero-pad images (centred) to pad_to x pad_to; 0 = no padding
+      "scale": "unit",  # unit: x/255 | symmetric: [-1, 1] | standardize: per-channel
+      "subtract_mean": False,  # subtract the train-set mean image (after scaling and padding)
+      "max_train_examples": 0,  # 0 = all; else the first k (smoke runs)
       "max_test_examples": 0,
-      "augment": "",             # '' | crop_flip: on-device CIFAR augmentation in the train step
-      "image_size": 224,         # tfds_stream: crop size (ImageNet 224)
-      "resize_to": 256,          # tfds_stream: shorter side resized to this before cropping
+      "augment": "",  # '' | crop_flip: on-device CIFAR augmentation in the train step
+      "image_size": 224,  # tfds_stream: crop size (ImageNet 224)
+      "resize_to": 256,  # tfds_stream: shorter side resized to this before cropping
       "synthetic": {
-          "image_shape": (28, 28, 1),
-          "num_classes": 10,
-          "num_train": 2048,
-          "num_test": 512,
-          "seed": 0,
+        "image_shape": (28, 28, 1),
+        "num_classes": 10,
+        "num_train": 2048,
+        "num_test": 512,
+        "seed": 0,
       },
-  })
+    }
+  )
 
 
 # --- sources -----------------------------------------------------------------
@@ -93,8 +96,10 @@ def _find_idx(directory: str, stem: str) -> str:
     if path.exists():
       return str(path)
   expected = [n + ".gz" for pair in _IDX_FILES.values() for n in pair]
-  raise FileNotFoundError(f"{stem}[.gz] not found in data.idx_dir={directory!r}; it must hold "
-                          f"{expected} (gzipped or not).")
+  raise FileNotFoundError(
+    f"{stem}[.gz] not found in data.idx_dir={directory!r}; it must hold "
+    f"{expected} (gzipped or not)."
+  )
 
 
 def _load_idx(config):
@@ -108,23 +113,29 @@ def _load_idx(config):
       images = images[..., None]
     if len(images) != len(labels):
       raise errors.UserError(
-          f"IDX {split} split in {config.idx_dir}: {len(images)} images but {len(labels)} labels; "
-          f"the files {images_stem} and {labels_stem} must come from the same dataset.")
+        f"IDX {split} split in {config.idx_dir}: {len(images)} images but {len(labels)} labels; "
+        f"the files {images_stem} and {labels_stem} must come from the same dataset."
+      )
     splits[split] = (images, labels)
   largest_label = int(max(splits["train"][1].max(), splits["test"][1].max()))
   known = NUM_CLASSES.get(config.name, 0)
   if known and largest_label >= known:
-    raise errors.UserError(f"IDX labels in {config.idx_dir} reach {largest_label}, but "
-                           f"data.name={config.name!r} has {known} classes; fix data.name.")
+    raise errors.UserError(
+      f"IDX labels in {config.idx_dir} reach {largest_label}, but "
+      f"data.name={config.name!r} has {known} classes; fix data.name."
+    )
   return splits, max(known, largest_label + 1)
 
 
 def _load_tfds(config):
   if config.name not in TFDS_NAMES:
-    raise ValueError(f"data.name={config.name!r} is not supported with data.source='tfds'; "
-                     f"choose one of {TFDS_NAMES}.")
+    raise ValueError(
+      f"data.name={config.name!r} is not supported with data.source='tfds'; "
+      f"choose one of {TFDS_NAMES}."
+    )
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   try:
     tf.config.set_visible_devices([], "GPU")  # TF must not grab accelerator memory from JAX
   except RuntimeError:  # TF was already initialised by someone else; its devices are fixed
@@ -134,20 +145,25 @@ def _load_tfds(config):
   try:
     for split in ("train", "test"):
       # Large batches rather than batch_size=-1, which aborts TF 2.21 under tfds's mock_data.
-      dataset = tfds.load(config.name, split=split, as_supervised=True,
-                          data_dir=config.data_dir or None).batch(8192)
+      dataset = tfds.load(
+        config.name, split=split, as_supervised=True, data_dir=config.data_dir or None
+      ).batch(8192)
       chunks = list(tfds.as_numpy(dataset))
-      splits[split] = (np.concatenate([c[0] for c in chunks]),
-                       np.concatenate([c[1] for c in chunks]).astype(np.int32))
-    num_classes = tfds.builder(config.name, data_dir=config.data_dir or None).info.features[
-        "label"].num_classes
+      splits[split] = (
+        np.concatenate([c[0] for c in chunks]),
+        np.concatenate([c[1] for c in chunks]).astype(np.int32),
+      )
+    num_classes = (
+      tfds.builder(config.name, data_dir=config.data_dir or None).info.features["label"].num_classes
+    )
   except Exception as e:  # TFDS raises many types for a failed download / missing data
     raise RuntimeError(
-        f"TFDS could not load {config.name!r} (no network or no prepared copy in "
-        f"data_dir={config.data_dir or 'default'}): {type(e).__name__}: {str(e)[:300]}\n"
-        "Offline options: data.source='idx' with data.idx_dir=<dir of MNIST-format IDX files> "
-        "(e.g. Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist); "
-        "data.source='synthetic'; or data.data_dir=<a prepared tensorflow_datasets directory>.") from e
+      f"TFDS could not load {config.name!r} (no network or no prepared copy in "
+      f"data_dir={config.data_dir or 'default'}): {type(e).__name__}: {str(e)[:300]}\n"
+      "Offline options: data.source='idx' with data.idx_dir=<dir of MNIST-format IDX files> "
+      "(e.g. Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist); "
+      "data.source='synthetic'; or data.data_dir=<a prepared tensorflow_datasets directory>."
+    ) from e
   return splits, int(num_classes)
 
 
@@ -167,10 +183,11 @@ def _fail_fast_if_offline(tfds, config) -> None:
   if mocked or builder.data_path.exists() or _network_reachable():
     return
   raise errors.UserError(
-      f"TFDS has no prepared {config.name!r} in {builder.data_dir} and cannot reach the network "
-      "to download it. Offline options: data.source='idx' with data.idx_dir=<dir of MNIST-format "
-      "IDX files> (e.g. Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist); "
-      "data.source='synthetic'; or data.data_dir=<a prepared tensorflow_datasets directory>.")
+    f"TFDS has no prepared {config.name!r} in {builder.data_dir} and cannot reach the network "
+    "to download it. Offline options: data.source='idx' with data.idx_dir=<dir of MNIST-format "
+    "IDX files> (e.g. Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist); "
+    "data.source='synthetic'; or data.data_dir=<a prepared tensorflow_datasets directory>."
+  )
 
 
 def _make_synthetic(config):
@@ -203,7 +220,9 @@ def _scale(images: np.ndarray, how: str, train_images: np.ndarray) -> np.ndarray
 def _pad(images: np.ndarray, size: int) -> np.ndarray:
   h, w = images.shape[1:3]
   if size < max(h, w):
-    raise ValueError(f"data.pad_to={size} is smaller than the {h}x{w} images; use 0 or >= {max(h, w)}.")
+    raise ValueError(
+      f"data.pad_to={size} is smaller than the {h}x{w} images; use 0 or >= {max(h, w)}."
+    )
   top, left = (size - h) // 2, (size - w) // 2
   return np.pad(images, ((0, 0), (top, size - h - top), (left, size - w - left), (0, 0)))
 
@@ -218,12 +237,14 @@ def load_dataset(config) -> Dataset:
   splits, num_classes = loader(config)
   (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
   if train_x.shape[1:] != test_x.shape[1:]:
-    raise errors.UserError(f"data.source={config.source!r}: train images are {train_x.shape[1:]} "
-                           f"but test images {test_x.shape[1:]}; both splits must share a shape.")
+    raise errors.UserError(
+      f"data.source={config.source!r}: train images are {train_x.shape[1:]} "
+      f"but test images {test_x.shape[1:]}; both splits must share a shape."
+    )
   if config.max_train_examples:
-    train_x, train_y = train_x[:config.max_train_examples], train_y[:config.max_train_examples]
+    train_x, train_y = train_x[: config.max_train_examples], train_y[: config.max_train_examples]
   if config.max_test_examples:
-    test_x, test_y = test_x[:config.max_test_examples], test_y[:config.max_test_examples]
+    test_x, test_y = test_x[: config.max_test_examples], test_y[: config.max_test_examples]
   processed = []
   for images in (train_x, test_x):
     x = _scale(images, config.scale, train_x)
@@ -234,9 +255,14 @@ def load_dataset(config) -> Dataset:
     mean = processed[0].mean(axis=0, keepdims=True)
     processed = [x - mean for x in processed]
   name = config.name if config.source != "synthetic" else "synthetic"
-  return Dataset(processed[0].astype(np.float32), train_y.astype(np.int32),
-                 processed[1].astype(np.float32), test_y.astype(np.int32), num_classes,
-                 f"{name} ({config.source})")
+  return Dataset(
+    processed[0].astype(np.float32),
+    train_y.astype(np.int32),
+    processed[1].astype(np.float32),
+    test_y.astype(np.int32),
+    num_classes,
+    f"{name} ({config.source})",
+  )
 
 
 # --- batching ----------------------------------------------------------------
@@ -249,7 +275,7 @@ def epoch_batches(num_examples: int, batch_size: int, seed: int, epoch: int) -> 
     raise ValueError(f"batch_size={batch_size} exceeds the {num_examples} examples.")
   order = np.random.default_rng([seed, epoch]).permutation(num_examples)
   steps = num_examples // batch_size
-  return order[:steps * batch_size].reshape(steps, batch_size).astype(np.int32)
+  return order[: steps * batch_size].reshape(steps, batch_size).astype(np.int32)
 
 
 def eval_batches(num_examples: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:

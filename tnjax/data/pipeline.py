@@ -40,6 +40,7 @@ class Input:
     fetch_train: (arrays, reference) -> (images, labels); traced into the train step.
     fetch_eval: (arrays, reference) -> (images, labels, mask); traced into the eval step.
   """
+
   name: str
   image_shape: tuple[int, int, int]
   num_classes: int
@@ -70,18 +71,25 @@ def _identity(arrays, reference):
 
 def _check_batch(config, num_train: int) -> None:
   if config.batch_size > num_train:
-    raise ValueError(f"config.batch_size={config.batch_size} exceeds the {num_train} training "
-                     "examples; lower it or use more data.")
+    raise ValueError(
+      f"config.batch_size={config.batch_size} exceeds the {num_train} training "
+      "examples; lower it or use more data."
+    )
 
 
 def _in_memory(config, mesh) -> Input:
   dataset = memory.load_dataset(config.data)
   num_train = len(dataset.train_labels)
   _check_batch(config, num_train)
-  put = jnp.asarray if mesh is None else functools.partial(
-      sharding_lib.put_global, sharding=sharding_lib.replicated(mesh))
-  arrays = {"train": (put(dataset.train_images), put(dataset.train_labels)),
-            "test": (put(dataset.test_images), put(dataset.test_labels))}
+  put = (
+    jnp.asarray
+    if mesh is None
+    else functools.partial(sharding_lib.put_global, sharding=sharding_lib.replicated(mesh))
+  )
+  arrays = {
+    "train": (put(dataset.train_images), put(dataset.train_labels)),
+    "test": (put(dataset.test_images), put(dataset.test_labels)),
+  }
   steps = num_train // config.batch_size
 
   def train_refs(start_step):
@@ -93,9 +101,19 @@ def _in_memory(config, mesh) -> Input:
   def eval_refs():
     return zip(*memory.eval_batches(len(dataset.test_labels), config.eval_batch_size))
 
-  return Input(dataset.name, dataset.image_shape, dataset.num_classes, num_train,
-               len(dataset.test_labels), steps, arrays, train_refs, eval_refs, gather_train,
-               gather_eval)
+  return Input(
+    dataset.name,
+    dataset.image_shape,
+    dataset.num_classes,
+    num_train,
+    len(dataset.test_labels),
+    steps,
+    arrays,
+    train_refs,
+    eval_refs,
+    gather_train,
+    gather_eval,
+  )
 
 
 def _streamed(config, mesh) -> Input:
@@ -104,8 +122,13 @@ def _streamed(config, mesh) -> Input:
   _check_batch(config, info.num_train * jax.process_count())
   steps = info.num_train // local_batch
   # Each process's part of the batch becomes its shards of one global array.
-  to_device = jnp.asarray if mesh is None else functools.partial(
-      jax.make_array_from_process_local_data, sharding_lib.batch_sharding(mesh))
+  to_device = (
+    jnp.asarray
+    if mesh is None
+    else functools.partial(
+      jax.make_array_from_process_local_data, sharding_lib.batch_sharding(mesh)
+    )
+  )
 
   def train_refs(start_step):
     epoch, done = divmod(start_step, steps)
@@ -120,9 +143,19 @@ def _streamed(config, mesh) -> Input:
     for x, y, m in stream.eval_batches(config.data, local_batch, num_batches):
       yield to_device(x), to_device(y), to_device(m)
 
-  return Input(f"{info.name} (streamed per process)", info.image_shape, info.num_classes,
-               info.num_train, info.num_test, steps, {}, train_refs, eval_refs, _identity,
-               _identity)
+  return Input(
+    f"{info.name} (streamed per process)",
+    info.image_shape,
+    info.num_classes,
+    info.num_train,
+    info.num_test,
+    steps,
+    {},
+    train_refs,
+    eval_refs,
+    _identity,
+    _identity,
+  )
 
 
 def make_input(config, mesh=None) -> Input:

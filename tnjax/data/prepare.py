@@ -30,6 +30,7 @@ def datasets_needed(config_paths) -> list[str]:
 
 def prepare(names, data_dir: str) -> None:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   for name in names:
     builder = tfds.builder(name, data_dir=data_dir)
     print(f"Preparing {name} in {builder.data_dir} ...", flush=True)
@@ -53,5 +54,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-
   sys.exit(main())

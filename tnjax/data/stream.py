@@ -35,6 +35,7 @@ class StreamInfo:
   num_train: train examples every process has (its epoch); num_test: the most
   eval examples any process has (its eval batches are padded up to that).
   """
+
   name: str
   num_train: int
   num_test: int
@@ -44,6 +45,7 @@ class StreamInfo:
 
 def _tf():
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   try:
     tf.config.set_visible_devices([], "GPU")  # keep accelerator memory for JAX
   except RuntimeError:
@@ -54,11 +56,18 @@ def _tf():
 def _load(config, split: str, *, shuffle_files: bool, seed: int):
   """This process's slice of `split`, images still encoded (decoded after skip / shuffle)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   read_config = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=16)
   process_split = tfds.even_splits(split, n=jax.process_count())[jax.process_index()]
-  return tfds.load(config.name, split=process_split, as_supervised=True,
-                   data_dir=config.data_dir or None, shuffle_files=shuffle_files,
-                   read_config=read_config, decoders={"image": tfds.decode.SkipDecoding()})
+  return tfds.load(
+    config.name,
+    split=process_split,
+    as_supervised=True,
+    data_dir=config.data_dir or None,
+    shuffle_files=shuffle_files,
+    read_config=read_config,
+    decoders={"image": tfds.decode.SkipDecoding()},
+  )
 
 
 def shares(total: int, processes: int, limit: int = 0) -> tuple[int, int]:
@@ -70,6 +79,7 @@ def shares(total: int, processes: int, limit: int = 0) -> tuple[int, int]:
 def stream_info(config) -> StreamInfo:
   """Split sizes and classes of a streamed TFDS dataset (max_*_examples cap each process)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   _tf()
   info = tfds.builder(config.name, data_dir=config.data_dir or None).info
   sizes = {}
@@ -82,9 +92,13 @@ def stream_info(config) -> StreamInfo:
       total = (count if count >= 0 else sum(1 for _ in dataset)) * jax.process_count()
     limit = config.max_train_examples if key == "train" else config.max_test_examples
     sizes[key] = shares(total, jax.process_count(), limit)
-  return StreamInfo(config.name, sizes["train"][0], sizes["test"][1],
-                    int(info.features["label"].num_classes),
-                    (config.image_size, config.image_size, 3))
+  return StreamInfo(
+    config.name,
+    sizes["train"][0],
+    sizes["test"][1],
+    int(info.features["label"].num_classes),
+    (config.image_size, config.image_size, 3),
+  )
 
 
 def _preprocess(tf, image, label, index, *, training: bool, size: int, resize_to: int, seed):
@@ -114,9 +128,19 @@ def train_batches(config, local_batch: int, seed: int, epoch: int, skip_batches:
   # skipping before decoding leaves the remaining batches unchanged.
   dataset = dataset.shuffle(16 * local_batch, seed=epoch_seed).enumerate()
   dataset = dataset.skip(skip_batches * local_batch).map(
-      lambda i, xy: _preprocess(tf, xy[0], xy[1], i, training=True, size=config.image_size,
-                                resize_to=config.resize_to, seed=epoch_seed),
-      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    lambda i, xy: _preprocess(
+      tf,
+      xy[0],
+      xy[1],
+      i,
+      training=True,
+      size=config.image_size,
+      resize_to=config.resize_to,
+      seed=epoch_seed,
+    ),
+    num_parallel_calls=tf.data.AUTOTUNE,
+    deterministic=True,
+  )
   dataset = dataset.batch(local_batch, drop_remainder=True)
   return dataset.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
 
@@ -132,13 +156,25 @@ def eval_batches(config, local_batch: int, num_batches: int | None = None):
   if config.max_test_examples:
     dataset = dataset.take(config.max_test_examples)
   dataset = dataset.enumerate().map(
-      lambda i, xy: _preprocess(tf, xy[0], xy[1], i, training=False, size=config.image_size,
-                                resize_to=config.resize_to, seed=0),
-      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    lambda i, xy: _preprocess(
+      tf,
+      xy[0],
+      xy[1],
+      i,
+      training=False,
+      size=config.image_size,
+      resize_to=config.resize_to,
+      seed=0,
+    ),
+    num_parallel_calls=tf.data.AUTOTUNE,
+    deterministic=True,
+  )
   batches = dataset.batch(local_batch).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
   if num_batches is not None:  # no data left: empty batches (count 0)
-    empty = (np.zeros((0, config.image_size, config.image_size, 3), np.float32),
-             np.zeros((0,), np.int32))
+    empty = (
+      np.zeros((0, config.image_size, config.image_size, 3), np.float32),
+      np.zeros((0,), np.int32),
+    )
     batches = itertools.islice(itertools.chain(batches, itertools.repeat(empty)), num_batches)
   for images, labels in batches:
     count = len(labels)
@@ -152,6 +188,8 @@ def eval_batches(config, local_batch: int, num_batches: int | None = None):
 def local_batch_size(global_batch: int) -> int:
   processes = jax.process_count()
   if global_batch % processes:
-    raise ValueError(f"config.batch_size={global_batch} must divide over the {processes} "
-                     "processes (each reads its own share of every batch).")
+    raise ValueError(
+      f"config.batch_size={global_batch} must divide over the {processes} "
+      "processes (each reads its own share of every batch)."
+    )
   return global_batch // processes

@@ -17,14 +17,14 @@ from tnjax.models.small_cnn import SmallCNN
 from tnjax.models.vgg import VGG
 
 MODELS: dict[str, type[nnx.Module]] = {
-    "alexnet": AlexNet,
-    "fc2": FC2,
-    "cpac_cnn": CPACNet,
-    "lenet5": LeNet5,
-    "novikov_cnn": NovikovCNN,
-    "wide_tt": WideTTNet,
-    "small_cnn": SmallCNN,
-    "vgg": VGG,
+  "alexnet": AlexNet,
+  "fc2": FC2,
+  "cpac_cnn": CPACNet,
+  "lenet5": LeNet5,
+  "novikov_cnn": NovikovCNN,
+  "wide_tt": WideTTNet,
+  "small_cnn": SmallCNN,
+  "vgg": VGG,
 }
 
 
@@ -40,8 +40,10 @@ def build_model(model_config, image_shape, num_classes: int, *, rngs: nnx.Rngs) 
     raise ValueError(f"config.model.name={name!r} is unknown; known models: {sorted(MODELS)}.")
   for old, new in RENAMED_FIELDS.items():
     if old in fields:
-      raise ValueError(f"config.model.{old} was renamed: use config.model.{new} (every model "
-                       "takes conv_layer / dense_layer defaults and per-layer `layers`).")
+      raise ValueError(
+        f"config.model.{old} was renamed: use config.model.{new} (every model "
+        "takes conv_layer / dense_layer defaults and per-layer `layers`)."
+      )
   try:
     return MODELS[name](tuple(image_shape), num_classes, rngs=rngs, **fields)
   except TypeError as e:

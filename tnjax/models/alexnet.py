@@ -24,9 +24,9 @@ from tnjax.models.layer_specs import LayerSpecs
 from tnjax.nn import make_conv, make_dense
 
 ARCHITECTURES = {
-    #          (kernel, channels) of conv1..conv5
-    "alexnet": ((5, 64), (5, 192), (3, 384), (3, 256), (3, 256)),
-    "zfnet": ((7, 96), (5, 256), (3, 384), (3, 384), (3, 256)),
+  #          (kernel, channels) of conv1..conv5
+  "alexnet": ((5, 64), (5, 192), (3, 384), (3, 256), (3, 256)),
+  "zfnet": ((7, 96), (5, 256), (3, 384), (3, 384), (3, 256)),
 }
 POOL_AFTER = ("conv1", "conv2", "conv5")
 LAYER_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "output")
@@ -39,19 +39,34 @@ def _pool(x):
 class AlexNet(nnx.Module):
   """AlexNet / ZFNet (`architecture`) for small images, from layer specs."""
 
-  def __init__(self, image_shape, num_classes: int, *, architecture: str = "alexnet",
-               hidden_features: int = 1024, dropout: float = 0.5, conv_layer=None,
-               dense_layer=None, layers=None, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    image_shape,
+    num_classes: int,
+    *,
+    architecture: str = "alexnet",
+    hidden_features: int = 1024,
+    dropout: float = 0.5,
+    conv_layer=None,
+    dense_layer=None,
+    layers=None,
+    rngs: nnx.Rngs,
+  ):
     if architecture not in ARCHITECTURES:
-      raise ValueError(f"architecture={architecture!r} is unknown; choose one of "
-                       f"{sorted(ARCHITECTURES)}.")
-    specs = LayerSpecs(architecture, LAYER_NAMES, conv_layer=conv_layer, dense_layer=dense_layer,
-                       layers=layers)
+      raise ValueError(
+        f"architecture={architecture!r} is unknown; choose one of {sorted(ARCHITECTURES)}."
+      )
+    specs = LayerSpecs(
+      architecture, LAYER_NAMES, conv_layer=conv_layer, dense_layer=dense_layer, layers=layers
+    )
     height, width, channels = image_shape
     for i, (kernel, out_channels) in enumerate(ARCHITECTURES[architecture], 1):
       name = f"conv{i}"
-      setattr(self, name, make_conv(specs.conv(name), channels, out_channels, kernel,
-                                    padding="SAME", rngs=rngs))
+      setattr(
+        self,
+        name,
+        make_conv(specs.conv(name), channels, out_channels, kernel, padding="SAME", rngs=rngs),
+      )
       setattr(self, f"bn{i}", nnx.BatchNorm(out_channels, momentum=0.9, rngs=rngs))
       channels = out_channels
       if name in POOL_AFTER:

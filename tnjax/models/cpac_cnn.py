@@ -28,20 +28,37 @@ def _pool(x):
 class CPACNet(nnx.Module):
   """Two (factorised) 3x3 valid convs with pooling, then two linear layers."""
 
-  def __init__(self, image_shape, num_classes: int, *, channels: int = 8, hidden_features: int = 50,
-               conv_layer=None, dense_layer=None, layers=None, rngs: nnx.Rngs):
-    specs = LayerSpecs("cpac_cnn", LAYER_NAMES, conv_layer=conv_layer or PAPER_CONV,
-                       dense_layer=dense_layer, layers=layers)
+  def __init__(
+    self,
+    image_shape,
+    num_classes: int,
+    *,
+    channels: int = 8,
+    hidden_features: int = 50,
+    conv_layer=None,
+    dense_layer=None,
+    layers=None,
+    rngs: nnx.Rngs,
+  ):
+    specs = LayerSpecs(
+      "cpac_cnn",
+      LAYER_NAMES,
+      conv_layer=conv_layer or PAPER_CONV,
+      dense_layer=dense_layer,
+      layers=layers,
+    )
     height, width, in_channels = image_shape
-    self.conv1 = make_conv(specs.conv("conv1"), in_channels, channels, 3, padding="VALID",
-                           rngs=rngs)
+    self.conv1 = make_conv(
+      specs.conv("conv1"), in_channels, channels, 3, padding="VALID", rngs=rngs
+    )
     self.conv2 = make_conv(specs.conv("conv2"), channels, channels, 3, padding="VALID", rngs=rngs)
     for _ in range(2):  # two valid 3x3 convs, each followed by a 2x2 pool
       height, width = (height - 2) // 2, (width - 2) // 2
     if min(height, width) < 1:
       raise ValueError(f"Images {image_shape} are too small for CPACNet (need at least 10x10).")
-    self.hidden = make_dense(specs.dense("hidden"), height * width * channels, hidden_features,
-                             rngs=rngs)
+    self.hidden = make_dense(
+      specs.dense("hidden"), height * width * channels, hidden_features, rngs=rngs
+    )
     self.output = make_dense(specs.output(), hidden_features, num_classes, rngs=rngs)
 
   def __call__(self, images):

@@ -21,10 +21,20 @@ class FC2(nnx.Module):
   baselines. `dense_layer` is the default of the hidden layer.
   """
 
-  def __init__(self, image_shape, num_classes: int, *, hidden_features: int = 1024,
-               conv_layer=None, dense_layer=None, layers=None, rngs: nnx.Rngs):
-    specs = LayerSpecs("fc2", LAYER_NAMES, conv_layer=conv_layer, dense_layer=dense_layer,
-                       layers=layers)
+  def __init__(
+    self,
+    image_shape,
+    num_classes: int,
+    *,
+    hidden_features: int = 1024,
+    conv_layer=None,
+    dense_layer=None,
+    layers=None,
+    rngs: nnx.Rngs,
+  ):
+    specs = LayerSpecs(
+      "fc2", LAYER_NAMES, conv_layer=conv_layer, dense_layer=dense_layer, layers=layers
+    )
     in_features = math.prod(image_shape)
     self.hidden = make_dense(specs.dense("hidden"), in_features, hidden_features, rngs=rngs)
     self.output = make_dense(specs.output(), hidden_features, num_classes, rngs=rngs)

@@ -23,8 +23,10 @@ class LayerSpecs:
     self.layers = {k: dict(v) for k, v in dict(layers or {}).items()}
     unknown = sorted(set(self.layers) - set(names))
     if unknown:
-      raise ValueError(f"{model_name}: config.model.layers names {unknown}, which are not layers "
-                       f"of this model; its layers are {list(names)}.")
+      raise ValueError(
+        f"{model_name}: config.model.layers names {unknown}, which are not layers "
+        f"of this model; its layers are {list(names)}."
+      )
 
   def conv(self, name: str) -> Mapping:
     return self.layers.get(name, self.conv_layer)

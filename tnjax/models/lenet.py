@@ -26,10 +26,19 @@ def _pool(x):
 class LeNet5(nnx.Module):
   """LeNet-5; `conv_layer` / `dense_layer` / `layers` choose each layer's format."""
 
-  def __init__(self, image_shape, num_classes: int, *, conv_layer=None, dense_layer=None,
-               layers=None, rngs: nnx.Rngs):
-    specs = LayerSpecs("lenet5", LAYER_NAMES, conv_layer=conv_layer, dense_layer=dense_layer,
-                       layers=layers)
+  def __init__(
+    self,
+    image_shape,
+    num_classes: int,
+    *,
+    conv_layer=None,
+    dense_layer=None,
+    layers=None,
+    rngs: nnx.Rngs,
+  ):
+    specs = LayerSpecs(
+      "lenet5", LAYER_NAMES, conv_layer=conv_layer, dense_layer=dense_layer, layers=layers
+    )
     height, width, channels = image_shape
     # 28x28 inputs get SAME padding on conv1: the 32x32 original's 28x28 maps.
     first_padding = "SAME" if (height, width) == (28, 28) else "VALID"

@@ -31,11 +31,24 @@ WIDE_SECOND = {"kind": "tt", "ranks": 3, "in_shape": (8,) * 6, "out_shape": (4,)
 class NovikovCNN(nnx.Module):
   """Three conv layers and a (TT) fully-connected part for 32x32x3 images."""
 
-  def __init__(self, image_shape, num_classes: int, *, hidden_features: int = 1024,
-               conv_layer=None, dense_layer=None, layers=None, rngs: nnx.Rngs):
-    specs = LayerSpecs("novikov_cnn", ("conv1", "conv2", "conv3", "fc1", "output"),
-                       conv_layer=conv_layer,
-                       dense_layer=dense_layer or {"kind": "tt", "ranks": 8}, layers=layers)
+  def __init__(
+    self,
+    image_shape,
+    num_classes: int,
+    *,
+    hidden_features: int = 1024,
+    conv_layer=None,
+    dense_layer=None,
+    layers=None,
+    rngs: nnx.Rngs,
+  ):
+    specs = LayerSpecs(
+      "novikov_cnn",
+      ("conv1", "conv2", "conv3", "fc1", "output"),
+      conv_layer=conv_layer,
+      dense_layer=dense_layer or {"kind": "tt", "ranks": 8},
+      layers=layers,
+    )
     height, width, channels = image_shape
     self.conv1 = make_conv(specs.conv("conv1"), channels, 32, 5, padding="SAME", rngs=rngs)
     self.conv2 = make_conv(specs.conv("conv2"), 32, 32, 5, padding="SAME", rngs=rngs)
@@ -57,12 +70,26 @@ class NovikovCNN(nnx.Module):
 class WideTTNet(nnx.Module):
   """3072 -> 262,144 -> 4,096 -> classes with TT hidden layers, BatchNorm and dropout."""
 
-  def __init__(self, image_shape, num_classes: int, *, hidden_features: int = 8 ** 6,
-               second_features: int = 4 ** 6, dropout: float = 0.4, dense_layer=None,
-               layers=None, rngs: nnx.Rngs):
-    specs = LayerSpecs("wide_tt", ("fc1", "fc2", "output"), dense_layer=dense_layer,
-                       layers={"fc1": WIDE_HIDDEN, "fc2": WIDE_SECOND, **dict(layers or {})}
-                       if dense_layer is None else layers)
+  def __init__(
+    self,
+    image_shape,
+    num_classes: int,
+    *,
+    hidden_features: int = 8**6,
+    second_features: int = 4**6,
+    dropout: float = 0.4,
+    dense_layer=None,
+    layers=None,
+    rngs: nnx.Rngs,
+  ):
+    specs = LayerSpecs(
+      "wide_tt",
+      ("fc1", "fc2", "output"),
+      dense_layer=dense_layer,
+      layers={"fc1": WIDE_HIDDEN, "fc2": WIDE_SECOND, **dict(layers or {})}
+      if dense_layer is None
+      else layers,
+    )
     self.fc1 = make_dense(specs.dense("fc1"), math.prod(image_shape), hidden_features, rngs=rngs)
     self.bn1 = nnx.BatchNorm(hidden_features, momentum=0.9, rngs=rngs)
     self.fc2 = make_dense(specs.dense("fc2"), hidden_features, second_features, rngs=rngs)

@@ -27,11 +27,22 @@ def _pool(x):
 class SmallCNN(nnx.Module):
   """Two conv blocks and one hidden FC layer, with dropout (train mode only)."""
 
-  def __init__(self, image_shape, num_classes: int, *, conv_layer=None, dense_layer=None,
-               layers=None, conv_dropout: float = 0.25, dense_dropout: float = 0.5,
-               hidden_features: int = 512, rngs: nnx.Rngs):
-    specs = LayerSpecs("small_cnn", LAYER_NAMES, conv_layer=conv_layer, dense_layer=dense_layer,
-                       layers=layers)
+  def __init__(
+    self,
+    image_shape,
+    num_classes: int,
+    *,
+    conv_layer=None,
+    dense_layer=None,
+    layers=None,
+    conv_dropout: float = 0.25,
+    dense_dropout: float = 0.5,
+    hidden_features: int = 512,
+    rngs: nnx.Rngs,
+  ):
+    specs = LayerSpecs(
+      "small_cnn", LAYER_NAMES, conv_layer=conv_layer, dense_layer=dense_layer, layers=layers
+    )
     height, width, channels = image_shape
     self.conv1 = make_conv(specs.conv("conv1"), channels, 32, 3, padding="SAME", rngs=rngs)
     self.conv2 = make_conv(specs.conv("conv2"), 32, 32, 3, padding="VALID", rngs=rngs)

@@ -34,16 +34,32 @@ def conv_names(depth: int) -> list[str]:
 class VGG(nnx.Module):
   """VGG-`depth` ('imagenet' or 'cifar' variant) from layer specs."""
 
-  def __init__(self, image_shape, num_classes: int, *, depth: int = 16, variant: str = "imagenet",
-               conv_layer=None, dense_layer=None, layers=None, dropout: float = 0.5,
-               hidden_features: int | None = None, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    image_shape,
+    num_classes: int,
+    *,
+    depth: int = 16,
+    variant: str = "imagenet",
+    conv_layer=None,
+    dense_layer=None,
+    layers=None,
+    dropout: float = 0.5,
+    hidden_features: int | None = None,
+    rngs: nnx.Rngs,
+  ):
     if depth not in BLOCKS:
       raise ValueError(f"VGG depth={depth} is unknown; choose one of {sorted(BLOCKS)}.")
     if variant not in HEADS:
       raise ValueError(f"VGG variant={variant!r} is unknown; choose one of {sorted(HEADS)}.")
     names = conv_names(depth)
-    specs = LayerSpecs(f"vgg{depth}", names + ["fc6", "fc7", "output"], conv_layer=conv_layer,
-                       dense_layer=dense_layer, layers=layers)
+    specs = LayerSpecs(
+      f"vgg{depth}",
+      names + ["fc6", "fc7", "output"],
+      conv_layer=conv_layer,
+      dense_layer=dense_layer,
+      layers=layers,
+    )
     height, width, channels = image_shape
     self.block_sizes, self.conv_names = BLOCKS[depth], tuple(names)
     self.batch_norm = variant == "cifar"
@@ -51,8 +67,11 @@ class VGG(nnx.Module):
     for size, out_channels in zip(self.block_sizes, WIDTHS):
       for _ in range(size):
         name = names[index]  # attributes named like the layers, so tables and overrides agree
-        setattr(self, name, make_conv(specs.conv(name), channels, out_channels, 3, padding="SAME",
-                                      rngs=rngs))
+        setattr(
+          self,
+          name,
+          make_conv(specs.conv(name), channels, out_channels, 3, padding="SAME", rngs=rngs),
+        )
         if self.batch_norm:
           setattr(self, f"bn{name[4:]}", nnx.BatchNorm(out_channels, momentum=0.9, rngs=rngs))
         channels, index = out_channels, index + 1

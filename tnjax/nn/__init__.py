@@ -18,8 +18,17 @@ from tnjax.nn.factory import make_conv, make_dense
 from tnjax.nn.lowrank_dense import LowRankDense
 from tnjax.nn.sketch_conv import SketchConv
 from tnjax.nn.sketch_dense import SketchDense, SketchMatrix
-from tnjax.nn.spec import (ADTNSpec, CPSpec, DenseSpec, LayerSpec, LowRankSpec, SketchSpec,
-                           TTSpec, TuckerSpec, spec_from_config)
+from tnjax.nn.spec import (
+  ADTNSpec,
+  CPSpec,
+  DenseSpec,
+  LayerSpec,
+  LowRankSpec,
+  SketchSpec,
+  TTSpec,
+  TuckerSpec,
+  spec_from_config,
+)
 from tnjax.nn.summary import format_table, layer_rows, total_params
 from tnjax.nn.tt_conv import TTConv
 from tnjax.nn.tt_dense import TTDense

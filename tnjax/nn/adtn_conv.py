@@ -23,20 +23,56 @@ class ADTNConv(GeneratedWeight, FactorizedConv):
 
   spec_type = ADTNSpec
 
-  def __init__(self, in_channels: int, out_channels: int, kernel_size,
-               spec: ADTNSpec = ADTNSpec(), *, generator: SharedADTN | None = None,
-               offset: int | None = None, strides=1, padding="SAME", kernel_dilation=1,
-               dtype=None, param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
-    super().__init__(in_channels, out_channels, kernel_size, spec, strides=strides,
-                     padding=padding, kernel_dilation=kernel_dilation, dtype=dtype,
-                     param_dtype=param_dtype, precision=precision, rngs=rngs)
-    self._init_generated(spec, self.kernel_size + (self.in_channels, self.out_channels),
-                         self.fan_in, self.fan_out, generator, offset, rngs)
+  def __init__(
+    self,
+    in_channels: int,
+    out_channels: int,
+    kernel_size,
+    spec: ADTNSpec = ADTNSpec(),
+    *,
+    generator: SharedADTN | None = None,
+    offset: int | None = None,
+    strides=1,
+    padding="SAME",
+    kernel_dilation=1,
+    dtype=None,
+    param_dtype=jnp.float32,
+    precision=None,
+    rngs: nnx.Rngs,
+  ):
+    super().__init__(
+      in_channels,
+      out_channels,
+      kernel_size,
+      spec,
+      strides=strides,
+      padding=padding,
+      kernel_dilation=kernel_dilation,
+      dtype=dtype,
+      param_dtype=param_dtype,
+      precision=precision,
+      rngs=rngs,
+    )
+    self._init_generated(
+      spec,
+      self.kernel_size + (self.in_channels, self.out_channels),
+      self.fan_in,
+      self.fan_out,
+      generator,
+      offset,
+      rngs,
+    )
 
   @property
   def shape_description(self) -> str:
     return f"{super().shape_description} {self._adtn_description()}"
 
   def _conv(self, x, padding):
-    return conv_reference(x, self.to_dense().astype(x.dtype), self.strides, padding,
-                          self.kernel_dilation, self.precision)
+    return conv_reference(
+      x,
+      self.to_dense().astype(x.dtype),
+      self.strides,
+      padding,
+      self.kernel_dilation,
+      self.precision,
+    )

@@ -54,8 +54,15 @@ class SharedADTN(CountedModule):
     rngs: initialisation keys.
   """
 
-  def __init__(self, sizes: int | Sequence[int], spec: ADTNSpec = ADTNSpec(), *,
-               param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    sizes: int | Sequence[int],
+    spec: ADTNSpec = ADTNSpec(),
+    *,
+    param_dtype=jnp.float32,
+    precision=None,
+    rngs: nnx.Rngs,
+  ):
     sizes = (sizes,) if isinstance(sizes, int) else tuple(int(s) for s in sizes)
     if not sizes or any(s < 1 for s in sizes):
       raise ValueError(f"SharedADTN.sizes must be positive ints, got {sizes}.")
@@ -64,8 +71,11 @@ class SharedADTN(CountedModule):
     self.num_qubits = adtn.adtn_num_qubits(sum(sizes))
     self.spec, self.param_dtype, self.precision = spec, param_dtype, precision
     self.bias = None
-    self.gates = nnx.Param(adtn.adtn_init_gates(rngs.params(), self.num_qubits, spec.layers,
-                                                spec.init_noise, param_dtype))
+    self.gates = nnx.Param(
+      adtn.adtn_init_gates(
+        rngs.params(), self.num_qubits, spec.layers, spec.init_noise, param_dtype
+      )
+    )
 
   @property
   def num_layers(self) -> int:
@@ -97,18 +107,30 @@ class GeneratedWeight:
       if offset not in (None, 0):
         raise ValueError(f"{type(self).__name__}: offset={offset} needs a shared generator.")
       self.offset = 0
-      self.gates = nnx.Param(adtn.adtn_init_gates(rngs.params(), adtn.adtn_num_qubits(size),
-                                                  spec.layers, spec.init_noise, self.param_dtype))
+      self.gates = nnx.Param(
+        adtn.adtn_init_gates(
+          rngs.params(), adtn.adtn_num_qubits(size), spec.layers, spec.init_noise, self.param_dtype
+        )
+      )
     else:
-      if offset is None or offset < 0 or offset + size > 2 ** generator.num_qubits:
-        raise ValueError(f"{type(self).__name__}: offset={offset} does not fit a weight of {size} "
-                         f"entries in a generator of 2^{generator.num_qubits} numbers.")
+      if offset is None or offset < 0 or offset + size > 2**generator.num_qubits:
+        raise ValueError(
+          f"{type(self).__name__}: offset={offset} does not fit a weight of {size} "
+          f"entries in a generator of 2^{generator.num_qubits} numbers."
+        )
       self.offset = int(offset)
       self.gates = None
     target_std = init_lib.target_variance(spec.init, fan_in, fan_out) ** 0.5
-    self.scale = nnx.Param(adtn.init_scale(self._gates(), self.num_qubits, target_std,
-                                           self._adtn_spec.nonlinearity, size=size,
-                                           offset=self.offset).astype(self.param_dtype))
+    self.scale = nnx.Param(
+      adtn.init_scale(
+        self._gates(),
+        self.num_qubits,
+        target_std,
+        self._adtn_spec.nonlinearity,
+        size=size,
+        offset=self.offset,
+      ).astype(self.param_dtype)
+    )
     self.fit_history = None
 
   @property
@@ -146,8 +168,14 @@ class GeneratedWeight:
 
   def to_dense(self):
     spec = self._adtn_spec
-    return adtn.adtn_to_dense(self.weights(), self.weight_shape, spec.nonlinearity,
-                              offset=self.offset, precision=self.precision, remat=spec.remat)
+    return adtn.adtn_to_dense(
+      self.weights(),
+      self.weight_shape,
+      spec.nonlinearity,
+      offset=self.offset,
+      precision=self.precision,
+      remat=spec.remat,
+    )
 
   def _fit(self, weight, steps: int = 500, learning_rate: float = 1e-2, seed: int = 0):
     """Fits this layer's own ADTN to `weight` (Adam on the relative error; see adtn_fit).
@@ -155,12 +183,22 @@ class GeneratedWeight:
     `fit_history` holds the relative error per step; the best parameters seen are kept.
     """
     if self.generator is not None:
-      raise ValueError(f"{type(self).__name__}.from_dense fits an own ADTN; a shared generator "
-                       "is fitted to all its layers at once, which from_dense does not do.")
+      raise ValueError(
+        f"{type(self).__name__}.from_dense fits an own ADTN; a shared generator "
+        "is fitted to all its layers at once, which from_dense does not do."
+      )
     history = []
-    w = adtn.adtn_from_dense(weight, self.num_layers, self.spec.nonlinearity, steps=steps,
-                             learning_rate=learning_rate, seed=seed, init_noise=self.spec.init_noise,
-                             precision=self.precision, history=history)
+    w = adtn.adtn_from_dense(
+      weight,
+      self.num_layers,
+      self.spec.nonlinearity,
+      steps=steps,
+      learning_rate=learning_rate,
+      seed=seed,
+      init_noise=self.spec.init_noise,
+      precision=self.precision,
+      history=history,
+    )
     self.gates[...] = w.gates.astype(self.param_dtype)
     self.scale[...] = jnp.asarray(w.scale).astype(self.param_dtype)
     self.fit_history = tuple(history)

@@ -138,8 +138,17 @@ class FactorizedDense(CompressedLayer):
 
   family = "dense"
 
-  def __init__(self, in_features: int, out_features: int, spec: LayerSpec, *,
-               dtype=None, param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    in_features: int,
+    out_features: int,
+    spec: LayerSpec,
+    *,
+    dtype=None,
+    param_dtype=jnp.float32,
+    precision=None,
+    rngs: nnx.Rngs,
+  ):
     del rngs  # the subclass draws its own parameters
     for name, value in (("in_features", in_features), ("out_features", out_features)):
       if int(value) < 1:
@@ -166,14 +175,18 @@ class FactorizedDense(CompressedLayer):
   @classmethod
   def _for_weight(cls, weight, spec, **layer_kwargs):
     if weight.ndim != 2:
-      raise ValueError(f"{cls.__name__}.from_dense needs a 2-D (in_features, out_features) "
-                       f"weight, got shape {weight.shape}.")
+      raise ValueError(
+        f"{cls.__name__}.from_dense needs a 2-D (in_features, out_features) "
+        f"weight, got shape {weight.shape}."
+      )
     return cls(weight.shape[0], weight.shape[1], spec, **layer_kwargs)
 
   def __call__(self, x):
     if x.shape[-1] != self.in_features:
-      raise ValueError(f"{type(self).__name__} expects {self.in_features} input features, "
-                       f"got an input of shape {x.shape}.")
+      raise ValueError(
+        f"{type(self).__name__} expects {self.in_features} input features, "
+        f"got an input of shape {x.shape}."
+      )
     if self.dtype is not None:
       x = x.astype(self.dtype)
     y = self._matmul(x)

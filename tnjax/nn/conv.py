@@ -19,12 +19,34 @@ class Conv(FactorizedConv):
 
   spec_type = DenseSpec
 
-  def __init__(self, in_channels: int, out_channels: int, kernel_size,
-               spec: DenseSpec = DenseSpec(), *, strides=1, padding="SAME", kernel_dilation=1,
-               dtype=None, param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
-    super().__init__(in_channels, out_channels, kernel_size, spec, strides=strides,
-                     padding=padding, kernel_dilation=kernel_dilation, dtype=dtype,
-                     param_dtype=param_dtype, precision=precision, rngs=rngs)
+  def __init__(
+    self,
+    in_channels: int,
+    out_channels: int,
+    kernel_size,
+    spec: DenseSpec = DenseSpec(),
+    *,
+    strides=1,
+    padding="SAME",
+    kernel_dilation=1,
+    dtype=None,
+    param_dtype=jnp.float32,
+    precision=None,
+    rngs: nnx.Rngs,
+  ):
+    super().__init__(
+      in_channels,
+      out_channels,
+      kernel_size,
+      spec,
+      strides=strides,
+      padding=padding,
+      kernel_dilation=kernel_dilation,
+      dtype=dtype,
+      param_dtype=param_dtype,
+      precision=precision,
+      rngs=rngs,
+    )
     std = init_lib.target_variance(spec.init, self.fan_in, self.fan_out) ** 0.5
     shape = self.kernel_size + (self.in_channels, self.out_channels)
     self.kernel = nnx.Param(init_lib.normal(rngs.params(), shape, std, self.param_dtype))
@@ -40,8 +62,14 @@ class Conv(FactorizedConv):
     return self.kernel[...]
 
   def _conv(self, x, padding):
-    return conv_reference(x, self.kernel[...].astype(x.dtype), self.strides, padding,
-                          self.kernel_dilation, self.precision)
+    return conv_reference(
+      x,
+      self.kernel[...].astype(x.dtype),
+      self.strides,
+      padding,
+      self.kernel_dilation,
+      self.precision,
+    )
 
   def _fit(self, weight):
     self.kernel[...] = weight.astype(self.param_dtype)

@@ -37,9 +37,15 @@ def explicit_padding(padding, input_hw, kernel_hw, strides, dilation):
 def conv_reference(x, kernel_hwio, strides=(1, 1), padding="SAME", dilation=(1, 1), precision=None):
   """Plain lax convolution of NHWC x with an HWIO kernel (the dense baseline)."""
   pads = explicit_padding(padding, x.shape[1:3], kernel_hwio.shape[:2], strides, dilation)
-  return jax.lax.conv_general_dilated(x, kernel_hwio, strides, pads, rhs_dilation=dilation,
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                      precision=precision)
+  return jax.lax.conv_general_dilated(
+    x,
+    kernel_hwio,
+    strides,
+    pads,
+    rhs_dilation=dilation,
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    precision=precision,
+  )
 
 
 class FactorizedConv(CompressedLayer):
@@ -63,9 +69,21 @@ class FactorizedConv(CompressedLayer):
 
   family = "conv"
 
-  def __init__(self, in_channels: int, out_channels: int, kernel_size, spec: LayerSpec, *,
-               strides=1, padding="SAME", kernel_dilation=1, dtype=None,
-               param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    in_channels: int,
+    out_channels: int,
+    kernel_size,
+    spec: LayerSpec,
+    *,
+    strides=1,
+    padding="SAME",
+    kernel_dilation=1,
+    dtype=None,
+    param_dtype=jnp.float32,
+    precision=None,
+    rngs: nnx.Rngs,
+  ):
     del rngs  # the subclass draws its own parameters
     for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
       if int(value) < 1:
@@ -105,22 +123,27 @@ class FactorizedConv(CompressedLayer):
   @classmethod
   def _for_weight(cls, weight, spec, **layer_kwargs):
     if weight.ndim != 4:
-      raise ValueError(f"{cls.__name__}.from_dense needs an HWIO (kh, kw, in, out) kernel, "
-                       f"got shape {weight.shape}.")
+      raise ValueError(
+        f"{cls.__name__}.from_dense needs an HWIO (kh, kw, in, out) kernel, "
+        f"got shape {weight.shape}."
+      )
     kh, kw, n_in, n_out = weight.shape
     return cls(n_in, n_out, (kh, kw), spec, **layer_kwargs)
 
   def _prepare(self, x):
     """Checks x, flattens its batch dims and resolves padding: (batch_shape, x, pads)."""
     if x.ndim < 4 or x.shape[-1] != self.in_channels:
-      raise ValueError(f"{type(self).__name__} expects (..., H, W, {self.in_channels}) inputs, "
-                       f"got shape {x.shape}.")
+      raise ValueError(
+        f"{type(self).__name__} expects (..., H, W, {self.in_channels}) inputs, "
+        f"got shape {x.shape}."
+      )
     batch_shape = x.shape[:-3]
     x = x.reshape((-1,) + x.shape[-3:])
     if self.dtype is not None:
       x = x.astype(self.dtype)
-    pads = explicit_padding(self.padding, x.shape[1:3], self.kernel_size, self.strides,
-                            self.kernel_dilation)
+    pads = explicit_padding(
+      self.padding, x.shape[1:3], self.kernel_size, self.strides, self.kernel_dilation
+    )
     return batch_shape, x, pads
 
   def __call__(self, x):
@@ -129,4 +152,3 @@ class FactorizedConv(CompressedLayer):
     if self.bias is not None:
       y = y + self.bias[...].astype(y.dtype)
     return y.reshape(batch_shape + y.shape[1:])
-

@@ -27,17 +27,43 @@ class CPConv(FactorizedConv):
   spec_type = CPSpec
   fit_options = ("n_iter",)
 
-  def __init__(self, in_channels: int, out_channels: int, kernel_size, spec: CPSpec = CPSpec(), *,
-               strides=1, padding="SAME", kernel_dilation=1, dtype=None,
-               param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
-    super().__init__(in_channels, out_channels, kernel_size, spec, strides=strides,
-                     padding=padding, kernel_dilation=kernel_dilation, dtype=dtype,
-                     param_dtype=param_dtype, precision=precision, rngs=rngs)
+  def __init__(
+    self,
+    in_channels: int,
+    out_channels: int,
+    kernel_size,
+    spec: CPSpec = CPSpec(),
+    *,
+    strides=1,
+    padding="SAME",
+    kernel_dilation=1,
+    dtype=None,
+    param_dtype=jnp.float32,
+    precision=None,
+    rngs: nnx.Rngs,
+  ):
+    super().__init__(
+      in_channels,
+      out_channels,
+      kernel_size,
+      spec,
+      strides=strides,
+      padding=padding,
+      kernel_dilation=kernel_dilation,
+      dtype=dtype,
+      param_dtype=param_dtype,
+      precision=precision,
+      rngs=rngs,
+    )
     variance = init_lib.target_variance(spec.init, self.fan_in, self.fan_out)
     std = init_lib.product_stds(variance, num_factors=4, summed_terms=spec.rank)
     sizes = (self.out_channels,) + self.kernel_size + (self.in_channels,)
-    self.factors = nnx.List([nnx.Param(init_lib.normal(rngs.params(), (n, spec.rank), std,
-                                                       self.param_dtype)) for n in sizes])
+    self.factors = nnx.List(
+      [
+        nnx.Param(init_lib.normal(rngs.params(), (n, spec.rank), std, self.param_dtype))
+        for n in sizes
+      ]
+    )
 
   @property
   def rank(self) -> int:
@@ -58,9 +84,14 @@ class CPConv(FactorizedConv):
     return cp.cp_kernel_to_dense(self.weights())
 
   def _conv(self, x, padding):
-    return cp.cp_kernel_conv(x, self.weights().astype(x.dtype), strides=self.strides,
-                             padding=padding, dilation=self.kernel_dilation,
-                             precision=self.precision)
+    return cp.cp_kernel_conv(
+      x,
+      self.weights().astype(x.dtype),
+      strides=self.strides,
+      padding=padding,
+      dilation=self.kernel_dilation,
+      precision=self.precision,
+    )
 
   def feature_maps(self, x):
     """The R maps (..., H', W', R) of rank-1 terms before the out-channel mix (no bias).
@@ -69,9 +100,14 @@ class CPConv(FactorizedConv):
     output; `significance()` says how much each map weighs.
     """
     batch_shape, x, pads = self._prepare(x)
-    maps = cp.cp_feature_maps(x, self.weights().astype(x.dtype), strides=self.strides,
-                              padding=pads, dilation=self.kernel_dilation,
-                              precision=self.precision)
+    maps = cp.cp_feature_maps(
+      x,
+      self.weights().astype(x.dtype),
+      strides=self.strides,
+      padding=pads,
+      dilation=self.kernel_dilation,
+      precision=self.precision,
+    )
     return maps.reshape(batch_shape + maps.shape[1:])
 
   def significance(self):

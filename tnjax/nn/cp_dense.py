@@ -30,22 +30,43 @@ class CPDense(FactorizedDense):
   spec_type = CPSpec
   fit_options = ("n_iter",)
 
-  def __init__(self, in_features: int, out_features: int, spec: CPSpec = CPSpec(), *,
-               dtype=None, param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
-    super().__init__(in_features, out_features, spec, dtype=dtype, param_dtype=param_dtype,
-                     precision=precision, rngs=rngs)
+  def __init__(
+    self,
+    in_features: int,
+    out_features: int,
+    spec: CPSpec = CPSpec(),
+    *,
+    dtype=None,
+    param_dtype=jnp.float32,
+    precision=None,
+    rngs: nnx.Rngs,
+  ):
+    super().__init__(
+      in_features,
+      out_features,
+      spec,
+      dtype=dtype,
+      param_dtype=param_dtype,
+      precision=precision,
+      rngs=rngs,
+    )
     self.in_shape, self.out_shape = shapes.resolve_tt_shapes(
-        self.in_features, self.out_features, spec.in_shape, spec.out_shape, spec.order,
-        owner="CPSpec")
+      self.in_features, self.out_features, spec.in_shape, spec.out_shape, spec.order, owner="CPSpec"
+    )
     if len(self.in_shape) < 2:
       # One factor (m, n, R) only sums R copies of W: more numbers than W, nothing gained.
-      raise ValueError(f"CPDense needs at least 2 modes (CPSpec.order or the shapes' length), "
-                       f"got in_shape={self.in_shape}.")
+      raise ValueError(
+        f"CPDense needs at least 2 modes (CPSpec.order or the shapes' length), "
+        f"got in_shape={self.in_shape}."
+      )
     variance = init_lib.target_variance(spec.init, self.in_features, self.out_features)
     std = init_lib.product_stds(variance, num_factors=len(self.in_shape), summed_terms=spec.rank)
-    self.factors = nnx.List([
+    self.factors = nnx.List(
+      [
         nnx.Param(init_lib.normal(rngs.params(), (m, n, spec.rank), std, self.param_dtype))
-        for m, n in zip(self.in_shape, self.out_shape)])
+        for m, n in zip(self.in_shape, self.out_shape)
+      ]
+    )
 
   @property
   def rank(self) -> int:
@@ -64,12 +85,12 @@ class CPDense(FactorizedDense):
     return cp.CPMatrix(tuple(f[...] for f in self.factors))
 
   def to_dense(self):
-    return cp.cp_matrix_to_dense(self.weights())[:self.in_features, :self.out_features]
+    return cp.cp_matrix_to_dense(self.weights())[: self.in_features, : self.out_features]
 
   def _matmul(self, x):
     x = pad_features(x, math.prod(self.in_shape))
     y = cp.cp_matrix_matmul(x, self.weights().astype(x.dtype), precision=self.precision)
-    return y[..., :self.out_features]
+    return y[..., : self.out_features]
 
   def significance(self):
     """Per rank component, the magnitude (Frobenius norm) of its rank-1 term."""

@@ -10,8 +10,16 @@ from tnjax.nn import registry
 from tnjax.nn.spec import spec_from_config
 
 
-def make_dense(spec, in_features: int, out_features: int, *, dtype=None, param_dtype=jnp.float32,
-               precision=None, rngs: nnx.Rngs) -> nnx.Module:
+def make_dense(
+  spec,
+  in_features: int,
+  out_features: int,
+  *,
+  dtype=None,
+  param_dtype=jnp.float32,
+  precision=None,
+  rngs: nnx.Rngs,
+) -> nnx.Module:
   """Builds the dense-family layer that `spec` (a spec or a config dict) describes.
 
   Args:
@@ -25,13 +33,30 @@ def make_dense(spec, in_features: int, out_features: int, *, dtype=None, param_d
   """
   spec = spec_from_config(spec)
   return registry.layer_class("dense", spec.kind)(
-      in_features, out_features, spec, dtype=dtype, param_dtype=param_dtype, precision=precision,
-      rngs=rngs)
+    in_features,
+    out_features,
+    spec,
+    dtype=dtype,
+    param_dtype=param_dtype,
+    precision=precision,
+    rngs=rngs,
+  )
 
 
-def make_conv(spec, in_channels: int, out_channels: int, kernel_size, *, strides=1,
-              padding="SAME", kernel_dilation=1, dtype=None, param_dtype=jnp.float32,
-              precision=None, rngs: nnx.Rngs) -> nnx.Module:
+def make_conv(
+  spec,
+  in_channels: int,
+  out_channels: int,
+  kernel_size,
+  *,
+  strides=1,
+  padding="SAME",
+  kernel_dilation=1,
+  dtype=None,
+  param_dtype=jnp.float32,
+  precision=None,
+  rngs: nnx.Rngs,
+) -> nnx.Module:
   """Builds the conv-family layer that `spec` (a spec or a config dict) describes.
 
   Args:
@@ -49,6 +74,15 @@ def make_conv(spec, in_channels: int, out_channels: int, kernel_size, *, strides
   """
   spec = spec_from_config(spec)
   return registry.layer_class("conv", spec.kind)(
-      in_channels, out_channels, kernel_size, spec, strides=strides, padding=padding,
-      kernel_dilation=kernel_dilation, dtype=dtype, param_dtype=param_dtype, precision=precision,
-      rngs=rngs)
+    in_channels,
+    out_channels,
+    kernel_size,
+    spec,
+    strides=strides,
+    padding=padding,
+    kernel_dilation=kernel_dilation,
+    dtype=dtype,
+    param_dtype=param_dtype,
+    precision=precision,
+    rngs=rngs,
+  )

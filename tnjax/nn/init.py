@@ -9,9 +9,9 @@ import jax.numpy as jnp
 
 # name -> (numerator, which fan): Var(W_ij) = numerator / fan.
 _VARIANCE_RULES = {
-    "glorot_normal": (1.0, "avg"),  # 2 / (fan_in + fan_out)
-    "he_normal": (2.0, "in"),
-    "lecun_normal": (1.0, "in"),
+  "glorot_normal": (1.0, "avg"),  # 2 / (fan_in + fan_out)
+  "he_normal": (2.0, "in"),
+  "lecun_normal": (1.0, "in"),
 }
 
 

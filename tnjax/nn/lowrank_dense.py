@@ -23,10 +23,26 @@ class LowRankDense(FactorizedDense):
 
   spec_type = LowRankSpec
 
-  def __init__(self, in_features: int, out_features: int, spec: LowRankSpec = LowRankSpec(), *,
-               dtype=None, param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
-    super().__init__(in_features, out_features, spec, dtype=dtype, param_dtype=param_dtype,
-                     precision=precision, rngs=rngs)
+  def __init__(
+    self,
+    in_features: int,
+    out_features: int,
+    spec: LowRankSpec = LowRankSpec(),
+    *,
+    dtype=None,
+    param_dtype=jnp.float32,
+    precision=None,
+    rngs: nnx.Rngs,
+  ):
+    super().__init__(
+      in_features,
+      out_features,
+      spec,
+      dtype=dtype,
+      param_dtype=param_dtype,
+      precision=precision,
+      rngs=rngs,
+    )
     rank = spec.rank
     variance = init_lib.target_variance(spec.init, self.in_features, self.out_features)
     std = init_lib.product_stds(variance, num_factors=2, summed_terms=rank)

@@ -21,8 +21,10 @@ def register(layer_class: type) -> type:
   key = (family, spec_type.kind)
   existing = _LAYERS.get(key)
   if existing is not None and existing.__qualname__ != layer_class.__qualname__:
-    raise ValueError(f"{layer_class.__name__} and {existing.__name__} both claim the {family} "
-                     f"form of kind {spec_type.kind!r}.")
+    raise ValueError(
+      f"{layer_class.__name__} and {existing.__name__} both claim the {family} "
+      f"form of kind {spec_type.kind!r}."
+    )
   _LAYERS[key] = layer_class
   return layer_class
 

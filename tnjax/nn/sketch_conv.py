@@ -26,12 +26,34 @@ class SketchConv(FactorizedConv):
 
   spec_type = SketchSpec
 
-  def __init__(self, in_channels: int, out_channels: int, kernel_size,
-               spec: SketchSpec = SketchSpec(), *, strides=1, padding="SAME", kernel_dilation=1,
-               dtype=None, param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
-    super().__init__(in_channels, out_channels, kernel_size, spec, strides=strides,
-                     padding=padding, kernel_dilation=kernel_dilation, dtype=dtype,
-                     param_dtype=param_dtype, precision=precision, rngs=rngs)
+  def __init__(
+    self,
+    in_channels: int,
+    out_channels: int,
+    kernel_size,
+    spec: SketchSpec = SketchSpec(),
+    *,
+    strides=1,
+    padding="SAME",
+    kernel_dilation=1,
+    dtype=None,
+    param_dtype=jnp.float32,
+    precision=None,
+    rngs: nnx.Rngs,
+  ):
+    super().__init__(
+      in_channels,
+      out_channels,
+      kernel_size,
+      spec,
+      strides=strides,
+      padding=padding,
+      kernel_dilation=kernel_dilation,
+      dtype=dtype,
+      param_dtype=param_dtype,
+      precision=precision,
+      rngs=rngs,
+    )
     l, k = spec.num_sketches, spec.sketch_size
     kh, kw = self.kernel_size
     key1, key2 = jax.random.split(sign_key(spec, rngs))
@@ -60,9 +82,14 @@ class SketchConv(FactorizedConv):
     return sketch.conv_sketch_to_dense(self.weights())
 
   def _conv(self, x, padding):
-    return sketch.conv_sketch_conv(x, self.weights().astype(x.dtype), strides=self.strides,
-                                   padding=padding, dilation=self.kernel_dilation,
-                                   precision=self.precision)
+    return sketch.conv_sketch_conv(
+      x,
+      self.weights().astype(x.dtype),
+      strides=self.strides,
+      padding=padding,
+      dilation=self.kernel_dilation,
+      precision=self.precision,
+    )
 
   def _fit(self, weight):
     w = sketch.conv_sketch_from_dense(weight.astype(self.param_dtype), self.u1[...], self.u2[...])

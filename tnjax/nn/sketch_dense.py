@@ -33,9 +33,11 @@ def warn_if_larger(layer) -> None:
   if layer.weight_params > layer.dense_weight_params:
     spec = layer.spec
     warnings.warn(
-        f"{type(layer).__name__} {layer.shape_description}: l={spec.num_sketches}, "
-        f"k={spec.sketch_size} give {layer.weight_params:,} parameters, more than the dense "
-        f"layer's {layer.dense_weight_params:,}; lower sketch_size or num_sketches.", stacklevel=3)
+      f"{type(layer).__name__} {layer.shape_description}: l={spec.num_sketches}, "
+      f"k={spec.sketch_size} give {layer.weight_params:,} parameters, more than the dense "
+      f"layer's {layer.dense_weight_params:,}; lower sketch_size or num_sketches.",
+      stacklevel=3,
+    )
 
 
 class SketchDense(FactorizedDense):
@@ -51,10 +53,26 @@ class SketchDense(FactorizedDense):
 
   spec_type = SketchSpec
 
-  def __init__(self, in_features: int, out_features: int, spec: SketchSpec = SketchSpec(), *,
-               dtype=None, param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
-    super().__init__(in_features, out_features, spec, dtype=dtype, param_dtype=param_dtype,
-                     precision=precision, rngs=rngs)
+  def __init__(
+    self,
+    in_features: int,
+    out_features: int,
+    spec: SketchSpec = SketchSpec(),
+    *,
+    dtype=None,
+    param_dtype=jnp.float32,
+    precision=None,
+    rngs: nnx.Rngs,
+  ):
+    super().__init__(
+      in_features,
+      out_features,
+      spec,
+      dtype=dtype,
+      param_dtype=param_dtype,
+      precision=precision,
+      rngs=rngs,
+    )
     l, k = spec.num_sketches, spec.sketch_size
     key1, key2 = jax.random.split(sign_key(spec, rngs))
     self.u1 = SketchMatrix(sketch.sign_matrices(key1, l, k, self.in_features, self.param_dtype))
@@ -73,7 +91,9 @@ class SketchDense(FactorizedDense):
   @property
   def shape_description(self) -> str:
     spec = self.spec
-    return f"{self.in_features}x{self.out_features} sketch l={spec.num_sketches} k={spec.sketch_size}"
+    return (
+      f"{self.in_features}x{self.out_features} sketch l={spec.num_sketches} k={spec.sketch_size}"
+    )
 
   def weights(self) -> sketch.DenseSketch:
     return sketch.DenseSketch(self.s1[...], self.s2[...], self.u1[...], self.u2[...])

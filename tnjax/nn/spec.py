@@ -19,6 +19,7 @@ INITS = ("glorot_normal", "he_normal", "lecun_normal")
 @dataclasses.dataclass(frozen=True)
 class LayerSpec:
   """Fields every layer has."""
+
   use_bias: bool = True
   init: str = "glorot_normal"
 
@@ -26,7 +27,9 @@ class LayerSpec:
 
   def __post_init__(self):
     if self.init not in INITS:
-      raise ValueError(f"{type(self).__name__}.init={self.init!r} is unknown; choose one of {INITS}.")
+      raise ValueError(
+        f"{type(self).__name__}.init={self.init!r} is unknown; choose one of {INITS}."
+      )
 
   def to_config(self) -> dict:
     """Plain dict that `spec_from_config` turns back into this spec."""
@@ -36,6 +39,7 @@ class LayerSpec:
 @dataclasses.dataclass(frozen=True)
 class DenseSpec(LayerSpec):
   """An ordinary dense (or conv) layer: the baseline every format is compared with."""
+
   kind = "dense"
 
 
@@ -51,8 +55,10 @@ def _check_mode_shapes(spec):
   if (spec.in_shape is None) != (spec.out_shape is None):
     raise ValueError(f"{name}: give both in_shape and out_shape, or neither (automatic).")
   if spec.in_shape is not None and len(spec.in_shape) != len(spec.out_shape):
-    raise ValueError(f"{name}: in_shape {spec.in_shape} and out_shape {spec.out_shape} have "
-                     "different lengths; each factor pairs one input and one output mode.")
+    raise ValueError(
+      f"{name}: in_shape {spec.in_shape} and out_shape {spec.out_shape} have "
+      "different lengths; each factor pairs one input and one output mode."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +71,7 @@ class TTSpec(LayerSpec):
       counts automatically into `order` balanced modes (padding if needed).
     order: number of cores when shapes are automatic.
   """
+
   ranks: int | tuple[int, ...] = 8
   in_shape: tuple[int, ...] | None = None
   out_shape: tuple[int, ...] | None = None
@@ -82,6 +89,7 @@ class TTSpec(LayerSpec):
 @dataclasses.dataclass(frozen=True)
 class LowRankSpec(LayerSpec):
   """Matrix-rank baseline W = U V (Novikov et al.'s 'MR')."""
+
   rank: int = 8
   kind = "lowrank"
 
@@ -105,6 +113,7 @@ class CPSpec(LayerSpec):
       feature counts automatically into `order` balanced modes.
     order: dense only: number of factors when shapes are automatic.
   """
+
   rank: int = 4
   in_shape: tuple[int, ...] | None = None
   out_shape: tuple[int, ...] | None = None
@@ -128,6 +137,7 @@ class ADTNSpec(LayerSpec):
     init_noise: gates start as the orthogonal part of I + init_noise * N(0, 1).
     remat: recompute intermediate states in the backward pass (saves memory at large Q).
   """
+
   layers: int = 2
   nonlinearity: str = "relu"
   init_noise: float = 1.0
@@ -139,8 +149,10 @@ class ADTNSpec(LayerSpec):
     if self.layers < 1:
       raise ValueError(f"ADTNSpec.layers must be >= 1, got {self.layers}.")
     if self.nonlinearity not in NONLINEARITIES:
-      raise ValueError(f"ADTNSpec.nonlinearity={self.nonlinearity!r} is unknown; "
-                       f"choose one of {sorted(NONLINEARITIES)}.")
+      raise ValueError(
+        f"ADTNSpec.nonlinearity={self.nonlinearity!r} is unknown; "
+        f"choose one of {sorted(NONLINEARITIES)}."
+      )
     if self.init_noise < 0:
       raise ValueError(f"ADTNSpec.init_noise must be >= 0, got {self.init_noise}.")
 
@@ -154,6 +166,7 @@ class SketchSpec(LayerSpec):
     num_sketches: l, sketch pairs per mode; W_hat averages the 2l estimates.
     seed: seed of the fixed U matrices; None draws them from the model's rngs.
   """
+
   sketch_size: int = 8
   num_sketches: int = 1
   seed: int | None = None
@@ -162,8 +175,10 @@ class SketchSpec(LayerSpec):
   def __post_init__(self):
     super().__post_init__()
     if self.sketch_size < 1 or self.num_sketches < 1:
-      raise ValueError(f"SketchSpec.sketch_size and num_sketches must be >= 1, got "
-                       f"sketch_size={self.sketch_size}, num_sketches={self.num_sketches}.")
+      raise ValueError(
+        f"SketchSpec.sketch_size and num_sketches must be >= 1, got "
+        f"sketch_size={self.sketch_size}, num_sketches={self.num_sketches}."
+      )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +189,7 @@ class TuckerSpec(LayerSpec):
     in_rank: R3, channels after the 1x1 input projection.
     out_rank: R4, channels of the core conv before the 1x1 expansion.
   """
+
   in_rank: int = 16
   out_rank: int = 16
   kind = "tucker"
@@ -181,8 +197,10 @@ class TuckerSpec(LayerSpec):
   def __post_init__(self):
     super().__post_init__()
     if self.in_rank < 1 or self.out_rank < 1:
-      raise ValueError(f"TuckerSpec.in_rank and out_rank must be >= 1, got in_rank="
-                       f"{self.in_rank}, out_rank={self.out_rank}.")
+      raise ValueError(
+        f"TuckerSpec.in_rank and out_rank must be >= 1, got in_rank="
+        f"{self.in_rank}, out_rank={self.out_rank}."
+      )
 
 
 def _freeze(value):
@@ -206,5 +224,7 @@ def spec_from_config(config: Any) -> LayerSpec:
   known = {f.name for f in dataclasses.fields(cls)}
   unknown = sorted(set(fields) - known)
   if unknown:
-    raise ValueError(f"Layer kind {kind!r} has no field(s) {unknown}; its fields are {sorted(known)}.")
+    raise ValueError(
+      f"Layer kind {kind!r} has no field(s) {unknown}; its fields are {sorted(known)}."
+    )
   return cls(**{k: _freeze(v) for k, v in fields.items()})

@@ -13,7 +13,8 @@ def layer_rows(model: nnx.Module) -> list[dict]:
   for path, module in nnx.iter_modules(model):
     if module is model or not isinstance(module, CountedModule):
       continue
-    rows.append({
+    rows.append(
+      {
         "name": ".".join(str(p) for p in path),
         "kind": module.spec.kind,
         "shape": module.shape_description,
@@ -21,7 +22,8 @@ def layer_rows(model: nnx.Module) -> list[dict]:
         "weights": module.weight_params,
         "dense_params": module.dense_weight_params + (module.num_params - module.weight_params),
         "compression": module.compression,
-    })
+      }
+    )
   return rows
 
 
@@ -36,15 +38,19 @@ def format_table(model: nnx.Module) -> str:
   header = f"{'layer':<28} {'kind':<8} {'shape':<36} {'params':>12} {'compression':>12}"
   lines = [header, "-" * len(header)]
   for r in rows:
-    lines.append(f"{r['name']:<28} {r['kind']:<8} {r['shape']:<36} {r['params']:>12,} "
-                 f"{r['compression']:>12,.1f}")
+    lines.append(
+      f"{r['name']:<28} {r['kind']:<8} {r['shape']:<36} {r['params']:>12,} "
+      f"{r['compression']:>12,.1f}"
+    )
   compressed = [r for r in rows if r["kind"] != "dense"]
   if compressed:  # e.g. Novikov's TT4 TT4 FC: FC6 and FC7 together
     dense_weights = sum(r["dense_params"] - (r["params"] - r["weights"]) for r in compressed)
     weights = sum(r["weights"] for r in compressed)
     lines.append("-" * len(header))
-    lines.append(f"{'compressed layers (weights)':<28} {'':<8} {', '.join(r['name'] for r in compressed)[:36]:<36} "
-                 f"{weights:>12,} {dense_weights / weights:>12,.1f}")
+    lines.append(
+      f"{'compressed layers (weights)':<28} {'':<8} {', '.join(r['name'] for r in compressed)[:36]:<36} "
+      f"{weights:>12,} {dense_weights / weights:>12,.1f}"
+    )
   total = total_params(model)
   # Dense equivalent: this model with every tnjax layer replaced by its dense size.
   dense_total = total + sum(r["dense_params"] - r["params"] for r in rows)

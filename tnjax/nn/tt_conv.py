@@ -45,12 +45,35 @@ class TTConv(FactorizedConv):
   spec_type = TTSpec
   fit_options = ("eps",)
 
-  def __init__(self, in_channels: int, out_channels: int, kernel_size, spec: TTSpec = TTSpec(), *,
-               method: str = "auto", strides=1, padding="SAME", kernel_dilation=1, dtype=None,
-               param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
-    super().__init__(in_channels, out_channels, kernel_size, spec, strides=strides,
-                     padding=padding, kernel_dilation=kernel_dilation, dtype=dtype,
-                     param_dtype=param_dtype, precision=precision, rngs=rngs)
+  def __init__(
+    self,
+    in_channels: int,
+    out_channels: int,
+    kernel_size,
+    spec: TTSpec = TTSpec(),
+    *,
+    method: str = "auto",
+    strides=1,
+    padding="SAME",
+    kernel_dilation=1,
+    dtype=None,
+    param_dtype=jnp.float32,
+    precision=None,
+    rngs: nnx.Rngs,
+  ):
+    super().__init__(
+      in_channels,
+      out_channels,
+      kernel_size,
+      spec,
+      strides=strides,
+      padding=padding,
+      kernel_dilation=kernel_dilation,
+      dtype=dtype,
+      param_dtype=param_dtype,
+      precision=precision,
+      rngs=rngs,
+    )
     if method not in METHODS:
       raise ValueError(f"TTConv method={method!r} is unknown; choose one of {METHODS}.")
     self.method = method
@@ -59,14 +82,16 @@ class TTConv(FactorizedConv):
       self.out_shape = shapes.factorize(self.out_channels, spec.order, max_padding=0)
     else:
       self.in_shape, self.out_shape = shapes.resolve_tt_shapes(
-          self.in_channels, self.out_channels, spec.in_shape, spec.out_shape, owner="TTSpec")
+        self.in_channels, self.out_channels, spec.in_shape, spec.out_shape, owner="TTSpec"
+      )
     ranks = (spec.ranks,) * (len(self.in_shape)) if isinstance(spec.ranks, int) else spec.ranks
     core_shapes = tt.tt_core_shapes(self.tt_in_shape, self.tt_out_shape, tuple(ranks))
     variance = init_lib.target_variance(spec.init, self.fan_in, self.fan_out)
     paths = math.prod(s[3] for s in core_shapes[:-1])
     std = init_lib.product_stds(variance, num_factors=len(core_shapes), summed_terms=paths)
-    self.cores = nnx.List([nnx.Param(init_lib.normal(rngs.params(), s, std, self.param_dtype))
-                           for s in core_shapes])
+    self.cores = nnx.List(
+      [nnx.Param(init_lib.normal(rngs.params(), s, std, self.param_dtype)) for s in core_shapes]
+    )
 
   @property
   def tt_in_shape(self) -> tuple[int, ...]:
@@ -83,8 +108,10 @@ class TTConv(FactorizedConv):
   @property
   def shape_description(self) -> str:
     ranks = "-".join(str(c.shape[0]) for c in list(self.cores)[1:])
-    return (f"{super().shape_description} TT {'x'.join(map(str, self.in_shape))}->"
-            f"{'x'.join(map(str, self.out_shape))} ranks {ranks}")
+    return (
+      f"{super().shape_description} TT {'x'.join(map(str, self.in_shape))}->"
+      f"{'x'.join(map(str, self.out_shape))} ranks {ranks}"
+    )
 
   def weights(self) -> tt.TTMatrix:
     """The kernel as a TT-matrix of in_shape (kh*kw, m_1..m_d), out_shape (1, n_1..n_d)."""
@@ -103,29 +130,51 @@ class TTConv(FactorizedConv):
     core_shapes = [tuple(c.shape) for c in self.cores]
     factored = tt.tt_matmul_cost(core_shapes, rows) + 4 * rows * math.prod(self.tt_in_shape)
     dense = 2 * rows * self.fan_in * self.out_channels + 2 * self.dense_weight_params * max(
-        s[3] for s in core_shapes)
+      s[3] for s in core_shapes
+    )
     return "factored" if factored < dense else "dense"
 
   def _conv(self, x, padding):
     kh, kw = self.kernel_size
     dims = ("NHWC", "HWIO", "NHWC")
-    out_hw = jax.eval_shape(lambda x: jax.lax.conv_general_dilated(
-        x, jnp.zeros((kh, kw, self.in_channels, 1), x.dtype), self.strides, padding,
-        rhs_dilation=self.kernel_dilation, dimension_numbers=dims), x).shape[1:3]
+    out_hw = jax.eval_shape(
+      lambda x: jax.lax.conv_general_dilated(
+        x,
+        jnp.zeros((kh, kw, self.in_channels, 1), x.dtype),
+        self.strides,
+        padding,
+        rhs_dilation=self.kernel_dilation,
+        dimension_numbers=dims,
+      ),
+      x,
+    ).shape[1:3]
     if self.plan(x.shape[0], out_hw) == "dense":
       kernel = self.to_dense().astype(x.dtype)
-      return jax.lax.conv_general_dilated(x, kernel, self.strides, padding,
-                                          rhs_dilation=self.kernel_dilation,
-                                          dimension_numbers=dims, precision=self.precision)
+      return jax.lax.conv_general_dilated(
+        x,
+        kernel,
+        self.strides,
+        padding,
+        rhs_dilation=self.kernel_dilation,
+        dimension_numbers=dims,
+        precision=self.precision,
+      )
     # Patches come channel-major (C_in, kh*kw); the TT rows are spatial-major.
     patches = jax.lax.conv_general_dilated_patches(
-        x, (kh, kw), self.strides, padding, rhs_dilation=self.kernel_dilation,
-        dimension_numbers=dims, precision=self.precision)
+      x,
+      (kh, kw),
+      self.strides,
+      padding,
+      rhs_dilation=self.kernel_dilation,
+      dimension_numbers=dims,
+      precision=self.precision,
+    )
     batch, height, width, _ = patches.shape
     patches = patches.reshape(batch, height, width, self.in_channels, kh * kw)
     patches = jnp.swapaxes(patches, -1, -2).reshape(batch, height, width, -1)
-    return tt.tt_matmul(patches, self.weights().astype(x.dtype), precision=self.precision,
-                        method="factored")
+    return tt.tt_matmul(
+      patches, self.weights().astype(x.dtype), precision=self.precision, method="factored"
+    )
 
   def _fit(self, weight, eps: float | None = None):
     """TT-SVD of the kernel's (kh*kw*in, out) matrix, ranks capped by the spec's."""

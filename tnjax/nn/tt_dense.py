@@ -32,19 +32,36 @@ class TTDense(FactorizedDense):
   spec_type = TTSpec
   fit_options = ("eps",)
 
-  def __init__(self, in_features: int, out_features: int, spec: TTSpec = TTSpec(), *,
-               dtype=None, param_dtype=jnp.float32, precision=None, rngs: nnx.Rngs):
-    super().__init__(in_features, out_features, spec, dtype=dtype, param_dtype=param_dtype,
-                     precision=precision, rngs=rngs)
+  def __init__(
+    self,
+    in_features: int,
+    out_features: int,
+    spec: TTSpec = TTSpec(),
+    *,
+    dtype=None,
+    param_dtype=jnp.float32,
+    precision=None,
+    rngs: nnx.Rngs,
+  ):
+    super().__init__(
+      in_features,
+      out_features,
+      spec,
+      dtype=dtype,
+      param_dtype=param_dtype,
+      precision=precision,
+      rngs=rngs,
+    )
     self.in_shape, self.out_shape = shapes.resolve_tt_shapes(
-        self.in_features, self.out_features, spec.in_shape, spec.out_shape, spec.order,
-        owner="TTSpec")
+      self.in_features, self.out_features, spec.in_shape, spec.out_shape, spec.order, owner="TTSpec"
+    )
     core_shapes = tt.tt_core_shapes(self.in_shape, self.out_shape, spec.ranks)
     variance = init_lib.target_variance(spec.init, self.in_features, self.out_features)
     paths = math.prod(s[3] for s in core_shapes[:-1])
     std = init_lib.product_stds(variance, num_factors=len(core_shapes), summed_terms=paths)
-    self.cores = nnx.List([nnx.Param(init_lib.normal(rngs.params(), s, std, self.param_dtype))
-                           for s in core_shapes])
+    self.cores = nnx.List(
+      [nnx.Param(init_lib.normal(rngs.params(), s, std, self.param_dtype)) for s in core_shapes]
+    )
 
   @property
   def ranks(self) -> tuple[int, ...]:
@@ -65,12 +82,12 @@ class TTDense(FactorizedDense):
 
   def to_dense(self):
     full = tt.tt_to_dense(self.weights(), precision=self.precision)
-    return full[:self.in_features, :self.out_features]
+    return full[: self.in_features, : self.out_features]
 
   def _matmul(self, x):
     x = pad_features(x, math.prod(self.in_shape))
     y = tt.tt_matmul(x, self.weights().astype(x.dtype), precision=self.precision)
-    return y[..., :self.out_features]
+    return y[..., : self.out_features]
 
   def _fit(self, weight, eps: float | None = None):
     """TT-SVD with ranks capped by the spec's (and by `eps`); ranks may come out lower."""

@@ -19,8 +19,9 @@ from jax import lax
 
 
 @functools.lru_cache(maxsize=4096)
-def plan_path(equation: str, shapes: tuple[tuple[int, ...], ...],
-              strategy: str = "optimal") -> tuple[tuple[int, ...], ...]:
+def plan_path(
+  equation: str, shapes: tuple[tuple[int, ...], ...], strategy: str = "optimal"
+) -> tuple[tuple[int, ...], ...]:
   """Contraction path (pairs of operand positions) minimising FLOPs."""
   # 'optimal' is exhaustive; beyond ~8 operands it explodes, so fall back to 'dp'.
   if strategy == "optimal" and len(shapes) > 8:
@@ -37,13 +38,23 @@ def path_info(equation: str, *shapes: Sequence[int], strategy: str = "optimal"):
   return info
 
 
-def planned_einsum(equation: str, *operands, precision: Any = None,
-                   preferred_element_type: Any = None, strategy: str = "optimal"):
+def planned_einsum(
+  equation: str,
+  *operands,
+  precision: Any = None,
+  preferred_element_type: Any = None,
+  strategy: str = "optimal",
+):
   """`jnp.einsum` using a cached, FLOP-optimal contraction path."""
   shapes = tuple(tuple(op.shape) for op in operands)
   path = plan_path(equation, shapes, strategy)
-  return jnp.einsum(equation, *operands, optimize=list(path), precision=precision,
-                    preferred_element_type=preferred_element_type)
+  return jnp.einsum(
+    equation,
+    *operands,
+    optimize=list(path),
+    precision=precision,
+    preferred_element_type=preferred_element_type,
+  )
 
 
 # --- 2-D GEMM with a backward pass XLA's CPU backend runs fast ------------------
@@ -59,8 +70,13 @@ _MAX_TRANSPOSED_ELEMENTS = 1 << 20
 
 
 def _dot(a, b, contracting, precision, preferred_element_type):
-  return lax.dot_general(a, b, (contracting, ((), ())), precision=precision,
-                         preferred_element_type=preferred_element_type)
+  return lax.dot_general(
+    a,
+    b,
+    (contracting, ((), ())),
+    precision=precision,
+    preferred_element_type=preferred_element_type,
+  )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -81,7 +97,9 @@ def _cpu_gemm_backward(precision, preferred_element_type, residuals, g):
   elif a.size <= g.size:
     grad_b = _dot(lax.optimization_barrier(a.T), g, ((1,), (0,)), precision, preferred_element_type)
   else:
-    grad_b_t = _dot(lax.optimization_barrier(g.T), a, ((1,), (0,)), precision, preferred_element_type)
+    grad_b_t = _dot(
+      lax.optimization_barrier(g.T), a, ((1,), (0,)), precision, preferred_element_type
+    )
     grad_b = lax.optimization_barrier(grad_b_t).T
   return grad_a.astype(a.dtype), grad_b.astype(b.dtype)
 

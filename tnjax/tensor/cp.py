@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import string
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,10 +26,11 @@ from tnjax.tensor.contract import planned_einsum
 
 class CPKernel(NamedTuple):
   """A rank-R CP conv kernel of HWIO shape (X, Y, S, N)."""
-  out_factor: jax.Array     # (N, R)
+
+  out_factor: jax.Array  # (N, R)
   height_factor: jax.Array  # (X, R)
-  width_factor: jax.Array   # (Y, R)
-  in_factor: jax.Array      # (S, R)
+  width_factor: jax.Array  # (Y, R)
+  in_factor: jax.Array  # (S, R)
 
   def astype(self, dtype) -> "CPKernel":
     return CPKernel(*(f.astype(dtype) for f in self))
@@ -37,6 +38,7 @@ class CPKernel(NamedTuple):
 
 class CPMatrix(NamedTuple):
   """A rank-R CP matrix: `factors[k]` is (m_k, n_k, R), one per pair of modes."""
+
   factors: tuple
 
   @property
@@ -52,6 +54,7 @@ class CPMatrix(NamedTuple):
 
 
 # --- CP kernels --------------------------------------------------------------
+
 
 def cp_kernel_num_params(kernel_shape, rank: int) -> int:
   """R (X + Y + S + N) for an HWIO kernel shape (X, Y, S, N)."""
@@ -72,8 +75,9 @@ def cp_kernel_to_dense(k: CPKernel):
 def cp_kernel_from_dense(kernel, rank: int, *, n_iter: int = 500, seed: int = 0) -> CPKernel:
   """CP-ALS of an HWIO kernel (see `cp_als`)."""
   # ALS works on the (N, X, Y, S) arrangement the factors are stored in.
-  factors, _ = cp_als(jnp.transpose(jnp.asarray(kernel), (3, 0, 1, 2)), rank, n_iter=n_iter,
-                      seed=seed)
+  factors, _ = cp_als(
+    jnp.transpose(jnp.asarray(kernel), (3, 0, 1, 2)), rank, n_iter=n_iter, seed=seed
+  )
   return CPKernel(*factors)
 
 
@@ -82,12 +86,20 @@ def _depthwise(x, filters_hw, strides, padding, dilation, precision):
   rank = x.shape[-1]
   kernel = filters_hw[:, :, None, :]  # HWIO with I = 1 per group
   return jax.lax.conv_general_dilated(
-      x, kernel, window_strides=strides, padding=padding, rhs_dilation=dilation,
-      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=rank, precision=precision)
+    x,
+    kernel,
+    window_strides=strides,
+    padding=padding,
+    rhs_dilation=dilation,
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    feature_group_count=rank,
+    precision=precision,
+  )
 
 
-def cp_feature_maps(x, k: CPKernel, *, strides=(1, 1), padding=((0, 0), (0, 0)),
-                    dilation=(1, 1), precision=None):
+def cp_feature_maps(
+  x, k: CPKernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), precision=None
+):
   """The R maps of NHWC x after the in-channel mix and both 1-D spatial filters.
 
   Map r is what rank-1 term r contributes before it is spread over the N
@@ -99,14 +111,27 @@ def cp_feature_maps(x, k: CPKernel, *, strides=(1, 1), padding=((0, 0), (0, 0)),
   _, height_factor, width_factor, in_factor = k
   maps = jnp.einsum("bhws,sr->bhwr", x, in_factor, precision=precision)
   # The vertical pass takes the H stride/padding/dilation, the horizontal pass the W ones.
-  maps = _depthwise(maps, height_factor[:, None, :], (strides[0], 1), (padding[0], (0, 0)),
-                    (dilation[0], 1), precision)
-  return _depthwise(maps, width_factor[None, :, :], (1, strides[1]), ((0, 0), padding[1]),
-                    (1, dilation[1]), precision)
+  maps = _depthwise(
+    maps,
+    height_factor[:, None, :],
+    (strides[0], 1),
+    (padding[0], (0, 0)),
+    (dilation[0], 1),
+    precision,
+  )
+  return _depthwise(
+    maps,
+    width_factor[None, :, :],
+    (1, strides[1]),
+    ((0, 0), padding[1]),
+    (1, dilation[1]),
+    precision,
+  )
 
 
-def cp_kernel_conv(x, k: CPKernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
-            precision=None):
+def cp_kernel_conv(
+  x, k: CPKernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), precision=None
+):
   """Convolution of NHWC x with the CP kernel, as four cheap convolutions.
 
   Args:
@@ -119,8 +144,9 @@ def cp_kernel_conv(x, k: CPKernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), 
   Returns:
     (B, H', W', N), equal to lax.conv with cp_kernel_to_dense(k).
   """
-  maps = cp_feature_maps(x, k, strides=strides, padding=padding, dilation=dilation,
-                         precision=precision)
+  maps = cp_feature_maps(
+    x, k, strides=strides, padding=padding, dilation=dilation, precision=precision
+  )
   return jnp.einsum("bhwr,nr->bhwn", maps, k.out_factor, precision=precision)
 
 
@@ -142,6 +168,7 @@ def cp_full(factors):
 
 
 # --- CP matrices -------------------------------------------------------------
+
 
 def cp_matrix_num_params(in_shape, out_shape, rank: int) -> int:
   """R sum_k m_k n_k."""
@@ -165,8 +192,9 @@ def cp_matrix_to_dense(w: CPMatrix):
   return full.reshape(math.prod(f.shape[0] for f in factors), -1)
 
 
-def cp_matrix_from_dense(W, in_shape, out_shape, rank: int, *, n_iter: int = 500,
-                         seed: int = 0) -> CPMatrix:
+def cp_matrix_from_dense(
+  W, in_shape, out_shape, rank: int, *, n_iter: int = 500, seed: int = 0
+) -> CPMatrix:
   """CP-ALS of a matrix over its (m_k n_k) pair modes; a W smaller than the modes is zero-padded."""
   in_shape, out_shape = tuple(in_shape), tuple(out_shape)
   W = jnp.asarray(W)
@@ -174,8 +202,9 @@ def cp_matrix_from_dense(W, in_shape, out_shape, rank: int, *, n_iter: int = 500
   # (m_1..m_d, n_1..n_d) -> (m_1 n_1, ..., m_d n_d): one ALS mode per factor.
   d = len(in_shape)
   paired = W.reshape(in_shape + out_shape).transpose([a for k in range(d) for a in (k, d + k)])
-  factors, _ = cp_als(paired.reshape([m * n for m, n in zip(in_shape, out_shape)]), rank,
-                      n_iter=n_iter, seed=seed)
+  factors, _ = cp_als(
+    paired.reshape([m * n for m, n in zip(in_shape, out_shape)]), rank, n_iter=n_iter, seed=seed
+  )
   return CPMatrix(tuple(f.reshape(m, n, rank) for f, m, n in zip(factors, in_shape, out_shape)))
 
 
@@ -200,10 +229,10 @@ def cp_matrix_matmul(x, w: CPMatrix, *, precision=None, preferred_element_type=N
   rows, cols = letters[:d], letters[d:]
   batch_shape = x.shape[:-1]
   x = x.reshape((-1,) + in_shape)
-  equation = ("y" + rows + "," + ",".join(i + j + "z" for i, j in zip(rows, cols))
-              + "->y" + cols)
-  y = planned_einsum(equation, x, *factors, precision=precision,
-                     preferred_element_type=preferred_element_type)
+  equation = "y" + rows + "," + ",".join(i + j + "z" for i, j in zip(rows, cols)) + "->y" + cols
+  y = planned_einsum(
+    equation, x, *factors, precision=precision, preferred_element_type=preferred_element_type
+  )
   return y.reshape(batch_shape + (-1,))
 
 

@@ -12,6 +12,7 @@ from tnjax.tensor import shapes as shapes_lib
 
 class LowRankMatrix(NamedTuple):
   """W = u @ v with u (in, R) and v (R, out)."""
+
   u: Any
   v: Any
 
@@ -51,5 +52,6 @@ def lowrank_from_dense(W, rank: int) -> LowRankMatrix:
   u, s, vt = np.linalg.svd(W_np, full_matrices=False)
   root = np.sqrt(s[:rank])
   dtype = jnp.asarray(W).dtype
-  return LowRankMatrix(jnp.asarray(u[:, :rank] * root, dtype),
-                       jnp.asarray(root[:, None] * vt[:rank], dtype))
+  return LowRankMatrix(
+    jnp.asarray(u[:, :rank] * root, dtype), jnp.asarray(root[:, None] * vt[:rank], dtype)
+  )

@@ -44,8 +44,9 @@ def imbalance(factors: tuple[int, ...]) -> float:
   return max(factors) / math.prod(factors) ** (1.0 / len(factors))
 
 
-def factorize(n: int, order: int, max_padding: float = 0.1,
-              max_imbalance: float = 2.0) -> tuple[int, ...]:
+def factorize(
+  n: int, order: int, max_padding: float = 0.1, max_imbalance: float = 2.0
+) -> tuple[int, ...]:
   """Balanced factors of a dimension, padding it up if it factors badly.
 
   If n splits into `order` factors none of which exceeds `max_imbalance` times
@@ -70,16 +71,25 @@ def factorize(n: int, order: int, max_padding: float = 0.1,
     raise ValueError(f"order must be >= 1, got {order}.")
   if max_padding < 0:
     raise ValueError(f"max_padding must be >= 0, got {max_padding}.")
-  candidates = [balanced_factors(m, order)
-                for m in range(n, n + int(math.floor(n * max_padding)) + 1)]
+  candidates = [
+    balanced_factors(m, order) for m in range(n, n + int(math.floor(n * max_padding)) + 1)
+  ]
   for factors in candidates:
     if imbalance(factors) <= max_imbalance:
       return factors
   return min(candidates, key=imbalance)
 
 
-def resolve_tt_shapes(in_features: int, out_features: int, in_shape=None, out_shape=None,
-                      order: int = 4, *, owner: str = "spec", max_padding: float = 0.1):
+def resolve_tt_shapes(
+  in_features: int,
+  out_features: int,
+  in_shape=None,
+  out_shape=None,
+  order: int = 4,
+  *,
+  owner: str = "spec",
+  max_padding: float = 0.1,
+):
   """(in_shape, out_shape) of a tensorised (in_features, out_features) weight.
 
   Unset shapes are balanced factorisations into `order` modes, which may cover
@@ -88,21 +98,26 @@ def resolve_tt_shapes(in_features: int, out_features: int, in_shape=None, out_sh
   exactly. `owner` names the caller in errors (e.g. 'TTSpec').
   """
   if in_shape is None and out_shape is None:
-    return (factorize(in_features, order, max_padding),
-            factorize(out_features, order, max_padding))
+    return (factorize(in_features, order, max_padding), factorize(out_features, order, max_padding))
   if in_shape is None or out_shape is None:
     raise ValueError(f"{owner}: give both in_shape and out_shape, or neither (automatic modes).")
   in_shape, out_shape = tuple(int(m) for m in in_shape), tuple(int(n) for n in out_shape)
   if not in_shape or len(in_shape) != len(out_shape) or min(in_shape + out_shape) < 1:
-    raise ValueError(f"{owner}: in_shape {in_shape} and out_shape {out_shape} must be positive "
-                     "modes of the same length (pad the shorter with 1s).")
-  for name, shape, features in (("in_shape", in_shape, in_features),
-                                ("out_shape", out_shape, out_features)):
+    raise ValueError(
+      f"{owner}: in_shape {in_shape} and out_shape {out_shape} must be positive "
+      "modes of the same length (pad the shorter with 1s)."
+    )
+  for name, shape, features in (
+    ("in_shape", in_shape, in_features),
+    ("out_shape", out_shape, out_features),
+  ):
     if math.prod(shape) != features:
-      raise ValueError(f"{owner}.{name}={shape} multiplies to {math.prod(shape)}, but the layer "
-                       f"has {features} {name[:-6]} features; choose modes whose product is "
-                       f"{features} (e.g. tnjax.tensor.factorize({features}, {len(shape)}) = "
-                       f"{factorize(features, len(shape), max_padding=0)}) or leave shapes unset.")
+      raise ValueError(
+        f"{owner}.{name}={shape} multiplies to {math.prod(shape)}, but the layer "
+        f"has {features} {name[:-6]} features; choose modes whose product is "
+        f"{features} (e.g. tnjax.tensor.factorize({features}, {len(shape)}) = "
+        f"{factorize(features, len(shape), max_padding=0)}) or leave shapes unset."
+      )
   return in_shape, out_shape
 
 
@@ -114,8 +129,9 @@ def budget_count(budget, dense_size: int) -> int:
   """
   if isinstance(budget, float):
     if not 0.0 < budget <= 1.0:
-      raise ValueError(f"A fractional budget must be in (0, 1], got {budget}; pass an int for "
-                       "a parameter count.")
+      raise ValueError(
+        f"A fractional budget must be in (0, 1], got {budget}; pass an int for a parameter count."
+      )
     return max(1, int(budget * dense_size))
   if int(budget) < 1:
     raise ValueError(f"A parameter budget must be >= 1, got {budget}.")

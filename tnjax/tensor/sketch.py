@@ -39,6 +39,7 @@ def sign_matrices(key, num_sketches: int, sketch_size: int, dim: int, dtype=jnp.
 
 class DenseSketch(NamedTuple):
   """SK-FC of a (d1, d2) weight: trained s1 (l, k, d2), s2 (l, d1, k); fixed u1 (l, k, d1), u2 (l, k, d2)."""
+
   s1: Any
   s2: Any
   u1: Any
@@ -51,6 +52,7 @@ class DenseSketch(NamedTuple):
 class ConvSketch(NamedTuple):
   """SK-CONV of an HWIO kernel: trained s1 (l, kh, kw, d_in, k), s2 (l, kh, kw, k, d_out);
   fixed u1 (l, k, d_out), u2 (l, k, d_in)."""
+
   s1: Any
   s2: Any
   u1: Any
@@ -62,8 +64,9 @@ class ConvSketch(NamedTuple):
 
 def check_sketch_sizes(num_sketches: int, sketch_size: int) -> None:
   if int(num_sketches) < 1 or int(sketch_size) < 1:
-    raise ValueError(f"num_sketches (l) and sketch_size (k) must be >= 1, got l={num_sketches}, "
-                     f"k={sketch_size}.")
+    raise ValueError(
+      f"num_sketches (l) and sketch_size (k) must be >= 1, got l={num_sketches}, k={sketch_size}."
+    )
 
 
 def dense_sketch_num_params(d1: int, d2: int, num_sketches: int, sketch_size: int) -> int:
@@ -92,11 +95,17 @@ def conv_sketch_ranks_for_budget(kernel_shape, budget, num_sketches: int = 1) ->
 
 # --- SK-FC ---------------------------------------------------------------------
 
+
 def _dense_factors(sk: DenseSketch):
   """(d1, 2lk) and (2lk, d2) matrices whose product is 2l W_hat."""
   l, k, d1 = sk.u1.shape
-  left = jnp.concatenate([jnp.transpose(sk.u1, (2, 0, 1)).reshape(d1, l * k),
-                          jnp.transpose(sk.s2, (1, 0, 2)).reshape(d1, l * k)], axis=1)
+  left = jnp.concatenate(
+    [
+      jnp.transpose(sk.u1, (2, 0, 1)).reshape(d1, l * k),
+      jnp.transpose(sk.s2, (1, 0, 2)).reshape(d1, l * k),
+    ],
+    axis=1,
+  )
   right = jnp.concatenate([sk.s1.reshape(l * k, -1), sk.u2.reshape(l * k, -1)], axis=0)
   return left, right
 
@@ -123,6 +132,7 @@ def dense_sketch_from_dense(W, u1, u2) -> DenseSketch:
 
 # --- SK-CONV -------------------------------------------------------------------
 
+
 def conv_sketch_to_dense(sk: ConvSketch):
   """K_hat (kh, kw, d_in, d_out)."""
   first = jnp.einsum("lhwik,lko->hwio", sk.s1, sk.u1)
@@ -137,8 +147,9 @@ def conv_sketch_from_dense(kernel, u1, u2) -> ConvSketch:
   return ConvSketch(s1, s2, u1, u2)
 
 
-def conv_sketch_conv(x, sk: ConvSketch, *, strides=(1, 1), padding=((0, 0), (0, 0)),
-                      dilation=(1, 1), precision=None):
+def conv_sketch_conv(
+  x, sk: ConvSketch, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), precision=None
+):
   """conv(x, K_hat) for NHWC x, without forming K_hat.
 
   Both halves are one convolution over the lk stacked maps: conv with S1 then a
@@ -149,13 +160,18 @@ def conv_sketch_conv(x, sk: ConvSketch, *, strides=(1, 1), padding=((0, 0), (0, 
   dtype = x.dtype
 
   def conv(inputs, kernel):
-    return lax.conv_general_dilated(inputs, kernel.astype(dtype), strides, padding,
-                                    rhs_dilation=dilation,
-                                    dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                    precision=precision)
+    return lax.conv_general_dilated(
+      inputs,
+      kernel.astype(dtype),
+      strides,
+      padding,
+      rhs_dilation=dilation,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      precision=precision,
+    )
 
   s1 = jnp.transpose(sk.s1, (1, 2, 3, 0, 4)).reshape(kh, kw, d_in, l * k)
-  maps = conv(x, s1)                                             # (B, H', W', lk)
+  maps = conv(x, s1)  # (B, H', W', lk)
   first = jnp.matmul(maps, sk.u1.reshape(l * k, d_out).astype(dtype), precision=precision)
   u2 = jnp.transpose(sk.u2, (2, 0, 1)).reshape(d_in, l * k)
   projected = jnp.matmul(x, u2.astype(dtype), precision=precision)  # (B, H, W, lk)

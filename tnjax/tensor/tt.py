@@ -15,7 +15,7 @@ import functools
 import math
 import string
 import warnings
-from typing import Any, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -28,6 +28,7 @@ _LETTERS = string.ascii_letters
 
 class TTMatrix(NamedTuple):
   """A TT-matrix: `cores[k]` has shape (r_{k-1}, m_k, n_k, r_k), r_0 = r_d = 1."""
+
   cores: tuple
 
   @property
@@ -59,9 +60,10 @@ def check_shapes(in_shape: Sequence[int], out_shape: Sequence[int]):
   in_shape, out_shape = _as_shape("in_shape", in_shape), _as_shape("out_shape", out_shape)
   if len(in_shape) != len(out_shape):
     raise ValueError(
-        f"in_shape {in_shape} and out_shape {out_shape} have different lengths "
-        f"({len(in_shape)} vs {len(out_shape)}); a TT-matrix pairs one input mode with one "
-        "output mode per core, so give both the same number of factors (use 1 to pad).")
+      f"in_shape {in_shape} and out_shape {out_shape} have different lengths "
+      f"({len(in_shape)} vs {len(out_shape)}); a TT-matrix pairs one input mode with one "
+      "output mode per core, so give both the same number of factors (use 1 to pad)."
+    )
   return in_shape, out_shape
 
 
@@ -89,9 +91,11 @@ def tt_ranks(in_shape: Sequence[int], out_shape: Sequence[int], ranks) -> tuple[
   limit = max_tt_ranks(in_shape, out_shape)
   clipped = tuple(min(int(r), m) for r, m in zip(inner, limit))
   if clipped != tuple(int(r) for r in inner):
-    warnings.warn(f"TT-ranks {tuple(inner)} exceed the largest useful ranks {limit} for "
-                  f"in_shape {in_shape}, out_shape {out_shape}; clipped to {clipped}.",
-                  stacklevel=2)
+    warnings.warn(
+      f"TT-ranks {tuple(inner)} exceed the largest useful ranks {limit} for "
+      f"in_shape {in_shape}, out_shape {out_shape}; clipped to {clipped}.",
+      stacklevel=2,
+    )
   return (1,) + clipped + (1,)
 
 
@@ -133,7 +137,7 @@ _FLOPS_PER_MOVED_ELEMENT = 32
 
 def _merge_flops(core_shapes) -> int:
   flops, (r0, M, N, r) = 0, core_shapes[0]
-  for (_, m, n, r_next) in core_shapes[1:]:
+  for _, m, n, r_next in core_shapes[1:]:
     flops += 2 * r0 * M * N * r * m * n * r_next
     M, N, r = M * m, N * n, r_next
   return flops
@@ -150,13 +154,18 @@ def tt_matmul_cost(core_shapes, batch: int) -> int:
   m_left, n_left = math.prod(s[1] for s in left), math.prod(s[2] for s in left)
   m_right, n_right = math.prod(s[1] for s in right), math.prod(s[2] for s in right)
   intermediate = batch * m_left * left[-1][3] * n_right
-  return (_merge_flops(left) + _merge_flops(right) + 2 * intermediate * (m_right + n_left)
-          + _FLOPS_PER_MOVED_ELEMENT * intermediate)
+  return (
+    _merge_flops(left)
+    + _merge_flops(right)
+    + 2 * intermediate * (m_right + n_left)
+    + _FLOPS_PER_MOVED_ELEMENT * intermediate
+  )
 
 
 @functools.lru_cache(maxsize=1024)
 def plan_tt_split(core_shapes: tuple[tuple[int, int, int, int], ...], batch: int) -> int:
   """Number of cores in the left group minimising merges + GEMMs + transposes for `batch` rows."""
+
   def cost(h):
     left, right = core_shapes[:h], core_shapes[h:]
     m_left, n_left = math.prod(s[1] for s in left), math.prod(s[2] for s in left)
@@ -164,8 +173,10 @@ def plan_tt_split(core_shapes: tuple[tuple[int, int, int, int], ...], batch: int
     rank = left[-1][3]
     intermediate = batch * m_left * rank * n_right
     gemms = 2 * intermediate * m_right + 2 * intermediate * n_left
-    return (_merge_flops(left) + _merge_flops(right) + gemms
-            + _FLOPS_PER_MOVED_ELEMENT * intermediate)
+    return (
+      _merge_flops(left) + _merge_flops(right) + gemms + _FLOPS_PER_MOVED_ELEMENT * intermediate
+    )
+
   return min(range(1, len(core_shapes)), key=cost)
 
 
@@ -192,8 +203,7 @@ def plan_tt_method(core_shapes: tuple[tuple[int, int, int, int], ...], batch: in
   m_left, n_left = math.prod(s[1] for s in left), math.prod(s[2] for s in left)
   m_right, n_right = math.prod(s[1] for s in right), math.prod(s[2] for s in right)
   intermediate = batch * m_left * left[-1][3] * n_right
-  factored = (2 * intermediate * (m_right + n_left)
-              + _FLOPS_PER_MOVED_ELEMENT * intermediate)
+  factored = 2 * intermediate * (m_right + n_left) + _FLOPS_PER_MOVED_ELEMENT * intermediate
   dense = 2 * batch * (m_left * m_right) * (n_left * n_right) + _merge_flops(core_shapes)
   if intermediate > _MAX_CACHED_INTERMEDIATE and factored > 0.5 * dense:
     return "dense"
@@ -208,7 +218,7 @@ def _half_matrix(cores, bond_in_rows: bool, precision=None):
   else ((m...), (outer bond, n...)). The group's other end must have rank 1.
   """
   d = len(cores)
-  ins, outs, bonds = _LETTERS[:d], _LETTERS[d:2 * d], _LETTERS[2 * d:3 * d + 1]
+  ins, outs, bonds = _LETTERS[:d], _LETTERS[d : 2 * d], _LETTERS[2 * d : 3 * d + 1]
   operands = ",".join(bonds[k] + ins[k] + outs[k] + bonds[k + 1] for k in range(d))
   rows = math.prod(c.shape[1] for c in cores)
   if bond_in_rows:
@@ -218,8 +228,9 @@ def _half_matrix(cores, bond_in_rows: bool, precision=None):
   return planned_einsum(equation, *cores, precision=precision).reshape(rows, -1)
 
 
-def tt_matmul(x, tt: TTMatrix, *, precision=None, preferred_element_type=None,
-              method: str = "auto"):
+def tt_matmul(
+  x, tt: TTMatrix, *, precision=None, preferred_element_type=None, method: str = "auto"
+):
   """Computes x @ W for W in TT form, without forming W (unless that is faster).
 
   Args:
@@ -239,13 +250,17 @@ def tt_matmul(x, tt: TTMatrix, *, precision=None, preferred_element_type=None,
   cores = tuple(tt.cores)
   in_shape, out_shape = tt.in_shape, tt.out_shape
   if x.shape[-1] != math.prod(in_shape):
-    raise ValueError(f"Input has {x.shape[-1]} features but the TT cores expect "
-                     f"prod{in_shape} = {math.prod(in_shape)}.")
+    raise ValueError(
+      f"Input has {x.shape[-1]} features but the TT cores expect "
+      f"prod{in_shape} = {math.prod(in_shape)}."
+    )
   if method not in METHODS:
     raise ValueError(f"tt_matmul method={method!r} is unknown; choose one of {METHODS}.")
   batch_shape = x.shape[:-1]
   batch = math.prod(batch_shape)
-  matmul = functools.partial(gemm, precision=precision, preferred_element_type=preferred_element_type)
+  matmul = functools.partial(
+    gemm, precision=precision, preferred_element_type=preferred_element_type
+  )
   if method == "auto":
     method = plan_tt_method(tuple(tuple(c.shape) for c in cores), batch)
   if method == "dense":
@@ -257,9 +272,9 @@ def tt_matmul(x, tt: TTMatrix, *, precision=None, preferred_element_type=None,
   h = plan_tt_split(tuple(tuple(c.shape) for c in cores), batch)
   m_left, n_left = math.prod(in_shape[:h]), math.prod(out_shape[:h])
   m_right, n_right = math.prod(in_shape[h:]), math.prod(out_shape[h:])
-  left = _half_matrix(cores[:h], bond_in_rows=True, precision=precision)     # (m_l r, n_l)
-  right = _half_matrix(cores[h:], bond_in_rows=False, precision=precision)   # (m_r, r n_r)
-  y = matmul(x.reshape(batch * m_left, m_right), right)                      # (B m_l, r n_r)
+  left = _half_matrix(cores[:h], bond_in_rows=True, precision=precision)  # (m_l r, n_l)
+  right = _half_matrix(cores[h:], bond_in_rows=False, precision=precision)  # (m_r, r n_r)
+  y = matmul(x.reshape(batch * m_left, m_right), right)  # (B m_l, r n_r)
   y = y.reshape(batch, -1, n_right).transpose(0, 2, 1).reshape(batch * n_right, -1)
   z = matmul(y, left).reshape(batch, n_right, n_left)
   return z.transpose(0, 2, 1).reshape(batch_shape + (n_left * n_right,))
@@ -269,8 +284,8 @@ def tt_to_dense(tt: TTMatrix, *, precision=None):
   """The dense (prod m_k, prod n_k) matrix the TT-matrix stands for."""
   cores = tuple(tt.cores)
   d = len(cores)
-  ins, outs = _LETTERS[:d], _LETTERS[d:2 * d]
-  bonds = _LETTERS[2 * d:3 * d + 1]
+  ins, outs = _LETTERS[:d], _LETTERS[d : 2 * d]
+  bonds = _LETTERS[2 * d : 3 * d + 1]
   operands = ",".join(bonds[k] + ins[k] + outs[k] + bonds[k + 1] for k in range(d))
   equation = f"{operands}->{bonds[0]}{ins}{outs}{bonds[d]}"
   full = planned_einsum(equation, *cores, precision=precision)
@@ -278,8 +293,9 @@ def tt_to_dense(tt: TTMatrix, *, precision=None):
   return full.reshape(in_size, -1)
 
 
-def tt_from_dense(W, in_shape: Sequence[int], out_shape: Sequence[int], max_rank=None,
-                  eps=None) -> TTMatrix:
+def tt_from_dense(
+  W, in_shape: Sequence[int], out_shape: Sequence[int], max_rank=None, eps=None
+) -> TTMatrix:
   """TT-SVD (Oseledets 2011) of a dense matrix into a TT-matrix.
 
   Ranks come from `max_rank` (one int or d-1 per-bond ints), from `eps` (each
@@ -294,13 +310,17 @@ def tt_from_dense(W, in_shape: Sequence[int], out_shape: Sequence[int], max_rank
   W_np = np.asarray(W, dtype=np.float64)
   full = (math.prod(in_shape), math.prod(out_shape))
   if W_np.ndim != 2 or W_np.shape[0] > full[0] or W_np.shape[1] > full[1]:
-    raise ValueError(f"W has shape {W_np.shape} but in_shape {in_shape} and out_shape "
-                     f"{out_shape} describe a {full} matrix.")
+    raise ValueError(
+      f"W has shape {W_np.shape} but in_shape {in_shape} and out_shape "
+      f"{out_shape} describe a {full} matrix."
+    )
   W_np = np.pad(W_np, [(0, full[0] - W_np.shape[0]), (0, full[1] - W_np.shape[1])])
   if eps is not None and eps < 0:
     raise ValueError(f"eps must be >= 0, got {eps}.")
   d = len(in_shape)
-  limits = tt_ranks(in_shape, out_shape, max_rank)[1:-1] if max_rank is not None else (None,) * (d - 1)
+  limits = (
+    tt_ranks(in_shape, out_shape, max_rank)[1:-1] if max_rank is not None else (None,) * (d - 1)
+  )
   # Interleave modes so core k owns the (m_k, n_k) pair: (m_1, n_1, m_2, n_2, ...).
   tensor = W_np.reshape(in_shape + out_shape)
   tensor = tensor.transpose([i for k in range(d) for i in (k, d + k)])

@@ -21,6 +21,7 @@ from tnjax.tensor import shapes as shapes_lib
 
 class Tucker2Kernel(NamedTuple):
   """core (kh, kw, R3, R4), in_factor (S, R3), out_factor (N, R4)."""
+
   core: Any
   in_factor: Any
   out_factor: Any
@@ -43,8 +44,9 @@ def tucker2_ranks_for_budget(kernel_shape, budget) -> tuple[int, int]:
   kh, kw, n_in, n_out = kernel_shape
   budget = shapes_lib.budget_count(budget, math.prod(kernel_shape))
   ranks = lambda r: (r, min(n_out, max(1, round(r * n_out / n_in))))
-  r = shapes_lib.largest_within(lambda r: tucker2_num_params(kernel_shape, *ranks(r)), budget,
-                                high=n_in)
+  r = shapes_lib.largest_within(
+    lambda r: tucker2_num_params(kernel_shape, *ranks(r)), budget, high=n_in
+  )
   return ranks(r)
 
 
@@ -77,12 +79,19 @@ def tucker2_from_dense(kernel, in_rank: int, out_rank: int) -> Tucker2Kernel:
   return Tucker2Kernel(*(jnp.asarray(a, dtype) for a in (core, u_in, u_out)))
 
 
-def tucker2_conv(x, t: Tucker2Kernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
-                 precision=None):
+def tucker2_conv(
+  x, t: Tucker2Kernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), precision=None
+):
   """conv(x, K) for NHWC x without forming K: 1x1 projection, core conv, 1x1 expansion."""
   dtype = x.dtype
   projected = jnp.matmul(x, t.in_factor.astype(dtype), precision=precision)
-  y = lax.conv_general_dilated(projected, t.core.astype(dtype), strides, padding,
-                               rhs_dilation=dilation, dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                               precision=precision)
+  y = lax.conv_general_dilated(
+    projected,
+    t.core.astype(dtype),
+    strides,
+    padding,
+    rhs_dilation=dilation,
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    precision=precision,
+  )
   return jnp.matmul(y, t.out_factor.T.astype(dtype), precision=precision)

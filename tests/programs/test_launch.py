@@ -1,0 +1,62 @@
+"""launch/: shell syntax, dry-run commands, and the W&B sweep file's fields."""
+
+import glob
+import os
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tnjax.configs import tt_mnist
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPTS = sorted(glob.glob(os.path.join(REPO, "launch", "*.sh")))
+
+
+def _dry_run(script, *args):
+  env = dict(os.environ, DRY_RUN="1", TPU_NAME="t1", ZONE="z1", TNJAX_BUCKET="gs://b1")
+  result = subprocess.run(
+    ["bash", os.path.join(REPO, "launch", script), *args],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=60,
+  )
+  assert result.returncode == 0, result.stderr
+  return result.stdout
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=os.path.basename)
+def test_scripts_parse(script):
+  assert subprocess.run(["bash", "-n", script], capture_output=True).returncode == 0
+  if shutil.which("shellcheck"):
+    result = subprocess.run(
+      ["shellcheck", "-x", script], capture_output=True, text=True, cwd=os.path.dirname(script)
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_dry_runs_print_the_gcloud_commands_on_every_worker():
+  out = _dry_run("run_tpu.sh", "configs/tt_mnist.py", "runs/x", "--config.num_epochs=3")
+  assert out.startswith("+ gcloud compute tpus tpu-vm ssh t1 --zone z1 --worker=all --command")
+  assert "python\\ -m\\ tnjax.train\\ --config\\ configs/tt_mnist.py" in out
+  assert "gs://b1/runs/x" in out and "--config.num_epochs=3" in out
+  out = _dry_run("sweep_tpu.sh", "configs/tt_mnist.py", "runs/fig1")
+  assert "tnjax.sweep" in out and "--set\\ mesh.data=-1" in out
+  out = _dry_run("create_tpu.sh", "--spot")
+  assert "queued-resources create t1-qr --node-id t1 --zone z1" in out and "--spot" in out
+  assert out.count("--worker=all") == 0
+  assert _dry_run("setup_tpu.sh").count("--worker=all") == 2
+
+
+def test_wandb_sweep_parameters_are_config_fields():
+  with open(os.path.join(REPO, "launch", "wandb_sweep.yaml")) as f:
+    sweep = yaml.safe_load(f)
+  config = tt_mnist.get_config()
+  for name in sweep["parameters"]:
+    assert name.startswith("config.")
+    node = config
+    for part in name.split(".")[1:]:
+      node = node[part]  # KeyError if the field does not exist
+  assert "${args}" in sweep["command"] and "tnjax.train" in sweep["command"]

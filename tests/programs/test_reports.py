@@ -1,0 +1,112 @@
+"""Report scripts read sweep workdirs and write the tables and figures from them."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tnjax.configs import cpac_mnist, sketch_mnist, tt_mnist, dense_mnist
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _fake_run(directory, config, accuracy, num_params, epoch_seconds=(2.0, 3.0, 4.0)):
+  """A finished run as the trainer leaves it: config.json, metrics.jsonl, result.json."""
+  os.makedirs(directory)
+  with open(os.path.join(directory, "config.json"), "w") as f:
+    json.dump(config.to_dict(), f)
+  with open(os.path.join(directory, "metrics.jsonl"), "w") as f:
+    for epoch, seconds in enumerate(epoch_seconds, 1):
+      f.write(
+        json.dumps(
+          {"step": epoch, "test_accuracy": accuracy, "epoch": epoch, "epoch_seconds": seconds}
+        )
+        + "\n"
+      )
+  with open(os.path.join(directory, "result.json"), "w") as f:
+    json.dump({"test_accuracy": accuracy, "num_params": num_params}, f)
+
+
+def _report(script, workdirs, out, suffixes=(".md", ".csv", ".png")):
+  args = [sys.executable, os.path.join(REPO, "experiments", script), "--out", str(out)]
+  for w in workdirs:
+    args += ["--workdir", str(w)]
+  result = subprocess.run(
+    args,
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    env=dict(os.environ, JAX_PLATFORMS="cpu"),
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  for suffix in suffixes:
+    assert os.path.getsize(str(out) + suffix) > 0
+  with open(str(out) + ".csv") as f:
+    return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_novikov_fig1_counts_first_layer_weights_from_the_specs(tmp_path):
+  sweep_dir = tmp_path / "tt"
+  _fake_run(sweep_dir / "00_r8", tt_mnist.get_config("rank=8"), 0.9, 19722)
+  _fake_run(sweep_dir / "01_r2", tt_mnist.get_config("rank=2,shape=4x4x4x4x4"), 0.8, 11530)
+  _fake_run(tmp_path / "dense", dense_mnist.get_config(), 0.95, 1059850, epoch_seconds=(5.0,))
+  rows = _report("novikov_fig1.py", [sweep_dir, tmp_path / "dense"], tmp_path / "fig1")
+  by_curve = {(r["first layer"], r["rank"]): r for r in rows}
+  assert by_curve[("TT 4x8x8x4", "8")]["first-layer weights"] == "8,448"
+  assert by_curve[("TT 4x8x8x4", "8")]["test error"] == "10.00%"
+  assert by_curve[("TT 4x8x8x4", "8")]["s / epoch"] == "3.0"  # median of the epochs
+  assert by_curve[("TT 4x4x4x4x4", "2")]["first-layer weights"] == "256"
+  assert by_curve[("dense", "-")]["first-layer weights"] == "1,048,576"
+
+
+@pytest.mark.slow
+def test_cpac_and_sketch_tables(tmp_path):
+  _fake_run(tmp_path / "cpac" / "00", cpac_mnist.get_config("rank=2,fast"), 0.83, 10650)
+  _fake_run(tmp_path / "cpac" / "01", cpac_mnist.get_config("dense,fast"), 0.87, 11208)
+  rows = _report("cpac_rank_table.py", [tmp_path / "cpac"], tmp_path / "cpac_table")
+  assert [r["network"] for r in rows] == ["CPAC R=2", "dense conv (no bias)"]
+  assert rows[0]["conv weights"] == "74" and rows[0]["paper (MNIST)"] == "96.79%"
+  assert rows[1]["conv compression"] == "1.0x"
+
+  for i, point in enumerate(sketch_mnist.sweep()[:2]):
+    config = sketch_mnist.get_config("method=dense")
+    config.model.layers = point["model.layers"]
+    _fake_run(tmp_path / "sketch" / f"0{i}", config, 0.85 + i / 100, 10000 + i)
+  rows = _report("sketch_curves.py", [tmp_path / "sketch"], tmp_path / "sketch_table")
+  methods = {r["method"]: r for r in rows}
+  assert set(methods) == {"sketch", "Tucker-2 + TT"}
+  assert methods["sketch"]["compressed-layer weights"] == "3,446"  # 550 + 2,080 + 816
+  assert methods["Tucker-2 + TT"]["test acc"] == "86.00%"
+
+
+@pytest.mark.slow
+def test_adtn_table_lists_generators_and_their_sizes(tmp_path):
+  from tnjax.configs import adtn_fc2_mnist, adtn_lenet5_mnist
+
+  _fake_run(tmp_path / "adtn" / "fc2", adtn_fc2_mnist.get_config(), 0.85, 11883)
+  _fake_run(tmp_path / "adtn" / "lenet5_dense", adtn_lenet5_mnist.get_config("dense"), 0.9, 61706)
+  rows = _report("adtn_table.py", [tmp_path / "adtn"], tmp_path / "adtn_table", (".md", ".csv"))
+  assert [r["model"] for r in rows] == ["fc2", "lenet5"]
+  assert rows[0]["ADTN layers"] == "hidden 1024x1024 ADTN Q=20 M=2"
+  # 16 M (Q-1) + 1 gate parameters and scale, plus the 1,024 biases.
+  assert rows[0]["ADTN layers' params / dense weights (with bias)"] == "1,633 / 1,049,600"
+  assert rows[1]["ADTN layers"] == "dense" and rows[1]["test acc"] == "90.00%"
+
+
+@pytest.mark.slow
+def test_novikov_vgg_table_has_the_papers_compression_and_marks_missing_runs(tmp_path):
+  rows = _report("novikov_vgg_table.py", [], tmp_path / "vgg", (".md", ".csv"))
+  by_arch = {r["architecture"]: r for r in rows}
+  assert by_arch["TT4 FC FC"]["FC6 compression"] == "50,972"
+  assert by_arch["TT2 FC FC"]["FC6 compression"] == "194,622"
+  assert by_arch["TT1 FC FC"]["FC6 compression"] == "713,614"
+  assert by_arch["TT4 TT4 FC"]["compressed layers"] == "37,732"
+  assert by_arch["MR50 FC FC"]["FC6 compression"] == "70"
+  assert by_arch["TT4 FC FC"]["network compression"] == "3.89x"
+  assert by_arch["TT4 TT4 FC"]["network compression"] == "7.35x"
+  assert {r["our top-1 error"] for r in rows} == {"missing"}

@@ -1,0 +1,152 @@
+"""The sweep runner: point names, overrides, and a sweep killed midway resumes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tnjax import sweep
+from tnjax import writers
+from tnjax.configs import cpac_mnist, tt_mnist
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Three small points on synthetic data; every point checkpoints every 4 steps.
+_SWEEP_CONFIG = """
+from tnjax.configs import tt_mnist
+
+def get_config(arg=None):
+  c = tt_mnist.get_config("synthetic,runlocal")
+  c.num_epochs = 4
+  c.data.max_train_examples = 0
+  c.data.synthetic.num_train = 256
+  c.checkpoint.every_steps = 4
+  c.checkpoint.async_save = False
+  return c
+
+def sweep():
+  return [{"model.layers.hidden.ranks": r} for r in (1, 2)] + [
+      {"model.layers.hidden": {"kind": "lowrank", "rank": 3}}]
+"""
+
+
+def test_point_names_are_readable_and_distinct():
+  points = tt_mnist.sweep()
+  names = [sweep.point_name(i, p) for i, p in enumerate(points)]
+  assert len(set(names)) == len(names)
+  assert names[0] == "00_ranks=1_in_shape=4x8x8x4_out_shape=4x8x8x4"
+  assert (
+    sweep.point_name(2, {"model.conv_layer": {"kind": "tucker", "in_rank": 4}})
+    == "02_conv_layer=tucker-4"
+  )
+
+
+def test_overrides_set_nested_fields_and_swap_whole_specs():
+  config = cpac_mnist.get_config("fast")
+  changed = sweep.apply_overrides(config, {"model.conv_layer.rank": 7, "num_epochs": 3})
+  assert (changed.model.conv_layer.rank, changed.num_epochs) == (7, 3)
+  assert config.model.conv_layer.rank == 4  # the original is untouched
+  swapped = sweep.apply_overrides(
+    config, {"model.conv_layer": {"kind": "dense", "use_bias": False}}
+  )
+  assert swapped.model.conv_layer.to_dict() == {"kind": "dense", "use_bias": False}
+  with pytest.raises(KeyError, match="config has no field 'modle'"):
+    sweep.apply_overrides(config, {"modle.conv_layer.rank": 2})
+
+
+def test_bad_sweeps_give_clear_errors(tmp_path):
+  with pytest.raises(ValueError, match="defines no sweep"):
+    sweep.sweep_points(os.path.join(REPO, "configs/dense_mnist.py"))
+  with pytest.raises(ValueError, match="out of range: the sweep has 12 points"):
+    sweep.run_sweep(os.path.join(REPO, "configs/tt_mnist.py"), str(tmp_path), indices=[12])
+
+
+def _run_sweep_cli(config, workdir, **popen_kwargs):
+  env = dict(os.environ, WANDB_MODE="disabled", TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+  env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+  command = [sys.executable, "-m", "tnjax.sweep", f"--config={config}", f"--workdir={workdir}"]
+  return subprocess.Popen(
+    command,
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+    **popen_kwargs,
+  )
+
+
+@pytest.mark.slow
+def test_sweep_killed_midway_resumes_without_redoing_finished_points(tmp_path):
+  config = tmp_path / "small_sweep.py"
+  config.write_text(_SWEEP_CONFIG)
+  workdir = tmp_path / "sweep"
+  dirs = [workdir / sweep.point_name(i, p) for i, p in enumerate(sweep.sweep_points(str(config)))]
+
+  # Kill the whole process group once point 0 is done and point 1 has a checkpoint.
+  process = _run_sweep_cli(str(config), str(workdir), start_new_session=True)
+  deadline = time.time() + 240
+  while time.time() < deadline and process.poll() is None:
+    ckpts = dirs[1] / "checkpoints"
+    if (
+      (dirs[0] / "result.json").exists()
+      and ckpts.exists()
+      and any(d.isdigit() for d in os.listdir(ckpts))
+    ):
+      break
+    time.sleep(0.05)
+  still_running = process.poll() is None
+  os.killpg(process.pid, signal.SIGKILL)
+  process.wait()
+  assert still_running, "the sweep finished before it could be killed; make the points longer"
+  deadline = time.time() + 30  # the killed trainer's lock goes when the kernel reaps it
+  while sweep.point_status(str(dirs[1])) == "running" and time.time() < deadline:
+    time.sleep(0.05)
+  assert [sweep.point_status(str(d)) for d in dirs] == ["done", "partial", "new"]
+  finished_metrics = (dirs[0] / "metrics.jsonl").read_bytes()
+
+  resumed = _run_sweep_cli(str(config), str(workdir))
+  output, _ = resumed.communicate(timeout=300)
+  assert resumed.returncode == 0, output[-3000:]
+  assert f"[   done] {dirs[0]}" in output and f"[partial] {dirs[1]}" in output
+  assert (dirs[0] / "metrics.jsonl").read_bytes() == finished_metrics  # not rerun
+  assert "Resumed from" in (dirs[1] / "train.log").read_text()
+  total_steps = 4 * (256 // 16)
+  for point_dir, expected_kind in zip(dirs, ("tt", "tt", "lowrank")):
+    result = json.loads((point_dir / "result.json").read_text())
+    assert result["step"] == total_steps
+    saved = json.loads((point_dir / "config.json").read_text())
+    assert saved["model"]["layers"]["hidden"]["kind"] == expected_kind
+    epochs = [r["epoch"] for r in writers.read_metrics(str(point_dir)) if "test_accuracy" in r]
+    assert epochs[-1] == 4
+  point = json.loads((dirs[2] / "point.json").read_text())
+  assert point["overrides"] == {"model.layers.hidden": {"kind": "lowrank", "rank": 3}}
+
+
+def test_common_settings_apply_to_every_point_and_changed_settings_are_refused(tmp_path):
+  config = os.path.join(REPO, "configs/tt_mnist.py:synthetic,runlocal")
+  settings = ["num_epochs=1", "schedule.name=cosine", "model.layers.hidden.in_shape=(4, 8, 8, 4)"]
+  points = sweep.sweep_points(config, settings)
+  assert all(p["num_epochs"] == 1 and p["schedule.name"] == "cosine" for p in points)
+  assert points[4]["model.layers.hidden.in_shape"] == (4, 4, 4, 4, 4)  # the point's own value wins
+  with pytest.raises(ValueError, match="must look like key=value"):
+    sweep.parse_settings(["num_epochs"])
+  status = sweep.run_sweep(config, str(tmp_path), indices=[0], settings=["num_epochs=1"])
+  assert status == {0: "done"}
+  point_dir = tmp_path / sweep.point_name(0, sweep.sweep_points(config)[0])
+  assert json.loads((point_dir / "config.json").read_text())["num_epochs"] == 1
+  with pytest.raises(ValueError, match="use a new --workdir"):
+    sweep.run_sweep(config, str(tmp_path), indices=[0], settings=["num_epochs=2"])
+
+
+def test_points_that_swap_several_layers_get_readable_names():
+  from tnjax.configs import sketch_mnist
+
+  names = [sweep.point_name(i, p) for i, p in enumerate(sketch_mnist.sweep())]
+  assert names[0] == "00_layers=conv2-sketch1_fc1-sketch4_fc2-sketch4"
+  assert names[1] == "01_layers=conv2-tucker2x8_fc1-tt5_fc2-tt4"
+  assert names[-1] == "06_layers=default" and len(set(names)) == len(names)
