@@ -1,16 +1,18 @@
-r"""Speed of tnjax layers against the dense layer they replace, same machine, same run.
+r"""Speed of the papers' compressed layers against their dense twins, same machine, same run.
 
-  python -m benchmarks.layers                       # all cases -> benchmarks/results/layers_<backend>.{md,json}
+  python -m benchmarks.layers                       # every config's layers -> benchmarks/results/layers_<backend>.{md,json}
   python -m benchmarks.layers --quick               # fewer repeats, a smoke run
-  python -m benchmarks.layers --filter FC6 --out /tmp/fc6.md
+  python -m benchmarks.layers --filter cpac         # only configs whose name contains cpac
+  python -m benchmarks.layers --anchors             # the TensorLy-Torch comparison shapes instead
+  python -m benchmarks.layers --dtype bfloat16      # bf16 compute (float32 parameters)
 
-For each case: forward, and forward+backward (gradients of sum(y**2) w.r.t. the
-layer's parameters and its input), float32, jit-compiled, warmed up; the four
-calls are timed in turn, round after round, and the median (with quartiles and
-min) is reported. Speed-up = dense time / layer time (> 1: the layer is faster).
-
-To benchmark a new layer kind, add a Case to CASES: a name, a function building
-(layer, dense baseline) from rngs, and the input shape.
+The layers come from the configs themselves (benchmarks/paper_points.py): each
+compressed layer at the input shape it sees in training (the config's batch
+size), with the execution path tnjax.tensor.plan chooses there. For each:
+forward, and forward+backward (gradients of sum(y**2) w.r.t. the layer's
+parameters and its input), jit-compiled, warmed up; layer and dense twin are
+timed in turn, round after round, and the median (with quartiles and min) is
+reported. Speed-up = dense time / layer time (> 1: the layer is faster).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from benchmarks import paper_points
 from benchmarks.common import describe_machine, machine_line, time_interleaved
-from tnjax.nn import make_conv, make_dense
+from tnjax.nn import compute_dtype, make_conv, make_dense
 
 DENSE = {"kind": "dense"}
 MNIST_TT8 = {"kind": "tt", "ranks": 8, "in_shape": (4, 8, 8, 4), "out_shape": (4, 8, 8, 4)}
@@ -40,6 +43,20 @@ class Case:
   name: str
   build: Callable[[nnx.Rngs], tuple[nnx.Module, nnx.Module]]  # rngs -> (layer, dense baseline)
   input_shape: tuple[int, ...]
+
+
+def paper_cases(name_filter: str = "") -> list[Case]:
+  """One Case per compressed layer of the configs (at its training input shape)."""
+  cases = []
+  for point in paper_points.all_layer_points(name_filter):
+    cases.append(
+      Case(
+        f"{point.name} (batch {point.input.shape[0]})",
+        lambda rngs, p=point: (p.layer, p.dense_twin(rngs)),
+        tuple(point.input.shape),
+      )
+    )
+  return cases
 
 
 def dense_pair(spec, in_features, out_features):
@@ -56,7 +73,8 @@ def conv_pair(spec, in_channels, out_channels, kernel_size):
   )
 
 
-CASES = [
+# Shapes where TensorLy-Torch has the same layer (benchmarks/anchors compares them).
+ANCHOR_CASES = [
   Case(
     "FC 1024x1024, TT 4x8x8x4 rank 8 (Novikov MNIST), batch 100",
     dense_pair(MNIST_TT8, 1024, 1024),
@@ -115,8 +133,11 @@ def jitted_calls(module):
   return params, forward, forward_backward
 
 
-def run_case(case: Case, **timing) -> dict:
-  layer, dense = case.build(nnx.Rngs(0))
+def run_case(case: Case, dtype=None, **timing) -> dict:
+  with compute_dtype(dtype):
+    layer, dense = case.build(nnx.Rngs(0))
+  if dtype is not None:  # layers built by the configs: set their compute dtype here
+    layer.dtype = dense.dtype = jnp.dtype(dtype)
   x = jax.random.normal(jax.random.key(1), case.input_shape, jnp.float32)
   calls = {}
   for label, module in (("dense", dense), ("layer", layer)):
@@ -129,6 +150,8 @@ def run_case(case: Case, **timing) -> dict:
     "input_shape": list(case.input_shape),
     "params": layer.num_params,
     "dense_params": dense.num_params,
+    "path": layer.execution_path(case.input_shape, jnp.dtype(dtype or jnp.float32)),
+    "dtype": str(jnp.dtype(dtype or jnp.float32)),
   }
   row.update(time_interleaved(calls, **timing))
   for mode in ("fwd", "fwd_bwd"):
@@ -151,14 +174,16 @@ def to_markdown(rows, machine, command) -> str:
     "Milliseconds per call: median (interquartile range) over the repeats; float32, jit,",
     "warmed up; dense and layer timed in turn in the same run. fwd+bwd = gradients of",
     "sum(y**2) w.r.t. parameters and input. Speed-up = dense median / layer median.",
+    "Path: how tnjax.tensor.plan runs the layer at this shape (factored chain, or the",
+    "weight rebuilt and one GEMM / conv).",
     "",
-    "| case | layer | params (layer / dense) | dense fwd | layer fwd | speed-up fwd | "
+    "| case | layer | path | params (layer / dense) | dense fwd | layer fwd | speed-up fwd | "
     "dense fwd+bwd | layer fwd+bwd | speed-up fwd+bwd | repeats |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   ]
   for r in rows:
     lines.append(
-      f"| {r['case']} | {r['layer']} | {r['params']:,} / {r['dense_params']:,} | "
+      f"| {r['case']} | {r['layer']} | {r['path']} | {r['params']:,} / {r['dense_params']:,} | "
       f"{_cell(r['dense_fwd'])} | {_cell(r['layer_fwd'])} | **{r['speedup_fwd']:.2f}x** | "
       f"{_cell(r['dense_fwd_bwd'])} | {_cell(r['layer_fwd_bwd'])} | **{r['speedup_fwd_bwd']:.2f}x** | "
       f"{r['layer_fwd']['repeats']} |"
@@ -169,10 +194,12 @@ def to_markdown(rows, machine, command) -> str:
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--quick", action="store_true", help="few repeats (a smoke run)")
-  parser.add_argument("--filter", default="", help="only cases whose name contains this")
+  parser.add_argument("--filter", default="", help="only configs (cases) whose name contains this")
+  parser.add_argument("--anchors", action="store_true", help="the TensorLy-Torch comparison shapes")
+  parser.add_argument("--dtype", default=None, help="compute dtype, e.g. bfloat16")
   parser.add_argument(
     "--out",
-    default=f"benchmarks/results/layers_{jax.default_backend()}.md",
+    default=None,
     help="results path; .md and .json are both written",
   )
   args = parser.parse_args()
@@ -182,17 +209,24 @@ def main():
     if args.quick
     else dict(repeats=30, min_seconds=10.0, max_seconds=40.0)
   )
+  if args.out is None:
+    kind = "anchors" if args.anchors else "layers"
+    suffix = f"_{args.dtype}" if args.dtype else ""
+    args.out = f"benchmarks/results/{kind}_{jax.default_backend()}{suffix}.md"
   machine = describe_machine()
-  command = "python " + " ".join(sys.argv)
+  command = "python -m benchmarks.layers " + " ".join(sys.argv[1:])
   rows = []
-  for case in CASES:
-    if args.filter in case.name:
-      rows.append(run_case(case, **timing))
-      print(
-        f"{case.name}: fwd {rows[-1]['speedup_fwd']:.2f}x, "
-        f"fwd+bwd {rows[-1]['speedup_fwd_bwd']:.2f}x",
-        flush=True,
-      )
+  if args.anchors:
+    cases = [c for c in ANCHOR_CASES if args.filter in c.name]
+  else:
+    cases = paper_cases(args.filter)
+  for case in cases:
+    rows.append(run_case(case, args.dtype, **timing))
+    print(
+      f"{case.name} [{rows[-1]['path']}]: fwd {rows[-1]['speedup_fwd']:.2f}x, "
+      f"fwd+bwd {rows[-1]['speedup_fwd_bwd']:.2f}x",
+      flush=True,
+    )
   machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
   stem = os.path.splitext(args.out)[0] if args.out.endswith((".md", ".json")) else args.out
   os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)

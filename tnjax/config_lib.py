@@ -58,6 +58,9 @@ def base_config() -> ml_collections.ConfigDict:
   """Every field the trainer reads, with defaults."""
   c = ml_collections.ConfigDict()
   c.seed = 0
+  # Compute dtype of every layer ('bfloat16': bf16 activations and contractions;
+  # parameters, optimizer state and the loss stay float32). A spec's dtype overrides it.
+  c.dtype = "float32"
   c.data = data_lib.default_data_config()
   c.model = ml_collections.ConfigDict({"name": "fc2"})
 

@@ -44,9 +44,17 @@ def _canonical(config_dict: dict) -> dict:
   return json.loads(json.dumps(config_dict, default=str))
 
 
+# Fields added after runs were made, with the value that reproduces those runs:
+# a saved config without the field and a current one holding this value agree.
+ADDED_WITH_DEFAULT = {"dtype": "float32"}
+
+
 def config_changes(saved: dict, current: dict) -> list[tuple[str, object, object]]:
   """(dotted key, saved value, current value) for every field that differs."""
   old, new = _flatten(_canonical(saved)), _flatten(_canonical(current))
+  for key, value in ADDED_WITH_DEFAULT.items():
+    old.setdefault(key, value)
+    new.setdefault(key, value)
   missing = object()
   return [
     (key, old.get(key, "<absent>"), new.get(key, "<absent>"))

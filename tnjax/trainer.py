@@ -134,6 +134,7 @@ def _build(config, is_main: bool) -> _Setup:
     data.image_shape,
     data.num_classes,
     rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1),
+    dtype=config.get("dtype"),
   )
   pretrained = config.get("pretrained")
   if pretrained is not None and pretrained.path:  # before the optimizer: its moments start at 0
@@ -145,7 +146,8 @@ def _build(config, is_main: bool) -> _Setup:
       f"Data: {data.name}, {data.num_train} train / {data.num_test} test, images "
       f"{data.image_shape}, {data.num_classes} classes"
     )
-    print(format_table(model), flush=True)
+    example = jax.ShapeDtypeStruct((config.batch_size,) + tuple(data.image_shape), jnp.float32)
+    print(format_table(model, example), flush=True)
   schedule = optim.make_schedule(config.schedule, data.steps_per_epoch, config.num_epochs)
   optimizer = nnx.Optimizer(model, optim.make_optimizer(config.optimizer, schedule), wrt=nnx.Param)
   # Named, so checkpoints read as model/<layer>/... and optimizer/step, opt_state/...

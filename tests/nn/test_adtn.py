@@ -51,6 +51,45 @@ def check_against_reference(nonlinearity):
       np.testing.assert_allclose(fast, naive, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("block_qubits", [2, 3, 4, 5, 6])
+def test_every_fused_block_width_equals_the_reference(x64, block_qubits):
+  # Widths above Q and odd Q exercise the ragged edge blocks of both parities.
+  for num_qubits in (2, 3, 5, 8):
+    for num_layers in (1, 3):
+      gates = random_gates(num_qubits + 7 * num_layers, num_qubits, num_layers)
+      fused = adtn.adtn_generate(gates, 0.9, num_qubits, "tanh", block_qubits=block_qubits)
+      naive = adtn.adtn_dense_reference(gates, 0.9, num_qubits, "tanh")
+      np.testing.assert_allclose(fused, naive, rtol=1e-12, atol=1e-12 * np.abs(naive).max())
+
+
+def test_fused_blocks_cover_every_index_and_never_cut_a_gate():
+  for num_qubits in range(2, 12):
+    for parity in (0, 1):
+      for width in (2, 3, 4, 6):
+        blocks = adtn.fused_blocks(num_qubits, parity, width)
+        assert blocks[0][0] == 0 and blocks[-1][1] == num_qubits
+        assert all(a < b <= a + width for a, b in blocks)
+        assert all(stop == start for (_, stop), (start, _) in zip(blocks, blocks[1:]))
+        # An inner edge e cuts the gate on bond e-1, which has this parity iff (e-1-parity) is even.
+        assert all((stop - 1 - parity) % 2 for _, stop in blocks[:-1])
+  with pytest.raises(ValueError, match="block_qubits must be >= 2"):
+    adtn.fused_blocks(6, 0, 1)
+
+
+def test_block_widths_agree_on_gradients(x64):
+  gates = random_gates(5, 7, 3)
+
+  def total(gates, width):
+    vector = adtn.adtn_generate(gates, 1.1, 7, "relu", block_qubits=width)
+    return jnp.sum(jnp.sin(vector))
+
+  reference = jax.grad(total)(gates, 2)
+  for width in (3, 4, 7):
+    np.testing.assert_allclose(
+      jax.grad(total)(gates, width), reference, rtol=1e-10, atol=1e-13 * np.abs(reference).max()
+    )
+
+
 def test_one_gate_on_the_product_state_is_its_first_input_column(x64):
   gates = random_gates(0, 2, 1)
   np.testing.assert_allclose(

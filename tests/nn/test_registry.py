@@ -32,8 +32,8 @@ def test_a_second_class_cannot_claim_a_registered_form():
     type("AnotherTT", (dense_class,), {"spec_type": dense_class.spec_type})
 
 
-def _build(family, kind):
-  spec = registry.layer_class(family, kind).spec_type()
+def _build(family, kind, method="auto"):
+  spec = registry.layer_class(family, kind).spec_type(method=method)
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # default sketch sizes may exceed these tiny layers
     if family == "dense":
@@ -41,10 +41,21 @@ def _build(family, kind):
     return make_conv(spec, 16, 16, 3, rngs=nnx.Rngs(0), param_dtype=jnp.float64)
 
 
-@pytest.mark.parametrize("key", [k for k, _ in LAYERS], ids=lambda k: "-".join(k))
-def test_every_registered_layer_is_its_dense_weight(key, x64):
+# Every execution path of every layer (tnjax.tensor.plan): the factored chain and the
+# rebuilt weight. Dense layers and ADTN (generate, then one GEMM) have only 'dense'.
+SINGLE_PATH = ("dense", "adtn")
+PATHS = [
+  (key, method)
+  for key, _ in LAYERS
+  for method in (("dense",) if key[1] in SINGLE_PATH else ("factored", "dense"))
+]
+PATH_IDS = ["-".join(key) + "-" + method for key, method in PATHS]
+
+
+@pytest.mark.parametrize("key, method", PATHS, ids=PATH_IDS)
+def test_every_path_of_every_layer_is_its_dense_weight(key, method, x64):
   family, kind = key
-  layer = _build(family, kind)
+  layer = _build(family, kind, method)
   assert isinstance(layer, CompressedLayer) and layer.spec.kind == kind
   rng = np.random.default_rng(0)
   if family == "dense":
@@ -56,6 +67,7 @@ def test_every_registered_layer_is_its_dense_weight(key, x64):
   if layer.bias is not None:
     expected = expected + layer.bias[...]
   np.testing.assert_allclose(layer(x), expected, rtol=1e-9, atol=1e-9)
+  assert layer.execution_path(x.shape, x.dtype) == method
   trainable = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(nnx.state(layer, nnx.Param)))
   assert layer.num_params == trainable
 
@@ -103,10 +115,10 @@ def test_from_dense_round_trips_at_full_rank_and_reports_its_error(key, x64):
     assert error < 1.0  # an estimate, not a copy, but closer than a zero weight
 
 
-@pytest.mark.parametrize("key", [k for k, _ in LAYERS], ids=lambda k: "-".join(k))
-def test_gradients_equal_finite_differences(key, x64):
+@pytest.mark.parametrize("key, method", PATHS, ids=PATH_IDS)
+def test_gradients_of_every_path_equal_finite_differences(key, method, x64):
   family, kind = key
-  layer = _build(family, kind)
+  layer = _build(family, kind, method)
   x = jnp.asarray(
     np.random.default_rng(2).normal(size=(2, 16) if family == "dense" else (1, 5, 5, 16))
   )
@@ -126,3 +138,10 @@ def test_gradients_equal_finite_differences(key, x64):
   shifted = lambda s: jax.tree.map(lambda p, d: p + s * h * d, params, direction)
   numeric = (loss(shifted(1.0)) - loss(shifted(-1.0))) / (2 * h)
   assert float(analytic) == pytest.approx(float(numeric), rel=1e-5, abs=1e-7)
+
+
+@pytest.mark.parametrize("kind", SINGLE_PATH)
+def test_single_path_formats_refuse_the_factored_method(kind):
+  spec_class = registry.layer_class("dense", kind).spec_type
+  with pytest.raises(ValueError, match="method='factored' is not a path of"):
+    spec_class(method="factored")

@@ -255,7 +255,7 @@ def test_dense_and_factored_methods_agree_in_value_and_gradient(x64):
 
 def test_auto_method_rebuilds_w_only_for_large_batches_on_small_layers():
   mnist = tuple(tt.tt_core_shapes((4, 8, 8, 4), (4, 8, 8, 4), 8))
-  assert [tt.plan_tt_method(mnist, b) for b in (1, 100, 300, 1000, 4096)] == [
+  assert [tt.tt_matmul_path(mnist, b) for b in (1, 100, 300, 1000, 4096)] == [
     "factored",
     "factored",
     "factored",
@@ -263,4 +263,4 @@ def test_auto_method_rebuilds_w_only_for_large_batches_on_small_layers():
     "dense",
   ]
   fc6 = tuple(tt.tt_core_shapes((2, 7, 8, 8, 7, 4), (4,) * 6, 4))
-  assert {tt.plan_tt_method(fc6, b) for b in (1, 128, 1024, 8192)} == {"factored"}
+  assert {tt.tt_matmul_path(fc6, b) for b in (1, 128, 1024, 8192)} == {"factored"}

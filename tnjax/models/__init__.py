@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from flax import nnx
 
+from tnjax.nn import compute_dtype
+from tnjax.nn.spec import DTYPES
+
 from tnjax.models.alexnet import AlexNet
 from tnjax.models.cpac_cnn import CPACNet
 from tnjax.models.fc2 import FC2
@@ -32,8 +35,14 @@ MODELS: dict[str, type[nnx.Module]] = {
 RENAMED_FIELDS = {"hidden_layer": "layers.hidden", "output_layer": "layers.output"}
 
 
-def build_model(model_config, image_shape, num_classes: int, *, rngs: nnx.Rngs) -> nnx.Module:
-  """Instantiates the model named by `model_config.name`."""
+def build_model(
+  model_config, image_shape, num_classes: int, *, rngs: nnx.Rngs, dtype=None
+) -> nnx.Module:
+  """Instantiates the model named by `model_config.name`.
+
+  `dtype` (e.g. 'bfloat16') is the compute dtype of every tnjax layer whose spec
+  sets none; parameters stay float32 (see tnjax.nn.compute_dtype).
+  """
   fields = dict(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
   name = fields.pop("name", None)
   if name not in MODELS:
@@ -44,7 +53,10 @@ def build_model(model_config, image_shape, num_classes: int, *, rngs: nnx.Rngs) 
         f"config.model.{old} was renamed: use config.model.{new} (every model "
         "takes conv_layer / dense_layer defaults and per-layer `layers`)."
       )
+  if dtype not in DTYPES:
+    raise ValueError(f"config.dtype={dtype!r} is unknown; choose one of {DTYPES}.")
   try:
-    return MODELS[name](tuple(image_shape), num_classes, rngs=rngs, **fields)
+    with compute_dtype(None if dtype in (None, "float32") else dtype):
+      return MODELS[name](tuple(image_shape), num_classes, rngs=rngs, **fields)
   except TypeError as e:
     raise ValueError(f"config.model has a field model {name!r} does not take: {e}") from e

@@ -14,7 +14,7 @@ from tnjax.nn.conv_base import FactorizedConv, conv_reference
 from tnjax.nn.cp_conv import CPConv
 from tnjax.nn.cp_dense import CPDense
 from tnjax.nn.dense import Dense
-from tnjax.nn.factory import make_conv, make_dense
+from tnjax.nn.factory import compute_dtype, make_conv, make_dense
 from tnjax.nn.lowrank_dense import LowRankDense
 from tnjax.nn.sketch_conv import SketchConv
 from tnjax.nn.sketch_dense import SketchDense, SketchMatrix

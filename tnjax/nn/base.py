@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import abc
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from tnjax.nn import registry
 from tnjax.nn.spec import LayerSpec
+from tnjax.tensor import plan
 
 
 # nnx.Module's metaclass derives from abc.ABCMeta, so abc.abstractmethod members
@@ -112,6 +114,16 @@ class CompressedLayer(CountedModule):
     layer.fit_error = float(error / (np.linalg.norm(target) or 1.0))
     return layer
 
+  def execution_path(self, input_shape, dtype=jnp.float32) -> str:
+    """'factored' or 'dense': how tnjax.tensor.plan runs this layer on inputs of `input_shape`.
+
+    Only shapes are traced (jax.eval_shape); `spec.method` other than 'auto' is
+    returned as is. Layers with a single path (dense, ADTN) give 'dense'.
+    """
+    with plan.record() as log:
+      jax.eval_shape(self, jax.ShapeDtypeStruct(tuple(input_shape), dtype))
+    return log.paths.get(id(self), "dense")
+
   def _set_bias(self, b):
     if b is None:
       return
@@ -189,7 +201,8 @@ class FactorizedDense(CompressedLayer):
       )
     if self.dtype is not None:
       x = x.astype(self.dtype)
-    y = self._matmul(x)
+    with plan.owner(id(self), x):  # format_table's 'path' column reads the choice made here
+      y = self._matmul(x)
     if self.bias is not None:
       y = y + self.bias[...].astype(y.dtype)
     return y

@@ -10,6 +10,7 @@ from flax import nnx
 
 from tnjax.nn.base import CompressedLayer
 from tnjax.nn.spec import LayerSpec
+from tnjax.tensor import plan
 
 
 def _pair(name: str, value) -> tuple[int, int]:
@@ -148,7 +149,8 @@ class FactorizedConv(CompressedLayer):
 
   def __call__(self, x):
     batch_shape, x, pads = self._prepare(x)
-    y = self._conv(x, pads)
+    with plan.owner(id(self), x):  # format_table's 'path' column reads the choice made here
+      y = self._conv(x, pads)
     if self.bias is not None:
       y = y + self.bias[...].astype(y.dtype)
     return y.reshape(batch_shape + y.shape[1:])

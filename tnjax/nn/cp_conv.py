@@ -91,6 +91,7 @@ class CPConv(FactorizedConv):
       padding=padding,
       dilation=self.kernel_dilation,
       precision=self.precision,
+      method=self.spec.method,
     )
 
   def feature_maps(self, x):

@@ -89,7 +89,9 @@ class CPDense(FactorizedDense):
 
   def _matmul(self, x):
     x = pad_features(x, math.prod(self.in_shape))
-    y = cp.cp_matrix_matmul(x, self.weights().astype(x.dtype), precision=self.precision)
+    y = cp.cp_matrix_matmul(
+      x, self.weights().astype(x.dtype), precision=self.precision, method=self.spec.method
+    )
     return y[..., : self.out_features]
 
   def significance(self):

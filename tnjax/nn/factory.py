@@ -3,11 +3,38 @@ layer class."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn import registry
 from tnjax.nn.spec import spec_from_config
+
+
+_MODEL_DTYPE = contextvars.ContextVar("tnjax_model_dtype", default=None)
+
+
+@contextlib.contextmanager
+def compute_dtype(dtype):
+  """Layers built inside compute in `dtype` (e.g. 'bfloat16') unless their spec says otherwise.
+
+  Parameters stay in float32: each layer casts its weights to the compute dtype
+  in the forward pass, so gradients and optimizer state remain float32.
+  """
+  token = _MODEL_DTYPE.set(None if dtype is None else jnp.dtype(dtype))
+  try:
+    yield
+  finally:
+    _MODEL_DTYPE.reset(token)
+
+
+def _layer_dtype(spec, dtype):
+  """spec.dtype, else the explicit argument, else the model's (compute_dtype)."""
+  if spec.dtype is not None:
+    return jnp.dtype(spec.dtype)
+  return dtype if dtype is not None else _MODEL_DTYPE.get()
 
 
 def make_dense(
@@ -26,7 +53,8 @@ def make_dense(
     spec: a LayerSpec, or a mapping with a 'kind' key (see spec_from_config).
     in_features: input width.
     out_features: output width.
-    dtype: computation dtype (None: the input's).
+    dtype: computation dtype (None: the model's `compute_dtype`, else the input's);
+      `spec.dtype` overrides it.
     param_dtype: dtype the parameters are stored in.
     precision: lax precision of the layer's contractions.
     rngs: parameter initialisation keys.
@@ -36,7 +64,7 @@ def make_dense(
     in_features,
     out_features,
     spec,
-    dtype=dtype,
+    dtype=_layer_dtype(spec, dtype),
     param_dtype=param_dtype,
     precision=precision,
     rngs=rngs,
@@ -67,7 +95,8 @@ def make_conv(
     strides: an int or (sh, sw).
     padding: 'SAME', 'VALID' or explicit pairs, as in lax.conv_general_dilated.
     kernel_dilation: an int or (dh, dw).
-    dtype: computation dtype (None: the input's).
+    dtype: computation dtype (None: the model's `compute_dtype`, else the input's);
+      `spec.dtype` overrides it.
     param_dtype: dtype the parameters are stored in.
     precision: lax precision of the layer's contractions.
     rngs: parameter initialisation keys.
@@ -81,7 +110,7 @@ def make_conv(
     strides=strides,
     padding=padding,
     kernel_dilation=kernel_dilation,
-    dtype=dtype,
+    dtype=_layer_dtype(spec, dtype),
     param_dtype=param_dtype,
     precision=precision,
     rngs=rngs,

@@ -69,7 +69,9 @@ class LowRankDense(FactorizedDense):
     return lowrank.lowrank_to_dense(self.weights())
 
   def _matmul(self, x):
-    return lowrank.lowrank_matmul(x, self.weights().astype(x.dtype), precision=self.precision)
+    return lowrank.lowrank_matmul(
+      x, self.weights().astype(x.dtype), precision=self.precision, method=self.spec.method
+    )
 
   def _fit(self, weight):
     w = lowrank.lowrank_from_dense(weight, self.rank)

@@ -89,6 +89,7 @@ class SketchConv(FactorizedConv):
       padding=padding,
       dilation=self.kernel_dilation,
       precision=self.precision,
+      method=self.spec.method,
     )
 
   def _fit(self, weight):

@@ -102,7 +102,9 @@ class SketchDense(FactorizedDense):
     return sketch.dense_sketch_to_dense(self.weights(), precision=self.precision)
 
   def _matmul(self, x):
-    return sketch.dense_sketch_matmul(x, self.weights().astype(x.dtype), precision=self.precision)
+    return sketch.dense_sketch_matmul(
+      x, self.weights().astype(x.dtype), precision=self.precision, method=self.spec.method
+    )
 
   def _fit(self, weight):
     w = sketch.dense_sketch_from_dense(weight.astype(self.param_dtype), self.u1[...], self.u2[...])

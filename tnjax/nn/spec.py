@@ -16,20 +16,43 @@ from tnjax.tensor.adtn import NONLINEARITIES
 INITS = ("glorot_normal", "he_normal", "lecun_normal")
 
 
+DTYPES = (None, "float32", "bfloat16", "float16", "float64")
+
+
 @dataclasses.dataclass(frozen=True)
 class LayerSpec:
-  """Fields every layer has."""
+  """Fields every layer has.
+
+  Attributes:
+    use_bias: add a trained bias.
+    init: the dense initialiser whose variance the format's factors reproduce.
+    method: execution path: 'auto' (tnjax.tensor.plan chooses per shape and
+      device), 'factored' (never form the weight) or 'dense' (rebuild the weight,
+      then one GEMM or convolution).
+    dtype: compute dtype of this layer (e.g. 'bfloat16'); None: the model's.
+      Parameters stay in float32 either way.
+  """
 
   use_bias: bool = True
   init: str = "glorot_normal"
+  method: str = "auto"
+  dtype: str | None = None
 
   kind = "base"
+  # Formats with one way to run (a dense weight, or ADTN's generated one) list only it.
+  paths = ("factored", "dense")
 
   def __post_init__(self):
-    if self.init not in INITS:
+    name = type(self).__name__
+    if self.method not in ("auto",) + self.paths:
       raise ValueError(
-        f"{type(self).__name__}.init={self.init!r} is unknown; choose one of {INITS}."
+        f"{name}.method={self.method!r} is not a path of this format; choose from "
+        f"{('auto',) + self.paths}."
       )
+    if self.init not in INITS:
+      raise ValueError(f"{name}.init={self.init!r} is unknown; choose one of {INITS}.")
+    if self.dtype not in DTYPES:
+      raise ValueError(f"{name}.dtype={self.dtype!r} is unknown; choose one of {DTYPES}.")
 
   def to_config(self) -> dict:
     """Plain dict that `spec_from_config` turns back into this spec."""
@@ -41,6 +64,7 @@ class DenseSpec(LayerSpec):
   """An ordinary dense (or conv) layer: the baseline every format is compared with."""
 
   kind = "dense"
+  paths = ("dense",)
 
 
 def _check_mode_shapes(spec):
@@ -143,6 +167,7 @@ class ADTNSpec(LayerSpec):
   init_noise: float = 1.0
   remat: bool = False
   kind = "adtn"
+  paths = ("dense",)  # generate the weight, then one GEMM / conv
 
   def __post_init__(self):
     super().__post_init__()

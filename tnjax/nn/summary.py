@@ -1,14 +1,53 @@
-"""A table of a model's layers: kind, shape, parameters, compression."""
+"""A table of a model's layers: kind, shape, parameters, compression, execution path."""
 
 from __future__ import annotations
 
+import jax
 from flax import nnx
 
 from tnjax.nn.base import CountedModule
+from tnjax.tensor import plan
 
 
-def layer_rows(model: nnx.Module) -> list[dict]:
-  """One row per tnjax layer or shared generator (a CountedModule)."""
+def traced_layers(model: nnx.Module, example_input) -> plan.Record:
+  """Paths chosen and input shapes seen per tnjax layer (keyed by id) for `example_input`.
+
+  `example_input` is an array or a jax.ShapeDtypeStruct (batch included). Only
+  shapes are traced (jax.eval_shape on a copy in eval mode): nothing is computed
+  and the model is not touched.
+  """
+  graphdef, state = nnx.split(model)
+  originals = [module for _, module in nnx.iter_modules(model)]
+  found = plan.Record()
+
+  def forward(state, x):
+    copy = nnx.merge(graphdef, state)
+    copy.eval()
+    with plan.record() as log:
+      copy(x)
+    # The copy's modules come in the same order as the model's.
+    for original, (_, module) in zip(originals, nnx.iter_modules(copy)):
+      if id(module) in log.paths:
+        found.paths[id(original)] = log.paths[id(module)]
+      if id(module) in log.inputs:
+        found.inputs[id(original)] = log.inputs[id(module)]
+    return 0
+
+  jax.eval_shape(forward, state, jax.ShapeDtypeStruct(example_input.shape, example_input.dtype))
+  return found
+
+
+def execution_paths(model: nnx.Module, example_input) -> dict[int, str]:
+  """{id(layer): path} that tnjax.tensor.plan chooses for an input like `example_input`."""
+  return traced_layers(model, example_input).paths
+
+
+def layer_rows(model: nnx.Module, example_input=None) -> list[dict]:
+  """One row per tnjax layer or shared generator (a CountedModule).
+
+  With `example_input` each row also has 'path': the execution path chosen for it.
+  """
+  paths = execution_paths(model, example_input) if example_input is not None else {}
   rows = []
   for path, module in nnx.iter_modules(model):
     if module is model or not isinstance(module, CountedModule):
@@ -22,6 +61,7 @@ def layer_rows(model: nnx.Module) -> list[dict]:
         "weights": module.weight_params,
         "dense_params": module.dense_weight_params + (module.num_params - module.weight_params),
         "compression": module.compression,
+        "path": paths.get(id(module), "-"),
       }
     )
   return rows
@@ -32,16 +72,23 @@ def total_params(model: nnx.Module) -> int:
   return sum(x.size for x in __import__("jax").tree.leaves(nnx.state(model, nnx.Param)))
 
 
-def format_table(model: nnx.Module) -> str:
-  """Printable table, with whole-model totals and compression."""
-  rows = layer_rows(model)
+def format_table(model: nnx.Module, example_input=None) -> str:
+  """Printable table, with whole-model totals and compression.
+
+  With `example_input` (an array or ShapeDtypeStruct, batch included) a 'path'
+  column says how each layer runs at that shape ('factored' or 'dense').
+  """
+  rows = layer_rows(model, example_input)
   header = f"{'layer':<28} {'kind':<8} {'shape':<36} {'params':>12} {'compression':>12}"
+  if example_input is not None:
+    header += f" {'path':>9}"
   lines = [header, "-" * len(header)]
   for r in rows:
-    lines.append(
+    line = (
       f"{r['name']:<28} {r['kind']:<8} {r['shape']:<36} {r['params']:>12,} "
       f"{r['compression']:>12,.1f}"
     )
+    lines.append(line + (f" {r['path']:>9}" if example_input is not None else ""))
   compressed = [r for r in rows if r["kind"] != "dense"]
   if compressed:  # e.g. Novikov's TT4 TT4 FC: FC6 and FC7 together
     dense_weights = sum(r["dense_params"] - (r["params"] - r["weights"]) for r in compressed)

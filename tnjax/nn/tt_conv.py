@@ -6,7 +6,7 @@ prod(n_k), is the TT-matrix of in_shape (kh*kw, m_1, ..., m_d) and out_shape
 (1, kh*kw, 1, r_0), the channel modes the cores after it. So every TT-matrix
 routine (tt_matmul, tt_to_dense, tt_from_dense) applies unchanged.
 
-Forward, chosen per static shape by estimated cost:
+Forward, chosen per static shape by tnjax.tensor.plan (or `spec.method`):
   * 'factored': extract the kh x kw patches and multiply them by the TT-matrix
     with tt_matmul (the kernel is never formed); wins for high compression;
   * 'dense': rebuild K (cheap: the size of one kernel) and call lax.conv, which
@@ -24,9 +24,7 @@ from flax import nnx
 from tnjax.nn import init as init_lib
 from tnjax.nn.conv_base import FactorizedConv
 from tnjax.nn.spec import TTSpec
-from tnjax.tensor import shapes, tt
-
-METHODS = ("auto", "factored", "dense")
+from tnjax.tensor import plan, shapes, tt
 
 
 class TTConv(FactorizedConv):
@@ -38,8 +36,7 @@ class TTConv(FactorizedConv):
   `from_dense` is TT-SVD of the kernel (fit option `eps`).
 
   Args: as FactorizedConv (in_channels, out_channels, kernel_size, spec: TTSpec,
-  strides, padding, kernel_dilation, dtype, param_dtype, precision, rngs), and
-    method: 'auto' (by estimated cost), 'factored' or 'dense' (see the module).
+  strides, padding, kernel_dilation, dtype, param_dtype, precision, rngs).
   """
 
   spec_type = TTSpec
@@ -52,7 +49,6 @@ class TTConv(FactorizedConv):
     kernel_size,
     spec: TTSpec = TTSpec(),
     *,
-    method: str = "auto",
     strides=1,
     padding="SAME",
     kernel_dilation=1,
@@ -74,9 +70,6 @@ class TTConv(FactorizedConv):
       precision=precision,
       rngs=rngs,
     )
-    if method not in METHODS:
-      raise ValueError(f"TTConv method={method!r} is unknown; choose one of {METHODS}.")
-    self.method = method
     if spec.in_shape is None:  # channels are factorised exactly (no padding), 1s allowed
       self.in_shape = shapes.factorize(self.in_channels, spec.order, max_padding=0)
       self.out_shape = shapes.factorize(self.out_channels, spec.order, max_padding=0)
@@ -122,34 +115,38 @@ class TTConv(FactorizedConv):
     full = tt.tt_to_dense(self.weights(), precision=self.precision)
     return full.reshape(kh, kw, self.in_channels, self.out_channels)
 
-  def plan(self, batch: int, out_hw) -> str:
-    """'factored' or 'dense' for `batch` images giving out_hw output maps."""
-    if self.method != "auto":
-      return self.method
-    rows = batch * out_hw[0] * out_hw[1]
-    core_shapes = [tuple(c.shape) for c in self.cores]
-    factored = tt.tt_matmul_cost(core_shapes, rows) + 4 * rows * math.prod(self.tt_in_shape)
-    dense = 2 * rows * self.fan_in * self.out_channels + 2 * self.dense_weight_params * max(
-      s[3] for s in core_shapes
-    )
-    return "factored" if factored < dense else "dense"
-
   def _conv(self, x, padding):
     kh, kw = self.kernel_size
+    out_hw = plan.conv_out_hw(x.shape[1:3], (kh, kw), self.strides, padding, self.kernel_dilation)
+    cores = tuple(self.weights().astype(x.dtype).cores)
+    core_shapes = tuple(tuple(c.shape) for c in cores)
+    rows = x.shape[0] * out_hw[0] * out_hw[1]
+    paths = plan.tt_conv_paths(
+      x.shape[0],
+      x.shape[1:3],
+      out_hw,
+      (kh, kw),
+      self.in_channels,
+      self.out_channels,
+      core_shapes,
+      tt.plan_tt_split(core_shapes, rows),
+      x.dtype.itemsize,
+    )
+    method = plan.choose(
+      "tt_conv",
+      paths,
+      method=self.spec.method,
+      apply=lambda name, x, *cores: self._conv_path(name, x, cores, padding),
+      operands=(x,) + cores,
+    )
+    return self._conv_path(method, x, cores, padding)
+
+  def _conv_path(self, method, x, cores, padding):
+    kh, kw = self.kernel_size
     dims = ("NHWC", "HWIO", "NHWC")
-    out_hw = jax.eval_shape(
-      lambda x: jax.lax.conv_general_dilated(
-        x,
-        jnp.zeros((kh, kw, self.in_channels, 1), x.dtype),
-        self.strides,
-        padding,
-        rhs_dilation=self.kernel_dilation,
-        dimension_numbers=dims,
-      ),
-      x,
-    ).shape[1:3]
-    if self.plan(x.shape[0], out_hw) == "dense":
-      kernel = self.to_dense().astype(x.dtype)
+    if method == "dense":
+      kernel = tt.tt_to_dense(tt.TTMatrix(cores), precision=self.precision)
+      kernel = kernel.reshape(kh, kw, self.in_channels, self.out_channels)
       return jax.lax.conv_general_dilated(
         x,
         kernel,
@@ -172,9 +169,7 @@ class TTConv(FactorizedConv):
     batch, height, width, _ = patches.shape
     patches = patches.reshape(batch, height, width, self.in_channels, kh * kw)
     patches = jnp.swapaxes(patches, -1, -2).reshape(batch, height, width, -1)
-    return tt.tt_matmul(
-      patches, self.weights().astype(x.dtype), precision=self.precision, method="factored"
-    )
+    return tt.tt_matmul(patches, tt.TTMatrix(cores), precision=self.precision, method="factored")
 
   def _fit(self, weight, eps: float | None = None):
     """TT-SVD of the kernel's (kh*kw*in, out) matrix, ranks capped by the spec's."""

@@ -86,7 +86,9 @@ class TTDense(FactorizedDense):
 
   def _matmul(self, x):
     x = pad_features(x, math.prod(self.in_shape))
-    y = tt.tt_matmul(x, self.weights().astype(x.dtype), precision=self.precision)
+    y = tt.tt_matmul(
+      x, self.weights().astype(x.dtype), precision=self.precision, method=self.spec.method
+    )
     return y[..., : self.out_features]
 
   def _fit(self, weight, eps: float | None = None):

@@ -82,6 +82,7 @@ class TuckerConv(FactorizedConv):
       padding=padding,
       dilation=self.kernel_dilation,
       precision=self.precision,
+      method=self.spec.method,
     )
 
   def _fit(self, weight):

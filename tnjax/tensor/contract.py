@@ -57,6 +57,19 @@ def planned_einsum(
   )
 
 
+def dense_conv(x, kernel, *, strides, padding, dilation, precision):
+  """lax.conv of NHWC x with an HWIO kernel: the 'dense' path of every conv format."""
+  return jax.lax.conv_general_dilated(
+    x,
+    kernel,
+    window_strides=strides,
+    padding=padding,
+    rhs_dilation=dilation,
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    precision=precision,
+  )
+
+
 # --- 2-D GEMM with a backward pass XLA's CPU backend runs fast ------------------
 # Autodiff of a @ b gives the gradient of b as a contraction over the rows of
 # a and g (a.T @ g). XLA on CPU hands a product whose left operand is

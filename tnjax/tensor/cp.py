@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tnjax.tensor import contract, plan
 from tnjax.tensor import shapes as shapes_lib
 from tnjax.tensor.contract import planned_einsum
 
@@ -130,9 +131,16 @@ def cp_feature_maps(
 
 
 def cp_kernel_conv(
-  x, k: CPKernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), precision=None
+  x,
+  k: CPKernel,
+  *,
+  strides=(1, 1),
+  padding=((0, 0), (0, 0)),
+  dilation=(1, 1),
+  precision=None,
+  method: str = "auto",
 ):
-  """Convolution of NHWC x with the CP kernel, as four cheap convolutions.
+  """Convolution of NHWC x with the CP kernel.
 
   Args:
     x: (B, H, W, S) input.
@@ -140,10 +148,30 @@ def cp_kernel_conv(
     strides, dilation: (h, w) pairs.
     padding: explicit ((top, bottom), (left, right)) pairs.
     precision: passed to every contraction.
+    method: 'factored' (in-channel mix, two 1-D depthwise filters, out-channel
+      mix: the kernel is never formed), 'dense' (rebuild the kernel, one conv) or
+      'auto' (tnjax.tensor.plan chooses per shape and device).
 
   Returns:
     (B, H', W', N), equal to lax.conv with cp_kernel_to_dense(k).
   """
+  conv_args = dict(strides=strides, padding=padding, dilation=dilation, precision=precision)
+  kernel_shape = (k.height_factor.shape[0], k.width_factor.shape[0]) + (
+    k.in_factor.shape[0],
+    k.out_factor.shape[0],
+  )
+  out_hw = plan.conv_out_hw(x.shape[1:3], kernel_shape[:2], strides, padding, dilation)
+  method = plan.choose(
+    "cp_kernel",
+    plan.cp_kernel_paths(
+      x.shape[0], x.shape[1:3], out_hw, kernel_shape, k.out_factor.shape[1], x.dtype.itemsize
+    ),
+    method=method,
+    apply=lambda name, x, *k: cp_kernel_conv(x, CPKernel(*k), method=name, **conv_args),
+    operands=(x,) + tuple(k),
+  )
+  if method == "dense":
+    return contract.dense_conv(x, cp_kernel_to_dense(k).astype(x.dtype), **conv_args)
   maps = cp_feature_maps(
     x, k, strides=strides, padding=padding, dilation=dilation, precision=precision
   )
@@ -208,16 +236,17 @@ def cp_matrix_from_dense(
   return CPMatrix(tuple(f.reshape(m, n, rank) for f, m, n in zip(factors, in_shape, out_shape)))
 
 
-def cp_matrix_matmul(x, w: CPMatrix, *, precision=None, preferred_element_type=None):
+def cp_matrix_matmul(
+  x, w: CPMatrix, *, precision=None, preferred_element_type=None, method: str = "auto"
+):
   """x @ W for a CP matrix W of pair-mode factors (m_k, n_k, R).
-
-  The contraction order is planned (and cached) per shape: for small batches
-  the input meets one factor at a time; where rebuilding W first costs fewer
-  FLOPs (large batches) the planner does that instead.
 
   Args:
     x: (..., prod m_k).
     w: the CPMatrix.
+    method: 'factored' (the input meets the factors, in an order opt_einsum
+      plans once per shape), 'dense' (rebuild W, one GEMM) or 'auto'
+      (tnjax.tensor.plan chooses).
 
   Returns:
     (..., prod n_k).
@@ -228,6 +257,20 @@ def cp_matrix_matmul(x, w: CPMatrix, *, precision=None, preferred_element_type=N
   letters = _mode_letters(2 * d, skip="yz")
   rows, cols = letters[:d], letters[d:]
   batch_shape = x.shape[:-1]
+  rank = factors[0].shape[-1]
+  method = plan.choose(
+    "cp_matrix",
+    plan.cp_matrix_paths(
+      math.prod(batch_shape), in_shape, w.out_shape, rank, jnp.dtype(x.dtype).itemsize
+    ),
+    method=method,
+    apply=lambda name, x, *f: cp_matrix_matmul(x, CPMatrix(f), precision=precision, method=name),
+    operands=(x,) + factors,
+  )
+  if method == "dense":
+    weight = cp_matrix_to_dense(w).astype(x.dtype)
+    y = jnp.matmul(x, weight, precision=precision, preferred_element_type=preferred_element_type)
+    return y
   x = x.reshape((-1,) + in_shape)
   equation = "y" + rows + "," + ",".join(i + j + "z" for i, j in zip(rows, cols)) + "->y" + cols
   y = planned_einsum(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
+from tnjax.tensor import plan
 from tnjax.tensor import shapes as shapes_lib
 
 
@@ -31,8 +33,24 @@ def lowrank_ranks_for_budget(in_features: int, out_features: int, budget) -> int
   return max(1, min(budget // (in_features + out_features), min(in_features, out_features)))
 
 
-def lowrank_matmul(x, w: LowRankMatrix, *, precision=None, preferred_element_type=None):
-  """x @ U @ V, contracting the thin side first."""
+def lowrank_matmul(
+  x, w: LowRankMatrix, *, precision=None, preferred_element_type=None, method: str = "auto"
+):
+  """x @ U @ V: through the R numbers per example ('factored'), or with W = U V
+  rebuilt first ('dense'); 'auto' lets tnjax.tensor.plan choose."""
+  (m, rank), n = w.u.shape, w.v.shape[1]
+  method = plan.choose(
+    "lowrank",
+    plan.two_factor_paths(math.prod(x.shape[:-1]), m, rank, n, jnp.dtype(x.dtype).itemsize),
+    method=method,
+    apply=lambda name, x, u, v: lowrank_matmul(
+      x, LowRankMatrix(u, v), precision=precision, method=name
+    ),
+    operands=(x, w.u, w.v),
+  )
+  if method == "dense":
+    weight = jnp.matmul(w.u, w.v, precision=precision)
+    return jnp.matmul(x, weight, precision=precision, preferred_element_type=preferred_element_type)
   h = jnp.matmul(x, w.u, precision=precision, preferred_element_type=preferred_element_type)
   return jnp.matmul(h, w.v, precision=precision, preferred_element_type=preferred_element_type)
 

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from tnjax.tensor import contract, plan
 from tnjax.tensor import shapes as shapes_lib
 
 
@@ -116,9 +117,21 @@ def dense_sketch_to_dense(sk: DenseSketch, precision=None):
   return jnp.matmul(left, right, precision=precision) / (2 * sk.u1.shape[0])
 
 
-def dense_sketch_matmul(x, sk: DenseSketch, precision=None):
-  """x @ W_hat for x (..., d1), through 2lk numbers per example; W_hat is never formed."""
+def dense_sketch_matmul(x, sk: DenseSketch, precision=None, method: str = "auto"):
+  """x @ W_hat for x (..., d1): through 2lk numbers per example ('factored', W_hat
+  is never formed) or with W_hat rebuilt ('dense'); 'auto' lets tnjax.tensor.plan choose."""
   left, right = _dense_factors(sk)
+  method = plan.choose(
+    "dense_sketch",
+    plan.two_factor_paths(
+      math.prod(x.shape[:-1]), left.shape[0], left.shape[1], right.shape[1], x.dtype.itemsize
+    ),
+    method=method,
+    apply=lambda name, x, *sk: dense_sketch_matmul(x, DenseSketch(*sk), precision, name),
+    operands=(x,) + tuple(sk),
+  )
+  if method == "dense":
+    return jnp.matmul(x, dense_sketch_to_dense(sk, precision).astype(x.dtype), precision=precision)
   hidden = jnp.matmul(x, left.astype(x.dtype), precision=precision)
   return jnp.matmul(hidden, right.astype(x.dtype), precision=precision) / (2 * sk.u1.shape[0])
 
@@ -148,16 +161,38 @@ def conv_sketch_from_dense(kernel, u1, u2) -> ConvSketch:
 
 
 def conv_sketch_conv(
-  x, sk: ConvSketch, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), precision=None
+  x,
+  sk: ConvSketch,
+  *,
+  strides=(1, 1),
+  padding=((0, 0), (0, 0)),
+  dilation=(1, 1),
+  precision=None,
+  method: str = "auto",
 ):
-  """conv(x, K_hat) for NHWC x, without forming K_hat.
+  """conv(x, K_hat) for NHWC x.
 
-  Both halves are one convolution over the lk stacked maps: conv with S1 then a
-  1x1 expansion by U1; a 1x1 projection by U2 then conv with S2.
+  'factored' never forms K_hat: both halves are one convolution over the lk
+  stacked maps (conv with S1 then a 1x1 expansion by U1; a 1x1 projection by U2
+  then conv with S2). 'dense' rebuilds K_hat and runs one conv; 'auto' lets
+  tnjax.tensor.plan choose.
   """
   l, kh, kw, d_in, k = sk.s1.shape
   d_out = sk.u1.shape[2]
   dtype = x.dtype
+  conv_args = dict(strides=strides, padding=padding, dilation=dilation, precision=precision)
+  out_hw = plan.conv_out_hw(x.shape[1:3], (kh, kw), strides, padding, dilation)
+  method = plan.choose(
+    "conv_sketch",
+    plan.conv_sketch_paths(
+      x.shape[0], x.shape[1:3], out_hw, (kh, kw, d_in, d_out), l * k, dtype.itemsize
+    ),
+    method=method,
+    apply=lambda name, x, *sk: conv_sketch_conv(x, ConvSketch(*sk), method=name, **conv_args),
+    operands=(x,) + tuple(sk),
+  )
+  if method == "dense":
+    return contract.dense_conv(x, conv_sketch_to_dense(sk).astype(dtype), **conv_args)
 
   def conv(inputs, kernel):
     return lax.conv_general_dilated(

@@ -20,6 +20,7 @@ from typing import NamedTuple, Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from tnjax.tensor import plan
 from tnjax.tensor import shapes as shapes_lib
 from tnjax.tensor.contract import gemm, planned_einsum
 
@@ -131,83 +132,26 @@ def tt_num_params(in_shape, out_shape, ranks) -> int:
 # and 1.5x at VGG FC6 (batch 128). The split point is chosen per static shape
 # by FLOPs plus elements moved.
 
-# GEMM FLOPs that cost about as much time as transposing one element (XLA, CPU).
-_FLOPS_PER_MOVED_ELEMENT = 32
-
-
-def _merge_flops(core_shapes) -> int:
-  flops, (r0, M, N, r) = 0, core_shapes[0]
-  for _, m, n, r_next in core_shapes[1:]:
-    flops += 2 * r0 * M * N * r * m * n * r_next
-    M, N, r = M * m, N * n, r_next
-  return flops
-
-
-def tt_matmul_cost(core_shapes, batch: int) -> int:
-  """Estimated cost (FLOPs plus weighted moved elements) of `tt_matmul`'s factored path."""
-  core_shapes = tuple(tuple(s) for s in core_shapes)
-  if len(core_shapes) == 1:
-    _, m, n, _ = core_shapes[0]
-    return 2 * batch * m * n
-  h = plan_tt_split(core_shapes, batch)
-  left, right = core_shapes[:h], core_shapes[h:]
-  m_left, n_left = math.prod(s[1] for s in left), math.prod(s[2] for s in left)
-  m_right, n_right = math.prod(s[1] for s in right), math.prod(s[2] for s in right)
-  intermediate = batch * m_left * left[-1][3] * n_right
-  return (
-    _merge_flops(left)
-    + _merge_flops(right)
-    + 2 * intermediate * (m_right + n_left)
-    + _FLOPS_PER_MOVED_ELEMENT * intermediate
-  )
-
 
 @functools.lru_cache(maxsize=1024)
 def plan_tt_split(core_shapes: tuple[tuple[int, int, int, int], ...], batch: int) -> int:
   """Number of cores in the left group minimising merges + GEMMs + transposes for `batch` rows."""
 
-  def cost(h):
-    left, right = core_shapes[:h], core_shapes[h:]
-    m_left, n_left = math.prod(s[1] for s in left), math.prod(s[2] for s in left)
-    m_right, n_right = math.prod(s[1] for s in right), math.prod(s[2] for s in right)
-    rank = left[-1][3]
-    intermediate = batch * m_left * rank * n_right
-    gemms = 2 * intermediate * m_right + 2 * intermediate * n_left
-    return (
-      _merge_flops(left) + _merge_flops(right) + gemms + _FLOPS_PER_MOVED_ELEMENT * intermediate
-    )
-
+  profile = plan.device_profile("cpu")
+  cost = lambda h: plan.seconds(plan.tt_paths(core_shapes, batch, h, 4)[0], profile)
   return min(range(1, len(core_shapes)), key=cost)
 
 
-# Above this many elements the factored path's intermediate (batch x m_left x r x
-# n_right) no longer stays in cache and its transpose dominates: on a 2-core CPU,
-# 1024x1024 TT rank 8 fwd+bwd drops from 1.1x dense at batch 300 (2.5M elements)
-# to 0.67x at batch 1000 (8.2M), where rebuilding W and one dense GEMM runs 0.92x.
-_MAX_CACHED_INTERMEDIATE = 4 << 20
-METHODS = ("auto", "factored", "dense")
+METHODS = plan.METHODS
 
 
-@functools.lru_cache(maxsize=1024)
-def plan_tt_method(core_shapes: tuple[tuple[int, int, int, int], ...], batch: int) -> str:
-  """'factored' (two GEMMs through the cores) or 'dense' (rebuild W, one GEMM) for `batch` rows.
-
-  Dense wins only where the factored path saves little arithmetic (with the cost of
-  moving its intermediate counted) and its intermediate falls out of cache: large
-  batches on small layers. Big layers (VGG's FC6) stay factored at any batch.
-  """
+def tt_matmul_path(core_shapes, batch: int, itemsize: int = 4) -> str:
+  """The path ('factored' or 'dense') `tt_matmul` takes for `batch` rows on this device."""
+  core_shapes = tuple(tuple(s) for s in core_shapes)
   if len(core_shapes) == 1:
     return "factored"
-  h = plan_tt_split(core_shapes, batch)
-  left, right = core_shapes[:h], core_shapes[h:]
-  m_left, n_left = math.prod(s[1] for s in left), math.prod(s[2] for s in left)
-  m_right, n_right = math.prod(s[1] for s in right), math.prod(s[2] for s in right)
-  intermediate = batch * m_left * left[-1][3] * n_right
-  factored = 2 * intermediate * (m_right + n_left) + _FLOPS_PER_MOVED_ELEMENT * intermediate
-  dense = 2 * batch * (m_left * m_right) * (n_left * n_right) + _merge_flops(core_shapes)
-  if intermediate > _MAX_CACHED_INTERMEDIATE and factored > 0.5 * dense:
-    return "dense"
-  return "factored"
+  split = plan_tt_split(core_shapes, batch)
+  return plan.choose("tt", plan.tt_paths(core_shapes, batch, split, itemsize))
 
 
 def _half_matrix(cores, bond_in_rows: bool, precision=None):
@@ -238,8 +182,8 @@ def tt_matmul(
     tt: the TTMatrix.
     precision, preferred_element_type: passed to every contraction with x.
     method: 'factored' contracts x with the cores; 'dense' rebuilds W (cheap for
-      small layers) and runs one GEMM; 'auto' picks per static shape
-      (`plan_tt_method`): dense only for large batches on small layers.
+      small layers) and runs one GEMM; 'auto' lets tnjax.tensor.plan choose per
+      static shape and device (dense only for large batches on small layers).
 
   Returns:
     Array of shape (..., prod(n_k)).
@@ -254,22 +198,29 @@ def tt_matmul(
       f"Input has {x.shape[-1]} features but the TT cores expect "
       f"prod{in_shape} = {math.prod(in_shape)}."
     )
-  if method not in METHODS:
-    raise ValueError(f"tt_matmul method={method!r} is unknown; choose one of {METHODS}.")
+  plan.check_method(method, "tt_matmul method")
   batch_shape = x.shape[:-1]
   batch = math.prod(batch_shape)
   matmul = functools.partial(
     gemm, precision=precision, preferred_element_type=preferred_element_type
   )
-  if method == "auto":
-    method = plan_tt_method(tuple(tuple(c.shape) for c in cores), batch)
+  core_shapes = tuple(tuple(c.shape) for c in cores)
+  if len(cores) > 1:
+    split = plan_tt_split(core_shapes, batch)
+    method = plan.choose(
+      "tt",
+      plan.tt_paths(core_shapes, batch, split, jnp.dtype(x.dtype).itemsize),
+      method=method,
+      apply=lambda name, x, *cores: tt_matmul(x, TTMatrix(cores), precision=precision, method=name),
+      operands=(x,) + cores,
+    )
   if method == "dense":
     y = matmul(x.reshape(batch, -1), tt_to_dense(tt, precision=precision))
     return y.reshape(batch_shape + (y.shape[-1],))
   if len(cores) == 1:
     y = matmul(x.reshape(batch, -1), cores[0][0, :, :, 0])
     return y.reshape(batch_shape + (out_shape[0],))
-  h = plan_tt_split(tuple(tuple(c.shape) for c in cores), batch)
+  h = split
   m_left, n_left = math.prod(in_shape[:h]), math.prod(out_shape[:h])
   m_right, n_right = math.prod(in_shape[h:]), math.prod(out_shape[h:])
   left = _half_matrix(cores[:h], bond_in_rows=True, precision=precision)  # (m_l r, n_l)

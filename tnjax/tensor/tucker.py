@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from tnjax.tensor import contract, plan
 from tnjax.tensor import shapes as shapes_lib
 
 
@@ -80,10 +81,36 @@ def tucker2_from_dense(kernel, in_rank: int, out_rank: int) -> Tucker2Kernel:
 
 
 def tucker2_conv(
-  x, t: Tucker2Kernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), precision=None
+  x,
+  t: Tucker2Kernel,
+  *,
+  strides=(1, 1),
+  padding=((0, 0), (0, 0)),
+  dilation=(1, 1),
+  precision=None,
+  method: str = "auto",
 ):
-  """conv(x, K) for NHWC x without forming K: 1x1 projection, core conv, 1x1 expansion."""
+  """conv(x, K) for NHWC x.
+
+  method: 'factored' (1x1 projection, core conv, 1x1 expansion: K is never
+  formed), 'dense' (rebuild K, one conv) or 'auto' (tnjax.tensor.plan chooses).
+  """
   dtype = x.dtype
+  kh, kw, in_rank, out_rank = t.core.shape
+  kernel_shape = (kh, kw, t.in_factor.shape[0], t.out_factor.shape[0])
+  conv_args = dict(strides=strides, padding=padding, dilation=dilation, precision=precision)
+  out_hw = plan.conv_out_hw(x.shape[1:3], (kh, kw), strides, padding, dilation)
+  method = plan.choose(
+    "tucker2",
+    plan.tucker2_paths(
+      x.shape[0], x.shape[1:3], out_hw, kernel_shape, in_rank, out_rank, dtype.itemsize
+    ),
+    method=method,
+    apply=lambda name, x, *t: tucker2_conv(x, Tucker2Kernel(*t), method=name, **conv_args),
+    operands=(x,) + tuple(t),
+  )
+  if method == "dense":
+    return contract.dense_conv(x, tucker2_to_dense(t).astype(dtype), **conv_args)
   projected = jnp.matmul(x, t.in_factor.astype(dtype), precision=precision)
   y = lax.conv_general_dilated(
     projected,

@@ -1,0 +1,80 @@
+"""bfloat16 compute with float32 parameters: every layer, bounded error, float32 gradients."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from tnjax import models
+from tnjax.nn import make_conv, make_dense, registry
+
+LAYERS = sorted(registry.layers())
+
+
+def _build(family, kind, **kwargs):
+  spec = registry.layer_class(family, kind).spec_type()
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # default sketch sizes may exceed these small layers
+    if family == "dense":
+      return make_dense(spec, 64, 48, rngs=nnx.Rngs(0), **kwargs)
+    return make_conv(spec, 16, 24, 3, rngs=nnx.Rngs(0), **kwargs)
+
+
+def _relative_error(a, b):
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+@pytest.mark.parametrize("key", LAYERS, ids=lambda k: "-".join(k))
+def test_bfloat16_layer_stays_within_a_few_bf16_ulps_of_float32(key):
+  family, kind = key
+  full = _build(family, kind)
+  half = _build(family, kind, dtype=jnp.bfloat16)
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(8, 64) if family == "dense" else (2, 10, 10, 16)), jnp.float32)
+  y_full, y_half = full(x), half(x)
+  assert y_half.dtype == jnp.bfloat16 and y_full.dtype == jnp.float32
+  # bf16 keeps 8 significand bits (ulp 2^-8 = 0.4%); contractions of a few hundred
+  # terms with float32 accumulation stay within about 1%. A float32-to-bf16 cast of
+  # the output alone is 0.2%.
+  assert _relative_error(y_half, y_full) < 0.02
+  params = nnx.state(half, nnx.Param)
+  assert {leaf.dtype for leaf in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
+  graphdef, params, rest = nnx.split(half, nnx.Param, ...)
+  loss = lambda p: jnp.sum(nnx.merge(graphdef, p, rest)(x).astype(jnp.float32) ** 2)
+  grads = jax.grad(loss)(params)
+  assert {g.dtype for g in jax.tree.leaves(grads)} == {jnp.dtype(jnp.float32)}
+  graphdef_f, params_f, rest_f = nnx.split(full, nnx.Param, ...)
+  grads_f = jax.grad(lambda p: jnp.sum(nnx.merge(graphdef_f, p, rest_f)(x) ** 2))(params_f)
+  for g_half, g_full in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_f)):
+    assert _relative_error(g_half, g_full) < 0.05
+
+
+def test_model_dtype_reaches_every_layer_and_a_spec_can_opt_out():
+  model = models.build_model(
+    {
+      "name": "lenet5",
+      "conv_layer": {"kind": "cp", "rank": 4},
+      "layers": {"fc1": {"kind": "tt", "ranks": 4, "dtype": "float32"}},
+    },
+    (28, 28, 1),
+    10,
+    rngs=nnx.Rngs(0),
+    dtype="bfloat16",
+  )
+  assert model.conv1.dtype == jnp.bfloat16 and model.output.dtype == jnp.bfloat16
+  assert model.fc1.dtype == jnp.float32
+  logits = model(jnp.ones((2, 28, 28, 1)))
+  assert logits.dtype == jnp.bfloat16
+  float32 = models.build_model({"name": "lenet5"}, (28, 28, 1), 10, rngs=nnx.Rngs(0))
+  assert float32.conv1.dtype is None and float32(jnp.ones((2, 28, 28, 1))).dtype == jnp.float32
+
+
+def test_unknown_dtypes_fail_with_one_line():
+  with pytest.raises(ValueError, match=r"config.dtype='bf16' is unknown; choose one of"):
+    models.build_model({"name": "fc2"}, (28, 28, 1), 10, rngs=nnx.Rngs(0), dtype="bf16")
+  with pytest.raises(ValueError, match=r"TTSpec.dtype='half' is unknown"):
+    make_dense({"kind": "tt", "dtype": "half"}, 8, 8, rngs=nnx.Rngs(0))

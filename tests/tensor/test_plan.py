@@ -1,0 +1,148 @@
+"""The execution planner: deterministic choices from the cost model, overrides, autotuning."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from tnjax import models
+from tnjax.nn import format_table, layer_rows
+from tnjax.tensor import cp, plan
+
+
+@pytest.fixture
+def autotune_cache(tmp_path, monkeypatch):
+  monkeypatch.setenv("TNJAX_AUTOTUNE_CACHE", str(tmp_path))
+  plan.set_autotune(True)
+  yield tmp_path
+  plan.set_autotune(None)
+
+
+def cpu_choice(paths):
+  return plan.choose("test", paths, platform="cpu")
+
+
+def test_cpac_shapes_rebuild_the_kernel_and_vgg_shapes_stay_factored():
+  # CPAC (Wang et al. 2021): 3x3 kernels of 1->8 and 8->8 channels on MNIST maps,
+  # batch 64: a 72- or 576-entry kernel costs nothing to rebuild, while the factored
+  # chain's four ops each pass over the maps. At 256->256 (R=64, 32x32, batch 32) the
+  # factored chain does a tenth of the dense conv's arithmetic.
+  for rank in (4, 12):
+    assert (
+      cpu_choice(plan.cp_kernel_paths(64, (28, 28), (26, 26), (3, 3, 1, 8), rank, 4)) == "dense"
+    )
+    assert (
+      cpu_choice(plan.cp_kernel_paths(64, (13, 13), (11, 11), (3, 3, 8, 8), rank, 4)) == "dense"
+    )
+  vgg = (3, 3, 256, 256)
+  assert cpu_choice(plan.cp_kernel_paths(32, (32, 32), (32, 32), vgg, 64, 4)) == "factored"
+  assert cpu_choice(plan.tucker2_paths(32, (32, 32), (32, 32), vgg, 38, 38, 4)) == "factored"
+  assert cpu_choice(plan.conv_sketch_paths(32, (32, 32), (32, 32), vgg, 7, 4)) == "factored"
+
+
+def test_matrix_formats_rebuild_only_when_the_factors_cost_more_than_the_weight():
+  assert cpu_choice(plan.two_factor_paths(500, 1024, 8, 1024, 4)) == "factored"
+  assert cpu_choice(plan.two_factor_paths(4096, 64, 60, 64, 4)) == "dense"
+  assert cpu_choice(plan.cp_matrix_paths(100, (4, 8, 8, 4), (4, 8, 8, 4), 8, 4)) == "factored"
+  assert cpu_choice(plan.cp_matrix_paths(1000, (4, 8, 8, 4), (4, 8, 8, 4), 64, 4)) == "dense"
+
+
+def test_the_choice_is_deterministic_and_method_overrides_it():
+  paths = plan.cp_kernel_paths(64, (28, 28), (26, 26), (3, 3, 1, 8), 12, 4)
+  assert {plan.choose("cp", paths, platform="cpu") for _ in range(5)} == {"dense"}
+  assert plan.choose("cp", paths, method="factored") == "factored"
+  with pytest.raises(ValueError, match=r"method='svd' is not a path of this layer"):
+    plan.choose("cp", paths, method="svd")
+  # Equal costs: the first listed path wins.
+  tie = [plan.Path("factored", 1e6, 1e6), plan.Path("dense", 1e6, 1e6)]
+  assert plan.choose("x", tie) == "factored"
+
+
+def test_training_costs_three_passes_and_launches_twice():
+  path = plan.Path("p", flops=7e9, bytes=1.6e9, ops=10)
+  cpu = plan.device_profile("cpu")
+  forward = 7e9 / cpu.flops_per_s + 1.6e9 / cpu.bytes_per_s + 10 * cpu.seconds_per_op
+  assert plan.seconds(path, cpu, training=False) == pytest.approx(forward)
+  assert plan.seconds(path, cpu, training=True) == pytest.approx(
+    3 * (forward - 10 * cpu.seconds_per_op) + 20 * cpu.seconds_per_op
+  )
+
+
+def test_adtn_blocks_balance_flops_and_bytes_per_device():
+  assert plan.adtn_block_qubits(20, "cpu") == 4  # 16x16 blocks: measured fastest on 2 cores
+  assert plan.adtn_block_qubits(20, "gpu") > 4
+  assert plan.adtn_block_qubits(3, "gpu") == 3  # never wider than the state
+
+
+def test_conv_output_sizes_match_lax():
+  x = jnp.zeros((1, 13, 11, 2))
+  for strides, padding, dilation in [
+    ((1, 1), ((0, 0), (0, 0)), (1, 1)),
+    ((2, 3), ((1, 2), (0, 1)), (1, 2)),
+  ]:
+    kernel = jnp.zeros((3, 2, 2, 1))
+    expected = jax.lax.conv_general_dilated(
+      x, kernel, strides, padding, rhs_dilation=dilation, dimension_numbers=("NHWC", "HWIO", "NHWC")
+    ).shape[1:3]
+    assert plan.conv_out_hw((13, 11), (3, 2), strides, padding, dilation) == expected
+
+
+def test_autotuning_measures_once_and_caches_the_winner_per_device(autotune_cache):
+  calls = []
+
+  def apply(name, x):
+    calls.append(name)
+    return x * 2.0 if name == "factored" else jnp.sort(x) * 2.0
+
+  paths = [plan.Path("factored", 1e12, 0), plan.Path("dense", 1, 0)]  # the model says dense
+  x = jnp.ones((256,))
+  choice = plan.choose("toy", paths, apply=apply, operands=(x,))
+  assert sorted(set(calls)) == ["dense", "factored"]
+  files = list(autotune_cache.iterdir())
+  assert len(files) == 1 and files[0].name.startswith("cpu-")
+  cached = json.loads(files[0].read_text())
+  assert list(cached.values()) == [choice]
+  calls.clear()
+  assert plan.choose("toy", paths, apply=apply, operands=(x,)) == choice
+  assert calls == []  # read from the cache, nothing timed again
+
+
+def test_autotuning_is_off_by_default_and_in_tests(tmp_path, monkeypatch):
+  monkeypatch.delenv("TNJAX_AUTOTUNE", raising=False)
+  assert not plan.autotune_enabled()
+  monkeypatch.setenv("TNJAX_AUTOTUNE", "1")
+  assert plan.autotune_enabled()
+
+
+def test_layers_report_their_path_in_the_table():
+  model = models.build_model(
+    {"name": "cpac_cnn", "conv_layer": {"kind": "cp", "rank": 12}},
+    (28, 28, 1),
+    10,
+    rngs=nnx.Rngs(0),
+  )
+  example = jax.ShapeDtypeStruct((64, 28, 28, 1), jnp.float32)
+  rows = {r["name"]: r["path"] for r in layer_rows(model, example)}
+  assert rows == {"conv1": "dense", "conv2": "dense", "hidden": "-", "output": "-"}
+  assert "path" in format_table(model, example).splitlines()[0]
+  assert "path" not in format_table(model).splitlines()[0]
+  forced = models.build_model(
+    {"name": "cpac_cnn", "conv_layer": {"kind": "cp", "rank": 12, "method": "factored"}},
+    (28, 28, 1),
+    10,
+    rngs=nnx.Rngs(0),
+  )
+  assert layer_rows(forced, example)[0]["path"] == "factored"
+
+
+def test_cp_conv_paths_agree_in_float64(x64):
+  rng = np.random.default_rng(0)
+  k = cp.CPKernel(*(jnp.asarray(rng.normal(size=(n, 5))) for n in (6, 3, 2, 4)))
+  x = jnp.asarray(rng.normal(size=(2, 9, 8, 4)))
+  args = dict(strides=(2, 1), padding=((1, 1), (0, 1)), dilation=(1, 2))
+  factored = cp.cp_kernel_conv(x, k, method="factored", **args)
+  dense = cp.cp_kernel_conv(x, k, method="dense", **args)
+  np.testing.assert_allclose(factored, dense, rtol=1e-12, atol=1e-12)
