@@ -205,7 +205,7 @@ def main():
   args = parser.parse_args()
   # Fast cases get more rounds (noise on a shared CPU), slow ones fewer.
   timing = (
-    dict(repeats=5, max_seconds=5.0)
+    dict(repeats=7, min_repeats=5, max_seconds=8.0)
     if args.quick
     else dict(repeats=30, min_seconds=10.0, max_seconds=40.0)
   )

@@ -1,11 +1,16 @@
-r"""Training steps per second of VGG-16 (CIFAR variant): dense vs TT vs ADTN FC layers.
+r"""Training-step time of every paper config against its dense twin, same machine, same run.
 
-  python -m benchmarks.train_step --out benchmarks/results/train_step_cpu.md [--batch 128]
+  python -m benchmarks.train_step                 # -> benchmarks/results/train_step_<backend>.{md,json}
+  python -m benchmarks.train_step --filter adtn --repeats 5
+  python -m benchmarks.train_step --dtype bfloat16
+  python -m benchmarks.train_step --imagenet      # also the 224x224 VGG configs (slow on CPU)
 
-The step is tnjax.trainer.train_step (forward, backward, SGD-momentum update,
-BatchNorm statistics, dropout) on a fixed batch of random 32x32 images, jitted,
-timed interleaved with the other variants (benchmarks/common.py). FC6 and FC7
-(512x512 in the CIFAR VGG) are the compressed layers, as in the ADTN paper.
+Each config point of benchmarks/paper_points.py (every config's default, plus
+EXTRA_POINTS) is built as the trainer builds it, with its optimizer, at its batch
+size; the dense twin is the same network with every layer a plain dense / conv
+layer. The step is tnjax.trainer.train_step (forward, backward, optimizer update,
+BatchNorm statistics, dropout, the config's augmentation) on a fixed batch of
+random images, jitted, the two timed in turn (benchmarks/common.py).
 """
 
 from __future__ import annotations
@@ -14,88 +19,113 @@ import argparse
 import functools
 import json
 import os
-
+import sys
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
+from benchmarks import paper_points
 from benchmarks.common import describe_machine, machine_line, time_interleaved
-from tnjax import models, trainer
+from tnjax import optim, trainer
 from tnjax.data import pipeline as data_pipeline
 from tnjax.nn import total_params
 
-VARIANTS = {
-  "dense": {},
-  "TT rank 4 (FC6, FC7)": {"fc6": {"kind": "tt", "ranks": 4}, "fc7": {"kind": "tt", "ranks": 4}},
-  "ADTN M=2 (FC6, FC7)": {
-    "fc6": {"kind": "adtn", "layers": 2},
-    "fc7": {"kind": "adtn", "layers": 2},
-  },
-}
 
-
-def step_call(layers, batch: int):
-  model = models.build_model(
-    {"name": "vgg", "variant": "cifar", "layers": layers},
-    (32, 32, 3),
-    10,
-    rngs=nnx.Rngs(params=0, dropout=1),
-  )
+def step_call(config, dense: bool):
+  """A zero-argument jitted training step of the config's model (or its dense twin)."""
+  model = paper_points.build(config, dense=dense)
   params = total_params(model)
-  optimizer = nnx.Optimizer(model, optax.sgd(0.01, momentum=0.9), wrt=nnx.Param)
+  schedule = optim.make_schedule(config.schedule, 100, config.num_epochs)
+  optimizer = nnx.Optimizer(model, optim.make_optimizer(config.optimizer, schedule), wrt=nnx.Param)
   graphdef, state = nnx.split({"model": model, "optimizer": optimizer})
-  images = jax.random.normal(jax.random.key(0), (batch, 32, 32, 3))
-  labels = jax.random.randint(jax.random.key(1), (batch,), 0, 10)
-  indices = jnp.arange(batch)
+  shape, classes = paper_points.sizes(config)
+  batch = config.batch_size
+  images = jax.random.normal(jax.random.key(0), (batch,) + shape)
+  labels = jax.random.randint(jax.random.key(1), (batch,), 0, classes)
   arrays = {"train": (images, labels)}  # the in-memory input: a gather by index in the step
   step = jax.jit(
-    functools.partial(trainer.train_step, graphdef, data_pipeline.gather_train, "", 0, None)
+    functools.partial(
+      trainer.train_step,
+      graphdef,
+      data_pipeline.gather_train,
+      config.data.get("augment", ""),
+      0,
+      None,
+    )
   )
+  indices = jnp.arange(batch)
   return (lambda: step(state, arrays, indices)), params
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--batch", type=int, default=128)
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--filter", default="", help="only configs whose name contains this")
   parser.add_argument("--repeats", type=int, default=10)
-  parser.add_argument("--out", default=f"benchmarks/results/train_step_{jax.default_backend()}.md")
+  parser.add_argument("--max_seconds", type=float, default=60.0)
+  parser.add_argument("--dtype", default=None, help="compute dtype, e.g. bfloat16")
+  parser.add_argument("--imagenet", action="store_true", help="include 224x224 ImageNet configs")
+  parser.add_argument("--out", default=None)
   args = parser.parse_args()
+  suffix = f"_{args.dtype}" if args.dtype else ""
+  out = args.out or f"benchmarks/results/train_step_{jax.default_backend()}{suffix}.md"
   machine = describe_machine()
-  calls, params = {}, {}
-  for name, layers in VARIANTS.items():
-    calls[name], params[name] = step_call(layers, args.batch)
-  stats = time_interleaved(calls, repeats=args.repeats, min_repeats=3, max_seconds=300)
+  command = "python -m benchmarks.train_step " + " ".join(sys.argv[1:])
+  rows = []
+  for name, arg in paper_points.points():
+    if args.filter not in name:
+      continue
+    config = paper_points.load(name, arg)
+    if config.data.name == "imagenet2012" and not args.imagenet:
+      continue
+    if args.dtype:
+      config.dtype = args.dtype
+    label = name + (f"({arg})" if arg else "")
+    calls, params = {}, {}
+    for variant in ("dense", "compressed"):
+      calls[variant], params[variant] = step_call(config, dense=variant == "dense")
+    stats = time_interleaved(
+      calls, repeats=args.repeats, min_repeats=3, max_seconds=args.max_seconds
+    )
+    row = {
+      "config": label,
+      "batch": config.batch_size,
+      "params": params,
+      "stats": stats,
+      "slowdown": stats["compressed"]["median_ms"] / stats["dense"]["median_ms"],
+    }
+    rows.append(row)
+    print(f"{label}: {row['slowdown']:.2f}x the dense step", flush=True)
   machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
-  dense_ms = stats["dense"]["median_ms"]
   lines = [
-    f"# VGG-16 (CIFAR variant) training step, batch {args.batch} ({machine['backend']})",
+    f"# Training step of each paper config vs its dense twin ({machine['backend']})",
     "",
     f"Machine: {machine_line(machine)}",
     "",
-    f"Command: `python -m benchmarks.train_step --batch {args.batch} --out {args.out}`",
+    f"Command: `{command}`",
     "",
-    "Median ms per step (interquartile range), interleaved; speed-up = dense / variant.",
+    "Median ms per step (interquartile range), the two timed in turn; the config's",
+    "optimizer, batch size and augmentation; random images. Ratio = compressed / dense",
+    "(< 1: the compressed network steps faster).",
     "",
-    "| FC6/FC7 | params | ms / step | steps / s | speed-up | repeats |",
-    "|---|---:|---:|---:|---:|---:|",
+    "| config | batch | params (compressed / dense) | dense ms | compressed ms | ratio | repeats |",
+    "|---|---:|---:|---:|---:|---:|---:|",
   ]
-  for name, s in stats.items():
+  for r in rows:
+    d, c = r["stats"]["dense"], r["stats"]["compressed"]
     lines.append(
-      f"| {name} | {params[name]:,} | {s['median_ms']:.0f} ({s['q25_ms']:.0f}-"
-      f"{s['q75_ms']:.0f}) | {1000 / s['median_ms']:.2f} | "
-      f"**{dense_ms / s['median_ms']:.2f}x** | {s['repeats']} |"
+      f"| {r['config']} | {r['batch']} | {r['params']['compressed']:,} / "
+      f"{r['params']['dense']:,} | {d['median_ms']:.3g} ({d['q25_ms']:.3g}-{d['q75_ms']:.3g}) | "
+      f"{c['median_ms']:.3g} ({c['q25_ms']:.3g}-{c['q75_ms']:.3g}) | **{r['slowdown']:.2f}x** | "
+      f"{c['repeats']} |"
     )
   text = "\n".join(lines) + "\n"
   print(text)
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w") as f:
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  with open(out, "w") as f:
     f.write(text)
-  with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-    json.dump(
-      {"machine": machine, "batch": args.batch, "params": params, "stats": stats}, f, indent=1
-    )
+  with open(os.path.splitext(out)[0] + ".json", "w") as f:
+    json.dump({"machine": machine, "command": command, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,14 @@ Conventions:
   * Index 0 is the most significant bit of the flat position (row-major), so a
     weight of shape (in, out) is `vector[:in * out].reshape(in, out)`.
 
-Cost: each gate is one small contraction of the state viewed as
-(2^q, 4, 2^(Q-q-2)); no 2^Q x 2^Q matrix is ever formed. A generation costs
-about 4 * 2^Q * M * (Q-1) multiply-adds (plus the elementwise nonlinearity).
+Cost: the gates of one parity inside a run of b indices are fused into one
+2^b x 2^b block (see "Fused blocks" below), so a layer is about 2Q/b passes
+over the 2^Q state, each one 2-D GEMM; no 2^Q x 2^Q matrix is ever formed. The
+arithmetic is about 2 * 2^Q * 2^b multiply-adds per pass (4 * 2^Q per gate
+unfused); on a CPU the passes are memory-bound and b = 4 balances the two
+(`plan.adtn_block_qubits`). Measured on 2 CPU cores at Q = 20, M = 4: 34 ms
+forward, 216 ms forward+backward, against 170 / 524 ms gate by gate
+(benchmarks/results/adtn_generator_cpu.md).
 
 Parameter count (`adtn_num_params`): 16 M (Q-1) gate entries plus 1 output
 scale, i.e. 16 M (Q-1) + 1. A generator shared by k layers stores the gates

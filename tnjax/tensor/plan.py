@@ -47,7 +47,6 @@ class Path:
   flops: float
   bytes: float
   ops: int = 1
-  grouped_flops: float = 0.0  # of grouped (depthwise) convolutions: see DeviceProfile
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,21 +57,18 @@ class DeviceProfile:
   flops_per_s: float
   bytes_per_s: float
   seconds_per_op: float
-  grouped_flops_per_s: float  # grouped / depthwise convolutions, far off the GEMM rate on CPU
 
 
 # CPU: the 2-core AMD EPYC of benchmarks/results (XLA GEMM 1024^3 at ~74 GFLOP/s; a
-# 4 MB elementwise pass at ~16 GB/s read+write; a few microseconds per op; XLA's
-# depthwise convolutions, forward+backward, at ~0.15 GFLOP/s: CP conv's two 1-D
-# filters at the CPAC shapes take 4-20x the dense conv's time).
+# 4 MB elementwise pass at ~16 GB/s read+write; a few microseconds per op).
 # GPU: H100/H200-class (float32 CUDA cores ~50 TFLOP/s, HBM ~3 TB/s, ~5 us per
-# kernel launch; depthwise convs memory-bound). TPU: v4-class. Unknown devices get
+# kernel launch). TPU: v4-class. Unknown devices get
 # the GPU numbers. Only ratios between paths matter, so the constants need only be
 # right to a factor of two or so.
 PROFILES = {
-  "cpu": DeviceProfile("cpu", 70e9, 16e9, 4e-6, 0.15e9),
-  "gpu": DeviceProfile("gpu", 50e12, 3e12, 5e-6, 1e12),
-  "tpu": DeviceProfile("tpu", 100e12, 1.2e12, 5e-6, 1e12),
+  "cpu": DeviceProfile("cpu", 70e9, 16e9, 4e-6),
+  "gpu": DeviceProfile("gpu", 50e12, 3e12, 5e-6),
+  "tpu": DeviceProfile("tpu", 100e12, 1.2e12, 5e-6),
 }
 
 
@@ -87,7 +83,6 @@ def seconds(path: Path, profile: DeviceProfile, training: bool = True) -> float:
   work = 3 if training else 1
   return (
     work * path.flops / profile.flops_per_s
-    + work * path.grouped_flops / profile.grouped_flops_per_s
     + work * path.bytes / profile.bytes_per_s
     + (2 if training else 1) * path.ops * profile.seconds_per_op
   )
@@ -260,19 +255,29 @@ def timer(fn: Callable, shapes: Sequence, *, training: bool = True, repeats: int
 # Byte counts add what each op reads and writes; FLOPs count multiply-adds as 2.
 
 
+# A GEMM with a short inner or outer side (a conv with few channels) runs far below
+# the peak rate: XLA's kernels block 64 x 64 or so. FLOPs are scaled up by the
+# inverse of this efficiency (measured on the CPU: the 3x3 1->8 conv of CPAC at
+# batch 64 takes ~12x its peak-rate time).
+_FULL_TILE = 64 * 64
+
+
+def _efficiency(k: int, n: int) -> float:
+  return min(1.0, (k * n / _FULL_TILE) ** 0.5)
+
+
 def gemm(m: int, k: int, n: int, itemsize: int) -> tuple[float, float]:
-  """(FLOPs, bytes) of an (m, k) @ (k, n) product."""
-  return 2.0 * m * k * n, float(itemsize * (m * k + k * n + m * n))
+  """(effective FLOPs, bytes) of an (m, k) @ (k, n) product."""
+  return 2.0 * m * k * n / _efficiency(k, n), float(itemsize * (m * k + k * n + m * n))
 
 
-def conv(batch, out_hw, in_hw, kernel_hw, c_in, c_out, itemsize, groups=1):
-  """(FLOPs, bytes, grouped FLOPs) of a 2-D convolution (`groups`: feature groups;
-  depthwise = c_in). A grouped conv's FLOPs are counted apart (see DeviceProfile)."""
+def conv(batch, out_hw, in_hw, kernel_hw, c_in, c_out, itemsize) -> tuple[float, float]:
+  """(effective FLOPs, bytes) of a dense 2-D convolution (a GEMM of k = kh kw c_in)."""
   out_pixels, in_pixels = batch * math.prod(out_hw), batch * math.prod(in_hw)
-  flops = 2.0 * out_pixels * math.prod(kernel_hw) * (c_in // groups) * c_out
-  kernel = math.prod(kernel_hw) * (c_in // groups) * c_out
-  moved = float(itemsize * (in_pixels * c_in + out_pixels * c_out + kernel))
-  return (0.0, moved, flops) if groups > 1 else (flops, moved, 0.0)
+  flops = 2.0 * out_pixels * math.prod(kernel_hw) * c_in * c_out
+  flops /= _efficiency(math.prod(kernel_hw) * c_in, c_out)
+  kernel = math.prod(kernel_hw) * c_in * c_out
+  return flops, float(itemsize * (in_pixels * c_in + out_pixels * c_out + kernel))
 
 
 def conv_out_hw(in_hw, kernel_hw, strides, padding, dilation) -> tuple[int, int]:
@@ -284,10 +289,7 @@ def conv_out_hw(in_hw, kernel_hw, strides, padding, dilation) -> tuple[int, int]
 
 
 def _path(name: str, parts, ops: int) -> Path:
-  parts = [tuple(p) + (0.0,) * (3 - len(p)) for p in parts]
-  return Path(
-    name, sum(p[0] for p in parts), sum(p[1] for p in parts), ops, sum(p[2] for p in parts)
-  )
+  return Path(name, sum(p[0] for p in parts), sum(p[1] for p in parts), ops)
 
 
 def dense_matmul_path(batch: int, m: int, n: int, rebuild: Sequence, itemsize: int) -> Path:
@@ -302,16 +304,19 @@ def dense_conv_path(batch, out_hw, in_hw, kernel_hw, c_in, c_out, rebuild, items
 
 
 def cp_kernel_paths(batch, in_hw, out_hw, kernel_shape, rank: int, itemsize: int) -> list[Path]:
-  """CP conv: in-channel mix, vertical and horizontal depthwise filters, out-channel mix."""
+  """CP conv: in-channel mix, vertical and horizontal 1-D filters, out-channel mix."""
   kh, kw, c_in, c_out = kernel_shape
   pixels_in, pixels_out = batch * math.prod(in_hw), batch * math.prod(out_hw)
-  mid_hw = (out_hw[0], in_hw[1])
+  mid = batch * out_hw[0] * in_hw[1] * rank  # maps between the two 1-D filters
+  # Each 1-D filter is k shifted slices fused into one elementwise pass (cp._filter_1d).
+  vertical = (2.0 * kh * mid, itemsize * (pixels_in * rank + mid))
+  horizontal = (2.0 * kw * pixels_out * rank, itemsize * (mid + pixels_out * rank))
   factored = _path(
     "factored",
     [
       gemm(pixels_in, c_in, rank, itemsize),
-      conv(batch, mid_hw, in_hw, (kh, 1), rank, rank, itemsize, groups=rank),
-      conv(batch, out_hw, mid_hw, (1, kw), rank, rank, itemsize, groups=rank),
+      vertical,
+      horizontal,
       gemm(pixels_out, rank, c_out, itemsize),
     ],
     ops=4,
