@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import pkgutil
 from typing import Any
 
@@ -104,7 +105,8 @@ def build(config, dense: bool = False, rngs: nnx.Rngs | None = None) -> nnx.Modu
   model_config: Any = config.model.to_dict()
   if dense:
     model_config = {k: v for k, v in model_config.items() if k != "layers"}
-    model_config.update(conv_layer=DENSE, dense_layer=DENSE)
+    accepted = inspect.signature(models.MODELS[model_config["name"]].__init__).parameters
+    model_config.update({k: DENSE for k in ("conv_layer", "dense_layer") if k in accepted})
   shape, classes = sizes(config)
   return models.build_model(
     model_config,

@@ -65,6 +65,9 @@ def main():
   parser.add_argument("--max_seconds", type=float, default=60.0)
   parser.add_argument("--dtype", default=None, help="compute dtype, e.g. bfloat16")
   parser.add_argument("--imagenet", action="store_true", help="include 224x224 ImageNet configs")
+  parser.add_argument(
+    "--max_dense_params", type=float, default=2e8, help="skip configs whose dense twin is larger"
+  )
   parser.add_argument("--out", default=None)
   args = parser.parse_args()
   suffix = f"_{args.dtype}" if args.dtype else ""
@@ -81,6 +84,15 @@ def main():
     if args.dtype:
       config.dtype = args.dtype
     label = name + (f"({arg})" if arg else "")
+    dense_size = sum(
+      x.size
+      for x in jax.tree.leaves(
+        nnx.state(nnx.eval_shape(lambda c=config: paper_points.build(c, dense=True)), nnx.Param)
+      )
+    )
+    if dense_size > args.max_dense_params:
+      print(f"{label}: skipped, its dense twin has {dense_size:,} parameters", flush=True)
+      continue
     calls, params = {}, {}
     for variant in ("dense", "compressed"):
       calls[variant], params[variant] = step_call(config, dense=variant == "dense")
@@ -96,7 +108,11 @@ def main():
     }
     rows.append(row)
     print(f"{label}: {row['slowdown']:.2f}x the dense step", flush=True)
-  machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+    write(rows, machine, command, out)  # after every config: a crash keeps what was measured
+
+
+def write(rows, machine, command, out):
+  machine = dict(machine, load_average_end=[round(v, 2) for v in os.getloadavg()])
   lines = [
     f"# Training step of each paper config vs its dense twin ({machine['backend']})",
     "",
@@ -120,7 +136,6 @@ def main():
       f"{c['repeats']} |"
     )
   text = "\n".join(lines) + "\n"
-  print(text)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   with open(out, "w") as f:
     f.write(text)
