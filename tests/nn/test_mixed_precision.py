@@ -23,6 +23,17 @@ def _build(family, kind, **kwargs):
     return make_conv(spec, 16, 24, 3, rngs=nnx.Rngs(0), **kwargs)
 
 
+def _jitted_forward(layer):
+  graphdef, state = nnx.split(layer)
+  return jax.jit(lambda x: nnx.merge(graphdef, state)(x))
+
+
+def _gradients(layer, x):
+  graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
+  loss = lambda p: jnp.sum(nnx.merge(graphdef, p, rest)(x).astype(jnp.float32) ** 2)
+  return jax.jit(jax.grad(loss))(params)
+
+
 def _relative_error(a, b):
   a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
   return np.linalg.norm(a - b) / np.linalg.norm(b)
@@ -35,7 +46,8 @@ def test_bfloat16_layer_stays_within_a_few_bf16_ulps_of_float32(key):
   half = _build(family, kind, dtype=jnp.bfloat16)
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(8, 64) if family == "dense" else (2, 10, 10, 16)), jnp.float32)
-  y_full, y_half = full(x), half(x)
+  # Jitted: eagerly every op of the layer would compile on its own (seconds per layer).
+  y_full, y_half = _jitted_forward(full)(x), _jitted_forward(half)(x)
   assert y_half.dtype == jnp.bfloat16 and y_full.dtype == jnp.float32
   # bf16 keeps 8 significand bits (ulp 2^-8 = 0.4%); contractions of a few hundred
   # terms with float32 accumulation stay within about 1%. A float32-to-bf16 cast of
@@ -43,12 +55,8 @@ def test_bfloat16_layer_stays_within_a_few_bf16_ulps_of_float32(key):
   assert _relative_error(y_half, y_full) < 0.02
   params = nnx.state(half, nnx.Param)
   assert {leaf.dtype for leaf in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
-  graphdef, params, rest = nnx.split(half, nnx.Param, ...)
-  loss = lambda p: jnp.sum(nnx.merge(graphdef, p, rest)(x).astype(jnp.float32) ** 2)
-  grads = jax.grad(loss)(params)
+  grads, grads_f = _gradients(half, x), _gradients(full, x)
   assert {g.dtype for g in jax.tree.leaves(grads)} == {jnp.dtype(jnp.float32)}
-  graphdef_f, params_f, rest_f = nnx.split(full, nnx.Param, ...)
-  grads_f = jax.grad(lambda p: jnp.sum(nnx.merge(graphdef_f, p, rest_f)(x) ** 2))(params_f)
   for g_half, g_full in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_f)):
     assert _relative_error(g_half, g_full) < 0.05
 
@@ -67,10 +75,10 @@ def test_model_dtype_reaches_every_layer_and_a_spec_can_opt_out():
   )
   assert model.conv1.dtype == jnp.bfloat16 and model.output.dtype == jnp.bfloat16
   assert model.fc1.dtype == jnp.float32
-  logits = model(jnp.ones((2, 28, 28, 1)))
-  assert logits.dtype == jnp.bfloat16
+  images = jax.ShapeDtypeStruct((2, 28, 28, 1), jnp.float32)
+  assert jax.eval_shape(model, images).dtype == jnp.bfloat16
   float32 = models.build_model({"name": "lenet5"}, (28, 28, 1), 10, rngs=nnx.Rngs(0))
-  assert float32.conv1.dtype is None and float32(jnp.ones((2, 28, 28, 1))).dtype == jnp.float32
+  assert float32.conv1.dtype is None and jax.eval_shape(float32, images).dtype == jnp.float32
 
 
 def test_unknown_dtypes_fail_with_one_line():
