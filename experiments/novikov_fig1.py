@@ -3,8 +3,10 @@ r"""Novikov et al. (2015) Figure 1: test error vs first-layer parameters of FC-2
   python experiments/novikov_fig1.py --workdir runs/fig1_tt --workdir runs/fig1_mr \
       --workdir runs/fig1_dense --out experiments/results/novikov_fig1_fashion_mnist
 
-One curve per TT shape (config.model.hidden_layer.in_shape) and one for the
-matrix-rank baseline; the dense layer as a horizontal line. First-layer
+One curve per TT shape (config.model.layers.hidden.in_shape) and one for the
+matrix-rank baseline; the dense layer as a horizontal line; runs with both
+layers TT (the HashedNet comparison) as their own points. Runs that differ only
+in config.seed are one point: mean and standard deviation over the seeds. First-layer
 parameters are the hidden layer's weights (no bias), counted by building the
 layer from the run's spec with tnjax (so TT ranks clipped at the boundary count
 as stored).
@@ -30,21 +32,29 @@ PAPER_NOTE = (
 )
 
 
-def first_layer_weights(config) -> int:
-  model = config["model"]
-  pad = config["data"]["pad_to"]  # grayscale MNIST-format images, 28x28 unless padded
-  in_features = pad * pad if pad else 28 * 28
+def _weights(spec, in_features, out_features) -> int:
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    layer = nnx.eval_shape(
-      lambda: make_dense(
-        report_lib.hidden_layer(model), in_features, model["hidden_features"], rngs=nnx.Rngs(0)
-      )
-    )
+    layer = nnx.eval_shape(lambda: make_dense(spec, in_features, out_features, rngs=nnx.Rngs(0)))
   return layer.weight_params
 
 
-def curve_name(layer) -> str:
+def first_layer_weights(config) -> int:
+  """The hidden layer's weights; with both layers TT (the HashedNet point), both layers'."""
+  model = config["model"]
+  pad = config["data"]["pad_to"]  # grayscale MNIST-format images, 28x28 unless padded
+  in_features = pad * pad if pad else 28 * 28
+  count = _weights(report_lib.hidden_layer(model), in_features, model["hidden_features"])
+  output = model.get("layers", {}).get("output")
+  if output is not None and output["kind"] != "dense":
+    count += _weights(output, model["hidden_features"], 10)
+  return count
+
+
+def curve_name(layer, model=None) -> str:
+  output = (model or {}).get("layers", {}).get("output")
+  if output is not None and output["kind"] == "tt":
+    return "TT both layers (HashedNet comparison)"
   if layer["kind"] == "tt":
     return "TT " + "x".join(map(str, layer["in_shape"])) if layer.get("in_shape") else "TT (auto)"
   return {"lowrank": "matrix rank", "dense": "dense"}.get(layer["kind"], layer["kind"])
@@ -61,17 +71,19 @@ def main():
   args = parser.parse_args()
   runs = report_lib.load_runs(args.workdir)
   rows = []
-  for run in runs:
-    layer = report_lib.hidden_layer(run["config"]["model"])
-    result = run["result"]
+  for group in report_lib.seed_groups(runs):
+    config = group[0]["config"]
+    layer = report_lib.hidden_layer(config["model"])
+    errors = [1 - a for a in report_lib.accuracies(group)]
+    finished = [r["result"] for r in group if r["result"] is not None]
     rows.append(
       {
-        "curve": curve_name(layer),
+        "curve": curve_name(layer, config["model"]),
         "rank": rank_of(layer),
-        "weights": first_layer_weights(run["config"]),
-        "error": None if result is None else 1 - result["test_accuracy"],
-        "params": None if result is None else result["num_params"],
-        "epoch_seconds": run["epoch_seconds"],
+        "weights": first_layer_weights(config),
+        "errors": errors,
+        "params": finished[0]["num_params"] if finished else None,
+        "epoch_seconds": report_lib.median_epoch_seconds(group),
       }
     )
   rows.sort(key=lambda r: (r["curve"] == "dense", r["curve"], r["weights"]))
@@ -81,7 +93,7 @@ def main():
       r["curve"],
       r["rank"],
       f"{r['weights']:,}",
-      report_lib.percent(r["error"]),
+      report_lib.percent_pm(r["errors"]),
       f"{r['params']:,}" if r["params"] else "missing",
       f"{r['epoch_seconds']:.1f}" if r["epoch_seconds"] else "-",
     ]
@@ -90,15 +102,18 @@ def main():
   figure, axis = plt.subplots(figsize=(6, 4))
   for name in dict.fromkeys(r["curve"] for r in rows):
     points = [
-      (r["weights"], 100 * r["error"])
+      (r["weights"], *(100 * v for v in report_lib.mean_std(r["errors"])))
       for r in rows
-      if r["curve"] == name and r["error"] is not None
+      if r["curve"] == name and r["errors"]
     ]
     if name == "dense":
-      for _, error in points:
+      for _, error, _ in points:
         axis.axhline(error, color="gray", ls="--", label=f"dense ({rows[-1]['weights']:,} weights)")
       continue
-    axis.plot(*zip(*points), "o-" if name.startswith("TT") else "s:", label=name)
+    x, y, err = zip(*points)
+    axis.errorbar(
+      x, y, yerr=err, fmt="o-" if name.startswith("TT") else "s:", label=name, capsize=2
+    )
   axis.set_xscale("log")
   axis.set_xlabel("first-layer weights (log scale)")
   axis.set_ylabel("test error (%)")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import datetime
+import json
 import os
 import platform
 import statistics
+import sys
 
 
 import matplotlib
@@ -50,12 +52,56 @@ def load_run(path) -> dict:
   seconds = [
     r["epoch_seconds"] for r in fileio.read_jsonl(path / "metrics.jsonl") if "epoch_seconds" in r
   ]
+  point = fileio.read_json(path / "point.json") or {}
   return {
     "dir": str(path),
+    "config_file": point.get("config"),
     "config": config,
     "result": result,
     "epoch_seconds": statistics.median(seconds) if seconds else None,
   }
+
+
+def _without_seed(config: dict) -> str:
+  """The run's config as a key with the seed (and where the data live) left out."""
+  config = {k: v for k, v in config.items() if k != "seed"}
+  data = {k: v for k, v in config.get("data", {}).items() if k not in ("idx_dir", "data_dir")}
+  return json.dumps({**config, "data": data}, sort_keys=True, default=str)
+
+
+def seed_groups(runs) -> list[list[dict]]:
+  """Runs that differ only in config.seed, grouped, in the order their first run appears."""
+  groups: dict[str, list[dict]] = {}
+  for run in runs:
+    groups.setdefault(_without_seed(run["config"]), []).append(run)
+  return list(groups.values())
+
+
+def accuracies(group) -> list[float]:
+  """The finished runs' test accuracies (unfinished runs are left out)."""
+  return [r["result"]["test_accuracy"] for r in group if r["result"] is not None]
+
+
+def mean_std(values) -> tuple[float | None, float | None]:
+  """Mean and sample standard deviation (0 for one value; None for none)."""
+  values = list(values)
+  if not values:
+    return None, None
+  return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def percent_pm(values) -> str:
+  """'89.12 ± 0.31% (3 seeds)' from fractions, or 'missing'."""
+  mean, std = mean_std(values)
+  if mean is None:
+    return "missing"
+  n = len(list(values))
+  return f"{100 * mean:.2f} ± {100 * std:.2f}% ({n} seed{'s' if n > 1 else ''})"
+
+
+def median_epoch_seconds(group) -> float | None:
+  seconds = [r["epoch_seconds"] for r in group if r["epoch_seconds"]]
+  return statistics.median(seconds) if seconds else None
 
 
 def cpu_name() -> str:
@@ -74,6 +120,7 @@ def describe_setup(runs) -> str:
   configs = [r["config"] for r in runs]
   names = sorted({f"{c['data']['name']} ({c['data']['source']})" for c in configs})
   epochs = sorted({c["num_epochs"] for c in configs})
+  seeds = sorted({c.get("seed", 0) for c in configs})
   batches = sorted({c["batch_size"] for c in configs})
   training = sorted(
     {
@@ -81,9 +128,12 @@ def describe_setup(runs) -> str:
       for c in configs
     }
   )
+  config_files = sorted({r["config_file"] for r in runs if r.get("config_file")})
   return (
-    f"Data: {', '.join(names)}; epochs: {', '.join(map(str, epochs))}; batch: "
-    f"{', '.join(map(str, batches))}; training: {'; '.join(training)}. Machine: {cpu_name()}, "
+    (f"Configs: {', '.join(config_files)}. " if config_files else "")
+    + f"Data: {', '.join(names)}; epochs: {', '.join(map(str, epochs))}; batch: "
+    f"{', '.join(map(str, batches))}; training: {'; '.join(training)}; seeds: "
+    f"{', '.join(map(str, seeds))}. Machine: {cpu_name()}, "
     f"{os.cpu_count()} cores ({platform.system()}). Written {datetime.date.today()}."
   )
 
@@ -104,6 +154,8 @@ def write_outputs(
   os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
   paths = [prefix + ".md", prefix + ".csv"]
   with open(paths[0], "w") as f:
+    command = "python " + " ".join(sys.argv)
+    notes = [*notes, f"Report command: `{command}`."]
     f.write(f"# {title}\n\n" + "\n\n".join(notes) + "\n\n" + markdown_table(header, rows) + "\n")
     if figure is not None:
       f.write(f"\n![{title}]({os.path.basename(prefix)}.png)\n")

@@ -76,13 +76,19 @@ def base_config() -> ml_collections.ConfigDict:
       "weight_decay": 0.0,  # L2 on all parameters (added to the gradient)
     }
   )
+  # Parameters the optimizer updates: '' = all; otherwise a regex searched in each
+  # parameter's path ('fc6/cores/0'), e.g. 'fc6|fc7|fc8' to train only the head of a
+  # pretrained VGG. Frozen parameters get no update and no weight decay.
+  c.trainable = ""
   c.schedule = ml_collections.ConfigDict(
     {
-      "name": "constant",  # constant | logspace | cosine
+      "name": "constant",  # constant | logspace | cosine | step
       "learning_rate": 1e-2,  # initial value
       "end_learning_rate": 1e-5,
       "decay_epochs": 0,  # logspace: epochs over which lr goes to the end value (0 = all)
       "warmup_epochs": 0,  # cosine: linear warm-up
+      "decay_steps": 0,  # step: multiply by decay_rate every decay_steps steps
+      "decay_rate": 1.0,
     }
   )
 

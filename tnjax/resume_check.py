@@ -46,7 +46,13 @@ def _canonical(config_dict: dict) -> dict:
 
 # Fields added after runs were made, with the value that reproduces those runs:
 # a saved config without the field and a current one holding this value agree.
-ADDED_WITH_DEFAULT = {"dtype": "float32"}
+ADDED_WITH_DEFAULT = {
+  "dtype": "float32",
+  "trainable": "",
+  "data.normalization": "imagenet",
+  "schedule.decay_steps": 0,
+  "schedule.decay_rate": 1.0,
+}
 
 
 def config_changes(saved: dict, current: dict) -> list[tuple[str, object, object]]:

@@ -3,10 +3,13 @@ r"""Runs every point of a config's sweep(), each in its own sub-workdir, resumab
   python -m tnjax.sweep --config configs/tt_mnist.py:fashion_idx,epochs=10 --workdir runs/fig1
   python -m tnjax.sweep --config ... --workdir ... --parallel 2 --points 0,3 --dry_run
   python -m tnjax.sweep --config ... --workdir ... --set schedule.name=cosine --set num_epochs=30
+  python -m tnjax.sweep --config ... --workdir ... --seeds 0,1,2   # every point, 3 seeds
 
 `sweep()` in the config module returns a list of override dicts (dotted keys,
 e.g. {'model.layers.hidden.ranks': 4}; a value may be a whole dict, e.g. a new
 layer spec). Point i runs in DIR/<ii>_<name>/ with point.json (its overrides);
+with --seeds, each point runs once per seed in DIR/<ii>_<name>_seed=<s>/ (config.seed
+set to s), and the report scripts give mean and standard deviation over them;
 the trainer writes config.json, metrics.jsonl, checkpoints and, when it
 finishes, result.json. A rerun skips points with result.json and resumes the
 others from their newest checkpoint, so a killed sweep loses at most the steps
@@ -49,6 +52,9 @@ _CONFIG = flags.DEFINE_string("config", None, "Config file[:args] whose module d
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory holding one sub-workdir per point.")
 _PARALLEL = flags.DEFINE_integer("parallel", 1, "Points run at the same time on this host.")
 _POINTS = flags.DEFINE_string("points", "", "Comma-separated point indices to run (default all).")
+_SEEDS = flags.DEFINE_string(
+  "seeds", "", "Comma-separated seeds: run every chosen point once per seed (config.seed)."
+)
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the points and their state; run nothing.")
 _SET = flags.DEFINE_multi_string(
   "set",
@@ -282,8 +288,13 @@ def run_sweep(
   indices=None,
   dry_run: bool = False,
   settings=(),
-) -> dict[int, str]:
-  """Runs the sweep's unfinished points; returns {index: final status}."""
+  seeds=None,
+) -> dict:
+  """Runs the sweep's unfinished points; returns {index: final status}.
+
+  With `seeds` (a list of ints) every chosen point runs once per seed, and the
+  result is keyed by (index, seed).
+  """
   settings = list(settings)
   points = sweep_points(config_path, settings)
   indices = list(range(len(points))) if indices is None else list(indices)
@@ -294,43 +305,57 @@ def run_sweep(
     )
   if parallel < 1:
     raise ValueError(f"--parallel must be >= 1, got {parallel}.")
+  if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
+    raise ValueError(f"--seeds must list distinct integers, e.g. --seeds 0,1,2; got {seeds}.")
   workdir = fileio.workdir_path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   own_points = sweep_points(config_path)  # names leave out the settings common to all points
-  dirs = {i: workdir / point_name(i, own_points[i]) for i in indices}
-  for i in indices:
-    _check_same_point(dirs[i], config_path, points[i])
-  for i in indices:
-    print(f"[{point_status(dirs[i]):>7}] {dirs[i]}  {points[i]}", flush=True)
-  todo = [i for i in indices if point_status(dirs[i]) in ("new", "partial")]
+  # A job is (point index, seed or None); a seeded job sets config.seed through its settings.
+  jobs = [(i, None) for i in indices] if seeds is None else [(i, s) for i in indices for s in seeds]
+  dirs, job_settings, overrides = {}, {}, {}
+  for i, seed in jobs:
+    suffix = "" if seed is None else f"_seed={seed}"
+    dirs[i, seed] = workdir / (point_name(i, own_points[i]) + suffix)
+    job_settings[i, seed] = settings + ([] if seed is None else [f"seed={seed}"])
+    overrides[i, seed] = points[i] if seed is None else {**points[i], "seed": seed}
+  for job in jobs:
+    _check_same_point(dirs[job], config_path, overrides[job])
+  for job in jobs:
+    print(f"[{point_status(dirs[job]):>7}] {dirs[job]}  {overrides[job]}", flush=True)
+
+  def key(job):
+    return job[0] if seeds is None else job
+
+  todo = [job for job in jobs if point_status(dirs[job]) in ("new", "partial")]
   if dry_run or not todo:
-    return {i: point_status(dirs[i]) for i in indices}
-  for i in todo:
+    return {key(job): point_status(dirs[job]) for job in jobs}
+  for job in todo:
     fileio.write_json(
-      dirs[i] / "point.json", {"index": i, "config": config_path, "overrides": points[i]}
+      dirs[job] / "point.json",
+      {"index": job[0], "config": config_path, "overrides": overrides[job]},
     )
 
-  def run(i):
+  def run(job):
     start = time.time()
-    code = _launch(config_path, dirs[i], i, settings)
-    state = point_status(dirs[i])
+    code = _launch(config_path, dirs[job], job[0], job_settings[job])
+    state = point_status(dirs[job])
     outcome = {
       0: "finished",
       errors.EXIT_PREEMPTED: "stopped (saved; rerun to resume)",
       errors.EXIT_DIVERGED: "DIVERGED (see diverged.json)",
       errors.EXIT_WORKDIR_BUSY: "skipped: another process is training it",
     }.get(code, f"FAILED (exit {code}, see train.log)")
-    print(f"point {i} {outcome} after {time.time() - start:.0f} s: {dirs[i]}", flush=True)
+    print(f"point {key(job)} {outcome} after {time.time() - start:.0f} s: {dirs[job]}", flush=True)
     return state
 
   with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
     results = dict(zip(todo, pool.map(run, todo)))
-  failed = [i for i, s in results.items() if s != "done"]
+  failed = [key(job) for job, s in results.items() if s != "done"]
   if failed:
     print(
       f"{len(failed)} point(s) did not finish: {failed}; rerun the same command to resume them."
     )
-  return {i: point_status(dirs[i]) for i in indices}
+  return {key(job): point_status(dirs[job]) for job in jobs}
 
 
 def main(argv):
@@ -345,6 +370,7 @@ def main(argv):
       )
     )
   indices = [int(i) for i in _POINTS.value.split(",")] if _POINTS.value else None
+  seeds = [int(s) for s in _SEEDS.value.split(",")] if _SEEDS.value else None
   signal.signal(signal.SIGTERM, _CHILDREN.stop_all)  # preempted: every running point saves
   status = {}
 
@@ -357,6 +383,7 @@ def main(argv):
         indices=indices,
         dry_run=_DRY_RUN.value,
         settings=_SET.value,
+        seeds=seeds,
       )
     )
 

@@ -68,7 +68,9 @@ def train_step(graphdef, fetch, augmentation, seed, shardings, state, arrays, re
     logits = model(x)
     return _cross_entropy(logits, y).mean(), logits
 
-  (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+  # Gradients only for what the optimizer trains (config.trainable); the rest stays frozen.
+  trainable = nnx.DiffState(0, optimizer.wrt)
+  (loss, logits), grads = nnx.value_and_grad(loss_fn, argnums=trainable, has_aux=True)(model)
   optimizer.update(model, grads)
   accuracy = jnp.mean(jnp.argmax(logits, -1) == y)
   new_state = nnx.state(parts)
@@ -149,7 +151,11 @@ def _build(config, is_main: bool) -> _Setup:
     example = jax.ShapeDtypeStruct((config.batch_size,) + tuple(data.image_shape), jnp.float32)
     print(format_table(model, example), flush=True)
   schedule = optim.make_schedule(config.schedule, data.steps_per_epoch, config.num_epochs)
-  optimizer = nnx.Optimizer(model, optim.make_optimizer(config.optimizer, schedule), wrt=nnx.Param)
+  trainable = optim.trainable_params(model, config.get("trainable", ""))
+  optimizer = nnx.Optimizer(model, optim.make_optimizer(config.optimizer, schedule), wrt=trainable)
+  if is_main and trainable.pattern:
+    count = sum(x.size for x in jax.tree.leaves(nnx.state(model, trainable)))
+    print(f"Training {count:,} of {total_params(model):,} parameters (config.trainable).")
   # Named, so checkpoints read as model/<layer>/... and optimizer/step, opt_state/...
   graphdef, state = nnx.split({"model": model, "optimizer": optimizer})
   shardings = None

@@ -6,6 +6,7 @@ Each problem is one line naming the field, its value and what would fix it.
 from __future__ import annotations
 
 import math
+import re
 
 from tnjax import errors
 from tnjax import models
@@ -70,6 +71,15 @@ def validate_config(config) -> None:
       f"config.data.name={data.name!r} is not supported with data.source='tfds'; choose "
       f"one of {memory.TFDS_NAMES}.",
     )
+  if data.source == "tfds_stream":
+    from tnjax.data import stream  # pylint: disable=g-import-not-at-top
+
+    normalization = data.get("normalization", "imagenet")
+    _require(
+      normalization in stream.NORMALIZATIONS,
+      f"config.data.normalization={normalization!r} is unknown; choose one of "
+      f"{sorted(stream.NORMALIZATIONS)} (the pretrained weights' input convention).",
+    )
   if data.source == "idx":
     _require(
       bool(data.idx_dir),
@@ -81,6 +91,12 @@ def validate_config(config) -> None:
   )
   schedule = optim.make_schedule(config.schedule, 1, config.num_epochs)  # raises on bad names
   optim.make_optimizer(config.optimizer, schedule)
+  try:
+    re.compile(config.get("trainable", ""))
+  except re.error as error:
+    raise errors.UserError(
+      f"config.trainable={config.trainable!r} is not a valid regex: {error}."
+    ) from None
   mode = config.wandb.mode
   _require(
     mode in ("disabled", "offline", "online"),

@@ -15,6 +15,8 @@ from tnjax import config_lib
 from tnjax import trainer
 from tnjax import writers
 
+import run_helpers as h
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = pytest.mark.slow
 
@@ -108,25 +110,21 @@ def _flat_params(workdir):
 
 
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
+  # 8 epochs x 32 steps, a checkpoint every 16 steps; the uninterrupted reference runs
+  # in-process (checkpoint settings cannot change the trained numbers).
   args = [
     "--config",
     "configs/tt_mnist.py:synthetic,runlocal",
-    "--config.num_epochs=12",
+    "--config.num_epochs=8",
     "--config.data.max_train_examples=0",
-    "--config.data.synthetic.num_train=1024",
+    "--config.data.synthetic.num_train=512",
+    "--config.log_every_steps=4",
     "--config.checkpoint.every_steps=16",
     "--config.checkpoint.async_save=true",
     "--noconfig.progress_bar",
   ]
   full, killed = tmp_path / "full", tmp_path / "killed"
-  subprocess.run(
-    _cli(*args, "--workdir", str(full)),
-    cwd=REPO,
-    env=_env(),
-    check=True,
-    capture_output=True,
-    timeout=300,
-  )
+  h.reference_run(full)
 
   process = subprocess.Popen(
     _cli(*args, "--workdir", str(killed)),
@@ -146,7 +144,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
   process.send_signal(signal.SIGKILL)
   process.wait()
   assert still_running, "the run finished before it could be killed; make it longer"
-  total_steps = 12 * (1024 // 16)
+  total_steps = h.TOTAL_STEPS
   killed_at = checkpoint_lib.Checkpointer(str(checkpoints)).latest_step()
   assert 0 < killed_at < total_steps
 

@@ -88,10 +88,19 @@ def test_from_dense_sketches_are_the_paper_products(x64):
   )
 
 
-def _mean_estimate_errors(estimate, target, draws, repeats, seed):
-  """Relative error of the mean of `draws` estimates, for `repeats` independent sets."""
-  keys = jax.random.split(jax.random.key(seed), repeats * draws).reshape(repeats, draws)
-  means = jax.jit(jax.vmap(lambda ks: jnp.mean(jax.vmap(estimate)(ks), axis=0)))(keys)
+def _mean_estimate_errors(estimate, target, u1_dim, u2_dim, sketch_size, draws, repeats, seed):
+  """Relative error of the mean of `draws` estimates, for `repeats` independent sets.
+
+  The sign matrices of every draw come from one sign_matrices call (outside the
+  vmap: XLA's CPU compile of a vmapped threefry takes seconds).
+  """
+  k1, k2 = jax.random.split(jax.random.key(seed))
+  n = repeats * draws
+  u1 = sketch.sign_matrices(k1, n, sketch_size, u1_dim, jnp.float64)
+  u2 = sketch.sign_matrices(k2, n, sketch_size, u2_dim, jnp.float64)
+  u1 = u1.reshape(repeats, draws, 1, sketch_size, u1_dim)
+  u2 = u2.reshape(repeats, draws, 1, sketch_size, u2_dim)
+  means = jax.jit(jax.vmap(lambda a, b: jnp.mean(jax.vmap(estimate)(a, b), axis=0)))(u1, u2)
   errors = jnp.linalg.norm((means - target).reshape(repeats, -1), axis=1)
   return np.asarray(errors / jnp.linalg.norm(target))
 
@@ -100,22 +109,19 @@ def test_dense_and_conv_estimators_are_unbiased_with_error_shrinking_like_one_ov
   W = jax.random.normal(jax.random.key(7), (16, 12), jnp.float64)
   K = jax.random.normal(jax.random.key(8), (3, 3, 6, 5), jnp.float64)
 
-  def dense_estimate(key):
-    k1, k2 = jax.random.split(key)
-    u1 = sketch.sign_matrices(k1, 1, 4, 16, jnp.float64)
-    u2 = sketch.sign_matrices(k2, 1, 4, 12, jnp.float64)
+  def dense_estimate(u1, u2):
     return sketch.dense_sketch_to_dense(sketch.dense_sketch_from_dense(W, u1, u2))
 
-  def conv_estimate(key):
-    k1, k2 = jax.random.split(key)
-    u1 = sketch.sign_matrices(k1, 1, 2, 5, jnp.float64)
-    u2 = sketch.sign_matrices(k2, 1, 2, 6, jnp.float64)
+  def conv_estimate(u1, u2):
     return sketch.conv_sketch_to_dense(sketch.conv_sketch_from_dense(K, u1, u2))
 
-  for estimate, target in ((dense_estimate, W), (conv_estimate, K)):
+  # (estimate, target, u1's and u2's last dimension, sketch size k)
+  cases = ((dense_estimate, W, 16, 12, 4), (conv_estimate, K, 5, 6, 2))
+  for estimate, target, u1_dim, u2_dim, k in cases:
     # Average the error over independent repetitions so the ratio is stable.
     errors = {
-      n: _mean_estimate_errors(estimate, target, n, repeats=8, seed=n).mean() for n in (16, 256)
+      n: _mean_estimate_errors(estimate, target, u1_dim, u2_dim, k, n, repeats=8, seed=n).mean()
+      for n in (16, 256)
     }
     assert errors[256] < 0.2
     assert 3.0 < errors[16] / errors[256] < 5.3  # sqrt(256 / 16) = 4

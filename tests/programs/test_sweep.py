@@ -38,7 +38,7 @@ def test_point_names_are_readable_and_distinct():
   points = tt_mnist.sweep()
   names = [sweep.point_name(i, p) for i, p in enumerate(points)]
   assert len(set(names)) == len(names)
-  assert names[0] == "00_ranks=1_in_shape=4x8x8x4_out_shape=4x8x8x4"
+  assert names[0] == "00_ranks=1_in_shape=32x32_out_shape=32x32_clip_ranks=False"
   assert (
     sweep.point_name(2, {"model.conv_layer": {"kind": "tucker", "in_rank": 4}})
     == "02_conv_layer=tucker-4"
@@ -61,8 +61,8 @@ def test_overrides_set_nested_fields_and_swap_whole_specs():
 def test_bad_sweeps_give_clear_errors(tmp_path):
   with pytest.raises(ValueError, match="defines no sweep"):
     sweep.sweep_points(os.path.join(REPO, "configs/dense_mnist.py"))
-  with pytest.raises(ValueError, match="out of range: the sweep has 12 points"):
-    sweep.run_sweep(os.path.join(REPO, "configs/tt_mnist.py"), str(tmp_path), indices=[12])
+  with pytest.raises(ValueError, match="out of range: the sweep has 20 points"):
+    sweep.run_sweep(os.path.join(REPO, "configs/tt_mnist.py"), str(tmp_path), indices=[20])
 
 
 def _run_sweep_cli(config, workdir, **popen_kwargs):
@@ -132,7 +132,7 @@ def test_common_settings_apply_to_every_point_and_changed_settings_are_refused(t
   settings = ["num_epochs=1", "schedule.name=cosine", "model.layers.hidden.in_shape=(4, 8, 8, 4)"]
   points = sweep.sweep_points(config, settings)
   assert all(p["num_epochs"] == 1 and p["schedule.name"] == "cosine" for p in points)
-  assert points[4]["model.layers.hidden.in_shape"] == (4, 4, 4, 4, 4)  # the point's own value wins
+  assert points[8]["model.layers.hidden.in_shape"] == (4, 4, 4, 4, 4)  # the point's own value wins
   with pytest.raises(ValueError, match="must look like key=value"):
     sweep.parse_settings(["num_epochs"])
   status = sweep.run_sweep(config, str(tmp_path), indices=[0], settings=["num_epochs=1"])
@@ -141,6 +141,24 @@ def test_common_settings_apply_to_every_point_and_changed_settings_are_refused(t
   assert json.loads((point_dir / "config.json").read_text())["num_epochs"] == 1
   with pytest.raises(ValueError, match="use a new --workdir"):
     sweep.run_sweep(config, str(tmp_path), indices=[0], settings=["num_epochs=2"])
+
+
+def test_seeds_run_every_point_once_per_seed_in_its_own_directory(tmp_path):
+  config = os.path.join(REPO, "configs/tt_mnist.py:synthetic,runlocal")
+  settings = ["num_epochs=1", "data.max_train_examples=32"]
+  status = sweep.run_sweep(config, str(tmp_path), indices=[1], settings=settings, seeds=[0, 3])
+  assert status == {(1, 0): "done", (1, 3): "done"}
+  name = sweep.point_name(1, sweep.sweep_points(config)[1])
+  for seed in (0, 3):
+    point_dir = tmp_path / f"{name}_seed={seed}"
+    assert json.loads((point_dir / "config.json").read_text())["seed"] == seed
+    assert json.loads((point_dir / "point.json").read_text())["overrides"]["seed"] == seed
+  results = [
+    json.loads((tmp_path / f"{name}_seed={s}" / "result.json").read_text()) for s in (0, 3)
+  ]
+  assert results[0]["train_loss"] != results[1]["train_loss"]  # different seeds, different runs
+  with pytest.raises(ValueError, match="--seeds must list distinct integers"):
+    sweep.run_sweep(config, str(tmp_path), indices=[1], seeds=[0, 0])
 
 
 def test_points_that_swap_several_layers_get_readable_names():

@@ -9,12 +9,19 @@ whole network 3.9x / 7.4x (the 'total' row). Paper top-1 / top-5 error: FC 30.9 
 11.2, TT4 31.2 / 11.2, TT2 31.5 / 11.5, TT1 33.3 / 12.8, TT4 TT4 32.2 / 12.3, MR50
 36.7 / 14.9 (fine-tuned from the trained dense VGG-16).
 
+As in the paper, only the FC layers train (`config.trainable="^(fc6|fc7|output)/"`):
+the convolutional part keeps its pretrained weights, frozen (no update, no weight
+decay). `train_all` trains every layer. The inputs follow the pretrained weights'
+convention: data.normalization='imagenet' (torchvision) or 'caffe' (BGR, 0-255,
+mean only: Caffe's VGG weights and their Keras conversions).
+
 Needs TFDS imagenet2012 (manual download; data.data_dir may be gs://; prepare it with
 launch/prepare_data.sh). ImageNet is streamed per process (data.source='tfds_stream',
 tnjax/data/stream.py). The paper fine-tunes from the trained dense
 VGG: give its weights with --config.pretrained.path=vgg16.npz (arrays named
 'conv1_1/kernel', ...; tnjax/pretrained.py).
-Arguments: arch, epochs=30, runlocal (32x32 synthetic smoke run), synthetic.
+Arguments: arch, epochs=30, train_all, normalization=imagenet|caffe, runlocal (32x32
+synthetic smoke run), synthetic.
 """
 
 from tnjax import config_lib
@@ -27,7 +34,8 @@ def get_config(arg=None):
 
 def vgg_config(arg, depth: int):
   """The ImageNet VGG-`depth` run (tt_vgg19 uses it with depth=19)."""
-  args = config_lib.parse_arg(arg, arch="tt4_fc_fc", epochs=30, runlocal=False, synthetic=False)
+  args = config_lib.parse_arg(arg, arch="tt4_fc_fc", epochs=30, train_all=False,
+                              normalization="imagenet", runlocal=False, synthetic=False)
   c = config_lib.base_config()
   # Streamed per process (tnjax/data/stream.py): ImageNet does not fit in memory.
   c.data.source, c.data.name, c.data.scale = "tfds_stream", "imagenet2012", "standardize"
@@ -35,6 +43,8 @@ def vgg_config(arg, depth: int):
     c.data.source, c.data.name = "synthetic", "synthetic"
     c.data.synthetic.image_shape = (224, 224, 3) if not args.runlocal else (32, 32, 3)
     c.data.synthetic.num_classes = 1000
+  c.data.normalization = args.normalization
+  c.trainable = "" if args.train_all else r"^(fc6|fc7|output)/"
   c.model.name = "vgg"
   c.model.depth = depth
   c.model.variant = "imagenet"

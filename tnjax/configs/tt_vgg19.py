@@ -13,7 +13,8 @@ launch/prepare_data.sh). ImageNet is streamed per process (data.source='tfds_str
 tnjax/data/stream.py). The paper fine-tunes from the trained dense
 VGG: give its weights with --config.pretrained.path=vgg16.npz (arrays named
 'conv1_1/kernel', ...; tnjax/pretrained.py).
-Arguments: arch, epochs=30, runlocal (32x32 synthetic smoke run), synthetic.
+Only FC6-FC8 train unless `train_all` (as configs/tt_vgg16.py).
+Arguments: arch, epochs=30, train_all, normalization, runlocal, synthetic.
 """
 
 from tnjax.configs import tt_vgg16, vgg_common

@@ -63,6 +63,9 @@ def default_data_config() -> ml_collections.ConfigDict:
       "augment": "",  # '' | crop_flip: on-device CIFAR augmentation in the train step
       "image_size": 224,  # tfds_stream: crop size (ImageNet 224)
       "resize_to": 256,  # tfds_stream: shorter side resized to this before cropping
+      # tfds_stream: the convention of the pretrained weights: 'imagenet' (RGB / 255,
+      # torchvision mean and std) or 'caffe' (BGR, 0-255, Caffe's VGG channel means).
+      "normalization": "imagenet",
       "synthetic": {
         "image_shape": (28, 28, 1),
         "num_classes": 10,

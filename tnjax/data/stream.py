@@ -23,8 +23,17 @@ import itertools
 import jax
 import numpy as np
 
-MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+# Input conventions of pretrained ImageNet weights, on 0-255 RGB pixels:
+# (channel order, mean, std). 'imagenet': torchvision / timm models. 'caffe': the
+# Caffe VGG weights (and their Keras / MatConvNet conversions): BGR, mean only.
+NORMALIZATIONS = {
+  "imagenet": (
+    "rgb",
+    (0.485 * 255, 0.456 * 255, 0.406 * 255),
+    (0.229 * 255, 0.224 * 255, 0.225 * 255),
+  ),
+  "caffe": ("bgr", (103.939, 116.779, 123.68), (1.0, 1.0, 1.0)),
+}
 EVAL_SPLITS = {"imagenet2012": "validation"}
 
 
@@ -101,7 +110,9 @@ def stream_info(config) -> StreamInfo:
   )
 
 
-def _preprocess(tf, image, label, index, *, training: bool, size: int, resize_to: int, seed):
+def _preprocess(
+  tf, image, label, index, *, training: bool, size: int, resize_to: int, seed, normalization
+):
   image = tf.io.decode_image(image, channels=3, expand_animations=False)
   shape = tf.cast(tf.shape(image)[:2], tf.float32)
   scale = resize_to / tf.reduce_min(shape)
@@ -113,7 +124,10 @@ def _preprocess(tf, image, label, index, *, training: bool, size: int, resize_to
     image = tf.image.stateless_random_flip_left_right(image, seed=example_seed + 1)
   else:
     image = tf.image.resize_with_crop_or_pad(image, size, size)
-  image = (image - tf.constant(MEAN)) / tf.constant(STD)
+  order, mean, std = NORMALIZATIONS[normalization]
+  if order == "bgr":
+    image = image[..., ::-1]
+  image = (image - tf.constant(mean)) / tf.constant(std)
   return tf.cast(image, tf.float32), tf.cast(label, tf.int32)
 
 
@@ -137,6 +151,7 @@ def train_batches(config, local_batch: int, seed: int, epoch: int, skip_batches:
       size=config.image_size,
       resize_to=config.resize_to,
       seed=epoch_seed,
+      normalization=config.get("normalization", "imagenet"),
     ),
     num_parallel_calls=tf.data.AUTOTUNE,
     deterministic=True,
@@ -165,6 +180,7 @@ def eval_batches(config, local_batch: int, num_batches: int | None = None):
       size=config.image_size,
       resize_to=config.resize_to,
       seed=0,
+      normalization=config.get("normalization", "imagenet"),
     ),
     num_parallel_calls=tf.data.AUTOTUNE,
     deterministic=True,

@@ -94,12 +94,16 @@ class TTSpec(LayerSpec):
     in_shape, out_shape: input / output modes; None factorises the feature
       counts automatically into `order` balanced modes (padding if needed).
     order: number of cores when shapes are automatic.
+    clip_ranks: clip ranks above a bond's useful maximum (fewer weights, the same
+      matrices). False keeps every bond at the given rank, as Novikov et al.'s
+      code and their parameter counts do.
   """
 
   ranks: int | tuple[int, ...] = 8
   in_shape: tuple[int, ...] | None = None
   out_shape: tuple[int, ...] | None = None
   order: int = 4
+  clip_ranks: bool = True
   kind = "tt"
 
   def __post_init__(self):

@@ -78,7 +78,9 @@ class TTConv(FactorizedConv):
         self.in_channels, self.out_channels, spec.in_shape, spec.out_shape, owner="TTSpec"
       )
     ranks = (spec.ranks,) * (len(self.in_shape)) if isinstance(spec.ranks, int) else spec.ranks
-    core_shapes = tt.tt_core_shapes(self.tt_in_shape, self.tt_out_shape, tuple(ranks))
+    core_shapes = tt.tt_core_shapes(
+      self.tt_in_shape, self.tt_out_shape, tuple(ranks), clip=spec.clip_ranks
+    )
     variance = init_lib.target_variance(spec.init, self.fan_in, self.fan_out)
     paths = math.prod(s[3] for s in core_shapes[:-1])
     std = init_lib.product_stds(variance, num_factors=len(core_shapes), summed_terms=paths)

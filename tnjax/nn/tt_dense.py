@@ -55,7 +55,7 @@ class TTDense(FactorizedDense):
     self.in_shape, self.out_shape = shapes.resolve_tt_shapes(
       self.in_features, self.out_features, spec.in_shape, spec.out_shape, spec.order, owner="TTSpec"
     )
-    core_shapes = tt.tt_core_shapes(self.in_shape, self.out_shape, spec.ranks)
+    core_shapes = tt.tt_core_shapes(self.in_shape, self.out_shape, spec.ranks, clip=spec.clip_ranks)
     variance = init_lib.target_variance(spec.init, self.in_features, self.out_features)
     paths = math.prod(s[3] for s in core_shapes[:-1])
     std = init_lib.product_stds(variance, num_factors=len(core_shapes), summed_terms=paths)

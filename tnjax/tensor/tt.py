@@ -74,8 +74,14 @@ def max_tt_ranks(in_shape: Sequence[int], out_shape: Sequence[int]) -> tuple[int
   return tuple(min(math.prod(sizes[:k]), math.prod(sizes[k:])) for k in range(1, len(sizes)))
 
 
-def tt_ranks(in_shape: Sequence[int], out_shape: Sequence[int], ranks) -> tuple[int, ...]:
+def tt_ranks(
+  in_shape: Sequence[int], out_shape: Sequence[int], ranks, *, clip: bool = True
+) -> tuple[int, ...]:
   """Full bond ranks (r_0, ..., r_d) from one int or d-1 inner ranks, clipped to the max.
+
+  `clip=False` keeps ranks above a bond's useful maximum, as Novikov et al.'s code
+  does (their Figure 1 counts, e.g. 2,112 weights for 2^10 modes at rank 8, where
+  clipping stores 1,824 for the same matrices).
 
   Raises:
     ValueError: a rank below 1 or a per-bond list of the wrong length.
@@ -89,6 +95,8 @@ def tt_ranks(in_shape: Sequence[int], out_shape: Sequence[int], ranks) -> tuple[
     raise ValueError(f"ranks must be one int or {d - 1} per-bond ints for {d} cores, got {ranks}.")
   if any(int(r) < 1 for r in inner):
     raise ValueError(f"TT-ranks must be >= 1, got {tuple(inner)}.")
+  if not clip:
+    return (1,) + tuple(int(r) for r in inner) + (1,)
   limit = max_tt_ranks(in_shape, out_shape)
   clipped = tuple(min(int(r), m) for r, m in zip(inner, limit))
   if clipped != tuple(int(r) for r in inner):
@@ -100,15 +108,17 @@ def tt_ranks(in_shape: Sequence[int], out_shape: Sequence[int], ranks) -> tuple[
   return (1,) + clipped + (1,)
 
 
-def tt_core_shapes(in_shape, out_shape, ranks) -> list[tuple[int, int, int, int]]:
-  """Shapes (r_{k-1}, m_k, n_k, r_k) of the cores."""
-  full = tt_ranks(in_shape, out_shape, ranks)
+def tt_core_shapes(
+  in_shape, out_shape, ranks, *, clip: bool = True
+) -> list[tuple[int, int, int, int]]:
+  """Shapes (r_{k-1}, m_k, n_k, r_k) of the cores (see `tt_ranks` for `clip`)."""
+  full = tt_ranks(in_shape, out_shape, ranks, clip=clip)
   return [(full[k], m, n, full[k + 1]) for k, (m, n) in enumerate(zip(in_shape, out_shape))]
 
 
-def tt_num_params(in_shape, out_shape, ranks) -> int:
+def tt_num_params(in_shape, out_shape, ranks, *, clip: bool = True) -> int:
   """Number of entries in all cores: sum_k r_{k-1} m_k n_k r_k."""
-  return sum(math.prod(s) for s in tt_core_shapes(in_shape, out_shape, ranks))
+  return sum(math.prod(s) for s in tt_core_shapes(in_shape, out_shape, ranks, clip=clip))
 
 
 # --- x @ W in TT form --------------------------------------------------------
