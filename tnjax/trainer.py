@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import io
 import time
 
 import jax
@@ -46,6 +47,16 @@ from tnjax.data import augment as augment_lib
 from tnjax.nn import format_table, total_params
 
 RESULT, DIVERGED, CONFIG = "result.json", "diverged.json", "config.json"
+PREPROCESSING = "preprocessing.npz"
+
+
+def _save_preprocessing(path, arrays: dict) -> None:
+  """Arrays fitted on the train split (data.whiten), as .npz, written whole (local or gs://)."""
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  temporary = path.parent / f".{path.name}.tmp"
+  temporary.write_bytes(buffer.getvalue())
+  temporary.rename(path)
 
 
 def _cross_entropy(logits, labels):
@@ -255,10 +266,15 @@ def _restore(config, workdir, checkpointer, setup: _Setup, allow_config_change: 
 
 
 def _summary(records: list[dict], extra: dict) -> dict:
-  """The last value of every metric in the log, plus `extra`: what result.json holds."""
+  """The last value of every metric in the log, the best test accuracy and its epoch
+  (what CPAC-Conv's authors report), plus `extra`: what result.json holds."""
   summary = {}
   for record in records:
     summary.update({k: v for k, v in record.items() if k != "time"})
+  evaluations = [r for r in records if "test_accuracy" in r and "epoch" in r]
+  if evaluations:
+    best = max(evaluations, key=lambda r: r["test_accuracy"])  # the first of equals
+    summary.update(best_test_accuracy=best["test_accuracy"], best_epoch=best["epoch"])
   summary.update(extra)
   return {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
 
@@ -289,6 +305,8 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool):
   start, state = _restore(config, workdir, checkpointer, setup, allow_config_change, is_main)
   writer = writers.MetricWriter(workdir, config, resumed_step=start)
   writer.write_json(CONFIG, config.to_dict())  # readable without orbax: reports and sweeps
+  if is_main and setup.data.preprocessing:  # e.g. the ZCA matrix: needed to feed the model later
+    _save_preprocessing(workdir / PREPROCESSING, setup.data.preprocessing)
   if is_main:  # training again (e.g. with a lower learning rate): no longer a diverged run
     (workdir / DIVERGED).unlink(missing_ok=True)
   config_dict, data = config.to_dict(), setup.data

@@ -49,11 +49,17 @@ def test_novikov_cifar_nets_have_exact_tt_counts():
   wide = {r["name"]: r for r in layer_rows(_abstract(tt_wide_cifar10.get_config()))}
   assert wide["fc1"]["weights"] == tt_num_params((4, 4, 4, 4, 4, 3), (8,) * 6, 3)
   assert wide["fc2"]["weights"] == tt_num_params((8,) * 6, (4,) * 6, 3)
-  assert wide["fc1"]["dense_params"] == 3072 * 262144 + 262144  # never allocated
-  cnn = _abstract(tt_cifar10.get_config("dense"))
+  # No biases in the TT layers: each feeds a BatchNorm.
+  assert wide["fc1"]["params"] == wide["fc1"]["weights"]
+  assert wide["fc1"]["dense_params"] == 3072 * 262144  # never allocated
+  # CIFAR-10 Quick: its own FC part 1,024 -> 64 -> 10 is the dense baseline.
+  quick = _abstract(tt_cifar10.get_config("dense"))
   convs = (25 * 3 * 32 + 32) + (25 * 32 * 32 + 32) + (25 * 32 * 64 + 64)
-  assert total_params(cnn) == convs + (1024 * 1024 + 1024) + (1024 * 10 + 10)
-  assert layer_rows(_abstract(tt_cifar10.get_config("rank=8")))[3]["weights"] == 8448
+  assert total_params(quick) == convs + (1024 * 64 + 64) + (64 * 10 + 10)
+  # The TT version: 1,024 x 3,125, modes 4^5 -> 5^5, rank 8: 4,160 weights, 769x.
+  fc1 = {r["name"]: r for r in layer_rows(_abstract(tt_cifar10.get_config("rank=8")))}["fc1"]
+  assert fc1["weights"] == 2 * (4 * 5 * 8) + 3 * (8 * 4 * 5 * 8) == 4160
+  assert round(1024 * 3125 / fc1["weights"]) == 769
 
 
 

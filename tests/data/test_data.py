@@ -190,3 +190,31 @@ def test_bad_idx_file_is_named(tmp_path):
   (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04")
   with pytest.raises(ValueError, match="bad magic number"):
     data.read_idx(str(tmp_path / "bad"))
+
+
+def test_gcn_zca_whitens_the_train_split_and_is_saved_with_the_run(tmp_path):
+  from tnjax import trainer
+  from tnjax.configs import tt_cifar10
+  from tnjax.data import memory
+
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, size=(400, 4, 4, 3)).astype(np.uint8)
+  gcn = memory.global_contrast_normalize(images.astype(np.float32) / 255)
+  flat = gcn.reshape(400, -1).astype(np.float64)
+  np.testing.assert_allclose(flat.mean(axis=1), 0, atol=1e-4)
+  np.testing.assert_allclose(np.linalg.norm(flat, axis=1), 55, rtol=1e-4)
+  zca = memory.zca_fit(gcn, bias=1e-6)
+  white = memory.zca_apply(gcn, zca).reshape(400, -1).astype(np.float64)
+  # Whitened: identity covariance on the train split, except along the all-ones
+  # direction that GCN removed (each image sums to 0): the projection I - 11^T / 48.
+  projection = np.eye(48) - np.ones((48, 48)) / 48
+  np.testing.assert_allclose(np.cov(white, rowvar=False, bias=True), projection, atol=2e-3)
+  np.testing.assert_allclose(zca["zca_matrix"], zca["zca_matrix"].T, atol=1e-5)  # symmetric
+
+  config = tt_cifar10.get_config("synthetic,runlocal,dense")
+  assert config.data.whiten == "gcn_zca"
+  config.num_epochs, config.data.max_train_examples = 1, 32
+  config.data.synthetic.image_shape = (8, 8, 3)  # a 192 x 192 ZCA matrix
+  trainer.train(config, str(tmp_path))
+  saved = np.load(tmp_path / "preprocessing.npz")
+  assert saved["zca_matrix"].shape == (192, 192) and saved["zca_mean"].shape == (192,)

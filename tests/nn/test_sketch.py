@@ -190,3 +190,14 @@ def test_sign_matrices_are_fixed_by_training_and_restored_from_a_checkpoint(tmp_
 def test_bad_specs_name_the_field(fields, message):
   with pytest.raises(ValueError, match=message):
     make_dense({"kind": "sketch", **fields}, 10, 10, rngs=nnx.Rngs(0))
+
+
+def test_layers_sharing_a_seeded_spec_get_distinct_sign_matrices():
+  spec = SketchSpec(sketch_size=3, num_sketches=1, seed=11)
+  rngs = nnx.Rngs(0)
+  first, second = SketchDense(12, 6, spec, rngs=rngs), SketchDense(12, 6, spec, rngs=rngs)
+  assert not np.array_equal(first.u1[...], second.u1[...])
+  # ... and still independent of the model's seed: the same two layers from Rngs(7).
+  rngs = nnx.Rngs(7)
+  again = SketchDense(12, 6, spec, rngs=rngs), SketchDense(12, 6, spec, rngs=rngs)
+  np.testing.assert_array_equal(again[1].u1[...], second.u1[...])

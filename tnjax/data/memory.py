@@ -41,6 +41,8 @@ class Dataset:
   test_labels: np.ndarray
   num_classes: int
   name: str
+  # Arrays fitted on the train split that define the inputs (e.g. the ZCA matrix).
+  preprocessing: dict = dataclasses.field(default_factory=dict)
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -58,6 +60,9 @@ def default_data_config() -> ml_collections.ConfigDict:
       "pad_to": 0,  # zero-pad images (centred) to pad_to x pad_to; 0 = no padding
       "scale": "unit",  # unit: x/255 | symmetric: [-1, 1] | standardize: per-channel
       "subtract_mean": False,  # subtract the train-set mean image (after scaling and padding)
+      # 'gcn_zca': global contrast normalisation per image, then ZCA whitening fitted
+      # on the train split (Novikov et al.'s CIFAR-10 inputs); saved with the run.
+      "whiten": "",
       "max_train_examples": 0,  # 0 = all; else the first k (smoke runs)
       "max_test_examples": 0,
       "augment": "",  # '' | crop_flip: on-device CIFAR augmentation in the train step
@@ -220,6 +225,36 @@ def _scale(images: np.ndarray, how: str, train_images: np.ndarray) -> np.ndarray
   return (x - mean) / std
 
 
+WHITENINGS = ("", "gcn_zca")
+
+
+def global_contrast_normalize(images: np.ndarray, scale: float = 55.0) -> np.ndarray:
+  """Each image minus its mean, scaled to norm `scale` (pylearn2's CIFAR-10 setting)."""
+  flat = images.reshape(len(images), -1).astype(np.float64)
+  flat = flat - flat.mean(axis=1, keepdims=True)
+  norms = np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-8)
+  return (scale * flat / norms).reshape(images.shape).astype(np.float32)
+
+
+def zca_fit(train_images: np.ndarray, bias: float = 0.1) -> dict:
+  """ZCA whitening of the flattened train images: {'zca_mean', 'zca_matrix'}.
+
+  W = V diag(1 / sqrt(eigenvalues + bias)) V^T of the train covariance; `bias`
+  keeps the near-zero directions from being amplified (pylearn2's filter_bias).
+  """
+  flat = train_images.reshape(len(train_images), -1).astype(np.float64)
+  mean = flat.mean(axis=0)
+  centered = flat - mean
+  eigenvalues, vectors = np.linalg.eigh(centered.T @ centered / len(flat))
+  matrix = (vectors / np.sqrt(np.maximum(eigenvalues, 0.0) + bias)) @ vectors.T
+  return {"zca_mean": mean.astype(np.float32), "zca_matrix": matrix.astype(np.float32)}
+
+
+def zca_apply(images: np.ndarray, zca: dict) -> np.ndarray:
+  flat = images.reshape(len(images), -1) - zca["zca_mean"]
+  return (flat @ zca["zca_matrix"]).reshape(images.shape).astype(np.float32)
+
+
 def _pad(images: np.ndarray, size: int) -> np.ndarray:
   h, w = images.shape[1:3]
   if size < max(h, w):
@@ -254,6 +289,14 @@ def load_dataset(config) -> Dataset:
     if config.pad_to:
       x = _pad(x, config.pad_to)
     processed.append(x)
+  preprocessing = {}
+  whiten = config.get("whiten", "")
+  if whiten not in WHITENINGS:
+    raise ValueError(f"data.whiten={whiten!r} is unknown; choose one of {WHITENINGS}.")
+  if whiten == "gcn_zca":
+    processed = [global_contrast_normalize(x) for x in processed]
+    preprocessing = zca_fit(processed[0])
+    processed = [zca_apply(x, preprocessing) for x in processed]
   if config.subtract_mean:
     mean = processed[0].mean(axis=0, keepdims=True)
     processed = [x - mean for x in processed]
@@ -265,6 +308,7 @@ def load_dataset(config) -> Dataset:
     test_y.astype(np.int32),
     num_classes,
     f"{name} ({config.source})",
+    preprocessing,
   )
 
 

@@ -52,6 +52,9 @@ class Input:
   eval_refs: Callable[[], Iterator]
   fetch_train: Callable
   fetch_eval: Callable
+  # Arrays fitted on the train split that define the inputs (data.whiten's ZCA);
+  # the trainer saves them in the workdir as preprocessing.npz.
+  preprocessing: dict = dataclasses.field(default_factory=dict)
 
 
 def gather_train(arrays, indices):
@@ -113,6 +116,7 @@ def _in_memory(config, mesh) -> Input:
     eval_refs,
     gather_train,
     gather_eval,
+    dataset.preprocessing,
   )
 
 

@@ -26,7 +26,8 @@ def _pool(x):
 
 
 class CPACNet(nnx.Module):
-  """Two (factorised) 3x3 valid convs with pooling, then two linear layers."""
+  """Two (or, for the paper's second sweep, one) factorised 3x3 valid convs with
+  pooling, then two linear layers."""
 
   def __init__(
     self,
@@ -35,6 +36,7 @@ class CPACNet(nnx.Module):
     *,
     channels: int = 8,
     hidden_features: int = 50,
+    convs: int = 2,
     conv_layer=None,
     dense_layer=None,
     layers=None,
@@ -51,8 +53,14 @@ class CPACNet(nnx.Module):
     self.conv1 = make_conv(
       specs.conv("conv1"), in_channels, channels, 3, padding="VALID", rngs=rngs
     )
-    self.conv2 = make_conv(specs.conv("conv2"), channels, channels, 3, padding="VALID", rngs=rngs)
-    for _ in range(2):  # two valid 3x3 convs, each followed by a 2x2 pool
+    if convs not in (1, 2):
+      raise ValueError(f"CPACNet convs={convs}: the paper's nets have 1 or 2 conv layers.")
+    self.conv2 = (
+      make_conv(specs.conv("conv2"), channels, channels, 3, padding="VALID", rngs=rngs)
+      if convs == 2
+      else None
+    )
+    for _ in range(convs):  # valid 3x3 convs, each followed by a 2x2 pool
       height, width = (height - 2) // 2, (width - 2) // 2
     if min(height, width) < 1:
       raise ValueError(f"Images {image_shape} are too small for CPACNet (need at least 10x10).")
@@ -63,5 +71,6 @@ class CPACNet(nnx.Module):
 
   def __call__(self, images):
     x = jax.nn.relu(_pool(self.conv1(images)))
-    x = jax.nn.relu(_pool(self.conv2(x)))
+    if self.conv2 is not None:
+      x = jax.nn.relu(_pool(self.conv2(x)))
     return self.output(self.hidden(x.reshape(x.shape[0], math.prod(x.shape[1:]))))

@@ -1,15 +1,15 @@
 """Novikov et al.'s CIFAR-10 networks: a small CNN with a TT fully-connected part,
 and the wide-and-shallow TT net.
 
-`NovikovCNN` follows the MatConvNet CIFAR-10 example net PAPERS.md points to:
-conv 5x5 -> 32, max pool 3/2, ReLU; conv 5x5 -> 32, ReLU, avg pool 3/2; conv 5x5
--> 64, ReLU, avg pool 3/2; then the fully-connected part fc1 (1,024 -> 1,024, the
-layer made TT, 4x8x8x4 modes by default) -> ReLU -> output. The example's own FC
-part is 1,024 -> 64 -> 10; a 1,024-wide fc1 gives the TT-layer something to
-compress (the paper's exact sizes were not retrieved).
+`NovikovCNN` is the convolutional part of Caffe's CIFAR-10 Quick net (Novikov et
+al. section 6.2): conv 5x5 -> 32, max pool 3/2, ReLU; conv 5x5 -> 32, ReLU, avg
+pool 3/2; conv 5x5 -> 64, ReLU, avg pool 3/2 (1,024 features); then the
+fully-connected part fc1 -> [ReLU] -> output. The paper's dense baseline is
+Quick's own 1,024 -> 64 -> 10 (no ReLU between, `hidden_relu=False`); its TT
+version is a 1,024 x 3,125 TT-layer (modes 4^5 -> 5^5, rank 8) -> ReLU -> 10.
 
 `WideTTNet` (Novikov's code): 3072 -> TT (4,4,4,4,4,3 -> 8^6 = 262,144 units,
-rank 3) -> BatchNorm -> ReLU -> dropout 0.4 -> TT (8^6 -> 4^6 = 4,096, rank 3) ->
+rank 3, no bias) -> BatchNorm -> ReLU -> dropout 0.4 -> TT (8^6 -> 4^6 = 4,096, rank 3) ->
 BatchNorm -> ReLU -> dropout 0.4 -> FC 10. As dense layers the two hidden layers
 would hold 1.88e9 weights.
 """
@@ -24,8 +24,21 @@ from flax import nnx
 from tnjax.models.layer_specs import LayerSpecs
 from tnjax.nn import make_conv, make_dense
 
-WIDE_HIDDEN = {"kind": "tt", "ranks": 3, "in_shape": (4, 4, 4, 4, 4, 3), "out_shape": (8,) * 6}
-WIDE_SECOND = {"kind": "tt", "ranks": 3, "in_shape": (8,) * 6, "out_shape": (4,) * 6}
+# No biases: each TT layer feeds a BatchNorm, whose shift does a bias's job.
+WIDE_HIDDEN = {
+  "kind": "tt",
+  "ranks": 3,
+  "in_shape": (4, 4, 4, 4, 4, 3),
+  "out_shape": (8,) * 6,
+  "use_bias": False,
+}
+WIDE_SECOND = {
+  "kind": "tt",
+  "ranks": 3,
+  "in_shape": (8,) * 6,
+  "out_shape": (4,) * 6,
+  "use_bias": False,
+}
 
 
 class NovikovCNN(nnx.Module):
@@ -37,6 +50,7 @@ class NovikovCNN(nnx.Module):
     num_classes: int,
     *,
     hidden_features: int = 1024,
+    hidden_relu: bool = True,
     conv_layer=None,
     dense_layer=None,
     layers=None,
@@ -57,6 +71,7 @@ class NovikovCNN(nnx.Module):
       height, width = -(-height // 2), -(-width // 2)
     self.fc1 = make_dense(specs.dense("fc1"), height * width * 64, hidden_features, rngs=rngs)
     self.output = make_dense(specs.output(), hidden_features, num_classes, rngs=rngs)
+    self.hidden_relu = hidden_relu
 
   def __call__(self, images):
     pool = dict(window_shape=(3, 3), strides=(2, 2), padding="SAME")
@@ -64,7 +79,8 @@ class NovikovCNN(nnx.Module):
     x = nnx.avg_pool(jax.nn.relu(self.conv2(x)), **pool)
     x = nnx.avg_pool(jax.nn.relu(self.conv3(x)), **pool)
     x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
-    return self.output(jax.nn.relu(self.fc1(x)))
+    hidden = self.fc1(x)
+    return self.output(jax.nn.relu(hidden) if self.hidden_relu else hidden)
 
 
 class WideTTNet(nnx.Module):

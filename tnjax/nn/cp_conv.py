@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
@@ -58,12 +59,21 @@ class CPConv(FactorizedConv):
     variance = init_lib.target_variance(spec.init, self.fan_in, self.fan_out)
     std = init_lib.product_stds(variance, num_factors=4, summed_terms=spec.rank)
     sizes = (self.out_channels,) + self.kernel_size + (self.in_channels,)
-    self.factors = nnx.List(
-      [
-        nnx.Param(init_lib.normal(rngs.params(), (n, spec.rank), std, self.param_dtype))
-        for n in sizes
-      ]
-    )
+    factors = [init_lib.normal(rngs.params(), (n, spec.rank), std, self.param_dtype) for n in sizes]
+    if spec.factor_init == "cp_als":
+      factors = self._cp_als_of_a_random_kernel(rngs.params(), factors)
+    self.factors = nnx.List([nnx.Param(f) for f in factors])
+
+  def _cp_als_of_a_random_kernel(self, key, fallback):
+    """CPAC-Conv's init: CP-ALS of randn(kh, kw, in, out) / (kh kw). Under an abstract
+    trace (nnx.eval_shape) only shapes exist, so the same-shaped `fallback` stands in."""
+    kh, kw = self.kernel_size
+    shape = (kh, kw, self.in_channels, self.out_channels)
+    kernel = jax.random.normal(key, shape, jnp.float32) / (kh * kw)
+    if isinstance(kernel, jax.core.Tracer):
+      return fallback
+    w = cp.cp_kernel_from_dense(kernel, self.spec.rank, n_iter=100)
+    return [jnp.asarray(f, self.param_dtype) for f in w]
 
   @property
   def rank(self) -> int:
@@ -111,9 +121,10 @@ class CPConv(FactorizedConv):
     )
     return maps.reshape(batch_shape + maps.shape[1:])
 
-  def significance(self):
-    """Per rank component, the magnitude of its rank-1 kernel term."""
-    return cp.cp_component_significance(self.weights())
+  def significance(self, reading: str = "norms"):
+    """One number per rank component (tnjax.tensor.cp_component_significance):
+    'norms' the magnitude of its rank-1 kernel term; 'in_factor' the paper's reading."""
+    return cp.cp_component_significance(self.weights(), reading)
 
   def _fit(self, weight, n_iter: int = 500):
     w = cp.cp_kernel_from_dense(weight, self.rank, n_iter=n_iter)

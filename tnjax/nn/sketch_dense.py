@@ -25,8 +25,15 @@ class SketchMatrix(nnx.Variable):
 
 
 def sign_key(spec: SketchSpec, rngs: nnx.Rngs):
-  """The key of a layer's sign matrices: `spec.seed` if set, else the layer's params stream."""
-  return jax.random.key(spec.seed) if spec.seed is not None else rngs.params()
+  """The key of a layer's sign matrices: the layer's params stream, or with `spec.seed`
+  set, that seed folded with the layer's position in the stream. So the matrices do
+  not depend on the model's seed, and two layers sharing a spec still get distinct
+  ones (the paper draws independent U per layer)."""
+  if spec.seed is None:
+    return rngs.params()
+  position = rngs.params.count[...]  # this layer's place among the model's draws
+  rngs.params()  # advance the stream, so the next layer has another position
+  return jax.random.fold_in(jax.random.key(spec.seed), position)
 
 
 def warn_if_larger(layer) -> None:

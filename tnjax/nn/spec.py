@@ -140,18 +140,26 @@ class CPSpec(LayerSpec):
     in_shape, out_shape: dense only: input / output modes; None factorises the
       feature counts automatically into `order` balanced modes.
     order: dense only: number of factors when shapes are automatic.
+    factor_init: 'variance' (the factors' product has the dense init's variance)
+      or, for a conv, 'cp_als': the factors of a CP-ALS (100 sweeps) of a random
+      kernel randn / (kh kw), as the CPAC-Conv authors' code initialises them.
   """
 
   rank: int = 4
   in_shape: tuple[int, ...] | None = None
   out_shape: tuple[int, ...] | None = None
   order: int = 4
+  factor_init: str = "variance"
   kind = "cp"
 
   def __post_init__(self):
     super().__post_init__()
     if self.rank < 1:
       raise ValueError(f"CPSpec.rank must be >= 1, got {self.rank}.")
+    if self.factor_init not in ("variance", "cp_als"):
+      raise ValueError(
+        f"CPSpec.factor_init={self.factor_init!r} is unknown; choose 'variance' or 'cp_als'."
+      )
     _check_mode_shapes(self)
 
 
@@ -193,7 +201,8 @@ class SketchSpec(LayerSpec):
   Attributes:
     sketch_size: k, rows of each random sign matrix U (k x d).
     num_sketches: l, sketch pairs per mode; W_hat averages the 2l estimates.
-    seed: seed of the fixed U matrices; None draws them from the model's rngs.
+    seed: seed of the fixed U matrices (then they do not depend on the model's seed;
+      each layer still gets its own); None draws them from the model's rngs.
   """
 
   sketch_size: int = 8

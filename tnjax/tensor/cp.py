@@ -330,17 +330,31 @@ def cp_als(tensor, rank: int, *, n_iter: int = 500, tol: float = 1e-10, seed: in
   return factors, float(error)
 
 
-def cp_component_significance(w: CPKernel | CPMatrix):
-  """Magnitude of each rank-1 term: the product of its factors' column norms.
+SIGNIFICANCE_READINGS = ("norms", "in_factor")
 
-  Works for both formats (the rank is every factor's last axis); equals the
-  Frobenius norm of the rank-1 term.
+
+def cp_component_significance(w: CPKernel | CPMatrix, reading: str = "norms"):
+  """The weight of each rank-1 term, one number per component.
+
+  'norms': the product of its factors' column norms (the Frobenius norm of the
+    rank-1 term); both formats.
+  'in_factor': the CPAC-Conv authors' reading: the signed value of the in-channel
+    factor itself, for a conv with one input channel (their conv1).
   """
+  if reading == "in_factor":
+    if not isinstance(w, CPKernel) or w.in_factor.shape[0] != 1:
+      raise ValueError(
+        "reading='in_factor' needs a CP conv with one input channel (one value per "
+        "component, as the CPAC-Conv paper reads conv1); use reading='norms'."
+      )
+    return w.in_factor[0]
+  if reading != "norms":
+    raise ValueError(f"reading={reading!r} is unknown; choose one of {SIGNIFICANCE_READINGS}.")
   factors = w.factors if isinstance(w, CPMatrix) else tuple(w)
   norms = [jnp.linalg.norm(f.reshape(-1, f.shape[-1]), axis=0) for f in factors]
   return jnp.prod(jnp.stack(norms), axis=0)
 
 
-def rank_components(w: CPKernel | CPMatrix):
-  """Component indices, most significant first."""
-  return jnp.argsort(-cp_component_significance(w))
+def rank_components(w: CPKernel | CPMatrix, reading: str = "norms"):
+  """Component indices, most significant (largest magnitude) first."""
+  return jnp.argsort(-jnp.abs(cp_component_significance(w, reading)))
