@@ -7,5 +7,7 @@
 set -euo pipefail
 RUNS=${RUNS:-runs}
 EPOCHS=${EPOCHS:-10}
+SEEDS=${SEEDS:-0,1,2}
+# Every point of sketch_mnist.sweep(), 3 seeds: conv+FC and conv-only comparisons, l = 1, 2, 4.
 python -m tnjax.sweep --config "configs/sketch_mnist.py:fashion_idx,epochs=$EPOCHS" \
-  --workdir "$RUNS/sketch"
+  --workdir "$RUNS/sketch" --seeds "$SEEDS"

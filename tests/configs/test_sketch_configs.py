@@ -32,21 +32,36 @@ def test_per_layer_overrides_pick_each_layers_format_and_unknown_names_are_refus
 
 
 @pytest.mark.parametrize("config_module", [sketch_mnist, sketch_cifar10])
-def test_sweeps_pair_each_sketch_with_a_baseline_of_matched_size(config_module):
-  points = config_module.sweep()
-  assert len(points) == 2 * len(config_module.RATES) + 1 and points[-1] == {"model.layers": {}}
+def test_sweeps_pair_each_sketch_with_a_baseline_of_at_least_its_weights(config_module):
+  points = [p["model.layers"] for p in config_module.sweep()]
+  assert points[-1] == {}
   dims = config_module.LAYER_DIMS
-  sizes = []
-  for sketch_point, baseline_point in zip(points[0:-1:2], points[1:-1:2]):
-    sketch_specs, baseline_specs = sketch_point["model.layers"], baseline_point["model.layers"]
-    assert {s["kind"] for s in sketch_specs.values()} == {"sketch"}
-    assert {s["kind"] for s in baseline_specs.values()} == {"tucker", "tt"}
-    sketch_total = sketch_common.total_weight_params(dims, sketch_specs)
-    baseline_total = sketch_common.total_weight_params(dims, baseline_specs)
-    assert abs(baseline_total - sketch_total) <= 0.15 * sketch_total
-    sizes.append(sketch_total)
-  dense_total = sketch_common.total_weight_params(dims, {})
-  assert sizes == sorted(sizes) and sizes[-1] < dense_total / 3  # 3 distinct compression rates
+
+  def total(specs):  # the compressed layers only (conv-only points leave the FCs dense)
+    return sketch_common.total_weight_params({n: dims[n] for n in specs}, specs)
+
+  pairs = [
+    (a, b)
+    for a, b in zip(points, points[1:])
+    if a and b and {s["kind"] for s in a.values()} == {"sketch"}
+    and {s["kind"] for s in b.values()} != {"sketch"}
+  ]
+  for sketches, baseline in pairs:
+    assert set(sketches) == set(baseline)
+    # Never fewer weights than the sketch; as few more as the discrete ranks allow (< 3%).
+    assert total(sketches) <= total(baseline) <= 1.03 * total(sketches)
+  conv_only = [b for _, b in pairs if all(dims[n][0] == "conv" for n in b)]
+  assert conv_only and {s["kind"] for b in conv_only for s in b.values()} == {"tucker"}
+  full = [b for _, b in pairs if b not in conv_only]
+  assert len(full) == len(config_module.RATES)
+  assert all({s["kind"] for s in b.values()} == {"tucker", "tt"} for b in full)
+  # Sketch counts l = 1, 2, 4 at one budget: l k is fixed, so are the weights.
+  by_l = {}
+  for specs in points:
+    kinds = {(s["kind"], s.get("num_sketches", 1)) for s in specs.values()}
+    if len(kinds) == 1 and next(iter(kinds))[0] == "sketch" and len(specs) == len(dims):
+      by_l.setdefault(next(iter(kinds))[1], set()).add(total(specs))
+  assert set(by_l) == {1, 2, 4} and len(by_l[2] & by_l[4] & by_l[1]) == 1
 
 
 def test_sketch_mnist_counts_follow_the_paper_formulas():

@@ -77,15 +77,17 @@ def test_cpac_and_sketch_tables(tmp_path):
   assert rows[0]["conv weights"] == "74" and rows[0]["paper (MNIST)"] == "96.79%"
   assert rows[1]["conv compression"] == "1.0x"
 
-  for i, point in enumerate(sketch_mnist.sweep()[:2]):
+  points = sketch_mnist.sweep()
+  for i in (0, 1, 6, 12):  # sketch, Tucker-2 + TT, conv2 alone sketched, l = 4
     config = sketch_mnist.get_config("method=dense")
-    config.model.layers = point["model.layers"]
-    _fake_run(tmp_path / "sketch" / f"0{i}", config, 0.85 + i / 100, 10000 + i)
+    config.model.layers = points[i]["model.layers"]
+    _fake_run(tmp_path / "sketch" / f"{i:02d}", config, 0.85 + i / 100, 10000 + i)
   rows = _report("sketch_curves.py", [tmp_path / "sketch"], tmp_path / "sketch_table")
   methods = {r["method"]: r for r in rows}
-  assert set(methods) == {"sketch", "Tucker-2 + TT"}
+  assert set(methods) == {"sketch", "Tucker-2 + TT", "sketch, convs only", "sketch (l=4)"}
   assert methods["sketch"]["compressed-layer weights"] == "3,446"  # 550 + 2,080 + 816
-  assert methods["Tucker-2 + TT"]["test acc"] == "86.00%"
+  assert methods["sketch, convs only"]["compressed-layer weights"] == "550"
+  assert methods["Tucker-2 + TT"]["test acc"] == "86.00 ± 0.00% (1 seed)"
 
 
 @pytest.mark.slow

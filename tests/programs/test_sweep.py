@@ -166,5 +166,6 @@ def test_points_that_swap_several_layers_get_readable_names():
 
   names = [sweep.point_name(i, p) for i, p in enumerate(sketch_mnist.sweep())]
   assert names[0] == "00_layers=conv2-sketch1_fc1-sketch4_fc2-sketch4"
-  assert names[1] == "01_layers=conv2-tucker2x8_fc1-tt5_fc2-tt4"
-  assert names[-1] == "06_layers=default" and len(set(names)) == len(names)
+  assert names[1] == "01_layers=conv2-tucker3x10_fc1-tt5_fc2-tt4"
+  assert names[6] == "06_layers=conv2-sketch1" and names[7] == "07_layers=conv2-tucker3x6"
+  assert names[-1] == "13_layers=default" and len(set(names)) == len(names)

@@ -24,6 +24,7 @@ LAYER_DIMS = {
     "fc1": ("dense", (2304, 512)),
 }
 RATES = ((16, 2), (32, 4), (64, 8))
+SKETCH_COUNTS = ((1, 32, 4), (2, 16, 2), (4, 8, 1))  # l k fixed: one budget
 
 
 def get_config(arg=None):
@@ -44,4 +45,4 @@ def get_config(arg=None):
 
 
 def sweep():
-  return sketch_common.sweep_points(LAYER_DIMS, RATES)
+  return sketch_common.sweep_points(LAYER_DIMS, RATES, SKETCH_COUNTS)

@@ -13,8 +13,9 @@ Tucker / TT at matched parameter counts. Dense LeNet-5 reaches ~99.1% on MNIST.
 
 Arguments: method=sketch|tucker_tt|dense (tucker_tt: Tucker-2 conv + TT FCs with
 the sketch's per-layer parameter counts), k=8, conv_k=1, epochs=10, runlocal,
-fashion_idx, synthetic. sweep(): 3 compression rates x (sketch, matched Tucker/TT)
-+ dense.
+fashion_idx, synthetic. sweep(): 3 compression rates x (sketch, Tucker/TT with at
+least the sketch's weights) for conv+FC and for conv2 alone; l = 1, 2, 4 sketch
+pairs at one budget; dense.
 """
 
 from tnjax import config_lib
@@ -27,6 +28,8 @@ LAYER_DIMS = {
     "fc2": ("dense", (120, 84)),
 }
 RATES = ((4, 1), (8, 1), (16, 2))  # (FC sketch size k, conv sketch size): ~18x, 9.5x, 4.8x
+# l sketch pairs of size k / l: the same weights as l = 1 at (16, 4).
+SKETCH_COUNTS = ((1, 16, 4), (2, 8, 2), (4, 4, 1))
 
 
 def get_config(arg=None):
@@ -47,4 +50,4 @@ def get_config(arg=None):
 
 
 def sweep():
-  return sketch_common.sweep_points(LAYER_DIMS, RATES)
+  return sketch_common.sweep_points(LAYER_DIMS, RATES, SKETCH_COUNTS)
