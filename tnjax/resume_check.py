@@ -50,6 +50,7 @@ ADDED_WITH_DEFAULT = {
   "dtype": "float32",
   "trainable": "",
   "data.normalization": "imagenet",
+  "data.whiten": "",
   "schedule.decay_steps": 0,
   "schedule.decay_rate": 1.0,
 }

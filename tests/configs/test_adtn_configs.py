@@ -6,7 +6,7 @@ from flax import nnx
 
 from tnjax.configs import adtn_fc2_mnist, adtn_lenet5_mnist
 from tnjax import models, trainer
-from tnjax.nn import ADTNConv, ADTNDense, total_params
+from tnjax.nn import ADTNConv, ADTNDense, layer_rows, total_params
 
 
 def test_adtn_configs_compress_the_named_layers_with_the_formula_counts():
@@ -21,6 +21,24 @@ def test_adtn_configs_compress_the_named_layers_with_the_formula_counts():
   dense = models.build_model(adtn_lenet5_mnist.get_config("dense").model, (28, 28, 1), 10,
                              rngs=nnx.Rngs(0))
   assert total_params(dense) == 61706
-  assert [p["model.layers.hidden"]["kind"] for p in adtn_fc2_mnist.sweep()] == ["adtn"] * 3 + ["dense"]
+  study = [p["model.layers.hidden"] for p in adtn_fc2_mnist.sweep()]
+  assert [(s.get("nonlinearity"), s.get("layers")) for s in study] == [
+      (nl, m) for nl in ("identity", "relu") for m in (2, 4, 6, 8)] + [(None, None)]
+  assert len(adtn_lenet5_mnist.sweep()) == 9
+
+
+def test_vgg16_conv_variant_and_shared_generators_have_the_formula_counts():
+  from tnjax.configs import adtn_vgg16_cifar10
+
+  def compressed_weights(arg):
+    model = nnx.eval_shape(lambda: models.build_model(
+        adtn_vgg16_cifar10.get_config(arg).model, (32, 32, 3), 10, rngs=nnx.Rngs(0)))
+    return sum(r["weights"] for r in layer_rows(model) if r["kind"] != "dense")
+
+  # Three 3x3 512 -> 512 convs (2,359,296 weights, Q = 22), each its own ADTN at M = 2.
+  assert compressed_weights("target=conv") == 3 * (16 * 2 * 21 + 1) == 2019
+  # One shared generator (Q = 23 for 7,077,888) and one scale per layer.
+  assert compressed_weights("target=conv,share") == 16 * 2 * 22 + 3 == 707
+  assert compressed_weights("target=conv,share,layers=1") == 16 * 22 + 3 == 355
 
 

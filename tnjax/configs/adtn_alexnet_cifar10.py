@@ -22,7 +22,7 @@ def get_config(arg=None):
   c = config_lib.base_config()
   common.cifar_data(c, args, "cifar10")
   c.model.update(MODEL)
-  c.model.layers = common.adtn_fc_layers(args)
+  c.model.layers = common.adtn_layers(args)
   c.num_epochs = args.epochs
   c.batch_size = 128
   c.log_every_steps = 100

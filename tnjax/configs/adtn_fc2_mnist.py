@@ -7,13 +7,16 @@ The hidden layer's 2^20 weights come from an ADTN with Q = 20 and M = 2 brick-wa
 layers (16 M (Q-1) + 1 = 609 weight parameters instead of 1,048,576); the
 classifier stays dense. Same inputs as configs/tt_mnist.py (32x32 padded),
 trained with Adam 3e-3 (cosine) at batch 500: the generation costs the same for
-any batch, so fewer, larger batches are much faster. The paper reports FC-2 on
-MNIST at about the dense accuracy (~98%) with the weights compressed by orders
-of magnitude (PAPERS.md section 4; its exact per-layer Q, M are in an
-unavailable supplement).
+any batch, so fewer, larger batches are much faster. The paper lists FC-2 among
+the networks it compresses; its per-network numbers other than VGG-16's, and its
+per-layer Q and M, are in a supplement not available here (PAPERS.md section 4).
+Whether it puts a nonlinearity between gate layers is not settled by the sources
+either: `sweep()` is the study of nonlinearity x depth that decides the default
+(experiments/run_fashion_mnist_adtn_study.sh).
 
-Arguments: layers=2 (M), dense (the uncompressed baseline), epochs=10, runlocal,
-fashion_idx, synthetic.
+Arguments: layers=2 (M), nonlinearity=relu (between gate layers; 'identity' for
+none), dense (the uncompressed baseline), epochs=10, runlocal, fashion_idx,
+synthetic.
 """
 
 from tnjax import config_lib
@@ -21,14 +24,13 @@ from tnjax.configs import common
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, layers=2, dense=False, epochs=10, runlocal=False,
-                              fashion_idx=False, synthetic=False)
+  args = config_lib.parse_arg(arg, layers=2, nonlinearity="relu", dense=False, epochs=10,
+                              runlocal=False, fashion_idx=False, synthetic=False)
   c = config_lib.base_config()
   common.mnist_fc2_data(c, args)
   c.model.name = "fc2"
   c.model.hidden_features = 1024
-  hidden = {"kind": "dense"} if args.dense else {"kind": "adtn", "layers": args.layers}
-  c.model.layers = {"hidden": hidden}
+  c.model.layers = common.adtn_layers(args, ("hidden",)) or {"hidden": {"kind": "dense"}}
   c.num_epochs = args.epochs
   # Generating 2^20 weights costs the same for any batch (~0.3 s a step on 2 CPU
   # cores), so fewer, larger batches; the dense baseline uses the same setting.
@@ -42,6 +44,8 @@ def get_config(arg=None):
 
 
 def sweep():
-  """ADTN depth M = 1, 2, 4 and the dense baseline."""
-  return [{"model.layers.hidden": {"kind": "adtn", "layers": m}} for m in (1, 2, 4)] + [
+  """The nonlinearity x depth study: identity or ReLU between gate layers, M = 2, 4, 6, 8;
+  then the dense baseline."""
+  return [{"model.layers.hidden": {"kind": "adtn", "layers": m, "nonlinearity": nl}}
+          for nl in ("identity", "relu") for m in (2, 4, 6, 8)] + [
       {"model.layers.hidden": {"kind": "dense"}}]

@@ -38,8 +38,15 @@ def cifar_data(c: ml_collections.ConfigDict, args, dataset: str, augment: str = 
   config_lib.apply_offline_source(c, False, args.synthetic)
 
 
-def adtn_fc_layers(args) -> dict:
-  """FC6 and FC7 (the big linear layers the ADTN paper compresses), each with its own ADTN."""
+def adtn_layers(args, names=("fc6", "fc7")) -> dict:
+  """ADTN specs for `names` (by default FC6 and FC7, the big linear layers the ADTN paper
+  compresses): depth args.layers, args.nonlinearity between gate layers (if the config
+  takes it), and one generator for all of them with args.share."""
   if args.dense:
     return {}
-  return {name: {"kind": "adtn", "layers": args.layers} for name in ("fc6", "fc7")}
+  spec = {"kind": "adtn", "layers": args.layers}
+  if "nonlinearity" in args:
+    spec["nonlinearity"] = args.nonlinearity
+  if args.get("share"):
+    spec["share"] = "adtn"
+  return {name: dict(spec) for name in names}

@@ -6,9 +6,11 @@ by `model_config.name`; every other field of model_config is passed to it.
 
 from __future__ import annotations
 
+import json
+
 from flax import nnx
 
-from tnjax.nn import compute_dtype
+from tnjax.nn import adtn_sharing, compute_dtype
 from tnjax.nn.spec import DTYPES
 
 from tnjax.models.alexnet import AlexNet
@@ -55,8 +57,18 @@ def build_model(
       )
   if dtype not in DTYPES:
     raise ValueError(f"config.dtype={dtype!r} is unknown; choose one of {DTYPES}.")
-  try:
-    with compute_dtype(None if dtype in (None, "float32") else dtype):
-      return MODELS[name](tuple(image_shape), num_classes, rngs=rngs, **fields)
-  except TypeError as e:
-    raise ValueError(f"config.model has a field model {name!r} does not take: {e}") from e
+
+  def construct(rngs):
+    try:
+      with compute_dtype(None if dtype in (None, "float32") else dtype):
+        return MODELS[name](tuple(image_shape), num_classes, rngs=rngs, **fields)
+    except TypeError as e:
+      raise ValueError(f"config.model has a field model {name!r} does not take: {e}") from e
+
+  if '"share"' not in json.dumps(fields, default=str):
+    return construct(rngs)
+  # ADTN layers sharing generators: an abstract build finds each group's sizes first.
+  with adtn_sharing.collecting() as groups:
+    nnx.eval_shape(lambda: construct(nnx.Rngs(0)))
+  with adtn_sharing.providing(groups, rngs=rngs):
+    return construct(rngs)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 
 import jax.numpy as jnp
 from flax import nnx
 
+from tnjax.nn import adtn_sharing
 from tnjax.nn import registry
 from tnjax.nn.spec import spec_from_config
 
@@ -28,6 +30,17 @@ def compute_dtype(dtype):
     yield
   finally:
     _MODEL_DTYPE.reset(token)
+
+
+def _shared_generator(spec, size: int) -> dict:
+  """generator= / offset= for an ADTN layer of a `share` group (tnjax.nn.adtn_sharing)."""
+  if spec.kind != "adtn" or not spec.share:
+    return {}
+  return adtn_sharing.shared_source(spec, size)
+
+
+def _pair(value) -> tuple:
+  return (value, value) if isinstance(value, int) else tuple(value)
 
 
 def _layer_dtype(spec, dtype):
@@ -68,6 +81,7 @@ def make_dense(
     param_dtype=param_dtype,
     precision=precision,
     rngs=rngs,
+    **_shared_generator(spec, in_features * out_features),
   )
 
 
@@ -114,4 +128,5 @@ def make_conv(
     param_dtype=param_dtype,
     precision=precision,
     rngs=rngs,
+    **_shared_generator(spec, math.prod(_pair(kernel_size)) * in_channels * out_channels),
   )

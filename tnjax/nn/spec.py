@@ -172,12 +172,15 @@ class ADTNSpec(LayerSpec):
     nonlinearity: applied between layers (see tnjax.tensor.adtn.NONLINEARITIES).
     init_noise: gates start as the orthogonal part of I + init_noise * N(0, 1).
     remat: recompute intermediate states in the backward pass (saves memory at large Q).
+    share: a group name: the layers of one model naming the same group read their
+      weights from one generator (tnjax.nn.adtn_sharing); '' gives the layer its own.
   """
 
   layers: int = 2
   nonlinearity: str = "relu"
   init_noise: float = 1.0
   remat: bool = False
+  share: str = ""
   kind = "adtn"
   paths = ("dense",)  # generate the weight, then one GEMM / conv
 
