@@ -72,8 +72,12 @@ def test_novikov_fig1_counts_first_layer_weights_from_the_specs(tmp_path):
 def test_cpac_and_sketch_tables(tmp_path):
   _fake_run(tmp_path / "cpac" / "00", cpac_mnist.get_config("rank=2,fast"), 0.83, 10650)
   _fake_run(tmp_path / "cpac" / "01", cpac_mnist.get_config("dense,fast"), 0.87, 11208)
+  with open(tmp_path / "cpac" / "00" / "result.json", "w") as f:  # its best epoch beat the last
+    json.dump({"test_accuracy": 0.83, "best_test_accuracy": 0.85, "num_params": 10650}, f)
   rows = _report("cpac_rank_table.py", [tmp_path / "cpac"], tmp_path / "cpac_table")
   assert [r["network"] for r in rows] == ["CPAC R=2", "dense conv (no bias)"]
+  assert rows[0]["test acc (last epoch)"] == "83.00 ± 0.00% (1 seed)"
+  assert rows[0]["test acc (best epoch)"] == "85.00 ± 0.00% (1 seed)"
   assert rows[0]["conv weights"] == "74" and rows[0]["paper (MNIST)"] == "96.79%"
   assert rows[1]["conv compression"] == "1.0x"
 
