@@ -5,9 +5,11 @@ r"""Feature maps of a trained CPAC-Conv network, ordered by CP-component signifi
 
 Trains (or resumes) configs/cpac_mnist.py with `rank=R,fast,fashion_idx`, then
 draws, for one test image, the R maps each CP layer produces after its spatial
-filters (`CPConv.feature_maps`), most significant component first. Significance
-is the product of the component's four factor-column norms, the magnitude of its
-rank-1 kernel term (the paper's reading of the factors). Writes
+filters (`CPConv.feature_maps`), most significant component first. conv1 is read
+as the authors read it (`--reading in_factor`): its in-channel factor holds one
+signed value per component, ordered by magnitude; `--reading norms` uses the
+product of the component's four factor-column norms (the magnitude of its rank-1
+kernel term) instead, which is also how conv2 (8 input channels) is read. Writes
 experiments/results/cpac_feature_maps.png. The committed figure: rank 4, 2 epochs,
 Fashion-MNIST test accuracy 82.8% (CPU, about 90 s), test image 0.
 """
@@ -41,15 +43,17 @@ def layer_rows(model, image):
   return [("conv1", first_maps, model.conv1), ("conv2", second_maps, model.conv2)]
 
 
-def plot_feature_maps(image, rows, path: str) -> None:
-  """One row per CP layer: the input image, then its R maps by descending significance."""
+def plot_feature_maps(image, rows, path: str, reading: str = "in_factor") -> None:
+  """One row per CP layer: the input image, then its R maps by descending significance
+  (conv1 by `reading`, the others by factor norms)."""
   rank = max(maps.shape[-1] for _, maps, _ in rows)
   fig, axes = plt.subplots(
     len(rows), rank + 1, figsize=(1.6 * (rank + 1), 1.9 * len(rows)), squeeze=False
   )
   for axis_row, (name, maps, layer) in zip(axes, rows):
-    significance = np.asarray(layer.significance())
-    order = np.asarray(rank_components(layer.weights()))
+    how = reading if layer.in_channels == 1 else "norms"
+    significance = np.asarray(layer.significance(how))
+    order = np.asarray(rank_components(layer.weights(), how))
     axis_row[0].imshow(np.asarray(image[..., 0]), cmap="gray")
     axis_row[0].set_title(f"image ({name} row)", fontsize=8)
     for column, component in enumerate(order, start=1):
@@ -61,7 +65,9 @@ def plot_feature_maps(image, rows, path: str) -> None:
       axis.set_xticks([])
       axis.set_yticks([])
   fig.suptitle(
-    "CP feature maps, most significant component first (s = product of factor norms)", fontsize=9
+    f"CP feature maps, most significant first (conv1: s = {reading}; conv2: product of "
+    "factor norms)",
+    fontsize=9,
   )
   fig.tight_layout()
   fig.savefig(path, dpi=130)
@@ -75,6 +81,7 @@ def main():
   parser.add_argument("--source", default="fashion_idx", choices=["fashion_idx", "synthetic"])
   parser.add_argument("--image", type=int, default=0, help="index of the test image drawn")
   parser.add_argument("--workdir", default="runs/cpac_feature_maps")
+  parser.add_argument("--reading", default="in_factor", choices=["in_factor", "norms"])
   parser.add_argument(
     "--out", default=os.path.join(os.path.dirname(__file__), "results", "cpac_feature_maps.png")
   )
@@ -87,7 +94,7 @@ def main():
   checkpoints = fileio.workdir_path(args.workdir) / "checkpoints"
   pretrained.load_arrays(model, checkpoint.model_arrays(checkpoints), source=str(checkpoints))
   image = dataset.test_images[args.image]
-  plot_feature_maps(image, layer_rows(model, image), args.out)
+  plot_feature_maps(image, layer_rows(model, image), args.out, args.reading)
   print(f"test accuracy {result['test_accuracy']:.4f}; wrote {args.out}")
 
 
