@@ -28,7 +28,9 @@ from tnjax.nn import make_dense
 PAPER_NOTE = (
   "Paper (Novikov et al. 2015, MNIST): TT-layers at ranks 4-8 reach about 2% test error, "
   "the dense FC-2's level (~1.9%), with 2-3 orders of magnitude fewer first-layer "
-  "weights; matrix-rank layers need far more weights for the same error."
+  "weights; matrix-rank layers need far more weights for the same error. Both layers as "
+  "TT (the HashedNet comparison, recalled): 1.6% error with 12,602 parameters (rank 8), "
+  "1.9% with 7,698 (rank 6)."
 )
 
 
@@ -54,7 +56,7 @@ def first_layer_weights(config) -> int:
 def curve_name(layer, model=None) -> str:
   output = (model or {}).get("layers", {}).get("output")
   if output is not None and output["kind"] == "tt":
-    return "TT both layers (HashedNet comparison)"
+    return "TT both layers (HashedNet comparison; both layers' weights)"
   if layer["kind"] == "tt":
     return "TT " + "x".join(map(str, layer["in_shape"])) if layer.get("in_shape") else "TT (auto)"
   return {"lowrank": "matrix rank", "dense": "dense"}.get(layer["kind"], layer["kind"])
@@ -68,6 +70,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--workdir", action="append", required=True)
   parser.add_argument("--out", required=True)
+  parser.add_argument("--note", action="append", default=[], help="a line for the notes")
   args = parser.parse_args()
   runs = report_lib.load_runs(args.workdir)
   rows = []
@@ -118,7 +121,7 @@ def main():
   axis.set_xlabel("first-layer weights (log scale)")
   axis.set_ylabel("test error (%)")
   axis.legend(fontsize=8)
-  notes = [report_lib.describe_setup(runs), PAPER_NOTE]
+  notes = [report_lib.describe_setup(runs), PAPER_NOTE, *args.note]
   for path in report_lib.write_outputs(
     args.out,
     "Novikov et al. Figure 1: test error vs first-layer parameters (FC-2)",

@@ -95,6 +95,8 @@ def test_adtn_alexnet_trains_at_smoke_size_under_tfds_mock(tmp_path):
 def test_tt_cifar10_trains_at_smoke_size_under_tfds_mock(tmp_path):
   config = tt_cifar10.get_config("runlocal")
   config.num_epochs, config.data.max_train_examples = 1, 32
+  # The 3,072 x 3,072 ZCA fit takes ~15 s on 2 cores; tests/data/test_data.py checks it small.
+  config.data.whiten = ""
   with tfds.testing.mock_data(num_examples=32):
     result = trainer.train_and_evaluate(config, str(tmp_path))
   assert result["train_step_compilations"] == 1 and 0.0 <= result["test_accuracy"] <= 1.0
