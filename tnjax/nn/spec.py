@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+import numpy as np
+
 from tnjax.nn import registry
 from tnjax.tensor.adtn import NONLINEARITIES
 
@@ -42,8 +44,18 @@ class LayerSpec:
   # Formats with one way to run (a dense weight, or ADTN's generated one) list only it.
   paths = ("factored", "dense")
 
+  int_fields = ()  # fields that must hold whole numbers (a class attribute, not a field)
+
   def __post_init__(self):
     name = type(self).__name__
+    for field in self.int_fields:
+      value = getattr(self, field)
+      values = value if isinstance(value, (tuple, list)) else (value,)
+      if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values):
+        raise ValueError(
+          f"{name}.{field} must be a whole number (or a tuple of them), got {value!r}; "
+          "ranks and sizes count rows and columns."
+        )
     if self.method not in ("auto",) + self.paths:
       raise ValueError(
         f"{name}.method={self.method!r} is not a path of this format; choose from "
@@ -104,6 +116,7 @@ class TTSpec(LayerSpec):
   out_shape: tuple[int, ...] | None = None
   order: int = 4
   clip_ranks: bool = True
+  int_fields = ("ranks", "order")  # whole numbers (checked in LayerSpec)
   kind = "tt"
 
   def __post_init__(self):
@@ -119,6 +132,7 @@ class LowRankSpec(LayerSpec):
   """Matrix-rank baseline W = U V (Novikov et al.'s 'MR')."""
 
   rank: int = 8
+  int_fields = ("rank",)  # whole numbers (checked in LayerSpec)
   kind = "lowrank"
 
   def __post_init__(self):
@@ -150,6 +164,7 @@ class CPSpec(LayerSpec):
   out_shape: tuple[int, ...] | None = None
   order: int = 4
   factor_init: str = "variance"
+  int_fields = ("rank", "order")  # whole numbers (checked in LayerSpec)
   kind = "cp"
 
   def __post_init__(self):
@@ -181,6 +196,7 @@ class ADTNSpec(LayerSpec):
   init_noise: float = 1.0
   remat: bool = False
   share: str = ""
+  int_fields = ("layers",)  # whole numbers (checked in LayerSpec)
   kind = "adtn"
   paths = ("dense",)  # generate the weight, then one GEMM / conv
 
@@ -211,6 +227,7 @@ class SketchSpec(LayerSpec):
   sketch_size: int = 8
   num_sketches: int = 1
   seed: int | None = None
+  int_fields = ("sketch_size", "num_sketches")  # whole numbers (checked in LayerSpec)
   kind = "sketch"
 
   def __post_init__(self):
@@ -233,6 +250,7 @@ class TuckerSpec(LayerSpec):
 
   in_rank: int = 16
   out_rank: int = 16
+  int_fields = ("in_rank", "out_rank")  # whole numbers (checked in LayerSpec)
   kind = "tucker"
 
   def __post_init__(self):

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tnjax.tensor import checks
 from tnjax.tensor import contract, plan
 from tnjax.tensor import shapes as shapes_lib
 from tnjax.tensor.contract import planned_einsum
@@ -300,7 +301,9 @@ def cp_als(tensor, rank: int, *, n_iter: int = 500, tol: float = 1e-10, seed: in
   """
   if rank < 1:
     raise ValueError(f"CP rank must be >= 1, got {rank}.")
-  T = np.asarray(tensor, dtype=np.float64)
+  if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)):
+    raise ValueError(f"CP rank must be an int, got {rank!r}.")
+  T = checks.require_finite(np.asarray(tensor, dtype=np.float64), "cp_als: the tensor")
   if T.ndim < 2:
     raise ValueError(f"cp_als expects an array with at least 2 modes, got shape {T.shape}.")
   rng = np.random.default_rng(seed)

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from tnjax.tensor import checks
 from tnjax.tensor import plan
 from tnjax.tensor import shapes as shapes_lib
 
@@ -64,7 +65,7 @@ def lowrank_from_dense(W, rank: int) -> LowRankMatrix:
 
   The singular values are split evenly between U and V.
   """
-  W_np = np.asarray(W, dtype=np.float64)
+  W_np = checks.require_finite(np.asarray(W, dtype=np.float64), "lowrank_from_dense: W")
   if not 1 <= rank <= min(W_np.shape):
     raise ValueError(f"rank {rank} must be between 1 and min{W_np.shape} = {min(W_np.shape)}.")
   u, s, vt = np.linalg.svd(W_np, full_matrices=False)

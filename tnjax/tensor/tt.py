@@ -20,6 +20,7 @@ from typing import NamedTuple, Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from tnjax.tensor import checks
 from tnjax.tensor import plan
 from tnjax.tensor import shapes as shapes_lib
 from tnjax.tensor.contract import gemm, planned_einsum
@@ -211,6 +212,8 @@ def tt_matmul(
   plan.check_method(method, "tt_matmul method")
   batch_shape = x.shape[:-1]
   batch = math.prod(batch_shape)
+  if batch == 0:  # nothing to multiply (and the reshapes below cannot infer -1 from 0)
+    return jnp.zeros(batch_shape + (math.prod(out_shape),), x.dtype)
   matmul = functools.partial(
     gemm, precision=precision, preferred_element_type=preferred_element_type
   )
@@ -268,7 +271,7 @@ def tt_from_dense(
   this is not jittable) and returns cores in W's dtype.
   """
   in_shape, out_shape = check_shapes(in_shape, out_shape)
-  W_np = np.asarray(W, dtype=np.float64)
+  W_np = checks.require_finite(np.asarray(W, dtype=np.float64), "tt_from_dense: W")
   full = (math.prod(in_shape), math.prod(out_shape))
   if W_np.ndim != 2 or W_np.shape[0] > full[0] or W_np.shape[1] > full[1]:
     raise ValueError(
@@ -292,8 +295,8 @@ def tt_from_dense(
     rest = rest.reshape(rank * in_shape[k] * out_shape[k], -1)
     u, s, vt = np.linalg.svd(rest, full_matrices=False)
     new_rank = len(s)
-    if per_step > 0:
-      # Smallest rank whose discarded tail has norm <= per_step.
+    if eps is not None:
+      # Smallest rank whose discarded tail has norm <= per_step (an all-zero W: rank 1).
       tail = np.sqrt(np.cumsum(s[::-1] ** 2))[::-1]
       new_rank = max(1, int(np.sum(tail > per_step)))
     if limits[k] is not None:

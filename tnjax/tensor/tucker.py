@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from tnjax.tensor import checks
 from tnjax.tensor import contract, plan
 from tnjax.tensor import shapes as shapes_lib
 
@@ -68,7 +69,7 @@ def tucker2_from_dense(kernel, in_rank: int, out_rank: int) -> Tucker2Kernel:
 
   Runs on the host in float64 (a one-off at initialisation).
   """
-  K = np.asarray(kernel, np.float64)
+  K = checks.require_finite(np.asarray(kernel, np.float64), "tucker2_from_dense: the kernel")
   kh, kw, n_in, n_out = K.shape
   check_tucker_ranks(n_in, n_out, in_rank, out_rank)
   in_unfolding = K.transpose(2, 0, 1, 3).reshape(n_in, -1)
