@@ -188,3 +188,13 @@ def test_cp_dense_weight_has_the_dense_init_variance():
 def test_bad_cp_inputs_raise_clear_errors(make, message):
   with pytest.raises(ValueError, match=message):
     make()
+
+
+def test_cp_als_reports_the_error_of_the_factors_it_returns(x64):
+  # The fit comes from the MTTKRP and Gram matrices; it must equal the rebuilt error.
+  tensor = np.random.default_rng(3).normal(size=(5, 4, 3, 6))
+  for rank, n_iter in ((2, 7), (4, 30), (9, 3)):
+    factors, error = cp.cp_als(tensor, rank, n_iter=n_iter, tol=0.0)
+    rebuilt = np.asarray(cp.cp_full(factors))
+    expected = np.linalg.norm(rebuilt - tensor) / np.linalg.norm(tensor)
+    assert error == pytest.approx(expected, rel=1e-9, abs=1e-12)

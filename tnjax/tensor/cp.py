@@ -281,12 +281,21 @@ def _khatri_rao(matrices):
   return result
 
 
+def _solve_normal_equations(gram, mttkrp):
+  """F with F gram = mttkrp (gram symmetric); the pseudo-inverse when gram is singular."""
+  try:
+    return np.linalg.solve(gram, mttkrp.T).T
+  except np.linalg.LinAlgError:
+    return mttkrp @ np.linalg.pinv(gram)
+
+
 def cp_als(tensor, rank: int, *, n_iter: int = 500, tol: float = 1e-10, seed: int = 0):
   """CP decomposition of a d-way array (d >= 2) by alternating least squares.
 
-  A ~40-line ALS (host NumPy, float64) instead of a TensorLy dependency: each
-  step solves one factor exactly given the others (unfolding times Khatri-Rao
-  product times the pseudo-inverse of the Hadamard product of Gram matrices).
+  A short ALS (host NumPy, float64) instead of a TensorLy dependency: each step
+  solves one factor exactly given the others (the MTTKRP, unfolding times
+  Khatri-Rao product, against the Hadamard product of the Gram matrices). The fit
+  comes from the MTTKRP and Gram matrices, so no sweep rebuilds the tensor.
 
   Args:
     tensor: the array to decompose.
@@ -314,17 +323,31 @@ def cp_als(tensor, rank: int, *, n_iter: int = 500, tol: float = 1e-10, seed: in
     u = np.linalg.svd(np.moveaxis(T, mode, 0).reshape(dim, -1), full_matrices=False)[0]
     extra = rng.normal(size=(dim, max(0, rank - u.shape[1])))
     factors.append(np.concatenate([u[:, :rank], extra], axis=1))
-  norm = np.linalg.norm(T) or 1.0  # an all-zero tensor: report the absolute error 0
+  norm_sq = float(np.sum(T * T))
+  norm = np.sqrt(norm_sq) or 1.0  # an all-zero tensor: report the absolute error 0
+  # The unfoldings never change: make each one contiguous once, not once per sweep.
+  unfoldings = [
+    np.ascontiguousarray(np.moveaxis(T, m, 0).reshape(T.shape[m], -1)) for m in range(T.ndim)
+  ]
+  grams = [f.T @ f for f in factors]
   previous = error = np.inf
   for _ in range(n_iter):
     for mode in range(T.ndim):
       others = [factors[m] for m in range(T.ndim) if m != mode]
-      unfolded = np.moveaxis(T, mode, 0).reshape(T.shape[mode], -1)
       gram = np.ones((rank, rank))
-      for f in others:
-        gram *= f.T @ f
-      factors[mode] = unfolded @ _khatri_rao(others) @ np.linalg.pinv(gram)
-    error = np.linalg.norm(np.einsum(_full_equation(T.ndim), *factors) - T) / norm
+      for m in range(T.ndim):
+        if m != mode:
+          gram *= grams[m]
+      mttkrp = unfoldings[mode] @ _khatri_rao(others)  # (dim, R)
+      factors[mode] = _solve_normal_equations(gram, mttkrp)
+      grams[mode] = factors[mode].T @ factors[mode]
+    # The fit from what the last update computed (as TensorLy does), not from the
+    # rebuilt tensor: ||T - X||^2 = ||T||^2 - 2 <T, X> + ||X||^2, with
+    # <T, X> = sum(F_last * MTTKRP_last) and ||X||^2 = sum of the Hadamard product of
+    # all Gram matrices.
+    inner = float(np.sum(factors[-1] * mttkrp))
+    model_sq = float(np.sum(gram * grams[-1]))
+    error = np.sqrt(max(norm_sq - 2 * inner + model_sq, 0.0)) / norm
     if abs(previous - error) < tol:
       break
     previous = error
