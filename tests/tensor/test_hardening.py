@@ -75,3 +75,8 @@ def test_an_empty_batch_gives_an_empty_output(spec):
     warnings.simplefilter("ignore")
     layer = make_dense(spec, 64, 32, rngs=nnx.Rngs(0))
   assert layer(jnp.zeros((0, 64))).shape == (0, 32)
+
+
+def test_a_low_rank_layer_above_full_rank_warns():
+  with pytest.warns(UserWarning, match="rank=12 exceeds min\\(8, 10\\)"):
+    make_dense({"kind": "lowrank", "rank": 12}, 8, 10, rngs=nnx.Rngs(0))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import jax.numpy as jnp
 from flax import nnx
 
@@ -44,6 +46,13 @@ class LowRankDense(FactorizedDense):
       rngs=rngs,
     )
     rank = spec.rank
+    if rank > min(self.in_features, self.out_features):
+      warnings.warn(
+        f"LowRankSpec.rank={rank} exceeds min({self.in_features}, {self.out_features}): "
+        f"rank {min(self.in_features, self.out_features)} already represents every "
+        "matrix, so the extra factor columns only add weights.",
+        stacklevel=2,
+      )
     variance = init_lib.target_variance(spec.init, self.in_features, self.out_features)
     std = init_lib.product_stds(variance, num_factors=2, summed_terms=rank)
     normal = lambda shape: nnx.Param(init_lib.normal(rngs.params(), shape, std, self.param_dtype))
