@@ -8,7 +8,7 @@ r"""Training-step time of every paper config against its dense twin, same machin
 Each config point of benchmarks/paper_points.py (every config's default, plus
 EXTRA_POINTS) is built as the trainer builds it, with its optimizer, at its batch
 size; the dense twin is the same network with every layer a plain dense / conv
-layer. The step is tnjax.trainer.train_step (forward, backward, optimizer update,
+layer. The step is tnjax.training.trainer.train_step (forward, backward, optimizer update,
 BatchNorm statistics, dropout, the config's augmentation) on a fixed batch of
 random images, jitted, the two timed in turn (benchmarks/common.py).
 """
@@ -27,7 +27,7 @@ from flax import nnx
 
 from benchmarks import paper_points
 from benchmarks.common import describe_machine, machine_line, time_interleaved
-from tnjax import optim, trainer
+from tnjax.training import optim, trainer
 from tnjax.data import pipeline as data_pipeline
 from tnjax.nn import total_params
 

@@ -29,7 +29,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from tnjax.configs import cpac_mnist
-from tnjax import checkpoint, fileio, pretrained, trainer
+from tnjax import fileio
+from tnjax.training import checkpoint, pretrained, run_files, trainer
 from tnjax import data as data_lib
 from tnjax.models import build_model
 from tnjax.tensor import rank_components
@@ -88,10 +89,10 @@ def main():
   args = parser.parse_args()
   config = cpac_mnist.get_config(f"rank={args.rank},fast,{args.source},epochs={args.epochs}")
   config.progress_bar = False
-  result = trainer.train_and_evaluate(config, args.workdir)
+  result = trainer.train(config, args.workdir).result
   dataset = data_lib.load_dataset(config.data)
   model = build_model(config.model, dataset.image_shape, dataset.num_classes, rngs=nnx.Rngs(0))
-  checkpoints = fileio.workdir_path(args.workdir) / "checkpoints"
+  checkpoints = fileio.workdir_path(args.workdir) / run_files.CHECKPOINTS
   pretrained.load_arrays(model, checkpoint.model_arrays(checkpoints), source=str(checkpoints))
   image = dataset.test_images[args.image]
   plot_feature_maps(image, layer_rows(model, image), args.out, args.reading)

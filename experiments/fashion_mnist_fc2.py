@@ -5,7 +5,7 @@ r"""FC-2 on real Fashion-MNIST: TT rank 8, TT rank 2, matrix rank and dense.
 
 Each variant is the corresponding config (configs/tt_mnist.py, mr_mnist.py,
 dense_mnist.py) with the `fashion_idx` argument, trained by the same
-`train_and_evaluate` the CLI calls. Finished runs are resumed / skipped from their
+`train` the CLI calls. Finished runs are resumed / skipped from their
 checkpoints. Writes experiments/results/fashion_mnist_fc2.{md,json}.
 """
 
@@ -22,7 +22,7 @@ import time
 import jax
 
 from tnjax.configs import dense_mnist, mr_mnist, tt_mnist
-from tnjax import trainer
+from tnjax.training import trainer
 
 VARIANTS = {
   "tt_rank8": (tt_mnist, "rank=8"),
@@ -39,7 +39,7 @@ def run(name, epochs, workdir, schedule):
   if schedule == "cosine":
     config.schedule.update(name="cosine", learning_rate=0.05, end_learning_rate=0.0)
   start = time.time()
-  result = trainer.train_and_evaluate(config, os.path.join(workdir, name))
+  result = trainer.train(config, os.path.join(workdir, name)).result
   layer = config.model.layers.hidden.to_dict()
   return {
     "variant": name,

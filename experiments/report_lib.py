@@ -19,12 +19,13 @@ import sys
 import matplotlib
 
 from tnjax import fileio
+from tnjax.training import run_files
 
 matplotlib.use("Agg")
 
 
 def _is_run(path) -> bool:
-  return (fileio.Path(path) / "config.json").exists()
+  return (fileio.Path(path) / run_files.CONFIG).exists()
 
 
 def load_runs(workdirs) -> list[dict]:
@@ -47,12 +48,12 @@ def load_runs(workdirs) -> list[dict]:
 
 def load_run(path) -> dict:
   path = fileio.workdir_path(path)
-  config = fileio.read_json(path / "config.json")
-  result = fileio.read_json(path / "result.json")
+  config = fileio.read_json(path / run_files.CONFIG)
+  result = fileio.read_json(path / run_files.RESULT)
   seconds = [
-    r["epoch_seconds"] for r in fileio.read_jsonl(path / "metrics.jsonl") if "epoch_seconds" in r
+    r["epoch_seconds"] for r in fileio.read_jsonl(path / run_files.METRICS) if "epoch_seconds" in r
   ]
-  point = fileio.read_json(path / "point.json") or {}
+  point = fileio.read_json(path / run_files.POINT) or {}
   return {
     "dir": str(path),
     "config_file": point.get("config"),

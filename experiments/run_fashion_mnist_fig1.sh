@@ -14,7 +14,7 @@ EPOCHS=${EPOCHS:-10}
 SEEDS=${SEEDS:-0,1,2}
 TT_POINTS=${TT_POINTS:-1,2,3,5,6,7,9,10,11,13,14,15,17,18,19}  # ranks 2, 4, 8 of each family
 MR_POINTS=${MR_POINTS:-1,3,5}  # ranks 2, 8, 32
-SCHEDULE=(--set schedule.name=cosine --set schedule.learning_rate=0.05 --set schedule.end_learning_rate=0.0)
+SCHEDULE=(--config.schedule.name=cosine --config.schedule.learning_rate=0.05 --config.schedule.end_learning_rate=0.0)
 for seed in ${SEEDS//,/ }; do
   for rank in 8 6; do
     python -m tnjax.train --config "configs/tt_mnist.py:fashion_idx,hashednet,rank=$rank,epochs=$EPOCHS" \

@@ -1,5 +1,6 @@
 """Test settings: no wandb, quiet TF, a shared XLA compilation cache, and float64 on demand."""
 
+import contextlib
 import getpass
 import os
 import tempfile
@@ -16,6 +17,8 @@ os.environ.setdefault(
 )
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
+import subprocess  # noqa: E402
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
@@ -27,3 +30,43 @@ def x64():
   jax.config.update("jax_enable_x64", True)
   yield
   jax.config.update("jax_enable_x64", previous)
+
+
+# Fault trials: a small tmpfs to fill up, and a read-only one, where the tests run as root.
+@contextlib.contextmanager
+def _tmpfs(mount_point, options: str):
+  mounted = subprocess.run(
+    ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)], capture_output=True
+  )
+  if mounted.returncode != 0:
+    pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+  try:
+    yield mount_point
+  finally:
+    subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A directory on a tmpfs of 600 kB (full after a few files); skipped where one cannot be
+  mounted (not root, or no mount permission in this container)."""
+  mount_point = tmp_path / "small_disk"
+  mount_point.mkdir()
+  if os.geteuid() != 0:
+    pytest.skip("mounting a tmpfs needs root")
+  with _tmpfs(mount_point, "size=600k") as path:
+    yield path
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+  """A read-only directory: a read-only tmpfs as root (root ignores file permissions)."""
+  mount_point = tmp_path / "read_only"
+  mount_point.mkdir()
+  if os.geteuid() != 0:
+    os.chmod(mount_point, 0o500)
+    yield mount_point
+    os.chmod(mount_point, 0o700)
+    return
+  with _tmpfs(mount_point, "size=64k,ro") as path:
+    yield path

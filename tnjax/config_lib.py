@@ -1,15 +1,26 @@
-"""Shared config pieces: the trainer's defaults and the `path.py:a=1,b` argument parser.
+"""Configs: the one loader, the trainer's defaults and the schema facts about them.
 
 Configs are data: every experiment is `get_config(arg)` in configs/, built from
 `base_config()` plus a few fields. `--config configs/x.py:runlocal,rank=4` passes
-'runlocal,rank=4' as `arg`.
+'runlocal,rank=4' as `arg`; `--config.num_epochs=3` overrides a field. Every
+program (train, sweep, compress, evaluate) loads configs through `load_config`,
+so a config file and its overrides mean the same thing everywhere.
 """
 
 from __future__ import annotations
 
+import ast
+import copy
+import difflib
+import importlib.util
+import pathlib
+import re
+import sys
+
 import ml_collections
 
 from tnjax import data as data_lib
+from tnjax import errors
 
 
 def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
@@ -24,20 +35,21 @@ def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
     key, _, value = item.partition("=")
     key = key.strip()
     if key not in spec:
-      raise ValueError(f"Config argument {key!r} is unknown; known arguments: {sorted(spec)}.")
+      near = difflib.get_close_matches(key, list(spec), n=3, cutoff=0.5)
+      raise errors.UserError(
+        f"config argument {key!r} is unknown"
+        + (f" (did you mean {' or '.join(near)}?)" if near else "")
+        + f"; known arguments: {', '.join(sorted(spec))}."
+      )
     default = spec[key]
     if not value:
       parsed = True
     elif isinstance(default, bool):
       if value.lower() not in ("true", "false", "1", "0"):
-        raise ValueError(f"Config argument {key}={value!r} must be true or false.")
+        raise errors.UserError(f"config argument {key}={value!r} must be true or false.")
       parsed = value.lower() in ("true", "1")
-    elif isinstance(default, int):
-      parsed = int(value)
-    elif isinstance(default, float):
-      parsed = float(value)
     else:
-      parsed = value
+      parsed = _typed(value, default, f"config argument {key}")
     result[key] = parsed
   return result
 
@@ -103,7 +115,7 @@ def base_config() -> ml_collections.ConfigDict:
   # data=4, model=2 also splits arrays of >= mesh_min_shard_size entries over 'model'.
   c.mesh = ml_collections.ConfigDict({"data": 1, "model": 1})
   c.mesh_min_shard_size = 1 << 16
-  # Trained dense weights to start from (tnjax/pretrained.py): .npz / .h5 of arrays named
+  # Trained dense weights to start from (tnjax/training/pretrained.py): .npz / .h5 of arrays named
   # like the model's parameters ('conv1_1/kernel'); rename maps file names to those paths.
   c.pretrained = ml_collections.ConfigDict({"path": "", "rename": ml_collections.ConfigDict()})
   c.log_every_steps = 50
@@ -129,3 +141,189 @@ def shrink_for_smoke_run(c: ml_collections.ConfigDict) -> ml_collections.ConfigD
   c.data.max_test_examples = 64
   c.log_every_steps = 2
   return c
+
+
+# --- Schema facts: which saved fields may differ, which were added or renamed ---
+
+# Dotted prefixes of fields that cannot change the trained parameters: a resume may change them.
+HARMLESS_FIELDS = (
+  "log_every_steps",
+  "progress_bar",
+  "checkpoint.",
+  "eval_batch_size",
+  "wandb.",
+  "mesh.",
+  "mesh_min_shard_size",
+  "data.data_dir",
+  "data.idx_dir",
+  "data.max_test_examples",
+)
+# Fields added after runs were made, with the value that reproduces those runs:
+# a saved config without the field and a current one holding this value agree.
+ADDED_WITH_DEFAULT = {
+  "dtype": "float32",
+  "trainable": "",
+  "data.normalization": "imagenet",
+  "data.whiten": "",
+  "schedule.decay_steps": 0,
+  "schedule.decay_rate": 1.0,
+}
+# config.model fields of configs written before every model took `layers` (tnjax <= stop 14).
+RENAMED_MODEL_FIELDS = {"hidden_layer": "layers.hidden", "output_layer": "layers.output"}
+WANDB_MODES = ("disabled", "offline", "online")
+
+
+def is_harmless(key: str) -> bool:
+  """Whether the dotted field `key` may change when a run resumes."""
+  return any(
+    key == h or key.startswith(h) if h.endswith(".") else key == h for h in HARMLESS_FIELDS
+  )
+
+
+# --- The loader ---
+
+
+def load_module(config_path: str):
+  """(module, arg) for 'path/to/x.py[:arg]'; one-line UserErrors for what a user can fix."""
+  path, _, arg = config_path.partition(":")
+  if not path.endswith(".py") or not pathlib.Path(path).is_file():
+    raise errors.UserError(
+      f"config file {path!r} does not exist (or is not a .py file); "
+      "pass --config path/to/config.py[:args], e.g. --config configs/tt_mnist.py."
+    )
+  name = "tnjax_config_" + re.sub(r"\W", "_", path)
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  try:
+    spec.loader.exec_module(module)
+  except SyntaxError as e:
+    raise errors.UserError(f"config file {path} line {e.lineno}: {e.msg}; fix the file.") from e
+  except ImportError as e:
+    raise errors.UserError(f"config file {path} cannot be imported: {e}.") from e
+  if not callable(getattr(module, "get_config", None)):
+    raise errors.UserError(
+      f"config file {path} defines no get_config(); a tnjax config returns its "
+      "ConfigDict from get_config(arg=None)."
+    )
+  return module, (arg or None)
+
+
+def load_config(config_path: str, overrides=None) -> ml_collections.ConfigDict:
+  """get_config(arg) of 'path.py[:arg]' with `overrides` applied, locked.
+
+  `overrides` maps dotted fields to values; strings given on the command line
+  (`--config.x=v`, see `split_overrides`) are parsed by the type of the field they set.
+  """
+  module, arg = load_module(config_path)
+  config = call_get_config(module, arg)
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise errors.UserError(
+      f"get_config() of {config_path.partition(':')[0]} returned a "
+      f"{type(config).__name__}, not an ml_collections.ConfigDict."
+    )
+  config = apply_overrides(config, overrides or {})
+  config.lock()
+  return config
+
+
+def call_get_config(module, arg: str | None) -> ml_collections.ConfigDict:
+  """module.get_config(arg); a ValueError it raises (a bad argument value) is one line."""
+  with errors.input_errors_are_user_errors():
+    return module.get_config(arg) if arg else module.get_config()
+
+
+def split_overrides(argv: list[str]) -> tuple[list[str], dict]:
+  """(the other arguments, {field: text}) from `--config.a.b=v` and `--noconfig.flag` items."""
+  rest, overrides = [], {}
+  for item in argv:
+    if item.startswith("--noconfig."):
+      overrides[item[len("--noconfig.") :]] = False
+    elif item.startswith("--config."):
+      key, sep, text = item[len("--config.") :].partition("=")
+      overrides[key] = text if sep else True
+    else:
+      rest.append(item)
+  return rest, overrides
+
+
+def apply_overrides(
+  config: ml_collections.ConfigDict, overrides: dict, *, new_leaves: bool = False
+) -> ml_collections.ConfigDict:
+  """A copy of `config` with dotted-field overrides set.
+
+  A string value for a non-string field is parsed by that field's type (the
+  command line gives strings). Every field named must exist unless `new_leaves`
+  (a config's sweep() may add a leaf under an existing field, e.g. a spec's ranks);
+  a value may replace a whole sub-config (a point can swap a layer spec).
+  """
+  config = copy.deepcopy(config)
+  for key, value in overrides.items():
+    *parents, leaf = key.split(".")
+    node = config
+    for i, name in enumerate(parents):
+      if not isinstance(node, ml_collections.ConfigDict) or name not in node:
+        raise errors.UserError(_unknown_field(config, ".".join(parents[: i + 1]), key))
+      node = node[name]
+    if not isinstance(node, ml_collections.ConfigDict):
+      raise errors.UserError(_unknown_field(config, key, key))
+    if leaf not in node and not new_leaves:
+      raise errors.UserError(_unknown_field(config, key, key))
+    current = node[leaf] if leaf in node else None
+    if isinstance(value, str) and not isinstance(current, str):
+      value = _typed(value, current, f"--config.{key}")
+    elif value is True and current is not None and not isinstance(current, bool):
+      raise errors.UserError(f"--config.{key} needs a value: --config.{key}=VALUE.")
+    with node.unlocked(), node.ignore_type():
+      node[leaf] = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
+  return config
+
+
+def _field_names(tree, prefix: str = "") -> list[str]:
+  names = []
+  for key, value in tree.items():
+    names.append(prefix + key)
+    if isinstance(value, ml_collections.ConfigDict):
+      names += _field_names(value, f"{prefix}{key}.")
+  return names
+
+
+def _unknown_field(config, missing: str, key: str) -> str:
+  near = difflib.get_close_matches(missing, _field_names(config), n=4, cutoff=0.5)
+  return (
+    f"--config.{key}: the config has no field {missing!r}"
+    + (f"; nearest: {', '.join(near)}" if near else "")
+    + "."
+  )
+
+
+def _typed(text: str, current, what: str):
+  """`text` parsed as the type of `current` (bool, int, float, or a Python literal)."""
+  if isinstance(current, bool):
+    if text.lower() not in ("true", "false", "1", "0"):
+      raise errors.UserError(f"{what}={text!r} must be true or false.")
+    return text.lower() in ("true", "1")
+  try:
+    if isinstance(current, int):
+      return int(text)
+    if isinstance(current, float):
+      return float(text)
+  except ValueError:
+    raise errors.UserError(
+      f"{what}={text!r} is not a{'n int' if isinstance(current, int) else ' float'}."
+    ) from None
+  if isinstance(current, str):
+    return text
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+  return value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
+
+
+def run_with_overrides(main) -> None:
+  """absl's app.run(main) for a program that takes a config: the --config.FIELD=VALUE
+  and --noconfig.FIELD items are taken out of argv first and passed as main(argv, overrides)."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+
+  argv, overrides = split_overrides(sys.argv)
+  app.run(lambda args: main(args, overrides), argv=argv)

@@ -1,14 +1,16 @@
 """How a run ends: exit codes, the errors behind them, and the CLI wrapper that prints them.
 
 A run ends in one of four ways, each with its own exit code and last line:
-finished (0), preempted (75: saved, rerun to resume), diverged (3: non-finite
-loss, nothing saved after it) or failed. Failures a user can fix (a bad config,
+finished (0), stopped (saved; rerun the same command to resume: 75 after SIGTERM,
+a preemption; 130 after SIGINT, Ctrl-C), diverged (3: non-finite loss, nothing
+saved after it) or failed. Failures a user can fix (a bad config,
 a missing file, a workdir held by another trainer) print one line and exit 2;
 `--debug` or TNJAX_DEBUG=1 shows the traceback instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -16,6 +18,9 @@ EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
 EXIT_WORKDIR_BUSY = 4
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: try again later (a rerun resumes)
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C (saved; a rerun resumes)
+# Exits after which the same command resumes where the run stopped.
+RESUMABLE_EXITS = (EXIT_PREEMPTED, EXIT_INTERRUPTED)
 
 
 class UserError(ValueError):
@@ -46,8 +51,35 @@ class Preempted(Exception):
     self.step = step
 
 
+class Interrupted(Preempted):
+  """SIGINT (Ctrl-C) arrived; a checkpoint was saved at `step`."""
+
+  exit_code = EXIT_INTERRUPTED
+
+
 # Errors whose message is the whole story; anything else is a bug and keeps its traceback.
-ONE_LINE_ERRORS = (UserError, ValueError, FileNotFoundError, FileExistsError, Diverged, Preempted)
+ONE_LINE_ERRORS = (UserError, Diverged, Preempted)
+# What the library raises for bad input (a spec's ValueError naming the field, a missing
+# file): while a program reads its config, data and weights, these are the user's to fix.
+INPUT_ERRORS = (
+  ValueError,
+  FileNotFoundError,
+  FileExistsError,
+  NotADirectoryError,
+  IsADirectoryError,
+)
+
+
+@contextlib.contextmanager
+def input_errors_are_user_errors():
+  """Inside it, INPUT_ERRORS become UserErrors (one line); use it only around the steps
+  that interpret user input, so that the same errors elsewhere keep their tracebacks."""
+  try:
+    yield
+  except UserError:
+    raise
+  except INPUT_ERRORS as e:
+    raise UserError(str(e) or type(e).__name__) from e
 
 
 def debug_enabled(argv=None) -> bool:
@@ -63,8 +95,13 @@ def run_cli(main, argv=None) -> int:
     if debug_enabled(argv):
       raise
     code = getattr(e, "exit_code", EXIT_USER_ERROR)
-    kind = "preempted" if isinstance(e, Preempted) else "error"
+    kind = {Interrupted: "interrupted", Preempted: "preempted"}.get(type(e), "error")
     hint = " (--debug shows the traceback)" if code in (EXIT_USER_ERROR, EXIT_WORKDIR_BUSY) else ""
     print(f"tnjax: {kind}: {' '.join(str(e).split())}{hint}", file=sys.stderr, flush=True)
     return code
+  except KeyboardInterrupt:  # Ctrl-C before training began (or after it ended): nothing to save
+    if debug_enabled(argv):
+      raise
+    print("tnjax: interrupted (nothing was being trained; nothing lost)", file=sys.stderr)
+    return EXIT_INTERRUPTED
   return 0

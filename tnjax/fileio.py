@@ -10,14 +10,18 @@ whole, and a write replaces the object in one request.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import uuid
+import warnings
 
 os.environ.setdefault("EPATH_USE_TF", "false")  # read by etils on first gs:// use
 
 import fsspec  # noqa: E402
 from etils import epath  # noqa: E402
+
+from tnjax.errors import UserError  # noqa: E402
 
 # gcsfs caches directory listings per process; a workdir is shared with other processes
 # (locks, a second trainer, sweeps, report scripts), so every listing must be fresh.
@@ -38,27 +42,82 @@ def workdir_path(path) -> epath.Path:
   if is_remote(text):
     return epath.Path(text)
   if "://" in text:
-    raise ValueError(f"workdir {text!r}: only local paths and gs:// (or s3://) URLs are supported.")
+    raise UserError(f"workdir {text!r}: only local paths and gs:// (or s3://) URLs are supported.")
   return epath.Path(os.path.abspath(text))
+
+
+# OS errors a user fixes by choosing another place or freeing space: what to say about each.
+_WRITE_HINTS = {
+  errno.ENOSPC: "the disk is full; free space or use a --workdir on another disk",
+  errno.EDQUOT: "the disk quota is used up; free space or use a --workdir elsewhere",
+  errno.EACCES: "permission denied; use a --workdir you can write to",
+  errno.EPERM: "permission denied; use a --workdir you can write to",
+  errno.EROFS: "the file system is read-only; use a writable --workdir",
+  errno.ENOTDIR: "a part of the path is a file, not a directory; use another --workdir",
+  errno.EEXIST: "a part of the path is a file, not a directory; use another --workdir",
+  errno.EISDIR: "the path is a directory; use another --workdir",
+}
+
+
+def unwritable(error: OSError, path) -> UserError | None:
+  """A one-line UserError for an OSError a user can fix (full disk, no permission, ...)."""
+  hint = _WRITE_HINTS.get(error.errno)
+  if hint is None:
+    return None
+  return UserError(f"cannot write {os.fspath(path)}: {error.strerror or error} ({hint}).")
+
+
+def check_workdir(path) -> epath.Path:
+  """The workdir as a path, created; a place that cannot hold one is a one-line UserError."""
+  workdir = workdir_path(path)
+  if is_remote(workdir):
+    return workdir
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    probe = workdir / f".write_test.{uuid.uuid4().hex[:8]}"
+    probe.write_text("")
+    probe.unlink()
+  except FileExistsError:
+    raise UserError(
+      f"workdir {os.fspath(workdir)} is a file, not a directory; use another --workdir."
+    ) from None
+  except OSError as e:
+    raise (unwritable(e, workdir) or e) from None
+  return workdir
 
 
 def read_json(path, default=None):
   path = epath.Path(path)
   if not path.exists():
     return default
-  return json.loads(path.read_text())
+  text = path.read_text()
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError as e:
+    raise UserError(
+      f"{os.fspath(path)} is not valid JSON ({e.msg} at line {e.lineno}); restore or delete it."
+    ) from None
 
 
 def write_text(path, text: str) -> None:
-  """Writes a whole file so that readers see the old or the new version, never a part."""
+  """Writes a whole file so that readers see the old or the new version, never a part.
+
+  A write that fails leaves no temporary file behind; a full disk or a path that
+  cannot be written is a one-line UserError naming the file.
+  """
   path = epath.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  if is_remote(path):  # an object upload replaces the object atomically
-    path.write_text(text)
-    return
   temporary = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-  temporary.write_text(text)
-  os.replace(temporary, path)
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if is_remote(path):  # an object upload replaces the object atomically
+      path.write_text(text)
+      return
+    temporary.write_text(text)
+    os.replace(temporary, path)
+  except OSError as e:
+    if not is_remote(path):
+      temporary.unlink(missing_ok=True)
+    raise (unwritable(e, path) or e) from e
 
 
 def write_json(path, obj) -> None:
@@ -67,7 +126,26 @@ def write_json(path, obj) -> None:
 
 
 def read_jsonl(path) -> list[dict]:
+  """The records of a JSON-lines file. A last line cut short (a write torn by a crash)
+  is dropped with a warning; a damaged line before it is a UserError naming the line."""
   path = epath.Path(path)
   if not path.exists():
     return []
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  lines = [(n, line) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+  records = []
+  for i, (number, line) in enumerate(lines):
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError as e:
+      if i == len(lines) - 1:
+        warnings.warn(
+          f"{os.fspath(path)}: its last line ({number}) is cut short ({e.msg}), as a write "
+          "torn by a crash leaves it; dropped.",
+          stacklevel=2,
+        )
+        break
+      raise UserError(
+        f"{os.fspath(path)} line {number} is not valid JSON ({e.msg}); restore the file, "
+        "or delete the line and the ones after it."
+      ) from None
+  return records

@@ -2,7 +2,7 @@ r"""Runs every point of a config's sweep(), each in its own sub-workdir, resumab
 
   python -m tnjax.sweep --config configs/tt_mnist.py:fashion_idx,epochs=10 --workdir runs/fig1
   python -m tnjax.sweep --config ... --workdir ... --parallel 2 --points 0,3 --dry_run
-  python -m tnjax.sweep --config ... --workdir ... --set schedule.name=cosine --set num_epochs=30
+  python -m tnjax.sweep --config ... --workdir ... --config.schedule.name=cosine --config.num_epochs=30
   python -m tnjax.sweep --config ... --workdir ... --seeds 0,1,2   # every point, 3 seeds
 
 `sweep()` in the config module returns a list of override dicts (dotted keys,
@@ -26,11 +26,8 @@ The workdir may be local or gs://.
 
 from __future__ import annotations
 
-import ast
 import concurrent.futures
-import copy
 import ctypes
-import importlib.util
 import json
 import os
 import re
@@ -44,9 +41,10 @@ import time
 from absl import app, flags, logging
 import ml_collections
 
+from tnjax import config_lib
 from tnjax import errors
 from tnjax import fileio
-from tnjax import run_lock
+from tnjax.training import run_files
 
 _CONFIG = flags.DEFINE_string("config", None, "Config file[:args] whose module defines sweep().")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory holding one sub-workdir per point.")
@@ -56,59 +54,44 @@ _SEEDS = flags.DEFINE_string(
   "seeds", "", "Comma-separated seeds: run every chosen point once per seed (config.seed)."
 )
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the points and their state; run nothing.")
-_SET = flags.DEFINE_multi_string(
-  "set",
-  [],
-  "key=value override applied to every point, e.g. --set num_epochs=30 "
-  "--set schedule.name=cosine (values parsed as Python literals, else strings).",
-)
 _RUN_POINT = flags.DEFINE_integer("run_point", None, "Internal: run this one point in-process.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def load_config_module(config_path: str):
-  """(module, arg) for 'path/to/x.py:arg'."""
-  path, _, arg = config_path.partition(":")
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"Config file {path!r} does not exist.")
-  spec = importlib.util.spec_from_file_location(
-    "tnjax_sweep_config_" + re.sub(r"\W", "_", os.path.basename(path)[:-3]), path
-  )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  if not hasattr(module, "get_config"):
-    raise ValueError(f"{path} has no get_config(); it is not a tnjax config.")
-  return module, (arg or None)
-
-
-def parse_settings(settings) -> dict:
-  """['a.b=1', 'c=cosine'] -> {'a.b': 1, 'c': 'cosine'} (Python literals, else strings)."""
-  overrides = {}
-  for item in settings:
-    key, sep, text = item.partition("=")
-    if not sep or not key.strip():
-      raise ValueError(f"--set {item!r} must look like key=value, e.g. --set num_epochs=30.")
-    try:
-      value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      value = text
-    overrides[key.strip()] = value
-  return overrides
-
-
-def sweep_points(config_path: str, settings=()) -> list[dict]:
-  """The override dicts of the config's sweep() (after the common `settings`), checked."""
-  module, _ = load_config_module(config_path)
-  if not hasattr(module, "sweep"):
-    raise ValueError(
-      f"{config_path.partition(':')[0]} defines no sweep(); add a function "
-      "sweep() returning a list of override dicts to run it as a sweep."
+def sweep_points(module, common: dict | None = None) -> list[dict]:
+  """The override dicts of the config module's sweep(), after the `common` ones, checked."""
+  if not callable(getattr(module, "sweep", None)):
+    raise errors.UserError(
+      f"{module.__file__} defines no sweep(); add a function sweep() returning a list "
+      "of override dicts to run it as a sweep."
     )
   points = module.sweep()
   if not isinstance(points, (list, tuple)) or not all(isinstance(p, dict) for p in points):
-    raise ValueError("sweep() must return a list of dicts mapping dotted config keys to values.")
-  common = parse_settings(settings)
-  return [{**common, **p} for p in points]
+    raise errors.UserError(
+      f"sweep() of {module.__file__} must return a list of dicts mapping dotted config "
+      "fields to values."
+    )
+  return [{**(common or {}), **p} for p in points]
+
+
+def typed_overrides(config, overrides: dict) -> dict:
+  """The command-line overrides as the values they set (checked against the config)."""
+  config = config_lib.apply_overrides(config, overrides)
+  typed = {}
+  for key in overrides:
+    value = config
+    for name in key.split("."):
+      value = value[name]
+    typed[key] = value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
+  return typed
+
+
+def point_config(module, arg, index: int, overrides: dict) -> ml_collections.ConfigDict:
+  """Point `index`'s config: get_config(arg), the command-line overrides, then the point's."""
+  base = config_lib.call_get_config(module, arg)
+  common = typed_overrides(base, overrides)
+  config = config_lib.apply_overrides(base, common)
+  return config_lib.apply_overrides(config, sweep_points(module)[index], new_leaves=True)
 
 
 def _short(value) -> str:
@@ -150,49 +133,16 @@ def point_name(index: int, overrides: dict) -> str:
   return f"{index:02d}_{name}"
 
 
-def apply_overrides(
-  config: ml_collections.ConfigDict, overrides: dict
-) -> ml_collections.ConfigDict:
-  """A copy of `config` with dotted-key overrides set (types may change: a point can swap a spec)."""
-  config = copy.deepcopy(config)
-  for key, value in overrides.items():
-    *parents, leaf = key.split(".")
-    node = config
-    for i, name in enumerate(parents):
-      if name not in node:
-        raise KeyError(
-          f"Sweep override {key!r}: config has no field {'.'.join(parents[: i + 1])!r}."
-        )
-      node = node[name]
-    with node.unlocked(), node.ignore_type():
-      node[leaf] = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
-  return config
-
-
-def point_status(point_dir) -> str:
-  """new | partial | running (another process holds its lock) | diverged | done."""
-  point_dir = fileio.workdir_path(point_dir)
-  if (point_dir / "result.json").exists():
-    return "done"
-  if run_lock.holder(point_dir):
-    return "running"
-  if (point_dir / "diverged.json").exists():
-    return "diverged"
-  if (point_dir / "checkpoints").exists():
-    return "partial"
-  return "new"
-
-
-def run_point_in_process(config_path: str, workdir: str, index: int, settings=()) -> dict:
+def run_point_in_process(config_path: str, workdir: str, index: int, overrides=None) -> dict:
   """Trains point `index` in this process (what each sweep subprocess does)."""
-  from tnjax import trainer  # pylint: disable=g-import-not-at-top
+  from tnjax.training import preemption, trainer  # pylint: disable=g-import-not-at-top
 
-  module, arg = load_config_module(config_path)
-  overrides = sweep_points(config_path, settings)[index]
-  config = apply_overrides(module.get_config(arg), overrides)
+  preemption.program_signal_handlers()
+  module, arg = config_lib.load_module(config_path)
+  config = point_config(module, arg, index, overrides or {})
   with config.unlocked():
     config.progress_bar = False  # the log is a file: epoch records only
-  return trainer.train_and_evaluate(config, workdir)
+  return trainer.train(config, workdir).result
 
 
 _PR_SET_PDEATHSIG = 1
@@ -211,6 +161,7 @@ class _Children:
 
   def __init__(self):
     self.processes, self.stopping, self._lock = set(), False, threading.Lock()
+    self.signal = None
 
   def start(self, command, log):
     with self._lock:
@@ -225,7 +176,9 @@ class _Children:
   def stop_all(self, signum=signal.SIGTERM, frame=None):
     del frame
     with self._lock:
-      self.stopping = True
+      if self.stopping:  # a repeated signal: the points are already saving
+        return
+      self.stopping, self.signal = True, signum
       for process in self.processes:
         if process.poll() is None:
           process.send_signal(signum)
@@ -234,7 +187,7 @@ class _Children:
 _CHILDREN = _Children()
 
 
-def _launch(config_path: str, point_dir, index: int, settings) -> int:
+def _launch(config_path: str, point_dir, index: int, overrides: dict) -> int:
   """Runs one point in a child process; its output goes to POINT_DIR/train.log."""
   point_dir = fileio.workdir_path(point_dir)
   command = [
@@ -244,39 +197,54 @@ def _launch(config_path: str, point_dir, index: int, settings) -> int:
     f"--config={config_path}",
     f"--workdir={point_dir}",
     f"--run_point={index}",
-    *(f"--set={s}" for s in settings),
+    *(f"--config.{key}={value}" for key, value in overrides.items()),
   ]
   remote = fileio.is_remote(point_dir)
+  log = point_dir / run_files.TRAIN_LOG
   # gs:// objects cannot be appended to: log locally, then add the lines to train.log at the end.
   if remote:
     handle, log_path = tempfile.mkstemp(suffix=".log")
     os.close(handle)
   else:
-    log_path = os.fspath(point_dir / "train.log")
-  with open(log_path, "a") as log:
-    process = _CHILDREN.start(command, log)
+    log_path = os.fspath(log)
+  with open(log_path, "a") as log_file:
+    process = _CHILDREN.start(command, log_file)
     code = errors.EXIT_PREEMPTED if process is None else process.wait()
     if process is not None:
       _CHILDREN.processes.discard(process)
+  with open(log_path) as f:
+    output = f.read()
   if remote:
-    previous = (point_dir / "train.log").read_text() if (point_dir / "train.log").exists() else ""
-    with open(log_path) as f:
-      fileio.write_text(point_dir / "train.log", previous + f.read())
+    previous = log.read_text() if log.exists() else ""
+    fileio.write_text(log, previous + output)
     os.remove(log_path)
+  if code == errors.EXIT_USER_ERROR:  # the child's one line says what to fix
+    reason = next(
+      (line for line in reversed(output.splitlines()) if line.startswith("tnjax: error:")),
+      f"exit {code}; see {run_files.TRAIN_LOG}",
+    )
+    fileio.write_json(point_dir / run_files.FAILED, {"message": reason})
   return code
 
 
 def _check_same_point(point_dir, config_path: str, overrides: dict) -> None:
-  """Refuses to resume a point directory that was made with other settings."""
-  saved = fileio.read_json(fileio.workdir_path(point_dir) / "point.json")
-  if saved is None:
+  """Refuses to resume a point directory that trained under other settings."""
+  point_dir = fileio.workdir_path(point_dir)
+  saved = fileio.read_json(point_dir / run_files.POINT)
+  if saved is None or run_files.status(point_dir) in ("new", "failed"):  # nothing trained yet
     return
   now = json.loads(json.dumps({"config": config_path, "overrides": overrides}))
-  if {k: saved.get(k) for k in now} != now:
-    raise ValueError(
-      f"{point_dir} was made by --config={saved.get('config')} with overrides "
-      f"{saved.get('overrides')}, not {now['overrides']}; use a new --workdir "
-      "for changed settings."
+  saved = {k: saved.get(k) for k in now}
+  if saved != now:
+    differ = sorted(
+      k
+      for k in now["overrides"].keys() | (saved["overrides"] or {}).keys()
+      if now["overrides"].get(k) != (saved["overrides"] or {}).get(k)
+    )
+    what = f"overrides differ in {differ}" if differ else f"config {saved['config']!r}"
+    raise errors.UserError(
+      f"{point_dir} trained under other settings ({what}; its {run_files.POINT} has "
+      f"{saved}); use a new --workdir for changed settings."
     )
 
 
@@ -287,78 +255,86 @@ def run_sweep(
   parallel: int = 1,
   indices=None,
   dry_run: bool = False,
-  settings=(),
+  overrides: dict | None = None,
   seeds=None,
 ) -> dict:
-  """Runs the sweep's unfinished points; returns {index: final status}.
+  """Runs the sweep's unfinished points; returns {(index, seed): final status}.
 
-  With `seeds` (a list of ints) every chosen point runs once per seed, and the
-  result is keyed by (index, seed).
+  `overrides` ({field: value or command-line text}) apply to every point (a point's
+  own value wins). With `seeds` (a list of ints) every chosen point runs once per
+  seed with config.seed set; without, seed is None in the keys.
   """
-  settings = list(settings)
-  points = sweep_points(config_path, settings)
+  module, arg = config_lib.load_module(config_path)  # the module is loaded once
+  base = config_lib.call_get_config(module, arg)
+  common = typed_overrides(base, dict(overrides or {}))  # a typo fails here, before any point
+  own_points = sweep_points(module)  # names leave out the settings common to all points
+  points = [{**common, **p} for p in own_points]
   indices = list(range(len(points))) if indices is None else list(indices)
   bad = [i for i in indices if not 0 <= i < len(points)]
   if bad:
-    raise ValueError(
+    raise errors.UserError(
       f"--points {bad} out of range: the sweep has {len(points)} points (0..{len(points) - 1})."
     )
   if parallel < 1:
-    raise ValueError(f"--parallel must be >= 1, got {parallel}.")
+    raise errors.UserError(f"--parallel must be >= 1, got {parallel}.")
   if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
-    raise ValueError(f"--seeds must list distinct integers, e.g. --seeds 0,1,2; got {seeds}.")
+    raise errors.UserError(f"--seeds must list distinct integers, e.g. --seeds 0,1,2; got {seeds}.")
   workdir = fileio.workdir_path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  own_points = sweep_points(config_path)  # names leave out the settings common to all points
-  # A job is (point index, seed or None); a seeded job sets config.seed through its settings.
+  # A job is (point index, seed or None); a seeded job sets config.seed on the command line.
   jobs = [(i, None) for i in indices] if seeds is None else [(i, s) for i in indices for s in seeds]
-  dirs, job_settings, overrides = {}, {}, {}
+  dirs, job_overrides, recorded = {}, {}, {}
   for i, seed in jobs:
     suffix = "" if seed is None else f"_seed={seed}"
     dirs[i, seed] = workdir / (point_name(i, own_points[i]) + suffix)
-    job_settings[i, seed] = settings + ([] if seed is None else [f"seed={seed}"])
-    overrides[i, seed] = points[i] if seed is None else {**points[i], "seed": seed}
+    job_overrides[i, seed] = {**common, **({} if seed is None else {"seed": seed})}
+    recorded[i, seed] = points[i] if seed is None else {**points[i], "seed": seed}
   for job in jobs:
-    _check_same_point(dirs[job], config_path, overrides[job])
+    _check_same_point(dirs[job], config_path, recorded[job])
   for job in jobs:
-    print(f"[{point_status(dirs[job]):>7}] {dirs[job]}  {overrides[job]}", flush=True)
+    print(f"[{run_files.status(dirs[job]):>7}] {dirs[job]}  {recorded[job]}", flush=True)
 
-  def key(job):
-    return job[0] if seeds is None else job
-
-  todo = [job for job in jobs if point_status(dirs[job]) in ("new", "partial")]
+  # A failed point is tried again: the command may now carry the fix.
+  todo = [job for job in jobs if run_files.status(dirs[job]) in ("new", "failed", "partial")]
   if dry_run or not todo:
-    return {key(job): point_status(dirs[job]) for job in jobs}
+    return {job: run_files.status(dirs[job]) for job in jobs}
   for job in todo:
     fileio.write_json(
-      dirs[job] / "point.json",
-      {"index": job[0], "config": config_path, "overrides": overrides[job]},
+      dirs[job] / run_files.POINT,
+      {"index": job[0], "config": config_path, "overrides": recorded[job]},
     )
 
   def run(job):
     start = time.time()
-    code = _launch(config_path, dirs[job], job[0], job_settings[job])
-    state = point_status(dirs[job])
+    code = _launch(config_path, dirs[job], job[0], job_overrides[job])
+    state = run_files.status(dirs[job])
     outcome = {
       0: "finished",
       errors.EXIT_PREEMPTED: "stopped (saved; rerun to resume)",
-      errors.EXIT_DIVERGED: "DIVERGED (see diverged.json)",
+      errors.EXIT_INTERRUPTED: "interrupted (saved; rerun to resume)",
+      errors.EXIT_DIVERGED: f"DIVERGED (see {run_files.DIVERGED})",
       errors.EXIT_WORKDIR_BUSY: "skipped: another process is training it",
-    }.get(code, f"FAILED (exit {code}, see train.log)")
-    print(f"point {key(job)} {outcome} after {time.time() - start:.0f} s: {dirs[job]}", flush=True)
+    }.get(code, f"FAILED (exit {code}, see {run_files.TRAIN_LOG})")
+    if state == "failed":
+      reason = fileio.read_json(dirs[job] / run_files.FAILED)["message"]
+      outcome = f"FAILED, nothing trained: {reason.removeprefix('tnjax: error: ')}"
+    print(f"point {job} {outcome} after {time.time() - start:.0f} s: {dirs[job]}", flush=True)
     return state
 
   with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
     results = dict(zip(todo, pool.map(run, todo)))
-  failed = [key(job) for job, s in results.items() if s != "done"]
-  if failed:
+  broken = [job for job, s in results.items() if s == "failed"]
+  stopped = [job for job, s in results.items() if s not in ("done", "failed")]
+  if broken:
+    print(f"{len(broken)} point(s) failed on a problem to fix: {broken}; fix it and rerun.")
+  if stopped:
     print(
-      f"{len(failed)} point(s) did not finish: {failed}; rerun the same command to resume them."
+      f"{len(stopped)} point(s) did not finish: {stopped}; rerun the same command to resume them."
     )
-  return {key(job): point_status(dirs[job]) for job in jobs}
+  return {job: run_files.status(dirs[job]) for job in jobs}
 
 
-def main(argv):
+def main(argv, overrides: dict):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
@@ -366,12 +342,14 @@ def main(argv):
   if _RUN_POINT.value is not None:
     sys.exit(
       errors.run_cli(
-        lambda: run_point_in_process(_CONFIG.value, _WORKDIR.value, _RUN_POINT.value, _SET.value)
+        lambda: run_point_in_process(_CONFIG.value, _WORKDIR.value, _RUN_POINT.value, overrides)
       )
     )
   indices = [int(i) for i in _POINTS.value.split(",")] if _POINTS.value else None
   seeds = [int(s) for s in _SEEDS.value.split(",")] if _SEEDS.value else None
-  signal.signal(signal.SIGTERM, _CHILDREN.stop_all)  # preempted: every running point saves
+  # Preempted or Ctrl-C: every running point saves (a terminal's Ctrl-C reaches them too).
+  signal.signal(signal.SIGTERM, _CHILDREN.stop_all)
+  signal.signal(signal.SIGINT, _CHILDREN.stop_all)
   status = {}
 
   def sweep():
@@ -382,7 +360,7 @@ def main(argv):
         parallel=_PARALLEL.value,
         indices=indices,
         dry_run=_DRY_RUN.value,
-        settings=_SET.value,
+        overrides=overrides,
         seeds=seeds,
       )
     )
@@ -391,10 +369,11 @@ def main(argv):
   if code:
     sys.exit(code)
   if _CHILDREN.stopping:
-    sys.exit(errors.EXIT_PREEMPTED)
+    stopped_by_ctrl_c = _CHILDREN.signal == signal.SIGINT
+    sys.exit(errors.EXIT_INTERRUPTED if stopped_by_ctrl_c else errors.EXIT_PREEMPTED)
   if not _DRY_RUN.value and any(s != "done" for s in status.values()):
     sys.exit(1)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  config_lib.run_with_overrides(main)

@@ -1,13 +1,15 @@
 r"""Command line: python -m tnjax.train --config configs/x.py[:args] --workdir DIR.
 
-Any config field can be overridden: --config.num_epochs=3 --config.model.layers.hidden.ranks=4.
-A workdir that holds checkpoints is resumed from the newest one, if its config
-still matches (--allow_config_change continues under changed settings and records
-the change). DIR may be a local path or gs://bucket/path.
+Any config field can be overridden: --config.num_epochs=3 --config.model.layers.hidden.ranks=4
+(--noconfig.progress_bar sets a flag false). A workdir that holds checkpoints is
+resumed from the newest one, if its config still matches (--allow_config_change
+continues under changed settings and records the change). DIR may be a local path
+or gs://bucket/path.
 
 Exit codes: 0 finished, 2 a problem to fix (one line on stderr; --debug shows the
 traceback), 3 diverged, 4 the workdir is in use by another trainer, 75 preempted
-(a checkpoint was saved; rerun the same command to resume).
+(SIGTERM) and 130 interrupted (SIGINT, Ctrl-C): a checkpoint was saved at the end of
+the step; rerun the same command to resume.
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ from __future__ import annotations
 import sys
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
-from tnjax import cli
+from tnjax import config_lib
 from tnjax import errors
 
-_CONFIG = config_flags.DEFINE_config_file(
-  "config", None, "Path to a config file[:args].", lock_config=True
+_CONFIG = flags.DEFINE_string(
+  "config", None, "Config file[:args]; override its fields with --config.FIELD=VALUE."
 )
 _WORKDIR = flags.DEFINE_string(
   "workdir", None, "Directory (local or gs://) for checkpoints and metrics."
@@ -38,7 +39,7 @@ flags.DEFINE_bool(
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def main(argv):
+def main(argv, overrides: dict):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
@@ -46,18 +47,19 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
 
   def run():
+    config = config_lib.load_config(_CONFIG.value, overrides)
     from tnjax import sharding  # pylint: disable=g-import-not-at-top
+    from tnjax.training import preemption  # pylint: disable=g-import-not-at-top
 
+    preemption.program_signal_handlers()
     sharding.maybe_initialize_distributed()  # multi-host only; must precede any JAX computation
-    from tnjax import trainer  # imported late so --help is fast
+    from tnjax.training import trainer  # imported late so --help is fast
 
     # $VARS expand, so a W&B sweep gives each run its own workdir: runs/sweep/$WANDB_RUN_ID.
-    trainer.train_and_evaluate(
-      _CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value
-    )
+    trainer.train(config, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
 
   sys.exit(errors.run_cli(run))
 
 
 if __name__ == "__main__":
-  cli.run(main)
+  config_lib.run_with_overrides(main)

@@ -1,29 +1,33 @@
 """The ADTN MNIST configs: what they compress, and smoke training under tfds mock."""
 
-import pytest
-import tensorflow_datasets as tfds
 from flax import nnx
 
 from tnjax.configs import adtn_fc2_mnist, adtn_lenet5_mnist
-from tnjax import models, trainer
+from tnjax import models
 from tnjax.nn import ADTNConv, ADTNDense, layer_rows, total_params
 
 
 def test_adtn_configs_compress_the_named_layers_with_the_formula_counts():
   fc2 = models.build_model(adtn_fc2_mnist.get_config().model, (32, 32, 1), 10, rngs=nnx.Rngs(0))
   assert isinstance(fc2.hidden, ADTNDense) and fc2.hidden.weight_params == 16 * 2 * 19 + 1
-  lenet = models.build_model(adtn_lenet5_mnist.get_config("layers=3").model, (28, 28, 1), 10,
-                             rngs=nnx.Rngs(0))
+  lenet = models.build_model(
+    adtn_lenet5_mnist.get_config("layers=3").model, (28, 28, 1), 10, rngs=nnx.Rngs(0)
+  )
   assert isinstance(lenet.conv2, ADTNConv) and isinstance(lenet.fc1, ADTNDense)
   # Q = ceil(log2(weights)): conv2 2,400 -> 12, fc1 48,000 -> 16, fc2 10,080 -> 14.
   assert [lenet.conv2.weight_params, lenet.fc1.weight_params, lenet.fc2.weight_params] == [
-      16 * 3 * 11 + 1, 16 * 3 * 15 + 1, 16 * 3 * 13 + 1]
-  dense = models.build_model(adtn_lenet5_mnist.get_config("dense").model, (28, 28, 1), 10,
-                             rngs=nnx.Rngs(0))
+    16 * 3 * 11 + 1,
+    16 * 3 * 15 + 1,
+    16 * 3 * 13 + 1,
+  ]
+  dense = models.build_model(
+    adtn_lenet5_mnist.get_config("dense").model, (28, 28, 1), 10, rngs=nnx.Rngs(0)
+  )
   assert total_params(dense) == 61706
   study = [p["model.layers.hidden"] for p in adtn_fc2_mnist.sweep()]
   assert [(s.get("nonlinearity"), s.get("layers")) for s in study] == [
-      (nl, m) for nl in ("identity", "relu") for m in (2, 4, 6, 8)] + [(None, None)]
+    (nl, m) for nl in ("identity", "relu") for m in (2, 4, 6, 8)
+  ] + [(None, None)]
   assert len(adtn_lenet5_mnist.sweep()) == 9
 
 
@@ -31,8 +35,11 @@ def test_vgg16_conv_variant_and_shared_generators_have_the_formula_counts():
   from tnjax.configs import adtn_vgg16_cifar10
 
   def compressed_weights(arg):
-    model = nnx.eval_shape(lambda: models.build_model(
-        adtn_vgg16_cifar10.get_config(arg).model, (32, 32, 3), 10, rngs=nnx.Rngs(0)))
+    model = nnx.eval_shape(
+      lambda: models.build_model(
+        adtn_vgg16_cifar10.get_config(arg).model, (32, 32, 3), 10, rngs=nnx.Rngs(0)
+      )
+    )
     return sum(r["weights"] for r in layer_rows(model) if r["kind"] != "dense")
 
   # Three 3x3 512 -> 512 convs (2,359,296 weights, Q = 22), each its own ADTN at M = 2.
@@ -40,5 +47,3 @@ def test_vgg16_conv_variant_and_shared_generators_have_the_formula_counts():
   # One shared generator (Q = 23 for 7,077,888) and one scale per layer.
   assert compressed_weights("target=conv,share") == 16 * 2 * 22 + 3 == 707
   assert compressed_weights("target=conv,share,layers=1") == 16 * 22 + 3 == 355
-
-

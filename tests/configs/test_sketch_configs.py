@@ -1,22 +1,28 @@
 """LeNet-5, SmallCNN and the sketch configs: counts, matched baselines, smoke training."""
 
-import jax
 import pytest
-import tensorflow_datasets as tfds
 from flax import nnx
 
 from tnjax.configs import sketch_cifar10, sketch_common, sketch_mnist
-from tnjax import models, trainer
-from tnjax.nn import (SketchConv, SketchDense, TTDense, TuckerConv, make_conv, make_dense,
-                      total_params)
+from tnjax import models
+from tnjax.nn import (
+  SketchConv,
+  SketchDense,
+  TTDense,
+  TuckerConv,
+  make_conv,
+  make_dense,
+  total_params,
+)
 
 
 def test_dense_lenet5_and_small_cnn_parameter_counts_are_exact():
   lenet = models.build_model({"name": "lenet5"}, (28, 28, 1), 10, rngs=nnx.Rngs(0))
   # conv1 5*5*1*6+6, conv2 5*5*6*16+16, fc1 400*120+120, fc2 120*84+84, output 84*10+10
   assert total_params(lenet) == 156 + 2416 + 48120 + 10164 + 850 == 61706
-  cnn = nnx.eval_shape(lambda: models.build_model({"name": "small_cnn"}, (32, 32, 3), 10,
-                                                  rngs=nnx.Rngs(0)))
+  cnn = nnx.eval_shape(
+    lambda: models.build_model({"name": "small_cnn"}, (32, 32, 3), 10, rngs=nnx.Rngs(0))
+  )
   convs = (3 * 3 * 3 * 32 + 32) + (9 * 32 * 32 + 32) + (9 * 32 * 64 + 64) + (9 * 64 * 64 + 64)
   assert total_params(cnn) == convs + (2304 * 512 + 512) + (512 * 10 + 10) == 1250858
 
@@ -27,8 +33,9 @@ def test_per_layer_overrides_pick_each_layers_format_and_unknown_names_are_refus
   assert (type(net.conv2), type(net.fc1), type(net.fc2)) == (TuckerConv, TTDense, TTDense)
   assert type(net.conv1).__name__ == "Conv" and type(net.output).__name__ == "Dense"
   with pytest.raises(ValueError, match=r"names \['fc9'\], which are not layers of this model"):
-    models.build_model({"name": "lenet5", "layers": {"fc9": {"kind": "tt"}}}, (28, 28, 1), 10,
-                       rngs=nnx.Rngs(0))
+    models.build_model(
+      {"name": "lenet5", "layers": {"fc9": {"kind": "tt"}}}, (28, 28, 1), 10, rngs=nnx.Rngs(0)
+    )
 
 
 @pytest.mark.parametrize("config_module", [sketch_mnist, sketch_cifar10])
@@ -43,7 +50,9 @@ def test_sweeps_pair_each_sketch_with_a_baseline_of_at_least_its_weights(config_
   pairs = [
     (a, b)
     for a, b in zip(points, points[1:])
-    if a and b and {s["kind"] for s in a.values()} == {"sketch"}
+    if a
+    and b
+    and {s["kind"] for s in a.values()} == {"sketch"}
     and {s["kind"] for s in b.values()} != {"sketch"}
   ]
   for sketches, baseline in pairs:
@@ -69,16 +78,16 @@ def test_sketch_mnist_counts_follow_the_paper_formulas():
   net = models.build_model({"name": "lenet5", "layers": layers}, (28, 28, 1), 10, rngs=nnx.Rngs(0))
   assert isinstance(net.conv2, SketchConv) and isinstance(net.fc1, SketchDense)
   assert net.conv2.weight_params == 1 * 2 * 5 * 5 * (6 + 16)  # l k d2 d3 (d1 + d4)
-  assert net.fc1.weight_params == 1 * 8 * (400 + 120)         # l k (d1 + d2)
+  assert net.fc1.weight_params == 1 * 8 * (400 + 120)  # l k (d1 + d2)
   assert net.fc2.weight_params == 1 * 8 * (120 + 84)
 
 
-
-
 def test_closed_form_counts_used_for_matching_equal_the_built_layers():
-  for family, dims, spec in [("conv", (3, 3, 32, 64), {"kind": "tucker", "in_rank": 11, "out_rank": 19}),
-                             ("dense", (2304, 512), {"kind": "tt", "ranks": 26, "order": 3}),
-                             ("dense", (400, 120), {"kind": "tt", "ranks": 64, "order": 3})]:
+  for family, dims, spec in [
+    ("conv", (3, 3, 32, 64), {"kind": "tucker", "in_rank": 11, "out_rank": 19}),
+    ("dense", (2304, 512), {"kind": "tt", "ranks": 26, "order": 3}),
+    ("dense", (400, 120), {"kind": "tt", "ranks": 64, "order": 3}),
+  ]:
     if family == "conv":
       layer = nnx.eval_shape(lambda: make_conv(spec, dims[2], dims[3], dims[:2], rngs=nnx.Rngs(0)))
     else:

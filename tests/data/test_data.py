@@ -193,7 +193,7 @@ def test_bad_idx_file_is_named(tmp_path):
 
 
 def test_gcn_zca_whitens_the_train_split_and_is_saved_with_the_run(tmp_path):
-  from tnjax import trainer
+  from tnjax.training import trainer
   from tnjax.configs import tt_cifar10
   from tnjax.data import memory
 

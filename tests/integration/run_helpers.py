@@ -8,8 +8,8 @@ import time
 import jax
 import numpy as np
 
-from tnjax import checkpoint as checkpoint_lib
-from tnjax import writers
+from tnjax.training import checkpoint as checkpoint_lib
+from tnjax.training import writers
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # 8 epochs x 32 steps of a small TT FC-2 on synthetic data; a step takes a few ms.
@@ -27,9 +27,9 @@ TOTAL_STEPS = EPOCHS * (512 // 16)
 
 def reference_run(workdir):
   """The run of CONFIG + ARGS, uninterrupted and in-process (no interpreter start-up)."""
-  from tnjax import trainer  # pylint: disable=g-import-not-at-top
+  from tnjax.training import trainer  # pylint: disable=g-import-not-at-top
 
-  return trainer.train_and_evaluate(small_config(), str(workdir))
+  return trainer.train(small_config(), str(workdir)).result
 
 
 def small_config(**fields):

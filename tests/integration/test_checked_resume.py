@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from tnjax import checkpoint as checkpoint_lib
+from tnjax.training import checkpoint as checkpoint_lib
 from tnjax import errors
 from tnjax import fileio
-from tnjax import resume_check
-from tnjax import trainer
+from tnjax.training import resume_check
+from tnjax.training import trainer
 
 import run_helpers as h
 
@@ -121,6 +121,6 @@ def test_an_unreadable_newest_checkpoint_is_named_and_the_previous_one_used(
 
 def test_rerunning_a_finished_run_keeps_its_result(finished):
   workdir, first = finished
-  again = trainer.train_and_evaluate(_short(), str(workdir))
+  again = trainer.train(_short(), str(workdir)).result
   assert again == first and "train_loss" in again and "test_accuracy" in again
   assert json.loads((workdir / "result.json").read_text()) == first

@@ -10,7 +10,8 @@ import tensorflow_datasets as tfds
 
 from flax import nnx
 
-from tnjax import config_lib, models, trainer
+from tnjax import config_lib, models
+from tnjax.training import trainer
 from tnjax.configs import (
   adtn_alexnet_cifar10,
   adtn_fc2_mnist,
@@ -26,7 +27,7 @@ from tnjax.configs import (
 def test_adtn_configs_train_at_smoke_size_under_tfds_mock(tmp_path, config_module):
   config = config_module.get_config("runlocal")
   with tfds.testing.mock_data(num_examples=64):
-    result = trainer.train_and_evaluate(config, str(tmp_path))
+    result = trainer.train(config, str(tmp_path)).result
   assert result["train_step_compilations"] == 1 and 0.0 <= result["test_accuracy"] <= 1.0
 
 
@@ -37,7 +38,7 @@ def test_cifar10_training_with_augmentation_under_tfds_mock(tmp_path):
   c.model.update(name="small_cnn", conv_dropout=0.0, dense_dropout=0.0)
   c.update(num_epochs=1, batch_size=16, eval_batch_size=32, progress_bar=False)
   with tfds.testing.mock_data(num_examples=32):
-    result = trainer.train_and_evaluate(c, str(tmp_path / "a"))
+    result = trainer.train(c, str(tmp_path / "a")).result
   assert result["train_step_compilations"] == 1 and np.isfinite(result["train_loss"])
   jax.clear_caches()
 
@@ -55,7 +56,7 @@ def test_sketch_configs_train_at_smoke_size_under_tfds_mock(tmp_path, config_mod
   config = config_module.get_config(arg)
   assert config.data.source == "tfds" and config.data.name == name
   with tfds.testing.mock_data(num_examples=64):
-    result = trainer.train_and_evaluate(config, str(tmp_path))
+    result = trainer.train(config, str(tmp_path)).result
   assert result["train_step_compilations"] == 1
   assert 0.0 <= result["test_accuracy"] <= 1.0
   assert result["num_params"] < {"mnist": 61706, "cifar10": 1250858}[name]
@@ -86,7 +87,7 @@ def test_adtn_alexnet_trains_at_smoke_size_under_tfds_mock(tmp_path):
   # Smaller FC layers for speed (the full ADTNs generate 5M weights a step); 2 steps.
   config.model.hidden_features, config.num_epochs, config.data.max_train_examples = 64, 1, 32
   with tfds.testing.mock_data(num_examples=32):
-    result = trainer.train_and_evaluate(config, str(tmp_path))
+    result = trainer.train(config, str(tmp_path)).result
   assert result["train_step_compilations"] == 1 and 0.0 <= result["test_accuracy"] <= 1.0
   jax.clear_caches()
 
@@ -98,7 +99,7 @@ def test_tt_cifar10_trains_at_smoke_size_under_tfds_mock(tmp_path):
   # The 3,072 x 3,072 ZCA fit takes ~15 s on 2 cores; tests/data/test_data.py checks it small.
   config.data.whiten = ""
   with tfds.testing.mock_data(num_examples=32):
-    result = trainer.train_and_evaluate(config, str(tmp_path))
+    result = trainer.train(config, str(tmp_path)).result
   assert result["train_step_compilations"] == 1 and 0.0 <= result["test_accuracy"] <= 1.0
 
 
@@ -106,7 +107,7 @@ def test_tt_cifar10_trains_at_smoke_size_under_tfds_mock(tmp_path):
 @pytest.mark.parametrize(
   "name, arg",
   [
-    ("adtn_zfnet_cifar10", "runlocal,synthetic"),
+    ("adtn_alexnet_cifar10", "arch=zfnet,runlocal,synthetic"),
     ("adtn_vgg16_cifar100", "runlocal,synthetic"),
     ("tt_wide_cifar10", "runlocal,synthetic"),
   ],
@@ -117,7 +118,7 @@ def test_remaining_zoo_configs_train_one_step(tmp_path, name, arg):
   config.num_epochs, config.data.max_train_examples = 1, config.batch_size
   if "hidden_features" in config.model and config.model.name != "wide_tt":
     config.model.hidden_features = 64
-  result = trainer.train_and_evaluate(config, str(tmp_path))  # synthetic data, the configs' shapes
+  result = trainer.train(config, str(tmp_path)).result  # synthetic data, the configs' shapes
   assert result["train_step_compilations"] == 1 and np.isfinite(result["test_loss"])
   jax.clear_caches()
 

@@ -5,7 +5,7 @@ import pytest
 from flax import nnx
 
 from tnjax.configs import cpac_mnist
-from tnjax import trainer
+from tnjax.training import trainer
 from tnjax.models import build_model
 
 
@@ -50,6 +50,6 @@ def test_cpac_config_trains_on_synthetic_data(tmp_path, arg):
   config.data.synthetic.num_train = 512
   config.num_epochs = 3
   config.progress_bar = False
-  result = trainer.train_and_evaluate(config, str(tmp_path))
+  result = trainer.train(config, str(tmp_path)).result
   assert result["train_step_compilations"] == 1
   assert result["test_accuracy"] > 0.5  # chance is 0.1

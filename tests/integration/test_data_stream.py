@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tnjax import config_lib, trainer
+from tnjax import config_lib
+from tnjax.training import trainer
 from tnjax.data import stream as data_stream
 
 pytestmark = pytest.mark.slow
@@ -64,7 +65,7 @@ def test_training_streams_imagenet_shaped_batches(tmp_path):
   c.update(num_epochs=2, batch_size=8, eval_batch_size=8, progress_bar=False)
   c.checkpoint.async_save = False  # orbax's background commit trips over tfds mock's gfile patch
   with tfds.testing.mock_data(num_examples=24):
-    result = trainer.train_and_evaluate(c, str(tmp_path))
+    result = trainer.train(c, str(tmp_path)).result
   assert result["train_step_compilations"] == 1
   with open(tmp_path / "result.json") as f:
     assert json.load(f)["step"] == 2 * (24 // 8)

@@ -8,8 +8,8 @@ import signal
 import pytest
 
 from tnjax import fileio
-from tnjax import run_lock
-from tnjax import writers
+from tnjax.training import run_lock
+from tnjax.training import writers
 
 import run_helpers as h
 from gcs_emulator import BUCKET, gcs_emulator
@@ -75,8 +75,7 @@ def test_a_sweep_keeps_its_points_in_the_bucket(gcs):
     workdir,
     "--points",
     "0",
-    "--set",
-    "num_epochs=1",
+    "--config.num_epochs=1",
   )
   result = h.run(command, **gcs)
   assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -94,7 +93,7 @@ def test_a_sweep_keeps_its_points_in_the_bucket(gcs):
 def test_pretrained_weights_load_from_the_bucket(gcs):
   import io  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from tnjax import pretrained  # pylint: disable=g-import-not-at-top
+  from tnjax.training import pretrained  # pylint: disable=g-import-not-at-top
 
   kernel = np.arange(6.0, dtype=np.float32).reshape(2, 3)
   buffer = io.BytesIO()

@@ -14,7 +14,7 @@ import pytest
 
 from tnjax import errors
 from tnjax import fileio
-from tnjax import run_lock
+from tnjax.training import run_lock
 
 import run_helpers as h
 from gcs_emulator import BUCKET, gcs_emulator

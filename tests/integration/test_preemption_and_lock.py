@@ -4,10 +4,10 @@ import signal
 
 import pytest
 
-from tnjax import checkpoint as checkpoint_lib
+from tnjax.training import checkpoint as checkpoint_lib
 from tnjax import errors
-from tnjax import run_lock
-from tnjax import trainer
+from tnjax.training import run_lock
+from tnjax.training import trainer
 
 import run_helpers as h
 

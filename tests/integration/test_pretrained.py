@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tnjax import config_lib, models, pretrained, trainer
+from tnjax import config_lib, models
+from tnjax.training import pretrained, trainer
 
 
 def _lenet():

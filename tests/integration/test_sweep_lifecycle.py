@@ -5,10 +5,11 @@ import signal
 
 import pytest
 
-from tnjax import checkpoint as checkpoint_lib
+from tnjax.training import checkpoint as checkpoint_lib
 from tnjax import errors
-from tnjax import run_lock
-from tnjax import sweep
+from tnjax.training import run_lock
+from tnjax import config_lib, sweep
+from tnjax.training import run_files
 
 import run_helpers as h
 
@@ -33,7 +34,9 @@ def _sweep(tmp_path, *extra):
   config = tmp_path / "long_sweep.py"
   config.write_text(_SWEEP_CONFIG)
   workdir = tmp_path / "sweep"
-  point = workdir / sweep.point_name(0, sweep.sweep_points(str(config))[0])
+  point = workdir / sweep.point_name(
+    0, sweep.sweep_points(config_lib.load_module(str(config))[0])[0]
+  )
   return h.cli("tnjax.sweep", f"--config={config}", f"--workdir={workdir}", *extra), point
 
 
@@ -60,7 +63,7 @@ def test_a_killed_sweep_takes_its_trainer_down_with_a_saved_checkpoint(tmp_path)
   saved = checkpoint_lib.Checkpointer(point / "checkpoints").latest_step()
   assert saved is not None and saved >= 40  # saved on the signal
   assert "tnjax: preempted: checkpoint saved at step" in (point / "train.log").read_text()
-  assert sweep.point_status(point) == "partial"
+  assert run_files.status(point) == "partial"
 
 
 def test_a_second_sweep_skips_the_point_the_first_is_training(tmp_path):

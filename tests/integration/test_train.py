@@ -10,10 +10,10 @@ import jax
 import numpy as np
 import pytest
 
-from tnjax import checkpoint as checkpoint_lib
+from tnjax.training import checkpoint as checkpoint_lib
 from tnjax import config_lib
-from tnjax import trainer
-from tnjax import writers
+from tnjax.training import trainer
+from tnjax.training import writers
 
 import run_helpers as h
 
@@ -94,7 +94,7 @@ def test_training_learns_and_compiles_the_step_once(tmp_path):
   config = _smoke_config(num_epochs=4)
   config.optimizer.weight_decay = 0.0
   config.schedule.update(name="constant", learning_rate=0.05)
-  result = trainer.train_and_evaluate(config, str(tmp_path))
+  result = trainer.train(config, str(tmp_path)).result
   assert result["train_step_compilations"] == 1
   # The synthetic task is learnable: far above the 10% chance level.
   assert result["test_accuracy"] > 0.6
@@ -188,7 +188,7 @@ def test_bad_config_gives_a_clear_error(tmp_path, field, value, message):
     parent, _, leaf = field.rpartition(".")
     (config[parent] if parent else config)[leaf] = value
   with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-    trainer.train_and_evaluate(config, str(tmp_path))
+    trainer.train(config, str(tmp_path)).result
 
 
 def test_config_arguments_are_typed_and_checked():

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tnjax import models, optim, trainer
+from tnjax import models
+from tnjax.training import optim, trainer
 from tnjax.configs import tt_mnist, tt_vgg19
 
 

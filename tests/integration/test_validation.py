@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tnjax import errors
-from tnjax import trainer
+from tnjax.training import trainer
 from tnjax.data import memory
 
 import run_helpers as h

@@ -9,7 +9,7 @@ import optax
 import pytest
 from flax import nnx
 
-from tnjax import checkpoint as checkpoint_lib
+from tnjax.training import checkpoint as checkpoint_lib
 from tnjax.nn import SketchConv, SketchDense, SketchSpec, conv_reference, make_conv, make_dense
 from tnjax.tensor import sketch
 

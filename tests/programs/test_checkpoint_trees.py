@@ -4,7 +4,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from tnjax import checkpoint, pretrained
+from tnjax.training import checkpoint, pretrained
 from tnjax.models import build_model
 
 

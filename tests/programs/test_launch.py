@@ -43,7 +43,7 @@ def test_dry_runs_print_the_gcloud_commands_on_every_worker():
   assert "python\\ -m\\ tnjax.train\\ --config\\ configs/tt_mnist.py" in out
   assert "gs://b1/runs/x" in out and "--config.num_epochs=3" in out
   out = _dry_run("sweep_tpu.sh", "configs/tt_mnist.py", "runs/fig1")
-  assert "tnjax.sweep" in out and "--set\\ mesh.data=-1" in out
+  assert "tnjax.sweep" in out and "--config.mesh.data=-1" in out
   out = _dry_run("create_tpu.sh", "--spot")
   assert "queued-resources create t1-qr --node-id t1 --zone z1" in out and "--spot" in out
   assert out.count("--worker=all") == 0

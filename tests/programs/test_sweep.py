@@ -9,11 +9,18 @@ import time
 
 import pytest
 
-from tnjax import sweep
-from tnjax import writers
+from tnjax import config_lib, sweep
+from tnjax.training import run_files, writers
 from tnjax.configs import cpac_mnist, tt_mnist
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _points(config_path, overrides=None):
+  module, arg = config_lib.load_module(config_path)
+  base = module.get_config(arg) if arg else module.get_config()
+  return sweep.sweep_points(module, sweep.typed_overrides(base, overrides or {}))
+
 
 # Three small points on synthetic data; every point checkpoints every 4 steps.
 _SWEEP_CONFIG = """
@@ -47,20 +54,27 @@ def test_point_names_are_readable_and_distinct():
 
 def test_overrides_set_nested_fields_and_swap_whole_specs():
   config = cpac_mnist.get_config("fast")
-  changed = sweep.apply_overrides(config, {"model.conv_layer.rank": 7, "num_epochs": 3})
+  changed = config_lib.apply_overrides(config, {"model.conv_layer.rank": 7, "num_epochs": 3})
   assert (changed.model.conv_layer.rank, changed.num_epochs) == (7, 3)
   assert config.model.conv_layer.rank == 4  # the original is untouched
-  swapped = sweep.apply_overrides(
+  swapped = config_lib.apply_overrides(
     config, {"model.conv_layer": {"kind": "dense", "use_bias": False}}
   )
   assert swapped.model.conv_layer.to_dict() == {"kind": "dense", "use_bias": False}
-  with pytest.raises(KeyError, match="config has no field 'modle'"):
-    sweep.apply_overrides(config, {"modle.conv_layer.rank": 2})
+  with pytest.raises(ValueError, match="config has no field 'modle'; nearest: model"):
+    config_lib.apply_overrides(config, {"modle.conv_layer.rank": 2})
+  # Command-line text is parsed by the type of the field it sets.
+  typed = config_lib.apply_overrides(
+    config, {"num_epochs": "3", "schedule.learning_rate": "0.5", "progress_bar": "false"}
+  )
+  assert (typed.num_epochs, typed.schedule.learning_rate, typed.progress_bar) == (3, 0.5, False)
+  with pytest.raises(ValueError, match="--config.num_epochs='x' is not an int"):
+    config_lib.apply_overrides(config, {"num_epochs": "x"})
 
 
 def test_bad_sweeps_give_clear_errors(tmp_path):
   with pytest.raises(ValueError, match="defines no sweep"):
-    sweep.sweep_points(os.path.join(REPO, "configs/dense_mnist.py"))
+    _points(os.path.join(REPO, "configs/dense_mnist.py"))
   with pytest.raises(ValueError, match="out of range: the sweep has 20 points"):
     sweep.run_sweep(os.path.join(REPO, "configs/tt_mnist.py"), str(tmp_path), indices=[20])
 
@@ -85,7 +99,7 @@ def test_sweep_killed_midway_resumes_without_redoing_finished_points(tmp_path):
   config = tmp_path / "small_sweep.py"
   config.write_text(_SWEEP_CONFIG)
   workdir = tmp_path / "sweep"
-  dirs = [workdir / sweep.point_name(i, p) for i, p in enumerate(sweep.sweep_points(str(config)))]
+  dirs = [workdir / sweep.point_name(i, p) for i, p in enumerate(_points(str(config)))]
 
   # Kill the whole process group once point 0 is done and point 1 has a checkpoint.
   process = _run_sweep_cli(str(config), str(workdir), start_new_session=True)
@@ -104,9 +118,9 @@ def test_sweep_killed_midway_resumes_without_redoing_finished_points(tmp_path):
   process.wait()
   assert still_running, "the sweep finished before it could be killed; make the points longer"
   deadline = time.time() + 30  # the killed trainer's lock goes when the kernel reaps it
-  while sweep.point_status(str(dirs[1])) == "running" and time.time() < deadline:
+  while run_files.status(str(dirs[1])) == "running" and time.time() < deadline:
     time.sleep(0.05)
-  assert [sweep.point_status(str(d)) for d in dirs] == ["done", "partial", "new"]
+  assert [run_files.status(str(d)) for d in dirs] == ["done", "partial", "new"]
   finished_metrics = (dirs[0] / "metrics.jsonl").read_bytes()
 
   resumed = _run_sweep_cli(str(config), str(workdir))
@@ -129,26 +143,33 @@ def test_sweep_killed_midway_resumes_without_redoing_finished_points(tmp_path):
 
 def test_common_settings_apply_to_every_point_and_changed_settings_are_refused(tmp_path):
   config = os.path.join(REPO, "configs/tt_mnist.py:synthetic,runlocal")
-  settings = ["num_epochs=1", "schedule.name=cosine", "model.layers.hidden.in_shape=(4, 8, 8, 4)"]
-  points = sweep.sweep_points(config, settings)
+  settings = {
+    "num_epochs": "1",
+    "schedule.name": "cosine",
+    "model.layers.hidden.in_shape": "(4, 8, 8, 4)",
+  }
+  points = _points(config, settings)
   assert all(p["num_epochs"] == 1 and p["schedule.name"] == "cosine" for p in points)
   assert points[8]["model.layers.hidden.in_shape"] == (4, 4, 4, 4, 4)  # the point's own value wins
-  with pytest.raises(ValueError, match="must look like key=value"):
-    sweep.parse_settings(["num_epochs"])
-  status = sweep.run_sweep(config, str(tmp_path), indices=[0], settings=["num_epochs=1"])
-  assert status == {0: "done"}
-  point_dir = tmp_path / sweep.point_name(0, sweep.sweep_points(config)[0])
+  with pytest.raises(ValueError, match="config has no field 'num_epoch'; nearest: num_epochs"):
+    sweep.run_sweep(config, str(tmp_path), indices=[0], overrides={"num_epoch": "1"})
+  assert not list(tmp_path.iterdir())  # refused before any point was written
+  status = sweep.run_sweep(config, str(tmp_path), indices=[0], overrides={"num_epochs": "1"})
+  assert status == {(0, None): "done"}
+  point_dir = tmp_path / sweep.point_name(0, _points(config)[0])
   assert json.loads((point_dir / "config.json").read_text())["num_epochs"] == 1
-  with pytest.raises(ValueError, match="use a new --workdir"):
-    sweep.run_sweep(config, str(tmp_path), indices=[0], settings=["num_epochs=2"])
+  with pytest.raises(
+    ValueError, match=r"overrides differ in \['num_epochs'\].*use a new --workdir"
+  ):
+    sweep.run_sweep(config, str(tmp_path), indices=[0], overrides={"num_epochs": "2"})
 
 
 def test_seeds_run_every_point_once_per_seed_in_its_own_directory(tmp_path):
   config = os.path.join(REPO, "configs/tt_mnist.py:synthetic,runlocal")
-  settings = ["num_epochs=1", "data.max_train_examples=32"]
-  status = sweep.run_sweep(config, str(tmp_path), indices=[1], settings=settings, seeds=[0, 3])
+  settings = {"num_epochs": 1, "data.max_train_examples": 32}
+  status = sweep.run_sweep(config, str(tmp_path), indices=[1], overrides=settings, seeds=[0, 3])
   assert status == {(1, 0): "done", (1, 3): "done"}
-  name = sweep.point_name(1, sweep.sweep_points(config)[1])
+  name = sweep.point_name(1, _points(config)[1])
   for seed in (0, 3):
     point_dir = tmp_path / f"{name}_seed={seed}"
     assert json.loads((point_dir / "config.json").read_text())["seed"] == seed

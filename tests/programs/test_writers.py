@@ -1,11 +1,11 @@
 """Metric sinks: JSONL records and wandb in offline mode (no login, no network)."""
 
 import os
+import re
 
 import ml_collections
-import pytest
 
-from tnjax import writers
+from tnjax.training import writers
 
 
 def wandb_config(mode):
@@ -32,9 +32,7 @@ def test_wandb_offline_writes_locally_and_keeps_its_run_id(tmp_path, monkeypatch
     writer.close()
   run_id = (tmp_path / "wandb_run_id.txt").read_text().strip()
   runs = [d for d in os.listdir(tmp_path / "wandb") if d.startswith("offline-run-")]
-  assert runs and all(d.endswith(run_id) for d in runs)
-
-
-def test_unknown_wandb_mode_is_rejected(tmp_path):
-  with pytest.raises(ValueError, match="config.wandb.mode='cloud' is unknown"):
-    writers.MetricWriter(str(tmp_path), wandb_config("cloud"))
+  # wandb names a run's directory offline-run-<time>-<id>, adding "-1" when a resumed run
+  # starts within the same second as the last one: the id, not the clock, is what is kept.
+  pattern = re.compile(rf"offline-run-\d{{8}}_\d{{6}}-{re.escape(run_id)}(-\d+)?")
+  assert len(runs) == 2 and all(pattern.fullmatch(d) for d in runs), runs

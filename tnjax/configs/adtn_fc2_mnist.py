@@ -24,8 +24,16 @@ from tnjax.configs import common
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, layers=2, nonlinearity="relu", dense=False, epochs=10,
-                              runlocal=False, fashion_idx=False, synthetic=False)
+  args = config_lib.parse_arg(
+    arg,
+    layers=2,
+    nonlinearity="relu",
+    dense=False,
+    epochs=10,
+    runlocal=False,
+    fashion_idx=False,
+    synthetic=False,
+  )
   c = config_lib.base_config()
   common.mnist_fc2_data(c, args)
   c.model.name = "fc2"
@@ -46,6 +54,8 @@ def get_config(arg=None):
 def sweep():
   """The nonlinearity x depth study: identity or ReLU between gate layers, M = 2, 4, 6, 8;
   then the dense baseline."""
-  return [{"model.layers.hidden": {"kind": "adtn", "layers": m, "nonlinearity": nl}}
-          for nl in ("identity", "relu") for m in (2, 4, 6, 8)] + [
-      {"model.layers.hidden": {"kind": "dense"}}]
+  return [
+    {"model.layers.hidden": {"kind": "adtn", "layers": m, "nonlinearity": nl}}
+    for nl in ("identity", "relu")
+    for m in (2, 4, 6, 8)
+  ] + [{"model.layers.hidden": {"kind": "dense"}}]

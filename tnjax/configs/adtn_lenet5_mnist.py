@@ -21,8 +21,17 @@ COMPRESSED = ("conv2", "fc1", "fc2")
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, layers=2, nonlinearity="relu", share=False, dense=False,
-                              epochs=10, runlocal=False, fashion_idx=False, synthetic=False)
+  args = config_lib.parse_arg(
+    arg,
+    layers=2,
+    nonlinearity="relu",
+    share=False,
+    dense=False,
+    epochs=10,
+    runlocal=False,
+    fashion_idx=False,
+    synthetic=False,
+  )
   c = config_lib.base_config()
   common.mnist_data(c, args)
   c.model.name = "lenet5"
@@ -39,6 +48,12 @@ def get_config(arg=None):
 
 def sweep():
   """Identity or ReLU between gate layers x M = 2, 4, 6, 8 (all three layers); then dense."""
-  return [{"model.layers": {name: {"kind": "adtn", "layers": m, "nonlinearity": nl}
-                            for name in COMPRESSED}}
-          for nl in ("identity", "relu") for m in (2, 4, 6, 8)] + [{"model.layers": {}}]
+  return [
+    {
+      "model.layers": {
+        name: {"kind": "adtn", "layers": m, "nonlinearity": nl} for name in COMPRESSED
+      }
+    }
+    for nl in ("identity", "relu")
+    for m in (2, 4, 6, 8)
+  ] + [{"model.layers": {}}]

@@ -28,8 +28,17 @@ TARGETS = {"fc": ("fc6", "fc7"), "conv": ("conv5_1", "conv5_2", "conv5_3")}
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, layers=2, nonlinearity="relu", target="fc", share=False,
-                              dense=False, epochs=200, runlocal=False, synthetic=False)
+  args = config_lib.parse_arg(
+    arg,
+    layers=2,
+    nonlinearity="relu",
+    target="fc",
+    share=False,
+    dense=False,
+    epochs=200,
+    runlocal=False,
+    synthetic=False,
+  )
   if args.target not in TARGETS:
     raise ValueError(f"target={args.target!r} is unknown; choose one of {sorted(TARGETS)}.")
   c = config_lib.base_config()

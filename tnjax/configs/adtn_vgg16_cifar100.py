@@ -18,8 +18,9 @@ MODEL = {"name": "vgg", "depth": 16, "variant": "cifar", "hidden_features": 4096
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, layers=2, dense=False, epochs=200, runlocal=False,
-                              synthetic=False)
+  args = config_lib.parse_arg(
+    arg, layers=2, dense=False, epochs=200, runlocal=False, synthetic=False
+  )
   c = config_lib.base_config()
   common.cifar_data(c, args, "cifar100")
   c.model.update(MODEL)

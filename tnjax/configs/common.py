@@ -33,8 +33,9 @@ def cifar_data(c: ml_collections.ConfigDict, args, dataset: str, augment: str = 
   """CIFAR-10/100, per-channel standardised, with on-device crop + flip by default."""
   c.data.source, c.data.name, c.data.scale, c.data.augment = "tfds", dataset, "standardize", augment
   if args.synthetic:
-    c.data.synthetic.update(image_shape=(32, 32, 3),
-                            num_classes=100 if dataset == "cifar100" else 10)
+    c.data.synthetic.update(
+      image_shape=(32, 32, 3), num_classes=100 if dataset == "cifar100" else 10
+    )
   config_lib.apply_offline_source(c, False, args.synthetic)
 
 

@@ -20,19 +20,36 @@ runlocal, fashion_idx, synthetic.
 from tnjax import config_lib
 from tnjax.configs import common
 
+
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, rank=4, dense=False, fast=False, variance_init=False,
-                              single_conv=False, epochs=10, runlocal=False, fashion_idx=False,
-                              synthetic=False)
+  args = config_lib.parse_arg(
+    arg,
+    rank=4,
+    dense=False,
+    fast=False,
+    variance_init=False,
+    single_conv=False,
+    epochs=10,
+    runlocal=False,
+    fashion_idx=False,
+    synthetic=False,
+  )
   c = config_lib.base_config()
   common.mnist_data(c, args, scale="symmetric")
   c.model.name = "cpac_cnn"
   c.model.channels = 8
   c.model.hidden_features = 50
   c.model.convs = 1 if args.single_conv else 2
-  c.model.conv_layer = ({"kind": "dense", "use_bias": False} if args.dense
-                        else {"kind": "cp", "rank": args.rank, "use_bias": False,
-                              "factor_init": "variance" if args.variance_init else "cp_als"})
+  c.model.conv_layer = (
+    {"kind": "dense", "use_bias": False}
+    if args.dense
+    else {
+      "kind": "cp",
+      "rank": args.rank,
+      "use_bias": False,
+      "factor_init": "variance" if args.variance_init else "cp_als",
+    }
+  )
   c.num_epochs = args.epochs
   c.optimizer.name = "adam"
   c.schedule.update(name="constant", learning_rate=1e-4)

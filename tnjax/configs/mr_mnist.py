@@ -12,8 +12,9 @@ from tnjax.configs import common
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, rank=8, epochs=100, runlocal=False, fashion_idx=False,
-                              synthetic=False)
+  args = config_lib.parse_arg(
+    arg, rank=8, epochs=100, runlocal=False, fashion_idx=False, synthetic=False
+  )
   c = config_lib.base_config()
   common.mnist_fc2_data(c, args)
   c.model.name = "fc2"
@@ -22,8 +23,9 @@ def get_config(arg=None):
   c.num_epochs = args.epochs
   c.batch_size = 100
   c.optimizer.update(name="sgd", momentum=0.9, weight_decay=5e-4)
-  c.schedule.update(name="logspace", learning_rate=1e-2, end_learning_rate=1e-5,
-                    decay_epochs=min(45, args.epochs))
+  c.schedule.update(
+    name="logspace", learning_rate=1e-2, end_learning_rate=1e-5, decay_epochs=min(45, args.epochs)
+  )
   if args.runlocal:
     config_lib.shrink_for_smoke_run(c)
   return c

@@ -18,18 +18,19 @@ from tnjax import config_lib
 from tnjax.configs import common, sketch_common
 
 LAYER_DIMS = {
-    "conv2": ("conv", (3, 3, 32, 32)),
-    "conv3": ("conv", (3, 3, 32, 64)),
-    "conv4": ("conv", (3, 3, 64, 64)),
-    "fc1": ("dense", (2304, 512)),
+  "conv2": ("conv", (3, 3, 32, 32)),
+  "conv3": ("conv", (3, 3, 32, 64)),
+  "conv4": ("conv", (3, 3, 64, 64)),
+  "fc1": ("dense", (2304, 512)),
 }
 RATES = ((16, 2), (32, 4), (64, 8))
 SKETCH_COUNTS = ((1, 32, 4), (2, 16, 2), (4, 8, 1))  # l k fixed: one budget
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, method="sketch", k=32, conv_k=4, epochs=50, runlocal=False,
-                              synthetic=False)
+  args = config_lib.parse_arg(
+    arg, method="sketch", k=32, conv_k=4, epochs=50, runlocal=False, synthetic=False
+  )
   c = config_lib.base_config()
   common.cifar_data(c, args, "cifar10", augment="")
   c.model.name = "small_cnn"

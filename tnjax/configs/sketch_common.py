@@ -44,15 +44,23 @@ def weight_params(family: str, dims, spec: dict) -> int:
     with warnings.catch_warnings():  # ranks above the useful maximum are clipped, with a warning
       warnings.simplefilter("ignore")
       return tt.tt_num_params(*_tt_modes(dims), spec["ranks"])
-  raise ValueError(f"sketch_common counts dense, sketch, tucker (conv) and tt (dense) layers, "
-                   f"not a {family} layer of kind {kind!r}.")
+  raise ValueError(
+    f"sketch_common counts dense, sketch, tucker (conv) and tt (dense) layers, "
+    f"not a {family} layer of kind {kind!r}."
+  )
 
 
-def sketch_specs(layer_dims: dict, fc_sketch_size: int, conv_sketch_size: int,
-                 num_sketches: int = 1) -> dict:
-  return {name: {"kind": "sketch", "num_sketches": num_sketches,
-                 "sketch_size": conv_sketch_size if family == "conv" else fc_sketch_size}
-          for name, (family, _) in layer_dims.items()}
+def sketch_specs(
+  layer_dims: dict, fc_sketch_size: int, conv_sketch_size: int, num_sketches: int = 1
+) -> dict:
+  return {
+    name: {
+      "kind": "sketch",
+      "num_sketches": num_sketches,
+      "sketch_size": conv_sketch_size if family == "conv" else fc_sketch_size,
+    }
+    for name, (family, _) in layer_dims.items()
+  }
 
 
 def _closest(candidates, target: int, family: str, dims) -> dict:
@@ -64,13 +72,16 @@ def _baseline_candidates(family: str, dims, target: int) -> list[dict]:
   if family == "conv":
     n_in, n_out = dims[2], dims[3]
     # Ranks in proportion to the channels (within 2x), as Tucker-2 rank selection gives.
-    candidates = [{"kind": "tucker", "in_rank": a, "out_rank": b}
-                  for a, b in itertools.product(range(1, n_in + 1), range(1, n_out + 1))
-                  if 0.5 <= (a / n_in) / (b / n_out) <= 2.0]
+    candidates = [
+      {"kind": "tucker", "in_rank": a, "out_rank": b}
+      for a, b in itertools.product(range(1, n_in + 1), range(1, n_out + 1))
+      if 0.5 <= (a / n_in) / (b / n_out) <= 2.0
+    ]
   else:  # TT-ranks around the largest one within the target
     rank = tt.tt_ranks_for_budget(*_tt_modes(dims), target)
-    candidates = [{"kind": "tt", "ranks": r, "order": TT_ORDER}
-                  for r in range(max(1, rank - 2), rank + 4)]
+    candidates = [
+      {"kind": "tt", "ranks": r, "order": TT_ORDER} for r in range(max(1, rank - 2), rank + 4)
+    ]
   return sorted(candidates, key=lambda spec: weight_params(family, dims, spec))
 
 
@@ -88,10 +99,13 @@ def matched_baseline_specs(layer_dims: dict, target_specs: dict) -> dict:
   for name, (family, dims) in layer_dims.items():
     target = weight_params(family, dims, target_specs[name])
     goal += target
-    options[name] = [(weight_params(family, dims, c), c)
-                     for c in _baseline_candidates(family, dims, target)]
-    chosen[name] = min(range(len(options[name])),
-                       key=lambda i, name=name, target=target: abs(options[name][i][0] - target))
+    options[name] = [
+      (weight_params(family, dims, c), c) for c in _baseline_candidates(family, dims, target)
+    ]
+    chosen[name] = min(
+      range(len(options[name])),
+      key=lambda i, name=name, target=target: abs(options[name][i][0] - target),
+    )
 
   def total():
     return sum(options[name][i][0] for name, i in chosen.items())
@@ -100,21 +114,29 @@ def matched_baseline_specs(layer_dims: dict, target_specs: dict) -> dict:
     growable = [name for name, i in chosen.items() if i + 1 < len(options[name])]
     if not growable:
       raise ValueError(f"No Tucker/TT baseline reaches the sketch's {goal} weights.")
-    name = min(growable,
-               key=lambda n: options[n][chosen[n] + 1][0] - options[n][chosen[n]][0])
+    name = min(growable, key=lambda n: options[n][chosen[n] + 1][0] - options[n][chosen[n]][0])
     chosen[name] += 1
   names = list(chosen)
   windows = [range(max(0, chosen[n] - 1), min(len(options[n]), chosen[n] + 2)) for n in names]
   best = min(
-    (combo for combo in itertools.product(*windows)
-     if sum(options[n][i][0] for n, i in zip(names, combo)) >= goal),
+    (
+      combo
+      for combo in itertools.product(*windows)
+      if sum(options[n][i][0] for n, i in zip(names, combo)) >= goal
+    ),
     key=lambda combo: sum(options[n][i][0] for n, i in zip(names, combo)),
   )
   return {n: options[n][i][1] for n, i in zip(names, best)}
 
 
-def layer_specs(method: str, layer_dims: dict, fc_sketch_size: int, conv_sketch_size: int,
-                num_sketches: int = 1, scope: str = "all") -> dict:
+def layer_specs(
+  method: str,
+  layer_dims: dict,
+  fc_sketch_size: int,
+  conv_sketch_size: int,
+  num_sketches: int = 1,
+  scope: str = "all",
+) -> dict:
   """config.model.layers for one point: the sketch, its matched baseline, or {} (dense).
 
   scope='conv' compresses only the conv layers (the paper's first question: sketch
@@ -133,8 +155,10 @@ def layer_specs(method: str, layer_dims: dict, fc_sketch_size: int, conv_sketch_
 
 def total_weight_params(layer_dims: dict, specs: dict) -> int:
   """Weights of the compressible layers under `specs` (dense where a layer is absent)."""
-  return sum(weight_params(family, dims, specs.get(name, {"kind": "dense"}))
-             for name, (family, dims) in layer_dims.items())
+  return sum(
+    weight_params(family, dims, specs.get(name, {"kind": "dense"}))
+    for name, (family, dims) in layer_dims.items()
+  )
 
 
 def sweep_points(layer_dims: dict, rates, sketch_counts=None) -> list[dict]:

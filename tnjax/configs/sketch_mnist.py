@@ -23,9 +23,9 @@ from tnjax.configs import common, sketch_common
 
 # Compressible layers of LeNet-5 on 28x28 inputs.
 LAYER_DIMS = {
-    "conv2": ("conv", (5, 5, 6, 16)),
-    "fc1": ("dense", (400, 120)),
-    "fc2": ("dense", (120, 84)),
+  "conv2": ("conv", (5, 5, 6, 16)),
+  "fc1": ("dense", (400, 120)),
+  "fc2": ("dense", (120, 84)),
 }
 RATES = ((4, 1), (8, 1), (16, 2))  # (FC sketch size k, conv sketch size): ~18x, 9.5x, 4.8x
 # l sketch pairs of size k / l: the same weights as l = 1 at (16, 4).
@@ -33,8 +33,16 @@ SKETCH_COUNTS = ((1, 16, 4), (2, 8, 2), (4, 4, 1))
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, method="sketch", k=8, conv_k=1, epochs=10, runlocal=False,
-                              fashion_idx=False, synthetic=False)
+  args = config_lib.parse_arg(
+    arg,
+    method="sketch",
+    k=8,
+    conv_k=1,
+    epochs=10,
+    runlocal=False,
+    fashion_idx=False,
+    synthetic=False,
+  )
   c = config_lib.base_config()
   common.mnist_data(c, args)
   c.model.name = "lenet5"

@@ -27,8 +27,9 @@ TT_FC1 = {"kind": "tt", "in_shape": (4, 4, 4, 4, 4), "out_shape": (5, 5, 5, 5, 5
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, rank=8, dense=False, gcn_zca=True, epochs=200,
-                              runlocal=False, synthetic=False)
+  args = config_lib.parse_arg(
+    arg, rank=8, dense=False, gcn_zca=True, epochs=200, runlocal=False, synthetic=False
+  )
   c = config_lib.base_config()
   common.cifar_data(c, args, "cifar10")
   if args.gcn_zca:

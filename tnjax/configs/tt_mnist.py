@@ -38,27 +38,37 @@ HASHEDNET_LAYERS = {
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, rank=8, shape="4x8x8x4", paper_ranks=False, hashednet=False,
-                              epochs=100, runlocal=False, fashion_idx=False, synthetic=False)
+  args = config_lib.parse_arg(
+    arg,
+    rank=8,
+    shape="4x8x8x4",
+    paper_ranks=False,
+    hashednet=False,
+    epochs=100,
+    runlocal=False,
+    fashion_idx=False,
+    synthetic=False,
+  )
   modes = tuple(int(m) for m in args.shape.split("x"))
   c = config_lib.base_config()
   common.mnist_fc2_data(c, args)
   c.model.name = "fc2"
   c.model.hidden_features = 1024
   if args.hashednet:
-    c.model.layers = {name: {**spec, "ranks": args.rank}
-                      for name, spec in HASHEDNET_LAYERS.items()}
+    c.model.layers = {name: {**spec, "ranks": args.rank} for name, spec in HASHEDNET_LAYERS.items()}
   else:
-    c.model.layers = {"hidden": {"kind": "tt", "ranks": args.rank, "in_shape": modes,
-                                 "out_shape": modes}}
+    c.model.layers = {
+      "hidden": {"kind": "tt", "ranks": args.rank, "in_shape": modes, "out_shape": modes}
+    }
     if args.paper_ranks:
       c.model.layers.hidden.clip_ranks = False
   c.num_epochs = args.epochs
   c.batch_size = 100
   # Novikov's MNIST training: SGD momentum 0.9, lr log-spaced 1e-2 -> 1e-5 over 45 epochs, then held.
   c.optimizer.update(name="sgd", momentum=0.9, weight_decay=5e-4)
-  c.schedule.update(name="logspace", learning_rate=1e-2, end_learning_rate=1e-5,
-                    decay_epochs=min(45, args.epochs))
+  c.schedule.update(
+    name="logspace", learning_rate=1e-2, end_learning_rate=1e-5, decay_epochs=min(45, args.epochs)
+  )
   if args.runlocal:
     config_lib.shrink_for_smoke_run(c)
   return c
@@ -66,6 +76,13 @@ def get_config(arg=None):
 
 def sweep():
   """Figure 1: five TT shape families x ranks 1, 2, 4, 8, paper ranks (python -m tnjax.sweep)."""
-  return [{"model.layers.hidden.ranks": r, "model.layers.hidden.in_shape": s,
-           "model.layers.hidden.out_shape": s, "model.layers.hidden.clip_ranks": False}
-          for s in FIGURE1_SHAPES for r in FIGURE1_RANKS]
+  return [
+    {
+      "model.layers.hidden.ranks": r,
+      "model.layers.hidden.in_shape": s,
+      "model.layers.hidden.out_shape": s,
+      "model.layers.hidden.clip_ranks": False,
+    }
+    for s in FIGURE1_SHAPES
+    for r in FIGURE1_RANKS
+  ]

@@ -19,7 +19,7 @@ Needs TFDS imagenet2012 (manual download; data.data_dir may be gs://; prepare it
 launch/prepare_data.sh). ImageNet is streamed per process (data.source='tfds_stream',
 tnjax/data/stream.py). The paper fine-tunes from the trained dense
 VGG: give its weights with --config.pretrained.path=vgg16.npz (arrays named
-'conv1_1/kernel', ...; tnjax/pretrained.py).
+'conv1_1/kernel', ...; tnjax/training/pretrained.py).
 Arguments: arch, epochs=30, train_all, normalization=imagenet|caffe, runlocal (32x32
 synthetic smoke run), synthetic.
 """
@@ -34,8 +34,15 @@ def get_config(arg=None):
 
 def vgg_config(arg, depth: int):
   """The ImageNet VGG-`depth` run (tt_vgg19 uses it with depth=19)."""
-  args = config_lib.parse_arg(arg, arch="tt4_fc_fc", epochs=30, train_all=False,
-                              normalization="imagenet", runlocal=False, synthetic=False)
+  args = config_lib.parse_arg(
+    arg,
+    arch="tt4_fc_fc",
+    epochs=30,
+    train_all=False,
+    normalization="imagenet",
+    runlocal=False,
+    synthetic=False,
+  )
   c = config_lib.base_config()
   # Streamed per process (tnjax/data/stream.py): ImageNet does not fit in memory.
   c.data.source, c.data.name, c.data.scale = "tfds_stream", "imagenet2012", "standardize"

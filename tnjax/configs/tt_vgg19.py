@@ -12,7 +12,7 @@ Needs TFDS imagenet2012 (manual download; data.data_dir may be gs://; prepare it
 launch/prepare_data.sh). ImageNet is streamed per process (data.source='tfds_stream',
 tnjax/data/stream.py). The paper fine-tunes from the trained dense
 VGG: give its weights with --config.pretrained.path=vgg16.npz (arrays named
-'conv1_1/kernel', ...; tnjax/pretrained.py).
+'conv1_1/kernel', ...; tnjax/training/pretrained.py).
 Only FC6-FC8 train unless `train_all` (as configs/tt_vgg16.py).
 Arguments: arch, epochs=30, train_all, normalization, runlocal, synthetic.
 """

@@ -22,8 +22,10 @@ def get_config(arg=None):
   c = config_lib.base_config()
   common.cifar_data(c, args, "cifar10", augment="")  # a fully-connected net: no crops
   c.model.name = "wide_tt"
-  c.model.layers = {"fc1": {**novikov_cifar.WIDE_HIDDEN, "ranks": args.rank},
-                    "fc2": {**novikov_cifar.WIDE_SECOND, "ranks": args.rank}}
+  c.model.layers = {
+    "fc1": {**novikov_cifar.WIDE_HIDDEN, "ranks": args.rank},
+    "fc2": {**novikov_cifar.WIDE_SECOND, "ranks": args.rank},
+  }
   c.num_epochs = args.epochs
   c.batch_size = 100
   c.log_every_steps = 100

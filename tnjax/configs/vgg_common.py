@@ -7,11 +7,25 @@ output modes 4^6; FC7 (4096 x 4096) uses 4^6 x 4^6, as in the paper.
 
 FC6_SHAPES = {"in_shape": (2, 7, 8, 8, 7, 4), "out_shape": (4, 4, 4, 4, 4, 4)}
 FC7_SHAPES = {"in_shape": (4, 4, 4, 4, 4, 4), "out_shape": (4, 4, 4, 4, 4, 4)}
-ARCHS = ("fc_fc_fc", "tt4_fc_fc", "tt2_fc_fc", "tt1_fc_fc", "tt4_tt4_fc", "mr1_fc_fc", "mr5_fc_fc",
-         "mr50_fc_fc")
+ARCHS = (
+  "fc_fc_fc",
+  "tt4_fc_fc",
+  "tt2_fc_fc",
+  "tt1_fc_fc",
+  "tt4_tt4_fc",
+  "mr1_fc_fc",
+  "mr5_fc_fc",
+  "mr50_fc_fc",
+)
 # Novikov et al. 2015 (PAPERS.md): top-1 / top-5 error (%) of VGG-16 on ImageNet.
-PAPER_VGG16_ERRORS = {"fc_fc_fc": (30.9, 11.2), "tt4_fc_fc": (31.2, 11.2), "tt2_fc_fc": (31.5, 11.5),
-                      "tt1_fc_fc": (33.3, 12.8), "tt4_tt4_fc": (32.2, 12.3), "mr50_fc_fc": (36.7, 14.9)}
+PAPER_VGG16_ERRORS = {
+  "fc_fc_fc": (30.9, 11.2),
+  "tt4_fc_fc": (31.2, 11.2),
+  "tt2_fc_fc": (31.5, 11.5),
+  "tt1_fc_fc": (33.3, 12.8),
+  "tt4_tt4_fc": (32.2, 12.3),
+  "mr50_fc_fc": (36.7, 14.9),
+}
 
 
 def _layer(token: str, shapes: dict) -> dict:

@@ -13,6 +13,7 @@ import dataclasses
 import gzip
 import io
 import socket
+import zlib
 
 import ml_collections
 import numpy as np
@@ -87,10 +88,21 @@ def read_idx(path: str) -> np.ndarray:
   """Reads one IDX file (MNIST's format; gzipped or plain) into an array."""
   raw = fileio.Path(path).read_bytes()  # local or gs://
   if str(path).endswith(".gz"):
-    raw = gzip.GzipFile(fileobj=io.BytesIO(raw)).read()
+    try:
+      raw = gzip.GzipFile(fileobj=io.BytesIO(raw)).read()
+    except (EOFError, OSError, zlib.error) as e:
+      raise errors.UserError(
+        f"{path} is damaged ({type(e).__name__}: {e}); the gzip stream is cut short or "
+        "corrupt. Copy the file again (or point data.idx_dir at a good copy)."
+      ) from None
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
     raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic number {raw[:4]!r}).")
   ndim = raw[3]
+  if len(raw) < 4 + 4 * ndim:
+    raise errors.UserError(
+      f"{path} is damaged: its header is cut short ({len(raw)} bytes for {ndim} dimensions). "
+      "Copy the file again (or point data.idx_dir at a good copy)."
+    )
   dims = np.frombuffer(raw, ">u4", count=ndim, offset=4).astype(int)
   data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
   if data.size != np.prod(dims):

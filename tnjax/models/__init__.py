@@ -33,10 +33,6 @@ MODELS: dict[str, type[nnx.Module]] = {
 }
 
 
-# Fields of configs written before every model took `layers` (tnjax <= stop 14).
-RENAMED_FIELDS = {"hidden_layer": "layers.hidden", "output_layer": "layers.output"}
-
-
 def build_model(
   model_config, image_shape, num_classes: int, *, rngs: nnx.Rngs, dtype=None
 ) -> nnx.Module:
@@ -49,12 +45,6 @@ def build_model(
   name = fields.pop("name", None)
   if name not in MODELS:
     raise ValueError(f"config.model.name={name!r} is unknown; known models: {sorted(MODELS)}.")
-  for old, new in RENAMED_FIELDS.items():
-    if old in fields:
-      raise ValueError(
-        f"config.model.{old} was renamed: use config.model.{new} (every model "
-        "takes conv_layer / dense_layer defaults and per-layer `layers`)."
-      )
   if dtype not in DTYPES:
     raise ValueError(f"config.dtype={dtype!r} is unknown; choose one of {DTYPES}.")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn.adtn_shared import GeneratedWeight, SharedADTN
@@ -23,36 +22,10 @@ class ADTNConv(GeneratedWeight, FactorizedConv):
 
   spec_type = ADTNSpec
 
-  def __init__(
-    self,
-    in_channels: int,
-    out_channels: int,
-    kernel_size,
-    spec: ADTNSpec = ADTNSpec(),
-    *,
-    generator: SharedADTN | None = None,
-    offset: int | None = None,
-    strides=1,
-    padding="SAME",
-    kernel_dilation=1,
-    dtype=None,
-    param_dtype=jnp.float32,
-    precision=None,
-    rngs: nnx.Rngs,
+  def _init_params(
+    self, rngs: nnx.Rngs, generator: SharedADTN | None = None, offset: int | None = None
   ):
-    super().__init__(
-      in_channels,
-      out_channels,
-      kernel_size,
-      spec,
-      strides=strides,
-      padding=padding,
-      kernel_dilation=kernel_dilation,
-      dtype=dtype,
-      param_dtype=param_dtype,
-      precision=precision,
-      rngs=rngs,
-    )
+    spec = self.spec
     self._init_generated(
       spec,
       self.kernel_size + (self.in_channels, self.out_channels),

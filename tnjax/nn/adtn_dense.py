@@ -26,28 +26,10 @@ class ADTNDense(GeneratedWeight, FactorizedDense):
 
   spec_type = ADTNSpec
 
-  def __init__(
-    self,
-    in_features: int,
-    out_features: int,
-    spec: ADTNSpec = ADTNSpec(),
-    *,
-    generator: SharedADTN | None = None,
-    offset: int | None = None,
-    dtype=None,
-    param_dtype=jnp.float32,
-    precision=None,
-    rngs: nnx.Rngs,
+  def _init_params(
+    self, rngs: nnx.Rngs, generator: SharedADTN | None = None, offset: int | None = None
   ):
-    super().__init__(
-      in_features,
-      out_features,
-      spec,
-      dtype=dtype,
-      param_dtype=param_dtype,
-      precision=precision,
-      rngs=rngs,
-    )
+    spec = self.spec
     self._init_generated(
       spec,
       (self.in_features, self.out_features),

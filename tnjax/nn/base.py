@@ -1,6 +1,7 @@
 """What every factorised layer shares: counts, bias, registration and `from_dense`.
 
-A format's layer class implements four things on top of tnjax.tensor's verbs:
+A format's layer class implements five things on top of tnjax.tensor's verbs:
+`_init_params(rngs)` (draw its parameters; the family base owns the constructor),
 `weights()` (its parameters as the format's pytree), `to_dense()`, `_fit(weight)`
 (set the parameters from a dense weight with `<fmt>_from_dense`) and the forward
 contraction (`_matmul` or `_conv`). `from_dense`, bias handling, the fit error,
@@ -72,6 +73,20 @@ class CompressedLayer(CountedModule):
       registry.register(cls)
 
   @abc.abstractmethod
+  def _init_params(self, rngs: nnx.Rngs, **format_options) -> None:
+    """Draws the format's parameters (the family's __init__ has set sizes and spec)."""
+
+  def _check_spec(self, spec: LayerSpec | None) -> LayerSpec:
+    """`spec`, or the spec class's defaults when None; a spec of another format is refused."""
+    spec = self.spec_type() if spec is None else spec
+    if self.spec_type is not None and not isinstance(spec, self.spec_type):
+      raise ValueError(
+        f"{type(self).__name__} takes a {self.spec_type.__name__}, got {type(spec).__name__}; "
+        "build layers from any spec with tnjax.nn.make_dense / make_conv."
+      )
+    return spec
+
+  @abc.abstractmethod
   def weights(self):
     """The weight as its format's pytree (e.g. a tnjax.tensor.TTMatrix)."""
 
@@ -138,14 +153,19 @@ class CompressedLayer(CountedModule):
 class FactorizedDense(CompressedLayer):
   """Base of the dense-layer family: y = x @ W + b with W (in, out) in some format.
 
+  Every format's layer takes these arguments; the format draws its parameters in
+  `_init_params`.
+
   Args:
     in_features: input width.
     out_features: output width.
-    spec: the format and its sizes (a LayerSpec of the class's `spec_type`).
+    spec: the format and its sizes (a LayerSpec of the class's `spec_type`;
+      None: its defaults).
     dtype: computation dtype (inputs and weights are cast to it); None keeps x's.
     param_dtype: dtype the parameters are stored in.
     precision: lax precision of every contraction.
     rngs: initialisation keys.
+    **format_options: passed to `_init_params` (ADTN: a shared `generator`, `offset`).
   """
 
   family = "dense"
@@ -154,14 +174,15 @@ class FactorizedDense(CompressedLayer):
     self,
     in_features: int,
     out_features: int,
-    spec: LayerSpec,
+    spec: LayerSpec | None = None,
     *,
     dtype=None,
     param_dtype=jnp.float32,
     precision=None,
     rngs: nnx.Rngs,
+    **format_options,
   ):
-    del rngs  # the subclass draws its own parameters
+    spec = self._check_spec(spec)
     for name, value in (("in_features", in_features), ("out_features", out_features)):
       if int(value) < 1:
         raise ValueError(f"{type(self).__name__}: {name} must be >= 1, got {value}.")
@@ -170,6 +191,7 @@ class FactorizedDense(CompressedLayer):
     self.dtype, self.param_dtype, self.precision = dtype, param_dtype, precision
     self.bias = nnx.Param(jnp.zeros((self.out_features,), param_dtype)) if spec.use_bias else None
     self.fit_error = None
+    self._init_params(rngs, **format_options)
 
   @property
   def dense_weight_params(self) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn import init as init_lib
@@ -19,34 +18,8 @@ class Conv(FactorizedConv):
 
   spec_type = DenseSpec
 
-  def __init__(
-    self,
-    in_channels: int,
-    out_channels: int,
-    kernel_size,
-    spec: DenseSpec = DenseSpec(),
-    *,
-    strides=1,
-    padding="SAME",
-    kernel_dilation=1,
-    dtype=None,
-    param_dtype=jnp.float32,
-    precision=None,
-    rngs: nnx.Rngs,
-  ):
-    super().__init__(
-      in_channels,
-      out_channels,
-      kernel_size,
-      spec,
-      strides=strides,
-      padding=padding,
-      kernel_dilation=kernel_dilation,
-      dtype=dtype,
-      param_dtype=param_dtype,
-      precision=precision,
-      rngs=rngs,
-    )
+  def _init_params(self, rngs: nnx.Rngs):
+    spec = self.spec
     std = init_lib.target_variance(spec.init, self.fan_in, self.fan_out) ** 0.5
     shape = self.kernel_size + (self.in_channels, self.out_channels)
     self.kernel = nnx.Param(init_lib.normal(rngs.params(), shape, std, self.param_dtype))

@@ -58,7 +58,8 @@ class FactorizedConv(CompressedLayer):
     in_channels: input channels.
     out_channels: output channels.
     kernel_size: an int or (kh, kw).
-    spec: the format and its sizes (a LayerSpec of the class's `spec_type`).
+    spec: the format and its sizes (a LayerSpec of the class's `spec_type`;
+      None: its defaults).
     strides: an int or (sh, sw).
     padding: 'SAME', 'VALID', an int or ((top, bottom), (left, right)).
     kernel_dilation: an int or (dh, dw).
@@ -66,6 +67,7 @@ class FactorizedConv(CompressedLayer):
     param_dtype: dtype the parameters are stored in.
     precision: lax precision of every contraction.
     rngs: initialisation keys.
+    **format_options: passed to `_init_params` (ADTN: a shared `generator`, `offset`).
   """
 
   family = "conv"
@@ -75,7 +77,7 @@ class FactorizedConv(CompressedLayer):
     in_channels: int,
     out_channels: int,
     kernel_size,
-    spec: LayerSpec,
+    spec: LayerSpec | None = None,
     *,
     strides=1,
     padding="SAME",
@@ -84,8 +86,9 @@ class FactorizedConv(CompressedLayer):
     param_dtype=jnp.float32,
     precision=None,
     rngs: nnx.Rngs,
+    **format_options,
   ):
-    del rngs  # the subclass draws its own parameters
+    spec = self._check_spec(spec)
     for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
       if int(value) < 1:
         raise ValueError(f"{type(self).__name__}: {name} must be >= 1, got {value}.")
@@ -99,6 +102,7 @@ class FactorizedConv(CompressedLayer):
     self.dtype, self.param_dtype, self.precision = dtype, param_dtype, precision
     self.bias = nnx.Param(jnp.zeros((self.out_channels,), param_dtype)) if spec.use_bias else None
     self.fit_error = None
+    self._init_params(rngs, **format_options)
 
   @property
   def fan_in(self) -> int:
@@ -116,6 +120,16 @@ class FactorizedConv(CompressedLayer):
   def shape_description(self) -> str:
     kh, kw = self.kernel_size
     return f"{kh}x{kw} {self.in_channels}->{self.out_channels}"
+
+  def _conv_options(self, padding) -> dict:
+    """The keyword arguments every format's `<fmt>_conv` in tnjax.tensor takes."""
+    return dict(
+      strides=self.strides,
+      padding=padding,
+      dilation=self.kernel_dilation,
+      precision=self.precision,
+      method=self.spec.method,
+    )
 
   @abc.abstractmethod
   def _conv(self, x, padding):

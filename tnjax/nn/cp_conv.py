@@ -28,34 +28,8 @@ class CPConv(FactorizedConv):
   spec_type = CPSpec
   fit_options = ("n_iter",)
 
-  def __init__(
-    self,
-    in_channels: int,
-    out_channels: int,
-    kernel_size,
-    spec: CPSpec = CPSpec(),
-    *,
-    strides=1,
-    padding="SAME",
-    kernel_dilation=1,
-    dtype=None,
-    param_dtype=jnp.float32,
-    precision=None,
-    rngs: nnx.Rngs,
-  ):
-    super().__init__(
-      in_channels,
-      out_channels,
-      kernel_size,
-      spec,
-      strides=strides,
-      padding=padding,
-      kernel_dilation=kernel_dilation,
-      dtype=dtype,
-      param_dtype=param_dtype,
-      precision=precision,
-      rngs=rngs,
-    )
+  def _init_params(self, rngs: nnx.Rngs):
+    spec = self.spec
     variance = init_lib.target_variance(spec.init, self.fan_in, self.fan_out)
     std = init_lib.product_stds(variance, num_factors=4, summed_terms=spec.rank)
     sizes = (self.out_channels,) + self.kernel_size + (self.in_channels,)
@@ -97,11 +71,7 @@ class CPConv(FactorizedConv):
     return cp.cp_kernel_conv(
       x,
       self.weights().astype(x.dtype),
-      strides=self.strides,
-      padding=padding,
-      dilation=self.kernel_dilation,
-      precision=self.precision,
-      method=self.spec.method,
+      **self._conv_options(padding),
     )
 
   def feature_maps(self, x):

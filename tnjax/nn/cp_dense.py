@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn import init as init_lib
@@ -30,26 +29,8 @@ class CPDense(FactorizedDense):
   spec_type = CPSpec
   fit_options = ("n_iter",)
 
-  def __init__(
-    self,
-    in_features: int,
-    out_features: int,
-    spec: CPSpec = CPSpec(),
-    *,
-    dtype=None,
-    param_dtype=jnp.float32,
-    precision=None,
-    rngs: nnx.Rngs,
-  ):
-    super().__init__(
-      in_features,
-      out_features,
-      spec,
-      dtype=dtype,
-      param_dtype=param_dtype,
-      precision=precision,
-      rngs=rngs,
-    )
+  def _init_params(self, rngs: nnx.Rngs):
+    spec = self.spec
     self.in_shape, self.out_shape = shapes.resolve_tt_shapes(
       self.in_features, self.out_features, spec.in_shape, spec.out_shape, spec.order, owner="CPSpec"
     )

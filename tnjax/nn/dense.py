@@ -19,26 +19,8 @@ class Dense(FactorizedDense):
 
   spec_type = DenseSpec
 
-  def __init__(
-    self,
-    in_features: int,
-    out_features: int,
-    spec: DenseSpec = DenseSpec(),
-    *,
-    dtype=None,
-    param_dtype=jnp.float32,
-    precision=None,
-    rngs: nnx.Rngs,
-  ):
-    super().__init__(
-      in_features,
-      out_features,
-      spec,
-      dtype=dtype,
-      param_dtype=param_dtype,
-      precision=precision,
-      rngs=rngs,
-    )
+  def _init_params(self, rngs: nnx.Rngs):
+    spec = self.spec
     std = init_lib.target_variance(spec.init, self.in_features, self.out_features) ** 0.5
     self.kernel = nnx.Param(
       init_lib.normal(rngs.params(), (self.in_features, self.out_features), std, self.param_dtype)

@@ -8,7 +8,6 @@ import contextvars
 import math
 
 import jax.numpy as jnp
-from flax import nnx
 
 from tnjax.nn import adtn_sharing
 from tnjax.nn import registry
@@ -50,27 +49,11 @@ def _layer_dtype(spec, dtype):
   return dtype if dtype is not None else _MODEL_DTYPE.get()
 
 
-def make_dense(
-  spec,
-  in_features: int,
-  out_features: int,
-  *,
-  dtype=None,
-  param_dtype=jnp.float32,
-  precision=None,
-  rngs: nnx.Rngs,
-) -> nnx.Module:
-  """Builds the dense-family layer that `spec` (a spec or a config dict) describes.
-
-  Args:
-    spec: a LayerSpec, or a mapping with a 'kind' key (see spec_from_config).
-    in_features: input width.
-    out_features: output width.
-    dtype: computation dtype (None: the model's `compute_dtype`, else the input's);
-      `spec.dtype` overrides it.
-    param_dtype: dtype the parameters are stored in.
-    precision: lax precision of the layer's contractions.
-    rngs: parameter initialisation keys.
+def make_dense(spec, in_features: int, out_features: int, *, dtype=None, **layer_kwargs):
+  """Builds the dense-family layer that `spec` (a LayerSpec, or a mapping with a 'kind'
+  key: see spec_from_config) describes. `layer_kwargs` are FactorizedDense's (rngs,
+  param_dtype, precision); `dtype` None takes the model's `compute_dtype` (else the
+  input's), and `spec.dtype` wins over both.
   """
   spec = spec_from_config(spec)
   return registry.layer_class("dense", spec.kind)(
@@ -78,55 +61,25 @@ def make_dense(
     out_features,
     spec,
     dtype=_layer_dtype(spec, dtype),
-    param_dtype=param_dtype,
-    precision=precision,
-    rngs=rngs,
+    **layer_kwargs,
     **_shared_generator(spec, in_features * out_features),
   )
 
 
 def make_conv(
-  spec,
-  in_channels: int,
-  out_channels: int,
-  kernel_size,
-  *,
-  strides=1,
-  padding="SAME",
-  kernel_dilation=1,
-  dtype=None,
-  param_dtype=jnp.float32,
-  precision=None,
-  rngs: nnx.Rngs,
-) -> nnx.Module:
-  """Builds the conv-family layer that `spec` (a spec or a config dict) describes.
-
-  Args:
-    spec: a LayerSpec, or a mapping with a 'kind' key (see spec_from_config).
-    in_channels: input channels.
-    out_channels: output channels.
-    kernel_size: an int or (kh, kw).
-    strides: an int or (sh, sw).
-    padding: 'SAME', 'VALID' or explicit pairs, as in lax.conv_general_dilated.
-    kernel_dilation: an int or (dh, dw).
-    dtype: computation dtype (None: the model's `compute_dtype`, else the input's);
-      `spec.dtype` overrides it.
-    param_dtype: dtype the parameters are stored in.
-    precision: lax precision of the layer's contractions.
-    rngs: parameter initialisation keys.
+  spec, in_channels: int, out_channels: int, kernel_size, *, dtype=None, **layer_kwargs
+):
+  """Builds the conv-family layer that `spec` describes (as make_dense). `layer_kwargs`
+  are FactorizedConv's (rngs, strides, padding, kernel_dilation, param_dtype, precision).
   """
   spec = spec_from_config(spec)
+  kernel_entries = math.prod(_pair(kernel_size)) * in_channels * out_channels
   return registry.layer_class("conv", spec.kind)(
     in_channels,
     out_channels,
     kernel_size,
     spec,
-    strides=strides,
-    padding=padding,
-    kernel_dilation=kernel_dilation,
     dtype=_layer_dtype(spec, dtype),
-    param_dtype=param_dtype,
-    precision=precision,
-    rngs=rngs,
-    **_shared_generator(spec, math.prod(_pair(kernel_size)) * in_channels * out_channels),
+    **layer_kwargs,
+    **_shared_generator(spec, kernel_entries),
   )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 
-import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn import init as init_lib
@@ -25,26 +24,8 @@ class LowRankDense(FactorizedDense):
 
   spec_type = LowRankSpec
 
-  def __init__(
-    self,
-    in_features: int,
-    out_features: int,
-    spec: LowRankSpec = LowRankSpec(),
-    *,
-    dtype=None,
-    param_dtype=jnp.float32,
-    precision=None,
-    rngs: nnx.Rngs,
-  ):
-    super().__init__(
-      in_features,
-      out_features,
-      spec,
-      dtype=dtype,
-      param_dtype=param_dtype,
-      precision=precision,
-      rngs=rngs,
-    )
+  def _init_params(self, rngs: nnx.Rngs):
+    spec = self.spec
     rank = spec.rank
     if rank > min(self.in_features, self.out_features):
       warnings.warn(

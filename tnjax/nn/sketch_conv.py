@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn import init as init_lib
@@ -26,34 +25,8 @@ class SketchConv(FactorizedConv):
 
   spec_type = SketchSpec
 
-  def __init__(
-    self,
-    in_channels: int,
-    out_channels: int,
-    kernel_size,
-    spec: SketchSpec = SketchSpec(),
-    *,
-    strides=1,
-    padding="SAME",
-    kernel_dilation=1,
-    dtype=None,
-    param_dtype=jnp.float32,
-    precision=None,
-    rngs: nnx.Rngs,
-  ):
-    super().__init__(
-      in_channels,
-      out_channels,
-      kernel_size,
-      spec,
-      strides=strides,
-      padding=padding,
-      kernel_dilation=kernel_dilation,
-      dtype=dtype,
-      param_dtype=param_dtype,
-      precision=precision,
-      rngs=rngs,
-    )
+  def _init_params(self, rngs: nnx.Rngs):
+    spec = self.spec
     l, k = spec.num_sketches, spec.sketch_size
     kh, kw = self.kernel_size
     key1, key2 = jax.random.split(sign_key(spec, rngs))
@@ -85,11 +58,7 @@ class SketchConv(FactorizedConv):
     return sketch.conv_sketch_conv(
       x,
       self.weights().astype(x.dtype),
-      strides=self.strides,
-      padding=padding,
-      dilation=self.kernel_dilation,
-      precision=self.precision,
-      method=self.spec.method,
+      **self._conv_options(padding),
     )
 
   def _fit(self, weight):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import warnings
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn import init as init_lib
@@ -60,26 +59,8 @@ class SketchDense(FactorizedDense):
 
   spec_type = SketchSpec
 
-  def __init__(
-    self,
-    in_features: int,
-    out_features: int,
-    spec: SketchSpec = SketchSpec(),
-    *,
-    dtype=None,
-    param_dtype=jnp.float32,
-    precision=None,
-    rngs: nnx.Rngs,
-  ):
-    super().__init__(
-      in_features,
-      out_features,
-      spec,
-      dtype=dtype,
-      param_dtype=param_dtype,
-      precision=precision,
-      rngs=rngs,
-    )
+  def _init_params(self, rngs: nnx.Rngs):
+    spec = self.spec
     l, k = spec.num_sketches, spec.sketch_size
     key1, key2 = jax.random.split(sign_key(spec, rngs))
     self.u1 = SketchMatrix(sketch.sign_matrices(key1, l, k, self.in_features, self.param_dtype))

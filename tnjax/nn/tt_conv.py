@@ -42,34 +42,8 @@ class TTConv(FactorizedConv):
   spec_type = TTSpec
   fit_options = ("eps",)
 
-  def __init__(
-    self,
-    in_channels: int,
-    out_channels: int,
-    kernel_size,
-    spec: TTSpec = TTSpec(),
-    *,
-    strides=1,
-    padding="SAME",
-    kernel_dilation=1,
-    dtype=None,
-    param_dtype=jnp.float32,
-    precision=None,
-    rngs: nnx.Rngs,
-  ):
-    super().__init__(
-      in_channels,
-      out_channels,
-      kernel_size,
-      spec,
-      strides=strides,
-      padding=padding,
-      kernel_dilation=kernel_dilation,
-      dtype=dtype,
-      param_dtype=param_dtype,
-      precision=precision,
-      rngs=rngs,
-    )
+  def _init_params(self, rngs: nnx.Rngs):
+    spec = self.spec
     if spec.in_shape is None:  # channels are factorised exactly (no padding), 1s allowed
       self.in_shape = shapes.factorize(self.in_channels, spec.order, max_padding=0)
       self.out_shape = shapes.factorize(self.out_channels, spec.order, max_padding=0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn import init as init_lib
@@ -24,34 +23,8 @@ class TuckerConv(FactorizedConv):
 
   spec_type = TuckerSpec
 
-  def __init__(
-    self,
-    in_channels: int,
-    out_channels: int,
-    kernel_size,
-    spec: TuckerSpec = TuckerSpec(),
-    *,
-    strides=1,
-    padding="SAME",
-    kernel_dilation=1,
-    dtype=None,
-    param_dtype=jnp.float32,
-    precision=None,
-    rngs: nnx.Rngs,
-  ):
-    super().__init__(
-      in_channels,
-      out_channels,
-      kernel_size,
-      spec,
-      strides=strides,
-      padding=padding,
-      kernel_dilation=kernel_dilation,
-      dtype=dtype,
-      param_dtype=param_dtype,
-      precision=precision,
-      rngs=rngs,
-    )
+  def _init_params(self, rngs: nnx.Rngs):
+    spec = self.spec
     tucker.check_tucker_ranks(self.in_channels, self.out_channels, spec.in_rank, spec.out_rank)
     variance = init_lib.target_variance(spec.init, self.fan_in, self.fan_out)
     std = init_lib.product_stds(variance, num_factors=3, summed_terms=spec.in_rank * spec.out_rank)
@@ -78,11 +51,7 @@ class TuckerConv(FactorizedConv):
     return tucker.tucker2_conv(
       x,
       self.weights().astype(x.dtype),
-      strides=self.strides,
-      padding=padding,
-      dilation=self.kernel_dilation,
-      precision=self.precision,
-      method=self.spec.method,
+      **self._conv_options(padding),
     )
 
   def _fit(self, weight):

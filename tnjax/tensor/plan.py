@@ -266,12 +266,12 @@ def _efficiency(k: int, n: int) -> float:
   return min(1.0, (k * n / _FULL_TILE) ** 0.5)
 
 
-def gemm(m: int, k: int, n: int, itemsize: int) -> tuple[float, float]:
+def gemm_cost(m: int, k: int, n: int, itemsize: int) -> tuple[float, float]:
   """(effective FLOPs, bytes) of an (m, k) @ (k, n) product."""
   return 2.0 * m * k * n / _efficiency(k, n), float(itemsize * (m * k + k * n + m * n))
 
 
-def conv(batch, out_hw, in_hw, kernel_hw, c_in, c_out, itemsize) -> tuple[float, float]:
+def conv_cost(batch, out_hw, in_hw, kernel_hw, c_in, c_out, itemsize) -> tuple[float, float]:
   """(effective FLOPs, bytes) of a dense 2-D convolution (a GEMM of k = kh kw c_in)."""
   out_pixels, in_pixels = batch * math.prod(out_hw), batch * math.prod(in_hw)
   flops = 2.0 * out_pixels * math.prod(kernel_hw) * c_in * c_out
@@ -294,12 +294,12 @@ def _path(name: str, parts, ops: int) -> Path:
 
 def dense_matmul_path(batch: int, m: int, n: int, rebuild: Sequence, itemsize: int) -> Path:
   """'dense': rebuild the (m, n) weight with the `rebuild` (FLOPs, bytes) parts, then one GEMM."""
-  return _path("dense", list(rebuild) + [gemm(batch, m, n, itemsize)], ops=len(rebuild) + 1)
+  return _path("dense", list(rebuild) + [gemm_cost(batch, m, n, itemsize)], ops=len(rebuild) + 1)
 
 
 def dense_conv_path(batch, out_hw, in_hw, kernel_hw, c_in, c_out, rebuild, itemsize) -> Path:
   """'dense' for a conv: rebuild the HWIO kernel, then one convolution."""
-  parts = list(rebuild) + [conv(batch, out_hw, in_hw, kernel_hw, c_in, c_out, itemsize)]
+  parts = list(rebuild) + [conv_cost(batch, out_hw, in_hw, kernel_hw, c_in, c_out, itemsize)]
   return _path("dense", parts, ops=len(rebuild) + 1)
 
 
@@ -314,10 +314,10 @@ def cp_kernel_paths(batch, in_hw, out_hw, kernel_shape, rank: int, itemsize: int
   factored = _path(
     "factored",
     [
-      gemm(pixels_in, c_in, rank, itemsize),
+      gemm_cost(pixels_in, c_in, rank, itemsize),
       vertical,
       horizontal,
-      gemm(pixels_out, rank, c_out, itemsize),
+      gemm_cost(pixels_out, rank, c_out, itemsize),
     ],
     ops=4,
   )
@@ -333,9 +333,9 @@ def tucker2_paths(batch, in_hw, out_hw, kernel_shape, in_rank, out_rank, itemsiz
   factored = _path(
     "factored",
     [
-      gemm(pixels_in, c_in, in_rank, itemsize),
-      conv(batch, out_hw, in_hw, (kh, kw), in_rank, out_rank, itemsize),
-      gemm(pixels_out, out_rank, c_out, itemsize),
+      gemm_cost(pixels_in, c_in, in_rank, itemsize),
+      conv_cost(batch, out_hw, in_hw, (kh, kw), in_rank, out_rank, itemsize),
+      gemm_cost(pixels_out, out_rank, c_out, itemsize),
     ],
     ops=3,
   )
@@ -353,10 +353,10 @@ def conv_sketch_paths(batch, in_hw, out_hw, kernel_shape, sketches: int, itemsiz
   factored = _path(
     "factored",
     [
-      conv(batch, out_hw, in_hw, (kh, kw), c_in, lk, itemsize),
-      gemm(pixels_out, lk, c_out, itemsize),
-      gemm(pixels_in, c_in, lk, itemsize),
-      conv(batch, out_hw, in_hw, (kh, kw), lk, c_out, itemsize),
+      conv_cost(batch, out_hw, in_hw, (kh, kw), c_in, lk, itemsize),
+      gemm_cost(pixels_out, lk, c_out, itemsize),
+      gemm_cost(pixels_in, c_in, lk, itemsize),
+      conv_cost(batch, out_hw, in_hw, (kh, kw), lk, c_out, itemsize),
     ],
     ops=5,
   )
@@ -369,9 +369,11 @@ def conv_sketch_paths(batch, in_hw, out_hw, kernel_shape, sketches: int, itemsiz
 def two_factor_paths(batch: int, m: int, hidden: int, n: int, itemsize: int) -> list[Path]:
   """x @ A @ B with A (m, hidden), B (hidden, n): low-rank and SK-FC matrices."""
   factored = _path(
-    "factored", [gemm(batch, m, hidden, itemsize), gemm(batch, hidden, n, itemsize)], ops=2
+    "factored",
+    [gemm_cost(batch, m, hidden, itemsize), gemm_cost(batch, hidden, n, itemsize)],
+    ops=2,
   )
-  dense = dense_matmul_path(batch, m, n, [gemm(m, hidden, n, itemsize)], itemsize)
+  dense = dense_matmul_path(batch, m, n, [gemm_cost(m, hidden, n, itemsize)], itemsize)
   return [factored, dense]
 
 

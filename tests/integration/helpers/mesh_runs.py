@@ -11,7 +11,8 @@ import jax
 import numpy as np
 from flax import nnx
 
-from tnjax import config_lib, trainer
+from tnjax import config_lib
+from tnjax.training import trainer
 
 assert jax.device_count() == 8, jax.devices()
 

@@ -15,7 +15,8 @@ assert sharding.maybe_initialize_distributed()
 
 import jax  # noqa: E402
 
-from tnjax import config_lib, trainer  # noqa: E402
+from tnjax import config_lib  # noqa: E402
+from tnjax.training import trainer
 
 c = config_lib.base_config()
 c.data.source, c.data.name = "synthetic", "synthetic"
@@ -25,7 +26,7 @@ c.update(num_epochs=int(sys.argv[2]), batch_size=16, eval_batch_size=32, progres
 c.checkpoint.async_save = False
 c.mesh.update(data=-1)
 # The second call extends the run by an epoch: a deliberate change of num_epochs.
-result = trainer.train_and_evaluate(c, sys.argv[1], allow_config_change=True)
+result = trainer.train(c, sys.argv[1], allow_config_change=True).result
 print(
   f"PROCESS {jax.process_index()} of {jax.process_count()} devices {jax.device_count()} "
   f"step {result['step'] if 'step' in result else ''} test_loss {result['test_loss']:.6f}"

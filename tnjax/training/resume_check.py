@@ -11,23 +11,12 @@ from __future__ import annotations
 import json
 import time
 
+from tnjax import config_lib
 from tnjax import errors
 from tnjax import fileio
+from tnjax.training import run_files
 
-HISTORY = "config_history.jsonl"
-# Dotted prefixes of fields that cannot change the trained parameters.
-HARMLESS = (
-  "log_every_steps",
-  "progress_bar",
-  "checkpoint.",
-  "eval_batch_size",
-  "wandb.",
-  "mesh.",
-  "mesh_min_shard_size",
-  "data.data_dir",
-  "data.idx_dir",
-  "data.max_test_examples",
-)
+HISTORY = run_files.HISTORY
 
 
 def _flatten(tree, prefix: str = "") -> dict:
@@ -44,22 +33,10 @@ def _canonical(config_dict: dict) -> dict:
   return json.loads(json.dumps(config_dict, default=str))
 
 
-# Fields added after runs were made, with the value that reproduces those runs:
-# a saved config without the field and a current one holding this value agree.
-ADDED_WITH_DEFAULT = {
-  "dtype": "float32",
-  "trainable": "",
-  "data.normalization": "imagenet",
-  "data.whiten": "",
-  "schedule.decay_steps": 0,
-  "schedule.decay_rate": 1.0,
-}
-
-
 def config_changes(saved: dict, current: dict) -> list[tuple[str, object, object]]:
   """(dotted key, saved value, current value) for every field that differs."""
   old, new = _flatten(_canonical(saved)), _flatten(_canonical(current))
-  for key, value in ADDED_WITH_DEFAULT.items():
+  for key, value in config_lib.ADDED_WITH_DEFAULT.items():
     old.setdefault(key, value)
     new.setdefault(key, value)
   missing = object()
@@ -68,10 +45,6 @@ def config_changes(saved: dict, current: dict) -> list[tuple[str, object, object
     for key in sorted(old.keys() | new.keys())
     if old.get(key, missing) != new.get(key, missing)
   ]
-
-
-def is_harmless(key: str) -> bool:
-  return any(key == h or key.startswith(h) if h.endswith(".") else key == h for h in HARMLESS)
 
 
 def format_changes(changes, limit: int = 6) -> str:
@@ -84,7 +57,7 @@ def check_resume(
 ) -> list:
   """Refuses a resume whose config changed what is trained; records accepted changes."""
   changes = config_changes(saved, current)
-  blocking = [c for c in changes if not is_harmless(c[0])]
+  blocking = [c for c in changes if not config_lib.is_harmless(c[0])]
   if blocking and not allow_change:
     raise errors.UserError(
       f"{workdir} was trained to step {step} with another config: {format_changes(blocking)}. "

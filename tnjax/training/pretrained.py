@@ -11,10 +11,12 @@ Parameters the file does not cover (e.g. the new TT layers) keep their init.
 from __future__ import annotations
 
 import io
+import zipfile
 
 import numpy as np
 from flax import nnx
 
+from tnjax import errors
 from tnjax import fileio
 
 
@@ -24,21 +26,41 @@ def read_weights(path: str) -> dict[str, np.ndarray]:
     raise FileNotFoundError(f"Pretrained weights file {path!r} does not exist.")
   # Local files are read in place; gs:// ones through the path layer, into memory.
   source = io.BytesIO(fileio.Path(path).read_bytes()) if fileio.is_remote(path) else path
-  if path.endswith(".npz"):
-    with np.load(source) as data:
-      return {name: data[name] for name in data.files}
-  if path.endswith((".h5", ".hdf5")):
-    import h5py  # pylint: disable=g-import-not-at-top
+  if not path.endswith((".npz", ".h5", ".hdf5")):
+    raise ValueError(f"Pretrained weights {path!r}: use an .npz or .h5 file of named arrays.")
+  try:
+    arrays = _read_npz(source) if path.endswith(".npz") else _read_h5(source)
+  except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    raise errors.UserError(
+      f"pretrained weights {path} cannot be read as {'.npz' if path.endswith('.npz') else 'HDF5'}"
+      f" ({type(e).__name__}: {' '.join(str(e).split())[:120]}); the file is damaged or "
+      "not what its name says."
+    ) from None
+  damaged = sorted(n for n, a in arrays.items() if a.dtype.kind == "f" and not np.isfinite(a).all())
+  if damaged:
+    raise errors.UserError(
+      f"pretrained weights {path}: {len(damaged)} array(s) hold NaN or infinite values "
+      f"({', '.join(damaged[:5])}{' ...' if len(damaged) > 5 else ''}); the file is damaged."
+    )
+  return arrays
 
-    arrays = {}
-    with h5py.File(source, "r") as f:
-      f.visititems(
-        lambda name, item: (
-          arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None
-        )
+
+def _read_npz(source) -> dict[str, np.ndarray]:
+  with np.load(source, allow_pickle=False) as data:
+    return {name: data[name] for name in data.files}
+
+
+def _read_h5(source) -> dict[str, np.ndarray]:
+  import h5py  # pylint: disable=g-import-not-at-top
+
+  arrays = {}
+  with h5py.File(source, "r") as f:
+    f.visititems(
+      lambda name, item: (
+        arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None
       )
-    return arrays
-  raise ValueError(f"Pretrained weights {path!r}: use an .npz or .h5 file of named arrays.")
+    )
+  return arrays
 
 
 def load_pretrained(model: nnx.Module, path: str, rename: dict | None = None) -> list[str]:
@@ -51,7 +73,7 @@ def load_arrays(
 ) -> list[str]:
   """Copies named arrays ('conv1/kernel': array) into the model's variables of those names.
 
-  The names of tnjax.checkpoint.model_arrays and of pretrained files (parameters,
+  The names of tnjax.training.checkpoint.model_arrays and of pretrained files (parameters,
   and also BatchNorm statistics or sketch sign matrices if given); every array
   must match a variable of the same shape. Returns the paths set.
   """

@@ -8,9 +8,10 @@ from __future__ import annotations
 import math
 import re
 
+from tnjax import config_lib
 from tnjax import errors
 from tnjax import models
-from tnjax import optim
+from tnjax.training import optim
 from tnjax.data import augment as augment_lib
 from tnjax.data import memory
 
@@ -85,6 +86,12 @@ def validate_config(config) -> None:
       bool(data.idx_dir),
       "config.data.source='idx' needs config.data.idx_dir, the directory of the IDX files.",
     )
+  for old, new in config_lib.RENAMED_MODEL_FIELDS.items():
+    _require(
+      old not in config.model,
+      f"config.model.{old} was renamed: use config.model.{new} (every model takes "
+      "conv_layer / dense_layer defaults and per-layer `layers`).",
+    )
   _require(
     config.model.name in models.MODELS,
     f"config.model.name={config.model.name!r} is unknown; known models: {sorted(models.MODELS)}.",
@@ -99,6 +106,6 @@ def validate_config(config) -> None:
     ) from None
   mode = config.wandb.mode
   _require(
-    mode in ("disabled", "offline", "online"),
-    f"config.wandb.mode={mode!r} is unknown; choose one of ('disabled', 'offline', 'online').",
+    mode in config_lib.WANDB_MODES,
+    f"config.wandb.mode={mode!r} is unknown; choose one of {config_lib.WANDB_MODES}.",
   )

@@ -1,4 +1,4 @@
-"""train_and_evaluate(config, workdir): the one training loop every experiment uses.
+"""train(config, workdir): the one training loop every experiment uses.
 
 The state (model + optimizer) is split once into a static graphdef and a pytree;
 the step is a plain `jax.jit` over the pytree with the state donated, so XLA
@@ -20,7 +20,10 @@ import contextlib
 import dataclasses
 import functools
 import io
+import math
+import os
 import time
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -30,24 +33,24 @@ import optax
 import tqdm
 from flax import nnx
 
-from tnjax import checkpoint as checkpoint_lib
+from tnjax.training import checkpoint as checkpoint_lib
 from tnjax import data as data_lib
 from tnjax import errors
 from tnjax import fileio
 from tnjax import models
-from tnjax import optim
-from tnjax import preemption
-from tnjax import pretrained as pretrained_lib
-from tnjax import resume_check
-from tnjax import run_lock
+from tnjax.training import optim
+from tnjax.training import preemption
+from tnjax.training import pretrained as pretrained_lib
+from tnjax.training import resume_check
+from tnjax.training import run_files
+from tnjax.training import run_lock
 from tnjax import sharding as sharding_lib
-from tnjax import validate
-from tnjax import writers
+from tnjax.training import validate
+from tnjax.training import writers
 from tnjax.data import augment as augment_lib
 from tnjax.nn import format_table, total_params
 
-RESULT, DIVERGED, CONFIG = "result.json", "diverged.json", "config.json"
-PREPROCESSING = "preprocessing.npz"
+RESULT, DIVERGED, CONFIG = run_files.RESULT, run_files.DIVERGED, run_files.CONFIG
 
 
 def _save_preprocessing(path, arrays: dict) -> None:
@@ -142,13 +145,11 @@ def _build(config, is_main: bool) -> _Setup:
   if mesh is not None:
     sharding_lib.check_batch(config.batch_size, mesh)
   data = data_lib.make_input(config, mesh)
-  model = models.build_model(
-    config.model,
-    data.image_shape,
-    data.num_classes,
-    rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1),
-    dtype=config.get("dtype"),
+  build = lambda rngs: models.build_model(
+    config.model, data.image_shape, data.num_classes, rngs=rngs, dtype=config.get("dtype")
   )
+  _check_fits_in_memory(nnx.eval_shape(lambda: build(nnx.Rngs(0))))  # before allocating
+  model = build(nnx.Rngs(params=config.seed, dropout=config.seed + 1))
   pretrained = config.get("pretrained")
   if pretrained is not None and pretrained.path:  # before the optimizer: its moments start at 0
     loaded = pretrained_lib.load_pretrained(model, pretrained.path, pretrained.rename.to_dict())
@@ -187,6 +188,31 @@ def _build(config, is_main: bool) -> _Setup:
     total_params(model),
     data.steps_per_epoch * config.num_epochs,
   )
+
+
+def _device_memory_bytes() -> int | None:
+  """Memory of one device: the accelerator's limit, or the host's RAM on CPU."""
+  device = jax.local_devices()[0]
+  stats = device.memory_stats() if device.platform != "cpu" else None
+  if stats and stats.get("bytes_limit"):
+    return int(stats["bytes_limit"])
+  try:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+  except (ValueError, OSError):
+    return None
+
+
+def _check_fits_in_memory(abstract_model) -> None:
+  """Refuses, in one line, a model whose parameters alone exceed a device's memory."""
+  leaves = jax.tree.leaves(nnx.state(abstract_model, nnx.Param))
+  needed = sum(math.prod(x.shape) * jnp.dtype(x.dtype).itemsize for x in leaves)
+  available = _device_memory_bytes()
+  if available is not None and needed > available:
+    raise errors.UserError(
+      f"the model's {sum(math.prod(x.shape) for x in leaves):,} parameters need "
+      f"{needed / 1e9:,.1f} GB, more than the {available / 1e9:,.1f} GB of this device "
+      "(before gradients and optimizer state); lower the ranks or sizes in config.model."
+    )
 
 
 class _TrainLog:
@@ -279,36 +305,44 @@ def _summary(records: list[dict], extra: dict) -> dict:
   return {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
 
 
+class Trained(typing.NamedTuple):
+  """What `train` returns: result.json's dict and the final state pytree."""
+
+  result: dict
+  state: object
+
+
 def train(config: ml_collections.ConfigDict, workdir, *, allow_config_change: bool = False):
-  """Trains config.model on config.data; returns (result dict, final state pytree).
+  """Trains config.model on config.data in `workdir`; returns Trained(result, state).
 
-  Raises errors.UserError (bad config or data, workdir held by another trainer),
-  errors.Preempted (saved; rerun to resume) or errors.Diverged.
+  The result dict is also written to WORKDIR/result.json. Raises errors.UserError
+  (bad config or data, workdir held by another trainer), errors.Preempted (saved;
+  rerun to resume) or errors.Diverged.
   """
-  validate.validate_config(config)  # before any data load or compilation
-  workdir = fileio.workdir_path(workdir)
+  with errors.input_errors_are_user_errors():
+    validate.validate_config(config)  # before any data load or compilation
   is_main = jax.process_index() == 0
+  workdir = fileio.check_workdir(workdir) if is_main else fileio.workdir_path(workdir)
   with _workdir_lock(workdir, is_main):
-    return _train(config, workdir, allow_config_change, is_main)
-
-
-def train_and_evaluate(config, workdir, *, allow_config_change: bool = False) -> dict:
-  """Trains and evaluates; returns the result dict also written to WORKDIR/result.json."""
-  return train(config, workdir, allow_config_change=allow_config_change)[0]
+    return Trained(*_train(config, workdir, allow_config_change, is_main))
 
 
 def _train(config, workdir, allow_config_change: bool, is_main: bool):
-  setup = _build(config, is_main)
+  with errors.input_errors_are_user_errors():  # the config's model, data and weights
+    setup = _build(config, is_main)
   checkpointer = checkpoint_lib.Checkpointer(
-    workdir / "checkpoints", keep=config.checkpoint.keep, async_save=config.checkpoint.async_save
+    workdir / run_files.CHECKPOINTS,
+    keep=config.checkpoint.keep,
+    async_save=config.checkpoint.async_save,
   )
   start, state = _restore(config, workdir, checkpointer, setup, allow_config_change, is_main)
   writer = writers.MetricWriter(workdir, config, resumed_step=start)
   writer.write_json(CONFIG, config.to_dict())  # readable without orbax: reports and sweeps
   if is_main and setup.data.preprocessing:  # e.g. the ZCA matrix: needed to feed the model later
-    _save_preprocessing(workdir / PREPROCESSING, setup.data.preprocessing)
-  if is_main:  # training again (e.g. with a lower learning rate): no longer a diverged run
+    _save_preprocessing(workdir / run_files.PREPROCESSING, setup.data.preprocessing)
+  if is_main:  # training again (e.g. with a lower learning rate): no longer diverged or failed
     (workdir / DIVERGED).unlink(missing_ok=True)
+    (workdir / run_files.FAILED).unlink(missing_ok=True)
   config_dict, data = config.to_dict(), setup.data
   train_fn = jax.jit(
     functools.partial(
@@ -326,6 +360,8 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool):
   checkpoint_every = config.checkpoint.every_steps or data.steps_per_epoch
   watcher, log = preemption.PreemptionWatcher(), _TrainLog(config, setup, writer, start, is_main)
   previous_result = fileio.read_json(workdir / RESULT) if start == setup.total_steps else None
+  if is_main and previous_result is None:  # a finished run continued (more epochs): not done
+    (workdir / RESULT).unlink(missing_ok=True)
   try:
     for step, reference in zip(range(start + 1, setup.total_steps + 1), data.train_refs(start)):
       state, metrics = train_fn(state, data.arrays, reference)
@@ -342,7 +378,7 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool):
       if preempted or step % checkpoint_every == 0 or step == setup.total_steps:
         _save(checkpointer, writer, log, step, state, config_dict)
       if preempted:
-        raise errors.Preempted(step)
+        raise watcher.stop(step)
     result = previous_result or _summary(
       writer.records,
       {
@@ -358,10 +394,12 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool):
     writer.write_json(DIVERGED, {"message": str(e), "last_checkpoint": checkpointer.latest_step()})
     raise
   finally:
-    watcher.close()
     log.progress.close()
-    checkpointer.close()
-    writer.close()
+    try:
+      checkpointer.close()  # waits for an async save: a second signal must not cut it short
+      writer.close()
+    finally:
+      watcher.close()
   if is_main:
     print(
       f"Done: step {result['step']}, test accuracy {result['test_accuracy']:.4f}, "

@@ -12,6 +12,8 @@ aside to WORKDIR/checkpoints_unreadable/, and the next older one is used.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import Mapping
 
 import jax
@@ -19,7 +21,9 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
+from tnjax import errors
 from tnjax import fileio
+from tnjax.training import compat
 
 
 class Checkpointer:
@@ -38,13 +42,48 @@ class Checkpointer:
     return self._manager.latest_step()
 
   def save(self, step: int, state, config_dict: dict) -> None:
-    """Saves asynchronously; the state may be donated as soon as this returns."""
-    self._manager.save(
-      step,
-      args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)
-      ),
-    )
+    """Saves asynchronously; the state may be donated as soon as this returns.
+
+    A local disk without room for the state is refused before Orbax starts writing
+    (so a full disk is one line, not a cascade of failed writer threads).
+    """
+    self._check_free_space(step, state)
+    with self._one_line_write_errors(step):
+      self._manager.save(
+        step,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)
+        ),
+      )
+
+  def _check_free_space(self, step: int, state) -> None:
+    if fileio.is_remote(self.directory) or jax.process_index() != 0:
+      return
+    needed = sum(x.nbytes for x in jax.tree.leaves(state) if hasattr(x, "nbytes")) + (1 << 20)
+    existing = next(p for p in (self.directory, *self.directory.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if free < needed:
+      raise errors.UserError(
+        f"cannot save the checkpoint of step {step} in {self.directory}: it needs about "
+        f"{needed / 1e6:,.1f} MB and the disk has {free / 1e6:,.1f} MB free; free space "
+        "and rerun the same command (it resumes from the last checkpoint)."
+      )
+
+  @contextlib.contextmanager
+  def _one_line_write_errors(self, step: int | None):
+    """Orbax reports a failed write (e.g. the disk filled up meanwhile) as a ValueError
+    or OSError naming the OS error; that is the user's to fix: one line."""
+    try:
+      yield
+    except (ValueError, OSError) as e:
+      text = " ".join(str(e).split())
+      if "No space left" in text or "os_error_code='28'" in text:
+        at = f" of step {step}" if step is not None else ""
+        raise errors.UserError(
+          f"cannot save the checkpoint{at} in {self.directory}: no space left on device; "
+          "free space and rerun the same command (it resumes from the last checkpoint)."
+        ) from None
+      raise
 
   def restore_latest(self, abstract_state, check_config=None):
     """(step, state, saved config) of the newest readable checkpoint, or (None, None, None).
@@ -81,10 +120,10 @@ class Checkpointer:
 
   def _restore_positional(self, step: int, target):
     """A checkpoint saved before trees were named ('0', '1'), read as named; None if not one."""
-    if not (isinstance(target, Mapping) and set(target) == set(NAMED)):
+    if not (isinstance(target, Mapping) and set(target) == set(compat.NAMED)):
       return None
     try:
-      restored = _named(self._restore(step, _positional(target)))
+      restored = compat.named_state(self._restore(step, compat.positional_state(target)))
       return nnx.State(restored) if isinstance(target, nnx.State) else restored
     except Exception:  # pylint: disable=broad-except  # not positional: the named error stands
       return None
@@ -124,11 +163,14 @@ class Checkpointer:
     ]
 
   def wait(self) -> None:
-    self._manager.wait_until_finished()
+    with self._one_line_write_errors(None):
+      self._manager.wait_until_finished()
 
   def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    try:
+      self.wait()
+    finally:
+      self._manager.close()
 
 
 def _looks_like_a_different_model(error: Exception) -> bool:
@@ -138,21 +180,6 @@ def _looks_like_a_different_model(error: Exception) -> bool:
     s in text
     for s in ("shape", "Shape", "tree structure", "Dict key mismatch", "missing in", "not found in")
   )
-
-
-# A training checkpoint's state tree: {"model": ..., "optimizer": ...}. Checkpoints
-# written before the names (tnjax <= stop 14) keep the pair under "0" and "1";
-# restore_latest and restore_arrays read those as if named.
-NAMED = ("model", "optimizer")
-POSITIONAL = ("0", "1")
-
-
-def _positional(tree):
-  return {old: tree[new] for old, new in zip(POSITIONAL, NAMED)}
-
-
-def _named(tree):
-  return {new: tree[old] for old, new in zip(POSITIONAL, NAMED)}
 
 
 def restore_arrays(directory, step: int | None = None):
@@ -166,13 +193,13 @@ def restore_arrays(directory, step: int | None = None):
   if step is None:
     raise FileNotFoundError(f"No checkpoint in {directory}.")
   state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
-  return _named(state) if set(map(str, state)) == set(POSITIONAL) else state
+  return compat.named_state(state) if compat.is_positional(state) else state
 
 
 def model_arrays(directory, step: int | None = None) -> dict:
   """The model's arrays of a training checkpoint, named like pretrained files ('fc1/kernel').
 
-  Feed them to tnjax.pretrained.load_arrays to fill a model built from the run's config.
+  Feed them to tnjax.training.pretrained.load_arrays to fill a model built from the run's config.
   """
   state = restore_arrays(directory, step)
   if "model" not in state:

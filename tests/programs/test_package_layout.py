@@ -1,0 +1,105 @@
+"""The package's shape: a short top floor, one config loader, a public face, one-line errors."""
+
+import pathlib
+import subprocess
+import sys
+
+import ml_collections
+import pytest
+
+from tnjax import config_lib, errors
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_the_top_level_holds_the_programs_and_their_helpers_only():
+  modules = sorted(p.name for p in (REPO / "tnjax").glob("*.py") if p.name != "__init__.py")
+  assert len(modules) <= 12, modules
+  assert not {"trainer.py", "checkpoint.py", "run_lock.py"} & set(modules)
+
+
+def test_one_config_loader_in_the_tree():
+  loaders = [
+    p.relative_to(REPO).as_posix()
+    for p in (REPO / "tnjax").rglob("*.py")
+    if "spec_from_file_location" in p.read_text()
+  ]
+  assert loaders == ["tnjax/config_lib.py"]
+
+
+def test_import_tnjax_as_tn_gives_the_subpackages_and_entry_points():
+  code = (
+    "import tnjax as tn; tn.nn.TTDense; tn.tensor.tt_from_dense; tn.models.build_model; "
+    "print(tn.train.__module__, tn.load_config.__module__)"
+  )
+  run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+  assert run.returncode == 0, run.stderr[-2000:]
+  assert run.stdout.split() == ["tnjax.training.trainer", "tnjax.config_lib"]
+
+
+def _config_file(tmp_path, text):
+  path = tmp_path / "my_config.py"
+  path.write_text(text)
+  return str(path)
+
+
+def test_config_files_that_cannot_load_are_one_line_user_errors(tmp_path):
+  with pytest.raises(errors.UserError, match="config file 'nope.py' does not exist"):
+    config_lib.load_config("nope.py")
+  broken = _config_file(tmp_path, "def get_config(:\n  pass\n")
+  with pytest.raises(errors.UserError, match=r"my_config.py line 1: .*fix the file"):
+    config_lib.load_config(broken)
+  empty = _config_file(tmp_path, "x = 1\n")
+  with pytest.raises(errors.UserError, match=r"my_config.py defines no get_config\(\)"):
+    config_lib.load_config(empty)
+  with pytest.raises(errors.UserError, match="config argument 'nonsense' is unknown"):
+    config_lib.load_config(str(REPO / "configs/tt_mnist.py") + ":nonsense")
+
+
+def test_overrides_are_typed_by_their_field_and_the_loaded_config_is_locked(tmp_path):
+  path = str(REPO / "configs/tt_mnist.py") + ":synthetic"
+  rest, overrides = config_lib.split_overrides(
+    ["prog", "--config.num_epochs=3", "--noconfig.progress_bar", "--workdir=w"]
+  )
+  assert rest == ["prog", "--workdir=w"]
+  config = config_lib.load_config(path, overrides)
+  assert (config.num_epochs, config.progress_bar) == (3, False)
+  with pytest.raises(AttributeError):
+    config.new_field = 1  # locked: a typo in the trainer's reads cannot add a field
+  with pytest.raises(errors.UserError, match="--config.num_epochs needs a value"):
+    config_lib.apply_overrides(config, {"num_epochs": True})
+  spec = config_lib.apply_overrides(config, {"model.layers.hidden": "{'kind': 'lowrank'}"})
+  assert isinstance(spec.model.layers.hidden, ml_collections.ConfigDict)
+
+
+def test_only_tnjax_errors_become_one_line_messages(capsys):
+  def user_mistake():
+    raise errors.UserError("config.x=1 is wrong; set it to 2")
+
+  assert errors.run_cli(user_mistake) == errors.EXIT_USER_ERROR
+  assert capsys.readouterr().err.strip().startswith("tnjax: error: config.x=1 is wrong")
+
+  def library_bug():
+    raise ValueError("an internal shape mismatch")
+
+  with pytest.raises(ValueError, match="internal shape mismatch"):  # keeps its traceback
+    errors.run_cli(library_bug)
+  with pytest.raises(errors.UserError, match="bad spec"):
+    with errors.input_errors_are_user_errors():
+      raise ValueError("bad spec")
+
+
+def test_layers_take_their_family_constructor_and_refuse_another_formats_spec():
+  from flax import nnx
+
+  from tnjax import nn
+
+  layer = nn.TTDense(64, 32, rngs=nnx.Rngs(0))  # the spec defaults to TTSpec()
+  assert isinstance(layer.spec, nn.TTSpec)
+  with pytest.raises(ValueError, match="TTDense takes a TTSpec, got CPSpec"):
+    nn.TTDense(64, 32, nn.CPSpec(rank=2), rngs=nnx.Rngs(0))
+
+
+def test_the_old_sweep_override_flag_is_gone_from_the_docs():
+  for path in ["README.md", "launch/README.md", "launch/sweep_tpu.sh"]:
+    assert "--set " not in (REPO / path).read_text(), path
