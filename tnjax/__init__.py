@@ -4,7 +4,7 @@
   layer = tn.nn.TTDense(...)                 # or tn.nn.make_dense(spec, 1024, 1024, rngs=...)
   tt = tn.tensor.tt_from_dense(weight, in_shape, out_shape, ranks=8)
   config = tn.load_config("configs/tt_mnist.py:fashion_idx", {"num_epochs": 3})
-  result = tn.train(config, "runs/x").result
+  result = tn.training.train(config, "runs/x").result    # what `python -m tnjax.train` runs
 
 Subpackages load on first use, so `import tnjax` itself is instant.
 """
@@ -16,11 +16,9 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("nn", "tensor", "models", "data", "training", "configs", "sharding", "fileio")
-# name -> (module, attribute): the programs' library entry points.
-_FUNCTIONS = {
-  "train": ("tnjax.training.trainer", "train"),
-  "load_config": ("tnjax.config_lib", "load_config"),
-}
+# name -> (module, attribute). tn.train and tn.sweep stay the program modules (`python -m
+# tnjax.train`); the training function is tn.training.train.
+_FUNCTIONS = {"load_config": ("tnjax.config_lib", "load_config")}
 
 __all__ = list(_SUBMODULES) + list(_FUNCTIONS)
 

@@ -117,7 +117,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.mesh_min_shard_size = 1 << 16
   # Trained dense weights to start from (tnjax/training/pretrained.py): .npz / .h5 of arrays named
   # like the model's parameters ('conv1_1/kernel'); rename maps file names to those paths.
-  c.pretrained = ml_collections.ConfigDict({"path": "", "rename": ml_collections.ConfigDict()})
+  # allow_random_frozen: let config.trainable freeze layers no file sets (smoke runs only;
+  # otherwise a frozen layer without weights is refused).
+  c.pretrained = ml_collections.ConfigDict(
+    {"path": "", "rename": ml_collections.ConfigDict(), "allow_random_frozen": False}
+  )
   c.log_every_steps = 50
   c.progress_bar = True
   c.wandb = ml_collections.ConfigDict(
@@ -157,6 +161,7 @@ HARMLESS_FIELDS = (
   "data.data_dir",
   "data.idx_dir",
   "data.max_test_examples",
+  "pretrained.allow_random_frozen",
 )
 # Fields added after runs were made, with the value that reproduces those runs:
 # a saved config without the field and a current one holding this value agree.
@@ -167,6 +172,7 @@ ADDED_WITH_DEFAULT = {
   "data.whiten": "",
   "schedule.decay_steps": 0,
   "schedule.decay_rate": 1.0,
+  "pretrained.allow_random_frozen": False,
 }
 # config.model fields of configs written before every model took `layers` (tnjax <= stop 14).
 RENAMED_MODEL_FIELDS = {"hidden_layer": "layers.hidden", "output_layer": "layers.output"}

@@ -46,7 +46,7 @@ def test_create_setup_run_preempt_rerun_delete(tmp_path):
     for i in range(2):
       home = tmp_path / "tpu1" / f"worker-{i}"
       assert (home / "tnjax" / "pyproject.toml").exists()
-      assert (home / "tnjax" / "tnjax" / "trainer.py").exists()
+      assert (home / "tnjax" / "tnjax" / "training" / "trainer.py").exists()
       assert not (home / "tnjax" / ".venv").exists()  # ignored files stay home
     installs = [json.loads(line)["args"] for line in open(tmp_path / "uv.log")]
     assert [

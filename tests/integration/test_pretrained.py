@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tnjax import config_lib, models
+from tnjax import config_lib, errors, models
 from tnjax.training import pretrained, trainer
 
 
@@ -45,7 +45,7 @@ def test_unmatched_names_and_shapes_are_errors_that_list_the_model(tmp_path):
     ValueError, match=r"conv1/kernel: file \(3, 3, 1, 6\) vs model \(5, 5, 1, 6\)"
   ):
     pretrained.load_pretrained(_lenet(), str(tmp_path / "shape.npz"))
-  with pytest.raises(FileNotFoundError, match="does not exist"):
+  with pytest.raises(errors.UserError, match="does not exist"):
     pretrained.load_pretrained(_lenet(), str(tmp_path / "missing.npz"))
 
 

@@ -25,9 +25,10 @@ _MOCKED_CLI = """
 import sys
 import tensorflow_datasets as tfds
 from absl import app
-from tnjax import train
+from tnjax import config_lib, train
 with tfds.testing.mock_data(num_examples=int(sys.argv[1])):
-  app.run(train.main, argv=["tnjax.train"] + sys.argv[2:])
+  argv, overrides = config_lib.split_overrides(["tnjax.train"] + sys.argv[2:])
+  app.run(lambda args: train.main(args, overrides), argv=argv)
 """
 
 
@@ -194,5 +195,7 @@ def test_bad_config_gives_a_clear_error(tmp_path, field, value, message):
 def test_config_arguments_are_typed_and_checked():
   args = config_lib.parse_arg("rank=4,runlocal,lr=0.5", rank=8, runlocal=False, lr=1.0)
   assert (args.rank, args.runlocal, args.lr) == (4, True, 0.5)
-  with pytest.raises(ValueError, match="Config argument 'rnak' is unknown"):
+  with pytest.raises(
+    ValueError, match="config argument 'rnak' is unknown \\(did you mean rank\\?\\)"
+  ):
     config_lib.parse_arg("rnak=4", rank=8)

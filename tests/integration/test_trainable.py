@@ -46,6 +46,7 @@ def test_vgg_config_trains_only_the_fc_layers_and_leaves_the_convs_bitwise_uncha
 def test_trainable_head_of_a_tt_fc2_and_optimizer_state_only_for_it(tmp_path):
   config = tt_mnist.get_config("synthetic,runlocal")
   config.update(num_epochs=1, progress_bar=False, trainable="output")
+  config.pretrained.allow_random_frozen = True  # the hidden layer is frozen at its init
   config.data.update(max_train_examples=0)
   config.data.synthetic.num_train = 64
   before = _initial_params(config, (32, 32, 1), 10)

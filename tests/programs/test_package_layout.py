@@ -30,7 +30,8 @@ def test_one_config_loader_in_the_tree():
 def test_import_tnjax_as_tn_gives_the_subpackages_and_entry_points():
   code = (
     "import tnjax as tn; tn.nn.TTDense; tn.tensor.tt_from_dense; tn.models.build_model; "
-    "print(tn.train.__module__, tn.load_config.__module__)"
+    "from tnjax import train; train.main; "  # the program module, not shadowed
+    "print(tn.training.train.__module__, tn.load_config.__module__)"
   )
   run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
   assert run.returncode == 0, run.stderr[-2000:]

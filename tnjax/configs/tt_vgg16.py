@@ -62,6 +62,7 @@ def vgg_config(arg, depth: int):
   c.schedule.update(name="cosine", learning_rate=1e-2)
   if args.runlocal:
     config_lib.shrink_for_smoke_run(c)
+    c.pretrained.allow_random_frozen = True  # a smoke run: random frozen convs are intended
     c.batch_size = 4
     for spec in c.model.layers.values():  # 32x32 smoke images: FC6 has 512 inputs, automatic modes
       for field in ("in_shape", "out_shape"):

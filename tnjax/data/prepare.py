@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tnjax import cli
+from tnjax import config_lib
 from tnjax import errors
 
 TFDS_SOURCES = ("tfds", "tfds_stream")
@@ -22,7 +22,7 @@ def datasets_needed(config_paths) -> list[str]:
   """The TFDS names the configs read (no duplicates, in order); others need nothing."""
   names = []
   for path in config_paths:
-    config = cli.load_config(path)
+    config = config_lib.load_config(path)
     if config.data.source in TFDS_SOURCES and config.data.name not in names:
       names.append(config.data.name)
   return names

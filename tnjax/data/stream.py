@@ -17,11 +17,15 @@ skipping is cheap) and sees exactly the batches of an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 
 import jax
 import numpy as np
+from absl import logging as absl_logging
+
+from tnjax import errors
 
 # Input conventions of pretrained ImageNet weights, on 0-255 RGB pixels:
 # (channel order, mean, std). 'imagenet': torchvision / timm models. 'caffe': the
@@ -79,6 +83,57 @@ def _load(config, split: str, *, shuffle_files: bool, seed: int):
   )
 
 
+# Datasets TFDS cannot download: the files a user must put in <data_dir>/downloads/manual.
+MANUAL_FILES = {"imagenet2012": ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")}
+
+
+def not_prepared_message(name: str, builder_dir: str) -> str:
+  """What to do when `name` is not prepared: where the files go, the command, the smoke run."""
+  data_dir = str(builder_dir).split(f"/{name}/")[0].split(f"/{name}")[0]
+  manual = MANUAL_FILES.get(name)
+  where = (
+    f"put {' and '.join(manual)} in {data_dir}/downloads/manual/, then "
+    if manual
+    else "on a machine with network, "
+  )
+  return (
+    f"TFDS dataset {name!r} is not prepared in {data_dir} (config.data.data_dir, or "
+    f"TFDS_DATA_DIR); {where}run `python -m tnjax.data.prepare --data_dir {data_dir} "
+    "CONFIG` (launch/prepare_data.sh prepares it into a bucket), or try the config "
+    "first on random images with its `synthetic` argument (e.g. configs/tt_vgg16.py:synthetic)."
+  )
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+  level = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  try:
+    yield
+  finally:
+    absl_logging.set_verbosity(level)
+
+
+def check_prepared(config):
+  """The TFDS builder of config.name (a data config); a dataset not prepared in data_dir is
+  a one-line UserError saying where its files go and how to prepare it."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  _tf()
+  with _quiet_absl():  # TFDS warns about a missing dataset_info.json: we say it better
+    builder = tfds.builder(config.name, data_dir=config.data_dir or None)
+    prepared, builder_dir = builder.is_prepared(), builder.data_dir
+  if not prepared and not _mocked(tfds):
+    raise errors.UserError(not_prepared_message(config.name, builder_dir))
+  return builder
+
+
+def _mocked(tfds) -> bool:
+  """tfds.testing.mock_data replaces the builders' data (the tests' stand-in for TFDS)."""
+  prepare = tfds.core.dataset_builder.DatasetBuilder.download_and_prepare
+  return getattr(prepare, "__name__", "") == "mock_download_and_prepare"
+
+
 def shares(total: int, processes: int, limit: int = 0) -> tuple[int, int]:
   """(smallest, largest) per-process slice of `total` examples (even_splits), capped at `limit`."""
   low, high = total // processes, -(-total // processes)
@@ -87,10 +142,8 @@ def shares(total: int, processes: int, limit: int = 0) -> tuple[int, int]:
 
 def stream_info(config) -> StreamInfo:
   """Split sizes and classes of a streamed TFDS dataset (max_*_examples cap each process)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  _tf()
-  info = tfds.builder(config.name, data_dir=config.data_dir or None).info
+  info = check_prepared(config).info
   sizes = {}
   for key, split in (("train", "train"), ("test", EVAL_SPLITS.get(config.name, "test"))):
     try:

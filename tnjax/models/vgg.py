@@ -84,7 +84,8 @@ class VGG(nnx.Module):
     self.output = make_dense(specs.output(), hidden, num_classes, rngs=rngs)
     self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
-  def __call__(self, images):
+  def features(self, images):
+    """The convolutional part: the last pooled feature map, (N, H / 32, W / 32, 512)."""
     x, index = images, 0
     for size in self.block_sizes:
       for _ in range(size):
@@ -94,7 +95,11 @@ class VGG(nnx.Module):
           x = getattr(self, f"bn{name[4:]}")(x)
         x, index = jax.nn.relu(x), index + 1
       x = nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))
-    x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
+    return x
+
+  def __call__(self, images):
+    x = self.features(images)
+    x = x.reshape(x.shape[0], math.prod(x.shape[1:]))  # (H, W, C) order, as Keras flattens
     x = self.dropout(jax.nn.relu(self.fc6(x)))
     x = self.dropout(jax.nn.relu(self.fc7(x)))
     return self.output(x)

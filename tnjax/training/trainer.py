@@ -152,9 +152,23 @@ def _build(config, is_main: bool) -> _Setup:
   model = build(nnx.Rngs(params=config.seed, dropout=config.seed + 1))
   pretrained = config.get("pretrained")
   if pretrained is not None and pretrained.path:  # before the optimizer: its moments start at 0
-    loaded = pretrained_lib.load_pretrained(model, pretrained.path, pretrained.rename.to_dict())
+    arrays = pretrained_lib.read_weights(pretrained.path)
+    rename = pretrained.rename.to_dict()
+    params = pretrained_lib.param_names(model)
+    skipped = pretrained_lib.factorized_layers(params, [rename.get(n, n) for n in arrays])
+    loaded = pretrained_lib.load_arrays(model, arrays, rename, source=pretrained.path)
+    if not loaded:
+      raise errors.UserError(
+        f"{pretrained.path} sets none of the model's parameters (it holds "
+        f"{sorted(arrays)[:6]}...); check config.pretrained.path and .rename."
+      )
     if is_main:
-      print(f"Loaded {len(loaded)} pretrained arrays from {pretrained.path}.")
+      layers = list(dict.fromkeys(n.rsplit("/", 1)[0] for n in params if n in set(loaded)))
+      print(
+        f"Loaded {len(loaded)} pretrained arrays ({len(layers)} layers) from {pretrained.path}."
+      )
+      for layer in skipped:  # e.g. a TT fc6 where the file has a dense fc6
+        print(f"  {layer}: not loaded (factorised here; it trains from its initialisation).")
   if is_main:
     print(
       f"Data: {data.name}, {data.num_train} train / {data.num_test} test, images "

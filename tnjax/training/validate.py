@@ -12,6 +12,7 @@ from tnjax import config_lib
 from tnjax import errors
 from tnjax import models
 from tnjax.training import optim
+from tnjax.training import pretrained as pretrained_lib
 from tnjax.data import augment as augment_lib
 from tnjax.data import memory
 
@@ -39,6 +40,72 @@ def _non_finite_fields(tree, prefix: str = ""):
       yield from _non_finite_fields(value, f"{prefix}{key}.")
     elif isinstance(value, float) and not math.isfinite(value):
       yield f"{prefix}{key}", value
+
+
+def _nominal_image_shape(data) -> tuple[int, int, int]:
+  """The input shape the config's data will have, known without loading any of it."""
+  if data.source == "synthetic":
+    return tuple(data.synthetic.image_shape)
+  if data.source == "tfds_stream":
+    return (data.image_size, data.image_size, 3)
+  side = 32 if data.name.startswith("cifar") else 28
+  side = max(side, data.get("pad_to", 0))
+  return (side, side, 3 if data.name.startswith("cifar") else 1)
+
+
+def frozen_param_names(config) -> list[str]:
+  """The parameters config.trainable freezes, in model order (an abstract build: no memory)."""
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+
+  pattern = config.get("trainable", "")
+  if not pattern:
+    return []
+  model = nnx.eval_shape(
+    lambda: models.build_model(
+      config.model, _nominal_image_shape(config.data), 10, rngs=nnx.Rngs(0)
+    )
+  )
+  names = ["/".join(map(str, p)) for p, _ in nnx.to_flat_state(nnx.state(model, nnx.Param))]
+  frozen = [n for n in names if not re.search(pattern, n)]
+  return frozen if len(frozen) < len(names) else []  # none trained: optim says so in one line
+
+
+def check_frozen_layers_are_loaded(config) -> None:
+  """A frozen layer keeps its initial values for the whole run: they must come from the
+  pretrained file (or the config must say that random frozen layers are intended)."""
+  pretrained = config.get("pretrained") or {}
+  if pretrained.get("allow_random_frozen", False):
+    return
+  frozen = frozen_param_names(config)
+  if not frozen:
+    return
+  loaded, normalization = set(), None
+  if pretrained.get("path"):
+    names, normalization = pretrained_lib.describe_weights(pretrained.path)
+    rename = pretrained.rename.to_dict()
+    loaded = {rename.get(n, n) for n in names}
+  layers = list(dict.fromkeys(n.rsplit("/", 1)[0] for n in frozen if n not in loaded))
+  if layers:
+    shown = ", ".join(layers) if len(layers) <= 8 else f"{', '.join(layers[:3])} ... {layers[-1]}"
+    source = (
+      f"{pretrained.path} does not set" if pretrained.get("path") else "no pretrained file sets"
+    )
+    raise errors.UserError(
+      f"config.trainable={config.trainable!r} freezes {len(layers)} layer(s) that {source} "
+      f"({shown}): they would stay at their random initialisation. Give their weights with "
+      "--config.pretrained.path=FILE (.npz / .h5 named like the model, or a Keras "
+      "applications VGG .h5 / .weights.h5), train every layer (config.trainable='', the VGG "
+      "configs' train_all argument), or set --config.pretrained.allow_random_frozen=true if "
+      "random frozen layers are what you want."
+    )
+  data = config.data
+  if normalization and data.source == "tfds_stream" and data.normalization != normalization:
+    raise errors.UserError(
+      f"{pretrained.path} expects {normalization!r} inputs (Keras VGG: BGR, 0-255, ImageNet "
+      f"means subtracted), but config.data.normalization={data.normalization!r}; add "
+      f"normalization={normalization} to the config's arguments or "
+      f"--config.data.normalization={normalization}."
+    )
 
 
 def validate_config(config) -> None:
@@ -81,6 +148,7 @@ def validate_config(config) -> None:
       f"config.data.normalization={normalization!r} is unknown; choose one of "
       f"{sorted(stream.NORMALIZATIONS)} (the pretrained weights' input convention).",
     )
+    stream.check_prepared(data)  # before anything else is read: the files come first
   if data.source == "idx":
     _require(
       bool(data.idx_dir),
@@ -109,3 +177,4 @@ def validate_config(config) -> None:
     mode in config_lib.WANDB_MODES,
     f"config.wandb.mode={mode!r} is unknown; choose one of {config_lib.WANDB_MODES}.",
   )
+  check_frozen_layers_are_loaded(config)
