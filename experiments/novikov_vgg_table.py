@@ -46,8 +46,14 @@ def run_accuracies(workdirs):
     layers = run["config"]["model"].get("layers") or {}
     for arch in vgg_common.ARCHS:
       if vgg_common.fc_layers(arch) == layers and run["result"]:
-        found[arch] = run["result"]["test_accuracy"]
+        result = run["result"]
+        found[arch] = (result["test_accuracy"], result.get("test_top5_accuracy"))
   return found
+
+
+def _errors(top1: float, top5: float | None) -> str:
+  top5_text = "-" if top5 is None else f"{100 * (1 - top5):.1f}"
+  return f"{100 * (1 - top1):.1f} / {top5_text}"
 
 
 def main():
@@ -61,7 +67,7 @@ def main():
     "FC6 compression",
     "compressed layers",
     "network compression",
-    "our top-1 error",
+    "our top-1 / top-5 error",
     "paper top-1 / top-5 error",
   ]
   table = []
@@ -76,7 +82,7 @@ def main():
         f"{int(fc6):,}",
         f"{int(layers):,}",
         f"{network:.2f}x",
-        "missing" if ours is None else f"{100 * (1 - ours):.1f}%",
+        "missing" if ours is None else _errors(*ours),
         f"{paper[0]} / {paper[1]}" if paper else "-",
       ]
     )

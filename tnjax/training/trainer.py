@@ -99,9 +99,11 @@ def eval_step(graphdef, fetch, state, arrays, reference):
   model = nnx.merge(graphdef, state)["model"]
   model.eval()
   logits = model(x)
+  top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))[1]  # ImageNet tables report top-5
   return {
     "loss_sum": jnp.sum(_cross_entropy(logits, y) * mask),
     "correct": jnp.sum((jnp.argmax(logits, -1) == y) * mask),
+    "correct_top5": jnp.sum(jnp.any(top5 == y[:, None], axis=-1) * mask),
     "count": jnp.sum(mask),
   }
 
@@ -115,6 +117,7 @@ def _sum_up(outputs) -> dict:
   return {
     "test_loss": float(totals["loss_sum"]) / count,
     "test_accuracy": float(totals["correct"]) / count,
+    "test_top5_accuracy": float(totals["correct_top5"]) / count,
   }
 
 
