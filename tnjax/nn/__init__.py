@@ -14,6 +14,7 @@ from tnjax.nn.conv_base import FactorizedConv, conv_reference
 from tnjax.nn.cp_conv import CPConv
 from tnjax.nn.cp_dense import CPDense
 from tnjax.nn.dense import Dense
+from tnjax.nn.densify import densify, dense_layer, is_compressed, is_generated
 from tnjax.nn.factory import compute_dtype, make_conv, make_dense
 from tnjax.nn.lowrank_dense import LowRankDense
 from tnjax.nn.sketch_conv import SketchConv

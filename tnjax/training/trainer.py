@@ -48,6 +48,7 @@ from tnjax import sharding as sharding_lib
 from tnjax.training import validate
 from tnjax.training import writers
 from tnjax.data import augment as augment_lib
+from tnjax import nn as nn_lib
 from tnjax.nn import format_table, total_params
 
 RESULT, DIVERGED, CONFIG = run_files.RESULT, run_files.DIVERGED, run_files.CONFIG
@@ -95,8 +96,35 @@ def train_step(graphdef, fetch, augmentation, seed, shardings, state, arrays, re
 
 def eval_step(graphdef, fetch, state, arrays, reference):
   """Sums of loss and correct predictions over the unmasked examples of one batch."""
-  x, y, mask = fetch(arrays, reference)
-  model = nnx.merge(graphdef, state)["model"]
+  return _eval_sums(nnx.merge(graphdef, state)["model"], *fetch(arrays, reference))
+
+
+def eval_model_step(graphdef, fetch, model_state, arrays, reference):
+  """eval_step for a model split on its own (e.g. the dense copy of an ADTN model)."""
+  return _eval_sums(nnx.merge(graphdef, model_state), *fetch(arrays, reference))
+
+
+def _evaluator(setup, data):
+  """state -> test metrics. A model with generated weights (ADTN) is evaluated as its
+  dense copy (tnjax.nn.densify), so each weight is generated once per evaluation, not
+  once per test batch."""
+  model = nnx.merge(setup.graphdef, setup.state)["model"]
+  if not any(nn_lib.is_generated(layer) for _, layer in nnx.iter_modules(model)):
+    eval_fn = jax.jit(functools.partial(eval_step, setup.graphdef, data.fetch_eval))
+    return lambda state: _sum_up(eval_fn(state, data.arrays, r) for r in data.eval_refs())
+  eval_fn = jax.jit(eval_model_step, static_argnums=(0, 1))  # one compile: same graph each time
+
+  def run(state):
+    dense = nn_lib.densify(nnx.merge(setup.graphdef, state)["model"], nn_lib.is_generated)
+    graphdef, dense_state = nnx.split(dense)
+    return _sum_up(
+      eval_fn(graphdef, data.fetch_eval, dense_state, data.arrays, r) for r in data.eval_refs()
+    )
+
+  return run
+
+
+def _eval_sums(model, x, y, mask):
   model.eval()
   logits = model(x)
   top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))[1]  # ImageNet tables report top-5
@@ -372,8 +400,7 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool):
     ),
     donate_argnums=0,
   )
-  eval_fn = jax.jit(functools.partial(eval_step, setup.graphdef, data.fetch_eval))
-  run_eval = lambda state: _sum_up(eval_fn(state, data.arrays, r) for r in data.eval_refs())
+  run_eval = _evaluator(setup, data)
   checkpoint_every = config.checkpoint.every_steps or data.steps_per_epoch
   watcher, log = preemption.PreemptionWatcher(), _TrainLog(config, setup, writer, start, is_main)
   previous_result = fileio.read_json(workdir / RESULT) if start == setup.total_steps else None

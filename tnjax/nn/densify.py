@@ -1,0 +1,74 @@
+"""Dense copies of compressed models: every chosen layer replaced by the plain Dense / Conv
+layer holding its `to_dense()` weight and bias.
+
+Two uses: evaluation of generated weights (an ADTN layer rebuilds its weight on every
+call; a dense copy generates it once per evaluation, not once per batch), and merged
+exports of compressed runs (a plain network that any JAX code can serve).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from flax import nnx
+
+from tnjax.nn.adtn_shared import GeneratedWeight
+from tnjax.nn.base import FactorizedDense
+from tnjax.nn.conv import Conv
+from tnjax.nn.conv_base import FactorizedConv
+from tnjax.nn.dense import Dense
+from tnjax.nn.spec import DenseSpec
+
+
+def is_generated(layer) -> bool:
+  """Layers whose weight is rebuilt by a generator on every call (ADTN)."""
+  return isinstance(layer, GeneratedWeight)
+
+
+def is_compressed(layer) -> bool:
+  """Every factorised layer (not the Dense / Conv baselines themselves)."""
+  return isinstance(layer, (FactorizedDense, FactorizedConv)) and not isinstance(
+    layer, (Dense, Conv)
+  )
+
+
+def dense_layer(layer):
+  """The plain Dense / Conv layer computing what `layer` computes (its to_dense() weight)."""
+  options = dict(dtype=layer.dtype, param_dtype=layer.param_dtype, precision=layer.precision)
+  spec = DenseSpec(use_bias=layer.bias is not None)
+  if isinstance(layer, FactorizedConv):
+    dense = Conv(
+      layer.in_channels,
+      layer.out_channels,
+      layer.kernel_size,
+      spec,
+      strides=layer.strides,
+      padding=layer.padding,
+      kernel_dilation=layer.kernel_dilation,
+      rngs=nnx.Rngs(0),
+      **options,
+    )
+  else:
+    dense = Dense(layer.in_features, layer.out_features, spec, rngs=nnx.Rngs(0), **options)
+  dense.kernel[...] = layer.to_dense().astype(layer.param_dtype)
+  if layer.bias is not None:
+    dense.bias[...] = layer.bias[...]
+  return dense
+
+
+def densify(model: nnx.Module, choose: Callable = is_compressed) -> nnx.Module:
+  """`model` with every layer for which `choose(layer)` holds replaced by `dense_layer`.
+
+  The model is changed in place and returned (nnx.clone it first to keep the original).
+  """
+  chosen = [(path, layer) for path, layer in nnx.iter_modules(model) if path and choose(layer)]
+  for path, layer in chosen:
+    parent = model
+    for key in path[:-1]:
+      parent = parent[key] if isinstance(key, int) else getattr(parent, key)
+    replacement = dense_layer(layer)
+    if isinstance(path[-1], int):
+      parent[path[-1]] = replacement
+    else:
+      setattr(parent, path[-1], replacement)
+  return model
