@@ -5,6 +5,7 @@
   tt = tn.tensor.tt_from_dense(weight, in_shape, out_shape, ranks=8)
   config = tn.load_config("configs/tt_mnist.py:fashion_idx", {"num_epochs": 3})
   result = tn.training.train(config, "runs/x").result    # what `python -m tnjax.train` runs
+  model, config = tn.load("runs/x")                       # any run, ready for inference
 
 Subpackages load on first use, so `import tnjax` itself is instant.
 """
@@ -15,10 +16,23 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("nn", "tensor", "models", "data", "training", "configs", "sharding", "fileio")
+_SUBMODULES = (
+  "nn",
+  "tensor",
+  "models",
+  "data",
+  "training",
+  "compression",
+  "configs",
+  "sharding",
+  "fileio",
+)
 # name -> (module, attribute). tn.train and tn.sweep stay the program modules (`python -m
 # tnjax.train`); the training function is tn.training.train.
-_FUNCTIONS = {"load_config": ("tnjax.config_lib", "load_config")}
+_FUNCTIONS = {
+  "load_config": ("tnjax.config_lib", "load_config"),
+  "load": ("tnjax.compression.runs", "load"),
+}
 
 __all__ = list(_SUBMODULES) + list(_FUNCTIONS)
 

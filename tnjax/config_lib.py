@@ -189,8 +189,9 @@ def is_harmless(key: str) -> bool:
 # --- The loader ---
 
 
-def load_module(config_path: str):
-  """(module, arg) for 'path/to/x.py[:arg]'; one-line UserErrors for what a user can fix."""
+def load_module(config_path: str, entry: str = "get_config"):
+  """(module, arg) for 'path/to/x.py[:arg]' defining `entry` (a config's get_config, a
+  compression plan's get_plan); one-line UserErrors for what a user can fix."""
   path, _, arg = config_path.partition(":")
   if not path.endswith(".py") or not pathlib.Path(path).is_file():
     raise errors.UserError(
@@ -206,10 +207,10 @@ def load_module(config_path: str):
     raise errors.UserError(f"config file {path} line {e.lineno}: {e.msg}; fix the file.") from e
   except ImportError as e:
     raise errors.UserError(f"config file {path} cannot be imported: {e}.") from e
-  if not callable(getattr(module, "get_config", None)):
+  if not callable(getattr(module, entry, None)):
+    what = "config returns its ConfigDict" if entry == "get_config" else "file returns its dict"
     raise errors.UserError(
-      f"config file {path} defines no get_config(); a tnjax config returns its "
-      "ConfigDict from get_config(arg=None)."
+      f"config file {path} defines no {entry}(); a tnjax {what} from {entry}(arg=None)."
     )
   return module, (arg or None)
 
@@ -333,3 +334,14 @@ def run_with_overrides(main) -> None:
 
   argv, overrides = split_overrides(sys.argv)
   app.run(lambda args: main(args, overrides), argv=argv)
+
+
+def start_program(argv) -> None:
+  """What every program does first: refuse stray arguments, and keep the console to the
+  program's own lines (Orbax logs every checkpoint step at INFO) unless --verbosity says."""
+  from absl import app, flags, logging  # pylint: disable=g-import-not-at-top
+
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)

@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 
-from absl import app, flags, logging
+from absl import flags
 import ml_collections
 
 from tnjax import config_lib
@@ -335,10 +335,7 @@ def run_sweep(
 
 
 def main(argv, overrides: dict):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)
+  config_lib.start_program(argv)
   if _RUN_POINT.value is not None:
     sys.exit(
       errors.run_cli(

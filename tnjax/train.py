@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags, logging
+from absl import flags
 
 from tnjax import config_lib
 from tnjax import errors
@@ -40,11 +40,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv, overrides: dict):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  if not flags.FLAGS["verbosity"].present:
-    # Orbax logs every checkpoint step at INFO; keep the console to the progress bar.
-    logging.set_verbosity(logging.WARNING)
+  config_lib.start_program(argv)
 
   def run():
     config = config_lib.load_config(_CONFIG.value, overrides)

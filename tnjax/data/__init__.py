@@ -15,6 +15,7 @@ from tnjax.data.memory import (  # noqa: F401
   epoch_batches,
   eval_batches,
   load_dataset,
+  nominal_shape,
   read_idx,
 )
 from tnjax.data.pipeline import Input, make_input  # noqa: F401

@@ -83,6 +83,21 @@ def default_data_config() -> ml_collections.ConfigDict:
   )
 
 
+def nominal_shape(config) -> tuple[tuple[int, int, int], int]:
+  """(image shape, classes) the data config will give, known without loading any data:
+  what building a run's model needs (tnjax.load, config checks)."""
+  if config.source == "tfds_stream":
+    return (config.image_size, config.image_size, 3), 1000  # ImageNet
+  if config.source == "synthetic":
+    (height, width, channels), classes = config.synthetic.image_shape, config.synthetic.num_classes
+  else:
+    color = config.name.startswith("cifar")
+    height = width = 32 if color else 28
+    channels, classes = (3 if color else 1), NUM_CLASSES.get(config.name, 10)
+  pad = config.get("pad_to", 0) or 0  # zero-padded, centred (see _pad)
+  return (max(height, pad), max(width, pad), channels), int(classes)
+
+
 # --- sources -----------------------------------------------------------------
 def read_idx(path: str) -> np.ndarray:
   """Reads one IDX file (MNIST's format; gzipped or plain) into an array."""

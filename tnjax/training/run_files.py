@@ -18,6 +18,8 @@ HISTORY = "config_history.jsonl"  # accepted config changes (--allow_config_chan
 PREPROCESSING = "preprocessing.npz"  # arrays fitted on the train split (e.g. ZCA)
 POINT = "point.json"  # a sweep point's index, config and overrides
 FAILED = "failed.json"  # a sweep point that failed with a problem to fix, and its one line
+COMPRESS_REPORT = "compress.json"  # a compressed run: its source, plan, layers, accuracies
+COMPRESSED_INIT = "compressed_init.npz"  # a compressed run's converted weights (its start)
 TRAIN_LOG = "train.log"  # a sweep point's console output
 
 STATES = ("new", "failed", "partial", "running", "diverged", "done")

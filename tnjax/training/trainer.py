@@ -124,6 +124,16 @@ def _evaluator(setup, data):
   return run
 
 
+def evaluate_model(model: nnx.Module, config) -> dict:
+  """Test loss, accuracy and top-5 accuracy of `model` on config.data's test split (what
+  `python -m tnjax.evaluate` and the compression report print)."""
+  with errors.input_errors_are_user_errors():
+    data = data_lib.make_input(config, sharding_lib.make_mesh(config.get("mesh")))
+  graphdef, state = nnx.split(model)
+  eval_fn = jax.jit(functools.partial(eval_model_step, graphdef, data.fetch_eval))
+  return _sum_up(eval_fn(state, data.arrays, r) for r in data.eval_refs())
+
+
 def _eval_sums(model, x, y, mask):
   model.eval()
   logits = model(x)
@@ -194,7 +204,7 @@ def _build(config, is_main: bool) -> _Setup:
         f"{sorted(arrays)[:6]}...); check config.pretrained.path and .rename."
       )
     if is_main:
-      layers = list(dict.fromkeys(n.rsplit("/", 1)[0] for n in params if n in set(loaded)))
+      layers = {n.split("/")[0] for n in loaded}
       print(
         f"Loaded {len(loaded)} pretrained arrays ({len(layers)} layers) from {pretrained.path}."
       )

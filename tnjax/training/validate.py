@@ -42,17 +42,6 @@ def _non_finite_fields(tree, prefix: str = ""):
       yield f"{prefix}{key}", value
 
 
-def _nominal_image_shape(data) -> tuple[int, int, int]:
-  """The input shape the config's data will have, known without loading any of it."""
-  if data.source == "synthetic":
-    return tuple(data.synthetic.image_shape)
-  if data.source == "tfds_stream":
-    return (data.image_size, data.image_size, 3)
-  side = 32 if data.name.startswith("cifar") else 28
-  side = max(side, data.get("pad_to", 0))
-  return (side, side, 3 if data.name.startswith("cifar") else 1)
-
-
 def frozen_param_names(config) -> list[str]:
   """The parameters config.trainable freezes, in model order (an abstract build: no memory)."""
   from flax import nnx  # pylint: disable=g-import-not-at-top
@@ -62,7 +51,7 @@ def frozen_param_names(config) -> list[str]:
     return []
   model = nnx.eval_shape(
     lambda: models.build_model(
-      config.model, _nominal_image_shape(config.data), 10, rngs=nnx.Rngs(0)
+      config.model, memory.nominal_shape(config.data)[0], 10, rngs=nnx.Rngs(0)
     )
   )
   names = ["/".join(map(str, p)) for p, _ in nnx.to_flat_state(nnx.state(model, nnx.Param))]

@@ -1,0 +1,188 @@
+"""Compressing trained runs: exact reconstructions, sizes from error / ratio / budget, the
+program end to end, loading any run back, and plans that are refused in one line."""
+
+import numpy as np
+import pytest
+from flax import nnx
+
+import jax
+import jax.numpy as jnp
+
+from tnjax import errors, models
+from tnjax.compression import compress_model, load, resolve_plan
+from tnjax.compression.workflow import compress_run, evaluate_run
+
+
+import run_helpers as h
+
+
+def _lenet(seed=0):
+  model = models.build_model({"name": "lenet5"}, (28, 28, 1), 10, rngs=nnx.Rngs(seed))
+  model.eval()
+  return model
+
+
+def _weights(model, name):
+  return np.asarray(getattr(model, name).to_dense(), np.float64)
+
+
+def test_full_rank_plans_reproduce_the_source_model_in_float64(x64):
+  model = _lenet()
+  state = nnx.state(model, nnx.Param)
+  nnx.update(model, jax.tree.map(lambda x: x.astype(jnp.float64), state))  # a float64 source
+  full = {
+    "conv2": {"kind": "tucker", "in_rank": 6, "out_rank": 16},
+    "fc1": {"kind": "tt", "ranks": (8, 100), "in_shape": (4, 10, 10), "out_shape": (2, 6, 10)},
+    "fc2": {"kind": "lowrank", "rank": 84},
+  }
+  small, rows = compress_model(model, full)
+  assert [r["name"] for r in rows] == ["conv2", "fc1", "fc2"]
+  assert all(r["relative_error"] < 1e-9 for r in rows), rows
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 28, 28, 1)))
+  np.testing.assert_allclose(np.asarray(small(x)), np.asarray(model(x)), rtol=1e-8, atol=1e-9)
+  np.testing.assert_array_equal(small.conv1.kernel[...], model.conv1.kernel[...])  # copied
+
+
+def test_truncated_layers_reconstruct_to_their_stated_error():
+  model = _lenet()
+  small, rows = compress_model(
+    model, {"fc1": {"kind": "tt", "error": 0.4}, "fc2": {"kind": "lowrank", "error": 0.5}}
+  )
+  for row in rows:
+    error = np.linalg.norm(_weights(small, row["name"]) - _weights(model, row["name"]))
+    error /= np.linalg.norm(_weights(model, row["name"]))
+    assert error == pytest.approx(row["relative_error"], rel=1e-4)
+  fc1, fc2 = rows
+  assert fc1["relative_error"] <= 0.4 and fc2["relative_error"] <= 0.5
+  rank = fc2["spec"]["rank"]  # the smallest rank within the error
+  _, one_less = compress_model(model, {"fc2": {"kind": "lowrank", "rank": rank - 1}})
+  assert one_less[0]["relative_error"] > 0.5
+
+
+def test_a_ratio_gives_the_largest_size_within_it_and_a_budget_is_shared_out():
+  model = _lenet()
+  _, rows = compress_model(model, {"fc*": {"kind": "cp", "ratio": 20}})
+  for row in rows:
+    assert row["weights_before"] / row["weights_after"] >= 20
+    bigger = dict(row["spec"], rank=row["spec"]["rank"] + 1)
+    _, more = compress_model(model, {row["name"]: bigger})
+    assert row["weights_before"] / more[0]["weights_after"] < 20
+  plan = {"fc1": {"kind": "lowrank"}, "fc2": {"kind": "lowrank"}}
+  _, shared = compress_model(model, plan, budget={"ratio": 10})
+  dense = sum(r["weights_before"] for r in shared)
+  assert sum(r["weights_after"] for r in shared) <= dense / 10
+  errors_ = [r["relative_error"] for r in shared]
+  assert max(errors_) - min(errors_) < 0.1  # one error for all (up to whole ranks)
+
+
+@pytest.mark.parametrize(
+  "plan, message",
+  [
+    ({"fc9": {"kind": "tt"}}, r"'fc9' matches no layer; the model's layers are conv1, conv2"),
+    ({"fc1": {"kind": "tucker"}}, r"format 'tucker' has no dense layer"),
+    ({"fc1": {"ranks": 4}}, r"must be a dict with a 'kind' key"),
+    ({"fc1": {"kind": "tt", "error": 0.1, "ratio": 4}}, r"give `error` or `ratio`, not both"),
+    ({"fc1": {"kind": "adtn", "error": 0.1}}, r"ADTN fits are trained"),
+    ({"fc1": {"kind": "lowrank", "ratio": 0.5}}, r"must be above 1"),
+  ],
+)
+def test_bad_plans_are_one_line_errors(plan, message):
+  with pytest.raises(errors.UserError, match=message):
+    resolve_plan(_lenet(), plan)
+    compress_model(_lenet(), plan)
+
+
+@pytest.mark.slow
+def test_the_program_compresses_fine_tunes_resumes_and_loads(tmp_path):
+  source = tmp_path / "source"
+  h.reference_run(source)  # a small TT FC-2: its hidden layer is compressed further
+  plan = tmp_path / "plan.py"
+  plan.write_text("def get_plan(arg=None):\n  return {'hidden': {'kind': 'lowrank', 'rank': 16}}\n")
+  with pytest.raises(errors.UserError, match="exists and is not empty"):
+    compress_run(str(source), str(plan), str(source))
+  target = tmp_path / "small"
+  report = compress_run(str(source), str(plan), str(target), finetune_epochs=2)
+  assert report["layers"][0]["format"] == "lowrank" and report["layers"][0]["weights_after"] == (
+    2 * 1024 * 16
+  )
+  assert 0 <= report["converted_accuracy"] <= 1 and "finetuned_accuracy" in report
+  assert (target / "compress.md").exists() and (target / "result.json").exists()
+  model, config = load(str(target))
+  assert config.model.layers.hidden.kind == "lowrank" and config.num_epochs == 2
+  assert evaluate_run(str(target))["test_accuracy"] == pytest.approx(report["finetuned_accuracy"])
+  # A rerun resumes (nothing to do) instead of converting again.
+  again = compress_run(str(source), str(plan), str(target), finetune_epochs=2)
+  assert again["finetuned_accuracy"] == report["finetuned_accuracy"]
+  # --merge: the dense copy computes what the compressed model computes.
+  merged = tmp_path / "merged.npz"
+  evaluate_run(str(target), merge=str(merged))
+  arrays = np.load(merged)
+  np.testing.assert_allclose(arrays["hidden/kernel"], model.hidden.to_dense(), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_compressed_run_resumes_after_sigkill_like_any_run(tmp_path):
+  source = tmp_path / "source"
+  h.reference_run(source)
+  plan = tmp_path / "plan.py"
+  plan.write_text("def get_plan(arg=None):\n  return {'hidden': {'kind': 'lowrank', 'rank': 8}}\n")
+  full, killed = tmp_path / "full", tmp_path / "killed"
+  epochs = ["--finetune_epochs", "4"]
+  args = ["--from", str(source), "--plan", str(plan)]
+  done = h.run(h.cli("tnjax.compress", *args, "--workdir", str(full), *epochs))
+  assert done.returncode == 0, done.stderr[-2000:]
+  process = h.start(h.cli("tnjax.compress", *args, "--workdir", str(killed), *epochs))
+  checkpoints = killed / "checkpoints"
+  h.wait_for(
+    lambda: checkpoints.exists() and any(d.name.isdigit() for d in checkpoints.iterdir()),
+    what="a finished checkpoint",
+  )
+  process.kill()
+  process.wait()
+  resumed = h.run(h.cli("tnjax.compress", *args, "--workdir", str(killed), *epochs))
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert "Resumed from" in resumed.stdout
+  h.assert_same_params(h.flat_params(full / "checkpoints"), h.flat_params(killed / "checkpoints"))
+
+
+def test_load_round_trips_every_model_of_the_zoo(tmp_path):
+  """Every model class: build, save as a run's checkpoint would, load, same outputs."""
+  from tnjax.training import checkpoint, optim  # pylint: disable=g-import-not-at-top
+  from tnjax.configs import (  # pylint: disable=g-import-not-at-top
+    adtn_lenet5_mnist,
+    cpac_mnist,
+    sketch_mnist,
+    tt_cifar10,
+    tt_mnist,
+    tt_wide_cifar10,
+  )
+
+  configs = {
+    "fc2": tt_mnist.get_config("synthetic,runlocal"),
+    "cpac": cpac_mnist.get_config("synthetic,runlocal"),
+    "lenet": sketch_mnist.get_config("synthetic,runlocal"),
+    "adtn": adtn_lenet5_mnist.get_config("synthetic,runlocal"),
+    "novikov": tt_cifar10.get_config("synthetic,runlocal"),
+    "wide": tt_wide_cifar10.get_config("synthetic,runlocal"),
+  }
+  for name, config in configs.items():
+    from tnjax import data as data_lib  # pylint: disable=g-import-not-at-top
+
+    image_shape, classes = data_lib.nominal_shape(config.data)
+    model = models.build_model(config.model, image_shape, classes, rngs=nnx.Rngs(3))
+    schedule = optim.make_schedule(config.schedule, 10, config.num_epochs)
+    optimizer = nnx.Optimizer(
+      model, optim.make_optimizer(config.optimizer, schedule), wrt=nnx.Param
+    )
+    _, state = nnx.split({"model": model, "optimizer": optimizer})
+    workdir = tmp_path / name
+    saver = checkpoint.Checkpointer(workdir / "checkpoints", async_save=False)
+    saver.save(1, state, config.to_dict())
+    saver.close()
+    loaded, loaded_config = load(str(workdir))
+    assert loaded_config.model.name == config.model.name
+    model.eval()
+    x = jax.random.normal(jax.random.key(0), (2,) + tuple(image_shape))
+    np.testing.assert_allclose(
+      np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6, err_msg=name
+    )

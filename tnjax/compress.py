@@ -1,0 +1,55 @@
+r"""Command line: compress a trained run, evaluate it, fine-tune it as an ordinary run.
+
+  python -m tnjax.compress --from runs/fc2_dense --plan plans/fc2_tt.py --workdir runs/fc2_tt \
+      [--finetune_epochs 3] [--config.schedule.learning_rate=0.01 ...]
+
+PLAN.py defines get_plan(arg=None) returning the plan: {layer name or glob: spec} (sizes
+given, or `error` / `ratio`), or {"layers": {...}, "budget": {"ratio": 20}} to share a
+whole-model budget out (tnjax.compression). The source run's newest checkpoint and saved
+config are read; each planned layer is fitted to its trained weight; the table of
+formats, sizes, weights before / after, reconstruction errors and execution paths is
+printed; the compressed model is evaluated at once; then (with --finetune_epochs N > 0)
+fine-tuned by the normal trainer in WORKDIR: a run like any other (locked, resumable,
+logged, sweepable; rerun the same command to resume). WORKDIR/compress.{md,json} report
+the accuracy of the source, right after conversion and after fine-tuning.
+
+Exit codes as tnjax.train's.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import flags
+
+from tnjax import config_lib, errors
+
+_FROM = flags.DEFINE_string("from", None, "Workdir of the trained source run (local or gs://).")
+_PLAN = flags.DEFINE_string("plan", None, "Plan file[:arg] defining get_plan().")
+_WORKDIR = flags.DEFINE_string("workdir", None, "New workdir for the compressed run.")
+_FINETUNE = flags.DEFINE_integer("finetune_epochs", 0, "Epochs of fine-tuning after conversion.")
+flags.DEFINE_bool("debug", False, "Show tracebacks instead of one-line errors.")
+flags.mark_flags_as_required(["from", "plan", "workdir"])
+
+
+def main(argv, overrides: dict):
+  config_lib.start_program(argv)
+
+  def run():
+    from tnjax.compression import workflow  # pylint: disable=g-import-not-at-top
+    from tnjax.training import preemption  # pylint: disable=g-import-not-at-top
+
+    preemption.program_signal_handlers()
+    workflow.compress_run(
+      _FROM.value,
+      _PLAN.value,
+      _WORKDIR.value,
+      finetune_epochs=_FINETUNE.value,
+      overrides=overrides,
+    )
+
+  sys.exit(errors.run_cli(run))
+
+
+if __name__ == "__main__":
+  config_lib.run_with_overrides(main)

@@ -1,0 +1,95 @@
+"""A compression plan: layer names or glob patterns -> the layer spec each becomes.
+
+  {"hidden": {"kind": "tt", "ranks": 8},           # sizes given
+   "conv*": {"kind": "cp", "error": 0.2},           # the smallest rank within 20% error
+   "fc?": {"kind": "lowrank", "ratio": 10}}         # 10x fewer weights than dense
+
+A spec is the dict `config.model.layers` takes, where `error` (relative Frobenius
+error of the weight) or `ratio` (dense weights / stored weights) may stand in for the
+format's sizes; tnjax.compression.sizing turns them into sizes from the trained weight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+
+from flax import nnx
+
+from tnjax import errors
+from tnjax.nn import registry
+from tnjax.nn.adtn_shared import SharedADTN
+from tnjax.nn.base import FactorizedDense
+from tnjax.nn.conv_base import FactorizedConv
+
+SIZE_TARGETS = ("error", "ratio")
+
+
+@dataclasses.dataclass
+class PlanEntry:
+  """One layer of the model the plan compresses."""
+
+  name: str  # the layer's path, '/'-joined ('hidden', 'fc6')
+  path: tuple  # its path for nnx traversal
+  layer: object  # the source layer (Dense, Conv, or any compressed layer: its to_dense())
+  spec: dict  # the target spec, sizes possibly still given as `error` / `ratio`
+
+  @property
+  def family(self) -> str:
+    return self.layer.family
+
+
+def layers_of(model) -> dict[str, tuple]:
+  """{'/'-joined path: (path, layer)} of the model's dense- and conv-family layers."""
+  found = {}
+  for path, module in nnx.iter_modules(model):
+    if path and isinstance(module, (FactorizedDense, FactorizedConv)):
+      found["/".join(map(str, path))] = (path, module)
+  return found
+
+
+def resolve_plan(model, plan: dict) -> list[PlanEntry]:
+  """The plan's entries against `model`, in model order; every problem is one UserError."""
+  if not isinstance(plan, dict) or not plan:
+    raise errors.UserError(
+      "a compression plan is a non-empty dict of layer name or pattern -> layer spec, e.g. "
+      "{'hidden': {'kind': 'tt', 'ranks': 8}}."
+    )
+  if any(isinstance(m, SharedADTN) for _, m in nnx.iter_modules(model)):
+    raise errors.UserError(
+      "the source model shares ADTN generators between layers; compress a model whose "
+      "layers hold their own weights (or densify it first)."
+    )
+  available = layers_of(model)
+  entries = {}
+  for pattern, spec in plan.items():
+    matched = [name for name in available if fnmatch.fnmatchcase(name, pattern)]
+    if not matched:
+      raise errors.UserError(
+        f"plan entry {pattern!r} matches no layer; the model's layers are {', '.join(available)}."
+      )
+    for name in matched:
+      path, layer = available[name]
+      entries[name] = PlanEntry(name, path, layer, _checked_spec(pattern, spec, layer))
+  order = list(available)
+  return sorted(entries.values(), key=lambda e: order.index(e.name))
+
+
+def _checked_spec(pattern: str, spec, layer) -> dict:
+  spec = dict(spec) if hasattr(spec, "items") else spec
+  if not isinstance(spec, dict) or "kind" not in spec:
+    raise errors.UserError(
+      f"plan entry {pattern!r}: the spec must be a dict with a 'kind' key, got {spec!r}."
+    )
+  kinds = registry.kinds(layer.family)
+  if spec["kind"] not in kinds:
+    raise errors.UserError(
+      f"plan entry {pattern!r}: format {spec['kind']!r} has no {layer.family} layer; "
+      f"{layer.family} layers can be {', '.join(kinds)}."
+    )
+  targets = [t for t in SIZE_TARGETS if t in spec]
+  if len(targets) > 1:
+    raise errors.UserError(f"plan entry {pattern!r}: give `error` or `ratio`, not both.")
+  if spec["kind"] == "adtn" and spec.get("share"):
+    raise errors.UserError(f"plan entry {pattern!r}: compressed ADTN layers cannot share.")
+  return spec
