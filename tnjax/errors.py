@@ -17,6 +17,7 @@ import sys
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
 EXIT_WORKDIR_BUSY = 4
+EXIT_LOCK_LOST = 5  # a gs:// workdir's lock was taken over while this run was paused
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: try again later (a rerun resumes)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C (saved; a rerun resumes)
 # Exits after which the same command resumes where the run stopped.
@@ -33,6 +34,12 @@ class WorkdirBusy(UserError):
   """Another live trainer holds the workdir's lock."""
 
   exit_code = EXIT_WORKDIR_BUSY
+
+
+class LockLost(UserError):
+  """Another host took this run's gs:// workdir lock over; nothing more was written."""
+
+  exit_code = EXIT_LOCK_LOST
 
 
 class Diverged(RuntimeError):

@@ -149,3 +149,64 @@ def read_jsonl(path) -> list[dict]:
         "or delete the line and the ones after it."
       ) from None
   return records
+
+
+# --- Conditional writes on GCS (object generations), for locks that a fleet can trust ---
+
+
+def _gcs(path):
+  """(gcsfs filesystem, bucket, object key) of a gs:// path."""
+  fs = fsspec.filesystem("gs")
+  bucket, _, key = os.fspath(path).removeprefix("gs://").partition("/")
+  return fs, bucket, key
+
+
+def read_with_generation(path) -> tuple[str | None, int | None]:
+  """(text, generation) of a gs:// object, or (None, None) if it does not exist."""
+  fs, bucket, key = _gcs(path)
+  for _ in range(5):  # the object may change between the two reads: read both again
+    try:
+      meta = fs.call("GET", "b/{}/o/{}", bucket, key, json_out=True)
+      _, body = fs.call(
+        "GET", "b/{}/o/{}", bucket, key, alt="media", ifGenerationMatch=meta["generation"]
+      )
+      return body.decode(), int(meta["generation"])
+    except FileNotFoundError:
+      return None, None
+    except FileExistsError:  # 412: a newer generation was written meanwhile
+      continue
+  raise OSError(f"{os.fspath(path)} keeps changing; cannot read one version of it.")
+
+
+def write_if_generation(path, text: str, generation: int) -> int | None:
+  """Writes a gs:// object only if its generation is `generation` (0: only if it does not
+  exist); returns the new generation, or None if another writer got there first."""
+  fs, bucket, key = _gcs(path)
+  boundary = "tnjax-" + uuid.uuid4().hex
+  metadata = json.dumps({"name": key, "contentType": "application/json"})
+  body = (
+    f"--{boundary}\nContent-Type: application/json; charset=UTF-8\n\n{metadata}\n"
+    f"--{boundary}\nContent-Type: application/json\n\n{text}\n--{boundary}--"
+  ).encode()
+  try:
+    _, response = fs.call(
+      "POST",
+      f"{fs._location}/upload/storage/v1/b/{bucket}/o",  # pylint: disable=protected-access
+      uploadType="multipart",
+      ifGenerationMatch=str(int(generation)),
+      data=body,
+      headers={"Content-Type": f'multipart/related; boundary="{boundary}"'},
+    )
+  except (FileExistsError, FileNotFoundError):  # 412 precondition failed (gcsfs maps it)
+    return None
+  return int(json.loads(response)["generation"])
+
+
+def delete_if_generation(path, generation: int) -> bool:
+  """Deletes a gs:// object only if its generation is still `generation`."""
+  fs, bucket, key = _gcs(path)
+  try:
+    fs.call("DELETE", "b/{}/o/{}", bucket, key, ifGenerationMatch=str(int(generation)))
+  except (FileExistsError, FileNotFoundError):
+    return False
+  return True

@@ -2,12 +2,16 @@
 
 Local workdirs use flock(2) on WORKDIR/.lock: the kernel drops the lock when the
 holder dies, however it dies, so a stale lock cannot exist. On gs:// there is no
-such primitive, so the lock is an object (WORKDIR/lock.json) naming its holder
-and refreshed by a heartbeat thread; a lock whose heartbeat is older than
-`stale_seconds` belongs to a dead holder and is taken over (at once if the
-holder was on this host and its process is gone). Two trainers that
-race for a free GCS lock both write, wait, and read back: only the one whose
-write survived proceeds.
+such primitive, so the lock is an object (WORKDIR/lock.json) naming its holder and
+refreshed by a heartbeat thread, every write conditional on the object's generation
+(as GCS-backed lock services do): taking a free lock is create-only
+(ifGenerationMatch=0), taking over a stale one (heartbeat older than
+`stale_seconds`, or its process gone on this host) replaces exactly the stale
+generation, and a heartbeat replaces only the generation the holder wrote last. Of
+hosts racing for one point exactly one write succeeds. A holder whose heartbeat finds
+the lock gone or taken (it was paused past the stale time and another host took
+over) stops at once, writing nothing more: one line, exit code 5 (`on_lost`); the
+trainer also checks the lock before every checkpoint and log write.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import fcntl
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -71,22 +76,40 @@ def holder(workdir) -> str | None:
 
 def _read_remote(path):
   try:
-    return fileio.read_json(path)
-  except (json.JSONDecodeError, OSError):
+    return _parse(fileio.read_with_generation(path)[0])
+  except OSError:
     return None
+
+
+def _parse(text: str | None) -> dict | None:
+  """A lock record, or None for no lock, a released one or a damaged one."""
+  try:
+    record = json.loads(text) if text else None
+  except json.JSONDecodeError:
+    return None
+  return record if isinstance(record, dict) and "holder" in record else None
+
+
+def _stop_the_process(message: str) -> None:
+  """A program that lost its lock ends now: no checkpoint, no log line more, exit 5."""
+  print(f"tnjax: error: {message}", file=sys.stderr, flush=True)
+  os._exit(errors.EXIT_LOCK_LOST)  # pylint: disable=protected-access
 
 
 class WorkdirLock:
   """`with WorkdirLock(workdir):` runs with the lock held, or raises WorkdirBusy."""
 
-  def __init__(self, workdir, *, stale_seconds: float = 120.0, settle_seconds: float = 1.0):
+  def __init__(self, workdir, *, stale_seconds: float = 120.0, on_lost=None):
     self.workdir = fileio.workdir_path(workdir)
     self.stale_seconds = stale_seconds
-    self.settle_seconds = settle_seconds
     self.identity = _identity()
+    self.on_lost = on_lost or _stop_the_process
+    self.lost = threading.Event()
     self._file = None
     self._stop = threading.Event()
+    self._write_lock = threading.Lock()
     self._thread = None
+    self._generation = None
 
   def _busy(self, name: str) -> errors.WorkdirBusy:
     return errors.WorkdirBusy(
@@ -122,27 +145,49 @@ class WorkdirLock:
 
   def _acquire_remote(self):
     path = self.workdir / REMOTE_LOCK
-    current = _read_remote(path)
+    text, generation = fileio.read_with_generation(path)
+    current = _parse(text)
     if _alive(current):
       raise self._busy(current["holder"])
-    fileio.write_json(path, self._record())
-    time.sleep(self.settle_seconds)  # a racing writer's object would replace ours by now
-    current = _read_remote(path)
-    if not current or current.get("holder") != self.identity["holder"]:
-      raise self._busy(current["holder"] if current else "another process")
+    # Free (generation 0: create-only) or stale (replace exactly that generation).
+    written = fileio.write_if_generation(path, json.dumps(self._record()), generation or 0)
+    if written is None:  # another host's conditional write won the race
+      winner = _parse(fileio.read_with_generation(path)[0]) or {"holder": "another host"}
+      raise self._busy(winner["holder"])
+    self._generation = written
     self._thread = threading.Thread(target=self._heartbeat, daemon=True, name="tnjax-lock")
     self._thread.start()
+
+  def check(self) -> None:
+    """Raises errors.LockLost if the remote lock is no longer this holder's (call it before
+    writing into the workdir); a no-op for local workdirs (the kernel holds those)."""
+    if self._generation is None:
+      return
+    if self.lost.is_set() or fileio.read_with_generation(self.workdir / REMOTE_LOCK)[1] != (
+      self._generation
+    ):
+      self.lost.set()
+      raise errors.LockLost(self._lost_message())
+
+  def _lost_message(self) -> str:
+    return (
+      f"the lock on {self.workdir} was taken over by another host (this one was paused "
+      f"past stale_seconds={self.stale_seconds:g}); stopped without writing more. The "
+      "new holder continues the run."
+    )
 
   def _heartbeat(self):
     path = self.workdir / REMOTE_LOCK
     while not self._stop.wait(self.stale_seconds / 4):
-      current = _read_remote(path)
-      if current and current.get("holder") != self.identity["holder"]:
-        print(
-          f"tnjax: warning: the lock on {self.workdir} was taken by {current['holder']}", flush=True
-        )
-        return
-      fileio.write_json(path, self._record())
+      with self._write_lock:
+        if self._stop.is_set():
+          return
+        written = fileio.write_if_generation(path, json.dumps(self._record()), self._generation)
+        if written is None:
+          self.lost.set()
+          self.on_lost(self._lost_message())
+          return
+        self._generation = written
 
   def release(self) -> None:
     if self._file is not None:
@@ -151,12 +196,12 @@ class WorkdirLock:
       self._file = None
     if self._thread is not None:
       self._stop.set()
-      self._thread.join()
+      self._thread.join()  # a heartbeat in flight finishes first: the generation is final
       self._thread = None
       path = self.workdir / REMOTE_LOCK
-      current = _read_remote(path)
-      if current and current.get("holder") == self.identity["holder"]:
-        path.unlink(missing_ok=True)
+      if not self.lost.is_set():  # release only our own generation, never a successor's
+        fileio.delete_if_generation(path, self._generation)
+      self._generation = None
 
   def __enter__(self):
     return self.acquire()

@@ -378,11 +378,11 @@ def train(config: ml_collections.ConfigDict, workdir, *, allow_config_change: bo
     validate.validate_config(config)  # before any data load or compilation
   is_main = jax.process_index() == 0
   workdir = fileio.check_workdir(workdir) if is_main else fileio.workdir_path(workdir)
-  with _workdir_lock(workdir, is_main):
-    return Trained(*_train(config, workdir, allow_config_change, is_main))
+  with _workdir_lock(workdir, is_main) as lock:
+    return Trained(*_train(config, workdir, allow_config_change, is_main, lock.check))
 
 
-def _train(config, workdir, allow_config_change: bool, is_main: bool):
+def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock):
   with errors.input_errors_are_user_errors():  # the config's model, data and weights
     setup = _build(config, is_main)
   checkpointer = checkpoint_lib.Checkpointer(
@@ -391,7 +391,8 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool):
     async_save=config.checkpoint.async_save,
   )
   start, state = _restore(config, workdir, checkpointer, setup, allow_config_change, is_main)
-  writer = writers.MetricWriter(workdir, config, resumed_step=start)
+  # Every write into the workdir first checks that the lock is still this run's (gs://).
+  writer = writers.MetricWriter(workdir, config, resumed_step=start, before_write=check_lock)
   writer.write_json(CONFIG, config.to_dict())  # readable without orbax: reports and sweeps
   if is_main and setup.data.preprocessing:  # e.g. the ZCA matrix: needed to feed the model later
     _save_preprocessing(workdir / run_files.PREPROCESSING, setup.data.preprocessing)
@@ -430,6 +431,7 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool):
         )
       preempted = watcher.reached(step)
       if preempted or step % checkpoint_every == 0 or step == setup.total_steps:
+        check_lock()
         _save(checkpointer, writer, log, step, state, config_dict)
       if preempted:
         raise watcher.stop(step)
@@ -493,7 +495,7 @@ def _workdir_lock(workdir, is_main: bool):
   if busy is not None:
     raise busy
   try:
-    yield
+    yield lock
   finally:
     if is_main:
       lock.release()

@@ -37,13 +37,22 @@ def _plain(value):
 class MetricWriter:
   """write(step, metrics) to WORKDIR/metrics.jsonl and, if enabled, to wandb."""
 
-  def __init__(self, workdir, config, *, resumed_step: int = 0, remote_flush_seconds: float = 30.0):
+  def __init__(
+    self,
+    workdir,
+    config,
+    *,
+    resumed_step: int = 0,
+    remote_flush_seconds: float = 30.0,
+    before_write=None,
+  ):
     self.workdir = fileio.workdir_path(workdir)
     self.active = jax.process_index() == 0
     self._records = []
     self._wandb_run = None
     self._remote_flush_seconds = remote_flush_seconds if fileio.is_remote(self.workdir) else 0.0
     self._last_flush = time.monotonic()
+    self._before_write = before_write or (lambda: None)  # e.g. the workdir lock's check
     mode = config.wandb.mode  # checked by validate.py
     # Records past the restored step belong to steps that will be run again.
     self._records = [
@@ -78,6 +87,7 @@ class MetricWriter:
   def flush(self) -> None:
     if not self.active:
       return
+    self._before_write()
     fileio.write_text(
       self.workdir / METRICS, "".join(json.dumps(r, allow_nan=False) + "\n" for r in self._records)
     )
@@ -86,6 +96,7 @@ class MetricWriter:
   def write_json(self, name: str, obj) -> None:
     """config.json, result.json, ...: strict JSON, written whole by process 0."""
     if self.active:
+      self._before_write()
       fileio.write_json(self.workdir / name, obj)
 
   def close(self) -> None:
