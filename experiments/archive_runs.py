@@ -1,0 +1,61 @@
+r"""Finished runs' small files kept with the repository, so studies span sessions.
+
+  python experiments/archive_runs.py pack /work/runs/cpac_fast experiments/results/runs/cpac_fast.tar.gz
+  python experiments/archive_runs.py restore experiments/results/runs/cpac_fast.tar.gz /work/runs/cpac_fast
+
+`pack` keeps each finished run's point.json, config.json, result.json and metrics.jsonl
+(no checkpoints: kilobytes per run). `restore` puts them back into a sweep workdir, where
+`tnjax.sweep` skips those points as done (result.json) and the report scripts read them
+as if they had just run; the unfinished points train as usual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import pathlib
+import tarfile
+
+KEPT = ("point.json", "config.json", "result.json", "metrics.jsonl")
+
+
+def pack(workdir: str, archive: str) -> int:
+  root = pathlib.Path(workdir)
+  runs = sorted(p.parent for p in root.glob("**/result.json"))
+  pathlib.Path(archive).parent.mkdir(parents=True, exist_ok=True)
+  with tarfile.open(archive, "w:gz") as tar:
+    for run in runs:
+      for name in KEPT:
+        if (run / name).exists():
+          data = (run / name).read_bytes()
+          info = tarfile.TarInfo(str((run / name).relative_to(root)))
+          info.size, info.mtime = len(data), 0  # stable archives: same runs, same bytes
+          tar.addfile(info, io.BytesIO(data))
+  return len(runs)
+
+
+def restore(archive: str, workdir: str) -> int:
+  with tarfile.open(archive, "r:gz") as tar:
+    members = [m for m in tar.getmembers() if m.isfile() and pathlib.Path(m.name).name in KEPT]
+    tar.extractall(workdir, members=members, filter="data")
+  return sum(1 for m in members if m.name.endswith("result.json"))
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  sub = parser.add_subparsers(dest="command", required=True)
+  p = sub.add_parser("pack")
+  p.add_argument("workdir")
+  p.add_argument("archive")
+  r = sub.add_parser("restore")
+  r.add_argument("archive")
+  r.add_argument("workdir")
+  args = parser.parse_args()
+  if args.command == "pack":
+    print(f"packed {pack(args.workdir, args.archive)} finished runs into {args.archive}")
+  else:
+    print(f"restored {restore(args.archive, args.workdir)} finished runs into {args.workdir}")
+
+
+if __name__ == "__main__":
+  main()
