@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 
-from absl import flags
+from absl import app, flags
 import ml_collections
 
 from tnjax import config_lib
@@ -54,8 +54,14 @@ _SEEDS = flags.DEFINE_string(
   "seeds", "", "Comma-separated seeds: run every chosen point once per seed (config.seed)."
 )
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the points and their state; run nothing.")
+_STATUS = flags.DEFINE_bool(
+  "status",
+  False,
+  "Print the sweep's table (every point's state, host, step, accuracy); "
+  "--config is optional (without it: the points that have started).",
+)
 _RUN_POINT = flags.DEFINE_integer("run_point", None, "Internal: run this one point in-process.")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])  # --config too, except with --status
 
 
 def sweep_points(module, common: dict | None = None) -> list[dict]:
@@ -334,8 +340,34 @@ def run_sweep(
   return {job: run_files.status(dirs[job]) for job in jobs}
 
 
+def sweep_status(workdir, config_path: str | None = None, seeds: str = "") -> str:
+  """The status table of a sweep's workdir (points from the config, or those started)."""
+  workdir = fileio.workdir_path(workdir)
+  if config_path:
+    module, _ = config_lib.load_module(config_path)
+    points = sweep_points(module)
+    seed_list = [int(x) for x in seeds.split(",")] if seeds else [None]
+    dirs = [
+      workdir / (point_name(i, p) + ("" if seed is None else f"_seed={seed}"))
+      for i, p in enumerate(points)
+      for seed in seed_list
+    ]
+  else:
+    if not workdir.exists():
+      raise errors.UserError(f"{workdir} does not exist; give the sweep's --workdir.")
+    dirs = sorted(p for p in workdir.iterdir() if (p / run_files.POINT).exists())
+  rows = [run_files.describe(d) for d in dirs]
+  return run_files.status_table(rows)
+
+
 def main(argv, overrides: dict):
   config_lib.start_program(argv)
+  if _STATUS.value:
+    sys.exit(
+      errors.run_cli(lambda: print(sweep_status(_WORKDIR.value, _CONFIG.value, _SEEDS.value)))
+    )
+  if not _CONFIG.value:
+    raise app.UsageError("--config is required (except with --status).")
   if _RUN_POINT.value is not None:
     sys.exit(
       errors.run_cli(

@@ -190,3 +190,37 @@ def test_points_that_swap_several_layers_get_readable_names():
   assert names[1] == "01_layers=conv2-tucker3x10_fc1-tt5_fc2-tt4"
   assert names[6] == "06_layers=conv2-sketch1" and names[7] == "07_layers=conv2-tucker3x6"
   assert names[-1] == "13_layers=default" and len(set(names)) == len(names)
+
+
+def test_status_shows_every_state_of_a_sweep_in_one_table(tmp_path):
+  from tnjax import fileio
+  from tnjax.training import run_lock
+
+  def point(name, index, seed, **files):
+    directory = tmp_path / name
+    directory.mkdir()
+    fileio.write_json(directory / "point.json", {"index": index, "overrides": {"seed": seed}})
+    for file, content in files.items():
+      if file == "checkpoints":
+        (directory / "checkpoints" / str(content)).mkdir(parents=True)
+      else:
+        fileio.write_json(directory / file, content)
+    return directory
+
+  point("00_a_seed=0", 0, 0, **{"result.json": {"test_accuracy": 0.875}})
+  point("00_a_seed=1", 0, 1, checkpoints=64)
+  point("01_b_seed=0", 1, 0, **{"diverged.json": {"message": "nan"}})
+  point("01_b_seed=1", 1, 1, **{"failed.json": {"message": "tnjax: error: bad spec"}})
+  point("02_c_seed=0", 2, 0)
+  running = point("02_c_seed=1", 2, 1, checkpoints=32)
+  lock = run_lock.WorkdirLock(running).acquire()
+  try:
+    table = sweep.sweep_status(str(tmp_path))
+  finally:
+    lock.release()
+  lines = table.splitlines()
+  assert "87.50%" in lines[1] and "done" in lines[1]
+  assert "partial (step 64)" in lines[2]
+  assert "diverged" in lines[3] and "failed" in lines[4] and "new" in lines[5]
+  assert "running on" in lines[6] and "(step 32)" in lines[6]
+  assert lines[-1] == "6 runs: 1 new, 1 failed, 1 partial, 1 running, 1 diverged, 1 done."

@@ -40,3 +40,44 @@ def status(workdir) -> str:
   if (workdir / FAILED).exists():
     return "failed"
   return "new"
+
+
+def describe(workdir) -> dict:
+  """One run at a glance, read from its files (no Orbax, no JAX): its state, the host
+  running it, the newest saved step, the test accuracy when done, the sweep point."""
+  workdir = fileio.workdir_path(workdir)
+  state = status(workdir)
+  point = fileio.read_json(workdir / POINT) or {}
+  row = {"name": workdir.name, "state": state, "point": point.get("index")}
+  row["seed"] = (point.get("overrides") or {}).get("seed")
+  if state == "running":
+    row["host"] = (run_lock.holder(workdir) or "?").split(":")[0]
+  if state in ("partial", "running", "diverged"):
+    steps = (
+      [int(p.name) for p in (workdir / CHECKPOINTS).iterdir() if p.name.isdigit()]
+      if (workdir / CHECKPOINTS).exists()
+      else []
+    )
+    row["step"] = max(steps, default=None)
+  if state == "done":
+    result = fileio.read_json(workdir / RESULT) or {}
+    row["test_accuracy"] = result.get("test_accuracy")
+  if state == "failed":
+    row["reason"] = (fileio.read_json(workdir / FAILED) or {}).get("message", "")
+  return row
+
+
+def status_table(rows: list[dict]) -> str:
+  """The table `python -m tnjax.sweep --status` prints, with a one-line total."""
+  lines = [f"{'point':>5} {'seed':>4}  {'state':<28} {'test acc':>8}  directory"]
+  for r in rows:
+    state = r["state"] if r["state"] != "running" else f"running on {r.get('host', '?')}"
+    if r["state"] in ("partial", "running") and r.get("step") is not None:
+      state += f" (step {r['step']})"
+    accuracy = f"{100 * r['test_accuracy']:.2f}%" if r.get("test_accuracy") is not None else ""
+    point = "" if r.get("point") is None else str(r["point"])
+    seed = "" if r.get("seed") is None else str(r["seed"])
+    lines.append(f"{point:>5} {seed:>4}  {state:<28} {accuracy:>8}  {r['name']}")
+  counts = {s: sum(r["state"] == s for r in rows) for s in STATES}
+  lines.append(f"{len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ".")
+  return "\n".join(lines)
