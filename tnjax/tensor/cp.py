@@ -158,7 +158,12 @@ def cp_kernel_conv(
   method = plan.choose(
     "cp_kernel",
     plan.cp_kernel_paths(
-      x.shape[0], x.shape[1:3], out_hw, kernel_shape, k.out_factor.shape[1], x.dtype.itemsize
+      plan.cost_batch(x.shape[0]),
+      x.shape[1:3],
+      out_hw,
+      kernel_shape,
+      k.out_factor.shape[1],
+      x.dtype.itemsize,
     ),
     method=method,
     apply=lambda name, x, *k: cp_kernel_conv(x, CPKernel(*k), method=name, **conv_args),
@@ -255,7 +260,11 @@ def cp_matrix_matmul(
   method = plan.choose(
     "cp_matrix",
     plan.cp_matrix_paths(
-      math.prod(batch_shape), in_shape, w.out_shape, rank, jnp.dtype(x.dtype).itemsize
+      plan.cost_batch(math.prod(batch_shape)),
+      in_shape,
+      w.out_shape,
+      rank,
+      jnp.dtype(x.dtype).itemsize,
     ),
     method=method,
     apply=lambda name, x, *f: cp_matrix_matmul(x, CPMatrix(f), precision=precision, method=name),

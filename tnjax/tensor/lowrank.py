@@ -42,7 +42,9 @@ def lowrank_matmul(
   (m, rank), n = w.u.shape, w.v.shape[1]
   method = plan.choose(
     "lowrank",
-    plan.two_factor_paths(math.prod(x.shape[:-1]), m, rank, n, jnp.dtype(x.dtype).itemsize),
+    plan.two_factor_paths(
+      plan.cost_batch(math.prod(x.shape[:-1])), m, rank, n, jnp.dtype(x.dtype).itemsize
+    ),
     method=method,
     apply=lambda name, x, u, v: lowrank_matmul(
       x, LowRankMatrix(u, v), precision=precision, method=name

@@ -23,6 +23,7 @@ per device kind, in `$TNJAX_AUTOTUNE_CACHE` (default ~/.cache/tnjax/autotune).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import json
@@ -145,6 +146,26 @@ def owner(key, x=None):
     yield
   finally:
     _owners.pop()
+
+
+# jax.export traces with a symbolic batch; the cost model needs a number to compare paths,
+# so a symbolic batch is costed as this one (tnjax.compression.serving sets it).
+_NOMINAL_BATCH = contextvars.ContextVar("tnjax_nominal_batch", default=64)
+
+
+def cost_batch(batch):
+  """`batch` for the cost model: itself when it is a number, the nominal batch when symbolic."""
+  return batch if isinstance(batch, (int, np.integer)) else _NOMINAL_BATCH.get()
+
+
+@contextlib.contextmanager
+def nominal_batch(batch: int):
+  """Plans symbolic batches (jax.export) as `batch` examples inside the block."""
+  token = _NOMINAL_BATCH.set(int(batch))
+  try:
+    yield
+  finally:
+    _NOMINAL_BATCH.reset(token)
 
 
 def choose(

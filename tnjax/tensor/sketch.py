@@ -124,7 +124,11 @@ def dense_sketch_matmul(x, sk: DenseSketch, precision=None, method: str = "auto"
   method = plan.choose(
     "dense_sketch",
     plan.two_factor_paths(
-      math.prod(x.shape[:-1]), left.shape[0], left.shape[1], right.shape[1], x.dtype.itemsize
+      plan.cost_batch(math.prod(x.shape[:-1])),
+      left.shape[0],
+      left.shape[1],
+      right.shape[1],
+      x.dtype.itemsize,
     ),
     method=method,
     apply=lambda name, x, *sk: dense_sketch_matmul(x, DenseSketch(*sk), precision, name),
@@ -185,7 +189,12 @@ def conv_sketch_conv(
   method = plan.choose(
     "conv_sketch",
     plan.conv_sketch_paths(
-      x.shape[0], x.shape[1:3], out_hw, (kh, kw, d_in, d_out), l * k, dtype.itemsize
+      plan.cost_batch(x.shape[0]),
+      x.shape[1:3],
+      out_hw,
+      (kh, kw, d_in, d_out),
+      l * k,
+      dtype.itemsize,
     ),
     method=method,
     apply=lambda name, x, *sk: conv_sketch_conv(x, ConvSketch(*sk), method=name, **conv_args),

@@ -219,10 +219,11 @@ def tt_matmul(
   )
   core_shapes = tuple(tuple(c.shape) for c in cores)
   if len(cores) > 1:
-    split = plan_tt_split(core_shapes, batch)
+    planned = plan.cost_batch(batch)
+    split = plan_tt_split(core_shapes, planned)
     method = plan.choose(
       "tt",
-      plan.tt_paths(core_shapes, batch, split, jnp.dtype(x.dtype).itemsize),
+      plan.tt_paths(core_shapes, planned, split, jnp.dtype(x.dtype).itemsize),
       method=method,
       apply=lambda name, x, *cores: tt_matmul(x, TTMatrix(cores), precision=precision, method=name),
       operands=(x,) + cores,

@@ -104,7 +104,13 @@ def tucker2_conv(
   method = plan.choose(
     "tucker2",
     plan.tucker2_paths(
-      x.shape[0], x.shape[1:3], out_hw, kernel_shape, in_rank, out_rank, dtype.itemsize
+      plan.cost_batch(x.shape[0]),
+      x.shape[1:3],
+      out_hw,
+      kernel_shape,
+      in_rank,
+      out_rank,
+      dtype.itemsize,
     ),
     method=method,
     apply=lambda name, x, *t: tucker2_conv(x, Tucker2Kernel(*t), method=name, **conv_args),
