@@ -30,6 +30,7 @@ import concurrent.futures
 import ctypes
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -48,7 +49,9 @@ from tnjax.training import run_files
 
 _CONFIG = flags.DEFINE_string("config", None, "Config file[:args] whose module defines sweep().")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory holding one sub-workdir per point.")
-_PARALLEL = flags.DEFINE_integer("parallel", 1, "Points run at the same time on this host.")
+_PARALLEL = flags.DEFINE_integer(
+  "parallel", 1, "Points run at the same time on this host, each on its own chip / GPU."
+)
 _POINTS = flags.DEFINE_string("points", "", "Comma-separated point indices to run (default all).")
 _SEEDS = flags.DEFINE_string(
   "seeds", "", "Comma-separated seeds: run every chosen point once per seed (config.seed)."
@@ -148,7 +151,38 @@ def run_point_in_process(config_path: str, workdir: str, index: int, overrides=N
   config = point_config(module, arg, index, overrides or {})
   with config.unlocked():
     config.progress_bar = False  # the log is a file: epoch records only
+    if not config.wandb.group:  # W&B shows a sweep's points (and seeds) as one group
+      config.wandb.group = fileio.workdir_path(workdir).parent.name
   return trainer.train(config, workdir).result
+
+
+def device_env(slot: int, parallel: int, platform: str | None = None) -> dict:
+  """Environment that gives the point in `slot` (0..parallel-1) its own accelerator: one TPU
+  chip or one GPU each, so `--parallel N` on an N-chip host runs N small points at once.
+  Nothing with parallel 1 or on a CPU host."""
+  if parallel <= 1:
+    return {}
+  platform = platform or _platform()
+  if platform == "tpu":
+    return {
+      "TPU_VISIBLE_CHIPS": str(slot),
+      "TPU_CHIPS_PER_PROCESS_BOUNDS": "1,1,1",
+      "TPU_PROCESS_BOUNDS": "1,1,1",
+      "TPU_PROCESS_PORT": str(8476 + slot),
+      "TPU_MESH_CONTROLLER_PORT": str(8476 + slot),
+    }
+  if platform == "gpu":
+    return {"CUDA_VISIBLE_DEVICES": str(slot)}
+  return {}
+
+
+def _platform() -> str:
+  """The accelerator kind of this host, without starting JAX in the sweep process."""
+  if os.path.exists("/dev/accel0") or os.path.exists("/dev/vfio/0"):
+    return "tpu"
+  if os.path.exists("/dev/nvidia0"):
+    return "gpu"
+  return "cpu"
 
 
 _PR_SET_PDEATHSIG = 1
@@ -169,12 +203,16 @@ class _Children:
     self.processes, self.stopping, self._lock = set(), False, threading.Lock()
     self.signal = None
 
-  def start(self, command, log):
+  def start(self, command, log, env=None):
     with self._lock:
       if self.stopping:
         return None
       process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
+        env=None if env is None else {**os.environ, **env},
       )
       self.processes.add(process)
       return process
@@ -193,7 +231,7 @@ class _Children:
 _CHILDREN = _Children()
 
 
-def _launch(config_path: str, point_dir, index: int, overrides: dict) -> int:
+def _launch(config_path: str, point_dir, index: int, overrides: dict, env=None) -> int:
   """Runs one point in a child process; its output goes to POINT_DIR/train.log."""
   point_dir = fileio.workdir_path(point_dir)
   command = [
@@ -214,7 +252,7 @@ def _launch(config_path: str, point_dir, index: int, overrides: dict) -> int:
   else:
     log_path = os.fspath(log)
   with open(log_path, "a") as log_file:
-    process = _CHILDREN.start(command, log_file)
+    process = _CHILDREN.start(command, log_file, env)
     code = errors.EXIT_PREEMPTED if process is None else process.wait()
     if process is not None:
       _CHILDREN.processes.discard(process)
@@ -310,9 +348,17 @@ def run_sweep(
       {"index": job[0], "config": config_path, "overrides": recorded[job]},
     )
 
+  slots = queue.SimpleQueue()  # each running point holds one slot: its own chip or GPU
+  for slot in range(parallel):
+    slots.put(slot)
+
   def run(job):
-    start = time.time()
-    code = _launch(config_path, dirs[job], job[0], job_overrides[job])
+    start, slot = time.time(), slots.get()
+    try:
+      env = device_env(slot, parallel)
+      code = _launch(config_path, dirs[job], job[0], job_overrides[job], env or None)
+    finally:
+      slots.put(slot)
     state = run_files.status(dirs[job])
     outcome = {
       0: "finished",
@@ -365,9 +411,8 @@ def sweep_status(workdir, config_path: str | None = None, seeds: str = "", point
 def main(argv, overrides: dict):
   config_lib.start_program(argv)
   if _STATUS.value:
-    sys.exit(
-      errors.run_cli(lambda: print(sweep_status(_WORKDIR.value, _CONFIG.value, _SEEDS.value)))
-    )
+    table = lambda: sweep_status(_WORKDIR.value, _CONFIG.value, _SEEDS.value, _POINTS.value)
+    sys.exit(errors.run_cli(lambda: print(table())))
   if not _CONFIG.value:
     raise app.UsageError("--config is required (except with --status).")
   if _RUN_POINT.value is not None:

@@ -172,7 +172,9 @@ def test_seeds_run_every_point_once_per_seed_in_its_own_directory(tmp_path):
   name = sweep.point_name(1, _points(config)[1])
   for seed in (0, 3):
     point_dir = tmp_path / f"{name}_seed={seed}"
-    assert json.loads((point_dir / "config.json").read_text())["seed"] == seed
+    saved = json.loads((point_dir / "config.json").read_text())
+    assert saved["seed"] == seed
+    assert saved["wandb"]["group"] == tmp_path.name  # W&B groups a sweep's runs
     assert json.loads((point_dir / "point.json").read_text())["overrides"]["seed"] == seed
   results = [
     json.loads((tmp_path / f"{name}_seed={s}" / "result.json").read_text()) for s in (0, 3)
@@ -224,3 +226,31 @@ def test_status_shows_every_state_of_a_sweep_in_one_table(tmp_path):
   assert "diverged" in lines[3] and "failed" in lines[4] and "new" in lines[5]
   assert "running on" in lines[6] and "(step 32)" in lines[6]
   assert lines[-1] == "6 runs: 1 new, 1 failed, 1 partial, 1 running, 1 diverged, 1 done."
+
+
+def test_parallel_points_each_get_their_own_chip_or_gpu(tmp_path, monkeypatch):
+  assert sweep.device_env(1, 4, "tpu")["TPU_VISIBLE_CHIPS"] == "1"
+  assert sweep.device_env(0, 1, "gpu") == {} and sweep.device_env(2, 4, "cpu") == {}
+  monkeypatch.setattr(sweep, "_platform", lambda: "gpu")
+  running, seen = set(), []
+
+  class Finished:
+    def __init__(self, device):
+      self.device = device
+
+    def wait(self):
+      time.sleep(0.3)  # two points overlap: each must hold its own device meanwhile
+      running.discard(self.device)
+      return 0
+
+  def start(command, log, env=None):
+    device = env["CUDA_VISIBLE_DEVICES"]
+    assert device not in running
+    running.add(device)
+    seen.append(device)
+    return Finished(device)
+
+  monkeypatch.setattr(sweep._CHILDREN, "start", start)
+  config = os.path.join(REPO, "configs/tt_mnist.py:synthetic,runlocal")
+  sweep.run_sweep(config, str(tmp_path), indices=[0, 1, 2, 3], parallel=2)
+  assert sorted(seen) == ["0", "0", "1", "1"]
