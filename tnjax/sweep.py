@@ -27,24 +27,25 @@ The workdir may be local or gs://.
 from __future__ import annotations
 
 import concurrent.futures
-import ctypes
-import json
-import os
 import queue
-import re
 import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 
 from absl import app, flags
-import ml_collections
 
 from tnjax import config_lib
 from tnjax import errors
 from tnjax import fileio
+from tnjax.sweeps import children
+from tnjax.sweeps.status import sweep_status
+from tnjax.sweeps.points import (  # noqa: F401  (sweep_points, typed_overrides: the API)
+  check_same_point,
+  point_config,
+  point_name,
+  sweep_points,
+  typed_overrides,
+)
 from tnjax.training import run_files
 
 _CONFIG = flags.DEFINE_string("config", None, "Config file[:args] whose module defines sweep().")
@@ -67,81 +68,6 @@ _RUN_POINT = flags.DEFINE_integer("run_point", None, "Internal: run this one poi
 flags.mark_flags_as_required(["workdir"])  # --config too, except with --status
 
 
-def sweep_points(module, common: dict | None = None) -> list[dict]:
-  """The override dicts of the config module's sweep(), after the `common` ones, checked."""
-  if not callable(getattr(module, "sweep", None)):
-    raise errors.UserError(
-      f"{module.__file__} defines no sweep(); add a function sweep() returning a list "
-      "of override dicts to run it as a sweep."
-    )
-  points = module.sweep()
-  if not isinstance(points, (list, tuple)) or not all(isinstance(p, dict) for p in points):
-    raise errors.UserError(
-      f"sweep() of {module.__file__} must return a list of dicts mapping dotted config "
-      "fields to values."
-    )
-  return [{**(common or {}), **p} for p in points]
-
-
-def typed_overrides(config, overrides: dict) -> dict:
-  """The command-line overrides as the values they set (checked against the config)."""
-  config = config_lib.apply_overrides(config, overrides)
-  typed = {}
-  for key in overrides:
-    value = config
-    for name in key.split("."):
-      value = value[name]
-    typed[key] = value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
-  return typed
-
-
-def point_config(module, arg, index: int, overrides: dict) -> ml_collections.ConfigDict:
-  """Point `index`'s config: get_config(arg), the command-line overrides, then the point's."""
-  base = config_lib.call_get_config(module, arg)
-  common = typed_overrides(base, overrides)
-  config = config_lib.apply_overrides(base, common)
-  return config_lib.apply_overrides(config, sweep_points(module)[index], new_leaves=True)
-
-
-def _short(value) -> str:
-  if isinstance(value, (list, tuple)):
-    return "x".join(_short(v) for v in value)
-  if (
-    isinstance(value, dict)
-    and value
-    and all(isinstance(v, dict) and "kind" in v for v in value.values())
-  ):
-    # A dict of layer specs (model.layers): 'conv2-tucker2x8_fc1-tt5'.
-    return "_".join(f"{name}-{spec['kind']}{_spec_sizes(spec)}" for name, spec in value.items())
-  if isinstance(value, dict):
-    return "-".join(_short(v) for k, v in sorted(value.items()) if k != "kind") or "default"
-  return str(value)
-
-
-def _spec_sizes(spec: dict) -> str:
-  sizes = [
-    str(v)
-    for k, v in spec.items()
-    if k not in ("kind", "num_sketches", "order", "seed")
-    and isinstance(v, int)
-    and not isinstance(v, bool)
-  ]
-  return "x".join(sizes)
-
-
-def point_name(index: int, overrides: dict) -> str:
-  """A readable, filesystem-safe sub-workdir name: '03_ranks=4_in_shape=4x8x8x4'."""
-  parts = []
-  for key, value in overrides.items():
-    leaf = key.rsplit(".", 1)[-1]
-    if isinstance(value, dict) and "kind" in value:
-      parts.append(f"{leaf}={value['kind']}-{_short(value)}")
-    else:
-      parts.append(f"{leaf}={_short(value)}")
-  name = re.sub(r"[^A-Za-z0-9=._-]+", "-", "_".join(parts))[:80] or "base"
-  return f"{index:02d}_{name}"
-
-
 def run_point_in_process(config_path: str, workdir: str, index: int, overrides=None) -> dict:
   """Trains point `index` in this process (what each sweep subprocess does)."""
   from tnjax.training import preemption, trainer  # pylint: disable=g-import-not-at-top
@@ -154,142 +80,6 @@ def run_point_in_process(config_path: str, workdir: str, index: int, overrides=N
     if not config.wandb.group:  # W&B shows a sweep's points (and seeds) as one group
       config.wandb.group = fileio.workdir_path(workdir).parent.name
   return trainer.train(config, workdir).result
-
-
-def device_env(slot: int, parallel: int, platform: str | None = None) -> dict:
-  """Environment that gives the point in `slot` (0..parallel-1) its own accelerator: one TPU
-  chip or one GPU each, so `--parallel N` on an N-chip host runs N small points at once.
-  Nothing with parallel 1 or on a CPU host."""
-  if parallel <= 1:
-    return {}
-  platform = platform or _platform()
-  if platform == "tpu":
-    return {
-      "TPU_VISIBLE_CHIPS": str(slot),
-      "TPU_CHIPS_PER_PROCESS_BOUNDS": "1,1,1",
-      "TPU_PROCESS_BOUNDS": "1,1,1",
-      "TPU_PROCESS_PORT": str(8476 + slot),
-      "TPU_MESH_CONTROLLER_PORT": str(8476 + slot),
-    }
-  if platform == "gpu":
-    return {"CUDA_VISIBLE_DEVICES": str(slot)}
-  return {}
-
-
-def _platform() -> str:
-  """The accelerator kind of this host, without starting JAX in the sweep process."""
-  if os.path.exists("/dev/accel0") or os.path.exists("/dev/vfio/0"):
-    return "tpu"
-  if os.path.exists("/dev/nvidia0"):
-    return "gpu"
-  return "cpu"
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent():
-  """Runs in the child before exec: SIGTERM it when the sweep process dies, however it dies."""
-  try:
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-  except OSError:  # not Linux: the sweep's SIGTERM handler still passes signals on
-    pass
-
-
-class _Children:
-  """The running point processes, so a SIGTERM to the sweep reaches each of them."""
-
-  def __init__(self):
-    self.processes, self.stopping, self._lock = set(), False, threading.Lock()
-    self.signal = None
-
-  def start(self, command, log, env=None):
-    with self._lock:
-      if self.stopping:
-        return None
-      process = subprocess.Popen(
-        command,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=_die_with_parent,
-        env=None if env is None else {**os.environ, **env},
-      )
-      self.processes.add(process)
-      return process
-
-  def stop_all(self, signum=signal.SIGTERM, frame=None):
-    del frame
-    with self._lock:
-      if self.stopping:  # a repeated signal: the points are already saving
-        return
-      self.stopping, self.signal = True, signum
-      for process in self.processes:
-        if process.poll() is None:
-          process.send_signal(signum)
-
-
-_CHILDREN = _Children()
-
-
-def _launch(config_path: str, point_dir, index: int, overrides: dict, env=None) -> int:
-  """Runs one point in a child process; its output goes to POINT_DIR/train.log."""
-  point_dir = fileio.workdir_path(point_dir)
-  command = [
-    sys.executable,
-    "-m",
-    "tnjax.sweep",
-    f"--config={config_path}",
-    f"--workdir={point_dir}",
-    f"--run_point={index}",
-    *(f"--config.{key}={value}" for key, value in overrides.items()),
-  ]
-  remote = fileio.is_remote(point_dir)
-  log = point_dir / run_files.TRAIN_LOG
-  # gs:// objects cannot be appended to: log locally, then add the lines to train.log at the end.
-  if remote:
-    handle, log_path = tempfile.mkstemp(suffix=".log")
-    os.close(handle)
-  else:
-    log_path = os.fspath(log)
-  with open(log_path, "a") as log_file:
-    process = _CHILDREN.start(command, log_file, env)
-    code = errors.EXIT_PREEMPTED if process is None else process.wait()
-    if process is not None:
-      _CHILDREN.processes.discard(process)
-  with open(log_path) as f:
-    output = f.read()
-  if remote:
-    previous = log.read_text() if log.exists() else ""
-    fileio.write_text(log, previous + output)
-    os.remove(log_path)
-  if code == errors.EXIT_USER_ERROR:  # the child's one line says what to fix
-    reason = next(
-      (line for line in reversed(output.splitlines()) if line.startswith("tnjax: error:")),
-      f"exit {code}; see {run_files.TRAIN_LOG}",
-    )
-    fileio.write_json(point_dir / run_files.FAILED, {"message": reason})
-  return code
-
-
-def _check_same_point(point_dir, config_path: str, overrides: dict) -> None:
-  """Refuses to resume a point directory that trained under other settings."""
-  point_dir = fileio.workdir_path(point_dir)
-  saved = fileio.read_json(point_dir / run_files.POINT)
-  if saved is None or run_files.status(point_dir) in ("new", "failed"):  # nothing trained yet
-    return
-  now = json.loads(json.dumps({"config": config_path, "overrides": overrides}))
-  saved = {k: saved.get(k) for k in now}
-  if saved != now:
-    differ = sorted(
-      k
-      for k in now["overrides"].keys() | (saved["overrides"] or {}).keys()
-      if now["overrides"].get(k) != (saved["overrides"] or {}).get(k)
-    )
-    what = f"overrides differ in {differ}" if differ else f"config {saved['config']!r}"
-    raise errors.UserError(
-      f"{point_dir} trained under other settings ({what}; its {run_files.POINT} has "
-      f"{saved}); use a new --workdir for changed settings."
-    )
 
 
 def run_sweep(
@@ -334,7 +124,7 @@ def run_sweep(
     job_overrides[i, seed] = {**common, **({} if seed is None else {"seed": seed})}
     recorded[i, seed] = points[i] if seed is None else {**points[i], "seed": seed}
   for job in jobs:
-    _check_same_point(dirs[job], config_path, recorded[job])
+    check_same_point(dirs[job], config_path, recorded[job])
   for job in jobs:
     print(f"[{run_files.status(dirs[job]):>7}] {dirs[job]}  {recorded[job]}", flush=True)
 
@@ -355,8 +145,8 @@ def run_sweep(
   def run(job):
     start, slot = time.time(), slots.get()
     try:
-      env = device_env(slot, parallel)
-      code = _launch(config_path, dirs[job], job[0], job_overrides[job], env or None)
+      env = children.device_env(slot, parallel)
+      code = children.launch(config_path, dirs[job], job[0], job_overrides[job], env or None)
     finally:
       slots.put(slot)
     state = run_files.status(dirs[job])
@@ -386,28 +176,6 @@ def run_sweep(
   return {job: run_files.status(dirs[job]) for job in jobs}
 
 
-def sweep_status(workdir, config_path: str | None = None, seeds: str = "", points: str = "") -> str:
-  """The status table of a sweep's workdir: the config's points (`points`, `seeds` as the
-  sweep was run with), or without a config every point that has started."""
-  workdir = fileio.workdir_path(workdir)
-  if config_path:
-    module, _ = config_lib.load_module(config_path)
-    own = sweep_points(module)
-    chosen = [int(i) for i in points.split(",")] if points else range(len(own))
-    seed_list = [int(x) for x in seeds.split(",")] if seeds else [None]
-    dirs = [
-      workdir / (point_name(i, own[i]) + ("" if seed is None else f"_seed={seed}"))
-      for i in chosen
-      for seed in seed_list
-    ]
-  else:
-    if not workdir.exists():
-      raise errors.UserError(f"{workdir} does not exist; give the sweep's --workdir.")
-    dirs = sorted(p for p in workdir.iterdir() if (p / run_files.POINT).exists())
-  rows = [run_files.describe(d) for d in dirs]
-  return run_files.status_table(rows)
-
-
 def main(argv, overrides: dict):
   config_lib.start_program(argv)
   if _STATUS.value:
@@ -424,8 +192,8 @@ def main(argv, overrides: dict):
   indices = [int(i) for i in _POINTS.value.split(",")] if _POINTS.value else None
   seeds = [int(s) for s in _SEEDS.value.split(",")] if _SEEDS.value else None
   # Preempted or Ctrl-C: every running point saves (a terminal's Ctrl-C reaches them too).
-  signal.signal(signal.SIGTERM, _CHILDREN.stop_all)
-  signal.signal(signal.SIGINT, _CHILDREN.stop_all)
+  signal.signal(signal.SIGTERM, children.CHILDREN.stop_all)
+  signal.signal(signal.SIGINT, children.CHILDREN.stop_all)
   status = {}
 
   def sweep():
@@ -444,8 +212,8 @@ def main(argv, overrides: dict):
   code = errors.run_cli(sweep)
   if code:
     sys.exit(code)
-  if _CHILDREN.stopping:
-    stopped_by_ctrl_c = _CHILDREN.signal == signal.SIGINT
+  if children.CHILDREN.stopping:
+    stopped_by_ctrl_c = children.CHILDREN.signal == signal.SIGINT
     sys.exit(errors.EXIT_INTERRUPTED if stopped_by_ctrl_c else errors.EXIT_PREEMPTED)
   if not _DRY_RUN.value and any(s != "done" for s in status.values()):
     sys.exit(1)

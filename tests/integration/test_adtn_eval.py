@@ -8,16 +8,16 @@ import pytest
 
 from tnjax import nn
 from tnjax.configs import adtn_lenet5_mnist
-from tnjax.training import trainer
+from tnjax.training import evaluation, trainer
 
 
 def test_the_dense_copy_evaluates_as_the_generating_model():
   config = adtn_lenet5_mnist.get_config("synthetic,runlocal,layers=2")
   setup = trainer._build(config, is_main=False)
   data = setup.data
-  per_batch = jax.jit(functools.partial(trainer.eval_step, setup.graphdef, data.fetch_eval))
-  expected = trainer._sum_up(per_batch(setup.state, data.arrays, r) for r in data.eval_refs())
-  densified = trainer._evaluator(setup, data)(setup.state)
+  per_batch = jax.jit(functools.partial(evaluation.eval_step, setup.graphdef, data.fetch_eval))
+  expected = evaluation.sum_up(per_batch(setup.state, data.arrays, r) for r in data.eval_refs())
+  densified = evaluation.evaluator(setup, data)(setup.state)
   for key in ("test_loss", "test_accuracy", "test_top5_accuracy"):
     np.testing.assert_allclose(densified[key], expected[key], rtol=1e-5, err_msg=key)
 

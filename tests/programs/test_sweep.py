@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tnjax import config_lib, sweep
+from tnjax.sweeps import children
 from tnjax.training import run_files, writers
 from tnjax.configs import cpac_mnist, tt_mnist
 
@@ -229,9 +230,9 @@ def test_status_shows_every_state_of_a_sweep_in_one_table(tmp_path):
 
 
 def test_parallel_points_each_get_their_own_chip_or_gpu(tmp_path, monkeypatch):
-  assert sweep.device_env(1, 4, "tpu")["TPU_VISIBLE_CHIPS"] == "1"
-  assert sweep.device_env(0, 1, "gpu") == {} and sweep.device_env(2, 4, "cpu") == {}
-  monkeypatch.setattr(sweep, "_platform", lambda: "gpu")
+  assert children.device_env(1, 4, "tpu")["TPU_VISIBLE_CHIPS"] == "1"
+  assert children.device_env(0, 1, "gpu") == {} and children.device_env(2, 4, "cpu") == {}
+  monkeypatch.setattr(children, "_platform", lambda: "gpu")
   running, seen = set(), []
 
   class Finished:
@@ -250,7 +251,7 @@ def test_parallel_points_each_get_their_own_chip_or_gpu(tmp_path, monkeypatch):
     seen.append(device)
     return Finished(device)
 
-  monkeypatch.setattr(sweep._CHILDREN, "start", start)
+  monkeypatch.setattr(children.CHILDREN, "start", start)
   config = os.path.join(REPO, "configs/tt_mnist.py:synthetic,runlocal")
   sweep.run_sweep(config, str(tmp_path), indices=[0, 1, 2, 3], parallel=2)
   assert sorted(seen) == ["0", "0", "1", "1"]

@@ -84,7 +84,7 @@ def compress_run(source_dir, plan_path, workdir, *, finetune_epochs=0, overrides
   from tnjax import data as data_lib  # pylint: disable=g-import-not-at-top
   from tnjax.compression import compress_model, load  # pylint: disable=g-import-not-at-top
   from tnjax.nn import total_params  # pylint: disable=g-import-not-at-top
-  from tnjax.training import trainer  # pylint: disable=g-import-not-at-top
+  from tnjax.training import evaluation, trainer  # pylint: disable=g-import-not-at-top
 
   workdir = fileio.workdir_path(workdir)
   previous = fileio.read_json(workdir / REPORT)
@@ -118,8 +118,8 @@ def compress_run(source_dir, plan_path, workdir, *, finetune_epochs=0, overrides
       "converted_params": total_params(compressed),
     }
     print(_markdown(report), flush=True)
-    report["source_accuracy"] = trainer.evaluate_model(model, source_config)["test_accuracy"]
-    report["converted_accuracy"] = trainer.evaluate_model(compressed, source_config)[
+    report["source_accuracy"] = evaluation.evaluate_model(model, source_config)["test_accuracy"]
+    report["converted_accuracy"] = evaluation.evaluate_model(compressed, source_config)[
       "test_accuracy"
     ]
     print(
@@ -166,11 +166,11 @@ def merged_arrays(model) -> dict[str, np.ndarray]:
 
 def evaluate_run(workdir, *, step=None, merge: str = "", overrides=None) -> dict:
   from tnjax.compression import load  # pylint: disable=g-import-not-at-top
-  from tnjax.training import trainer  # pylint: disable=g-import-not-at-top
+  from tnjax.training import evaluation  # pylint: disable=g-import-not-at-top
 
   model, config = load(workdir, step=step)
   config = config_lib.apply_overrides(config, overrides or {})
-  metrics = trainer.evaluate_model(model, config)
+  metrics = evaluation.evaluate_model(model, config)
   if merge:
     if not merge.endswith(".npz"):
       raise errors.UserError(f"--merge {merge!r}: give a .npz path.")

@@ -38,6 +38,7 @@ from tnjax import data as data_lib
 from tnjax import errors
 from tnjax import fileio
 from tnjax import models
+from tnjax.training import evaluation
 from tnjax.training import optim
 from tnjax.training import preemption
 from tnjax.training import pretrained as pretrained_lib
@@ -48,7 +49,6 @@ from tnjax import sharding as sharding_lib
 from tnjax.training import validate
 from tnjax.training import writers
 from tnjax.data import augment as augment_lib
-from tnjax import nn as nn_lib
 from tnjax.nn import format_table, total_params
 
 RESULT, DIVERGED, CONFIG = run_files.RESULT, run_files.DIVERGED, run_files.CONFIG
@@ -61,10 +61,6 @@ def _save_preprocessing(path, arrays: dict) -> None:
   temporary = path.parent / f".{path.name}.tmp"
   temporary.write_bytes(buffer.getvalue())
   temporary.rename(path)
-
-
-def _cross_entropy(logits, labels):
-  return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
 
 
 def train_step(graphdef, fetch, augmentation, seed, shardings, state, arrays, reference):
@@ -81,7 +77,7 @@ def train_step(graphdef, fetch, augmentation, seed, shardings, state, arrays, re
 
   def loss_fn(model):
     logits = model(x)
-    return _cross_entropy(logits, y).mean(), logits
+    return evaluation.cross_entropy(logits, y).mean(), logits
 
   # Gradients only for what the optimizer trains (config.trainable); the rest stays frozen.
   trainable = nnx.DiffState(0, optimizer.wrt)
@@ -92,71 +88,6 @@ def train_step(graphdef, fetch, augmentation, seed, shardings, state, arrays, re
   if shardings is not None:  # keep the input layout, so the next step reuses this compilation
     new_state = jax.lax.with_sharding_constraint(new_state, shardings["state"])
   return new_state, {"loss": loss, "accuracy": accuracy}
-
-
-def eval_step(graphdef, fetch, state, arrays, reference):
-  """Sums of loss and correct predictions over the unmasked examples of one batch."""
-  return _eval_sums(nnx.merge(graphdef, state)["model"], *fetch(arrays, reference))
-
-
-def eval_model_step(graphdef, fetch, model_state, arrays, reference):
-  """eval_step for a model split on its own (e.g. the dense copy of an ADTN model)."""
-  return _eval_sums(nnx.merge(graphdef, model_state), *fetch(arrays, reference))
-
-
-def _evaluator(setup, data):
-  """state -> test metrics. A model with generated weights (ADTN) is evaluated as its
-  dense copy (tnjax.nn.densify), so each weight is generated once per evaluation, not
-  once per test batch."""
-  model = nnx.merge(setup.graphdef, setup.state)["model"]
-  if not any(nn_lib.is_generated(layer) for _, layer in nnx.iter_modules(model)):
-    eval_fn = jax.jit(functools.partial(eval_step, setup.graphdef, data.fetch_eval))
-    return lambda state: _sum_up(eval_fn(state, data.arrays, r) for r in data.eval_refs())
-  eval_fn = jax.jit(eval_model_step, static_argnums=(0, 1))  # one compile: same graph each time
-
-  def run(state):
-    dense = nn_lib.densify(nnx.merge(setup.graphdef, state)["model"], nn_lib.is_generated)
-    graphdef, dense_state = nnx.split(dense)
-    return _sum_up(
-      eval_fn(graphdef, data.fetch_eval, dense_state, data.arrays, r) for r in data.eval_refs()
-    )
-
-  return run
-
-
-def evaluate_model(model: nnx.Module, config) -> dict:
-  """Test loss, accuracy and top-5 accuracy of `model` on config.data's test split (what
-  `python -m tnjax.evaluate` and the compression report print)."""
-  with errors.input_errors_are_user_errors():
-    data = data_lib.make_input(config, sharding_lib.make_mesh(config.get("mesh")))
-  graphdef, state = nnx.split(model)
-  eval_fn = jax.jit(functools.partial(eval_model_step, graphdef, data.fetch_eval))
-  return _sum_up(eval_fn(state, data.arrays, r) for r in data.eval_refs())
-
-
-def _eval_sums(model, x, y, mask):
-  model.eval()
-  logits = model(x)
-  top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))[1]  # ImageNet tables report top-5
-  return {
-    "loss_sum": jnp.sum(_cross_entropy(logits, y) * mask),
-    "correct": jnp.sum((jnp.argmax(logits, -1) == y) * mask),
-    "correct_top5": jnp.sum(jnp.any(top5 == y[:, None], axis=-1) * mask),
-    "count": jnp.sum(mask),
-  }
-
-
-def _sum_up(outputs) -> dict:
-  totals = None
-  for out in outputs:
-    totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
-  totals = jax.device_get(totals)
-  count = max(float(totals["count"]), 1.0)
-  return {
-    "test_loss": float(totals["loss_sum"]) / count,
-    "test_accuracy": float(totals["correct"]) / count,
-    "test_top5_accuracy": float(totals["correct_top5"]) / count,
-  }
 
 
 @jax.jit
@@ -411,7 +342,7 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
     ),
     donate_argnums=0,
   )
-  run_eval = _evaluator(setup, data)
+  run_eval = evaluation.evaluator(setup, data)
   checkpoint_every = config.checkpoint.every_steps or data.steps_per_epoch
   watcher, log = preemption.PreemptionWatcher(), _TrainLog(config, setup, writer, start, is_main)
   previous_result = fileio.read_json(workdir / RESULT) if start == setup.total_steps else None

@@ -1,0 +1,108 @@
+"""A sweep's points: the config's sweep() overrides, their readable names, their configs, and
+the check that a point directory is resumed only under the settings it was made with."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import ml_collections
+
+from tnjax import config_lib, errors, fileio
+from tnjax.training import run_files
+
+
+def sweep_points(module, common: dict | None = None) -> list[dict]:
+  """The override dicts of the config module's sweep(), after the `common` ones, checked."""
+  if not callable(getattr(module, "sweep", None)):
+    raise errors.UserError(
+      f"{module.__file__} defines no sweep(); add a function sweep() returning a list "
+      "of override dicts to run it as a sweep."
+    )
+  points = module.sweep()
+  if not isinstance(points, (list, tuple)) or not all(isinstance(p, dict) for p in points):
+    raise errors.UserError(
+      f"sweep() of {module.__file__} must return a list of dicts mapping dotted config "
+      "fields to values."
+    )
+  return [{**(common or {}), **p} for p in points]
+
+
+def typed_overrides(config, overrides: dict) -> dict:
+  """The command-line overrides as the values they set (checked against the config)."""
+  config = config_lib.apply_overrides(config, overrides)
+  typed = {}
+  for key in overrides:
+    value = config
+    for name in key.split("."):
+      value = value[name]
+    typed[key] = value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
+  return typed
+
+
+def point_config(module, arg, index: int, overrides: dict) -> ml_collections.ConfigDict:
+  """Point `index`'s config: get_config(arg), the command-line overrides, then the point's."""
+  base = config_lib.call_get_config(module, arg)
+  common = typed_overrides(base, overrides)
+  config = config_lib.apply_overrides(base, common)
+  return config_lib.apply_overrides(config, sweep_points(module)[index], new_leaves=True)
+
+
+def _short(value) -> str:
+  if isinstance(value, (list, tuple)):
+    return "x".join(_short(v) for v in value)
+  if (
+    isinstance(value, dict)
+    and value
+    and all(isinstance(v, dict) and "kind" in v for v in value.values())
+  ):
+    # A dict of layer specs (model.layers): 'conv2-tucker2x8_fc1-tt5'.
+    return "_".join(f"{name}-{spec['kind']}{_spec_sizes(spec)}" for name, spec in value.items())
+  if isinstance(value, dict):
+    return "-".join(_short(v) for k, v in sorted(value.items()) if k != "kind") or "default"
+  return str(value)
+
+
+def _spec_sizes(spec: dict) -> str:
+  sizes = [
+    str(v)
+    for k, v in spec.items()
+    if k not in ("kind", "num_sketches", "order", "seed")
+    and isinstance(v, int)
+    and not isinstance(v, bool)
+  ]
+  return "x".join(sizes)
+
+
+def point_name(index: int, overrides: dict) -> str:
+  """A readable, filesystem-safe sub-workdir name: '03_ranks=4_in_shape=4x8x8x4'."""
+  parts = []
+  for key, value in overrides.items():
+    leaf = key.rsplit(".", 1)[-1]
+    if isinstance(value, dict) and "kind" in value:
+      parts.append(f"{leaf}={value['kind']}-{_short(value)}")
+    else:
+      parts.append(f"{leaf}={_short(value)}")
+  name = re.sub(r"[^A-Za-z0-9=._-]+", "-", "_".join(parts))[:80] or "base"
+  return f"{index:02d}_{name}"
+
+
+def check_same_point(point_dir, config_path: str, overrides: dict) -> None:
+  """Refuses to resume a point directory that trained under other settings."""
+  point_dir = fileio.workdir_path(point_dir)
+  saved = fileio.read_json(point_dir / run_files.POINT)
+  if saved is None or run_files.status(point_dir) in ("new", "failed"):  # nothing trained yet
+    return
+  now = json.loads(json.dumps({"config": config_path, "overrides": overrides}))
+  saved = {k: saved.get(k) for k in now}
+  if saved != now:
+    differ = sorted(
+      k
+      for k in now["overrides"].keys() | (saved["overrides"] or {}).keys()
+      if now["overrides"].get(k) != (saved["overrides"] or {}).get(k)
+    )
+    what = f"overrides differ in {differ}" if differ else f"config {saved['config']!r}"
+    raise errors.UserError(
+      f"{point_dir} trained under other settings ({what}; its {run_files.POINT} has "
+      f"{saved}); use a new --workdir for changed settings."
+    )

@@ -1,0 +1,29 @@
+"""The status table of a sweep's workdir (`python -m tnjax.sweep --status`)."""
+
+from __future__ import annotations
+
+from tnjax import config_lib, errors, fileio
+from tnjax.sweeps.points import point_name, sweep_points
+from tnjax.training import run_files
+
+
+def sweep_status(workdir, config_path: str | None = None, seeds: str = "", points: str = "") -> str:
+  """The status table of a sweep's workdir: the config's points (`points`, `seeds` as the
+  sweep was run with), or without a config every point that has started."""
+  workdir = fileio.workdir_path(workdir)
+  if config_path:
+    module, _ = config_lib.load_module(config_path)
+    own = sweep_points(module)
+    chosen = [int(i) for i in points.split(",")] if points else range(len(own))
+    seed_list = [int(x) for x in seeds.split(",")] if seeds else [None]
+    dirs = [
+      workdir / (point_name(i, own[i]) + ("" if seed is None else f"_seed={seed}"))
+      for i in chosen
+      for seed in seed_list
+    ]
+  else:
+    if not workdir.exists():
+      raise errors.UserError(f"{workdir} does not exist; give the sweep's --workdir.")
+    dirs = sorted(p for p in workdir.iterdir() if (p / run_files.POINT).exists())
+  rows = [run_files.describe(d) for d in dirs]
+  return run_files.status_table(rows)
