@@ -22,8 +22,8 @@ import report_lib
 
 PAPER_NOTE = (
   "Paper (Kasiviswanathan, Narodytska & Jin 2018; PAPERS.md, recalled with low "
-  "confidence): on MNIST and CIFAR-10 the sketched networks stay close to the dense "
-  "accuracy at moderate compression and beat Tucker and TT at matched compression."
+  "confidence): sketches compared with Tucker (convs) and Tucker + TT (convs and FC) at "
+  "matched compression, in error-vs-compression curves with several l; no numbers to quote."
 )
 CONFIGS = {"lenet5": "tnjax.configs.sketch_mnist", "small_cnn": "tnjax.configs.sketch_cifar10"}
 
@@ -48,6 +48,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--workdir", action="append", required=True)
   parser.add_argument("--out", required=True)
+  parser.add_argument("--note", action="append", default=[], help="a line added to the notes")
   args = parser.parse_args()
   runs = report_lib.load_runs(args.workdir)
   from tnjax.configs import sketch_common  # pylint: disable=g-import-not-at-top
@@ -116,7 +117,7 @@ def main():
   axis.set_xlabel("compression of the compressed layers (log scale)")
   axis.set_ylabel("test accuracy (%)")
   axis.legend()
-  notes = [report_lib.describe_setup(runs), PAPER_NOTE]
+  notes = [report_lib.describe_setup(runs), PAPER_NOTE, *args.note]
   for path in report_lib.write_outputs(
     args.out,
     "Tensor sketching vs Tucker-2 / TT at matched parameter counts",

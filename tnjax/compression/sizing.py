@@ -131,6 +131,27 @@ def size_for_error(entry, spec: dict, weight, error: float) -> dict:
   return _with_knob(spec, _search(1, high, fits))
 
 
+def check_useful(entry, spec: dict, shape) -> None:
+  """Refuses given sizes above what can help: such factors only add weights (a low-rank rank
+  above min(in, out), Tucker-2 ranks above the channels, TT ranks above a bond's maximum)."""
+  kind, shape = spec["kind"], tuple(shape)
+  limits = {}
+  if kind == "lowrank" and "rank" in spec:
+    limits["rank"] = (spec["rank"], min(shape[0], shape[1]))
+  if kind == "tucker":
+    limits["in_rank"] = (spec.get("in_rank", 0), shape[-2])
+    limits["out_rank"] = (spec.get("out_rank", 0), shape[-1])
+  if kind == "tt" and "ranks" in spec:
+    ranks = spec["ranks"] if isinstance(spec["ranks"], (tuple, list)) else (spec["ranks"],)
+    limits["ranks"] = (max(ranks), max(_tt_limits(entry, spec, shape)))
+  for field, (value, most) in limits.items():
+    if value > most:
+      raise errors.UserError(
+        f"{entry.name}: {kind} {field}={value} is above what is useful for this layer (at "
+        f"most {most}: more only adds weights); lower it, or give `error` / `ratio` instead."
+      )
+
+
 def size_spec(entry, weight) -> dict:
   """`entry.spec` with `error` / `ratio` replaced by the sizes they call for."""
   spec = dict(entry.spec)
@@ -138,6 +159,7 @@ def size_spec(entry, weight) -> dict:
     return size_for_ratio(entry, spec, weight.shape, float(spec.pop("ratio")))
   if "error" in spec:
     return size_for_error(entry, spec, weight, float(spec.pop("error")))
+  check_useful(entry, spec, weight.shape)
   return spec
 
 

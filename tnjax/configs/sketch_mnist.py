@@ -7,9 +7,8 @@ conv2 (5x5, 6 -> 16), fc1 (400 -> 120) and fc2 (120 -> 84) are sketched (SK-CONV
 SK-FC, l = 1 sketch pair, sizes k for the FCs and conv_k for conv2); conv1 (one
 input channel: nothing to sketch) and the classifier stay dense. The paper's own
 MNIST network is not published; LeNet-5 is the standard MNIST CNN of the
-compression literature. The paper reports error-vs-compression curves (no table
-to quote; PAPERS.md): sketches stay close to the dense net down to ~10x and beat
-Tucker / TT at matched parameter counts. Dense LeNet-5 reaches ~99.1% on MNIST.
+compression literature. The paper compares sketches with Tucker and TT at matched
+compression in error-vs-compression curves (PAPERS.md, recalled: no numbers to quote).
 
 Arguments: method=sketch|tucker_tt|dense (tucker_tt: Tucker-2 conv + TT FCs with
 the sketch's per-layer parameter counts), k=8, conv_k=1, epochs=10, runlocal,
