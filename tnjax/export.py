@@ -1,6 +1,7 @@
 r"""Command line: write a run's inference function (preprocessing included) for serving.
 
-  python -m tnjax.export --workdir runs/fc2_tt --out runs/fc2_tt/model.jaxexport
+  python -m tnjax.export --workdir runs/fc2_tt --out runs/fc2_tt/model.jaxexport \
+      [--tflite runs/fc2_tt/model.tflite]
 
 The file is a serialized `jax.export` artefact with a symbolic batch dimension
 (tnjax.compression.serving); `jax.export.deserialize(bytes).call(images)` runs it.
@@ -16,6 +17,7 @@ from tnjax import config_lib, errors
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run to export (local or gs://).")
 _OUT = flags.DEFINE_string("out", None, "Where to write the artefact (local or gs://).")
+_TFLITE = flags.DEFINE_string("tflite", "", "Also write a TFLite model here (.tflite).")
 flags.DEFINE_bool("debug", False, "Show tracebacks instead of one-line errors.")
 flags.mark_flags_as_required(["workdir", "out"])
 
@@ -34,6 +36,11 @@ def main(argv, overrides: dict):
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(artefact)
     print(f"Wrote {out} ({len(artefact):,} bytes).")
+    if _TFLITE.value:
+      preprocessing = serving.run_preprocessing(_WORKDIR.value)
+      flatbuffer = serving.export_tflite(model, config, preprocessing)
+      fileio.workdir_path(_TFLITE.value).write_bytes(flatbuffer)
+      print(f"Wrote {_TFLITE.value} ({len(flatbuffer):,} bytes).")
 
   sys.exit(errors.run_cli(run))
 

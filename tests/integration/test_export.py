@@ -57,3 +57,18 @@ def test_the_export_applies_the_runs_gcn_and_zca(tmp_path):
   x = rng.uniform(size=(3, *image_shape)).astype(np.float32)
   expected = model(memory.zca_apply(memory.global_contrast_normalize(x), zca))
   np.testing.assert_allclose(exported.call(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_tflite_model_equals_the_model(tmp_path):
+  tf = pytest.importorskip("tensorflow")
+  image_shape = _saved_run(tmp_path, tt_mnist.get_config("synthetic,runlocal"))
+  model, config = load(str(tmp_path))
+  interpreter = tf.lite.Interpreter(model_content=serving.export_tflite(model, config, {}))
+  x = np.random.default_rng(0).uniform(size=(3, *image_shape)).astype(np.float32)
+  given = interpreter.get_input_details()[0]
+  interpreter.resize_tensor_input(given["index"], x.shape)
+  interpreter.allocate_tensors()
+  interpreter.set_tensor(given["index"], x)
+  interpreter.invoke()
+  logits = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+  np.testing.assert_allclose(logits, model(x), rtol=1e-5, atol=1e-5)

@@ -7,6 +7,9 @@ images of any batch size shaped and scaled as config.data's pipeline gives them
 
   exported = jax.export.deserialize(open("model.jaxexport", "rb").read())
   logits = exported.call(images)
+
+`export_tflite` writes the same function as a TFLite model (jax2tf and TensorFlow's
+converter), for runtimes without JAX.
 """
 
 from __future__ import annotations
@@ -65,3 +68,26 @@ def export_model(model: nnx.Module, config, preprocessing: dict) -> bytes:
   )
   exported = jax.export.export(jax.jit(inference_function(model, preprocessing)))(spec)
   return bytes(exported.serialize())
+
+
+def export_tflite(model: nnx.Module, config, preprocessing: dict) -> bytes:
+  """The same inference function as a TFLite flatbuffer (jax2tf, then TensorFlow's
+  converter), batch dimension free; for phones and microcontroller toolchains."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
+
+  image_shape, _ = data_lib.nominal_shape(config.data)
+  polymorphic = "(batch, " + ", ".join(map(str, image_shape)) + ")"
+  function = tf.function(
+    jax2tf.convert(
+      inference_function(model, preprocessing),
+      polymorphic_shapes=[polymorphic],
+      with_gradient=False,
+    ),
+    autograph=False,
+    input_signature=[tf.TensorSpec([None, *image_shape], tf.float32)],
+  )
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+    [function.get_concrete_function()], function
+  )
+  return converter.convert()
