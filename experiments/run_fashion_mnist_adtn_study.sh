@@ -12,3 +12,7 @@ python -m tnjax.sweep --config "configs/adtn_fc2_mnist.py:fashion_idx,epochs=$EP
   --workdir "$RUNS/adtn_fc2" --seeds "$SEEDS"
 python -m tnjax.sweep --config "configs/adtn_lenet5_mnist.py:fashion_idx,epochs=$EPOCHS" \
   --workdir "$RUNS/adtn_lenet5" --seeds "$SEEDS"
+# The paper's "deep beats shallow" claim on FC-2's hidden layer: ADTN M=4 against TT and CP
+# of about as many weights, and dense (adtn_fc2_mnist.py's SHALLOW_COMPARISON).
+python -m tnjax.sweep --config "configs/adtn_fc2_mnist.py:fashion_idx,shallow,epochs=$EPOCHS" \
+  --workdir "$RUNS/adtn_fc2_shallow" --seeds "$SEEDS"

@@ -101,7 +101,7 @@ def run_sweep(
   module, arg = config_lib.load_module(config_path)  # the module is loaded once
   base = config_lib.call_get_config(module, arg)
   common = typed_overrides(base, dict(overrides or {}))  # a typo fails here, before any point
-  own_points = sweep_points(module)  # names leave out the settings common to all points
+  own_points = sweep_points(module, arg=arg)  # names leave out the settings common to all points
   points = [{**common, **p} for p in own_points]
   indices = list(range(len(points))) if indices is None else list(indices)
   bad = [i for i in indices if not 0 <= i < len(points)]

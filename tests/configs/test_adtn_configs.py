@@ -47,3 +47,19 @@ def test_vgg16_conv_variant_and_shared_generators_have_the_formula_counts():
   # One shared generator (Q = 23 for 7,077,888) and one scale per layer.
   assert compressed_weights("target=conv,share") == 16 * 2 * 22 + 3 == 707
   assert compressed_weights("target=conv,share,layers=1") == 16 * 22 + 3 == 355
+
+
+def test_the_shallow_comparison_holds_about_the_deep_adtns_weights():
+  from tnjax.sweeps.points import sweep_points
+
+  points = sweep_points(adtn_fc2_mnist, arg="fashion_idx,shallow")
+  counts = []
+  for point in points[:3]:
+    config = adtn_fc2_mnist.get_config("shallow")
+    config.model.layers.hidden = point["model.layers.hidden"]
+    model = models.build_model(config.model, (32, 32, 1), 10, rngs=nnx.Rngs(0))
+    counts.append(model.hidden.weight_params)
+  assert counts == [16 * 4 * 19 + 1, 32 * 3 + 128 * 9, 8 * (16 + 64 + 64 + 16)]
+  assert max(counts) / min(counts) < 1.06  # the baselines never smaller than the ADTN
+  assert points[-1]["model.layers.hidden"] == {"kind": "dense"}
+  assert len(sweep_points(adtn_fc2_mnist)) == 9  # the study without the argument

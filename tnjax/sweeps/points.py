@@ -3,6 +3,7 @@ the check that a point directory is resumed only under the settings it was made 
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 
@@ -12,14 +13,18 @@ from tnjax import config_lib, errors, fileio
 from tnjax.training import run_files
 
 
-def sweep_points(module, common: dict | None = None) -> list[dict]:
-  """The override dicts of the config module's sweep(), after the `common` ones, checked."""
+def sweep_points(module, common: dict | None = None, arg: str | None = None) -> list[dict]:
+  """The override dicts of the config module's sweep(), after the `common` ones, checked.
+
+  A sweep(arg) that takes a parameter gets the config's argument string (one config file
+  can hold several studies, chosen by an argument)."""
   if not callable(getattr(module, "sweep", None)):
     raise errors.UserError(
       f"{module.__file__} defines no sweep(); add a function sweep() returning a list "
       "of override dicts to run it as a sweep."
     )
-  points = module.sweep()
+  takes_arg = bool(inspect.signature(module.sweep).parameters)
+  points = module.sweep(arg) if takes_arg else module.sweep()
   if not isinstance(points, (list, tuple)) or not all(isinstance(p, dict) for p in points):
     raise errors.UserError(
       f"sweep() of {module.__file__} must return a list of dicts mapping dotted config "
@@ -45,7 +50,7 @@ def point_config(module, arg, index: int, overrides: dict) -> ml_collections.Con
   base = config_lib.call_get_config(module, arg)
   common = typed_overrides(base, overrides)
   config = config_lib.apply_overrides(base, common)
-  return config_lib.apply_overrides(config, sweep_points(module)[index], new_leaves=True)
+  return config_lib.apply_overrides(config, sweep_points(module, arg=arg)[index], new_leaves=True)
 
 
 def _short(value) -> str:

@@ -12,8 +12,8 @@ def sweep_status(workdir, config_path: str | None = None, seeds: str = "", point
   sweep was run with), or without a config every point that has started."""
   workdir = fileio.workdir_path(workdir)
   if config_path:
-    module, _ = config_lib.load_module(config_path)
-    own = sweep_points(module)
+    module, arg = config_lib.load_module(config_path)
+    own = sweep_points(module, arg=arg)
     chosen = [int(i) for i in points.split(",")] if points else range(len(own))
     seed_list = [int(x) for x in seeds.split(",")] if seeds else [None]
     dirs = [
