@@ -46,6 +46,8 @@ def collect(workdir: str) -> tuple[dict, dict]:
     row["converted"].append(report["converted_accuracy"])
     if "finetuned_accuracy" in report:
       row["finetuned"].append(report["finetuned_accuracy"])
+    elif (run / run_files.DIVERGED).exists():
+      row["diverged"] = row.get("diverged", 0) + 1
     scratch = fileio.read_json(root / f"scratch_{run.name}" / run_files.RESULT)
     if scratch:
       row["scratch"].append(scratch["test_accuracy"])
@@ -56,6 +58,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--out", required=True)
+  parser.add_argument("--note", action="append", default=[], help="a line added to the notes")
   args = parser.parse_args()
   rows, sources = collect(args.workdir)
   header = [
@@ -74,7 +77,9 @@ def main():
       f"{ratio}x",
       f"{row['weights']:,} of {row['dense']:,}",
       report_lib.percent_pm(row["converted"]),
-      report_lib.percent_pm(row["finetuned"]),
+      report_lib.percent_pm(row["finetuned"])
+      if row["finetuned"] or not row.get("diverged")
+      else f"diverged ({row['diverged']} seed(s))",
       report_lib.percent_pm(row["scratch"]),
     ]
     for (net, kind, ratio), row in sorted(rows.items())
@@ -96,7 +101,8 @@ def main():
   notes = [
     "Compress-then-fine-tune (`python -m tnjax.compress`) against the same compressed "
     "architecture trained from scratch for the same total epochs; "
-    "experiments/run_fashion_mnist_compress.sh."
+    "experiments/run_fashion_mnist_compress.sh.",
+    *args.note,
   ]
   for path in report_lib.write_outputs(
     args.out, "Compressing trained networks", notes, header, table, figure
