@@ -3,8 +3,9 @@ r"""Finished runs' small files kept with the repository, so studies span session
   python experiments/archive_runs.py pack /work/runs/cpac_fast experiments/results/runs/cpac_fast.tar.gz
   python experiments/archive_runs.py restore experiments/results/runs/cpac_fast.tar.gz /work/runs/cpac_fast
 
-`pack` keeps each finished run's point.json, config.json, result.json and metrics.jsonl
-(no checkpoints: kilobytes per run). `restore` puts them back into a sweep workdir, where
+`pack` keeps each finished (or diverged, or compressed) run's small files: point.json,
+config.json, result.json, metrics.jsonl, compress.json, diverged.json (no checkpoints:
+kilobytes per run). `restore` puts them back into a sweep workdir, where
 `tnjax.sweep` skips those points as done (result.json) and the report scripts read them
 as if they had just run; the unfinished points train as usual.
 """
@@ -16,12 +17,20 @@ import io
 import pathlib
 import tarfile
 
-KEPT = ("point.json", "config.json", "result.json", "metrics.jsonl")
+KEPT = (
+  "point.json",
+  "config.json",
+  "result.json",
+  "metrics.jsonl",
+  "compress.json",
+  "diverged.json",
+)
 
 
 def pack(workdir: str, archive: str) -> int:
   root = pathlib.Path(workdir)
-  runs = sorted(p.parent for p in root.glob("**/result.json"))
+  ended = ("result.json", "diverged.json", "compress.json")  # finished, or ended for good
+  runs = sorted({p.parent for name in ended for p in root.glob(f"**/{name}")})
   pathlib.Path(archive).parent.mkdir(parents=True, exist_ok=True)
   with tarfile.open(archive, "w:gz") as tar:
     for run in runs:
