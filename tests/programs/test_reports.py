@@ -120,3 +120,26 @@ def test_novikov_vgg_table_has_the_papers_compression_and_marks_missing_runs(tmp
   assert by_arch["TT4 FC FC"]["network compression"] == "3.89x"
   assert by_arch["TT4 TT4 FC"]["network compression"] == "7.35x"
   assert {r["our top-1 / top-5 error"] for r in rows} == {"missing"}
+
+
+def test_archived_runs_restore_as_done_points(tmp_path):
+  """experiments/archive_runs.py: finished and diverged runs' small files round-trip; no
+  checkpoints travel."""
+  runs = tmp_path / "runs"
+  for name, files in {
+    "00_a_seed=0": {"result.json": {"test_accuracy": 0.5}, "point.json": {"index": 0}},
+    "01_b_seed=0": {"diverged.json": {"message": "nan"}, "config.json": {"seed": 0}},
+    "02_c_seed=0": {"point.json": {"index": 2}},  # not finished: left out
+  }.items():
+    (runs / name / "checkpoints" / "8").mkdir(parents=True)
+    for file, content in files.items():
+      (runs / name / file).write_text(json.dumps(content))
+  script = os.path.join(REPO, "experiments", "archive_runs.py")
+  archive, restored = tmp_path / "runs.tar.gz", tmp_path / "restored"
+  for command in (["pack", str(runs), str(archive)], ["restore", str(archive), str(restored)]):
+    done = subprocess.run([sys.executable, script, *command], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+  assert sorted(p.name for p in restored.iterdir()) == ["00_a_seed=0", "01_b_seed=0"]
+  assert json.loads((restored / "00_a_seed=0" / "result.json").read_text())["test_accuracy"] == 0.5
+  assert (restored / "01_b_seed=0" / "diverged.json").exists()
+  assert not (restored / "00_a_seed=0" / "checkpoints").exists()
