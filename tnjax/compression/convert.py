@@ -10,6 +10,7 @@ from flax import nnx
 from tnjax.compression import sizing
 from tnjax.compression.plan import resolve_plan
 from tnjax.nn import layer_rows, registry, spec_from_config
+from tnjax.nn.densify import replace_layer
 
 
 def compress_model(model: nnx.Module, plan: dict, *, budget=None, example_input=None):
@@ -43,7 +44,7 @@ def compress_model(model: nnx.Module, plan: dict, *, budget=None, example_input=
     # The factors keep the trained weight's dtype (float64 sources stay exact).
     kwargs = {**sizing.layer_kwargs(entry.layer), "param_dtype": weights[entry.name].dtype}
     new = cls.from_dense(weights[entry.name], bias, spec, rngs=nnx.Rngs(0), **kwargs)
-    _replace(model, entry.path, new)
+    replace_layer(model, entry.path, new)
     rows.append(layer_report(entry.name, entry.layer, new))
   if example_input is not None:
     paths = {r["name"]: r["path"] for r in layer_rows(model, example_input)}
@@ -74,13 +75,3 @@ def _plain(value):
   if hasattr(value, "item"):
     return value.item()
   return value
-
-
-def _replace(model, path: tuple, layer) -> None:
-  parent = model
-  for key in path[:-1]:
-    parent = parent[key] if isinstance(key, int) else getattr(parent, key)
-  if isinstance(path[-1], int):
-    parent[path[-1]] = layer
-  else:
-    setattr(parent, path[-1], layer)

@@ -63,12 +63,16 @@ def densify(model: nnx.Module, choose: Callable = is_compressed) -> nnx.Module:
   """
   chosen = [(path, layer) for path, layer in nnx.iter_modules(model) if path and choose(layer)]
   for path, layer in chosen:
-    parent = model
-    for key in path[:-1]:
-      parent = parent[key] if isinstance(key, int) else getattr(parent, key)
-    replacement = dense_layer(layer)
-    if isinstance(path[-1], int):
-      parent[path[-1]] = replacement
-    else:
-      setattr(parent, path[-1], replacement)
+    replace_layer(model, path, dense_layer(layer))
   return model
+
+
+def replace_layer(model: nnx.Module, path: tuple, layer) -> None:
+  """Puts `layer` at `path` (as nnx.iter_modules gives it) inside `model`, in place."""
+  parent = model
+  for key in path[:-1]:
+    parent = parent[key] if isinstance(key, int) else getattr(parent, key)
+  if isinstance(path[-1], int):
+    parent[path[-1]] = layer
+  else:
+    setattr(parent, path[-1], layer)
