@@ -83,6 +83,16 @@ def test_cp_als_recovers_an_exact_rank_r_tensor(x64, sizes):
   assert len(fitted) == len(sizes)
 
 
+def test_cp_als_shares_each_components_magnitude_equally_between_its_factors(x64):
+  kernel = np.random.default_rng(3).normal(size=(6, 3, 3, 5)) * 40.0
+  fitted, error = cp.cp_als(kernel, 4, n_iter=200)
+  norms = np.stack([np.linalg.norm(np.asarray(f), axis=0) for f in fitted])  # (modes, R)
+  np.testing.assert_allclose(norms, np.broadcast_to(norms[:1], norms.shape), rtol=1e-10)
+  # Balancing keeps the tensor: the stated error is the error of what is returned.
+  rebuilt = np.linalg.norm(cp.cp_full(fitted) - kernel) / np.linalg.norm(kernel)
+  np.testing.assert_allclose(rebuilt, error, rtol=1e-6)
+
+
 def test_cp_als_error_falls_with_rank_on_a_random_kernel(x64):
   kernel = np.random.default_rng(2).normal(size=(8, 3, 3, 4))
   errors = [cp.cp_als(kernel, r, n_iter=300)[1] for r in (1, 4, 12)]

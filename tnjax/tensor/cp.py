@@ -361,8 +361,27 @@ def cp_als(tensor, rank: int, *, n_iter: int = 500, tol: float = 1e-10, seed: in
       break
     previous = error
   dtype = jnp.asarray(tensor).dtype
-  factors = tuple(jnp.asarray(f, dtype) for f in factors)
+  factors = tuple(jnp.asarray(f, dtype) for f in _balance_norms(factors))
   return factors, float(error)
+
+
+def _balance_norms(factors):
+  """The same CP tensor with each component's magnitude shared equally by its factors.
+
+  ALS leaves a component's scale wherever the last update put it (often one factor
+  with norm 1e3 against others near 1). The product is the same, but gradient descent
+  on such factors is badly conditioned: fine-tuning a CP-ALS fit at the source's
+  learning rate diverged until the norms were balanced.
+  """
+  norms = [np.linalg.norm(f, axis=0) for f in factors]
+  magnitude = np.prod(norms, axis=0)
+  share = magnitude ** (1.0 / len(factors))
+  # A component with a zero column anywhere is zero: leave its factors as they are.
+  live = magnitude > 0
+  return [
+    np.where(live, f * np.divide(share, n, out=np.ones_like(n), where=n > 0), f)
+    for f, n in zip(factors, norms)
+  ]
 
 
 SIGNIFICANCE_READINGS = ("norms", "in_factor")
