@@ -143,3 +143,32 @@ def test_archived_runs_restore_as_done_points(tmp_path):
   assert json.loads((restored / "00_a_seed=0" / "result.json").read_text())["test_accuracy"] == 0.5
   assert (restored / "01_b_seed=0" / "diverged.json").exists()
   assert not (restored / "00_a_seed=0" / "checkpoints").exists()
+
+
+def test_pick_rate_takes_the_pilot_run_with_the_best_accuracy_and_refuses_an_unfinished_one(
+  tmp_path,
+):
+  from tnjax.configs import adtn_fc2_mnist
+
+  runs = []
+  for rate, accuracy in ((1e-3, 0.80), (3e-3, 0.86), (1e-2, 0.84)):
+    config = adtn_fc2_mnist.get_config("layers=4")
+    with config.unlocked():
+      config.schedule.learning_rate = rate
+    runs.append(tmp_path / f"fc2_lr={rate}")
+    _fake_run(str(runs[-1]), config, accuracy, 12491)
+
+  def pick(*workdirs):
+    return subprocess.run(
+      [sys.executable, os.path.join(REPO, "experiments", "pick_rate.py"), *map(str, workdirs)],
+      capture_output=True,
+      text=True,
+      timeout=120,
+    )
+
+  picked = pick(*runs)
+  assert picked.returncode == 0, picked.stderr[-2000:]
+  assert float(picked.stdout) == 3e-3
+  os.remove(runs[1] / "result.json")
+  unfinished = pick(*runs)
+  assert unfinished.returncode != 0 and "has no result.json" in unfinished.stderr

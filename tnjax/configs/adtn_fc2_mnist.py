@@ -67,12 +67,12 @@ SHALLOW_COMPARISON = (
 
 
 def sweep(arg=None):
-  """The nonlinearity x depth study: identity or ReLU between gate layers, M = 2, 4, 6, 8;
+  """The nonlinearity x depth study: identity or ReLU between gate layers, M = 2, 4, 8;
   then the dense baseline. With the `shallow` argument: SHALLOW_COMPARISON."""
   if config_lib.parse_arg(arg, **_ARGUMENTS).shallow:
     return [{"model.layers.hidden": dict(spec)} for spec in SHALLOW_COMPARISON]
   return [
     {"model.layers.hidden": {"kind": "adtn", "layers": m, "nonlinearity": nl}}
     for nl in ("identity", "relu")
-    for m in (2, 4, 6, 8)
+    for m in (2, 4, 8)
   ] + [{"model.layers.hidden": {"kind": "dense"}}]

@@ -47,7 +47,7 @@ def get_config(arg=None):
 
 
 def sweep():
-  """Identity or ReLU between gate layers x M = 2, 4, 6, 8 (all three layers); then dense."""
+  """Identity or ReLU between gate layers x M = 2, 4, 8 (all three layers); then dense."""
   return [
     {
       "model.layers": {
@@ -55,5 +55,5 @@ def sweep():
       }
     }
     for nl in ("identity", "relu")
-    for m in (2, 4, 6, 8)
+    for m in (2, 4, 8)
   ] + [{"model.layers": {}}]
