@@ -62,4 +62,4 @@ def test_the_shallow_comparison_holds_about_the_deep_adtns_weights():
   assert counts == [16 * 4 * 19 + 1, 32 * 3 + 128 * 9, 8 * (16 + 64 + 64 + 16)]
   assert max(counts) / min(counts) < 1.06  # the baselines never smaller than the ADTN
   assert points[-1]["model.layers.hidden"] == {"kind": "dense"}
-  assert len(sweep_points(adtn_fc2_mnist)) == 9  # the study without the argument
+  assert len(sweep_points(adtn_fc2_mnist)) == 7  # the study without the argument
