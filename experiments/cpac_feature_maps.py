@@ -2,16 +2,19 @@ r"""Feature maps of a trained CPAC-Conv network, ordered by CP-component signifi
 
   apt-get install dataset-fashion-mnist     # IDX files in /usr/share/datasets/fashion-mnist
   python experiments/cpac_feature_maps.py --rank 4 --epochs 2 --workdir runs/cpac_maps
+  python experiments/cpac_feature_maps.py --run runs/cpac_fast/03_rank=4_seed=0
 
-Trains (or resumes) configs/cpac_mnist.py with `rank=R,fast,fashion_idx`, then
-draws, for one test image, the R maps each CP layer produces after its spatial
+Trains (or resumes) configs/cpac_mnist.py with `rank=R,fast,fashion_idx`, or reads a
+finished CPAC run given by --run (`tnjax.load`), then draws, for one test image, the R maps each CP layer produces after its spatial
 filters (`CPConv.feature_maps`), most significant component first. conv1 is read
 as the authors read it (`--reading in_factor`): its in-channel factor holds one
 signed value per component, ordered by magnitude; `--reading norms` uses the
 product of the component's four factor-column norms (the magnitude of its rank-1
 kernel term) instead, which is also how conv2 (8 input channels) is read. Writes
-experiments/results/cpac_feature_maps.png. The committed figure: rank 4, 2 epochs,
-Fashion-MNIST test accuracy 82.8% (CPU, about 90 s), test image 0.
+experiments/results/cpac_feature_maps.png. The committed figure: `--run` of the rank-4
+run of the CPAC sweep (experiments/results/cpac_rank_fashion_mnist.md: two-conv, `fast`,
+10 epochs, seed 0, Fashion-MNIST test accuracy 85.76%), conv1 read by in-channel factor,
+test image 0.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from tnjax.configs import cpac_mnist
 from tnjax import fileio
 from tnjax.training import checkpoint, pretrained, run_files, trainer
 from tnjax import data as data_lib
+from tnjax.compression import runs
 from tnjax.models import build_model
 from tnjax.tensor import rank_components
 
@@ -82,21 +86,27 @@ def main():
   parser.add_argument("--source", default="fashion_idx", choices=["fashion_idx", "synthetic"])
   parser.add_argument("--image", type=int, default=0, help="index of the test image drawn")
   parser.add_argument("--workdir", default="runs/cpac_feature_maps")
+  parser.add_argument("--run", default=None, help="a finished CPAC run to draw (no training)")
   parser.add_argument("--reading", default="in_factor", choices=["in_factor", "norms"])
   parser.add_argument(
     "--out", default=os.path.join(os.path.dirname(__file__), "results", "cpac_feature_maps.png")
   )
   args = parser.parse_args()
-  config = cpac_mnist.get_config(f"rank={args.rank},fast,{args.source},epochs={args.epochs}")
-  config.progress_bar = False
-  result = trainer.train(config, args.workdir).result
-  dataset = data_lib.load_dataset(config.data)
-  model = build_model(config.model, dataset.image_shape, dataset.num_classes, rngs=nnx.Rngs(0))
-  checkpoints = fileio.workdir_path(args.workdir) / run_files.CHECKPOINTS
-  pretrained.load_arrays(model, checkpoint.model_arrays(checkpoints), source=str(checkpoints))
+  if args.run:
+    model, config = runs.load(args.run)
+    result = fileio.read_json(fileio.workdir_path(args.run) / run_files.RESULT) or {}
+    dataset = data_lib.load_dataset(config.data)
+  else:
+    config = cpac_mnist.get_config(f"rank={args.rank},fast,{args.source},epochs={args.epochs}")
+    config.progress_bar = False
+    result = trainer.train(config, args.workdir).result
+    dataset = data_lib.load_dataset(config.data)
+    model = build_model(config.model, dataset.image_shape, dataset.num_classes, rngs=nnx.Rngs(0))
+    checkpoints = fileio.workdir_path(args.workdir) / run_files.CHECKPOINTS
+    pretrained.load_arrays(model, checkpoint.model_arrays(checkpoints), source=str(checkpoints))
   image = dataset.test_images[args.image]
   plot_feature_maps(image, layer_rows(model, image), args.out, args.reading)
-  print(f"test accuracy {result['test_accuracy']:.4f}; wrote {args.out}")
+  print(f"test accuracy {result.get('test_accuracy', float('nan')):.4f}; wrote {args.out}")
 
 
 if __name__ == "__main__":
