@@ -160,7 +160,7 @@ class GeneratedWeight:
 
   def _adtn_description(self) -> str:
     shared = "" if self.generator is None else f" shared@{self.offset}"
-    return f"ADTN Q={self.num_qubits} M={self.num_layers}{shared}"
+    return f"ADTN Q={self.num_qubits} M={self.num_layers} {self._adtn_spec.nonlinearity}{shared}"
 
   def weights(self) -> adtn.ADTN:
     """The generator (shared gates, if any) and this layer's scale."""
