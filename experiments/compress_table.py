@@ -102,6 +102,9 @@ def main():
     "Compress-then-fine-tune (`python -m tnjax.compress`) against the same compressed "
     "architecture trained from scratch for the same total epochs; "
     "experiments/run_fashion_mnist_compress.sh.",
+    # Sources train for EPOCHS (10), compressed runs fine-tune for FINETUNE (2), and the
+    # from-scratch runs train for their sum (12): the epochs listed are these three.
+    report_lib.describe_setup(report_lib.load_runs([args.workdir])),
     *args.note,
   ]
   for path in report_lib.write_outputs(
