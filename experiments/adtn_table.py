@@ -43,6 +43,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--workdir", action="append", required=True)
   parser.add_argument("--out", required=True)
+  parser.add_argument("--note", action="append", default=[], help="a line added to the notes")
   args = parser.parse_args()
   runs = report_lib.load_runs(args.workdir)
   table = []
@@ -69,7 +70,7 @@ def main():
     "ADTN layers' params / dense weights (with bias)",
     "s / epoch",
   ]
-  notes = [report_lib.describe_setup(runs), PAPER_NOTE]
+  notes = [report_lib.describe_setup(runs), PAPER_NOTE, *args.note]
   for path in report_lib.write_outputs(args.out, "ADTN vs dense", notes, header, table):
     print(path)
 

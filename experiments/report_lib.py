@@ -18,7 +18,7 @@ import sys
 
 import matplotlib
 
-from tnjax import fileio
+from tnjax import config_lib, fileio
 from tnjax.training import run_files
 
 matplotlib.use("Agg")
@@ -63,11 +63,29 @@ def load_run(path) -> dict:
   }
 
 
+def _dotted(tree: dict, prefix: str = "") -> dict:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_dotted(value, f"{prefix}{key}."))
+    else:
+      flat[prefix + key] = value
+  return flat
+
+
 def _without_seed(config: dict) -> str:
-  """The run's config as a key with the seed (and where the data live) left out."""
-  config = {k: v for k, v in config.items() if k != "seed"}
-  data = {k: v for k, v in config.get("data", {}).items() if k not in ("idx_dir", "data_dir")}
-  return json.dumps({**config, "data": data}, sort_keys=True, default=str)
+  """The run's config as a key, without its seed and the fields that cannot change what it
+  trains (where the data live, W&B group, ...), with fields added since read at their
+  default: runs a sweep resumed across tnjax versions still group by seed."""
+  fields = {**config_lib.ADDED_WITH_DEFAULT, **_dotted(config)}
+  # How many test images were scored changes the result, though not the training.
+  measured = ("data.max_test_examples",)
+  kept = {
+    k: v
+    for k, v in fields.items()
+    if k != "seed" and (k in measured or not config_lib.is_harmless(k))
+  }
+  return json.dumps(kept, sort_keys=True, default=str)
 
 
 def seed_groups(runs) -> list[list[dict]]:

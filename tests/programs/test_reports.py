@@ -172,3 +172,22 @@ def test_pick_rate_takes_the_pilot_run_with_the_best_accuracy_and_refuses_an_unf
   os.remove(runs[1] / "result.json")
   unfinished = pick(*runs)
   assert unfinished.returncode != 0 and "has no result.json" in unfinished.stderr
+
+
+def test_seeds_group_across_harmless_and_added_fields_but_not_across_a_real_difference(tmp_path):
+  sys.path.insert(0, os.path.join(REPO, "experiments"))
+  try:
+    import report_lib
+  finally:
+    sys.path.pop(0)
+  base = tt_mnist.get_config().to_dict()
+  older = json.loads(json.dumps(base))
+  del older["pretrained"]["allow_random_frozen"]  # a run made before the field existed
+  resumed = json.loads(json.dumps(base))
+  resumed.update(seed=1)
+  resumed["wandb"]["group"] = "sketch"
+  other = json.loads(json.dumps(base))
+  other["schedule"]["learning_rate"] = 0.5
+  runs = [{"config": c, "dir": str(i)} for i, c in enumerate((older, resumed, other))]
+  groups = report_lib.seed_groups(runs)
+  assert [[r["dir"] for r in g] for g in groups] == [["0", "1"], ["2"]]
