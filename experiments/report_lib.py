@@ -19,7 +19,7 @@ import sys
 import matplotlib
 
 from tnjax import config_lib, fileio
-from tnjax.training import run_files
+from tnjax.training import resume_check, run_files
 
 matplotlib.use("Agg")
 
@@ -63,21 +63,11 @@ def load_run(path) -> dict:
   }
 
 
-def _dotted(tree: dict, prefix: str = "") -> dict:
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_dotted(value, f"{prefix}{key}."))
-    else:
-      flat[prefix + key] = value
-  return flat
-
-
 def _without_seed(config: dict) -> str:
   """The run's config as a key, without its seed and the fields that cannot change what it
   trains (where the data live, W&B group, ...), with fields added since read at their
   default: runs a sweep resumed across tnjax versions still group by seed."""
-  fields = {**config_lib.ADDED_WITH_DEFAULT, **_dotted(config)}
+  fields = resume_check.comparable_fields(config)
   # How many test images were scored changes the result, though not the training.
   measured = ("data.max_test_examples",)
   kept = {

@@ -33,12 +33,18 @@ def _canonical(config_dict: dict) -> dict:
   return json.loads(json.dumps(config_dict, default=str))
 
 
+def comparable_fields(config_dict: dict) -> dict:
+  """The config as dotted fields with the saved copy's JSON types, and the fields added
+  since older runs were made at the defaults that reproduce those runs."""
+  fields = _flatten(_canonical(config_dict))
+  for key, value in config_lib.ADDED_WITH_DEFAULT.items():
+    fields.setdefault(key, value)
+  return fields
+
+
 def config_changes(saved: dict, current: dict) -> list[tuple[str, object, object]]:
   """(dotted key, saved value, current value) for every field that differs."""
-  old, new = _flatten(_canonical(saved)), _flatten(_canonical(current))
-  for key, value in config_lib.ADDED_WITH_DEFAULT.items():
-    old.setdefault(key, value)
-    new.setdefault(key, value)
+  old, new = comparable_fields(saved), comparable_fields(current)
   missing = object()
   return [
     (key, old.get(key, "<absent>"), new.get(key, "<absent>"))
