@@ -4,10 +4,11 @@ r"""Feature maps of a trained CPAC-Conv network, ordered by CP-component signifi
   python experiments/cpac_feature_maps.py --rank 4 --epochs 2 --workdir runs/cpac_maps
   python experiments/cpac_feature_maps.py --run runs/cpac_fast/03_rank=4_seed=0
 
-Trains (or resumes) configs/cpac_mnist.py with `rank=R,fast,fashion_idx`, or reads a
-finished CPAC run given by --run (`tnjax.load`), then draws, for one test image, the R maps each CP layer produces after its spatial
-filters (`CPConv.feature_maps`), most significant component first. conv1 is read
-as the authors read it (`--reading in_factor`): its in-channel factor holds one
+Trains (or resumes) configs/cpac_mnist.py with `rank=R,fast,fashion_idx`, or takes the
+finished CPAC run given by --run; loads it with `tnjax.load`, then draws, for one test
+image, the R maps each CP layer produces after its spatial filters
+(`CPConv.feature_maps`), most significant component first. conv1 is read as the
+authors read it (`--reading in_factor`): its in-channel factor holds one
 signed value per component, ordered by magnitude; `--reading norms` uses the
 product of the component's four factor-column norms (the magnitude of its rank-1
 kernel term) instead, which is also how conv2 (8 input channels) is read. Writes
@@ -33,10 +34,9 @@ import matplotlib.pyplot as plt
 
 from tnjax.configs import cpac_mnist
 from tnjax import fileio
-from tnjax.training import checkpoint, pretrained, run_files, trainer
+from tnjax.training import run_files, trainer
 from tnjax import data as data_lib
 from tnjax.compression import runs
-from tnjax.models import build_model
 from tnjax.tensor import rank_components
 
 
@@ -92,18 +92,14 @@ def main():
     "--out", default=os.path.join(os.path.dirname(__file__), "results", "cpac_feature_maps.png")
   )
   args = parser.parse_args()
-  if args.run:
-    model, config = runs.load(args.run)
-    result = fileio.read_json(fileio.workdir_path(args.run) / run_files.RESULT) or {}
-    dataset = data_lib.load_dataset(config.data)
-  else:
+  if not args.run:
     config = cpac_mnist.get_config(f"rank={args.rank},fast,{args.source},epochs={args.epochs}")
     config.progress_bar = False
-    result = trainer.train(config, args.workdir).result
-    dataset = data_lib.load_dataset(config.data)
-    model = build_model(config.model, dataset.image_shape, dataset.num_classes, rngs=nnx.Rngs(0))
-    checkpoints = fileio.workdir_path(args.workdir) / run_files.CHECKPOINTS
-    pretrained.load_arrays(model, checkpoint.model_arrays(checkpoints), source=str(checkpoints))
+    trainer.train(config, args.workdir)
+  run = args.run or args.workdir
+  model, config = runs.load(run)
+  result = fileio.read_json(fileio.workdir_path(run) / run_files.RESULT) or {}
+  dataset = data_lib.load_dataset(config.data)
   image = dataset.test_images[args.image]
   plot_feature_maps(image, layer_rows(model, image), args.out, args.reading)
   print(f"test accuracy {result.get('test_accuracy', float('nan')):.4f}; wrote {args.out}")
