@@ -16,6 +16,7 @@ EPOCHS=${EPOCHS:-20}
 PILOT_EPOCHS=${PILOT_EPOCHS:-3}
 SEEDS=${SEEDS:-0,1,2}
 STAGE=${STAGE:-grid}
+declare -A RATE  # the pilot's learning rate per network
 for net in fc2 lenet5; do
   config="configs/adtn_${net}_mnist.py"
   rates=$([ "$net" = fc2 ] && echo "1e-3 3e-3 1e-2 3e-2" || echo "1e-3 3e-3 1e-2")
@@ -24,22 +25,21 @@ for net in fc2 lenet5; do
       --workdir "$RUNS/adtn_pilot/${net}_lr=$rate" --config.schedule.learning_rate="$rate" \
       --noconfig.progress_bar
   done
-  rate=$(python experiments/pick_rate.py "$RUNS"/adtn_pilot/"${net}"_lr=*)
-  echo "ADTN $net: learning rate $rate from the pilot"
+  RATE[$net]=$(python experiments/pick_rate.py "$RUNS"/adtn_pilot/"${net}"_lr=*)
+  echo "ADTN $net: learning rate ${RATE[$net]} from the pilot"
   if [[ "$STAGE" == grid ]]; then
     python -m tnjax.sweep --config "$config:fashion_idx,epochs=$EPOCHS" --workdir "$RUNS/adtn_$net" \
-      --seeds 0 --config.schedule.learning_rate="$rate"
+      --seeds 0 --config.schedule.learning_rate="${RATE[$net]}"
   fi
 done
 if [[ "$STAGE" == final ]]; then
   # BEST_FC2 / BEST_LENET5: the grid's best point index (python -m tnjax.sweep --status).
   python -m tnjax.sweep --config "configs/adtn_fc2_mnist.py:fashion_idx,epochs=$EPOCHS" \
     --workdir "$RUNS/adtn_fc2" --points "$BEST_FC2,6" --seeds "$SEEDS" \
-    --config.schedule.learning_rate="$(python experiments/pick_rate.py "$RUNS"/adtn_pilot/fc2_lr=*)"
+    --config.schedule.learning_rate="${RATE[fc2]}"
   python -m tnjax.sweep --config "configs/adtn_lenet5_mnist.py:fashion_idx,epochs=$EPOCHS" \
     --workdir "$RUNS/adtn_lenet5" --points "$BEST_LENET5,6" --seeds "$SEEDS" \
-    --config.schedule.learning_rate="$(python experiments/pick_rate.py "$RUNS"/adtn_pilot/lenet5_lr=*)"
+    --config.schedule.learning_rate="${RATE[lenet5]}"
   python -m tnjax.sweep --config "configs/adtn_fc2_mnist.py:fashion_idx,shallow,epochs=$EPOCHS" \
-    --workdir "$RUNS/adtn_fc2_shallow" --seeds "$SEEDS" \
-    --config.schedule.learning_rate="$(python experiments/pick_rate.py "$RUNS"/adtn_pilot/fc2_lr=*)"
+    --workdir "$RUNS/adtn_fc2_shallow" --seeds "$SEEDS" --config.schedule.learning_rate="${RATE[fc2]}"
 fi
