@@ -81,6 +81,30 @@ def test_cpac_and_sketch_tables(tmp_path):
   assert rows[0]["conv weights"] == "74" and rows[0]["paper (MNIST)"] == "96.79%"
   assert rows[1]["conv compression"] == "1.0x"
 
+  # The one-conv sweep: R = 2 has no number in the sources (two-conv's 96.79% is not it).
+  _fake_run(tmp_path / "one" / "00", cpac_mnist.get_config("rank=2,fast,single_conv"), 0.88, 0)
+  _fake_run(tmp_path / "one" / "01", cpac_mnist.get_config("dense,fast,single_conv"), 0.9, 0)
+  rows = _report("cpac_rank_table.py", [tmp_path / "one"], tmp_path / "one_table")
+  assert [r["paper (MNIST)"] for r in rows] == ["-", "97.94%"]
+  assert rows[0]["conv weights"] == "30"  # R (8 + 3 + 3 + 1)
+  mixed = subprocess.run(
+    [
+      sys.executable,
+      os.path.join(REPO, "experiments", "cpac_rank_table.py"),
+      "--out",
+      str(tmp_path / "mixed"),
+      "--workdir",
+      str(tmp_path / "one"),
+      "--workdir",
+      str(tmp_path / "cpac"),
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert mixed.returncode != 0 and "mix one- and two-conv" in mixed.stderr
+
   points = sketch_mnist.sweep()
   for i in (0, 1, 6, 12):  # sketch, Tucker-2 + TT, conv2 alone sketched, l = 4
     config = sketch_mnist.get_config("method=dense")
