@@ -215,3 +215,35 @@ def test_seeds_group_across_harmless_and_added_fields_but_not_across_a_real_diff
   runs = [{"config": c, "dir": str(i)} for i, c in enumerate((older, resumed, other))]
   groups = report_lib.seed_groups(runs)
   assert [[r["dir"] for r in g] for g in groups] == [["0", "1"], ["2"]]
+
+
+def test_study_cost_counts_finished_runs_and_their_epoch_minutes(tmp_path):
+  for seed in (0, 1):
+    _fake_run(tmp_path / "sweep" / f"00_seed={seed}", tt_mnist.get_config(), 0.9, 1, (60, 120, 180))
+  _fake_run(tmp_path / "sweep" / "01_seed=0", tt_mnist.get_config(), 0.9, 1, (60,))
+  os.remove(tmp_path / "sweep" / "01_seed=0" / "result.json")  # still running
+  os.makedirs(tmp_path / "sweep" / "checkpoints")  # not a run: no config.json
+  result = subprocess.run(
+    [
+      sys.executable,
+      os.path.join(REPO, "experiments", "study_cost.py"),
+      f"tt={tmp_path}/sweep/*@5",
+      "--out",
+      str(tmp_path / "cost.md"),
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  # 2 of 5 finished, 6 min each; spent (6 + 6 + 1) / 60 h; left 3 runs x 6 min.
+  assert "| tt | 2 of 5 | 6.0 | 0.2 | 0.3 |" in (tmp_path / "cost.md").read_text()
+  bad = subprocess.run(
+    [sys.executable, os.path.join(REPO, "experiments", "study_cost.py"), "tt=runs/*"],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert bad.returncode != 0 and "is not NAME=PATTERN@PLANNED" in bad.stderr
