@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import sys
 
 import jax
 import jax.numpy as jnp
 
-from benchmarks.common import describe_machine, machine_line, time_interleaved
+from benchmarks.common import describe_machine, machine_line, time_interleaved, write_results
 from tnjax.tensor import adtn, plan
 
 
@@ -101,21 +100,17 @@ def main():
     )
   text = "\n".join(lines) + "\n"
   print(text)
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w") as fh:
-    fh.write(text)
-  with open(os.path.splitext(args.out)[0] + ".json", "w") as fh:
-    json.dump(
-      {
-        "machine": machine,
-        "stats": stats,
-        "gemm_flops": gemm_flops,
-        "stream_bytes_per_s": stream_bytes,
-        "forward_flops": forward_flops,
-      },
-      fh,
-      indent=1,
-    )
+  write_results(
+    args.out,
+    text,
+    {
+      "machine": machine,
+      "stats": stats,
+      "gemm_flops": gemm_flops,
+      "stream_bytes_per_s": stream_bytes,
+      "forward_flops": forward_flops,
+    },
+  )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import importlib.metadata
 import os
 import platform
@@ -99,3 +100,12 @@ def time_interleaved(
       jax.block_until_ready(call())
       times[name].append(time.perf_counter() - t0)
   return {name: _stats(t) for name, t in times.items()}
+
+
+def write_results(out: str, markdown: str, data: dict) -> None:
+  """The table to `out` (.md) and the raw numbers beside it (.json, same stem)."""
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  with open(out, "w") as f:
+    f.write(markdown)
+  with open(os.path.splitext(out)[0] + ".json", "w") as f:
+    json.dump(data, f, indent=1, default=str)

@@ -12,12 +12,10 @@ fits worse would show.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 
 import numpy as np
 
-from benchmarks.common import describe_machine, machine_line, time_interleaved
+from benchmarks.common import describe_machine, machine_line, time_interleaved, write_results
 from tnjax.tensor import cp
 
 CASES = [  # (shape, rank): small tensors, 16^4, and a 3x3 256 -> 256 conv kernel
@@ -85,11 +83,9 @@ def main():
       f"{r['tensorly_ms']:.1f} | **{r['speedup']:.2f}x** | {r['tnjax_error']:.4f} | "
       f"{r['tensorly_error']:.4f} |"
     )
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w") as f:
-    f.write("\n".join(lines) + "\n")
-  with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-    json.dump({"machine": machine, "sweeps": args.sweeps, "rows": rows}, f, indent=1, default=str)
+  write_results(
+    args.out, "\n".join(lines) + "\n", {"machine": machine, "sweeps": args.sweeps, "rows": rows}
+  )
   print(args.out)
 
 

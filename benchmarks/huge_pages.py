@@ -25,7 +25,7 @@ import tempfile
 
 import jax
 
-from benchmarks.common import describe_machine, machine_line
+from benchmarks.common import describe_machine, machine_line, write_results
 
 TUNABLE = "glibc.malloc.hugetlb=1"
 
@@ -96,11 +96,9 @@ def main():
     lines.append("| " + " | ".join(cells) + " |")
   text = "\n".join(lines) + "\n"
   print(text)
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w") as f:
-    f.write(text)
-  with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-    json.dump({"machine": machine, "plain": rounds[False], "huge_pages": rounds[True]}, f, indent=1)
+  write_results(
+    args.out, text, {"machine": machine, "plain": rounds[False], "huge_pages": rounds[True]}
+  )
 
 
 if __name__ == "__main__":

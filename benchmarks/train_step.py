@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import sys
 
@@ -26,7 +25,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from benchmarks import paper_points
-from benchmarks.common import describe_machine, machine_line, time_interleaved
+from benchmarks.common import describe_machine, machine_line, time_interleaved, write_results
 from tnjax.training import optim, trainer
 from tnjax.data import pipeline as data_pipeline
 from tnjax.nn import total_params
@@ -136,11 +135,7 @@ def write(rows, machine, command, out):
       f"{c['repeats']} |"
     )
   text = "\n".join(lines) + "\n"
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  with open(out, "w") as f:
-    f.write(text)
-  with open(os.path.splitext(out)[0] + ".json", "w") as f:
-    json.dump({"machine": machine, "command": command, "rows": rows}, f, indent=1)
+  write_results(out, text, {"machine": machine, "command": command, "rows": rows})
 
 
 if __name__ == "__main__":
