@@ -49,6 +49,17 @@ def _report(script, workdirs, out, suffixes=(".md", ".csv", ".png")):
     return list(csv.DictReader(f))
 
 
+def _script(script, *args):
+  """Runs experiments/SCRIPT with ARGS; the finished process (exit code, output)."""
+  return subprocess.run(
+    [sys.executable, os.path.join(REPO, "experiments", script), *map(str, args)],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+
+
 @pytest.mark.slow
 def test_novikov_fig1_counts_first_layer_weights_from_the_specs(tmp_path):
   sweep_dir = tmp_path / "tt"
@@ -87,21 +98,14 @@ def test_cpac_and_sketch_tables(tmp_path):
   rows = _report("cpac_rank_table.py", [tmp_path / "one"], tmp_path / "one_table")
   assert [r["paper (MNIST)"] for r in rows] == ["-", "97.94%"]
   assert rows[0]["conv weights"] == "30"  # R (8 + 3 + 3 + 1)
-  mixed = subprocess.run(
-    [
-      sys.executable,
-      os.path.join(REPO, "experiments", "cpac_rank_table.py"),
-      "--out",
-      str(tmp_path / "mixed"),
-      "--workdir",
-      str(tmp_path / "one"),
-      "--workdir",
-      str(tmp_path / "cpac"),
-    ],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=120,
+  mixed = _script(
+    "cpac_rank_table.py",
+    "--out",
+    tmp_path / "mixed",
+    "--workdir",
+    tmp_path / "one",
+    "--workdir",
+    tmp_path / "cpac",
   )
   assert mixed.returncode != 0 and "mix one- and two-conv" in mixed.stderr
 
@@ -223,27 +227,9 @@ def test_study_cost_counts_finished_runs_and_their_epoch_minutes(tmp_path):
   _fake_run(tmp_path / "sweep" / "01_seed=0", tt_mnist.get_config(), 0.9, 1, (60,))
   os.remove(tmp_path / "sweep" / "01_seed=0" / "result.json")  # still running
   os.makedirs(tmp_path / "sweep" / "checkpoints")  # not a run: no config.json
-  result = subprocess.run(
-    [
-      sys.executable,
-      os.path.join(REPO, "experiments", "study_cost.py"),
-      f"tt={tmp_path}/sweep/*@5",
-      "--out",
-      str(tmp_path / "cost.md"),
-    ],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=120,
-  )
+  result = _script("study_cost.py", f"tt={tmp_path}/sweep/*@5", "--out", tmp_path / "cost.md")
   assert result.returncode == 0, result.stderr[-2000:]
   # 2 of 5 finished, 6 min each; spent (6 + 6 + 1) / 60 h; left 3 runs x 6 min.
   assert "| tt | 2 of 5 | 6.0 | 0.2 | 0.3 |" in (tmp_path / "cost.md").read_text()
-  bad = subprocess.run(
-    [sys.executable, os.path.join(REPO, "experiments", "study_cost.py"), "tt=runs/*"],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=120,
-  )
+  bad = _script("study_cost.py", "tt=runs/*")
   assert bad.returncode != 0 and "is not NAME=PATTERN@PLANNED" in bad.stderr
