@@ -15,14 +15,11 @@ import jax
 from flax import nnx
 
 from tnjax.models.layer_specs import LayerSpecs
+from tnjax.models.pooling import max_pool_2x2
 from tnjax.nn import make_conv, make_dense
 
 LAYER_NAMES = ("conv1", "conv2", "hidden", "output")
 PAPER_CONV = {"kind": "dense", "use_bias": False}  # the paper's CNN baseline
-
-
-def _pool(x):
-  return nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))
 
 
 class CPACNet(nnx.Module):
@@ -70,7 +67,7 @@ class CPACNet(nnx.Module):
     self.output = make_dense(specs.output(), hidden_features, num_classes, rngs=rngs)
 
   def __call__(self, images):
-    x = jax.nn.relu(_pool(self.conv1(images)))
+    x = jax.nn.relu(max_pool_2x2(self.conv1(images)))
     if self.conv2 is not None:
-      x = jax.nn.relu(_pool(self.conv2(x)))
+      x = jax.nn.relu(max_pool_2x2(self.conv2(x)))
     return self.output(self.hidden(x.reshape(x.shape[0], math.prod(x.shape[1:]))))

@@ -14,13 +14,10 @@ import jax
 from flax import nnx
 
 from tnjax.models.layer_specs import LayerSpecs
+from tnjax.models.pooling import max_pool_2x2
 from tnjax.nn import make_conv, make_dense
 
 LAYER_NAMES = ("conv1", "conv2", "fc1", "fc2", "output")
-
-
-def _pool(x):
-  return nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))
 
 
 class LeNet5(nnx.Module):
@@ -54,8 +51,8 @@ class LeNet5(nnx.Module):
     self.output = make_dense(specs.output(), 84, num_classes, rngs=rngs)
 
   def __call__(self, images):
-    x = _pool(jax.nn.relu(self.conv1(images)))
-    x = _pool(jax.nn.relu(self.conv2(x)))
+    x = max_pool_2x2(jax.nn.relu(self.conv1(images)))
+    x = max_pool_2x2(jax.nn.relu(self.conv2(x)))
     x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
     x = jax.nn.relu(self.fc2(jax.nn.relu(self.fc1(x))))
     return self.output(x)

@@ -15,13 +15,10 @@ import jax
 from flax import nnx
 
 from tnjax.models.layer_specs import LayerSpecs
+from tnjax.models.pooling import max_pool_2x2
 from tnjax.nn import make_conv, make_dense
 
 LAYER_NAMES = ("conv1", "conv2", "conv3", "conv4", "fc1", "output")
-
-
-def _pool(x):
-  return nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))
 
 
 class SmallCNN(nnx.Module):
@@ -59,8 +56,8 @@ class SmallCNN(nnx.Module):
 
   def __call__(self, images):
     x = jax.nn.relu(self.conv2(jax.nn.relu(self.conv1(images))))
-    x = self.conv_dropout(_pool(x))
+    x = self.conv_dropout(max_pool_2x2(x))
     x = jax.nn.relu(self.conv4(jax.nn.relu(self.conv3(x))))
-    x = self.conv_dropout(_pool(x))
+    x = self.conv_dropout(max_pool_2x2(x))
     x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
     return self.output(self.dense_dropout(jax.nn.relu(self.fc1(x))))

@@ -20,6 +20,7 @@ import jax
 from flax import nnx
 
 from tnjax.models.layer_specs import LayerSpecs
+from tnjax.models.pooling import max_pool_2x2
 from tnjax.nn import make_conv, make_dense
 
 BLOCKS = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
@@ -94,7 +95,7 @@ class VGG(nnx.Module):
         if self.batch_norm:
           x = getattr(self, f"bn{name[4:]}")(x)
         x, index = jax.nn.relu(x), index + 1
-      x = nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))
+      x = max_pool_2x2(x)
     return x
 
   def __call__(self, images):

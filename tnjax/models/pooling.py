@@ -1,0 +1,23 @@
+"""2x2 max pooling (stride 2, VALID) for the zoo's CNNs, written so its gradient is cheap.
+
+`nnx.max_pool` lowers to XLA's reduce-window, whose gradient is a select-and-scatter:
+on a CPU that is about twice the cost of the pooling here, a reshape to
+(N, H/2, 2, W/2, 2, C) and a max over the two window axes, whose gradient is a
+compare and a broadcast. Same outputs; at exact ties inside a window the gradient
+is shared by the tied inputs instead of going to the first of them, which only
+matters where pooled values tie exactly (after a ReLU those are zeros, whose
+gradient the ReLU stops either way). `python -m benchmarks.pooling` times both in
+the zoo's training steps (benchmarks/results/pooling_cpu.md).
+"""
+
+from __future__ import annotations
+
+import jax
+
+
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+  """Max over non-overlapping 2x2 windows of NHWC `x`; an odd last row or column is dropped,
+  as nnx.max_pool(x, (2, 2), strides=(2, 2)) does."""
+  n, h, w, c = x.shape
+  x = x[:, : h - h % 2, : w - w % 2]
+  return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
