@@ -3,11 +3,13 @@
 `nnx.max_pool` lowers to XLA's reduce-window, whose gradient is a select-and-scatter:
 on a CPU that is about twice the cost of the pooling here, a reshape to
 (N, H/2, 2, W/2, 2, C) and a max over the two window axes, whose gradient is a
-compare and a broadcast. Same outputs; at exact ties inside a window the gradient
-is shared by the tied inputs instead of going to the first of them, which only
-matters where pooled values tie exactly (after a ReLU those are zeros, whose
-gradient the ReLU stops either way). `python -m benchmarks.pooling` times both in
-the zoo's training steps (benchmarks/results/pooling_cpu.md).
+compare and a broadcast. Same outputs, and the same gradient except at exact ties
+inside a window, which it shares among the tied inputs instead of giving all of it
+to the first. Ties happen where a window's inputs are equal: zeros after a ReLU
+(whose gradient the ReLU stops either way), or a conv over blank background (where
+the tied positions see the same input patch, so a kernel's gradient sums the same).
+`python -m benchmarks.pooling` times both in the zoo's training steps
+(benchmarks/results/pooling_cpu.md).
 """
 
 from __future__ import annotations
