@@ -9,8 +9,9 @@ it touches (an ADTN FC-2 step touches ~170 MB: ~44,000 faults). Started with
 `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` and transparent huge pages in `madvise` or
 `always` mode, a process gets 2 MB pages there instead. The tunable is read when a
 process starts, so each round runs `benchmarks.train_step` in two fresh processes,
-one with and one without it, alternating which goes first; a process's timings
-vary more from one process to the next than within one, hence several rounds.
+one with and one without it (any other GLIBC_TUNABLES set is left out of both),
+alternating which goes first. Timings vary more from one process to the next than
+within one, hence several rounds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -55,6 +57,16 @@ def _cell(values: list[float]) -> str:
   return f"{statistics.median(values):.3g} ({min(values):.3g}-{max(values):.3g})"
 
 
+def _check_supported() -> None:
+  """Refuses, in one line, a machine where the tunable cannot change anything."""
+  library, version = platform.libc_ver()
+  parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+  if library != "glibc" or parts < (2, 35):
+    raise SystemExit(f"huge_pages: needs glibc >= 2.35 for {TUNABLE}; this is {library} {version}.")
+  if _thp_mode() == "never":
+    raise SystemExit("huge_pages: transparent huge pages are off (never) on this machine.")
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--filter", default="adtn_fc2")
@@ -62,7 +74,9 @@ def main():
   parser.add_argument("--repeats", type=int, default=9)
   parser.add_argument("--out", default=f"benchmarks/results/huge_pages_{jax.default_backend()}.md")
   args = parser.parse_args()
+  _check_supported()
   machine = describe_machine()
+  machine["libc"] = " ".join(platform.libc_ver())
   rounds = {False: [], True: []}  # huge pages? -> one list of rows per round
   with tempfile.TemporaryDirectory() as directory:
     for round_index in range(args.rounds):
@@ -72,7 +86,7 @@ def main():
   lines = [
     f"# Training step with and without huge pages ({machine['backend']})",
     "",
-    f"Machine: {machine_line(machine)}; transparent huge pages: {_thp_mode()}",
+    f"Machine: {machine_line(machine)}; {machine['libc']}; transparent huge pages: {_thp_mode()}",
     "",
     f"Command: `python -m benchmarks.huge_pages {' '.join(sys.argv[1:])}`",
     "",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 from typing import Callable
@@ -30,7 +29,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from benchmarks import paper_points
-from benchmarks.common import describe_machine, machine_line, time_interleaved
+from benchmarks.common import describe_machine, machine_line, time_interleaved, write_results
 from tnjax.nn import compute_dtype, make_conv, make_dense
 
 DENSE = {"kind": "dense"}
@@ -229,12 +228,8 @@ def main():
     )
   machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
   stem = os.path.splitext(args.out)[0] if args.out.endswith((".md", ".json")) else args.out
-  os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
-  with open(stem + ".json", "w") as f:
-    json.dump({"machine": machine, "command": command, "rows": rows}, f, indent=1)
   markdown = to_markdown(rows, machine, command)
-  with open(stem + ".md", "w") as f:
-    f.write(markdown)
+  write_results(stem + ".md", markdown, {"machine": machine, "command": command, "rows": rows})
   print(markdown)
 
 

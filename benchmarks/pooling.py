@@ -12,6 +12,7 @@ timed in turn in the same run.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import jax
@@ -20,7 +21,8 @@ from flax import nnx
 from benchmarks import paper_points
 from benchmarks.common import describe_machine, machine_line, time_interleaved, write_results
 from benchmarks.train_step import step_call
-from tnjax.models import cpac_cnn, lenet, small_cnn, vgg
+from tnjax import models  # noqa: F401  (importing the package loads the zoo's modules)
+from tnjax.models import pooling
 
 POINTS = (
   ("sketch_mnist", ""),
@@ -28,7 +30,17 @@ POINTS = (
   ("sketch_cifar10", ""),
   ("adtn_vgg16_cifar10", ""),
 )
-MODEL_MODULES = (cpac_cnn, lenet, small_cnn, vgg)
+
+
+def _model_modules():
+  """The zoo's modules that pool with max_pool_2x2 (a module global, looked up when traced)."""
+  return [
+    module
+    for name, module in sorted(sys.modules.items())
+    if name.startswith("tnjax.models.")
+    and getattr(module, "max_pool_2x2", None) is pooling.max_pool_2x2
+    and module is not pooling
+  ]
 
 
 def _nnx_max_pool(x):
@@ -37,15 +49,15 @@ def _nnx_max_pool(x):
 
 def _traced_step(config, pool):
   """The dense twin's step, traced (so compiled) while the zoo pools with `pool`."""
-  saved = [module.max_pool_2x2 for module in MODEL_MODULES]
-  for module in MODEL_MODULES:
+  modules = _model_modules()
+  for module in modules:
     module.max_pool_2x2 = pool
   try:
     call, _ = step_call(config, dense=True)
     jax.block_until_ready(call())
   finally:
-    for module, original in zip(MODEL_MODULES, saved):
-      module.max_pool_2x2 = original
+    for module in modules:
+      module.max_pool_2x2 = pooling.max_pool_2x2
   return call
 
 
@@ -60,9 +72,10 @@ def main():
     config = paper_points.load(name, arg)
     label = f"{config.model.name} ({name}{':' + arg if arg else ''}), batch {config.batch_size}"
     calls[label, "nnx"] = _traced_step(config, _nnx_max_pool)
-    calls[label, "tnjax"] = _traced_step(config, vgg.max_pool_2x2)
+    calls[label, "tnjax"] = _traced_step(config, pooling.max_pool_2x2)
     rows.append(label)
   stats = time_interleaved(calls, repeats=args.repeats, min_repeats=3, max_seconds=300)
+  machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
   lines = [
     f"# 2x2 max pooling in the zoo's training steps ({machine['backend']})",
     "",

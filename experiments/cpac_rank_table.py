@@ -80,10 +80,12 @@ def main():
   parser.add_argument("--note", action="append", default=[], help="a line added to the notes")
   args = parser.parse_args()
   runs = report_lib.load_runs(args.workdir)
-  single = {is_single_conv(run["config"]) for run in runs}
-  if len(single) != 1:
+  if not runs:
+    raise SystemExit(f"cpac_rank_table: no runs (config.json) under {args.workdir}.")
+  variants = {is_single_conv(run["config"]) for run in runs}
+  if len(variants) != 1:
     raise SystemExit("cpac_rank_table: the runs mix one- and two-conv networks; report each apart.")
-  single = single.pop()
+  single_conv = variants.pop()
   rows = rows_from_runs(runs)
   header = [
     "network",
@@ -123,7 +125,7 @@ def main():
     if r["key"] == "dense" and r["accuracies"]:
       mean, _ = report_lib.mean_std(r["accuracies"])
       axis.axhline(100 * mean, color="gray", ls="--", label="dense conv (ours)")
-  if not single:  # the single-conv sweep has no per-rank numbers in the sources
+  if not single_conv:  # the single-conv sweep has no per-rank numbers in the sources
     paper = sorted((k, v) for k, v in PAPER_MNIST.items() if k != "dense")
     axis.plot([k for k, _ in paper], [100 * v for _, v in paper], "s:", label="paper (MNIST)")
   axis.set_xlabel("CP rank R")
@@ -134,10 +136,10 @@ def main():
     "Paper: Wang, Guo & Yue 2021, MNIST, N = 8, Adam 1e-4, batch 1 (PAPERS.md); the "
     "authors keep the best-test-epoch model, so their numbers compare with the best-epoch "
     "column."
-    + (" Its one-conv sweep (R = 1..6) is given only as the CNN's 97.94%." if single else ""),
+    + (" Its one-conv sweep (R = 1..6) is given only as the CNN's 97.94%." if single_conv else ""),
     *args.note,
   ]
-  title = "CPAC-Conv rank sweep" + (", one conv layer" if single else "")
+  title = "CPAC-Conv rank sweep" + (", one conv layer" if single_conv else "")
   for path in report_lib.write_outputs(args.out, title, notes, header, table, figure):
     print(path)
 

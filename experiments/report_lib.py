@@ -30,7 +30,7 @@ def _is_run(path) -> bool:
 
 def load_runs(workdirs) -> list[dict]:
   """Every run under `workdirs` (local or gs://): {'dir', 'config', 'result' (None if
-  unfinished), 'epoch_seconds'}."""
+  unfinished), 'epoch_seconds' (median), 'train_seconds' (summed)}."""
   runs = []
   for workdir in workdirs:
     workdir = fileio.workdir_path(workdir)
@@ -60,6 +60,8 @@ def load_run(path) -> dict:
     "config": config,
     "result": result,
     "epoch_seconds": statistics.median(seconds) if seconds else None,
+    # Epochs cut by a stop and resumed record no time: a lower bound.
+    "train_seconds": sum(seconds),
   }
 
 

@@ -22,6 +22,12 @@ SEEDS=${SEEDS:-0,1,2}
 STAGE=${STAGE:-grid}
 declare -A POINTS=([fc2]=${FC2_POINTS:-0,1,2,3,4,5,6} [lenet5]=${LENET5_POINTS:-3,4,5,6})
 declare -A BEST=([fc2]=${BEST_FC2:-} [lenet5]=${BEST_LENET5:-})
+if [[ "$STAGE" != grid && "$STAGE" != final ]]; then
+  echo "STAGE=$STAGE is unknown; use STAGE=grid or STAGE=final." >&2; exit 2
+fi
+if [[ "$STAGE" == final && -z "${BEST[fc2]}${BEST[lenet5]}" ]]; then
+  echo "STAGE=final needs BEST_FC2 and/or BEST_LENET5 (the grid's best point index)." >&2; exit 2
+fi
 declare -A RATE  # the pilot's learning rate per network
 for net in fc2 lenet5; do
   config="configs/adtn_${net}_mnist.py"

@@ -39,27 +39,29 @@ def _run_dirs(pattern: str) -> list:
   if star < 0:
     paths = [fileio.workdir_path(pattern)]
   else:
-    base, _, _ = pattern[:star].rpartition("/")
-    paths = sorted(fileio.workdir_path(base or ".").glob(pattern[len(base) + 1 :]), key=str)
-  return [p for p in paths if (p / run_files.CONFIG).exists()]
-
-
-def _run_minutes(path) -> float:
-  records = fileio.read_jsonl(path / run_files.METRICS)
-  return sum(r["epoch_seconds"] for r in records if "epoch_seconds" in r) / 60
+    head, slash, _ = pattern[:star].rpartition("/")
+    base = (head or "/") if slash else "."
+    paths = sorted(fileio.workdir_path(base).glob(pattern[len(head) + len(slash) :]), key=str)
+  runs = [p for p in paths if (p / run_files.CONFIG).exists()]
+  if not runs:
+    raise SystemExit(
+      f"study_cost: {pattern!r} matches no run directory (one with config.json); "
+      "a sweep's runs are DIR/*."
+    )
+  return runs
 
 
 def study_row(name: str, pattern: str, planned: int) -> dict:
-  runs = _run_dirs(pattern)
-  minutes = {str(p): _run_minutes(p) for p in runs}
-  finished = [str(p) for p in runs if (p / run_files.RESULT).exists()]
-  per_run = statistics.median(minutes[p] for p in finished) if finished else None
+  runs = [report_lib.load_run(path) for path in _run_dirs(pattern)]
+  minutes = [run["train_seconds"] / 60 for run in runs]
+  finished = [m for run, m in zip(runs, minutes) if run["result"] is not None]
+  per_run = statistics.median(finished) if finished else None
   return {
     "study": name,
     "done": len(finished),
     "planned": planned,
     "minutes_per_run": per_run,
-    "hours_spent": sum(minutes.values()) / 60,
+    "hours_spent": sum(minutes) / 60,
     "hours_left": None if per_run is None else max(planned - len(finished), 0) * per_run / 60,
   }
 

@@ -23,3 +23,13 @@ def test_max_pool_2x2_matches_nnx_max_pool_and_its_gradient(shape):
     np.testing.assert_array_equal(grad(max_pool_2x2), grad(_reference))
     # Each window's gradient lands on its maximum only: one nonzero per 2x2 window.
     assert int(jnp.count_nonzero(grad(max_pool_2x2))) == weights.size
+
+
+def test_a_tied_window_shares_its_gradient():
+  # All four inputs of each window equal: each gets a quarter (nnx.max_pool gives the
+  # first all of it). The docstring's one stated difference.
+  x = jnp.zeros((1, 4, 4, 2))
+  weights = jnp.arange(1.0, 9.0).reshape(1, 2, 2, 2)
+  grad = jax.grad(lambda v: jnp.sum(max_pool_2x2(v) * weights))(x)
+  expected = jnp.repeat(jnp.repeat(weights, 2, axis=1), 2, axis=2) / 4
+  np.testing.assert_allclose(grad, expected)

@@ -30,25 +30,6 @@ def _fake_run(directory, config, accuracy, num_params, epoch_seconds=(2.0, 3.0, 
     json.dump({"test_accuracy": accuracy, "num_params": num_params}, f)
 
 
-def _report(script, workdirs, out, suffixes=(".md", ".csv", ".png")):
-  args = [sys.executable, os.path.join(REPO, "experiments", script), "--out", str(out)]
-  for w in workdirs:
-    args += ["--workdir", str(w)]
-  result = subprocess.run(
-    args,
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=120,
-    env=dict(os.environ, JAX_PLATFORMS="cpu"),
-  )
-  assert result.returncode == 0, result.stderr[-2000:]
-  for suffix in suffixes:
-    assert os.path.getsize(str(out) + suffix) > 0
-  with open(str(out) + ".csv") as f:
-    return list(csv.DictReader(f))
-
-
 def _script(script, *args):
   """Runs experiments/SCRIPT with ARGS; the finished process (exit code, output)."""
   return subprocess.run(
@@ -57,7 +38,20 @@ def _script(script, *args):
     capture_output=True,
     text=True,
     timeout=120,
+    env=dict(os.environ, JAX_PLATFORMS="cpu"),
   )
+
+
+def _report(script, workdirs, out, suffixes=(".md", ".csv", ".png")):
+  args = ["--out", out]
+  for w in workdirs:
+    args += ["--workdir", w]
+  result = _script(script, *args)
+  assert result.returncode == 0, result.stderr[-2000:]
+  for suffix in suffixes:
+    assert os.path.getsize(str(out) + suffix) > 0
+  with open(str(out) + ".csv") as f:
+    return list(csv.DictReader(f))
 
 
 @pytest.mark.slow
@@ -162,10 +156,9 @@ def test_archived_runs_restore_as_done_points(tmp_path):
     (runs / name / "checkpoints" / "8").mkdir(parents=True)
     for file, content in files.items():
       (runs / name / file).write_text(json.dumps(content))
-  script = os.path.join(REPO, "experiments", "archive_runs.py")
   archive, restored = tmp_path / "runs.tar.gz", tmp_path / "restored"
   for command in (["pack", str(runs), str(archive)], ["restore", str(archive), str(restored)]):
-    done = subprocess.run([sys.executable, script, *command], capture_output=True, text=True)
+    done = _script("archive_runs.py", *command)
     assert done.returncode == 0, done.stderr
   assert sorted(p.name for p in restored.iterdir()) == ["00_a_seed=0", "01_b_seed=0"]
   assert json.loads((restored / "00_a_seed=0" / "result.json").read_text())["test_accuracy"] == 0.5
@@ -186,19 +179,11 @@ def test_pick_rate_takes_the_pilot_run_with_the_best_accuracy_and_refuses_an_unf
     runs.append(tmp_path / f"fc2_lr={rate}")
     _fake_run(str(runs[-1]), config, accuracy, 12491)
 
-  def pick(*workdirs):
-    return subprocess.run(
-      [sys.executable, os.path.join(REPO, "experiments", "pick_rate.py"), *map(str, workdirs)],
-      capture_output=True,
-      text=True,
-      timeout=120,
-    )
-
-  picked = pick(*runs)
+  picked = _script("pick_rate.py", *runs)
   assert picked.returncode == 0, picked.stderr[-2000:]
   assert float(picked.stdout) == 3e-3
   os.remove(runs[1] / "result.json")
-  unfinished = pick(*runs)
+  unfinished = _script("pick_rate.py", *runs)
   assert unfinished.returncode != 0 and "has no result.json" in unfinished.stderr
 
 
@@ -222,14 +207,16 @@ def test_seeds_group_across_harmless_and_added_fields_but_not_across_a_real_diff
 
 
 def test_study_cost_counts_finished_runs_and_their_epoch_minutes(tmp_path):
-  for seed in (0, 1):
-    _fake_run(tmp_path / "sweep" / f"00_seed={seed}", tt_mnist.get_config(), 0.9, 1, (60, 120, 180))
-  _fake_run(tmp_path / "sweep" / "01_seed=0", tt_mnist.get_config(), 0.9, 1, (60,))
+  epochs = {"00_seed=0": (60, 120, 180), "00_seed=1": (600, 600, 600), "01_seed=0": (600,)}
+  for name, seconds in epochs.items():
+    _fake_run(tmp_path / "sweep" / name, tt_mnist.get_config(), 0.9, 1, seconds)
   os.remove(tmp_path / "sweep" / "01_seed=0" / "result.json")  # still running
   os.makedirs(tmp_path / "sweep" / "checkpoints")  # not a run: no config.json
   result = _script("study_cost.py", f"tt={tmp_path}/sweep/*@5", "--out", tmp_path / "cost.md")
   assert result.returncode == 0, result.stderr[-2000:]
-  # 2 of 5 finished, 6 min each; spent (6 + 6 + 1) / 60 h; left 3 runs x 6 min.
-  assert "| tt | 2 of 5 | 6.0 | 0.2 | 0.3 |" in (tmp_path / "cost.md").read_text()
+  # Finished: 6 and 30 min (median 18); spent (6 + 30 + 10) / 60 h; left 3 runs x 18 min.
+  assert "| tt | 2 of 5 | 18.0 | 0.8 | 0.9 |" in (tmp_path / "cost.md").read_text()
   bad = _script("study_cost.py", "tt=runs/*")
   assert bad.returncode != 0 and "is not NAME=PATTERN@PLANNED" in bad.stderr
+  empty = _script("study_cost.py", f"tt={tmp_path}/sweep@5")  # the sweep, not its runs
+  assert empty.returncode != 0 and "matches no run directory" in empty.stderr
