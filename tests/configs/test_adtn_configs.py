@@ -9,7 +9,11 @@ from tnjax.nn import ADTNConv, ADTNDense, layer_rows, total_params
 
 def test_adtn_configs_compress_the_named_layers_with_the_formula_counts():
   fc2 = models.build_model(adtn_fc2_mnist.get_config().model, (32, 32, 1), 10, rngs=nnx.Rngs(0))
-  assert isinstance(fc2.hidden, ADTNDense) and fc2.hidden.weight_params == 16 * 2 * 19 + 1
+  # The study's best setting is the default: M = 8, ReLU, Adam 1e-2, 20 epochs.
+  assert isinstance(fc2.hidden, ADTNDense) and fc2.hidden.weight_params == 16 * 8 * 19 + 1
+  assert fc2.hidden.shape_description == "1024x1024 ADTN Q=20 M=8 relu"
+  config = adtn_fc2_mnist.get_config()
+  assert (config.schedule.learning_rate, config.num_epochs) == (1e-2, 20)
   lenet = models.build_model(
     adtn_lenet5_mnist.get_config("layers=3").model, (28, 28, 1), 10, rngs=nnx.Rngs(0)
   )

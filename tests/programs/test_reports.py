@@ -120,7 +120,7 @@ def test_cpac_and_sketch_tables(tmp_path):
 def test_adtn_table_lists_generators_and_their_sizes(tmp_path):
   from tnjax.configs import adtn_fc2_mnist, adtn_lenet5_mnist
 
-  _fake_run(tmp_path / "adtn" / "fc2", adtn_fc2_mnist.get_config(), 0.85, 11883)
+  _fake_run(tmp_path / "adtn" / "fc2", adtn_fc2_mnist.get_config("layers=2"), 0.85, 11883)
   _fake_run(tmp_path / "adtn" / "lenet5_dense", adtn_lenet5_mnist.get_config("dense"), 0.9, 61706)
   rows = _report("adtn_table.py", [tmp_path / "adtn"], tmp_path / "adtn_table", (".md", ".csv"))
   assert [r["model"] for r in rows] == ["fc2", "lenet5"]
