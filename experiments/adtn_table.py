@@ -2,8 +2,9 @@ r"""ADTN table (Qing et al. 2025): ADTN-compressed networks against their dense 
 
   python experiments/adtn_table.py --workdir runs/adtn --out experiments/results/adtn_fashion_mnist
 
-Rows are runs (any model); the ADTN layers and their generator sizes come from
-the model built abstractly from each run's config.
+Rows are runs (any model); the compressed layers (ADTN, or the TT / CP of the
+deep-vs-shallow comparison) and their sizes come from the model built abstractly
+from each run's config.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ IMAGE_SHAPES = {"fc2": (32, 32, 1), "lenet5": (28, 28, 1)}
 
 
 def describe(config) -> tuple[str, int, int]:
-  """(ADTN layers and their Q, M; weights of the ADTN layers; dense weights they replace)."""
+  """(compressed layers and their shapes, e.g. an ADTN's Q and M; their weights; the dense
+  weights they replace)."""
   model_config = config["model"]
   shape = IMAGE_SHAPES.get(model_config["name"], (32, 32, 3))
   if model_config["name"] == "fc2" and not config["data"]["pad_to"]:
@@ -34,7 +36,7 @@ def describe(config) -> tuple[str, int, int]:
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     model = nnx.eval_shape(lambda: models.build_model(model_config, shape, 10, rngs=nnx.Rngs(0)))
-  rows = [r for r in layer_rows(model) if r["kind"] == "adtn"]
+  rows = [r for r in layer_rows(model) if r["kind"] != "dense"]
   label = "; ".join(f"{r['name']} {r['shape']}" for r in rows) or "dense"
   return label, sum(r["params"] for r in rows), sum(r["dense_params"] for r in rows)
 
@@ -64,10 +66,10 @@ def main():
     )
   header = [
     "model",
-    "ADTN layers",
+    "compressed layers",
     "test acc",
     "total params",
-    "ADTN layers' params / dense weights (with bias)",
+    "compressed layers' params / dense weights (with bias)",
     "s / epoch",
   ]
   notes = [report_lib.describe_setup(runs), PAPER_NOTE, *args.note]

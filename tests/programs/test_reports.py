@@ -124,10 +124,10 @@ def test_adtn_table_lists_generators_and_their_sizes(tmp_path):
   _fake_run(tmp_path / "adtn" / "lenet5_dense", adtn_lenet5_mnist.get_config("dense"), 0.9, 61706)
   rows = _report("adtn_table.py", [tmp_path / "adtn"], tmp_path / "adtn_table", (".md", ".csv"))
   assert [r["model"] for r in rows] == ["fc2", "lenet5"]
-  assert rows[0]["ADTN layers"] == "hidden 1024x1024 ADTN Q=20 M=2 relu"
+  assert rows[0]["compressed layers"] == "hidden 1024x1024 ADTN Q=20 M=2 relu"
   # 16 M (Q-1) + 1 gate parameters and scale, plus the 1,024 biases.
-  assert rows[0]["ADTN layers' params / dense weights (with bias)"] == "1,633 / 1,049,600"
-  assert rows[1]["ADTN layers"] == "dense" and rows[1]["test acc"] == "90.00 ± 0.00% (1 seed)"
+  assert rows[0]["compressed layers' params / dense weights (with bias)"] == "1,633 / 1,049,600"
+  assert rows[1]["compressed layers"] == "dense" and rows[1]["test acc"] == "90.00 ± 0.00% (1 seed)"
 
 
 @pytest.mark.slow
