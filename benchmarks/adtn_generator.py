@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 
 import jax
 import jax.numpy as jnp
 
-from benchmarks.common import describe_machine, machine_line, time_interleaved, write_results
+from benchmarks.common import (
+  describe_machine,
+  record_end_load,
+  report_header,
+  time_interleaved,
+  write_results,
+)
 from tnjax.tensor import adtn, plan
 
 
@@ -68,7 +73,7 @@ def main():
   calls["stream 2^Q"] = lambda: stream(v)
   machine = describe_machine()
   stats = time_interleaved(calls, repeats=args.repeats, min_repeats=3, max_seconds=120)
-  machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+  record_end_load(machine)
   gemm_flops = 2 * 1024**3 / (stats["gemm 1024^3"]["median_ms"] / 1e3)
   stream_bytes = 2 * 4 * 2**q / (stats["stream 2^Q"]["median_ms"] / 1e3)
   forward_flops = 8 * m * (q - 1) * 2**q
@@ -76,12 +81,11 @@ def main():
   memory_bound_ms = 2 * m * 4 * 2**q / stream_bytes * 1e3
   before = stats["gate by gate (before) fwd+bwd"]["median_ms"]
   lines = [
-    f"# ADTN generator, Q = {q}, M = {m} ({machine['backend']})",
-    "",
-    f"Machine: {machine_line(machine)}",
-    "",
-    f"Command: `python -m benchmarks.adtn_generator {' '.join(sys.argv[1:])}`",
-    "",
+    *report_header(
+      f"ADTN generator, Q = {q}, M = {m}",
+      machine,
+      f"python -m benchmarks.adtn_generator {' '.join(sys.argv[1:])}",
+    ),
     f"Measured in this run: GEMM {gemm_flops / 1e9:.1f} GFLOP/s (1024^3 float32), streaming "
     f"{stream_bytes / 1e9:.1f} GB/s (read + write of the 2^{q} state).",
     f"Forward arithmetic of the gates: {forward_flops / 1e9:.2f} GFLOP -> FLOP bound "

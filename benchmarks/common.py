@@ -57,6 +57,23 @@ def machine_line(machine: Mapping[str, Any]) -> str:
   )
 
 
+def record_end_load(machine: dict) -> None:
+  """Adds the load average at the end of the run, which machine_line reports beside the start's."""
+  machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+
+
+def report_header(title: str, machine: Mapping[str, Any], command: str, machine_note: str = ""):
+  """A results file's first lines: the title (with the backend), the machine and the command."""
+  return [
+    f"# {title} ({machine['backend']})",
+    "",
+    f"Machine: {machine_line(machine)}{machine_note}",
+    "",
+    f"Command: `{command}`",
+    "",
+  ]
+
+
 def _stats(seconds) -> dict[str, float]:
   ms = np.asarray(seconds) * 1e3
   return {

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from benchmarks.common import describe_machine, machine_line, time_interleaved
+from benchmarks.common import describe_machine, machine_line, record_end_load, time_interleaved
 from tnjax import models
 from tnjax.compression import serving
 
@@ -73,7 +73,7 @@ def main() -> None:
       row[f"batch{batch}_dense_ms"] = stats["dense"]["median_ms"]
       row[f"batch{batch}_compressed_ms"] = stats["compressed"]["median_ms"]
     rows.append(row)
-  machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+  record_end_load(machine)
   backend = jax.default_backend()
   with open(os.path.join(args.out, f"export_{backend}.json"), "w") as f:
     json.dump({"machine": machine, "rows": rows}, f, indent=1)

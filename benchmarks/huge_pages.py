@@ -27,7 +27,7 @@ import tempfile
 
 import jax
 
-from benchmarks.common import describe_machine, machine_line, write_results
+from benchmarks.common import describe_machine, record_end_load, report_header, write_results
 
 TUNABLE = "glibc.malloc.hugetlb=1"
 
@@ -82,14 +82,14 @@ def main():
     for round_index in range(args.rounds):
       for huge in (False, True) if round_index % 2 == 0 else (True, False):
         rounds[huge].append(_train_steps(args, huge, directory))
-  machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+  record_end_load(machine)
   lines = [
-    f"# Training step with and without huge pages ({machine['backend']})",
-    "",
-    f"Machine: {machine_line(machine)}; {machine['libc']}; transparent huge pages: {_thp_mode()}",
-    "",
-    f"Command: `python -m benchmarks.huge_pages {' '.join(sys.argv[1:])}`",
-    "",
+    *report_header(
+      "Training step with and without huge pages",
+      machine,
+      f"python -m benchmarks.huge_pages {' '.join(sys.argv[1:])}",
+      f"; {machine['libc']}; transparent huge pages: {_thp_mode()}",
+    ),
     f"ms per step: the median over {args.rounds} rounds (and their range) of each process's",
     "median step (`benchmarks.train_step`: the config's optimizer and batch, random images).",
     f"Each round is a plain process and one started with `GLIBC_TUNABLES={TUNABLE}`,",

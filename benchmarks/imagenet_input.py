@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from benchmarks.common import describe_machine, machine_line
+from benchmarks.common import describe_machine, machine_line, record_end_load
 from tnjax import config_lib, models
 from tnjax.data import stream
 from tnjax.training import optim, trainer
@@ -104,7 +104,7 @@ def main() -> None:
       for arch in ("tt4_fc_fc", "fc_fc_fc")
     },
   }
-  machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+  record_end_load(machine)
   backend = jax.default_backend()
   with open(os.path.join(args.out, f"imagenet_input_{backend}.json"), "w") as f:
     json.dump(result, f, indent=1)

@@ -29,7 +29,13 @@ import jax.numpy as jnp
 from flax import nnx
 
 from benchmarks import paper_points
-from benchmarks.common import describe_machine, machine_line, time_interleaved, write_results
+from benchmarks.common import (
+  describe_machine,
+  record_end_load,
+  report_header,
+  time_interleaved,
+  write_results,
+)
 from tnjax.nn import compute_dtype, make_conv, make_dense
 
 DENSE = {"kind": "dense"}
@@ -164,12 +170,7 @@ def _cell(stats) -> str:
 
 def to_markdown(rows, machine, command) -> str:
   lines = [
-    f"# Layer speed vs dense ({machine['backend']})",
-    "",
-    f"Machine: {machine_line(machine)}",
-    "",
-    f"Command: `{command}`",
-    "",
+    *report_header("Layer speed vs dense", machine, command),
     "Milliseconds per call: median (interquartile range) over the repeats; float32, jit,",
     "warmed up; dense and layer timed in turn in the same run. fwd+bwd = gradients of",
     "sum(y**2) w.r.t. parameters and input. Speed-up = dense median / layer median.",
@@ -226,7 +227,7 @@ def main():
       f"fwd+bwd {rows[-1]['speedup_fwd_bwd']:.2f}x",
       flush=True,
     )
-  machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+  record_end_load(machine)
   stem = os.path.splitext(args.out)[0] if args.out.endswith((".md", ".json")) else args.out
   markdown = to_markdown(rows, machine, command)
   write_results(stem + ".md", markdown, {"machine": machine, "command": command, "rows": rows})

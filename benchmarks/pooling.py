@@ -12,14 +12,19 @@ timed in turn in the same run.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import jax
 from flax import nnx
 
 from benchmarks import paper_points
-from benchmarks.common import describe_machine, machine_line, time_interleaved, write_results
+from benchmarks.common import (
+  describe_machine,
+  record_end_load,
+  report_header,
+  time_interleaved,
+  write_results,
+)
 from benchmarks.train_step import step_call
 from tnjax import models  # noqa: F401  (importing the package loads the zoo's modules)
 from tnjax.models import pooling
@@ -75,14 +80,13 @@ def main():
     calls[label, "tnjax"] = _traced_step(config, pooling.max_pool_2x2)
     rows.append(label)
   stats = time_interleaved(calls, repeats=args.repeats, min_repeats=3, max_seconds=300)
-  machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+  record_end_load(machine)
   lines = [
-    f"# 2x2 max pooling in the zoo's training steps ({machine['backend']})",
-    "",
-    f"Machine: {machine_line(machine)}",
-    "",
-    f"Command: `python -m benchmarks.pooling {' '.join(sys.argv[1:])}`",
-    "",
+    *report_header(
+      "2x2 max pooling in the zoo's training steps",
+      machine,
+      f"python -m benchmarks.pooling {' '.join(sys.argv[1:])}",
+    ),
     "Median ms per training step of each dense network, the steps timed in turn.",
     "",
     "| network | nnx.max_pool | max_pool_2x2 | speed-up |",

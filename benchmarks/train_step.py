@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 
 import jax
@@ -25,7 +24,13 @@ import jax.numpy as jnp
 from flax import nnx
 
 from benchmarks import paper_points
-from benchmarks.common import describe_machine, machine_line, time_interleaved, write_results
+from benchmarks.common import (
+  describe_machine,
+  record_end_load,
+  report_header,
+  time_interleaved,
+  write_results,
+)
 from tnjax.training import optim, trainer
 from tnjax.data import pipeline as data_pipeline
 from tnjax.nn import total_params
@@ -111,14 +116,10 @@ def main():
 
 
 def write(rows, machine, command, out):
-  machine = dict(machine, load_average_end=[round(v, 2) for v in os.getloadavg()])
+  machine = dict(machine)  # the caller's stays without an end: write runs after every config
+  record_end_load(machine)
   lines = [
-    f"# Training step of each paper config vs its dense twin ({machine['backend']})",
-    "",
-    f"Machine: {machine_line(machine)}",
-    "",
-    f"Command: `{command}`",
-    "",
+    *report_header("Training step of each paper config vs its dense twin", machine, command),
     "Median ms per step (interquartile range), the two timed in turn; the config's",
     "optimizer, batch size and augmentation; random images. Ratio = compressed / dense",
     "(< 1: the compressed network steps faster).",
