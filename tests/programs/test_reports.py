@@ -122,8 +122,15 @@ def test_adtn_table_lists_generators_and_their_sizes(tmp_path):
 
   _fake_run(tmp_path / "adtn" / "fc2", adtn_fc2_mnist.get_config("layers=2"), 0.85, 11883)
   _fake_run(tmp_path / "adtn" / "lenet5_dense", adtn_lenet5_mnist.get_config("dense"), 0.9, 61706)
+  shallow = adtn_fc2_mnist.get_config("shallow")  # the deep-vs-shallow TT row
+  shallow.model.layers.hidden = dict(adtn_fc2_mnist.SHALLOW_COMPARISON[1])
+  _fake_run(tmp_path / "adtn" / "fc2_tt", shallow, 0.88, 12522)
   rows = _report("adtn_table.py", [tmp_path / "adtn"], tmp_path / "adtn_table", (".md", ".csv"))
-  assert [r["model"] for r in rows] == ["fc2", "lenet5"]
+  assert [r["model"] for r in rows] == ["fc2", "fc2", "lenet5"]
+  # TT 4x8x8x4 rank 3: 4*4*3 + 3*8*8*3 + 3*8*8*3 + 3*4*4 = 1,248 cores, plus the 1,024 biases.
+  assert rows[1]["compressed layers"] == "hidden 4x8x8x4 -> 4x8x8x4 ranks 3-3-3"
+  assert rows[1]["compressed layers' params / dense weights (with bias)"] == "2,272 / 1,049,600"
+  rows = [rows[0], rows[2]]
   assert rows[0]["compressed layers"] == "hidden 1024x1024 ADTN Q=20 M=2 relu"
   # 16 M (Q-1) + 1 gate parameters and scale, plus the 1,024 biases.
   assert rows[0]["compressed layers' params / dense weights (with bias)"] == "1,633 / 1,049,600"
