@@ -50,7 +50,10 @@ def describe_machine() -> dict[str, Any]:
 def machine_line(machine: Mapping[str, Any]) -> str:
   """One readable line for a results file header."""
   return (
-    f"{machine['cpu']}, {machine['cores']} cores; jax {machine['jax']} (jaxlib "
+    f"{machine['cpu']}, {machine['cores']} cores"
+    # On an accelerator the numbers depend on the chip, not the host CPU.
+    + (f", {' + '.join(machine['devices'])}" if machine["backend"] != "cpu" else "")
+    + f"; jax {machine['jax']} (jaxlib "
     f"{machine['jaxlib']}, flax {machine['flax']}) on {machine['backend']}; {machine['date']}; "
     f"load average (1, 5, 15 min) at start {machine['load_average']}"
     + (f", at end {machine['load_average_end']}" if "load_average_end" in machine else "")
