@@ -9,7 +9,9 @@ generator, `adtn.apply_gate`). The bounds beside them: the FLOP bound is the
 arithmetic of the gates themselves (M (Q-1) 2^Q 4x4 multiply-adds, 8 FLOPs per
 entry per gate) at the GEMM rate measured in the same run (1024^3 float32); the
 memory bound is one read and one write of the 2^Q state per gate layer at the
-streaming rate measured in the same run.
+streaming rate measured in the same run. Compile s: `jit(...).lower(gates).compile()`
+of forward and of forward+backward, the figure that grows with M (the loop over layers
+is unrolled) unless the layers are scanned (`scan_layers=True`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -60,12 +63,18 @@ def main():
       adtn.adtn_generate, scale=1.0, num_qubits=q, block_qubits=b
     )
   chosen = plan.adtn_block_qubits(q)
-  calls = {}
+  variants[f"fused b={chosen}, layers scanned"] = functools.partial(
+    adtn.adtn_generate, scale=1.0, num_qubits=q, block_qubits=chosen, scan_layers=True
+  )
+  calls, compile_seconds = {}, {}
   for name, generate in variants.items():
     forward = jax.jit(generate)
     backward = jax.jit(jax.grad(lambda g, f=generate: jnp.sum(f(g) ** 2)))
-    calls[f"{name} fwd"] = lambda f=forward: f(gates)
-    calls[f"{name} fwd+bwd"] = lambda f=backward: f(gates)
+    for kind, function in (("fwd", forward), ("fwd+bwd", backward)):
+      start = time.perf_counter()
+      compiled = function.lower(gates).compile()
+      compile_seconds[f"{name} {kind}"] = time.perf_counter() - start
+      calls[f"{name} {kind}"] = lambda c=compiled: c(gates)
   a = jax.random.normal(jax.random.key(1), (1024, 1024))
   v = jax.random.normal(jax.random.key(2), (2**q,))
   gemm, stream = jax.jit(lambda a: a @ a), jax.jit(lambda v: v * 1.5)
@@ -93,14 +102,16 @@ def main():
     f"(one pass per gate sublayer, 2M passes) {memory_bound_ms:.1f} ms forward.",
     f"The planner picks b = {chosen} here.",
     "",
-    "| variant | fwd ms | fwd+bwd ms | fwd+bwd vs before | fwd vs FLOP bound |",
-    "|---|---:|---:|---:|---:|",
+    "| variant | fwd ms | fwd+bwd ms | fwd+bwd vs before | fwd vs FLOP bound "
+    "| compile s fwd | compile s fwd+bwd |",
+    "|---|---:|---:|---:|---:|---:|---:|",
   ]
   for name in variants:
     f, fb = stats[f"{name} fwd"]["median_ms"], stats[f"{name} fwd+bwd"]["median_ms"]
     lines.append(
       f"| {name}{' (planner)' if name == f'fused b={chosen}' else ''} | {f:.1f} | {fb:.1f} | "
-      f"{before / fb:.2f}x faster | {f / flop_bound_ms:.1f}x |"
+      f"{before / fb:.2f}x faster | {f / flop_bound_ms:.1f}x | "
+      f"{compile_seconds[f'{name} fwd']:.2f} | {compile_seconds[f'{name} fwd+bwd']:.2f} |"
     )
   text = "\n".join(lines) + "\n"
   print(text)
@@ -110,6 +121,7 @@ def main():
     {
       "machine": machine,
       "stats": stats,
+      "compile_seconds": compile_seconds,
       "gemm_flops": gemm_flops,
       "stream_bytes_per_s": stream_bytes,
       "forward_flops": forward_flops,

@@ -142,6 +142,24 @@ def test_remat_changes_neither_values_nor_gradients(x64):
   )
 
 
+@pytest.mark.parametrize("remat", [False, True])
+def test_scanned_layers_match_the_reference_and_the_loop(x64, remat):
+  # One layer (nothing to scan) and three layers, against the dense Kronecker reference.
+  for num_layers in (1, 3):
+    gates = random_gates(5 + num_layers, 6, num_layers)
+    scanned = adtn.adtn_generate(gates, 1.2, 6, "tanh", scan_layers=True, remat=remat)
+    naive = adtn.adtn_dense_reference(gates, 1.2, 6, "tanh")
+    np.testing.assert_allclose(scanned, naive, rtol=1e-12, atol=1e-13)
+
+  def total(gates, scan_layers):
+    vector = adtn.adtn_generate(gates, 1.0, 6, "relu", scan_layers=scan_layers, remat=remat)
+    return jnp.sum(jnp.sin(vector))
+
+  np.testing.assert_allclose(
+    jax.grad(total)(gates, True), jax.grad(total)(gates, False), rtol=1e-12, atol=1e-14
+  )
+
+
 def test_init_gates_are_orthogonal_and_tend_to_identity(x64):
   gates = adtn.adtn_init_gates(jax.random.PRNGKey(0), 5, 3, 1.0, jnp.float64).reshape(3, 4, 4, 4)
   np.testing.assert_allclose(
@@ -200,6 +218,13 @@ def test_dense_forward_equals_x_times_dense_weight_plus_bias(x64, spec):
     x = jnp.asarray(np.random.default_rng(0).normal(size=batch_shape + (30,)))
     np.testing.assert_allclose(layer(x), x @ W + bias, rtol=1e-12, atol=1e-13)
   np.testing.assert_allclose(nnx.jit(lambda m, x: m(x))(layer, x), x @ W + bias, rtol=1e-12)
+
+
+def test_scan_layers_spec_gives_the_same_layer_outputs(x64):
+  looped = build_dense(30, 20, ADTNSpec(layers=4))
+  scanned = build_dense(30, 20, ADTNSpec(layers=4, scan_layers=True))
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(5, 30)))
+  np.testing.assert_allclose(scanned(x), looped(x), rtol=1e-12, atol=1e-13)
 
 
 def test_conv_forward_equals_conv_with_dense_kernel(x64):

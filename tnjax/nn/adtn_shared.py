@@ -175,6 +175,7 @@ class GeneratedWeight:
       offset=self.offset,
       precision=self.precision,
       remat=spec.remat,
+      scan_layers=spec.scan_layers,
     )
 
   def _fit(self, weight, steps: int = 500, learning_rate: float = 1e-2, seed: int = 0):

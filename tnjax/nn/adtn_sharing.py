@@ -22,7 +22,7 @@ from tnjax.nn.spec import ADTNSpec
 
 _STATE = contextvars.ContextVar("tnjax_adtn_sharing", default=None)
 # Fields that decide the generator itself: the layers of one group must agree on them.
-_GENERATOR_FIELDS = ("layers", "nonlinearity", "init_noise", "remat")
+_GENERATOR_FIELDS = ("layers", "nonlinearity", "init_noise", "remat", "scan_layers")
 
 
 @dataclasses.dataclass
