@@ -16,6 +16,8 @@ run() {
   timeout "$limit" "$PYTHON" -m "$@" || echo "!! exit $? after at most ${limit}s: $*"
 }
 run 60 benchmarks.adtn_generator --repeats 10 --out "$DIR/adtn_generator_${TAG}.md"
+# Whether scanning the ADTN gate layers cuts XLA:GPU's long compiles without slowing the step.
+run 240 benchmarks.adtn_scan --out "$DIR/adtn_scan_${TAG}.md"
 run 200 benchmarks.train_step --repeats 10 --max_seconds 5 --out "$DIR/train_step_${TAG}.md"
 # The 224x224 VGG configs: the ImageNet rows that a 2-core CPU cannot time.
 run 100 benchmarks.train_step --imagenet --filter tt_vgg --repeats 5 --max_seconds 5 \
