@@ -19,6 +19,7 @@ import jax
 
 from benchmarks import paper_points
 from benchmarks.common import (
+  ms_cell,
   describe_machine,
   record_end_load,
   report_header,
@@ -72,8 +73,7 @@ def main():
     loop, scan = row["stats"]["unrolled"], row["stats"]["scanned"]
     lines.append(
       f"| {row['config']} | {row['first_s']['unrolled']:.1f} | {row['first_s']['scanned']:.1f} | "
-      f"{loop['median_ms']:.3g} ({loop['q25_ms']:.3g}-{loop['q75_ms']:.3g}) | "
-      f"{scan['median_ms']:.3g} ({scan['q25_ms']:.3g}-{scan['q75_ms']:.3g}) | "
+      f"{ms_cell(loop)} | {ms_cell(scan)} | "
       f"**{scan['median_ms'] / loop['median_ms']:.2f}x** |"
     )
   text = "\n".join(lines) + "\n"

@@ -88,6 +88,11 @@ def _stats(seconds) -> dict[str, float]:
   }
 
 
+def ms_cell(stats: Mapping[str, float]) -> str:
+  """A table cell: the median ms and, in brackets, the interquartile range."""
+  return f"{stats['median_ms']:.3g} ({stats['q25_ms']:.3g}-{stats['q75_ms']:.3g})"
+
+
 def time_interleaved(
   calls: Mapping[str, Callable[[], Any]],
   *,

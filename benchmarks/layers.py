@@ -30,6 +30,7 @@ from flax import nnx
 
 from benchmarks import paper_points
 from benchmarks.common import (
+  ms_cell,
   describe_machine,
   record_end_load,
   report_header,
@@ -164,10 +165,6 @@ def run_case(case: Case, dtype=None, **timing) -> dict:
   return row
 
 
-def _cell(stats) -> str:
-  return f"{stats['median_ms']:.3g} ({stats['q25_ms']:.3g}-{stats['q75_ms']:.3g})"
-
-
 def to_markdown(rows, machine, command) -> str:
   lines = [
     *report_header("Layer speed vs dense", machine, command),
@@ -184,8 +181,8 @@ def to_markdown(rows, machine, command) -> str:
   for r in rows:
     lines.append(
       f"| {r['case']} | {r['layer']} | {r['path']} | {r['params']:,} / {r['dense_params']:,} | "
-      f"{_cell(r['dense_fwd'])} | {_cell(r['layer_fwd'])} | **{r['speedup_fwd']:.2f}x** | "
-      f"{_cell(r['dense_fwd_bwd'])} | {_cell(r['layer_fwd_bwd'])} | **{r['speedup_fwd_bwd']:.2f}x** | "
+      f"{ms_cell(r['dense_fwd'])} | {ms_cell(r['layer_fwd'])} | **{r['speedup_fwd']:.2f}x** | "
+      f"{ms_cell(r['dense_fwd_bwd'])} | {ms_cell(r['layer_fwd_bwd'])} | **{r['speedup_fwd_bwd']:.2f}x** | "
       f"{r['layer_fwd']['repeats']} |"
     )
   return "\n".join(lines) + "\n"

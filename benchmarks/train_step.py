@@ -25,6 +25,7 @@ from flax import nnx
 
 from benchmarks import paper_points
 from benchmarks.common import (
+  ms_cell,
   describe_machine,
   record_end_load,
   report_header,
@@ -131,8 +132,7 @@ def write(rows, machine, command, out):
     d, c = r["stats"]["dense"], r["stats"]["compressed"]
     lines.append(
       f"| {r['config']} | {r['batch']} | {r['params']['compressed']:,} / "
-      f"{r['params']['dense']:,} | {d['median_ms']:.3g} ({d['q25_ms']:.3g}-{d['q75_ms']:.3g}) | "
-      f"{c['median_ms']:.3g} ({c['q25_ms']:.3g}-{c['q75_ms']:.3g}) | **{r['slowdown']:.2f}x** | "
+      f"{r['params']['dense']:,} | {ms_cell(d)} | {ms_cell(c)} | **{r['slowdown']:.2f}x** | "
       f"{c['repeats']} |"
     )
   text = "\n".join(lines) + "\n"
