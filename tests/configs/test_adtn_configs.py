@@ -35,6 +35,21 @@ def test_adtn_configs_compress_the_named_layers_with_the_formula_counts():
   assert len(adtn_lenet5_mnist.sweep()) == 7
 
 
+def test_scan_argument_scans_every_adtn_layer_of_each_config():
+  from tnjax.configs import adtn_alexnet_cifar10, adtn_vgg16_cifar10, adtn_vgg16_cifar100
+
+  for module in (
+    adtn_fc2_mnist,
+    adtn_lenet5_mnist,
+    adtn_alexnet_cifar10,
+    adtn_vgg16_cifar10,
+    adtn_vgg16_cifar100,
+  ):
+    scanned = module.get_config("scan").model.layers
+    assert scanned and all(spec["scan_layers"] for spec in scanned.values()), module.__name__
+    assert all("scan_layers" not in spec for spec in module.get_config().model.layers.values())
+
+
 def test_vgg16_conv_variant_and_shared_generators_have_the_formula_counts():
   from tnjax.configs import adtn_vgg16_cifar10
 

@@ -12,7 +12,8 @@ parameters each). Training: SGD momentum 0.9, weight decay 5e-4, cosine lr from 
 batch 128, crop + flip.
 
 Arguments: arch=alexnet|zfnet, layers=2 (M), dense (the uncompressed baseline),
-epochs=200, runlocal, synthetic.
+epochs=200, runlocal, synthetic, scan (gate layers scanned, not unrolled: faster
+compiles, slower CPU steps).
 """
 
 from tnjax import config_lib
@@ -23,7 +24,14 @@ ARCHITECTURES = ("alexnet", "zfnet")
 
 def get_config(arg=None):
   args = config_lib.parse_arg(
-    arg, arch="alexnet", layers=2, dense=False, epochs=200, runlocal=False, synthetic=False
+    arg,
+    arch="alexnet",
+    layers=2,
+    dense=False,
+    epochs=200,
+    runlocal=False,
+    synthetic=False,
+    scan=False,
   )
   if args.arch not in ARCHITECTURES:
     raise ValueError(f"arch={args.arch!r} is unknown; choose one of {ARCHITECTURES}.")

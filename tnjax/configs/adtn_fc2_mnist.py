@@ -24,7 +24,8 @@ with the huge-page tunable of the README's Speed section), the dense one 3.4 s.
 
 Arguments: layers=8 (M), nonlinearity=relu (between gate layers; 'identity' for
 none), dense (the uncompressed baseline), epochs=20, runlocal, fashion_idx,
-synthetic, shallow (makes sweep() the "deep beats shallow" comparison instead).
+synthetic, scan (gate layers scanned, not unrolled: faster compiles, slower CPU
+steps), shallow (makes sweep() the "deep beats shallow" comparison instead).
 """
 
 from tnjax import config_lib
@@ -39,6 +40,7 @@ _ARGUMENTS = dict(
   runlocal=False,
   fashion_idx=False,
   synthetic=False,
+  scan=False,
   shallow=False,
 )
 

@@ -11,7 +11,8 @@ is the nonlinearity x depth study, as configs/adtn_fc2_mnist.py's.
 
 Arguments: layers=2 (M), nonlinearity=relu (between gate layers; 'identity' for
 none), share (one generator for the three layers), dense, epochs=10, runlocal,
-fashion_idx, synthetic.
+fashion_idx, synthetic, scan (gate layers scanned, not unrolled: faster compiles,
+slower CPU steps).
 """
 
 from tnjax import config_lib
@@ -31,6 +32,7 @@ def get_config(arg=None):
     runlocal=False,
     fashion_idx=False,
     synthetic=False,
+    scan=False,
   )
   c = config_lib.base_config()
   common.mnist_data(c, args)

@@ -17,7 +17,7 @@ one generator (Q = 23) has 16 M 22 + 3 (707 at M = 2, 355 at M = 1).
 
 Arguments: layers=2 (M), nonlinearity=relu, target=fc|conv, share (one generator
 for the compressed layers), dense (the uncompressed baseline), epochs=200, runlocal,
-synthetic.
+synthetic, scan (gate layers scanned, not unrolled: faster compiles, slower CPU steps).
 """
 
 from tnjax import config_lib
@@ -38,6 +38,7 @@ def get_config(arg=None):
     epochs=200,
     runlocal=False,
     synthetic=False,
+    scan=False,
   )
   if args.target not in TARGETS:
     raise ValueError(f"target={args.target!r} is unknown; choose one of {sorted(TARGETS)}.")

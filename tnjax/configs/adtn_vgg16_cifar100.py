@@ -8,7 +8,8 @@ with 4096-wide FC6/FC7, so the two compressed layers hold ~1.9e7 weights, the
 "~10^7" the paper quotes; FC6 and FC7 each get their own ADTN of M
 layers (16 M (Q-1) + 1 parameters each). Training: SGD momentum 0.9, weight decay 5e-4, cosine lr from 0.05, batch 128, crop + flip.
 
-Arguments: layers=2 (M), dense (the uncompressed baseline), epochs=200, runlocal, synthetic.
+Arguments: layers=2 (M), dense (the uncompressed baseline), epochs=200, runlocal, synthetic,
+scan (gate layers scanned, not unrolled: faster compiles, slower CPU steps).
 """
 
 from tnjax import config_lib
@@ -19,7 +20,7 @@ MODEL = {"name": "vgg", "depth": 16, "variant": "cifar", "hidden_features": 4096
 
 def get_config(arg=None):
   args = config_lib.parse_arg(
-    arg, layers=2, dense=False, epochs=200, runlocal=False, synthetic=False
+    arg, layers=2, dense=False, epochs=200, runlocal=False, synthetic=False, scan=False
   )
   c = config_lib.base_config()
   common.cifar_data(c, args, "cifar100")
