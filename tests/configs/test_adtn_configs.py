@@ -14,6 +14,10 @@ def test_adtn_configs_compress_the_named_layers_with_the_formula_counts():
   assert fc2.hidden.shape_description == "1024x1024 ADTN Q=20 M=8 relu"
   config = adtn_fc2_mnist.get_config()
   assert (config.schedule.learning_rate, config.num_epochs) == (1e-2, 20)
+  # LeNet-5's study chose M = 8 ReLU, Adam 3e-3, 20 epochs too.
+  config = adtn_lenet5_mnist.get_config()
+  assert (config.schedule.learning_rate, config.num_epochs) == (3e-3, 20)
+  assert {spec["layers"] for spec in config.model.layers.values()} == {8}
   lenet = models.build_model(
     adtn_lenet5_mnist.get_config("layers=3").model, (28, 28, 1), 10, rngs=nnx.Rngs(0)
   )
