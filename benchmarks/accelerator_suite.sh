@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# Every speed benchmark on an accelerator (GPU/TPU) in one sitting, each under its own time
-# limit so that one slow case cannot cost the others their results; files go to RESULTS_DIR
-# (copy them to benchmarks/results/ afterwards). For a lent machine with little time on it:
-#   bash benchmarks/accelerator_suite.sh RESULTS_DIR
+# Every speed benchmark on an accelerator (GPU/TPU) in one sitting, in small pieces, each
+# under its own time limit and written to its own file, so that one slow piece cannot cost
+# the others their results; files go to RESULTS_DIR (copy them to benchmarks/results/
+# afterwards; on a lent machine, tar the folder: few files come back). PART picks what
+# runs: `main` (every config but the ADTNs, about 6 minutes on one H200), `adtn` (XLA:GPU
+# compiles each ADTN network for over a minute: up to 8 minutes), or `all` (the default;
+# more than one 10-minute call of a lent machine). See benchmarks/results/gpu_h200.md.
+#   bash benchmarks/accelerator_suite.sh RESULTS_DIR [main|adtn|all]
 set -uo pipefail
-DIR=${1:?usage: bash benchmarks/accelerator_suite.sh RESULTS_DIR}
+DIR=${1:?usage: bash benchmarks/accelerator_suite.sh RESULTS_DIR [main|adtn|all]}
+PART=${2:-all}
+case $PART in main | adtn | all) ;; *)
+  echo "PART must be main, adtn or all, not '$PART'." >&2
+  exit 2
+  ;;
+esac
 PYTHON=${PYTHON:-python3}
 TAG=${TAG:-gpu}  # the results files' suffix, as benchmarks/results/ names them by backend
 mkdir -p "$DIR"
@@ -15,12 +25,23 @@ run() {
   echo "== $(date -u +%T) $*"
   timeout "$limit" "$PYTHON" -m "$@" || echo "!! exit $? after at most ${limit}s: $*"
 }
-run 60 benchmarks.adtn_generator --repeats 10 --out "$DIR/adtn_generator_${TAG}.md"
-# Whether scanning the ADTN gate layers cuts XLA:GPU's long compiles without slowing the step.
-run 240 benchmarks.adtn_scan --out "$DIR/adtn_scan_${TAG}.md"
-run 200 benchmarks.train_step --repeats 10 --max_seconds 5 --out "$DIR/train_step_${TAG}.md"
+if [[ $PART != adtn ]]; then
+# Training steps against the dense twin, one config family a file (about 20 s each there).
+for family in tt_ sketch cpac dense_mnist mr_mnist; do
+  run 90 benchmarks.train_step --filter "$family" --repeats 7 --max_seconds 3 \
+    --out "$DIR/train_step_${family%_}_${TAG}.md"
+done
 # The 224x224 VGG configs: the ImageNet rows that a 2-core CPU cannot time.
 run 100 benchmarks.train_step --imagenet --filter tt_vgg --repeats 5 --max_seconds 5 \
   --out "$DIR/train_step_imagenet_${TAG}.md"
-run 150 benchmarks.layers --quick --out "$DIR/layers_${TAG}.md"
+for family in tt_ sketch cpac mr_mnist; do
+  run 90 benchmarks.layers --quick --filter "$family" --out "$DIR/layers_${family%_}_${TAG}.md"
+done
+fi
+[[ $PART == main ]] && exit 0
+run 60 benchmarks.adtn_generator --repeats 10 --out "$DIR/adtn_generator_${TAG}.md"
+# Whether scanning the ADTN gate layers cuts XLA:GPU's long compiles without slowing the step.
+run 240 benchmarks.adtn_scan --out "$DIR/adtn_scan_${TAG}.md"
+run 200 benchmarks.train_step --filter adtn --repeats 7 --max_seconds 3 \
+  --out "$DIR/train_step_adtn_${TAG}.md"
 echo "== $(date -u +%T) done"
