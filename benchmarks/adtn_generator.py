@@ -29,7 +29,7 @@ from benchmarks.common import (
   record_end_load,
   report_header,
   time_interleaved,
-  write_results,
+  publish,
 )
 from tnjax.tensor import adtn, plan
 
@@ -113,11 +113,9 @@ def main():
       f"{before / fb:.2f}x faster | {f / flop_bound_ms:.1f}x | "
       f"{compile_seconds[f'{name} fwd']:.2f} | {compile_seconds[f'{name} fwd+bwd']:.2f} |"
     )
-  text = "\n".join(lines) + "\n"
-  print(text)
-  write_results(
+  publish(
     args.out,
-    text,
+    lines,
     {
       "machine": machine,
       "stats": stats,

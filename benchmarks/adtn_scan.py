@@ -24,7 +24,7 @@ from benchmarks.common import (
   record_end_load,
   report_header,
   time_interleaved,
-  write_results,
+  publish,
 )
 from benchmarks.train_step import step_call
 
@@ -76,9 +76,7 @@ def main():
       f"{ms_cell(loop)} | {ms_cell(scan)} | "
       f"**{scan['median_ms'] / loop['median_ms']:.2f}x** |"
     )
-  text = "\n".join(lines) + "\n"
-  print(text)
-  write_results(args.out, text, {"machine": machine, "rows": rows})
+  publish(args.out, lines, {"machine": machine, "rows": rows})
 
 
 if __name__ == "__main__":

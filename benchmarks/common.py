@@ -134,3 +134,10 @@ def write_results(out: str, markdown: str, data: dict) -> None:
     f.write(markdown)
   with open(os.path.splitext(out)[0] + ".json", "w") as f:
     json.dump(data, f, indent=1, default=str)
+
+
+def publish(out: str, lines: list[str], data: dict) -> None:
+  """Prints the report's lines and writes them with the raw numbers (write_results)."""
+  text = "\n".join(lines) + "\n"
+  print(text)
+  write_results(out, text, data)

@@ -22,7 +22,7 @@ import tempfile
 import jax
 
 from benchmarks import paper_points
-from benchmarks.common import describe_machine, record_end_load, report_header, write_results
+from benchmarks.common import describe_machine, record_end_load, report_header, publish
 
 _CHILD = """
 import sys, time, jax
@@ -78,9 +78,7 @@ def main():
       f"| {row['config']} | {row['cold_s']:.1f} | {row['cached_s']:.1f} | "
       f"{row['cold_s'] / row['cached_s']:.1f}x |"
     )
-  text = "\n".join(lines) + "\n"
-  print(text)
-  write_results(args.out, text, {"machine": machine, "rows": rows})
+  publish(args.out, lines, {"machine": machine, "rows": rows})
 
 
 if __name__ == "__main__":

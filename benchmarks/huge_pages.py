@@ -27,7 +27,7 @@ import tempfile
 
 import jax
 
-from benchmarks.common import describe_machine, record_end_load, report_header, write_results
+from benchmarks.common import describe_machine, record_end_load, report_header, publish
 
 TUNABLE = "glibc.malloc.hugetlb=1"
 
@@ -108,11 +108,7 @@ def main():
       speedup = statistics.median(plain) / statistics.median(huge)
       cells += [_cell(plain), _cell(huge), f"{speedup:.2f}x"]
     lines.append("| " + " | ".join(cells) + " |")
-  text = "\n".join(lines) + "\n"
-  print(text)
-  write_results(
-    args.out, text, {"machine": machine, "plain": rounds[False], "huge_pages": rounds[True]}
-  )
+  publish(args.out, lines, {"machine": machine, "plain": rounds[False], "huge_pages": rounds[True]})
 
 
 if __name__ == "__main__":

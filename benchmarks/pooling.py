@@ -23,7 +23,7 @@ from benchmarks.common import (
   record_end_load,
   report_header,
   time_interleaved,
-  write_results,
+  publish,
 )
 from benchmarks.train_step import step_call
 from tnjax import models  # noqa: F401  (importing the package loads the zoo's modules)
@@ -95,10 +95,8 @@ def main():
   for label in rows:
     before, after = stats[label, "nnx"]["median_ms"], stats[label, "tnjax"]["median_ms"]
     lines.append(f"| {label} | {before:.3g} | {after:.3g} | {before / after:.2f}x |")
-  text = "\n".join(lines) + "\n"
-  print(text)
-  write_results(
-    args.out, text, {"machine": machine, "stats": {" / ".join(k): v for k, v in stats.items()}}
+  publish(
+    args.out, lines, {"machine": machine, "stats": {" / ".join(k): v for k, v in stats.items()}}
   )
 
 
