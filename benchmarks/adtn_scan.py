@@ -3,7 +3,7 @@ r"""ADTN training steps with the gate layers unrolled against scanned (`scan_lay
   python -m benchmarks.adtn_scan [--repeats 15]   # -> benchmarks/results/adtn_scan_<backend>.md
 
 For the ADTN FC-2 and LeNet-5 configs at M = 8 (the defaults the study chose), the
-whole training step (`benchmarks.train_step.step_call`) is built once with every ADTN
+whole training step (`benchmarks.train_step.timed_step_call`) is built once with every ADTN
 layer's `scan_layers` off (a Python loop over the M layers, unrolled by XLA) and once on
 (one `lax.scan` over layers 2..M). Reported: seconds from building the step to its first
 result (compile time, mostly), and the step's median time, the two timed in turn.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import jax
 
@@ -26,7 +25,7 @@ from benchmarks.common import (
   time_interleaved,
   publish,
 )
-from benchmarks.train_step import step_call
+from benchmarks.train_step import timed_step_call
 
 POINTS = (("adtn_fc2_mnist", ""), ("adtn_lenet5_mnist", "layers=8"))
 
@@ -35,10 +34,7 @@ def _step(name: str, arg: str, scan_layers: bool):
   config = paper_points.load(name, arg)
   for spec in config.model.layers.values():
     spec["scan_layers"] = scan_layers
-  start = time.perf_counter()
-  call, _ = step_call(config, dense=False)
-  jax.block_until_ready(call())
-  return call, time.perf_counter() - start
+  return timed_step_call(config, dense=False)
 
 
 def main():

@@ -4,7 +4,7 @@ that finds the cache filled.
   python -m benchmarks.compile_cache [--points adtn_lenet5_mnist adtn_fc2_mnist]
   # -> benchmarks/results/compile_cache_<backend>.md
 
-Each point's training step (`benchmarks.train_step.step_call`, the compressed network)
+Each point's training step (`benchmarks.train_step.timed_step_call`, the compressed network)
 is built and run once in a new Python process, twice in a row, with
 JAX_COMPILATION_CACHE_DIR set to an empty temporary folder: the first process compiles and
 fills the cache, the second reads it. Reported: seconds from building the step to its first
@@ -25,13 +25,10 @@ from benchmarks import paper_points
 from benchmarks.common import describe_machine, record_end_load, report_header, publish
 
 _CHILD = """
-import sys, time, jax
+import sys
 from benchmarks import paper_points, train_step
 config = paper_points.load(sys.argv[1], sys.argv[2])
-start = time.perf_counter()
-call, _ = train_step.step_call(config, dense=False)
-jax.block_until_ready(call())
-print(time.perf_counter() - start)
+print(train_step.timed_step_call(config, dense=False)[1])
 """
 
 

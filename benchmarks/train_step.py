@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -61,6 +62,15 @@ def step_call(config, dense: bool):
   )
   indices = jnp.arange(batch)
   return (lambda: step(state, arrays, indices)), params
+
+
+def timed_step_call(config, dense: bool):
+  """step_call's step, run once, and the seconds from building it to that first result
+  (tracing and compiling, mostly)."""
+  start = time.perf_counter()
+  call, _ = step_call(config, dense=dense)
+  jax.block_until_ready(call())
+  return call, time.perf_counter() - start
 
 
 def main():

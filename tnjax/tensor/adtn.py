@@ -282,18 +282,16 @@ def adtn_generate(
 
   if remat:
     layer = jax.checkpoint(layer, static_argnums=(2,))
-  if scan_layers and gates.shape[0] > 1:
 
-    def next_layer(state, layer_gates):
-      return layer(activation(state), layer_gates, False), None
+  def next_layer(state, layer_gates):
+    return layer(activation(state), layer_gates, False), None
 
-    state, _ = lax.scan(next_layer, layer(None, gates[0], True), gates[1:])
-    return scale * state
-  state = None
-  for m in range(gates.shape[0]):
-    state = layer(state, gates[m], m == 0)
-    if m < gates.shape[0] - 1:
-      state = activation(state)
+  state = layer(None, gates[0], True)
+  if scan_layers:
+    state, _ = lax.scan(next_layer, state, gates[1:])
+  else:
+    for layer_gates in gates[1:]:
+      state, _ = next_layer(state, layer_gates)
   return scale * state
 
 
