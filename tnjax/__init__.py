@@ -6,6 +6,7 @@
   config = tn.load_config("configs/tt_mnist.py:fashion_idx", {"num_epochs": 3})
   result = tn.training.train(config, "runs/x").result    # what `python -m tnjax.train` runs
   model, config = tn.load("runs/x")                       # any run, ready for inference
+  predict = tn.load_predict("runs/x")                     # raw test images -> logits
 
 Subpackages load on first use, so `import tnjax` itself is instant.
 """
@@ -32,6 +33,7 @@ _SUBMODULES = (
 _FUNCTIONS = {
   "load_config": ("tnjax.config_lib", "load_config"),
   "load": ("tnjax.compression.runs", "load"),
+  "load_predict": ("tnjax.compression.runs", "load_predict"),
 }
 
 __all__ = list(_SUBMODULES) + list(_FUNCTIONS)

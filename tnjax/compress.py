@@ -28,6 +28,11 @@ _FROM = flags.DEFINE_string("from", None, "Workdir of the trained source run (lo
 _PLAN = flags.DEFINE_string("plan", None, "Plan file[:arg] defining get_plan().")
 _WORKDIR = flags.DEFINE_string("workdir", None, "New workdir for the compressed run.")
 _FINETUNE = flags.DEFINE_integer("finetune_epochs", 0, "Epochs of fine-tuning after conversion.")
+_ALLOW_CHANGE = flags.DEFINE_bool(
+  "allow_config_change",
+  False,
+  "Continue a fine-tune under other settings (--finetune_epochs or --config overrides).",
+)
 flags.DEFINE_bool("debug", False, "Show tracebacks instead of one-line errors.")
 flags.mark_flags_as_required(["from", "plan", "workdir"])
 
@@ -46,6 +51,7 @@ def main(argv, overrides: dict):
       _WORKDIR.value,
       finetune_epochs=_FINETUNE.value,
       overrides=overrides,
+      allow_config_change=_ALLOW_CHANGE.value,
     )
 
   sys.exit(errors.run_cli(run))

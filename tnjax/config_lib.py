@@ -16,6 +16,7 @@ import importlib.util
 import pathlib
 import re
 import sys
+import traceback
 
 import ml_collections
 
@@ -52,6 +53,24 @@ def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
       parsed = _typed(value, default, f"config argument {key}")
     result[key] = parsed
   return result
+
+
+def parse_int_list(text: str, flag: str) -> list[int] | None:
+  """'0,1,2' from a list flag (--points, --seeds) as ints; '' is None. One line otherwise."""
+  if not text:
+    return None
+  items = [item.strip() for item in text.split(",")]
+  try:
+    values = [int(item) for item in items]
+  except ValueError:
+    bad = next(item for item in items if not item.lstrip("-").isdigit())
+    raise errors.UserError(
+      f"{flag} {text!r}: {bad!r} is not an integer; give comma-separated integers, e.g. "
+      f"{flag} 0,1,2."
+    ) from None
+  if len(set(values)) != len(values):
+    raise errors.UserError(f"{flag} {text!r} lists a value twice; give distinct integers.")
+  return values
 
 
 FASHION_MNIST_IDX_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
@@ -194,6 +213,11 @@ def load_module(config_path: str, entry: str = "get_config"):
   compression plan's get_plan); one-line UserErrors for what a user can fix."""
   path, _, arg = config_path.partition(":")
   if not path.endswith(".py") or not pathlib.Path(path).is_file():
+    if entry == "get_plan":
+      raise errors.UserError(
+        f"plan file {path!r} does not exist (or is not a .py file); pass --plan "
+        "path/to/plan.py[:arg], a file whose get_plan(arg=None) returns the plan dict."
+      )
     raise errors.UserError(
       f"config file {path!r} does not exist (or is not a .py file); "
       "pass --config path/to/config.py[:args], e.g. --config configs/tt_mnist.py."
@@ -207,12 +231,37 @@ def load_module(config_path: str, entry: str = "get_config"):
     raise errors.UserError(f"config file {path} line {e.lineno}: {e.msg}; fix the file.") from e
   except ImportError as e:
     raise errors.UserError(f"config file {path} cannot be imported: {e}.") from e
+  except Exception as e:  # pylint: disable=broad-except  # the user's code: one line
+    raise user_code_error(path, e) from e
   if not callable(getattr(module, entry, None)):
     what = "config returns its ConfigDict" if entry == "get_config" else "file returns its dict"
     raise errors.UserError(
       f"config file {path} defines no {entry}(); a tnjax {what} from {entry}(arg=None)."
     )
   return module, (arg or None)
+
+
+def user_code_error(path: str, error: Exception) -> errors.UserError:
+  """An exception raised by a user's config or plan file, as one line naming the file and
+  the line of it where it happened."""
+  if isinstance(error, errors.UserError):
+    return error
+  line = None
+  for frame, lineno in traceback.walk_tb(error.__traceback__):
+    if pathlib.Path(frame.f_code.co_filename).resolve() == pathlib.Path(path).resolve():
+      line = lineno
+  where = f"{path} line {line}" if line else path
+  return errors.UserError(f"{where}: {type(error).__name__}: {error}; fix the file.")
+
+
+def call_user_function(path: str, function, *args):
+  """function(*args) from a user's file (get_config, get_plan): any exception is one line."""
+  try:
+    return function(*args)
+  except errors.INPUT_ERRORS:  # a bad argument value, its message says which
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise user_code_error(path, e) from e
 
 
 def load_config(config_path: str, overrides=None) -> ml_collections.ConfigDict:
@@ -234,9 +283,10 @@ def load_config(config_path: str, overrides=None) -> ml_collections.ConfigDict:
 
 
 def call_get_config(module, arg: str | None) -> ml_collections.ConfigDict:
-  """module.get_config(arg); a ValueError it raises (a bad argument value) is one line."""
+  """module.get_config(arg); any exception it raises (a bad argument value) is one line."""
+  args = (arg,) if arg else ()
   with errors.input_errors_are_user_errors():
-    return module.get_config(arg) if arg else module.get_config()
+    return call_user_function(module.__file__, module.get_config, *args)
 
 
 def split_overrides(argv: list[str]) -> tuple[list[str], dict]:

@@ -1,10 +1,13 @@
-r"""Command line: write a run's inference function (preprocessing included) for serving.
+r"""Command line: write a run's inference function (its whole input pipeline inside) for serving.
 
   python -m tnjax.export --workdir runs/fc2_tt --out runs/fc2_tt/model.jaxexport \
-      [--tflite runs/fc2_tt/model.tflite]
+      [--tflite runs/fc2_tt/model.tflite] [--step N]
 
 The file is a serialized `jax.export` artefact with a symbolic batch dimension
-(tnjax.compression.serving); `jax.export.deserialize(bytes).call(images)` runs it.
+(tnjax.compression.serving) that takes the data set's own examples (uint8 images at their
+stored size for MNIST-like data and CIFAR) and applies the run's eval pipeline inside;
+`jax.export.deserialize(bytes).call(images)` runs it. The input contract is printed and
+written beside it (OUT.json).
 """
 
 from __future__ import annotations
@@ -18,29 +21,28 @@ from tnjax import config_lib, errors
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run to export (local or gs://).")
 _OUT = flags.DEFINE_string("out", None, "Where to write the artefact (local or gs://).")
 _TFLITE = flags.DEFINE_string("tflite", "", "Also write a TFLite model here (.tflite).")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
 flags.DEFINE_bool("debug", False, "Show tracebacks instead of one-line errors.")
 flags.mark_flags_as_required(["workdir", "out"])
 
 
 def main(argv, overrides: dict):
   config_lib.start_program(argv)
-  del overrides
 
   def run():
     from tnjax import fileio  # pylint: disable=g-import-not-at-top
-    from tnjax.compression import load, serving  # pylint: disable=g-import-not-at-top
+    from tnjax.compression import workflow  # pylint: disable=g-import-not-at-top
 
-    model, config = load(_WORKDIR.value)
-    artefact = serving.export_model(model, config, serving.run_preprocessing(_WORKDIR.value))
-    out = fileio.workdir_path(_OUT.value)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(artefact)
-    print(f"Wrote {out} ({len(artefact):,} bytes).")
-    if _TFLITE.value:
-      preprocessing = serving.run_preprocessing(_WORKDIR.value)
-      flatbuffer = serving.export_tflite(model, config, preprocessing)
-      fileio.workdir_path(_TFLITE.value).write_bytes(flatbuffer)
-      print(f"Wrote {_TFLITE.value} ({len(flatbuffer):,} bytes).")
+    if overrides:
+      raise errors.UserError(
+        f"tnjax.export takes no --config.* overrides (got {', '.join(overrides)}): it "
+        "exports the run as it was trained."
+      )
+    out = fileio.check_output_file(_OUT.value, "--out")
+    tflite = (
+      fileio.check_output_file(_TFLITE.value, "--tflite", ".tflite") if _TFLITE.value else None
+    )
+    workflow.export_run(_WORKDIR.value, out, tflite=tflite, step=_STEP.value)
 
   sys.exit(errors.run_cli(run))
 

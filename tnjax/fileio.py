@@ -86,6 +86,28 @@ def check_workdir(path) -> epath.Path:
   return workdir
 
 
+def check_output_file(path, flag: str, suffix: str = "") -> epath.Path:
+  """An output file a program will write (--out, --merge, --tflite), checked before any work:
+  not a directory, no file where a parent directory must be, the right suffix. Creates
+  nothing."""
+  text = os.fspath(path)
+  if not text:
+    raise UserError(f"{flag} is empty; give the file to write.")
+  if suffix and not text.endswith(suffix):
+    raise UserError(f"{flag} {text!r}: give a path ending in {suffix}.")
+  out = workdir_path(text)
+  if is_remote(out):
+    return out
+  if out.is_dir():
+    raise UserError(f"{flag} {text} is a directory; give a file path inside it.")
+  for parent in out.parents:
+    if parent.exists():
+      if not parent.is_dir():
+        raise UserError(f"{flag} {text}: {parent} is a file, not a directory; give another path.")
+      break
+  return out
+
+
 def read_json(path, default=None):
   path = epath.Path(path)
   if not path.exists():

@@ -160,7 +160,10 @@ def run_sweep(
     if state == "failed":
       reason = fileio.read_json(dirs[job] / run_files.FAILED)["message"]
       outcome = f"FAILED, nothing trained: {reason.removeprefix('tnjax: error: ')}"
-    print(f"point {job} {outcome} after {time.time() - start:.0f} s: {dirs[job]}", flush=True)
+    accuracy = run_files.describe(dirs[job]).get("test_accuracy")
+    if state == "done" and accuracy is not None:
+      outcome += f": test accuracy {100 * accuracy:.2f}%"
+    print(f"point {dirs[job].name} {outcome} after {time.time() - start:.0f} s", flush=True)
     return state
 
   with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
@@ -189,8 +192,6 @@ def main(argv, overrides: dict):
         lambda: run_point_in_process(_CONFIG.value, _WORKDIR.value, _RUN_POINT.value, overrides)
       )
     )
-  indices = [int(i) for i in _POINTS.value.split(",")] if _POINTS.value else None
-  seeds = [int(s) for s in _SEEDS.value.split(",")] if _SEEDS.value else None
   # Preempted or Ctrl-C: every running point saves (a terminal's Ctrl-C reaches them too).
   signal.signal(signal.SIGTERM, children.CHILDREN.stop_all)
   signal.signal(signal.SIGINT, children.CHILDREN.stop_all)
@@ -202,10 +203,10 @@ def main(argv, overrides: dict):
         _CONFIG.value,
         _WORKDIR.value,
         parallel=_PARALLEL.value,
-        indices=indices,
+        indices=config_lib.parse_int_list(_POINTS.value, "--points"),
         dry_run=_DRY_RUN.value,
         overrides=overrides,
-        seeds=seeds,
+        seeds=config_lib.parse_int_list(_SEEDS.value, "--seeds"),
       )
     )
 

@@ -1,23 +1,22 @@
-"""Exported inference artefacts compute what the run's model computes, preprocessing included,
-at any batch size."""
-
-import io
+"""Exported artefacts and tnjax.load_predict take the data set's own examples and give the
+run's own test predictions: the whole eval pipeline is inside, at any batch size."""
 
 import jax
-import pytest
 import numpy as np
+import pytest
 from flax import nnx
 
-from tnjax import models
-from tnjax.compression import load, serving
-from tnjax.configs import tt_cifar10, tt_mnist
+from tnjax import errors, models
+from tnjax.compression import load, load_predict, serving
+from tnjax.configs import cpac_mnist, sketch_cifar10, sketch_mnist, tt_cifar10, tt_mnist
 from tnjax.data import memory
-from tnjax.training import checkpoint, optim
+from tnjax.training import checkpoint, optim, trainer
 
 pytestmark = pytest.mark.slow
 
 
-def _saved_run(workdir, config, preprocessing=None):
+def _saved_run(workdir, config):
+  """A run's files as the trainer leaves them (random weights: no training needed)."""
   image_shape, classes = memory.nominal_shape(config.data)
   model = models.build_model(config.model, image_shape, classes, rngs=nnx.Rngs(1))
   schedule = optim.make_schedule(config.schedule, 10, config.num_epochs)
@@ -26,49 +25,84 @@ def _saved_run(workdir, config, preprocessing=None):
   saver = checkpoint.Checkpointer(workdir / "checkpoints", async_save=False)
   saver.save(1, state, config.to_dict())
   saver.close()
-  if preprocessing:
-    buffer = io.BytesIO()
-    np.savez(buffer, **preprocessing)
-    (workdir / "preprocessing.npz").write_bytes(buffer.getvalue())
-  return image_shape
+  dataset = memory.load_dataset(config.data)
+  from tnjax.data import eval_pipeline
+
+  serving.write_input_pipeline(workdir, eval_pipeline.record(config.data), dataset.preprocessing)
+  return dataset
 
 
-def test_an_exported_tt_fc2_equals_the_model_at_any_batch(tmp_path):
-  image_shape = _saved_run(tmp_path, tt_mnist.get_config("synthetic,runlocal"))
+# One config per pipeline the configs use: x/255 + pad + mean image; x/255; [-1, 1];
+# per-channel standardisation; standardisation + GCN + ZCA.
+@pytest.mark.parametrize(
+  "config_module",
+  [tt_mnist, sketch_mnist, cpac_mnist, sketch_cifar10, tt_cifar10],
+  ids=lambda m: m.__name__.rsplit(".", 1)[-1],
+)
+def test_the_artefact_on_raw_examples_equals_the_model_on_the_trainers_inputs(
+  tmp_path, config_module
+):
+  config = config_module.get_config("synthetic,runlocal")
+  dataset = _saved_run(tmp_path, config)
+  _, (raw, _), _ = memory.load_raw_splits(config.data)
   model, config = load(str(tmp_path))
-  exported = jax.export.deserialize(
-    bytearray(serving.export_model(model, config, serving.run_preprocessing(str(tmp_path))))
-  )
+  pipeline, arrays = serving.run_input_pipeline(str(tmp_path), config)
+  exported = jax.export.deserialize(bytearray(serving.export_model(model, pipeline, arrays)))
+  expected = np.asarray(model(dataset.test_images[:7]))
+  tolerance = 1e-3 if config_module is tt_cifar10 else 1e-5  # GCN: float64 in memory.py
   for batch in (1, 7):
-    x = np.random.default_rng(batch).uniform(size=(batch, *image_shape)).astype(np.float32)
-    np.testing.assert_allclose(exported.call(x), model(x), rtol=1e-5, atol=1e-6)
+    logits = np.asarray(exported.call(raw[:batch]))
+    np.testing.assert_allclose(logits, expected[:batch], rtol=tolerance, atol=tolerance)
 
 
-def test_the_export_applies_the_runs_gcn_and_zca(tmp_path):
-  config = tt_cifar10.get_config("synthetic,runlocal")
-  rng = np.random.default_rng(0)
-  train = rng.uniform(size=(64, 32, 32, 3)).astype(np.float32)
-  zca = memory.zca_fit(memory.global_contrast_normalize(train))
-  image_shape = _saved_run(tmp_path, config, zca)
-  model, config = load(str(tmp_path))
+def test_a_trained_run_served_raw_gives_its_own_test_accuracy(tmp_path):
+  config = tt_mnist.get_config("synthetic,runlocal")
+  result = trainer.train(config, tmp_path / "run").result
+  predict = load_predict(str(tmp_path / "run"))
+  _, (raw, labels), _ = memory.load_raw_splits(predict.config.data)
+  accuracy = float(np.mean(np.argmax(predict(raw), -1) == labels))
+  assert accuracy == result["test_accuracy"]
   exported = jax.export.deserialize(
-    bytearray(serving.export_model(model, config, serving.run_preprocessing(str(tmp_path))))
+    bytearray(
+      serving.export_model(
+        predict.model,
+        predict.pipeline,
+        serving.run_input_pipeline(str(tmp_path / "run"), predict.config)[1],
+      )
+    )
   )
-  x = rng.uniform(size=(3, *image_shape)).astype(np.float32)
-  expected = model(memory.zca_apply(memory.global_contrast_normalize(x), zca))
-  np.testing.assert_allclose(exported.call(x), expected, rtol=1e-4, atol=1e-5)
+  np.testing.assert_array_equal(np.argmax(exported.call(raw), -1), np.argmax(predict(raw), -1))
+  with pytest.raises(
+    errors.UserError, match=r"predict takes uint8 examples shaped \(batch, 28, 28, 1\)"
+  ):
+    predict(raw.astype(np.float32) / 255)
 
 
-def test_the_tflite_model_equals_the_model(tmp_path):
+def test_a_run_made_before_pipelines_were_recorded_gets_its_arrays_fitted_again(tmp_path, capsys):
+  config = tt_mnist.get_config("synthetic,runlocal")
+  dataset = _saved_run(tmp_path, config)
+  (tmp_path / "input_pipeline.json").unlink()
+  (tmp_path / "preprocessing.npz").unlink()
+  pipeline, arrays = serving.run_input_pipeline(str(tmp_path), config)
+  assert "fitting them again on its train split" in capsys.readouterr().out
+  assert [s["op"] for s in pipeline["steps"]] == ["scale", "pad", "subtract_mean"]
+  np.testing.assert_array_equal(arrays["mean_image"], dataset.preprocessing["mean_image"])
+
+
+def test_the_tflite_model_takes_the_same_raw_examples(tmp_path):
   tf = pytest.importorskip("tensorflow")
-  image_shape = _saved_run(tmp_path, tt_mnist.get_config("synthetic,runlocal"))
+  config = tt_mnist.get_config("synthetic,runlocal")
+  dataset = _saved_run(tmp_path, config)
+  _, (raw, _), _ = memory.load_raw_splits(config.data)
   model, config = load(str(tmp_path))
-  interpreter = tf.lite.Interpreter(model_content=serving.export_tflite(model, config, {}))
-  x = np.random.default_rng(0).uniform(size=(3, *image_shape)).astype(np.float32)
+  pipeline, arrays = serving.run_input_pipeline(str(tmp_path), config)
+  interpreter = tf.lite.Interpreter(model_content=serving.export_tflite(model, pipeline, arrays))
+  x = raw[:3]
   given = interpreter.get_input_details()[0]
+  assert given["dtype"] == np.uint8
   interpreter.resize_tensor_input(given["index"], x.shape)
   interpreter.allocate_tensors()
   interpreter.set_tensor(given["index"], x)
   interpreter.invoke()
   logits = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-  np.testing.assert_allclose(logits, model(x), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(logits, model(dataset.test_images[:3]), rtol=1e-5, atol=1e-5)

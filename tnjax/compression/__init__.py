@@ -9,5 +9,5 @@ command lines over this package.
 
 from tnjax.compression.convert import compress_model, layer_report  # noqa: F401
 from tnjax.compression.plan import PlanEntry, resolve_plan  # noqa: F401
-from tnjax.compression.runs import load, load_config_of  # noqa: F401
+from tnjax.compression.runs import Predictor, load, load_config_of, load_predict  # noqa: F401
 from tnjax.compression.sizing import allocate_budget, size_spec  # noqa: F401

@@ -32,7 +32,7 @@ def compress_model(model: nnx.Module, plan: dict, *, budget=None, example_input=
   model = nnx.clone(model)
   entries = resolve_plan(model, plan)
   weights = {e.name: jnp.asarray(e.layer.to_dense()) for e in entries}
-  if budget:
+  if budget is not None:
     specs = sizing.allocate_budget(entries, weights, budget)
   else:
     specs = {e.name: sizing.size_spec(e, weights[e.name]) for e in entries}

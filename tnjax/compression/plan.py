@@ -17,12 +17,14 @@ import fnmatch
 from flax import nnx
 
 from tnjax import errors
-from tnjax.nn import registry
+from tnjax.nn import registry, spec_from_config
 from tnjax.nn.adtn_shared import SharedADTN
 from tnjax.nn.base import FactorizedDense
 from tnjax.nn.conv_base import FactorizedConv
 
 SIZE_TARGETS = ("error", "ratio")
+# Plan-only fields: how to size a layer, and whether it may end up larger than dense.
+PLAN_FIELDS = SIZE_TARGETS + ("allow_growth",)
 
 
 @dataclasses.dataclass
@@ -92,4 +94,27 @@ def _checked_spec(pattern: str, spec, layer) -> dict:
     raise errors.UserError(f"plan entry {pattern!r}: give `error` or `ratio`, not both.")
   if spec["kind"] == "adtn" and spec.get("share"):
     raise errors.UserError(f"plan entry {pattern!r}: compressed ADTN layers cannot share.")
+  _check_plan_fields(pattern, spec)
+  try:  # the format's own fields, typed and ranged by its spec class
+    spec_from_config({k: v for k, v in spec.items() if k not in PLAN_FIELDS})
+  except (ValueError, TypeError) as e:
+    raise errors.UserError(f"plan entry {pattern!r}: {e}") from None
   return spec
+
+
+def _check_plan_fields(pattern: str, spec: dict) -> None:
+  number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+  if "error" in spec and not (number(spec["error"]) and 0 <= spec["error"] < 1):
+    raise errors.UserError(
+      f"plan entry {pattern!r}: error={spec['error']!r} must be a number in [0, 1) (the "
+      "relative Frobenius error of the weight, e.g. 0.3)."
+    )
+  if "ratio" in spec and not (number(spec["ratio"]) and spec["ratio"] > 1):
+    raise errors.UserError(
+      f"plan entry {pattern!r}: ratio={spec['ratio']!r} must be a number above 1 (dense "
+      "weights / stored weights, e.g. 10)."
+    )
+  if "allow_growth" in spec and not isinstance(spec["allow_growth"], bool):
+    raise errors.UserError(
+      f"plan entry {pattern!r}: allow_growth={spec['allow_growth']!r} must be True or False."
+    )

@@ -1,9 +1,13 @@
 """Runs as inputs: `load(workdir)` rebuilds a run's model from its saved config and fills
-it from its newest checkpoint, for a finished, interrupted or compressed run alike."""
+it from its newest readable checkpoint, for a finished, interrupted or compressed run
+alike; `load_predict(workdir)` gives the function that serves it: the data set's own
+examples in, logits out, the run's eval pipeline inside."""
 
 from __future__ import annotations
 
+import jax
 import ml_collections
+import numpy as np
 from flax import nnx
 
 from tnjax import data as data_lib
@@ -37,8 +41,8 @@ def load(workdir, *, step: int | None = None):
       config.model, image_shape, num_classes, rngs=nnx.Rngs(0), dtype=config.get("dtype")
     )
   directory = workdir / run_files.CHECKPOINTS
-  if directory.exists() and checkpoint_lib.Checkpointer(directory).latest_step() is not None:
-    arrays, source = checkpoint_lib.model_arrays(directory, step), directory
+  if checkpoint_lib.saved_steps(directory) or step is not None:
+    arrays, source = checkpoint_lib.read_model_arrays(directory, step)[1], directory
   elif (workdir / run_files.COMPRESSED_INIT).exists():  # compressed, not fine-tuned (yet)
     source = workdir / run_files.COMPRESSED_INIT
     arrays = pretrained.read_weights(str(source))
@@ -49,3 +53,42 @@ def load(workdir, *, step: int | None = None):
   pretrained.load_arrays(model, arrays, source=str(source))
   model.eval()
   return model, config
+
+
+class Predictor:
+  """`predict(examples) -> logits` for a run: examples as the data set stores them (see
+  `input`, e.g. uint8 (batch, 28, 28, 1)), the run's eval pipeline and model inside, jitted.
+
+  Attributes: model, config, pipeline (input_pipeline.json's record), input (its contract).
+  """
+
+  def __init__(self, model, config, pipeline: dict, arrays: dict):
+    from tnjax.compression import serving  # pylint: disable=g-import-not-at-top
+
+    self.model, self.config, self.pipeline = model, config, pipeline
+    self.input = pipeline["input"]
+    self._infer = jax.jit(serving.inference_function(model, pipeline, arrays))
+
+  def __call__(self, examples):
+    shape, dtype = tuple(self.input["shape"]), np.dtype(self.input["dtype"])
+    examples = np.asarray(examples)
+    if examples.shape[1:] != shape or examples.dtype != dtype:
+      raise errors.UserError(
+        f"predict takes {dtype} examples shaped (batch, {', '.join(map(str, shape))}) as the "
+        f"data set stores them; got {examples.dtype} {examples.shape}."
+      )
+    return self._infer(examples)
+
+  def __repr__(self):
+    from tnjax.data import eval_pipeline  # pylint: disable=g-import-not-at-top
+
+    return f"Predictor({eval_pipeline.describe(self.pipeline)})"
+
+
+def load_predict(workdir, *, step: int | None = None) -> Predictor:
+  """The run's serving function: `predict = tnjax.load_predict("runs/fc2");
+  logits = predict(test_images_uint8)`; also `predict.model` and `predict.config`."""
+  from tnjax.compression import serving  # pylint: disable=g-import-not-at-top
+
+  model, config = load(workdir, step=step)
+  return Predictor(model, config, *serving.run_input_pipeline(workdir, config))

@@ -1,9 +1,11 @@
 """A run's inference function as a serialized `jax.export` artefact, ready to serve.
 
-The artefact is the model's forward pass with the weights inside and the run's own
-preprocessing in front (GCN + ZCA when the run fitted them: preprocessing.npz), for
-images of any batch size shaped and scaled as config.data's pipeline gives them
-(data.scale, data.pad_to). Load it anywhere with JAX, without tnjax:
+The artefact takes the data set's own examples, as the run's input_pipeline.json
+states them (uint8 images at their stored size, e.g. (batch, 28, 28, 1) for MNIST-like
+data; the eval crop for streamed ImageNet), and runs the run's whole deterministic eval
+pipeline inside (scaling, padding, GCN + ZCA, mean subtraction, normalisation:
+tnjax.data.eval_pipeline) before the model, with the weights inside. Load it anywhere
+with JAX, without tnjax:
 
   exported = jax.export.deserialize(open("model.jaxexport", "rb").read())
   logits = exported.call(images)
@@ -21,38 +23,62 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tnjax import data as data_lib
-from tnjax import fileio
+from tnjax import errors, fileio
+from tnjax.data import eval_pipeline, memory
 from tnjax.training import run_files
 
 
-def gcn_zca(images, preprocessing: dict):
-  """memory.global_contrast_normalize then memory.zca_apply, in JAX."""
-  flat = images.reshape(images.shape[0], -1)
-  flat = flat - flat.mean(axis=1, keepdims=True)
-  flat = 55.0 * flat / jnp.maximum(jnp.linalg.norm(flat, axis=1, keepdims=True), 1e-8)
-  flat = (flat - preprocessing["zca_mean"]) @ preprocessing["zca_matrix"]
-  return flat.reshape(images.shape)
-
-
-def run_preprocessing(workdir) -> dict:
-  """The arrays a run fitted on its train split (empty when it fitted none)."""
-  path = fileio.workdir_path(workdir) / run_files.PREPROCESSING
+def read_npz(path) -> dict:
+  """The arrays of an .npz file (local or gs://); {} when it does not exist."""
+  path = fileio.workdir_path(path)
   if not path.exists():
     return {}
   with np.load(io.BytesIO(path.read_bytes())) as arrays:
     return {name: arrays[name] for name in arrays.files}
 
 
-def inference_function(model: nnx.Module, preprocessing: dict):
-  """images -> logits, the weights closed over (constants of the exported program)."""
-  graphdef, state = nnx.split(model)
-  constants = {k: jnp.asarray(v) for k, v in preprocessing.items()}
+def run_input_pipeline(workdir, config) -> tuple[dict, dict]:
+  """(pipeline, fitted arrays) of a run, as it recorded them when it started.
 
-  def infer(images):
-    x = images.astype(jnp.float32)
-    if constants:
-      x = gcn_zca(x, constants)
+  A run made before tnjax recorded its pipeline gets it from its config, and the arrays
+  its steps fitted on the train split (the mean image, say) fitted again: the data and
+  the fit are deterministic, so they are the run's own.
+  """
+  workdir = fileio.workdir_path(workdir)
+  pipeline = fileio.read_json(workdir / run_files.INPUT_PIPELINE) or eval_pipeline.record(
+    config.data
+  )
+  arrays = read_npz(workdir / run_files.PREPROCESSING)
+  missing = eval_pipeline.needed_arrays(pipeline) - set(arrays)
+  if missing:
+    print(
+      f"tnjax: {workdir} has no recorded {', '.join(sorted(missing))} (made before runs "
+      "recorded their input pipeline); fitting them again on its train split.",
+      flush=True,
+    )
+    with errors.input_errors_are_user_errors():
+      arrays = memory.load_dataset(config.data).preprocessing
+  return pipeline, arrays
+
+
+def write_input_pipeline(workdir, pipeline: dict, arrays: dict) -> None:
+  """Records a pipeline in a workdir (a compressed run takes its source's)."""
+  workdir = fileio.workdir_path(workdir)
+  fileio.write_json(workdir / run_files.INPUT_PIPELINE, pipeline)
+  if arrays:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    (workdir / run_files.PREPROCESSING).write_bytes(buffer.getvalue())
+
+
+def inference_function(model: nnx.Module, pipeline: dict, arrays: dict):
+  """raw examples -> logits, the pipeline's arrays and the weights closed over (constants
+  of the exported program)."""
+  graphdef, state = nnx.split(model)
+  constants = {k: jnp.asarray(v) for k, v in arrays.items()}
+
+  def infer(examples):
+    x = eval_pipeline.apply(examples, pipeline, constants)
     net = nnx.merge(graphdef, state)
     net.eval()
     return net(x)
@@ -60,32 +86,41 @@ def inference_function(model: nnx.Module, preprocessing: dict):
   return infer
 
 
-def export_model(model: nnx.Module, config, preprocessing: dict) -> bytes:
-  """The serialized artefact, its batch dimension symbolic."""
-  image_shape, _ = data_lib.nominal_shape(config.data)
-  spec = jax.ShapeDtypeStruct(
-    jax.export.symbolic_shape("batch, " + ", ".join(map(str, image_shape))), jnp.float32
+def input_spec(pipeline: dict, batch="batch") -> jax.ShapeDtypeStruct:
+  """The artefact's input: the pipeline's contract with a symbolic batch dimension."""
+  contract = pipeline["input"]
+  dims = ", ".join(map(str, contract["shape"]))
+  return jax.ShapeDtypeStruct(
+    jax.export.symbolic_shape(f"{batch}, {dims}"), jnp.dtype(contract["dtype"])
   )
-  exported = jax.export.export(jax.jit(inference_function(model, preprocessing)))(spec)
+
+
+def export_model(model: nnx.Module, pipeline: dict, arrays: dict) -> bytes:
+  """The serialized artefact, its batch dimension symbolic."""
+  exported = jax.export.export(jax.jit(inference_function(model, pipeline, arrays)))(
+    input_spec(pipeline)
+  )
   return bytes(exported.serialize())
 
 
-def export_tflite(model: nnx.Module, config, preprocessing: dict) -> bytes:
+def export_tflite(model: nnx.Module, pipeline: dict, arrays: dict) -> bytes:
   """The same inference function as a TFLite flatbuffer (jax2tf, then TensorFlow's
   converter), batch dimension free; for phones and microcontroller toolchains."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
 
-  image_shape, _ = data_lib.nominal_shape(config.data)
-  polymorphic = "(batch, " + ", ".join(map(str, image_shape)) + ")"
+  contract = pipeline["input"]
+  polymorphic = "(batch, " + ", ".join(map(str, contract["shape"])) + ")"
   function = tf.function(
     jax2tf.convert(
-      inference_function(model, preprocessing),
+      inference_function(model, pipeline, arrays),
       polymorphic_shapes=[polymorphic],
       with_gradient=False,
     ),
     autograph=False,
-    input_signature=[tf.TensorSpec([None, *image_shape], tf.float32)],
+    input_signature=[
+      tf.TensorSpec([None, *contract["shape"]], tf.dtypes.as_dtype(contract["dtype"]))
+    ],
   )
   converter = tf.lite.TFLiteConverter.from_concrete_functions(
     [function.get_concrete_function()], function

@@ -10,13 +10,17 @@ directly as its truncation bound; the others are searched, fitting each candidat
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
+import warnings
 
 import jax
 import numpy as np
 from flax import nnx
 
 from tnjax import errors
+from tnjax.compression.plan import PLAN_FIELDS
 from tnjax.nn import registry, spec_from_config
 from tnjax.nn.conv_base import FactorizedConv
 from tnjax.tensor import tt as tt_lib
@@ -88,8 +92,65 @@ def _search(low: int, high: int, good) -> int:
   return low
 
 
+class _Progress:
+  """Prints what a slow search tries, once it has run `after` seconds (fast ones stay quiet)."""
+
+  def __init__(self, label: str, *, after: float = 3.0, quiet: bool = False):
+    self.label, self.after, self.quiet = label, after, quiet
+    self.start = time.perf_counter()
+
+  def step(self, text: str) -> None:
+    elapsed = time.perf_counter() - self.start
+    if not self.quiet and elapsed >= self.after:
+      print(f"  {self.label}: {text} [{elapsed:.0f} s]", flush=True)
+
+
+@contextlib.contextmanager
+def _warnings_summarised(label: str):
+  """A search fits many candidates that may each warn alike: one line for them all."""
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    yield
+  messages = list(dict.fromkeys(str(w.message) for w in caught))
+  if messages:
+    more = f" (and {len(messages) - 1} other warnings)" if len(messages) > 1 else ""
+    warnings.warn(f"{label}: {len(caught)} candidate fit(s) warned: {messages[0]}{more}")
+
+
+def _largest_compressing(entry, spec: dict, shape) -> int:
+  """The largest knob whose stored weights are below the dense weight's (0: none is)."""
+  dense = entry.layer.dense_weight_params
+  high = _highest(entry, spec, shape)
+  return (
+    _search(1, high + 1, lambda k: _weight_params(entry, _with_knob(spec, k), shape) >= dense) - 1
+  )
+
+
+def _no_compressing_size(entry, spec: dict) -> errors.UserError:
+  return errors.UserError(
+    f"{entry.name}: no {spec['kind']} size stores fewer weights than the dense "
+    f"{entry.layer.dense_weight_params:,} of this layer; choose another format, or set "
+    "allow_growth: True in its plan entry."
+  )
+
+
+def check_shrinks(entry, spec: dict, shape, allow_growth: bool) -> None:
+  """Refuses a layer whose planned size is not smaller than its dense weight (one line:
+  the layer, both sizes, a ratio that would compress)."""
+  if allow_growth:
+    return
+  after, before = _weight_params(entry, spec, shape), entry.layer.dense_weight_params
+  if after >= before:
+    knob = ", ".join(f"{f}={spec.get(f)}" for f in KNOBS[spec["kind"]][0])
+    raise errors.UserError(
+      f"{entry.name}: {spec['kind']} at {knob} stores {after:,} weights, not fewer than the "
+      f"dense layer's {before:,} ({before / after:.2f}x); give smaller sizes or e.g. "
+      "`ratio: 4` (4x fewer weights), or set allow_growth: True in its plan entry."
+    )
+
+
 def size_for_ratio(entry, spec: dict, weight_shape, ratio: float) -> dict:
-  """The spec with the largest knob storing at most dense / ratio weights (at least 1)."""
+  """The spec with the largest knob storing at most dense / ratio weights."""
   if not ratio > 1.0:
     raise errors.UserError(f"{entry.name}: ratio={ratio} must be above 1 (dense / stored weights).")
   budget = entry.layer.dense_weight_params / ratio
@@ -97,11 +158,22 @@ def size_for_ratio(entry, spec: dict, weight_shape, ratio: float) -> dict:
   over = _search(
     1, high + 1, lambda k: _weight_params(entry, _with_knob(spec, k), weight_shape) > budget
   )
-  return _with_knob(spec, max(1, over - 1))
+  if over == 1:
+    smallest = _weight_params(entry, _with_knob(spec, 1), weight_shape)
+    raise errors.UserError(
+      f"{entry.name}: ratio={ratio:g} cannot be met by {spec['kind']}: its smallest size "
+      f"stores {smallest:,} weights against the dense {entry.layer.dense_weight_params:,} "
+      f"(at most {entry.layer.dense_weight_params / smallest:.1f}x); lower the ratio."
+    )
+  return _with_knob(spec, over - 1)
 
 
-def size_for_error(entry, spec: dict, weight, error: float) -> dict:
-  """The spec with the smallest knob whose fit of `weight` is within relative `error`."""
+def size_for_error(
+  entry, spec: dict, weight, error: float, *, allow_growth=False, clamp=False, quiet=False
+) -> dict:
+  """The spec with the smallest knob whose fit of `weight` is within relative `error`,
+  among the sizes that compress (all sizes with `allow_growth`). A target no such size
+  meets is a UserError, or (`clamp`, for budgets) the largest of them."""
   if not 0.0 <= error < 1.0:
     raise errors.UserError(f"{entry.name}: error={error} must be in [0, 1) (relative Frobenius).")
   kind = spec["kind"]
@@ -117,18 +189,54 @@ def size_for_error(entry, spec: dict, weight, error: float) -> dict:
     fitted = cls.from_dense(
       weight, None, spec_from_config({**spec, "ranks": limits}), eps=error, **kwargs
     )
-    return (
+    sized = (
       {**spec, "ranks": tuple(int(r) for r in fitted.spec.ranks)}
       if isinstance(fitted.spec.ranks, tuple)
       else {**spec, "ranks": int(fitted.spec.ranks)}
     )
+    if clamp and _weight_params(entry, sized, weight.shape) >= entry.layer.dense_weight_params:
+      return _with_knob(spec, max(1, _largest_compressing(entry, spec, weight.shape)))
+    if not allow_growth and fitted.weight_params >= entry.layer.dense_weight_params:
+      raise errors.UserError(
+        f"{entry.name}: error={error:g} needs TT-ranks {sized['ranks']}, which store "
+        f"{fitted.weight_params:,} weights, not fewer than the dense "
+        f"{entry.layer.dense_weight_params:,}; raise `error`, give `ratio`, or set "
+        "allow_growth: True."
+      )
+    return sized
+  progress = _Progress(f"{entry.name} ({kind}, error {error:g})", quiet=quiet)
+  knob = KNOBS[kind][0][0]
+  errors_seen = {}
 
-  def fits(value):
-    candidate = _with_knob(spec, value)
-    return cls.from_dense(weight, None, spec_from_config(candidate), **kwargs).fit_error <= error
+  def fit_error(value):
+    if value not in errors_seen:
+      candidate = _with_knob(spec, value)
+      errors_seen[value] = float(
+        cls.from_dense(weight, None, spec_from_config(candidate), **kwargs).fit_error
+      )
+      progress.step(f"{knob}={value}: error {errors_seen[value]:.4f}")
+    return errors_seen[value]
 
-  high = _highest(entry, spec, weight.shape)
-  return _with_knob(spec, _search(1, high, fits))
+  high = (
+    _highest(entry, spec, weight.shape)
+    if allow_growth
+    else _largest_compressing(entry, spec, weight.shape)
+  )
+  if high < 1:
+    if clamp:
+      return _with_knob(spec, 1)
+    raise _no_compressing_size(entry, spec)
+  with _warnings_summarised(f"{entry.name} ({kind} size search)"):
+    if fit_error(high) > error:
+      if clamp:
+        return _with_knob(spec, high)
+      raise errors.UserError(
+        f"{entry.name}: error={error:g} cannot be met by {kind} with fewer weights than "
+        f"dense: at {knob}={high}, the largest size that compresses, the error is "
+        f"{errors_seen[high]:.4f}; raise `error`, choose another format, or set "
+        "allow_growth: True."
+      )
+    return _with_knob(spec, _search(1, high, lambda v: fit_error(v) <= error))
 
 
 def check_useful(entry, spec: dict, shape) -> None:
@@ -141,6 +249,12 @@ def check_useful(entry, spec: dict, shape) -> None:
   if kind == "tucker":
     limits["in_rank"] = (spec.get("in_rank", 0), shape[-2])
     limits["out_rank"] = (spec.get("out_rank", 0), shape[-1])
+  if kind == "cp" and "rank" in spec:
+    limits["rank"] = (spec["rank"], KNOBS["cp"][1](shape))
+  if kind == "sketch" and "sketch_size" in spec:
+    limits["sketch_size"] = (spec["sketch_size"], KNOBS["sketch"][1](shape))
+  if kind == "adtn" and "layers" in spec:
+    limits["layers"] = (spec["layers"], KNOBS["adtn"][1](shape))
   if kind == "tt" and "ranks" in spec:
     ranks = spec["ranks"] if isinstance(spec["ranks"], (tuple, list)) else (spec["ranks"],)
     limits["ranks"] = (max(ranks), max(_tt_limits(entry, spec, shape)))
@@ -153,13 +267,17 @@ def check_useful(entry, spec: dict, shape) -> None:
 
 
 def size_spec(entry, weight) -> dict:
-  """`entry.spec` with `error` / `ratio` replaced by the sizes they call for."""
+  """`entry.spec` with `error` / `ratio` replaced by the sizes they call for; a size that
+  would not compress the layer is refused unless the entry says allow_growth."""
   spec = dict(entry.spec)
+  allow_growth = bool(spec.pop("allow_growth", False))
   if "ratio" in spec:
     return size_for_ratio(entry, spec, weight.shape, float(spec.pop("ratio")))
   if "error" in spec:
-    return size_for_error(entry, spec, weight, float(spec.pop("error")))
-  check_useful(entry, spec, weight.shape)
+    return size_for_error(entry, spec, weight, float(spec.pop("error")), allow_growth=allow_growth)
+  if not allow_growth:
+    check_useful(entry, spec, weight.shape)
+  check_shrinks(entry, spec, weight.shape, allow_growth)
   return spec
 
 
@@ -172,21 +290,38 @@ def allocate_budget(entries, weights: dict, budget) -> dict[str, dict]:
   bisection; each layer then takes the smallest size that reaches it. Layers must not
   give their own sizes, only their format.
   """
+  check_budget(budget)
+  with _warnings_summarised(f"budget {budget}"):
+    return _allocate(entries, weights, budget)
+
+
+def check_budget(budget) -> None:
+  """A budget is {'params': N >= 1} or {'ratio': R > 1}: anything else is one line."""
+  usage = "a budget is {'params': N} (N >= 1 weights) or {'ratio': R} (R > 1)"
+  if not isinstance(budget, dict) or len(budget) != 1 or not {"params", "ratio"} & set(budget):
+    raise errors.UserError(f"{usage}; got {budget!r}.")
+  ((key, value),) = budget.items()
+  number = isinstance(value, (int, float)) and not isinstance(value, bool)
+  if key == "params" and not (number and value >= 1 and float(value).is_integer()):
+    raise errors.UserError(f"{usage}; params={value!r} is not a whole number >= 1.")
+  if key == "ratio" and not (number and value > 1):
+    raise errors.UserError(f"{usage}; ratio={value!r} is not a number above 1.")
+
+
+def _allocate(entries, weights: dict, budget) -> dict[str, dict]:
   dense = sum(e.layer.dense_weight_params for e in entries)
-  if "params" in budget:
-    allowed = int(budget["params"])
-  elif "ratio" in budget:
-    allowed = dense / float(budget["ratio"])
-  else:
-    raise errors.UserError(f"a budget is {{'params': N}} or {{'ratio': R}}, got {budget!r}.")
+  allowed = int(budget["params"]) if "params" in budget else dense / float(budget["ratio"])
+
+  plain = {e.name: {k: v for k, v in e.spec.items() if k not in PLAN_FIELDS} for e in entries}
+  progress = _Progress(f"budget {budget}")
 
   def sizes_at(error):
-    return {
-      e.name: size_for_error(
-        e, {k: v for k, v in e.spec.items() if k not in ("error", "ratio")}, weights[e.name], error
-      )
+    sizes = {
+      e.name: size_for_error(e, plain[e.name], weights[e.name], error, clamp=True, quiet=True)
       for e in entries
     }
+    progress.step(f"relative error {error:.4f}: {total(sizes):,} weights (allowed {allowed:,.0f})")
+    return sizes
 
   def total(sizes):
     return sum(_weight_params(e, sizes[e.name], weights[e.name].shape) for e in entries)

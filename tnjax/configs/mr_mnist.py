@@ -23,9 +23,7 @@ def get_config(arg=None):
   c.num_epochs = args.epochs
   c.batch_size = 100
   c.optimizer.update(name="sgd", momentum=0.9, weight_decay=5e-4)
-  c.schedule.update(
-    name="logspace", learning_rate=1e-2, end_learning_rate=1e-5, decay_epochs=min(45, args.epochs)
-  )
+  c.schedule.update(name="logspace", learning_rate=1e-2, end_learning_rate=1e-5, decay_epochs=45)
   if args.runlocal:
     config_lib.shrink_for_smoke_run(c)
   return c

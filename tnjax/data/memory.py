@@ -88,14 +88,19 @@ def nominal_shape(config) -> tuple[tuple[int, int, int], int]:
   what building a run's model needs (tnjax.load, config checks)."""
   if config.source == "tfds_stream":
     return (config.image_size, config.image_size, 3), 1000  # ImageNet
-  if config.source == "synthetic":
-    (height, width, channels), classes = config.synthetic.image_shape, config.synthetic.num_classes
-  else:
-    color = config.name.startswith("cifar")
-    height = width = 32 if color else 28
-    channels, classes = (3 if color else 1), NUM_CLASSES.get(config.name, 10)
+  (height, width, channels), classes = stored_shape(config)
   pad = config.get("pad_to", 0) or 0  # zero-padded, centred (see _pad)
   return (max(height, pad), max(width, pad), channels), int(classes)
+
+
+def stored_shape(config) -> tuple[tuple[int, int, int], int]:
+  """(image shape, classes) of an in-memory data set's examples as it stores them."""
+  if config.source == "synthetic":
+    (height, width, channels), classes = config.synthetic.image_shape, config.synthetic.num_classes
+    return (int(height), int(width), int(channels)), int(classes)
+  color = config.name.startswith("cifar")
+  size = 32 if color else 28
+  return (size, size, 3 if color else 1), int(NUM_CLASSES.get(config.name, 10))
 
 
 # --- sources -----------------------------------------------------------------
@@ -240,16 +245,32 @@ def _make_synthetic(config):
 
 
 # --- preprocessing -----------------------------------------------------------
-def _scale(images: np.ndarray, how: str, train_images: np.ndarray) -> np.ndarray:
-  x = images.astype(np.float32) / 255.0
-  if how == "unit":
-    return x
+def scale_table(how: str, fitted: dict, channels: int) -> np.ndarray:
+  """(256, channels) float32: the scaled value of each byte in each channel. Scaling is a
+  lookup, so a served model (eval_pipeline.apply) gets bit for bit the trainer's inputs."""
+  x = np.arange(256, dtype=np.float32)[:, None] / np.float32(255.0)
+  x = np.repeat(x, channels, axis=1)
   if how == "symmetric":
-    return 2.0 * x - 1.0
+    x = np.float32(2.0) * x - np.float32(1.0)
+  elif how == "standardize":
+    x = (x - fitted["scale_mean"]) / fitted["scale_std"]
+  return x.astype(np.float32)
+
+
+def _scale(images: np.ndarray, how: str, fitted: dict) -> np.ndarray:
+  channels = images.shape[-1]
+  return scale_table(how, fitted, channels)[images, np.arange(channels)]
+
+
+def _fit_scale(how: str, train_images: np.ndarray) -> dict:
+  """standardize's per-channel statistics of the train split (nothing to fit otherwise)."""
+  if how != "standardize":
+    return {}
   reference = train_images.astype(np.float32) / 255.0
-  mean = reference.mean(axis=(0, 1, 2))
-  std = reference.std(axis=(0, 1, 2)) + 1e-8
-  return (x - mean) / std
+  return {
+    "scale_mean": reference.mean(axis=(0, 1, 2)),
+    "scale_std": reference.std(axis=(0, 1, 2)) + np.float32(1e-8),
+  }
 
 
 WHITENINGS = ("", "gcn_zca")
@@ -292,12 +313,11 @@ def _pad(images: np.ndarray, size: int) -> np.ndarray:
   return np.pad(images, ((0, 0), (top, size - h - top), (left, size - w - left), (0, 0)))
 
 
-def load_dataset(config) -> Dataset:
-  """Loads and preprocesses both splits: scale -> pad -> subtract the train mean image."""
+def load_raw_splits(config):
+  """((train images, labels), (test images, labels), classes) as the data set stores them
+  (uint8, no preprocessing), cut to max_*_examples: what a served model is given."""
   if config.source not in SOURCES:
     raise ValueError(f"data.source={config.source!r} is unknown; choose one of {SOURCES}.")
-  if config.scale not in SCALES:
-    raise ValueError(f"data.scale={config.scale!r} is unknown; choose one of {SCALES}.")
   loader = {"tfds": _load_tfds, "idx": _load_idx, "synthetic": _make_synthetic}[config.source]
   splits, num_classes = loader(config)
   (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
@@ -310,23 +330,32 @@ def load_dataset(config) -> Dataset:
     train_x, train_y = train_x[: config.max_train_examples], train_y[: config.max_train_examples]
   if config.max_test_examples:
     test_x, test_y = test_x[: config.max_test_examples], test_y[: config.max_test_examples]
+  return (train_x, train_y), (test_x, test_y), num_classes
+
+
+def load_dataset(config) -> Dataset:
+  """Loads and preprocesses both splits: scale -> pad -> [GCN + ZCA] -> subtract the train
+  mean image (eval_pipeline.py replays the same steps for serving)."""
+  if config.scale not in SCALES:
+    raise ValueError(f"data.scale={config.scale!r} is unknown; choose one of {SCALES}.")
+  (train_x, train_y), (test_x, test_y), num_classes = load_raw_splits(config)
+  preprocessing = _fit_scale(config.scale, train_x)  # every fitted array: the serving input
   processed = []
   for images in (train_x, test_x):
-    x = _scale(images, config.scale, train_x)
+    x = _scale(images, config.scale, preprocessing)
     if config.pad_to:
       x = _pad(x, config.pad_to)
     processed.append(x)
-  preprocessing = {}
   whiten = config.get("whiten", "")
   if whiten not in WHITENINGS:
     raise ValueError(f"data.whiten={whiten!r} is unknown; choose one of {WHITENINGS}.")
   if whiten == "gcn_zca":
     processed = [global_contrast_normalize(x) for x in processed]
-    preprocessing = zca_fit(processed[0])
+    preprocessing.update(zca_fit(processed[0]))
     processed = [zca_apply(x, preprocessing) for x in processed]
   if config.subtract_mean:
-    mean = processed[0].mean(axis=0, keepdims=True)
-    processed = [x - mean for x in processed]
+    preprocessing["mean_image"] = processed[0].mean(axis=0, keepdims=True)
+    processed = [x - preprocessing["mean_image"] for x in processed]
   name = config.name if config.source != "synthetic" else "synthetic"
   return Dataset(
     processed[0].astype(np.float32),

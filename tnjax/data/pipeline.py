@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from tnjax import sharding as sharding_lib
+from tnjax.data import eval_pipeline
 from tnjax.data import memory
 from tnjax.data import stream
 
@@ -52,8 +53,9 @@ class Input:
   eval_refs: Callable[[], Iterator]
   fetch_train: Callable
   fetch_eval: Callable
-  # Arrays fitted on the train split that define the inputs (data.whiten's ZCA);
-  # the trainer saves them in the workdir as preprocessing.npz.
+  # The eval pipeline's steps (eval_pipeline.record) and the arrays they fitted on the
+  # train split (mean image, ZCA, ...): the trainer saves both in the workdir at the start.
+  pipeline: dict = dataclasses.field(default_factory=dict)
   preprocessing: dict = dataclasses.field(default_factory=dict)
 
 
@@ -116,6 +118,7 @@ def _in_memory(config, mesh) -> Input:
     eval_refs,
     gather_train,
     gather_eval,
+    eval_pipeline.record(config.data),
     dataset.preprocessing,
   )
 
@@ -159,6 +162,7 @@ def _streamed(config, mesh) -> Input:
     eval_refs,
     _identity,
     _identity,
+    eval_pipeline.record(config.data),
   )
 
 

@@ -14,8 +14,13 @@ def sweep_status(workdir, config_path: str | None = None, seeds: str = "", point
   if config_path:
     module, arg = config_lib.load_module(config_path)
     own = sweep_points(module, arg=arg)
-    chosen = [int(i) for i in points.split(",")] if points else range(len(own))
-    seed_list = [int(x) for x in seeds.split(",")] if seeds else [None]
+    chosen = config_lib.parse_int_list(points, "--points") or range(len(own))
+    bad = [i for i in chosen if not 0 <= i < len(own)]
+    if bad:
+      raise errors.UserError(
+        f"--points {bad} out of range: the sweep has {len(own)} points (0..{len(own) - 1})."
+      )
+    seed_list = config_lib.parse_int_list(seeds, "--seeds") or [None]
     dirs = [
       workdir / (point_name(i, own[i]) + ("" if seed is None else f"_seed={seed}"))
       for i in chosen

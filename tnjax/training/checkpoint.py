@@ -201,7 +201,10 @@ def model_arrays(directory, step: int | None = None) -> dict:
 
   Feed them to tnjax.training.pretrained.load_arrays to fill a model built from the run's config.
   """
-  state = restore_arrays(directory, step)
+  return _named_model_arrays(directory, restore_arrays(directory, step))
+
+
+def _named_model_arrays(directory, state) -> dict:
   if "model" not in state:
     raise ValueError(f"{directory} does not hold a training checkpoint (no 'model' tree).")
   arrays = {}
@@ -211,3 +214,46 @@ def model_arrays(directory, step: int | None = None) -> dict:
       continue
     arrays["/".join(keys[:-1] if keys[-1] == "value" else keys)] = leaf  # Variable payloads
   return arrays
+
+
+def saved_steps(directory) -> list[int]:
+  """The finished checkpoints' steps, oldest first ([] for none or no directory)."""
+  directory = fileio.workdir_path(directory)
+  if not directory.exists():
+    return []
+  return sorted(ocp.CheckpointManager(directory, item_names=("state", "config")).all_steps())
+
+
+def read_model_arrays(directory, step: int | None = None) -> tuple[int, dict]:
+  """(step, model arrays) for the programs that only read a run (evaluate, export, compress,
+  tnjax.load), changing nothing in it.
+
+  Without `step`: the newest checkpoint that reads whole; a damaged newer one is named in
+  one line and skipped (training moves it aside when it resumes). A `step` that was never
+  saved is a UserError listing the saved ones.
+  """
+  steps = saved_steps(directory)
+  if step is not None:
+    if step not in steps:
+      raise errors.UserError(
+        f"{directory} has no checkpoint at step {step}; its saved steps are "
+        f"{', '.join(map(str, steps)) or 'none'} (--step takes one of them, or leave it out "
+        "for the newest)."
+      )
+    return step, model_arrays(directory, step)
+  for candidate in reversed(steps):
+    try:
+      return candidate, model_arrays(directory, candidate)
+    except Exception as e:  # pylint: disable=broad-except  # a damaged file: try the previous
+      reason = " ".join(f"{type(e).__name__}: {e}".split())[:160]
+      older = [s for s in steps if s < candidate]
+      then = f"using step {older[-1]}" if older else "no older checkpoint is left"
+      print(
+        f"tnjax: checkpoint {fileio.workdir_path(directory) / str(candidate)} is unreadable "
+        f"({reason}); {then}.",
+        flush=True,
+      )
+  raise errors.UserError(
+    f"{directory} has no readable checkpoint (steps {', '.join(map(str, steps)) or 'none'}); "
+    "retrain the run, or restore its checkpoints from a copy."
+  )

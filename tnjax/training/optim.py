@@ -15,7 +15,8 @@ def make_schedule(schedule_config, steps_per_epoch: int, num_epochs: int) -> opt
   """Learning rate as a function of the step.
 
   logspace: Novikov et al.'s schedule, one value per epoch, log-spaced from
-    learning_rate to end_learning_rate over decay_epochs, then held.
+    learning_rate to end_learning_rate over decay_epochs (at most num_epochs, so that
+    `:epochs=N` and `--config.num_epochs=N` give one schedule), then held.
   cosine: per-step cosine decay to end_learning_rate after optional linear warm-up.
   step: learning_rate * decay_rate ** (step // decay_steps), e.g. Novikov's wide-net
     run: 0.06 x 0.64 every 2000 steps.
@@ -26,7 +27,7 @@ def make_schedule(schedule_config, steps_per_epoch: int, num_epochs: int) -> opt
   if name == "constant":
     return optax.constant_schedule(lr)
   if name == "logspace":
-    decay_epochs = schedule_config.decay_epochs or num_epochs
+    decay_epochs = min(schedule_config.decay_epochs or num_epochs, num_epochs)
     per_epoch = jnp.asarray(np.logspace(np.log10(lr), np.log10(end), decay_epochs), jnp.float32)
 
     def schedule(step):

@@ -11,7 +11,10 @@ generation, and a heartbeat replaces only the generation the holder wrote last. 
 hosts racing for one point exactly one write succeeds. A holder whose heartbeat finds
 the lock gone or taken (it was paused past the stale time and another host took
 over) stops at once, writing nothing more: one line, exit code 5 (`on_lost`); the
-trainer also checks the lock before every checkpoint and log write.
+trainer also checks the lock before every checkpoint and log write. A local holder
+whose .lock file is deleted or replaced (the workdir deleted under a running trainer)
+stops the same way: flock follows the open file, not the path, so a second trainer
+could otherwise lock a fresh .lock beside it.
 """
 
 from __future__ import annotations
@@ -118,6 +121,7 @@ class WorkdirLock:
     )
 
   def acquire(self) -> "WorkdirLock":
+    self._stop = threading.Event()  # a released lock may be taken again
     self.workdir.mkdir(parents=True, exist_ok=True)
     if fileio.is_remote(self.workdir):
       self._acquire_remote()
@@ -139,6 +143,33 @@ class WorkdirLock:
     f.write(self.identity["holder"] + "\n")
     f.flush()
     self._file = f
+    # flock holds the open file, not the path: if the workdir (or .lock) is deleted, a
+    # second trainer would lock a new file beside this one. So watch the path.
+    self._thread = threading.Thread(target=self._watch_local, daemon=True, name="tnjax-lock")
+    self._thread.start()
+
+  def _local_lock_is_ours(self) -> bool:
+    try:
+      return os.stat(self.workdir / LOCAL_LOCK).st_ino == os.fstat(self._file.fileno()).st_ino
+    except (OSError, ValueError):  # the path is gone (or the file was closed by release)
+      return False
+
+  def _local_lost_message(self) -> str:
+    return (
+      f"the lock file {self.workdir / LOCAL_LOCK} was deleted or replaced while this run held "
+      "it (was the workdir deleted?); stopped without writing more, so that no second "
+      "trainer writes beside this one. Rerun the command to continue from the last checkpoint."
+    )
+
+  def _watch_local(self):
+    while not self._stop.wait(1.0):
+      with self._write_lock:
+        if self._stop.is_set() or self._file is None:
+          return
+        if not self._local_lock_is_ours():
+          self.lost.set()
+          self.on_lost(self._local_lost_message())
+          return
 
   def _record(self) -> dict:
     return {**self.identity, "heartbeat": time.time(), "stale_seconds": self.stale_seconds}
@@ -159,8 +190,13 @@ class WorkdirLock:
     self._thread.start()
 
   def check(self) -> None:
-    """Raises errors.LockLost if the remote lock is no longer this holder's (call it before
-    writing into the workdir); a no-op for local workdirs (the kernel holds those)."""
+    """Raises errors.LockLost if the lock is no longer this holder's (call it before writing
+    into the workdir): the remote object replaced, or the local lock file deleted."""
+    if self._file is not None:
+      if self.lost.is_set() or not self._local_lock_is_ours():
+        self.lost.set()
+        raise errors.LockLost(self._local_lost_message())
+      return
     if self._generation is None:
       return
     if self.lost.is_set() or fileio.read_with_generation(self.workdir / REMOTE_LOCK)[1] != (
@@ -191,9 +227,14 @@ class WorkdirLock:
 
   def release(self) -> None:
     if self._file is not None:
-      fcntl.flock(self._file, fcntl.LOCK_UN)
-      self._file.close()
-      self._file = None
+      self._stop.set()
+      with self._write_lock:  # the watcher is not mid-check
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
+        self._file = None
+      if self._thread is not None:
+        self._thread.join()
+        self._thread = None
     if self._thread is not None:
       self._stop.set()
       self._thread.join()  # a heartbeat in flight finishes first: the generation is final

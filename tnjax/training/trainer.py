@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import tqdm
+from tqdm import auto as tqdm
 from flax import nnx
 
 from tnjax.training import checkpoint as checkpoint_lib
@@ -248,6 +248,17 @@ class _TrainLog:
     self.window, self.window_start = [], time.perf_counter()
     return record
 
+  def announce(self, evaluated: dict) -> None:
+    """One console line per evaluation (above the progress bar, in notebooks too)."""
+    line = (
+      f"epoch {evaluated['epoch']}/{self.config.num_epochs}: test loss "
+      f"{evaluated['test_loss']:.4f}, accuracy {100 * evaluated['test_accuracy']:.2f}%"
+    )
+    if evaluated.get("epoch_seconds"):
+      examples = self.setup.data.steps_per_epoch * self.config.batch_size
+      line += f", {examples / evaluated['epoch_seconds']:,.0f} train examples/s"
+    tqdm.tqdm.write(line)
+
   def epoch_seconds(self, state) -> dict:
     """Seconds of training in the epoch just ended, if it ran whole in this process."""
     out = {}
@@ -256,6 +267,30 @@ class _TrainLog:
       out["epoch_seconds"] = time.perf_counter() - self.epoch_start
     self.epoch_start = time.perf_counter()
     return out
+
+
+def _check_not_past_the_end(workdir, step: int, total_steps: int, config) -> None:
+  """result.json must describe the checkpoint beside it: a run cannot be 'continued' to
+  fewer steps than it already trained."""
+  if step > total_steps:
+    raise errors.UserError(
+      f"{workdir} is trained to step {step}, past the {total_steps} steps of "
+      f"config.num_epochs={config.num_epochs}; a run cannot be shortened. Train at least as "
+      "many epochs, or start the shorter run in a new --workdir."
+    )
+
+
+def _check_records_have_checkpoints(workdir, had_checkpoints: bool) -> None:
+  """Records of a run whose checkpoints/ is gone would be overwritten by a run from step 0."""
+  if had_checkpoints:
+    return
+  left = [n for n in (RESULT, run_files.METRICS) if (workdir / n).exists()]
+  if left and (RESULT in left or fileio.read_jsonl(workdir / run_files.METRICS)):
+    raise errors.UserError(
+      f"{workdir} holds {' and '.join(left)} but no {run_files.CHECKPOINTS}/ (deleted?): "
+      f"training would start from step 0 over them. To start over, delete "
+      f"{' and '.join(left)} (or the whole workdir); else restore {run_files.CHECKPOINTS}/."
+    )
 
 
 def _restore(config, workdir, checkpointer, setup: _Setup, allow_config_change: bool, is_main):
@@ -267,9 +302,12 @@ def _restore(config, workdir, checkpointer, setup: _Setup, allow_config_change: 
     allow_change=allow_config_change,
     record=is_main,
   )
-  step, restored, _ = checkpointer.restore_latest(
-    setup.state, check_config=lambda step, saved: check(step, saved)
-  )
+
+  def check_config(step, saved):
+    _check_not_past_the_end(workdir, step, setup.total_steps, config)
+    check(step, saved)
+
+  step, restored, _ = checkpointer.restore_latest(setup.state, check_config=check_config)
   if restored is None:
     return 0, setup.state
   if is_main:
@@ -316,6 +354,8 @@ def train(config: ml_collections.ConfigDict, workdir, *, allow_config_change: bo
 def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock):
   with errors.input_errors_are_user_errors():  # the config's model, data and weights
     setup = _build(config, is_main)
+  if is_main:
+    _check_records_have_checkpoints(workdir, (workdir / run_files.CHECKPOINTS).exists())
   checkpointer = checkpoint_lib.Checkpointer(
     workdir / run_files.CHECKPOINTS,
     keep=config.checkpoint.keep,
@@ -325,7 +365,9 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
   # Every write into the workdir first checks that the lock is still this run's (gs://).
   writer = writers.MetricWriter(workdir, config, resumed_step=start, before_write=check_lock)
   writer.write_json(CONFIG, config.to_dict())  # readable without orbax: reports and sweeps
-  if is_main and setup.data.preprocessing:  # e.g. the ZCA matrix: needed to feed the model later
+  # What serving must do to raw examples (tnjax.export, tnjax.load_predict).
+  writer.write_json(run_files.INPUT_PIPELINE, setup.data.pipeline)
+  if is_main and setup.data.preprocessing:  # e.g. the mean image: needed to feed the model later
     _save_preprocessing(workdir / run_files.PREPROCESSING, setup.data.preprocessing)
   if is_main:  # training again (e.g. with a lower learning rate): no longer diverged or failed
     (workdir / DIVERGED).unlink(missing_ok=True)
@@ -356,10 +398,14 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
       if step % config.log_every_steps == 0 or end_of_epoch:
         log.write(step)
       if end_of_epoch:
-        writer.write(
-          step,
-          {**run_eval(state), "epoch": step // data.steps_per_epoch, **log.epoch_seconds(state)},
-        )
+        evaluated = {
+          **run_eval(state),
+          "epoch": step // data.steps_per_epoch,
+          **log.epoch_seconds(state),
+        }
+        writer.write(step, evaluated)
+        if is_main:
+          log.announce(evaluated)
       preempted = watcher.reached(step)
       if preempted or step % checkpoint_every == 0 or step == setup.total_steps:
         check_lock()

@@ -97,6 +97,21 @@ def check_frozen_layers_are_loaded(config) -> None:
     )
 
 
+def _check_synthetic(synthetic) -> None:
+  shape = tuple(synthetic.image_shape)
+  _require(
+    len(shape) == 3 and all(isinstance(d, int) and d >= 1 for d in shape),
+    f"config.data.synthetic.image_shape={shape!r} must be (height, width, channels), "
+    "three positive integers, e.g. (28, 28, 1).",
+  )
+  for field, low in (("num_classes", 2), ("num_train", 1), ("num_test", 1)):
+    value = synthetic[field]
+    _require(
+      isinstance(value, int) and not isinstance(value, bool) and value >= low,
+      f"config.data.synthetic.{field}={value!r} must be an integer >= {low}.",
+    )
+
+
 def validate_config(config) -> None:
   """Raises UserError on the first bad field the trainer would read."""
   for name, value in _non_finite_fields(config):
@@ -109,6 +124,21 @@ def validate_config(config) -> None:
   _int_at_least(config, "checkpoint.keep", 1, " (how many checkpoints to keep)")
   _int_at_least(config, "seed", 0)
   data = config.data
+  for field in ("max_train_examples", "max_test_examples", "pad_to"):
+    _int_at_least(config, f"data.{field}", 0, " (0 means all / none)")
+  if data.source == "synthetic":
+    _check_synthetic(data.synthetic)
+  for field in ("decay_epochs", "warmup_epochs", "decay_steps"):
+    value = config.schedule[field]
+    _require(
+      isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
+      f"config.schedule.{field}={value!r} must be a number >= 0.",
+    )
+  _require(
+    config.schedule.get("warmup_epochs", 0) <= config.num_epochs,
+    f"config.schedule.warmup_epochs={config.schedule.warmup_epochs} is longer than "
+    f"config.num_epochs={config.num_epochs}; shorten the warm-up.",
+  )
   sources = memory.SOURCES + STREAM_SOURCES
   _require(
     data.source in sources,
