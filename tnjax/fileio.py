@@ -93,13 +93,13 @@ def check_output_file(path, flag: str, suffix: str = "") -> epath.Path:
   text = os.fspath(path)
   if not text:
     raise UserError(f"{flag} is empty; give the file to write.")
+  out = workdir_path(text)
+  if not is_remote(out) and out.is_dir():
+    raise UserError(f"{flag} {text} is a directory; give a file path inside it.")
   if suffix and not text.endswith(suffix):
     raise UserError(f"{flag} {text!r}: give a path ending in {suffix}.")
-  out = workdir_path(text)
   if is_remote(out):
     return out
-  if out.is_dir():
-    raise UserError(f"{flag} {text} is a directory; give a file path inside it.")
   for parent in out.parents:
     if parent.exists():
       if not parent.is_dir():

@@ -287,10 +287,11 @@ def _check_eval_overrides(overrides: dict) -> None:
 def evaluate_run(workdir, *, step=None, merge: str = "", overrides=None) -> dict:
   """Test loss and accuracy of a run's checkpoint (default: the newest readable one);
   with `merge`, also writes the dense copy's arrays there."""
-  from tnjax.compression import load  # pylint: disable=g-import-not-at-top
+  from tnjax.compression import load, load_config_of  # pylint: disable=g-import-not-at-top
   from tnjax.training import evaluation, validate  # pylint: disable=g-import-not-at-top
 
   overrides = overrides or {}
+  config_lib.apply_overrides(load_config_of(workdir), overrides)  # unknown fields: one line
   _check_eval_overrides(overrides)
   merge_path = fileio.check_output_file(merge, "--merge", ".npz") if merge else None
   model, config = load(workdir, step=step)

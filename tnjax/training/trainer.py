@@ -60,7 +60,7 @@ def _save_preprocessing(path, arrays: dict) -> None:
   np.savez(buffer, **arrays)
   temporary = path.parent / f".{path.name}.tmp"
   temporary.write_bytes(buffer.getvalue())
-  temporary.rename(path)
+  temporary.replace(path)  # a resumed run rewrites it
 
 
 def train_step(graphdef, fetch, augmentation, seed, shardings, state, arrays, reference):
