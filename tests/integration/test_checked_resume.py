@@ -124,3 +124,48 @@ def test_rerunning_a_finished_run_keeps_its_result(finished):
   again = trainer.train(_short(), str(workdir)).result
   assert again == first and "train_loss" in again and "test_accuracy" in again
   assert json.loads((workdir / "result.json").read_text()) == first
+
+
+def _hashes(directory):
+  import hashlib  # pylint: disable=g-import-not-at-top
+
+  return {
+    str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in directory.rglob("*") if p.is_file()
+  }
+
+
+def test_reading_programs_skip_a_damaged_newest_checkpoint_and_change_nothing(
+  finished, tmp_path, capsys
+):
+  from tnjax.compression import load, serving  # pylint: disable=g-import-not-at-top
+  from tnjax.compression.workflow import evaluate_run  # pylint: disable=g-import-not-at-top
+
+  source, _ = finished
+  workdir = tmp_path / "run"
+  import shutil  # pylint: disable=g-import-not-at-top
+
+  shutil.copytree(source, workdir)
+  (workdir / ".lock").unlink()
+  for path in (workdir / "checkpoints" / "64").rglob("*"):
+    if path.is_file() and path.stat().st_size > 0 and "state" in path.parts:
+      if path.name != "_METADATA":
+        path.write_bytes(path.read_bytes()[:5])
+  before = _hashes(workdir)
+  capsys.readouterr()
+  model, config = load(str(workdir))  # tnjax.load: the newest intact step
+  out = capsys.readouterr().out
+  assert "checkpoints/64 is unreadable" in out and "using step 56" in out
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+
+  saved = checkpoint_lib.model_arrays(workdir / "checkpoints", 56)
+  for path, value in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+    np.testing.assert_array_equal(np.asarray(value.get_value()), saved["/".join(map(str, path))])
+  metrics = evaluate_run(str(workdir))  # evaluate (and so export's load) likewise
+  assert 0.0 <= metrics["test_accuracy"] <= 1.0
+  pipeline, arrays = serving.run_input_pipeline(str(workdir), config)
+  assert serving.export_model(model, pipeline, arrays)
+  with pytest.raises(
+    errors.UserError, match=r"no checkpoint at step 7; its saved steps are 48, 56, 64"
+  ):
+    load(str(workdir), step=7)
+  assert _hashes(workdir) == before  # nothing moved aside, nothing rewritten

@@ -30,10 +30,16 @@ def test_full_rank_plans_reproduce_the_source_model_in_float64(x64):
   model = _lenet()
   state = nnx.state(model, nnx.Param)
   nnx.update(model, jax.tree.map(lambda x: x.astype(jnp.float64), state))  # a float64 source
-  full = {
-    "conv2": {"kind": "tucker", "in_rank": 6, "out_rank": 16},
-    "fc1": {"kind": "tt", "ranks": (8, 100), "in_shape": (4, 10, 10), "out_shape": (2, 6, 10)},
-    "fc2": {"kind": "lowrank", "rank": 84},
+  full = {  # full rank stores more than dense: the plan must say it may
+    "conv2": {"kind": "tucker", "in_rank": 6, "out_rank": 16, "allow_growth": True},
+    "fc1": {
+      "kind": "tt",
+      "ranks": (8, 100),
+      "in_shape": (4, 10, 10),
+      "out_shape": (2, 6, 10),
+      "allow_growth": True,
+    },
+    "fc2": {"kind": "lowrank", "rank": 84, "allow_growth": True},
   }
   small, rows = compress_model(model, full)
   assert [r["name"] for r in rows] == ["conv2", "fc1", "fc2"]
@@ -46,7 +52,13 @@ def test_full_rank_plans_reproduce_the_source_model_in_float64(x64):
 def test_truncated_layers_reconstruct_to_their_stated_error():
   model = _lenet()
   small, rows = compress_model(
-    model, {"fc1": {"kind": "tt", "error": 0.4}, "fc2": {"kind": "lowrank", "error": 0.5}}
+    # At 40% error fc1's TT-ranks store more than its dense weight: allowed here, refused
+    # without allow_growth (tests/faults).
+    model,
+    {
+      "fc1": {"kind": "tt", "error": 0.4, "allow_growth": True},
+      "fc2": {"kind": "lowrank", "error": 0.5},
+    },
   )
   for row in rows:
     error = np.linalg.norm(_weights(small, row["name"]) - _weights(model, row["name"]))
@@ -83,12 +95,16 @@ def test_a_ratio_gives_the_largest_size_within_it_and_a_budget_is_shared_out():
     ({"fc1": {"ranks": 4}}, r"must be a dict with a 'kind' key"),
     ({"fc1": {"kind": "tt", "error": 0.1, "ratio": 4}}, r"give `error` or `ratio`, not both"),
     ({"fc1": {"kind": "adtn", "error": 0.1}}, r"ADTN fits are trained"),
-    ({"fc1": {"kind": "lowrank", "ratio": 0.5}}, r"must be above 1"),
+    ({"fc1": {"kind": "lowrank", "ratio": 0.5}}, r"must be a number above 1"),
     ({"fc2": {"kind": "lowrank", "rank": 100}}, r"lowrank rank=100 is above what is useful .*84"),
     ({"conv2": {"kind": "tucker", "in_rank": 7, "out_rank": 4}}, r"in_rank=7 is above .*6"),
+    ({"fc2": {"kind": "lowrank", "rank": 60}}, r"fc2: lowrank at rank=60 stores 12,240 .* 10,080"),
+    ({"fc2": {"kind": "cp", "rank": 5000}}, r"cp rank=5000 is above what is useful"),
+    ({"fc2": {"kind": "cp", "error": 0.0}}, r"error=0 cannot be met by cp with fewer weights"),
+    ({"fc2": {"kind": "lowrank", "rank": 8, "allow_growth": 1}}, r"allow_growth=1 must be True"),
   ],
 )
-def test_bad_plans_are_one_line_errors(plan, message):
+def test_bad_plans_are_one_line_errors(plan, message):  # fc2: 120 -> 84, 10,080 weights
   with pytest.raises(errors.UserError, match=message):
     resolve_plan(_lenet(), plan)
     compress_model(_lenet(), plan)
@@ -100,7 +116,7 @@ def test_the_program_compresses_fine_tunes_resumes_and_loads(tmp_path):
   h.reference_run(source)  # a small TT FC-2: its hidden layer is compressed further
   plan = tmp_path / "plan.py"
   plan.write_text("def get_plan(arg=None):\n  return {'hidden': {'kind': 'lowrank', 'rank': 16}}\n")
-  with pytest.raises(errors.UserError, match="exists and is not empty"):
+  with pytest.raises(errors.UserError, match="--from and --workdir are both"):
     compress_run(str(source), str(plan), str(source))
   target = tmp_path / "small"
   report = compress_run(str(source), str(plan), str(target), finetune_epochs=2)
