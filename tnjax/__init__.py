@@ -1,14 +1,24 @@
 """tnjax: compress neural networks with tensor networks, in JAX/Flax NNX.
 
-  import tnjax as tn
-  layer = tn.nn.TTDense(...)                 # or tn.nn.make_dense(spec, 1024, 1024, rngs=...)
-  tt = tn.tensor.tt_from_dense(weight, in_shape, out_shape, ranks=8)
-  config = tn.load_config("configs/tt_mnist.py:fashion_idx", {"num_epochs": 3})
-  result = tn.training.train(config, "runs/x").result    # what `python -m tnjax.train` runs
-  model, config = tn.load("runs/x")                       # any run, ready for inference
-  predict = tn.load_predict("runs/x")                     # raw test images -> logits
+>>> import tnjax as tn
+>>> from flax import nnx
+>>> layer = tn.nn.make_dense({"kind": "tt", "ranks": 8}, 1024, 1024, rngs=nnx.Rngs(0))
+>>> layer.weight_params  # a 4x8x8x4 TT-matrix at rank 8, for a 1024x1024 weight
+8448
+>>> tt = tn.tensor.tt_from_dense(layer.to_dense(), (4, 8, 8, 4), (4, 8, 8, 4), max_rank=8)
+>>> config = tn.load_config("configs/tt_mnist.py:synthetic,runlocal", {"num_epochs": 1})
+>>> # tn.training.train is what `python -m tnjax.train` runs:
+>>> result = tn.training.train(config, "runs/x").result  # doctest: +ELLIPSIS
+Data: synthetic (synthetic), 128 train / 64 test, images (32, 32, 1), 10 classes
+...
+Done: step 8, test accuracy ...
+>>> model, config = tn.load("runs/x")  # any run, ready for inference
+>>> predict = tn.load_predict("runs/x")  # the data set's own uint8 images -> logits
+>>> predict.input["shape"], predict.input["dtype"]
+([28, 28, 1], 'uint8')
 
-Subpackages load on first use, so `import tnjax` itself is instant.
+Subpackages load on first use, so `import tnjax` itself is instant. The examples in this
+package's docstrings run in the test suite (tests/programs/test_examples.py).
 """
 
 from __future__ import annotations

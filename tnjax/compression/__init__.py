@@ -1,7 +1,11 @@
 """Compressing trained networks: plans, sizing by error / ratio / budget, and loading runs.
 
-  model, config = tnjax.load("runs/fc2_dense")
-  small, rows = compress_model(model, {"hidden": {"kind": "tt", "error": 0.3}})
+>>> import tnjax
+>>> from tnjax.compression import compress_model
+>>> model, config = tnjax.load("runs/x")  # a finished FC-2 run with a 1024x1024 TT layer
+>>> small, rows = compress_model(model, {"hidden": {"kind": "tt", "ranks": 4}})
+>>> rows[0]["weights_before"], rows[0]["weights_after"]
+(8448, 2176)
 
 The programs `python -m tnjax.compress`, `tnjax.evaluate` and `tnjax.export` are thin
 command lines over this package.

@@ -7,8 +7,15 @@ pipeline inside (scaling, padding, GCN + ZCA, mean subtraction, normalisation:
 tnjax.data.eval_pipeline) before the model, with the weights inside. Load it anywhere
 with JAX, without tnjax:
 
-  exported = jax.export.deserialize(open("model.jaxexport", "rb").read())
-  logits = exported.call(images)
+>>> import jax, numpy as np
+>>> from tnjax.compression import workflow
+>>> workflow.export_run("runs/x", "runs/x/model.jaxexport")  # doctest: +ELLIPSIS
+Wrote ... and its input contract model.jaxexport.json.
+It takes input (batch, 28, 28, 1) uint8 in [0, 255]; inside: x/255 -> pad to 32x32 -> ...
+>>> exported = jax.export.deserialize(bytearray(open("runs/x/model.jaxexport", "rb").read()))
+>>> images = np.zeros((5, 28, 28, 1), np.uint8)  # e.g. Fashion-MNIST's own test images
+>>> exported.call(images).shape
+(5, 10)
 
 `export_tflite` writes the same function as a TFLite model (jax2tf and TensorFlow's
 converter), for runtimes without JAX.
