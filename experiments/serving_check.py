@@ -13,7 +13,6 @@ their input pipeline.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 

@@ -44,6 +44,7 @@ _FUNCTIONS = {
   "load_config": ("tnjax.config_lib", "load_config"),
   "load": ("tnjax.compression.runs", "load"),
   "load_predict": ("tnjax.compression.runs", "load_predict"),
+  "compress": ("tnjax.compression.convert", "compress_model"),
 }
 
 __all__ = list(_SUBMODULES) + list(_FUNCTIONS)

@@ -19,6 +19,7 @@ Exit codes as tnjax.train's.
 from __future__ import annotations
 
 import sys
+import types
 
 from absl import flags
 
@@ -56,6 +57,18 @@ def main(argv, overrides: dict):
 
   sys.exit(errors.run_cli(run))
 
+
+class _CallableProgram(types.ModuleType):
+  """`tnjax.compress(model, plan)` is compression.compress_model even once this program's
+  module is imported (an attribute of the package then names the module, not the function)."""
+
+  def __call__(self, *args, **kwargs):
+    from tnjax.compression.convert import compress_model  # pylint: disable=g-import-not-at-top
+
+    return compress_model(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableProgram
 
 if __name__ == "__main__":
   config_lib.run_with_overrides(main)

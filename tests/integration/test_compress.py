@@ -94,7 +94,7 @@ def test_a_ratio_gives_the_largest_size_within_it_and_a_budget_is_shared_out():
     ({"fc1": {"kind": "tucker"}}, r"format 'tucker' has no dense layer"),
     ({"fc1": {"ranks": 4}}, r"must be a dict with a 'kind' key"),
     ({"fc1": {"kind": "tt", "error": 0.1, "ratio": 4}}, r"give `error` or `ratio`, not both"),
-    ({"fc1": {"kind": "adtn", "error": 0.1}}, r"ADTN fits are trained"),
+    ({"fc1": {"kind": "adtn", "error": 0.1}}, r"adtn weights are trained, not fitted"),
     ({"fc1": {"kind": "lowrank", "ratio": 0.5}}, r"must be a number above 1"),
     ({"fc2": {"kind": "lowrank", "rank": 100}}, r"lowrank rank=100 is above what is useful .*84"),
     ({"conv2": {"kind": "tucker", "in_rank": 7, "out_rank": 4}}, r"in_rank=7 is above .*6"),

@@ -85,18 +85,26 @@ def test_a_fleet_of_three_finishes_every_point_once_through_a_preemption(tmp_pat
     assert len(creates) == 4 and sum(vm in " ".join(c) for c in creates) == 2  # re-made once
     assert not [d for d in os.listdir(tmp_path / "vms") if d.startswith("fl-")]  # all deleted
 
-    serial = tmp_path / "serial"
-    done = h.run(
-      h.cli("tnjax.sweep", f"--config={h.CONFIG}", f"--workdir={serial}", *SWEEP_ARGS), **gcs
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
     assert len(points()) == 4
     for run in points():
       assert run_files.status(run) == "done"
       steps = [(r["step"], "train_loss" in r) for r in h.log_without_times(run)]
       assert len(set(steps)) == len(steps), run.name  # each record once
       assert [s for s, _ in steps] == sorted(s for s, _ in steps), run.name  # in order
-      h.assert_same_params(
-        h.flat_params(f"{run}/checkpoints"), h.flat_params(serial / run.name / "checkpoints")
-      )
-    del point
+    # The preempted point (resumed on the re-made VM) equals the same point run serially.
+    serial = tmp_path / "serial"
+    args = [a for a in SWEEP_ARGS if not a.startswith("--points=")]
+    done = h.run(
+      h.cli(
+        "tnjax.sweep",
+        f"--config={h.CONFIG}",
+        f"--workdir={serial}",
+        f"--points={int(point.name[:2])}",
+        *args,
+      ),
+      **gcs,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    h.assert_same_params(
+      h.flat_params(f"{point}/checkpoints"), h.flat_params(serial / point.name / "checkpoints")
+    )

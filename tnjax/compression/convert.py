@@ -14,10 +14,12 @@ from tnjax.nn.densify import replace_layer
 
 
 def compress_model(model: nnx.Module, plan: dict, *, budget=None, example_input=None):
-  """(compressed copy of `model`, one report row per compressed layer).
+  """(compressed copy of `model`, one report row per compressed layer); `tnjax.compress`.
 
   Args:
-    model: a trained model (it is not changed).
+    model: a trained model (it is not changed): any NNX module. Its nnx.Linear, nnx.Conv,
+      nnx.LinearGeneral, nnx.Einsum and nnx.Embed layers and tnjax's own layers can be
+      planned (`layers_of(model)` lists them); everything else is copied untouched.
     plan: layer name or glob -> spec dict (tnjax.compression.plan); sizes may be given as
       `error` or `ratio`, or left to `budget`.
     budget: {'params': N} or {'ratio': R} over the planned layers, shared out by
@@ -38,19 +40,35 @@ def compress_model(model: nnx.Module, plan: dict, *, budget=None, example_input=
     specs = {e.name: sizing.size_spec(e, weights[e.name]) for e in entries}
   rows = []
   for entry in entries:
-    spec = spec_from_config(specs[entry.name])
+    spec = spec_from_config(_bias_as_source(entry, specs[entry.name]))
     cls = registry.layer_class(entry.family, spec.kind)
-    bias = entry.layer.bias[...] if entry.layer.bias is not None and spec.use_bias else None
+    bias = _bias(entry.layer) if spec.use_bias else None
     # The factors keep the trained weight's dtype (float64 sources stay exact).
     kwargs = {**sizing.layer_kwargs(entry.layer), "param_dtype": weights[entry.name].dtype}
     new = cls.from_dense(weights[entry.name], bias, spec, rngs=nnx.Rngs(0), **kwargs)
-    replace_layer(model, entry.path, new)
+    wrap = getattr(entry.layer, "wrap", None)  # a user's LinearGeneral / Einsum: reshapes
+    replace_layer(model, entry.path, wrap(new) if wrap else new)
     rows.append(layer_report(entry.name, entry.layer, new))
   if example_input is not None:
     paths = {r["name"]: r["path"] for r in layer_rows(model, example_input)}
     for row in rows:
       row["path"] = paths.get(row["name"].replace("/", "."), "-")
   return model, rows
+
+
+def _bias(layer):
+  bias = layer.bias
+  if bias is None:
+    return None
+  return bias[...] if hasattr(bias, "get_value") or hasattr(bias, "value") else bias
+
+
+def _bias_as_source(entry, spec: dict) -> dict:
+  """A user layer's replacement has a bias exactly when the user's layer has one (unless
+  the plan says use_bias); tnjax's own layers keep their specs' default."""
+  if hasattr(entry.layer, "options") and "use_bias" not in entry.spec:
+    return {**spec, "use_bias": entry.layer.bias is not None}
+  return spec
 
 
 def layer_report(name: str, source, new) -> dict:

@@ -17,10 +17,12 @@ import fnmatch
 from flax import nnx
 
 from tnjax import errors
+from tnjax.compression import user_layers
 from tnjax.nn import registry, spec_from_config
 from tnjax.nn.adtn_shared import SharedADTN
 from tnjax.nn.base import FactorizedDense
 from tnjax.nn.conv_base import FactorizedConv
+from tnjax.nn.embed_base import FactorizedEmbed
 
 SIZE_TARGETS = ("error", "ratio")
 # Plan-only fields: how to size a layer, and whether it may end up larger than dense.
@@ -33,7 +35,7 @@ class PlanEntry:
 
   name: str  # the layer's path, '/'-joined ('hidden', 'fc6')
   path: tuple  # its path for nnx traversal
-  layer: object  # the source layer (Dense, Conv, or any compressed layer: its to_dense())
+  layer: object  # the source: a tnjax layer, or a user layer as a user_layers.SourceLayer
   spec: dict  # the target spec, sizes possibly still given as `error` / `ratio`
 
   @property
@@ -41,13 +43,53 @@ class PlanEntry:
     return self.layer.family
 
 
-def layers_of(model) -> dict[str, tuple]:
-  """{'/'-joined path: (path, layer)} of the model's dense- and conv-family layers."""
+def _candidates(model) -> dict[str, tuple]:
+  """{'/'-joined path: (path, module)} of every layer a plan can name: tnjax's own dense,
+  conv and embedding layers, and the user's nnx.Linear / Conv / LinearGeneral / Einsum /
+  Embed (compression.user_layers), in model order."""
   found = {}
   for path, module in nnx.iter_modules(model):
-    if path and isinstance(module, (FactorizedDense, FactorizedConv)):
+    if path and (
+      isinstance(module, (FactorizedDense, FactorizedConv, FactorizedEmbed))
+      or user_layers.is_user_layer(module)
+    ):
       found["/".join(map(str, path))] = (path, module)
   return found
+
+
+def _source(name: str, module):
+  """A planned layer as the sizing and conversion read it."""
+  return user_layers.source_layer(name, module) if user_layers.is_user_layer(module) else module
+
+
+def layers_of(model) -> list[dict]:
+  """What a plan can compress in `model`, a row per layer: path (what a plan names), type,
+  family, shape of its weight, weights, and how a user layer's weight is read (layout).
+  A layer that cannot be compressed says why in `note`."""
+  rows = []
+  for name, (_, module) in _candidates(model).items():
+    row = {"path": name, "type": _type_name(module)}
+    try:
+      layer = _source(name, module)
+    except errors.UserError as e:
+      rows.append({**row, "family": "-", "shape": "-", "weights": 0, "note": str(e)})
+      continue
+    rows.append(
+      {
+        **row,
+        "family": layer.family,
+        "shape": "x".join(map(str, getattr(layer, "weight_shape", None) or layer.weight.shape)),
+        "weights": int(layer.dense_weight_params),
+        "layout": getattr(layer, "layout", "tnjax layer"),
+      }
+    )
+  return rows
+
+
+def _type_name(module) -> str:
+  if user_layers.is_user_layer(module):
+    return f"nnx.{type(module).__name__}"
+  return f"tnjax.nn.{type(module).__name__}"
 
 
 def resolve_plan(model, plan: dict) -> list[PlanEntry]:
@@ -62,16 +104,18 @@ def resolve_plan(model, plan: dict) -> list[PlanEntry]:
       "the source model shares ADTN generators between layers; compress a model whose "
       "layers hold their own weights (or densify it first)."
     )
-  available = layers_of(model)
+  available = _candidates(model)
   entries = {}
   for pattern, spec in plan.items():
     matched = [name for name in available if fnmatch.fnmatchcase(name, pattern)]
     if not matched:
       raise errors.UserError(
-        f"plan entry {pattern!r} matches no layer; the model's layers are {', '.join(available)}."
+        f"plan entry {pattern!r} matches no layer; the model's layers are "
+        f"{', '.join(available) or 'none (no Linear, Conv, LinearGeneral, Einsum or Embed)'}."
       )
     for name in matched:
-      path, layer = available[name]
+      path, module = available[name]
+      layer = _source(name, module)
       entries[name] = PlanEntry(name, path, layer, _checked_spec(pattern, spec, layer))
   order = list(available)
   return sorted(entries.values(), key=lambda e: order.index(e.name))

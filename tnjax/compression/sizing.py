@@ -11,7 +11,6 @@ directly as its truncation bound; the others are searched, fitting each candidat
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 import warnings
 
@@ -23,21 +22,13 @@ from tnjax import errors
 from tnjax.compression.plan import PLAN_FIELDS
 from tnjax.nn import registry, spec_from_config
 from tnjax.nn.conv_base import FactorizedConv
-from tnjax.tensor import tt as tt_lib
-
-# kind -> (the knob's spec fields, the largest useful knob for a weight shape)
-KNOBS = {
-  "tt": (("ranks",), None),
-  "lowrank": (("rank",), lambda shape: min(shape[0], shape[1])),
-  "cp": (("rank",), lambda shape: max(1, math.prod(shape) // sum(shape))),
-  "tucker": (("in_rank", "out_rank"), lambda shape: min(shape[-2], shape[-1])),
-  "sketch": (("sketch_size",), lambda shape: max(shape[-2], shape[-1])),
-  "adtn": (("layers",), lambda shape: 64),
-}
 
 
 def layer_kwargs(layer) -> dict:
-  """The constructor arguments a replacement of `layer` keeps (dtypes, conv geometry)."""
+  """The constructor arguments a replacement of `layer` keeps (dtypes, conv geometry); a
+  user's layer (compression.user_layers.SourceLayer) states its own."""
+  if hasattr(layer, "options"):
+    return dict(layer.options)
   kwargs = dict(dtype=layer.dtype, param_dtype=layer.param_dtype, precision=layer.precision)
   if isinstance(layer, FactorizedConv):
     kwargs.update(
@@ -46,38 +37,47 @@ def layer_kwargs(layer) -> dict:
   return kwargs
 
 
-def _with_knob(spec: dict, value: int) -> dict:
-  fields, _ = KNOBS[spec["kind"]]
-  return {**spec, **{field: int(value) for field in fields}}
+def _spec_class(entry, spec: dict):
+  return registry.layer_class(entry.family, spec["kind"]).spec_type
 
 
-def _weight_params(entry, spec: dict, shape) -> int:
+def _size_fields(entry, spec: dict) -> tuple[str, ...]:
+  fields = _spec_class(entry, spec).size_fields
+  if not fields:
+    raise errors.UserError(
+      f"{entry.name}: format {spec['kind']!r} has no size to choose; `error`, `ratio` and "
+      "budgets size the other formats."
+    )
+  return fields
+
+
+def _with_knob(entry, spec: dict, value: int) -> dict:
+  return {**spec, **{field: int(value) for field in _size_fields(entry, spec)}}
+
+
+def _abstract_layer(entry, spec: dict, shape):
   cls = registry.layer_class(entry.family, spec["kind"])
   weight = jax.ShapeDtypeStruct(tuple(shape), np.float32)
-  abstract = nnx.eval_shape(
+  return nnx.eval_shape(
     lambda: cls._for_weight(
       weight, spec_from_config(spec), rngs=nnx.Rngs(0), **layer_kwargs(entry.layer)
     )
   )
-  return abstract.weight_params
 
 
-def _tt_limits(entry, spec: dict, shape) -> tuple[int, ...]:
-  """The largest useful TT-rank of each bond for this layer's modes."""
-  probe = registry.layer_class(entry.family, "tt")
-  weight = jax.ShapeDtypeStruct(tuple(shape), np.float32)
-  layer = nnx.eval_shape(
-    lambda: probe._for_weight(
-      weight, spec_from_config({**spec, "ranks": 1}), rngs=nnx.Rngs(0), **layer_kwargs(entry.layer)
-    )
-  )
-  return tuple(int(r) for r in tt_lib.max_tt_ranks(layer.in_shape, layer.out_shape)) or (1,)
+def _weight_params(entry, spec: dict, shape) -> int:
+  return _abstract_layer(entry, spec, shape).weight_params
+
+
+def _probe(entry, spec: dict, shape):
+  """(spec object, abstract layer) at the smallest size: what the size limits read."""
+  smallest = _with_knob(entry, spec, 1)
+  return spec_from_config(smallest), _abstract_layer(entry, smallest, shape)
 
 
 def _highest(entry, spec: dict, shape) -> int:
-  if spec["kind"] == "tt":
-    return max(_tt_limits(entry, spec, shape))
-  return KNOBS[spec["kind"]][1](tuple(shape))
+  spec_object, probe = _probe(entry, spec, shape)
+  return int(spec_object.largest_useful_size(probe))
 
 
 def _search(low: int, high: int, good) -> int:
@@ -122,7 +122,10 @@ def _largest_compressing(entry, spec: dict, shape) -> int:
   dense = entry.layer.dense_weight_params
   high = _highest(entry, spec, shape)
   return (
-    _search(1, high + 1, lambda k: _weight_params(entry, _with_knob(spec, k), shape) >= dense) - 1
+    _search(
+      1, high + 1, lambda k: _weight_params(entry, _with_knob(entry, spec, k), shape) >= dense
+    )
+    - 1
   )
 
 
@@ -141,7 +144,7 @@ def check_shrinks(entry, spec: dict, shape, allow_growth: bool) -> None:
     return
   after, before = _weight_params(entry, spec, shape), entry.layer.dense_weight_params
   if after >= before:
-    knob = ", ".join(f"{f}={spec.get(f)}" for f in KNOBS[spec["kind"]][0])
+    knob = ", ".join(f"{f}={spec.get(f)}" for f in _spec_class(entry, spec).size_fields)
     raise errors.UserError(
       f"{entry.name}: {spec['kind']} at {knob} stores {after:,} weights, not fewer than the "
       f"dense layer's {before:,} ({before / after:.2f}x); give smaller sizes or e.g. "
@@ -156,16 +159,16 @@ def size_for_ratio(entry, spec: dict, weight_shape, ratio: float) -> dict:
   budget = entry.layer.dense_weight_params / ratio
   high = _highest(entry, spec, weight_shape)
   over = _search(
-    1, high + 1, lambda k: _weight_params(entry, _with_knob(spec, k), weight_shape) > budget
+    1, high + 1, lambda k: _weight_params(entry, _with_knob(entry, spec, k), weight_shape) > budget
   )
   if over == 1:
-    smallest = _weight_params(entry, _with_knob(spec, 1), weight_shape)
+    smallest = _weight_params(entry, _with_knob(entry, spec, 1), weight_shape)
     raise errors.UserError(
       f"{entry.name}: ratio={ratio:g} cannot be met by {spec['kind']}: its smallest size "
       f"stores {smallest:,} weights against the dense {entry.layer.dense_weight_params:,} "
       f"(at most {entry.layer.dense_weight_params / smallest:.1f}x); lower the ratio."
     )
-  return _with_knob(spec, over - 1)
+  return _with_knob(entry, spec, over - 1)
 
 
 def size_for_error(
@@ -177,25 +180,29 @@ def size_for_error(
   if not 0.0 <= error < 1.0:
     raise errors.UserError(f"{entry.name}: error={error} must be in [0, 1) (relative Frobenius).")
   kind = spec["kind"]
-  if kind == "adtn":
+  if not _spec_class(entry, spec).error_sizable:
     raise errors.UserError(
-      f"{entry.name}: ADTN fits are trained, so `error` cannot size them; give layers=M "
-      "or a `ratio`."
+      f"{entry.name}: {kind} weights are trained, not fitted, so `error` cannot size them; "
+      f"give its size ({', '.join(_size_fields(entry, spec))}) or a `ratio`."
     )
   cls = registry.layer_class(entry.family, kind)
   kwargs = layer_kwargs(entry.layer)
-  if kind == "tt":  # TT-SVD truncates to the error itself; the ranks it kept are the size
-    limits = _tt_limits(entry, spec, weight.shape)
+  if "eps" in cls.fit_options:  # the fit truncates to the error itself (TT-SVD): its size
+    (field,) = _size_fields(entry, spec)
     fitted = cls.from_dense(
-      weight, None, spec_from_config({**spec, "ranks": limits}), eps=error, **kwargs
+      weight,
+      None,
+      spec_from_config(_with_knob(entry, spec, _highest(entry, spec, weight.shape))),
+      eps=error,
+      **kwargs,
     )
-    sized = (
-      {**spec, "ranks": tuple(int(r) for r in fitted.spec.ranks)}
-      if isinstance(fitted.spec.ranks, tuple)
-      else {**spec, "ranks": int(fitted.spec.ranks)}
-    )
+    value = getattr(fitted.spec, field)
+    sized = {
+      **spec,
+      field: tuple(int(r) for r in value) if isinstance(value, tuple) else int(value),
+    }
     if clamp and _weight_params(entry, sized, weight.shape) >= entry.layer.dense_weight_params:
-      return _with_knob(spec, max(1, _largest_compressing(entry, spec, weight.shape)))
+      return _with_knob(entry, spec, max(1, _largest_compressing(entry, spec, weight.shape)))
     if not allow_growth and fitted.weight_params >= entry.layer.dense_weight_params:
       raise errors.UserError(
         f"{entry.name}: error={error:g} needs TT-ranks {sized['ranks']}, which store "
@@ -205,12 +212,12 @@ def size_for_error(
       )
     return sized
   progress = _Progress(f"{entry.name} ({kind}, error {error:g})", quiet=quiet)
-  knob = KNOBS[kind][0][0]
+  knob = _size_fields(entry, spec)[0]
   errors_seen = {}
 
   def fit_error(value):
     if value not in errors_seen:
-      candidate = _with_knob(spec, value)
+      candidate = _with_knob(entry, spec, value)
       errors_seen[value] = float(
         cls.from_dense(weight, None, spec_from_config(candidate), **kwargs).fit_error
       )
@@ -224,45 +231,38 @@ def size_for_error(
   )
   if high < 1:
     if clamp:
-      return _with_knob(spec, 1)
+      return _with_knob(entry, spec, 1)
     raise _no_compressing_size(entry, spec)
   with _warnings_summarised(f"{entry.name} ({kind} size search)"):
     if fit_error(high) > error:
       if clamp:
-        return _with_knob(spec, high)
+        return _with_knob(entry, spec, high)
       raise errors.UserError(
         f"{entry.name}: error={error:g} cannot be met by {kind} with fewer weights than "
         f"dense: at {knob}={high}, the largest size that compresses, the error is "
         f"{errors_seen[high]:.4f}; raise `error`, choose another format, or set "
         "allow_growth: True."
       )
-    return _with_knob(spec, _search(1, high, lambda v: fit_error(v) <= error))
+    return _with_knob(entry, spec, _search(1, high, lambda v: fit_error(v) <= error))
 
 
 def check_useful(entry, spec: dict, shape) -> None:
   """Refuses given sizes above what can help: such factors only add weights (a low-rank rank
-  above min(in, out), Tucker-2 ranks above the channels, TT ranks above a bond's maximum)."""
-  kind, shape = spec["kind"], tuple(shape)
-  limits = {}
-  if kind == "lowrank" and "rank" in spec:
-    limits["rank"] = (spec["rank"], min(shape[0], shape[1]))
-  if kind == "tucker":
-    limits["in_rank"] = (spec.get("in_rank", 0), shape[-2])
-    limits["out_rank"] = (spec.get("out_rank", 0), shape[-1])
-  if kind == "cp" and "rank" in spec:
-    limits["rank"] = (spec["rank"], KNOBS["cp"][1](shape))
-  if kind == "sketch" and "sketch_size" in spec:
-    limits["sketch_size"] = (spec["sketch_size"], KNOBS["sketch"][1](shape))
-  if kind == "adtn" and "layers" in spec:
-    limits["layers"] = (spec["layers"], KNOBS["adtn"][1](shape))
-  if kind == "tt" and "ranks" in spec:
-    ranks = spec["ranks"] if isinstance(spec["ranks"], (tuple, list)) else (spec["ranks"],)
-    limits["ranks"] = (max(ranks), max(_tt_limits(entry, spec, shape)))
-  for field, (value, most) in limits.items():
-    if value > most:
+  above min(in, out), Tucker-2 ranks above the channels, TT ranks above a bond's maximum,
+  a CP rank at which CP stores more than dense, ...; each spec class states its limits)."""
+  fields = _spec_class(entry, spec).size_fields
+  given = {f: spec[f] for f in fields if f in spec}
+  if not given:
+    return
+  spec_object, probe = _probe(entry, spec, shape)
+  limits = spec_object.size_limits(probe)
+  for field, value in given.items():
+    largest = max(value) if isinstance(value, (tuple, list)) else value
+    if largest > limits[field]:
       raise errors.UserError(
-        f"{entry.name}: {kind} {field}={value} is above what is useful for this layer (at "
-        f"most {most}: more only adds weights); lower it, or give `error` / `ratio` instead."
+        f"{entry.name}: {spec['kind']} {field}={value} is above what is useful for this layer "
+        f"(at most {limits[field]}: more only adds weights); lower it, or give `error` / "
+        "`ratio` instead."
       )
 
 

@@ -1,8 +1,12 @@
 """Flax NNX layers: parameters plus a call into tnjax.tensor.
 
-File names say format and family: `<format>_dense.py`, `<format>_conv.py`
-(dense.py / conv.py are the uncompressed baselines).
+File names say format and family: `<format>_dense.py`, `<format>_conv.py`, `<format>_embed.py`
+(dense.py / conv.py / embed_base.Embed are the uncompressed baselines). Every such file is
+imported here, so defining a format's layer class in one registers it.
 """
+
+import importlib as _importlib
+import pkgutil as _pkgutil
 
 from tnjax.nn import registry
 from tnjax.nn.adtn_conv import ADTNConv
@@ -14,6 +18,8 @@ from tnjax.nn.conv_base import FactorizedConv, conv_reference
 from tnjax.nn.cp_conv import CPConv
 from tnjax.nn.cp_dense import CPDense
 from tnjax.nn.dense import Dense
+from tnjax.nn.embed_base import Embed, FactorizedEmbed
+from tnjax.nn.general import EinsumDense, GeneralDense
 from tnjax.nn.densify import densify, dense_layer, is_compressed, is_generated
 from tnjax.nn.factory import compute_dtype, make_conv, make_dense
 from tnjax.nn.lowrank_dense import LowRankDense
@@ -33,4 +39,9 @@ from tnjax.nn.spec import (
 from tnjax.nn.summary import format_table, layer_rows, total_params
 from tnjax.nn.tt_conv import TTConv
 from tnjax.nn.tt_dense import TTDense
+from tnjax.nn.tt_embed import TTEmbed, TTEmbeddingSpec
 from tnjax.nn.tucker_conv import TuckerConv
+
+for _module in _pkgutil.iter_modules(__path__):  # every format file, listed or not
+  if _module.name.endswith(("_dense", "_conv", "_embed")):
+    _importlib.import_module(f"{__name__}.{_module.name}")

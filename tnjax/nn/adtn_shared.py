@@ -100,7 +100,7 @@ class GeneratedWeight:
   fit_options = ("steps", "learning_rate", "seed")
 
   def _init_generated(self, spec: ADTNSpec, shape, fan_in, fan_out, generator, offset, rngs):
-    self.weight_shape = tuple(shape)
+    assert tuple(shape) == self.weight_shape  # the family's own layout
     size = math.prod(shape)
     self.generator = generator
     if generator is None:

@@ -199,8 +199,45 @@ class FactorizedDense(CompressedLayer):
     return self.in_features * self.out_features
 
   @property
+  def weight_shape(self) -> tuple[int, int]:
+    """The dense weight's shape: (in_features, out_features)."""
+    return (self.in_features, self.out_features)
+
+  @property
   def shape_description(self) -> str:
     return f"{self.in_features}x{self.out_features}"
+
+  @classmethod
+  def from_linear(cls, linear: nnx.Linear, spec: LayerSpec | None = None, **fit_options):
+    """This format fitted to a user's nnx.Linear (kernel, bias, dtypes and precision kept)."""
+    bias = linear.bias[...] if linear.bias is not None else None
+    if spec is None:
+      spec = cls.spec_type(use_bias=bias is not None)
+    return cls.from_dense(
+      linear.kernel[...],
+      bias if spec.use_bias else None,
+      spec,
+      dtype=linear.dtype,
+      param_dtype=linear.param_dtype,
+      precision=linear.precision,
+      **fit_options,
+    )
+
+  def to_linear(self) -> nnx.Linear:
+    """The plain nnx.Linear computing what this layer computes (its weight formed)."""
+    linear = nnx.Linear(
+      self.in_features,
+      self.out_features,
+      use_bias=self.bias is not None,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      precision=self.precision,
+      rngs=nnx.Rngs(0),
+    )
+    linear.kernel[...] = self.to_dense().astype(self.param_dtype)
+    if self.bias is not None:
+      linear.bias[...] = self.bias[...]
+    return linear
 
   @abc.abstractmethod
   def _matmul(self, x):

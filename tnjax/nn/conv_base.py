@@ -117,9 +117,46 @@ class FactorizedConv(CompressedLayer):
     return self.fan_in * self.out_channels
 
   @property
+  def weight_shape(self) -> tuple[int, int, int, int]:
+    """The dense kernel's shape: HWIO."""
+    return (*self.kernel_size, self.in_channels, self.out_channels)
+
+  @property
   def shape_description(self) -> str:
     kh, kw = self.kernel_size
     return f"{kh}x{kw} {self.in_channels}->{self.out_channels}"
+
+  @classmethod
+  def from_conv(cls, conv: nnx.Conv, spec: LayerSpec | None = None, **fit_options):
+    """This format fitted to a user's nnx.Conv (strides, padding, dilation, dtypes kept;
+    grouped, input-dilated or masked convolutions are refused)."""
+    from tnjax.compression.user_layers import source_layer  # pylint: disable=g-import-not-at-top
+
+    source = source_layer(type(conv).__name__, conv)
+    if spec is None:
+      spec = cls.spec_type(use_bias=source.bias is not None)
+    bias = source.bias if spec.use_bias else None
+    return cls.from_dense(source.weight, bias, spec, **source.options, **fit_options)
+
+  def to_conv(self) -> nnx.Conv:
+    """The plain nnx.Conv computing what this layer computes (its kernel formed)."""
+    conv = nnx.Conv(
+      self.in_channels,
+      self.out_channels,
+      self.kernel_size,
+      strides=self.strides,
+      padding=self.padding,
+      kernel_dilation=self.kernel_dilation,
+      use_bias=self.bias is not None,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      precision=self.precision,
+      rngs=nnx.Rngs(0),
+    )
+    conv.kernel[...] = self.to_dense().astype(self.param_dtype)
+    if self.bias is not None:
+      conv.bias[...] = self.bias[...]
+    return conv
 
   def _conv_options(self, padding) -> dict:
     """The keyword arguments every format's `<fmt>_conv` in tnjax.tensor takes."""

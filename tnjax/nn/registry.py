@@ -1,15 +1,16 @@
 """The one table of layer formats: (family, kind) -> layer class.
 
 A layer class names its spec class (`spec_type`) and inherits its family
-('dense' from FactorizedDense, 'conv' from FactorizedConv); defining the class
-registers it (CompressedLayer.__init_subclass__). `make_dense` / `make_conv`
+('dense' from FactorizedDense, 'conv' from FactorizedConv, 'embed' from FactorizedEmbed);
+defining the class registers it (CompressedLayer.__init_subclass__), and tnjax.nn imports
+every `*_dense.py`, `*_conv.py` and `*_embed.py` file in it. `make_dense` / `make_conv`
 and `spec_from_config` read this table and nothing else, so a new format is
 one spec class, one layer file and one tensor module.
 """
 
 from __future__ import annotations
 
-FAMILIES = ("dense", "conv")
+FAMILIES = ("dense", "conv", "embed")
 _LAYERS: dict[tuple[str, str], type] = {}
 
 
@@ -37,7 +38,9 @@ def kinds(family: str | None = None) -> list[str]:
 def layer_class(family: str, kind: str) -> type:
   """The layer class of `kind` in `family`, or an error listing the kinds that family has."""
   if (family, kind) not in _LAYERS:
-    form = "dense (fully-connected)" if family == "dense" else "convolutional"
+    form = {"dense": "dense (fully-connected)", "conv": "convolutional", "embed": "embedding"}.get(
+      family, family
+    )
     raise ValueError(f"Layer kind {kind!r} has no {form} form; {family} kinds: {kinds(family)}.")
   return _LAYERS[(family, kind)]
 

@@ -8,6 +8,7 @@ A config names a spec as a dict with a `kind` key, e.g.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Mapping
 
 import numpy as np
@@ -45,6 +46,18 @@ class LayerSpec:
   paths = ("factored", "dense")
 
   int_fields = ()  # fields that must hold whole numbers (a class attribute, not a field)
+  # Sizing (tnjax.compression.sizing): the fields one size knob sets (e.g. ('rank',)),
+  # and whether a target `error` can size the format (fitted, not trained, weights).
+  size_fields = ()
+  error_sizable = True
+
+  def largest_useful_size(self, layer) -> int:
+    """The knob above which `layer` (this format, sized for a weight) gains nothing."""
+    return 1
+
+  def size_limits(self, layer) -> dict:
+    """{size field: its largest useful value} for `layer`; more only adds weights."""
+    return {field: self.largest_useful_size(layer) for field in self.size_fields}
 
   def __post_init__(self):
     name = type(self).__name__
@@ -118,6 +131,12 @@ class TTSpec(LayerSpec):
   clip_ranks: bool = True
   int_fields = ("ranks", "order")  # whole numbers (checked in LayerSpec)
   kind = "tt"
+  size_fields = ("ranks",)
+
+  def largest_useful_size(self, layer) -> int:
+    from tnjax.tensor.tt import max_tt_ranks  # pylint: disable=g-import-not-at-top
+
+    return max(max_tt_ranks(layer.in_shape, layer.out_shape) or (1,))
 
   def __post_init__(self):
     super().__post_init__()
@@ -134,6 +153,10 @@ class LowRankSpec(LayerSpec):
   rank: int = 8
   int_fields = ("rank",)  # whole numbers (checked in LayerSpec)
   kind = "lowrank"
+  size_fields = ("rank",)
+
+  def largest_useful_size(self, layer) -> int:
+    return min(layer.weight_shape[0], layer.weight_shape[1])
 
   def __post_init__(self):
     super().__post_init__()
@@ -166,6 +189,11 @@ class CPSpec(LayerSpec):
   factor_init: str = "variance"
   int_fields = ("rank", "order")  # whole numbers (checked in LayerSpec)
   kind = "cp"
+  size_fields = ("rank",)
+
+  def largest_useful_size(self, layer) -> int:  # the rank at which CP stores the dense count
+    shape = layer.weight_shape
+    return max(1, math.prod(shape) // sum(shape))
 
   def __post_init__(self):
     super().__post_init__()
@@ -202,6 +230,11 @@ class ADTNSpec(LayerSpec):
   int_fields = ("layers",)  # whole numbers (checked in LayerSpec)
   kind = "adtn"
   paths = ("dense",)  # generate the weight, then one GEMM / conv
+  size_fields = ("layers",)
+  error_sizable = False  # its weights are trained, not fitted
+
+  def largest_useful_size(self, layer) -> int:
+    return 64
 
   def __post_init__(self):
     super().__post_init__()
@@ -232,6 +265,10 @@ class SketchSpec(LayerSpec):
   seed: int | None = None
   int_fields = ("sketch_size", "num_sketches")  # whole numbers (checked in LayerSpec)
   kind = "sketch"
+  size_fields = ("sketch_size",)
+
+  def largest_useful_size(self, layer) -> int:
+    return max(layer.weight_shape[-2], layer.weight_shape[-1])
 
   def __post_init__(self):
     super().__post_init__()
@@ -255,6 +292,13 @@ class TuckerSpec(LayerSpec):
   out_rank: int = 16
   int_fields = ("in_rank", "out_rank")  # whole numbers (checked in LayerSpec)
   kind = "tucker"
+  size_fields = ("in_rank", "out_rank")
+
+  def largest_useful_size(self, layer) -> int:
+    return min(layer.weight_shape[-2], layer.weight_shape[-1])
+
+  def size_limits(self, layer) -> dict:
+    return {"in_rank": layer.weight_shape[-2], "out_rank": layer.weight_shape[-1]}
 
   def __post_init__(self):
     super().__post_init__()

@@ -1,0 +1,194 @@
+"""Compressing the user's own Flax NNX models: plain nnx.Linear / Conv / LinearGeneral /
+Einsum / Embed layers found, fitted and replaced; at full rank the copy computes what the
+source computes (float64); the copy trains with the user's own loop and round-trips
+through Orbax; what cannot be compressed is one line."""
+
+import contextlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import tnjax
+from tnjax import errors
+from tnjax.compression import layers_of
+
+
+class UserModel(nnx.Module):
+  """A model as a user writes it, touching every supported layer type."""
+
+  def __init__(self, rngs, dtype=jnp.float64):
+    kw = dict(param_dtype=dtype, rngs=rngs)
+    self.embed = nnx.Embed(24, 6, **kw)
+    self.conv = nnx.Conv(3, 8, (3, 3), strides=2, padding="VALID", kernel_dilation=1, **kw)
+    self.norm = nnx.LayerNorm(8, **kw)
+    self.proj = nnx.LinearGeneral((3, 8), (2, 5), axis=(-2, -1), **kw)  # over (W, C)
+    self.heads = nnx.Einsum("bhf,fnk->bhnk", (10, 2, 3), (2, 3), **kw)
+    self.merge = nnx.Einsum("bhnk,nkd->bhd", (2, 3, 6), None, **kw)
+    self.fc = nnx.Linear(6, 4, use_bias=False, **kw)
+    self.dropout = nnx.Dropout(0.0, rngs=rngs)
+
+  def __call__(self, images, ids):
+    x = self.norm(self.conv(images))  # (b, 3, 3, 8)
+    x = self.proj(x).reshape(x.shape[0], 3, 10)  # (b, 3, 2, 5) -> (b, h=3, f=10)
+    x = self.merge(self.heads(x))  # (b, 3, 6)
+    x = x + self.embed(ids)[:, None, :]
+    return self.fc(self.dropout(x)).sum(axis=1)
+
+
+FULL_RANK = {  # every replacement exact; full rank stores more than dense, so allowed
+  "embed": {
+    "kind": "tt_embedding",
+    "ranks": 100,
+    "vocab_shape": (4, 6),
+    "feature_shape": (2, 3),
+    "order": 2,
+    "allow_growth": True,
+  },
+  "conv": {"kind": "tucker", "in_rank": 3, "out_rank": 8, "allow_growth": True},
+  "proj": {"kind": "lowrank", "rank": 10, "allow_growth": True},
+  "heads": {
+    "kind": "tt",
+    "ranks": 100,
+    "in_shape": (2, 5),
+    "out_shape": (2, 3),
+    "allow_growth": True,
+  },
+  "merge": {"kind": "lowrank", "rank": 6, "allow_growth": True},
+  "fc": {"kind": "lowrank", "rank": 4, "allow_growth": True},
+}
+
+
+def _inputs(batch=3):
+  rng = np.random.default_rng(0)
+  return jnp.asarray(rng.normal(size=(batch, 7, 7, 3))), jnp.asarray(rng.integers(0, 24, batch))
+
+
+def test_every_supported_layer_is_listed_with_its_shape_and_weights(x64):
+  rows = {r["path"]: r for r in layers_of(UserModel(nnx.Rngs(0)))}
+  assert sorted(rows) == ["conv", "embed", "fc", "heads", "merge", "proj"]
+  assert rows["conv"]["type"] == "nnx.Conv" and rows["conv"]["shape"] == "3x3x3x8"
+  assert rows["proj"]["weights"] == 3 * 8 * 2 * 5 and rows["proj"]["family"] == "dense"
+  assert rows["heads"]["layout"] == "bhf,fnk->bhnk: kernel as (f, nk)"
+  assert rows["embed"]["family"] == "embed"
+
+
+def test_a_full_rank_plan_reproduces_the_users_model_in_float64(x64):
+  model = UserModel(nnx.Rngs(0))
+  images, ids = _inputs()
+  small, rows = tnjax.compress(model, FULL_RANK)
+  assert sorted(r["name"] for r in rows) == sorted(FULL_RANK)
+  assert all(r["relative_error"] < 1e-9 for r in rows), [
+    (r["name"], r["relative_error"]) for r in rows
+  ]
+  np.testing.assert_allclose(small(images, ids), model(images, ids), rtol=1e-9, atol=1e-10)
+  assert isinstance(model.conv, nnx.Conv)  # the source is not changed
+  assert isinstance(small.norm, nnx.LayerNorm) and small.norm is not model.norm  # copied, untouched
+  np.testing.assert_array_equal(small.norm.scale[...], model.norm.scale[...])
+  # Back to the user's own layer types, exactly.
+  np.testing.assert_allclose(
+    small.proj.to_linear_general().kernel[...], model.proj.kernel[...], atol=1e-12
+  )
+  np.testing.assert_allclose(
+    small.heads.to_einsum().kernel[...], model.heads.kernel[...], atol=1e-12
+  )
+  np.testing.assert_allclose(
+    small.embed.to_embed().embedding[...], model.embed.embedding[...], atol=1e-12
+  )
+  np.testing.assert_allclose(small.conv.to_conv().kernel[...], model.conv.kernel[...], atol=1e-12)
+
+
+def test_a_compressed_model_trains_in_the_users_own_loop_and_round_trips_through_orbax(tmp_path):
+  ocp = pytest.importorskip("orbax.checkpoint")
+  model = UserModel(nnx.Rngs(0), dtype=jnp.float32)
+  small, _ = tnjax.compress(
+    model,
+    {
+      "proj": {"kind": "lowrank", "rank": 2},
+      "fc": {"kind": "tt", "ranks": 2, "allow_growth": True},
+    },
+  )
+  images, ids = _inputs(8)
+  targets = jnp.zeros((8, 4))
+  optimizer = nnx.Optimizer(small, optax.adam(1e-2), wrt=nnx.Param)
+
+  @nnx.jit
+  def step(model, optimizer):
+    loss, grads = nnx.value_and_grad(lambda m: jnp.mean((m(images, ids) - targets) ** 2))(model)
+    optimizer.update(model, grads)
+    return loss
+
+  losses = [float(step(small, optimizer)) for _ in range(20)]
+  assert losses[-1] < 0.5 * losses[0]
+  graphdef, state = nnx.split(small)
+  checkpointer = ocp.StandardCheckpointer()
+  checkpointer.save(tmp_path / "state", state)
+  checkpointer.wait_until_finished()
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  restored = nnx.merge(graphdef, checkpointer.restore(tmp_path / "state", abstract))
+  np.testing.assert_array_equal(restored(images, ids), small(images, ids))
+
+
+class Unsupported(nnx.Module):
+  def __init__(self, rngs):
+    self.grouped = nnx.Conv(4, 4, (3, 3), feature_group_count=2, rngs=rngs)
+    self.line = nnx.Conv(4, 4, (3,), rngs=rngs)
+    self.batched = nnx.Einsum("bnd,ndk->bnk", (2, 4, 3), rngs=rngs)
+
+
+@pytest.mark.parametrize(
+  "name, message",
+  [
+    ("grouped", r"grouped: nnx.Conv is grouped \(feature_group_count=2\); it cannot be compressed"),
+    ("line", r"line: nnx.Conv is 1-D"),
+    ("batched", r"batched: nnx.Einsum 'bnd,ndk->bnk': .*'n' is batched over the kernel"),
+    ("missing", r"'missing' matches no layer; the model's layers are batched, grouped, line"),
+  ],
+)
+def test_what_cannot_be_compressed_is_one_line_naming_it(name, message):
+  with pytest.raises(errors.UserError, match=message):
+    tnjax.compress(Unsupported(nnx.Rngs(0)), {name: {"kind": "lowrank", "rank": 1}})
+
+
+@pytest.mark.parametrize(
+  "kind, spec", [("tt", {"ranks": 8}), ("lowrank", {"rank": 8}), ("cp", {"rank": 8})]
+)
+def test_every_dense_format_comes_from_and_goes_back_to_an_nnx_linear(kind, spec, x64):
+  from tnjax.nn import registry, spec_from_config
+
+  linear = nnx.Linear(16, 12, param_dtype=jnp.float64, rngs=nnx.Rngs(0))
+  cls = registry.layer_class("dense", kind)
+  layer = cls.from_linear(linear, spec_from_config({"kind": kind, **spec}))
+  back = layer.to_linear()
+  assert isinstance(back, nnx.Linear) and back.kernel.shape == (16, 12)
+  np.testing.assert_allclose(back.kernel[...], layer.to_dense(), atol=1e-12)
+  np.testing.assert_allclose(back.bias[...], linear.bias[...], atol=0)
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 16)))
+  np.testing.assert_allclose(back(x), layer(x), rtol=1e-9, atol=1e-10)
+
+
+def test_every_conv_format_comes_from_and_goes_back_to_an_nnx_conv(x64):
+  from tnjax.nn import registry, spec_from_config
+
+  conv = nnx.Conv(
+    4,
+    6,
+    (3, 3),
+    strides=(2, 1),
+    padding=((1, 0), (2, 1)),
+    param_dtype=jnp.float64,
+    rngs=nnx.Rngs(0),
+  )
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 9, 9, 4)))
+  # Full-rank sizes, so the round trip is exact (CP-ALS, sketches and ADTN fits are not).
+  full = {"dense": {}, "tt": {"ranks": 100}, "tucker": {"in_rank": 4, "out_rank": 6}}
+  for kind, sizes in full.items():
+    spec = spec_from_config({"kind": kind, **sizes})
+    with pytest.warns(UserWarning) if kind == "tt" else contextlib.nullcontext():  # clipped
+      layer = registry.layer_class("conv", kind).from_conv(conv, spec)
+    back = layer.to_conv()
+    assert isinstance(back, nnx.Conv) and back.strides == (2, 1)
+    np.testing.assert_allclose(back(x), layer(x), rtol=1e-8, atol=1e-9, err_msg=kind)

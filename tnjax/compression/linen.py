@@ -1,0 +1,213 @@
+"""Compressing a Linen model: `compress_linen(module, variables, plan, *example_args)`.
+
+Linen layers exist only while their parent runs, so the model is traced once on the
+example arguments (shapes only, jax.eval_shape) with an interceptor that records every
+nn.Dense, nn.DenseGeneral, nn.Conv and nn.Embed by its path in variables['params']
+('Decoder/encoderdecoderblock_0/MlpBlock_0/Dense_0'). Each planned layer gets an NNX twin
+holding its trained weights, the twins are compressed like any NNX model's layers
+(tnjax.compression.compress_model), and the returned `apply_fn(variables, *args, **kw)`,
+called exactly like `module.apply`, runs the model with an interceptor that sends each
+planned layer's call to its factorised replacement. The replacement's parameters live in
+variables['params'] at the layer's path (so optax trains them like any other), its
+constants (a sketch's signs) in variables['tnjax_constants'].
+"""
+
+from __future__ import annotations
+
+import fnmatch
+
+import flax.linen as nn
+import jax
+from flax import nnx
+
+from tnjax import errors
+from tnjax.compression.convert import compress_model
+
+LINEN_LAYERS = (nn.Dense, nn.DenseGeneral, nn.Conv, nn.Embed)
+CONSTANTS = "tnjax_constants"
+
+
+def _record_layers(module, variables, args, kwargs) -> dict:
+  """{params path: the bound Linen layer} for every supported layer the call reaches."""
+  found = {}
+
+  def recorder(next_fun, call_args, call_kwargs, context):
+    if context.method_name == "__call__" and isinstance(context.module, LINEN_LAYERS):
+      found.setdefault("/".join(context.module.path), context.module)
+    return next_fun(*call_args, **call_kwargs)
+
+  with nn.intercept_methods(recorder):
+    jax.eval_shape(lambda v: module.apply(v, *args, **kwargs), variables)
+  return found
+
+
+def _subtree(params, path: str) -> dict:
+  node = params
+  for key in path.split("/"):
+    node = node[key]
+  return node
+
+
+def _nnx_twin(layer, params: dict):
+  """The NNX layer holding a Linen layer's trained parameters."""
+  rngs, kernel = nnx.Rngs(0), params.get("kernel")
+  common = dict(dtype=layer.dtype, param_dtype=layer.param_dtype, rngs=rngs)
+  if isinstance(layer, nn.Embed):
+    twin = nnx.Embed(layer.num_embeddings, layer.features, **common)
+    twin.embedding[...] = params["embedding"]
+    return twin
+  if isinstance(layer, nn.Dense):
+    twin = nnx.Linear(
+      kernel.shape[0], layer.features, use_bias=layer.use_bias, precision=layer.precision, **common
+    )
+  elif isinstance(layer, nn.DenseGeneral):
+    axis = (layer.axis,) if isinstance(layer.axis, int) else tuple(layer.axis)
+    features = (layer.features,) if isinstance(layer.features, int) else tuple(layer.features)
+    if layer.batch_dims:
+      raise errors.UserError(f"{layer.path}: nn.DenseGeneral with batch_dims cannot be compressed.")
+    twin = nnx.LinearGeneral(
+      kernel.shape[: len(axis)],
+      features,
+      axis=axis,
+      use_bias=layer.use_bias,
+      precision=layer.precision,
+      **common,
+    )
+  else:  # nn.Conv
+    twin = nnx.Conv(
+      kernel.shape[-2] * layer.feature_group_count,
+      layer.features,
+      tuple(layer.kernel_size),
+      strides=layer.strides or 1,
+      padding=layer.padding,
+      input_dilation=layer.input_dilation or 1,
+      kernel_dilation=layer.kernel_dilation or 1,
+      feature_group_count=layer.feature_group_count,
+      use_bias=layer.use_bias,
+      mask=layer.mask,
+      precision=layer.precision,
+      **common,
+    )
+  twin.kernel[...] = kernel.reshape(twin.kernel.shape)
+  if layer.use_bias:
+    twin.bias[...] = params["bias"].reshape(twin.bias.shape)
+  return twin
+
+
+class _Twins(nnx.Module):
+  def __init__(self, twins: dict):
+    for name, twin in twins.items():
+      setattr(self, name, twin)
+
+
+def _key(entry) -> str:
+  return str(getattr(entry, "key", getattr(entry, "name", getattr(entry, "idx", entry))))
+
+
+def _as_tree(state) -> dict:
+  """A replacement's state as nested dicts of arrays with string keys (Linen's layout)."""
+  tree = {}
+  for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+    keys = [_key(k) for k in path if _key(k) != "value"]
+    node = tree
+    for key in keys[:-1]:
+      node = node.setdefault(key, {})
+    node[keys[-1]] = leaf
+  return tree
+
+
+def _from_tree(template, tree):
+  """The inverse of _as_tree, onto `template`'s structure."""
+  leaves = []
+  for path, _ in jax.tree_util.tree_leaves_with_path(template):
+    node = tree
+    for key in (_key(k) for k in path if _key(k) != "value"):
+      node = node[key]
+    leaves.append(node)
+  return jax.tree.unflatten(jax.tree.structure(template), leaves)
+
+
+def _set(params: dict, path: str, value) -> dict:
+  """A copy of nested `params` with the subtree at `path` replaced."""
+  head, *rest = path.split("/")
+  copy = dict(params)
+  copy[head] = _set(params[head], "/".join(rest), value) if rest else value
+  return copy
+
+
+def _set_new(tree: dict, path: str, value) -> dict:
+  """_set that creates the missing levels."""
+  head, *rest = path.split("/")
+  copy = dict(tree)
+  copy[head] = _set_new(tree.get(head, {}), "/".join(rest), value) if rest else value
+  return copy
+
+
+def compress_linen(
+  module: nn.Module, variables, plan: dict, *example_args, budget=None, **example_kwargs
+):
+  """(apply_fn, variables, rows): a Linen model with its planned layers factorised.
+
+  Args:
+    module: the Linen module (unbound).
+    variables: its trained variables ({'params': ..., 'batch_stats': ...}).
+    plan: layer path (as in variables['params'], '/'-joined) or glob -> spec, as
+      compress_model takes it.
+    *example_args, **example_kwargs: one call of the model (arrays or ShapeDtypeStructs;
+      only shapes are traced), to find its layers.
+    budget: as compress_model's.
+
+  Returns:
+    apply_fn(variables, *args, **kwargs), called exactly like module.apply (mutable=,
+    rngs=, method= included); the new variables; the report rows.
+  """
+  variables = dict(variables)
+  layers = _record_layers(module, variables, example_args, example_kwargs)
+  params = variables["params"]
+  planned, names = {}, {}
+  for pattern, spec in plan.items():
+    matched = [p for p in layers if fnmatch.fnmatchcase(p, pattern)]
+    if not matched:
+      raise errors.UserError(
+        f"plan entry {pattern!r} matches no Linen layer; the model's layers are "
+        f"{', '.join(layers)}."
+      )
+    for path in matched:
+      names.setdefault(path, f"layer_{len(names)}")
+      planned[names[path]] = spec
+  twins = _Twins({names[p]: _nnx_twin(layers[p], _subtree(params, p)) for p in names})
+  compressed, rows = compress_model(twins, planned, budget=budget)
+  replaced, constants = {}, dict(variables.get(CONSTANTS, {}))
+  for path, name in names.items():
+    layer = getattr(compressed, name)
+    graphdef, trained, fixed = nnx.split(layer, nnx.Param, ...)
+    replaced[path] = (graphdef, trained, fixed)
+    params = _set(params, path, _as_tree(trained))
+    if jax.tree.leaves(fixed):  # at the same path in their own collection
+      constants = _set_new(constants, path, _as_tree(fixed))
+  for row in rows:
+    row["name"] = next(p for p, n in names.items() if n == row["name"])
+  new_variables = {**variables, "params": params}
+  if constants:
+    new_variables[CONSTANTS] = constants
+
+  def interceptor(next_fun, args, kwargs, context):
+    path = "/".join(context.module.path)
+    if path in replaced and context.method_name == "setup":
+      return None  # nn.Embed declares its table in setup: the factors stand in for it
+    if path not in replaced or context.method_name not in ("__call__", "attend"):
+      return next_fun(*args, **kwargs)
+    graphdef, trained, fixed = replaced[path]
+    scope = context.module.variables
+    layer = nnx.merge(
+      graphdef,
+      _from_tree(trained, scope["params"]),
+      _from_tree(fixed, scope[CONSTANTS]) if jax.tree.leaves(fixed) else fixed,
+    )
+    return getattr(layer, context.method_name)(*args, **kwargs)
+
+  def apply_fn(variables, *args, **kwargs):
+    with nn.intercept_methods(interceptor):
+      return module.apply(variables, *args, **kwargs)
+
+  return apply_fn, new_variables, rows
