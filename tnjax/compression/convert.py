@@ -4,6 +4,10 @@ every other parameter is the source's, untouched."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+
 import jax.numpy as jnp
 from flax import nnx
 
@@ -13,7 +17,9 @@ from tnjax.nn import layer_rows, registry, spec_from_config
 from tnjax.nn.densify import replace_layer
 
 
-def compress_model(model: nnx.Module, plan: dict, *, budget=None, example_input=None):
+def compress_model(
+  model: nnx.Module, plan: dict, *, budget=None, example_input=None, fit: bool = True, seed=0
+):
   """(compressed copy of `model`, one report row per compressed layer); `tnjax.compress`.
 
   Args:
@@ -26,6 +32,8 @@ def compress_model(model: nnx.Module, plan: dict, *, budget=None, example_input=
       `sizing.allocate_budget` (equal relative error).
     example_input: an input (or ShapeDtypeStruct) whose batch decides each layer's
       execution path, shown in the rows.
+    fit: False builds each planned layer with its format's own initialisation (keys from
+      `seed`) instead of fitting it: the compressed architecture, to train from scratch.
 
   Each row: name, format, shape, weights before / after, compression, relative
   reconstruction error of the weight (`fit_error`), the resolved spec (what
@@ -45,7 +53,11 @@ def compress_model(model: nnx.Module, plan: dict, *, budget=None, example_input=
     bias = _bias(entry.layer) if spec.use_bias else None
     # The factors keep the trained weight's dtype (float64 sources stay exact).
     kwargs = {**sizing.layer_kwargs(entry.layer), "param_dtype": weights[entry.name].dtype}
-    new = cls.from_dense(weights[entry.name], bias, spec, rngs=nnx.Rngs(0), **kwargs)
+    if fit:
+      with _said_if_slow(f"fitting {entry.name} ({spec.kind} {_sizes(spec)})"):
+        new = cls.from_dense(weights[entry.name], bias, spec, rngs=nnx.Rngs(0), **kwargs)
+    else:
+      new = cls._for_weight(weights[entry.name], spec, rngs=nnx.Rngs(seed), **kwargs)
     wrap = getattr(entry.layer, "wrap", None)  # a user's LinearGeneral / Einsum: reshapes
     replace_layer(model, entry.path, wrap(new) if wrap else new)
     rows.append(layer_report(entry.name, entry.layer, new))
@@ -54,6 +66,33 @@ def compress_model(model: nnx.Module, plan: dict, *, budget=None, example_input=
     for row in rows:
       row["path"] = paths.get(row["name"].replace("/", "."), "-")
   return model, rows
+
+
+@contextlib.contextmanager
+def _said_if_slow(what: str, first: float = 3.0, every: float = 30.0):
+  """A fit (CP-ALS at a large rank, say) that runs past `first` seconds says so, and again
+  every `every` seconds: a long conversion is never silent."""
+  start, done = time.perf_counter(), threading.Event()
+
+  def report():
+    wait = first
+    while not done.wait(wait):
+      print(f"  {what}: running for {time.perf_counter() - start:.0f} s", flush=True)
+      wait = every
+
+  thread = threading.Thread(target=report, daemon=True)
+  thread.start()
+  try:
+    yield
+  finally:
+    done.set()
+    thread.join()
+    if time.perf_counter() - start >= first:
+      print(f"  {what}: done in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def _sizes(spec) -> str:
+  return ", ".join(f"{f}={getattr(spec, f)}" for f in type(spec).size_fields) or "full"
 
 
 def _bias(layer):
@@ -79,7 +118,7 @@ def layer_report(name: str, source, new) -> dict:
     "weights_before": int(source.weight_params),
     "weights_after": int(new.weight_params),
     "compression": source.weight_params / new.weight_params,
-    "relative_error": float(new.fit_error),
+    "relative_error": float(new.fit_error) if new.fit_error is not None else float("nan"),
     "spec": _plain(new.spec.to_config()),
   }
 

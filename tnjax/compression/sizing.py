@@ -58,11 +58,13 @@ def _with_knob(entry, spec: dict, value: int) -> dict:
 def _abstract_layer(entry, spec: dict, shape):
   cls = registry.layer_class(entry.family, spec["kind"])
   weight = jax.ShapeDtypeStruct(tuple(shape), np.float32)
-  return nnx.eval_shape(
-    lambda: cls._for_weight(
-      weight, spec_from_config(spec), rngs=nnx.Rngs(0), **layer_kwargs(entry.layer)
+  with warnings.catch_warnings():  # a candidate's clipped ranks: not the chosen size's
+    warnings.simplefilter("ignore")
+    return nnx.eval_shape(
+      lambda: cls._for_weight(
+        weight, spec_from_config(spec), rngs=nnx.Rngs(0), **layer_kwargs(entry.layer)
+      )
     )
-  )
 
 
 def _weight_params(entry, spec: dict, shape) -> int:
@@ -189,13 +191,15 @@ def size_for_error(
   kwargs = layer_kwargs(entry.layer)
   if "eps" in cls.fit_options:  # the fit truncates to the error itself (TT-SVD): its size
     (field,) = _size_fields(entry, spec)
-    fitted = cls.from_dense(
-      weight,
-      None,
-      spec_from_config(_with_knob(entry, spec, _highest(entry, spec, weight.shape))),
-      eps=error,
-      **kwargs,
-    )
+    with warnings.catch_warnings():  # the cap is clipped to each bond's maximum: intended
+      warnings.simplefilter("ignore")
+      fitted = cls.from_dense(
+        weight,
+        None,
+        spec_from_config(_with_knob(entry, spec, _highest(entry, spec, weight.shape))),
+        eps=error,
+        **kwargs,
+      )
     value = getattr(fitted.spec, field)
     sized = {
       **spec,

@@ -191,9 +191,10 @@ class CPSpec(LayerSpec):
   kind = "cp"
   size_fields = ("rank",)
 
-  def largest_useful_size(self, layer) -> int:  # the rank at which CP stores the dense count
-    shape = layer.weight_shape
-    return max(1, math.prod(shape) // sum(shape))
+  def largest_useful_size(self, layer) -> int:
+    """The rank at which CP stores the dense count (`layer` is sized at rank 1; a dense
+    layer's CP factors the tensorised weight, so a rank costs less than in+out)."""
+    return max(1, math.prod(layer.weight_shape) // max(1, layer.weight_params // layer.spec.rank))
 
   def __post_init__(self):
     super().__post_init__()
