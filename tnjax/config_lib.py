@@ -289,17 +289,36 @@ def call_get_config(module, arg: str | None) -> ml_collections.ConfigDict:
     return call_user_function(module.__file__, module.get_config, *args)
 
 
+def _is_value(item: str) -> bool:
+  """Whether a command-line item is a value rather than the next flag ('-1' is a value)."""
+  if not item.startswith("-"):
+    return True
+  try:
+    float(item)
+    return True
+  except ValueError:
+    return False
+
+
 def split_overrides(argv: list[str]) -> tuple[list[str], dict]:
-  """(the other arguments, {field: text}) from `--config.a.b=v` and `--noconfig.flag` items."""
-  rest, overrides = [], {}
-  for item in argv:
+  """(the other arguments, {field: text}) from `--config.a.b=v`, `--config.a.b v` (as
+  ml_collections' own config flags take it) and `--noconfig.flag` items. A bare
+  `--config.flag` (no value follows) means True."""
+  rest, overrides, items = [], {}, list(argv)
+  index = 0
+  while index < len(items):
+    item = items[index]
     if item.startswith("--noconfig."):
       overrides[item[len("--noconfig.") :]] = False
     elif item.startswith("--config."):
       key, sep, text = item[len("--config.") :].partition("=")
+      if not sep and index + 1 < len(items) and _is_value(items[index + 1]):
+        index += 1
+        text, sep = items[index], "="
       overrides[key] = text if sep else True
     else:
       rest.append(item)
+    index += 1
   return rest, overrides
 
 

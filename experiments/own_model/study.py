@@ -117,19 +117,19 @@ def plan_for(model_name: str, kind: str, ratio: float) -> dict:
 
 
 def _save(model, path):
-  _, state = nnx.split(model)
+  """The model's weights and batch statistics (not its random streams) as .npz."""
+  state = nnx.state(model, nnx.Not(nnx.RngState))
   arrays = {"/".join(map(str, k)): np.asarray(v.get_value()) for k, v in nnx.to_flat_state(state)}
   np.savez(path, **arrays)
 
 
 def _load(model, path):
   with np.load(path) as arrays:
-    graphdef, state = nnx.split(model)
-    flat = [
-      (k, v.replace(jnp.asarray(arrays["/".join(map(str, k))])))
-      for k, v in nnx.to_flat_state(state)
-    ]
-    return nnx.merge(graphdef, nnx.from_flat_state(flat))
+    state = nnx.state(model, nnx.Not(nnx.RngState))
+    for key, variable in nnx.to_flat_state(state):
+      variable.set_value(jnp.asarray(arrays["/".join(map(str, key))]))
+    nnx.update(model, state)
+  return model
 
 
 def run_seed(workdir, model_name, seed, epochs, finetune_epochs, learning_rate):
