@@ -100,7 +100,7 @@ def test_a_ratio_gives_the_largest_size_within_it_and_a_budget_is_shared_out():
     ({"conv2": {"kind": "tucker", "in_rank": 7, "out_rank": 4}}, r"in_rank=7 is above .*6"),
     ({"fc2": {"kind": "lowrank", "rank": 60}}, r"fc2: lowrank at rank=60 stores 12,240 .* 10,080"),
     ({"fc2": {"kind": "cp", "rank": 5000}}, r"cp rank=5000 is above what is useful"),
-    ({"fc2": {"kind": "cp", "error": 0.0}}, r"error=0 cannot be met by cp with fewer weights"),
+    ({"fc2": {"kind": "lowrank", "error": 0.0}}, r"error=0 cannot be met by lowrank with fewer"),
     ({"fc2": {"kind": "lowrank", "rank": 8, "allow_growth": 1}}, r"allow_growth=1 must be True"),
   ],
 )
@@ -204,3 +204,17 @@ def test_load_round_trips_every_model_of_the_zoo(tmp_path):
     np.testing.assert_allclose(
       np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6, err_msg=name
     )
+
+
+def test_a_slow_fit_says_what_it_is_doing(capsys):
+  import time  # pylint: disable=g-import-not-at-top
+
+  from tnjax.compression.convert import _said_if_slow  # pylint: disable=g-import-not-at-top
+
+  with _said_if_slow("fitting fc1 (cp rank=5000)", first=0.05, every=0.05):
+    time.sleep(0.2)
+  out = capsys.readouterr().out
+  assert "fitting fc1 (cp rank=5000): running for 0 s" in out and "done in 0 s" in out
+  with _said_if_slow("fitting fc2", first=5.0):
+    pass
+  assert capsys.readouterr().out == ""  # a quick fit stays quiet

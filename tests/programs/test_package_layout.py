@@ -75,8 +75,16 @@ def test_overrides_are_typed_by_their_field_and_the_loaded_config_is_locked(tmp_
 
 def test_space_separated_overrides_are_read_as_ml_collections_flags_read_them():
   rest, overrides = config_lib.split_overrides(
-    ["prog", "--config.batch_size", "32", "--config.schedule.learning_rate", "-0.5",
-     "--config.progress_bar", "--workdir", "w"]
+    [
+      "prog",
+      "--config.batch_size",
+      "32",
+      "--config.schedule.learning_rate",
+      "-0.5",
+      "--config.progress_bar",
+      "--workdir",
+      "w",
+    ]
   )
   assert rest == ["prog", "--workdir", "w"]
   assert overrides == {"batch_size": "32", "schedule.learning_rate": "-0.5", "progress_bar": True}
