@@ -213,8 +213,8 @@ def test_a_slow_fit_says_what_it_is_doing(capsys):
 
   with _said_if_slow("fitting fc1 (cp rank=5000)", first=0.05, every=0.05):
     time.sleep(0.2)
-  out = capsys.readouterr().out
-  assert "fitting fc1 (cp rank=5000): running for 0 s" in out and "done in 0 s" in out
+  err = capsys.readouterr().err  # on stderr, beside the progress bars
+  assert "fitting fc1 (cp rank=5000): running for 0 s" in err and "done in 0 s" in err
   with _said_if_slow("fitting fc2", first=5.0):
     pass
-  assert capsys.readouterr().out == ""  # a quick fit stays quiet
+  assert capsys.readouterr().err == ""  # a quick fit stays quiet

@@ -5,6 +5,7 @@ every other parameter is the source's, untouched."""
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 
@@ -70,14 +71,16 @@ def compress_model(
 
 @contextlib.contextmanager
 def _said_if_slow(what: str, first: float = 3.0, every: float = 30.0):
-  """A fit (CP-ALS at a large rank, say) that runs past `first` seconds says so, and again
-  every `every` seconds: a long conversion is never silent."""
+  """A fit (CP-ALS at a large rank, say) that runs past `first` seconds says so on stderr
+  (as progress bars do), and again every `every` seconds: a long conversion is never silent."""
   start, done = time.perf_counter(), threading.Event()
 
   def report():
     wait = first
     while not done.wait(wait):
-      print(f"  {what}: running for {time.perf_counter() - start:.0f} s", flush=True)
+      print(
+        f"  {what}: running for {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True
+      )
       wait = every
 
   thread = threading.Thread(target=report, daemon=True)
@@ -88,7 +91,7 @@ def _said_if_slow(what: str, first: float = 3.0, every: float = 30.0):
     done.set()
     thread.join()
     if time.perf_counter() - start >= first:
-      print(f"  {what}: done in {time.perf_counter() - start:.0f} s", flush=True)
+      print(f"  {what}: done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
 
 def _sizes(spec) -> str:

@@ -11,6 +11,7 @@ directly as its truncation bound; the others are searched, fitting each candidat
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 import warnings
 
@@ -104,7 +105,7 @@ class _Progress:
   def step(self, text: str) -> None:
     elapsed = time.perf_counter() - self.start
     if not self.quiet and elapsed >= self.after:
-      print(f"  {self.label}: {text} [{elapsed:.0f} s]", flush=True)
+      print(f"  {self.label}: {text} [{elapsed:.0f} s]", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
