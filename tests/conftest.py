@@ -23,6 +23,28 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 
+def directional_derivatives(loss, params, seed: int = 3, h: float = 1e-6):
+  """(analytic, numeric) derivative of `loss` at the pytree `params` along one random
+  direction: jax.grad against a central finite difference (float64 tests)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  leaves, treedef = jax.tree.flatten(params)
+  rng = np.random.default_rng(seed)
+  direction = jax.tree.unflatten(treedef, [rng.normal(size=leaf.shape) for leaf in leaves])
+  grads = jax.grad(loss)(params)
+  analytic = sum(
+    float((g * d).sum()) for g, d in zip(jax.tree.leaves(grads), jax.tree.leaves(direction))
+  )
+  shifted = lambda s: jax.tree.map(lambda p, d: p + s * h * d, params, direction)  # noqa: E731
+  return analytic, float((loss(shifted(1.0)) - loss(shifted(-1.0))) / (2 * h))
+
+
+@pytest.fixture
+def finite_differences():
+  """directional_derivatives, for the gradient tests of every layer family."""
+  return directional_derivatives
+
+
 @pytest.fixture
 def x64():
   """Runs a test with float64 enabled, restoring the previous setting after."""
