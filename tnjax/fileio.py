@@ -121,7 +121,7 @@ def read_json(path, default=None):
     ) from None
 
 
-def write_text(path, text: str) -> None:
+def write_bytes(path, data: bytes) -> None:
   """Writes a whole file so that readers see the old or the new version, never a part.
 
   A write that fails leaves no temporary file behind; a full disk or a path that
@@ -132,14 +132,43 @@ def write_text(path, text: str) -> None:
   try:
     path.parent.mkdir(parents=True, exist_ok=True)
     if is_remote(path):  # an object upload replaces the object atomically
-      path.write_text(text)
+      path.write_bytes(data)
       return
-    temporary.write_text(text)
+    temporary.write_bytes(data)
     os.replace(temporary, path)
   except OSError as e:
     if not is_remote(path):
       temporary.unlink(missing_ok=True)
     raise (unwritable(e, path) or e) from e
+
+
+def write_text(path, text: str) -> None:
+  """write_bytes for text (UTF-8)."""
+  write_bytes(path, text.encode())
+
+
+def write_npz(path, arrays: dict) -> None:
+  """Named arrays as one .npz, written whole (local or gs://)."""
+  import io  # pylint: disable=g-import-not-at-top
+
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  write_bytes(path, buffer.getvalue())
+
+
+def read_npz(path) -> dict:
+  """The arrays of an .npz file (local or gs://); {} when it does not exist."""
+  import io  # pylint: disable=g-import-not-at-top
+
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  path = epath.Path(path)
+  if not path.exists():
+    return {}
+  with np.load(io.BytesIO(path.read_bytes())) as arrays:
+    return {name: arrays[name] for name in arrays.files}
 
 
 def write_json(path, obj) -> None:

@@ -14,7 +14,6 @@ constants (a sketch's signs) in variables['tnjax_constants'].
 
 from __future__ import annotations
 
-import fnmatch
 
 import flax.linen as nn
 import jax
@@ -22,6 +21,7 @@ from flax import nnx
 
 from tnjax import errors
 from tnjax.compression.convert import compress_model
+from tnjax.compression.plan import matching
 
 LINEN_LAYERS = (nn.Dense, nn.DenseGeneral, nn.Conv, nn.Embed)
 CONSTANTS = "tnjax_constants"
@@ -166,13 +166,7 @@ def compress_linen(
   params = variables["params"]
   planned, names = {}, {}
   for pattern, spec in plan.items():
-    matched = [p for p in layers if fnmatch.fnmatchcase(p, pattern)]
-    if not matched:
-      raise errors.UserError(
-        f"plan entry {pattern!r} matches no Linen layer; the model's layers are "
-        f"{', '.join(layers)}."
-      )
-    for path in matched:
+    for path in matching(pattern, layers, what="Linen layer"):
       names.setdefault(path, f"layer_{len(names)}")
       planned[names[path]] = spec
   twins = _Twins({names[p]: _nnx_twin(layers[p], _subtree(params, p)) for p in names})

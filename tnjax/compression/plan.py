@@ -107,18 +107,24 @@ def resolve_plan(model, plan: dict) -> list[PlanEntry]:
   available = _candidates(model)
   entries = {}
   for pattern, spec in plan.items():
-    matched = [name for name in available if fnmatch.fnmatchcase(name, pattern)]
-    if not matched:
-      raise errors.UserError(
-        f"plan entry {pattern!r} matches no layer; the model's layers are "
-        f"{', '.join(available) or 'none (no Linear, Conv, LinearGeneral, Einsum or Embed)'}."
-      )
-    for name in matched:
+    for name in matching(pattern, available):
       path, module = available[name]
       layer = _source(name, module)
       entries[name] = PlanEntry(name, path, layer, _checked_spec(pattern, spec, layer))
   order = list(available)
   return sorted(entries.values(), key=lambda e: order.index(e.name))
+
+
+def matching(pattern: str, names, what: str = "layer") -> list[str]:
+  """The names (in their order) a plan entry's name or glob matches; none is one line
+  listing them all."""
+  matched = [name for name in names if fnmatch.fnmatchcase(name, pattern)]
+  if not matched:
+    raise errors.UserError(
+      f"plan entry {pattern!r} matches no {what}; the model's layers are "
+      f"{', '.join(names) or 'none (no Linear, Conv, LinearGeneral, Einsum or Embed)'}."
+    )
+  return matched
 
 
 def _checked_spec(pattern: str, spec, layer) -> dict:

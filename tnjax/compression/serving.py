@@ -23,25 +23,14 @@ converter), for runtimes without JAX.
 
 from __future__ import annotations
 
-import io
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from tnjax import errors, fileio
 from tnjax.data import eval_pipeline, memory
 from tnjax.training import run_files
-
-
-def read_npz(path) -> dict:
-  """The arrays of an .npz file (local or gs://); {} when it does not exist."""
-  path = fileio.workdir_path(path)
-  if not path.exists():
-    return {}
-  with np.load(io.BytesIO(path.read_bytes())) as arrays:
-    return {name: arrays[name] for name in arrays.files}
 
 
 def run_input_pipeline(workdir, config) -> tuple[dict, dict]:
@@ -55,7 +44,7 @@ def run_input_pipeline(workdir, config) -> tuple[dict, dict]:
   pipeline = fileio.read_json(workdir / run_files.INPUT_PIPELINE) or eval_pipeline.record(
     config.data
   )
-  arrays = read_npz(workdir / run_files.PREPROCESSING)
+  arrays = fileio.read_npz(workdir / run_files.PREPROCESSING)
   missing = eval_pipeline.needed_arrays(pipeline) - set(arrays)
   if missing:
     print(
@@ -73,9 +62,7 @@ def write_input_pipeline(workdir, pipeline: dict, arrays: dict) -> None:
   workdir = fileio.workdir_path(workdir)
   fileio.write_json(workdir / run_files.INPUT_PIPELINE, pipeline)
   if arrays:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    (workdir / run_files.PREPROCESSING).write_bytes(buffer.getvalue())
+    fileio.write_npz(workdir / run_files.PREPROCESSING, arrays)
 
 
 def inference_function(model: nnx.Module, pipeline: dict, arrays: dict):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 
@@ -66,12 +65,6 @@ def compressed_config(source_config, rows, overrides: dict, epochs: int, init_pa
     config.pretrained.path = str(init_path)
     config.pretrained.rename = {}
   return config_lib.apply_overrides(config, overrides)
-
-
-def _write_npz(path, arrays: dict) -> None:
-  buffer = io.BytesIO()
-  np.savez(buffer, **arrays)
-  path.write_bytes(buffer.getvalue())
 
 
 def _markdown(report: dict) -> str:
@@ -239,7 +232,7 @@ def compress_run(
     # Every check has passed: the first write.
     workdir.mkdir(parents=True, exist_ok=True)
     arrays = {"/".join(map(str, p)): np.asarray(v.get_value()) for p, v in _flat(compressed)}
-    _write_npz(workdir / INIT_WEIGHTS, arrays)
+    fileio.write_npz(workdir / INIT_WEIGHTS, arrays)
     serving.write_input_pipeline(workdir, pipeline, pipeline_arrays)
     fileio.write_json(workdir / run_files.CONFIG, config.to_dict())  # tnjax.load reads it
     fileio.write_json(workdir / REPORT, report)
@@ -300,10 +293,7 @@ def evaluate_run(workdir, *, step=None, merge: str = "", overrides=None) -> dict
     validate.validate_config(config)
   metrics = evaluation.evaluate_model(model, config)
   if merge_path is not None:
-    buffer = io.BytesIO()
-    np.savez(buffer, **merged_arrays(model))
-    merge_path.parent.mkdir(parents=True, exist_ok=True)
-    merge_path.write_bytes(buffer.getvalue())
+    fileio.write_npz(merge_path, merged_arrays(model))
     metrics["merged"] = merge
   return metrics
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import io
 import math
 import os
 import time
@@ -52,15 +51,6 @@ from tnjax.data import augment as augment_lib
 from tnjax.nn import format_table, total_params
 
 RESULT, DIVERGED, CONFIG = run_files.RESULT, run_files.DIVERGED, run_files.CONFIG
-
-
-def _save_preprocessing(path, arrays: dict) -> None:
-  """Arrays fitted on the train split (data.whiten), as .npz, written whole (local or gs://)."""
-  buffer = io.BytesIO()
-  np.savez(buffer, **arrays)
-  temporary = path.parent / f".{path.name}.tmp"
-  temporary.write_bytes(buffer.getvalue())
-  temporary.replace(path)  # a resumed run rewrites it
 
 
 def train_step(graphdef, fetch, augmentation, seed, shardings, state, arrays, reference):
@@ -368,7 +358,7 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
   # What serving must do to raw examples (tnjax.export, tnjax.load_predict).
   writer.write_json(run_files.INPUT_PIPELINE, setup.data.pipeline)
   if is_main and setup.data.preprocessing:  # e.g. the mean image: needed to feed the model later
-    _save_preprocessing(workdir / run_files.PREPROCESSING, setup.data.preprocessing)
+    fileio.write_npz(workdir / run_files.PREPROCESSING, setup.data.preprocessing)
   if is_main:  # training again (e.g. with a lower learning rate): no longer diverged or failed
     (workdir / DIVERGED).unlink(missing_ok=True)
     (workdir / run_files.FAILED).unlink(missing_ok=True)
