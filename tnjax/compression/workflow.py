@@ -200,6 +200,12 @@ def compress_run(
       validate.validate_config(config)
     _check_rerun(workdir, config, finetune_epochs, allow_config_change)
   else:
+    # An unknown field is refused before the fit (which may take minutes); overrides of
+    # the planned layers' specs can only be checked once the fit has written them.
+    config_lib.apply_overrides(
+      source_config,
+      {k: v for k, v in (overrides or {}).items() if not k.startswith("model.layers.")},
+    )
     image_shape = data_lib.nominal_shape(source_config.data)[0]
     shape = (source_config.batch_size,) + tuple(image_shape)
     compressed, rows = compress_model(
