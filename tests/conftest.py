@@ -22,6 +22,11 @@ import subprocess  # noqa: E402
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
+from tnjax import fileio  # noqa: E402
+
+# The suite's in-process runs are programs too: gs:// through gcsfs, listings fresh.
+fileio.configure_for_programs()
+
 
 def directional_derivatives(loss, params, seed: int = 3, h: float = 1e-6):
   """(analytic, numeric) derivative of `loss` at the pytree `params` along one random

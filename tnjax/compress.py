@@ -23,7 +23,7 @@ import types
 
 from absl import flags
 
-from tnjax import config_lib, errors
+from tnjax import errors, programs
 
 _FROM = flags.DEFINE_string("from", None, "Workdir of the trained source run (local or gs://).")
 _PLAN = flags.DEFINE_string("plan", None, "Plan file[:arg] defining get_plan().")
@@ -39,7 +39,7 @@ flags.mark_flags_as_required(["from", "plan", "workdir"])
 
 
 def main(argv, overrides: dict):
-  config_lib.start_program(argv)
+  programs.start(argv)
 
   def run():
     from tnjax.compression import workflow  # pylint: disable=g-import-not-at-top
@@ -71,4 +71,4 @@ class _CallableProgram(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableProgram
 
 if __name__ == "__main__":
-  config_lib.run_with_overrides(main)
+  programs.run_with_overrides(main)

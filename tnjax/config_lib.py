@@ -12,10 +12,10 @@ from __future__ import annotations
 import ast
 import copy
 import difflib
+import importlib.resources
 import importlib.util
 import pathlib
 import re
-import sys
 import traceback
 
 import ml_collections
@@ -143,6 +143,7 @@ def base_config() -> ml_collections.ConfigDict:
   )
   c.log_every_steps = 50
   c.progress_bar = True
+  c.tensorboard = True  # TensorBoard event files in the workdir (--noconfig.tensorboard: none)
   c.wandb = ml_collections.ConfigDict(
     {
       "mode": "disabled",  # disabled | offline | online
@@ -172,6 +173,7 @@ def shrink_for_smoke_run(c: ml_collections.ConfigDict) -> ml_collections.ConfigD
 HARMLESS_FIELDS = (
   "log_every_steps",
   "progress_bar",
+  "tensorboard",
   "checkpoint.",
   "eval_batch_size",
   "wandb.",
@@ -208,10 +210,32 @@ def is_harmless(key: str) -> bool:
 # --- The loader ---
 
 
+def packaged_config_names() -> list[str]:
+  """The configs that ship inside the tnjax package (tnjax/configs/*.py with a get_config)."""
+  folder = importlib.resources.files("tnjax.configs")
+  return sorted(
+    f.name[: -len(".py")]
+    for f in folder.iterdir()
+    if f.name.endswith(".py") and "def get_config(" in f.read_text(encoding="utf-8")
+  )
+
+
+def packaged_config_file(name: str) -> str | None:
+  """The file of a packaged config named 'tt_mnist' or 'tnjax.configs.tt_mnist', so an
+  installed wheel runs `--config tt_mnist` from any directory; None for anything else."""
+  name = name.removeprefix("tnjax.configs.")
+  if not re.fullmatch(r"[A-Za-z_]\w*", name):
+    return None
+  file = importlib.resources.files("tnjax.configs") / f"{name}.py"
+  return str(file) if file.is_file() else None
+
+
 def load_module(config_path: str, entry: str = "get_config"):
   """(module, arg) for 'path/to/x.py[:arg]' defining `entry` (a config's get_config, a
   compression plan's get_plan); one-line UserErrors for what a user can fix."""
   path, _, arg = config_path.partition(":")
+  if entry == "get_config":
+    path = packaged_config_file(path) or path
   if not path.endswith(".py") or not pathlib.Path(path).is_file():
     if entry == "get_plan":
       raise errors.UserError(
@@ -219,8 +243,8 @@ def load_module(config_path: str, entry: str = "get_config"):
         "path/to/plan.py[:arg], a file whose get_plan(arg=None) returns the plan dict."
       )
     raise errors.UserError(
-      f"config file {path!r} does not exist (or is not a .py file); "
-      "pass --config path/to/config.py[:args], e.g. --config configs/tt_mnist.py."
+      f"config {path!r} is neither a .py file nor a packaged config; pass --config "
+      "path/to/config.py[:args] or one of " + ", ".join(packaged_config_names()) + "."
     )
   name = "tnjax_config_" + re.sub(r"\W", "_", path)
   spec = importlib.util.spec_from_file_location(name, path)
@@ -394,23 +418,3 @@ def _typed(text: str, current, what: str):
   except (ValueError, SyntaxError):
     return text
   return value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
-
-
-def run_with_overrides(main) -> None:
-  """absl's app.run(main) for a program that takes a config: the --config.FIELD=VALUE
-  and --noconfig.FIELD items are taken out of argv first and passed as main(argv, overrides)."""
-  from absl import app  # pylint: disable=g-import-not-at-top
-
-  argv, overrides = split_overrides(sys.argv)
-  app.run(lambda args: main(args, overrides), argv=argv)
-
-
-def start_program(argv) -> None:
-  """What every program does first: refuse stray arguments, and keep the console to the
-  program's own lines (Orbax logs every checkpoint step at INFO) unless --verbosity says."""
-  from absl import app, flags, logging  # pylint: disable=g-import-not-at-top
-
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)

@@ -16,7 +16,7 @@ import sys
 
 from absl import flags
 
-from tnjax import config_lib, errors
+from tnjax import errors, programs
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run to evaluate (local or gs://).")
 _MERGE = flags.DEFINE_string("merge", "", "Write the dense copy's arrays to this .npz.")
@@ -32,7 +32,7 @@ def _evaluate(*args, **kwargs):
 
 
 def main(argv, overrides: dict):
-  config_lib.start_program(argv)
+  programs.start(argv)
   sys.exit(
     errors.run_cli(
       lambda: print(
@@ -45,4 +45,4 @@ def main(argv, overrides: dict):
 
 
 if __name__ == "__main__":
-  config_lib.run_with_overrides(main)
+  programs.run_with_overrides(main)

@@ -16,7 +16,7 @@ import sys
 
 from absl import flags
 
-from tnjax import config_lib, errors
+from tnjax import errors, programs
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run to export (local or gs://).")
 _OUT = flags.DEFINE_string("out", None, "Where to write the artefact (local or gs://).")
@@ -27,7 +27,7 @@ flags.mark_flags_as_required(["workdir", "out"])
 
 
 def main(argv, overrides: dict):
-  config_lib.start_program(argv)
+  programs.start(argv)
 
   def run():
     from tnjax import fileio  # pylint: disable=g-import-not-at-top
@@ -48,4 +48,4 @@ def main(argv, overrides: dict):
 
 
 if __name__ == "__main__":
-  config_lib.run_with_overrides(main)
+  programs.run_with_overrides(main)

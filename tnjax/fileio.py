@@ -1,9 +1,10 @@
 """The one path layer: every workdir file goes through etils.epath (as Orbax does).
 
-A path may be local or gs://. gs:// goes through gcsfs (fsspec), the backend
-that honours STORAGE_EMULATOR_HOST, so tests run against a local GCS emulator
-with the same code that runs against a bucket. (etils would otherwise pick
-tf.io.gfile whenever TensorFlow is installed; EPATH_USE_TF=true restores that.)
+A path may be local or gs:// (the `[gcs]` extra). Programs call `configure_for_programs()`
+first: gs:// then goes through gcsfs (fsspec), the backend that honours
+STORAGE_EMULATOR_HOST, so tests run against a local GCS emulator with the same code that
+runs against a bucket, and every directory listing is fresh. Importing tnjax changes no
+setting; a library user keeps etils' own choice (tf.io.gfile when TensorFlow is installed).
 GCS objects cannot be appended to or renamed atomically: files here are written
 whole, and a write replaces the object in one request.
 """
@@ -11,22 +12,28 @@ whole, and a write replaces the object in one request.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import uuid
 import warnings
 
-os.environ.setdefault("EPATH_USE_TF", "false")  # read by etils on first gs:// use
+from etils import epath
 
-import fsspec  # noqa: E402
-from etils import epath  # noqa: E402
+from tnjax import extras
+from tnjax.errors import UserError
 
-from tnjax.errors import UserError  # noqa: E402
 
-# gcsfs caches directory listings per process; a workdir is shared with other processes
-# (locks, a second trainer, sweeps, report scripts), so every listing must be fresh.
-for _protocol in ("gs", "gcs"):
-  fsspec.config.conf.setdefault(_protocol, {}).setdefault("use_listings_cache", False)
+def configure_for_programs() -> None:
+  """What tnjax's programs set before their first gs:// path (a user's own settings win)."""
+  os.environ.setdefault("EPATH_USE_TF", "false")  # read by etils at each gs:// use
+  import fsspec  # pylint: disable=g-import-not-at-top
+
+  # gcsfs caches directory listings per process; a workdir is shared with other processes
+  # (locks, a second trainer, sweeps, report scripts), so every listing must be fresh.
+  for protocol in ("gs", "gcs"):
+    fsspec.config.conf.setdefault(protocol, {}).setdefault("use_listings_cache", False)
+
 
 Path = epath.Path
 REMOTE_PREFIXES = ("gs://", "s3://")
@@ -40,6 +47,8 @@ def workdir_path(path) -> epath.Path:
   """A run directory: $VARS expanded; local paths made absolute (never a local 'gs:/...')."""
   text = os.path.expandvars(os.fspath(path))
   if is_remote(text):
+    if text.startswith("gs://"):
+      extras.check_installed("gcsfs", f"the gs:// path {text}")
     return epath.Path(text)
   if "://" in text:
     raise UserError(f"workdir {text!r}: only local paths and gs:// (or s3://) URLs are supported.")
@@ -147,6 +156,17 @@ def write_text(path, text: str) -> None:
   write_bytes(path, text.encode())
 
 
+def append_text(path, text: str) -> None:
+  """Appends to a local file (GCS objects cannot be appended to: write them whole)."""
+  if is_remote(path):
+    raise ValueError(f"{os.fspath(path)}: append_text takes local paths only.")
+  try:
+    with open(os.fspath(path), "a", encoding="utf-8") as f:
+      f.write(text)
+  except OSError as e:
+    raise (unwritable(e, path) or e) from e
+
+
 def write_npz(path, arrays: dict) -> None:
   """Named arrays as one .npz, written whole (local or gs://)."""
   import io  # pylint: disable=g-import-not-at-top
@@ -205,26 +225,40 @@ def read_jsonl(path) -> list[dict]:
 # --- Conditional writes on GCS (object generations), for locks that a fleet can trust ---
 
 
-def _gcs(path):
-  """(gcsfs filesystem, bucket, object key) of a gs:// path."""
-  fs = fsspec.filesystem("gs")
+@functools.cache
+def _storage_client(emulator_host: str | None):
+  """google-cloud-storage's client, made once per STORAGE_EMULATOR_HOST (which it honours:
+  the tests' emulator, or None for the real service)."""
+  del emulator_host  # the cache key: the client reads the variable when it is made
+  storage = extras.require("google.cloud.storage", "a lock on a gs:// workdir")
+  return storage.Client()
+
+
+def _blob(path):
   bucket, _, key = os.fspath(path).removeprefix("gs://").partition("/")
-  return fs, bucket, key
+  client = _storage_client(os.environ.get("STORAGE_EMULATOR_HOST"))
+  return client.bucket(bucket).blob(key)
+
+
+def _not_found_or_changed():
+  from google.api_core import exceptions  # pylint: disable=g-import-not-at-top
+
+  return exceptions.NotFound, exceptions.PreconditionFailed
 
 
 def read_with_generation(path) -> tuple[str | None, int | None]:
   """(text, generation) of a gs:// object, or (None, None) if it does not exist."""
-  fs, bucket, key = _gcs(path)
+  blob = _blob(path)
+  not_found, changed = _not_found_or_changed()
   for _ in range(5):  # the object may change between the two reads: read both again
     try:
-      meta = fs.call("GET", "b/{}/o/{}", bucket, key, json_out=True)
-      _, body = fs.call(
-        "GET", "b/{}/o/{}", bucket, key, alt="media", ifGenerationMatch=meta["generation"]
-      )
-      return body.decode(), int(meta["generation"])
-    except FileNotFoundError:
+      blob.reload()
+      generation = blob.generation
+      body = blob.download_as_bytes(if_generation_match=generation)
+      return body.decode(), int(generation)
+    except not_found:
       return None, None
-    except FileExistsError:  # 412: a newer generation was written meanwhile
+    except changed:  # a newer generation was written meanwhile
       continue
   raise OSError(f"{os.fspath(path)} keeps changing; cannot read one version of it.")
 
@@ -232,32 +266,22 @@ def read_with_generation(path) -> tuple[str | None, int | None]:
 def write_if_generation(path, text: str, generation: int) -> int | None:
   """Writes a gs:// object only if its generation is `generation` (0: only if it does not
   exist); returns the new generation, or None if another writer got there first."""
-  fs, bucket, key = _gcs(path)
-  boundary = "tnjax-" + uuid.uuid4().hex
-  metadata = json.dumps({"name": key, "contentType": "application/json"})
-  body = (
-    f"--{boundary}\nContent-Type: application/json; charset=UTF-8\n\n{metadata}\n"
-    f"--{boundary}\nContent-Type: application/json\n\n{text}\n--{boundary}--"
-  ).encode()
+  blob = _blob(path)
+  not_found, changed = _not_found_or_changed()
   try:
-    _, response = fs.call(
-      "POST",
-      f"{fs._location}/upload/storage/v1/b/{bucket}/o",  # pylint: disable=protected-access
-      uploadType="multipart",
-      ifGenerationMatch=str(int(generation)),
-      data=body,
-      headers={"Content-Type": f'multipart/related; boundary="{boundary}"'},
+    blob.upload_from_string(
+      text, content_type="application/json", if_generation_match=int(generation)
     )
-  except (FileExistsError, FileNotFoundError):  # 412 precondition failed (gcsfs maps it)
+  except (not_found, changed):
     return None
-  return int(json.loads(response)["generation"])
+  return int(blob.generation)
 
 
 def delete_if_generation(path, generation: int) -> bool:
   """Deletes a gs:// object only if its generation is still `generation`."""
-  fs, bucket, key = _gcs(path)
+  not_found, changed = _not_found_or_changed()
   try:
-    fs.call("DELETE", "b/{}/o/{}", bucket, key, ifGenerationMatch=str(int(generation)))
-  except (FileExistsError, FileNotFoundError):
+    _blob(path).delete(if_generation_match=int(generation))
+  except (not_found, changed):
     return False
   return True

@@ -6,10 +6,12 @@ state are replicated, except arrays of at least `config.mesh_min_shard_size`
 entries whose last axis divides by M, which are split over 'model' along it
 (large TT cores, CP factors, dense kernels). XLA (GSPMD) inserts the collectives.
 
-Multi-host: `maybe_initialize_distributed()` calls jax.distributed.initialize()
-only when the environment describes several processes (Cloud TPU pods set it up
-themselves; elsewhere set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
-JAX_PROCESS_ID), so one host needs nothing.
+Multi-process: `maybe_initialize_distributed()` calls jax.distributed.initialize() only
+when the environment describes several processes, so one process needs nothing. Cluster
+launchers are detected by JAX itself: a SLURM step (`srun`, SLURM_NTASKS > 1), Open MPI
+(`mpirun`, OMPI_COMM_WORLD_SIZE > 1), an indexed Kubernetes Job (with `jax[k8s]`) and
+multi-host Cloud TPU slices. Elsewhere set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
+JAX_PROCESS_ID.
 """
 
 from __future__ import annotations
@@ -24,23 +26,38 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 AXES = ("data", "model")
 
 
+def cluster_launcher() -> str | None:
+  """The cluster launcher that started this process as one of several, or None."""
+  env = os.environ
+  if "SLURM_STEP_NODELIST" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
+    return "SLURM"
+  if "OMPI_MCA_orte_hnp_uri" in env and int(env.get("OMPI_COMM_WORLD_SIZE", "1")) > 1:
+    return "Open MPI"
+  if "KUBERNETES_SERVICE_HOST" in env and "JOB_COMPLETION_INDEX" in env:
+    return "Kubernetes"
+  if env.get("TPU_WORKER_HOSTNAMES", "").count(",") >= 1:
+    return "Cloud TPU"
+  return None
+
+
 def maybe_initialize_distributed() -> bool:
   """Starts JAX's distributed runtime when several processes are configured; True if it did."""
   num_processes = int(os.environ.get("JAX_NUM_PROCESSES", "1"))
+  launcher = cluster_launcher()
+  if num_processes <= 1 and launcher is None:
+    return False
+  # CPU collectives across processes need gloo; it only affects the CPU backend.
+  # (Asking jax for its backend here would start it before initialize, which must come first.)
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   if num_processes > 1:
-    # CPU collectives across processes need gloo; it only affects the CPU backend.
-    # (Asking jax for its backend here would start it before initialize, which must come first.)
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
       coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
       num_processes=num_processes,
       process_id=int(os.environ["JAX_PROCESS_ID"]),
     )
-    return True
-  if os.environ.get("TPU_WORKER_HOSTNAMES", "").count(",") >= 1:  # a multi-host TPU slice
-    jax.distributed.initialize()  # Cloud TPU: everything is discovered from the VM
-    return True
-  return False
+  else:  # JAX reads the launcher's environment: coordinator, process count and index
+    jax.distributed.initialize()
+  return True
 
 
 def make_mesh(mesh_config) -> jax.sharding.Mesh | None:

@@ -37,6 +37,7 @@ from absl import app, flags
 from tnjax import config_lib
 from tnjax import errors
 from tnjax import fileio
+from tnjax import programs
 from tnjax.sweeps import children
 from tnjax.sweeps.status import sweep_status
 from tnjax.sweeps.points import (  # noqa: F401  (sweep_points, typed_overrides: the API)
@@ -73,6 +74,7 @@ def run_point_in_process(config_path: str, workdir: str, index: int, overrides=N
   from tnjax.training import preemption, trainer  # pylint: disable=g-import-not-at-top
 
   preemption.program_signal_handlers()
+  programs.use_compile_cache()
   module, arg = config_lib.load_module(config_path)
   config = point_config(module, arg, index, overrides or {})
   with config.unlocked():
@@ -180,7 +182,7 @@ def run_sweep(
 
 
 def main(argv, overrides: dict):
-  config_lib.start_program(argv)
+  programs.start(argv, compile_cache=False)
   if _STATUS.value:
     table = lambda: sweep_status(_WORKDIR.value, _CONFIG.value, _SEEDS.value, _POINTS.value)
     sys.exit(errors.run_cli(lambda: print(table())))
@@ -221,4 +223,4 @@ def main(argv, overrides: dict):
 
 
 if __name__ == "__main__":
-  config_lib.run_with_overrides(main)
+  programs.run_with_overrides(main)

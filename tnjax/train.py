@@ -20,6 +20,7 @@ from absl import flags
 
 from tnjax import config_lib
 from tnjax import errors
+from tnjax import programs
 
 _CONFIG = flags.DEFINE_string(
   "config", None, "Config file[:args]; override its fields with --config.FIELD=VALUE."
@@ -40,7 +41,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv, overrides: dict):
-  config_lib.start_program(argv)
+  programs.start(argv, compile_cache=False)
 
   def run():
     config = config_lib.load_config(_CONFIG.value, overrides)
@@ -49,6 +50,7 @@ def main(argv, overrides: dict):
 
     preemption.program_signal_handlers()
     sharding.maybe_initialize_distributed()  # multi-host only; must precede any JAX computation
+    programs.use_compile_cache()  # asks JAX for the device kind: after the start above
     from tnjax.training import trainer  # imported late so --help is fast
 
     # $VARS expand, so a W&B sweep gives each run its own workdir: runs/sweep/$WANDB_RUN_ID.
@@ -58,4 +60,4 @@ def main(argv, overrides: dict):
 
 
 if __name__ == "__main__":
-  config_lib.run_with_overrides(main)
+  programs.run_with_overrides(main)

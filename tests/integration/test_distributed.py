@@ -5,6 +5,7 @@ Both need JAX started with special settings, so they run in subprocesses.
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -51,8 +52,41 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _two_processes(workdir, epochs):
+def _jax_env():
   port = _free_port()
+  return lambda i: {
+    "JAX_NUM_PROCESSES": "2",
+    "JAX_PROCESS_ID": str(i),
+    "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
+  }
+
+
+def _slurm_job_id() -> int:
+  """A job id whose coordinator port (JAX's SLURM rule: 61440 + id % 4096) is free here."""
+  for offset in random.Random().sample(range(4096), 4096):
+    with socket.socket() as s:
+      try:
+        s.bind(("localhost", 61440 + offset))
+      except OSError:
+        continue
+    return 4096 * 7 + offset
+  pytest.fail("no free port in 61440-65535 for the fake SLURM job's coordinator")
+
+
+def _slurm_env(job_id):
+  """What `srun --ntasks=2` on one node sets for each task (the variables JAX reads)."""
+  return lambda i: {
+    "SLURM_JOB_ID": str(job_id),
+    "SLURM_STEP_NODELIST": "localhost",
+    "SLURM_STEP_NUM_NODES": "1",
+    "SLURM_NTASKS": "2",
+    "SLURM_PROCID": str(i),
+    "SLURM_LOCALID": str(i),
+  }
+
+
+def _two_processes(workdir, epochs, env_of=None):
+  env_of = env_of or _jax_env()
   procs = [
     subprocess.Popen(
       [sys.executable, os.path.join(HELPERS, "two_process_run.py"), str(workdir), str(epochs)],
@@ -60,9 +94,7 @@ def _two_processes(workdir, epochs):
       stdout=subprocess.PIPE,
       stderr=subprocess.STDOUT,
       text=True,
-      env=_env(
-        JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i), JAX_COORDINATOR_ADDRESS=f"localhost:{port}"
-      ),
+      env=_env(**env_of(i)),
     )
     for i in range(2)
   ]
@@ -82,6 +114,29 @@ def test_two_cpu_processes_train_checkpoint_and_resume_together(tmp_path):
   outputs = _two_processes(workdir, epochs=3)
   assert "Resumed from" in outputs[0] and "at step 16" in outputs[0]
   assert sorted(int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit())[-1] == 24
+
+
+def test_a_two_task_slurm_step_starts_through_jax_own_detection(tmp_path):
+  env_of = _slurm_env(_slurm_job_id())
+  assert all("JAX_NUM_PROCESSES" not in env_of(i) for i in range(2))
+  outputs = _two_processes(tmp_path / "run", epochs=1, env_of=env_of)
+  assert "PROCESS 0 of 2 devices 2" in outputs[0] and "PROCESS 1 of 2 devices 2" in outputs[1]
+  losses = [out.split("test_loss ")[1].split()[0] for out in outputs]
+  assert losses[0] == losses[1]
+
+
+def test_one_process_under_a_launcher_starts_nothing(monkeypatch):
+  for key in ("JAX_NUM_PROCESSES", "TPU_WORKER_HOSTNAMES", "OMPI_MCA_orte_hnp_uri"):
+    monkeypatch.delenv(key, raising=False)
+  monkeypatch.setenv("SLURM_STEP_NODELIST", "node1")
+  monkeypatch.setenv("SLURM_NTASKS", "1")  # a one-task job: nothing to coordinate
+  assert sharding.cluster_launcher() is None and not sharding.maybe_initialize_distributed()
+  monkeypatch.setenv("SLURM_NTASKS", "4")
+  assert sharding.cluster_launcher() == "SLURM"
+  monkeypatch.delenv("SLURM_STEP_NODELIST")
+  monkeypatch.setenv("OMPI_MCA_orte_hnp_uri", "1531576320.0;tcp://10.96.0.1:34911")
+  monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+  assert sharding.cluster_launcher() == "Open MPI"
 
 
 def test_mesh_config_errors_name_the_fix():

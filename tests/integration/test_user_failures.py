@@ -54,7 +54,10 @@ def test_two_sigterms_in_quick_succession_still_exit_75(tmp_path):
 @pytest.mark.parametrize(
   "config, message",
   [
-    ("configs/no_such_config.py", "config file 'configs/no_such_config.py' does not exist"),
+    (
+      "configs/no_such_config.py",
+      "config 'configs/no_such_config.py' is neither a .py file nor a packaged config",
+    ),
     ("configs/tt_mnist.py:nonsense_argument", "config argument 'nonsense_argument' is unknown"),
     (
       "configs/tt_mnist.py:synthetic,paper_ranks,rank=100000",

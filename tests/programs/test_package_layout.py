@@ -45,7 +45,9 @@ def _config_file(tmp_path, text):
 
 
 def test_config_files_that_cannot_load_are_one_line_user_errors(tmp_path):
-  with pytest.raises(errors.UserError, match="config file 'nope.py' does not exist"):
+  with pytest.raises(
+    errors.UserError, match="config 'nope.py' is neither a .py file nor a packaged config"
+  ):
     config_lib.load_config("nope.py")
   broken = _config_file(tmp_path, "def get_config(:\n  pass\n")
   with pytest.raises(errors.UserError, match=r"my_config.py line 1: .*fix the file"):

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from tnjax import errors, fileio
+from tnjax import errors, extras, fileio
 from tnjax.data import eval_pipeline, memory
 from tnjax.training import run_files
 
@@ -100,7 +100,7 @@ def export_model(model: nnx.Module, pipeline: dict, arrays: dict) -> bytes:
 def export_tflite(model: nnx.Module, pipeline: dict, arrays: dict) -> bytes:
   """The same inference function as a TFLite flatbuffer (jax2tf, then TensorFlow's
   converter), batch dimension free; for phones and microcontroller toolchains."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf = extras.require("tensorflow", "--tflite", "tflite")
   from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
 
   contract = pipeline["input"]

@@ -18,7 +18,7 @@ import zlib
 import ml_collections
 import numpy as np
 
-from tnjax import errors
+from tnjax import errors, extras
 from tnjax import fileio
 
 SOURCES = ("tfds", "idx", "synthetic")
@@ -173,8 +173,8 @@ def _load_tfds(config):
       f"data.name={config.name!r} is not supported with data.source='tfds'; "
       f"choose one of {TFDS_NAMES}."
     )
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tf = extras.require("tensorflow", "data.source='tfds'")
+  tfds = extras.require("tensorflow_datasets", "data.source='tfds'")
 
   try:
     tf.config.set_visible_devices([], "GPU")  # TF must not grab accelerator memory from JAX

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from tnjax import config_lib
-from tnjax import errors
+from tnjax import errors, extras
 
 TFDS_SOURCES = ("tfds", "tfds_stream")
 
@@ -29,7 +29,7 @@ def datasets_needed(config_paths) -> list[str]:
 
 
 def prepare(names, data_dir: str) -> None:
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = extras.require("tensorflow_datasets", "preparing TFDS data")
 
   for name in names:
     builder = tfds.builder(name, data_dir=data_dir)

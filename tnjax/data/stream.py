@@ -25,7 +25,7 @@ import jax
 import numpy as np
 from absl import logging as absl_logging
 
-from tnjax import errors
+from tnjax import errors, extras
 
 # Input conventions of pretrained ImageNet weights, on 0-255 RGB pixels:
 # (channel order, mean, std). 'imagenet': torchvision / timm models. 'caffe': the
@@ -57,7 +57,7 @@ class StreamInfo:
 
 
 def _tf():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf = extras.require("tensorflow", "data.source='tfds_stream'")
 
   try:
     tf.config.set_visible_devices([], "GPU")  # keep accelerator memory for JAX
@@ -68,7 +68,7 @@ def _tf():
 
 def _load(config, split: str, *, shuffle_files: bool, seed: int):
   """This process's slice of `split`, images still encoded (decoded after skip / shuffle)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = extras.require("tensorflow_datasets", "data.source='tfds_stream'")
 
   read_config = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=16)
   process_split = tfds.even_splits(split, n=jax.process_count())[jax.process_index()]
@@ -117,7 +117,7 @@ def _quiet_absl():
 def check_prepared(config):
   """The TFDS builder of config.name (a data config); a dataset not prepared in data_dir is
   a one-line UserError saying where its files go and how to prepare it."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = extras.require("tensorflow_datasets", "data.source='tfds_stream'")
 
   _tf()
   with _quiet_absl():  # TFDS warns about a missing dataset_info.json: we say it better

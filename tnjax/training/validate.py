@@ -9,7 +9,7 @@ import math
 import re
 
 from tnjax import config_lib
-from tnjax import errors
+from tnjax import errors, extras
 from tnjax import models
 from tnjax.training import optim
 from tnjax.training import pretrained as pretrained_lib
@@ -152,6 +152,9 @@ def validate_config(config) -> None:
     data.augment in augment_lib.AUGMENTATIONS,
     f"config.data.augment={data.augment!r} is unknown; choose one of {augment_lib.AUGMENTATIONS}.",
   )
+  if data.source in ("tfds", "tfds_stream"):
+    for module in ("tensorflow", "tensorflow_datasets"):
+      extras.check_installed(module, f"config.data.source={data.source!r}")
   if data.source == "tfds":
     _require(
       data.name in memory.TFDS_NAMES,
@@ -196,4 +199,6 @@ def validate_config(config) -> None:
     mode in config_lib.WANDB_MODES,
     f"config.wandb.mode={mode!r} is unknown; choose one of {config_lib.WANDB_MODES}.",
   )
+  if mode != "disabled":
+    extras.check_installed("wandb", f"config.wandb.mode={mode!r}")
   check_frozen_layers_are_loaded(config)

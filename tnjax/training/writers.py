@@ -1,13 +1,16 @@
-"""What a run writes beside its checkpoints: metrics.jsonl, config.json, result.json, W&B.
+"""What a run writes beside its checkpoints: metrics.jsonl, config.json, result.json,
+TensorBoard event files and W&B.
 
-Every process keeps the records (each returns the same result); only process 0 writes. Every file goes through tnjax.fileio (local or gs://).
-The metrics log is kept in memory and written whole (GCS objects cannot be
-appended to): after every record on a local disk, at most every
-`remote_flush_seconds` and at every checkpoint on gs://. On resume the log is
-cut back to the restored step, so a resumed run logs each step once, in order,
-as an uninterrupted one does (a training mean whose window a stop cut covers only
-the steps after the resume). wandb is imported lazily; its default mode, 'disabled',
-needs no login and no network.
+Every process keeps the records (each returns the same result); only process 0 writes.
+Every file goes through tnjax.fileio (local or gs://). On resume the log is cut back to
+the restored step (written whole once), so a resumed run logs each step once, in order,
+as an uninterrupted one does (a training mean whose window a stop cut covers only the
+steps after the resume). After that, on a local disk each record is appended as it
+comes (a crash tears at most the last line, which reading drops); on gs://, where
+objects cannot be appended to, the log is written whole at most every
+`remote_flush_seconds` and at every checkpoint. TensorBoard's event files (tensorboardX,
+no TensorFlow) go into the workdir itself, purged past the restored step on resume.
+wandb is imported lazily; its default mode, 'disabled', needs no login and no network.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import uuid
 import jax
 import numpy as np
 
-from tnjax import errors
+from tnjax import errors, extras
 from tnjax import fileio
 from tnjax.training import run_files
 
@@ -58,7 +61,15 @@ class MetricWriter:
     self._records = [
       r for r in fileio.read_jsonl(self.workdir / METRICS) if r.get("step", 0) <= resumed_step
     ]
-    self.flush()
+    self._written = 0  # how many of the records the file holds
+    self._rewrite()
+    self._tensorboard = None
+    if self.active and getattr(config, "tensorboard", True):
+      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+
+      self._tensorboard = SummaryWriter(
+        os.fspath(self.workdir), purge_step=resumed_step + 1 if resumed_step else None
+      )
     if self.active and mode != "disabled":
       self._wandb_run = _init_wandb(self.workdir, config)
 
@@ -79,18 +90,33 @@ class MetricWriter:
       return
     if time.monotonic() - self._last_flush >= self._remote_flush_seconds:
       self.flush()
+    if self._tensorboard is not None:
+      for key, value in record.items():
+        if key not in ("step", "time") and isinstance(value, (int, float)):
+          self._tensorboard.add_scalar(key, value, global_step=int(step), walltime=record["time"])
     if self._wandb_run is not None:
       self._wandb_run.log(
         {k: v for k, v in record.items() if k not in ("step", "time")}, step=int(step)
       )
 
   def flush(self) -> None:
+    """The records not yet in the file: appended locally, the whole log on gs://."""
+    if not self.active or self._written == len(self._records):
+      return
+    if fileio.is_remote(self.workdir):
+      self._rewrite()
+      return
+    self._before_write()
+    fileio.append_text(self.workdir / METRICS, _lines(self._records[self._written :]))
+    self._written = len(self._records)
+    self._last_flush = time.monotonic()
+
+  def _rewrite(self) -> None:
     if not self.active:
       return
     self._before_write()
-    fileio.write_text(
-      self.workdir / METRICS, "".join(json.dumps(r, allow_nan=False) + "\n" for r in self._records)
-    )
+    fileio.write_text(self.workdir / METRICS, _lines(self._records))
+    self._written = len(self._records)
     self._last_flush = time.monotonic()
 
   def write_json(self, name: str, obj) -> None:
@@ -103,13 +129,20 @@ class MetricWriter:
     if not self.active:
       return
     self.flush()
+    if self._tensorboard is not None:
+      self._tensorboard.close()
+      self._tensorboard = None
     if self._wandb_run is not None:
       self._wandb_run.finish()
       self._wandb_run = None
 
 
+def _lines(records) -> str:
+  return "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
+
+
 def _init_wandb(workdir, config):
-  import wandb  # pylint: disable=g-import-not-at-top
+  wandb = extras.require("wandb", f"config.wandb.mode={config.wandb.mode!r}")
 
   # The run id lives in the workdir so a resumed (pre-empted) job continues the same run.
   id_file = workdir / "wandb_run_id.txt"
