@@ -5,6 +5,8 @@ from scratch for the same total epochs; 3 seeds; resumable (one JSON per run).
 
   python experiments/own_model/study.py --workdir /work/runs/own_model --model cnn \
       --seeds 0,1,2 [--epochs 3 --finetune_epochs 1]
+  python experiments/own_model/study.py --workdir /work/runs/own_model --model cnn \
+      --formats tt --ratios 4,10        # one cell's seeds at a time
   python experiments/own_model/study.py --workdir /work/runs/own_model --report \
       --out experiments/results/own_model_fashion_mnist
 
@@ -132,7 +134,9 @@ def _load(model, path):
   return model
 
 
-def run_seed(workdir, model_name, seed, epochs, finetune_epochs, learning_rate):
+def run_seed(
+  workdir, model_name, seed, epochs, finetune_epochs, learning_rate, formats=FORMATS, ratios=RATIOS
+):
   data = load_data()
   directory = os.path.join(workdir, model_name, f"seed={seed}")
   os.makedirs(directory, exist_ok=True)
@@ -155,8 +159,8 @@ def run_seed(workdir, model_name, seed, epochs, finetune_epochs, learning_rate):
     )
   source_info = fileio.read_json(os.path.join(directory, "source.json"))
   print(f"{model_name} seed {seed}: source {100 * source_info['accuracy']:.2f}%", flush=True)
-  for kind in FORMATS:
-    for ratio in RATIOS:
+  for kind in formats:
+    for ratio in ratios:
       out = os.path.join(directory, f"{kind}_ratio={ratio}.json")
       if os.path.exists(out):
         continue
@@ -302,14 +306,29 @@ def main(argv=None):
   parser.add_argument("--epochs", type=int, default=3)
   parser.add_argument("--finetune_epochs", type=int, default=1)
   parser.add_argument("--learning_rate", type=float, default=1e-3)
+  parser.add_argument("--formats", default=",".join(FORMATS), help="a subset, comma-separated")
+  parser.add_argument("--ratios", default=",".join(map(str, RATIOS)), help="a subset")
   parser.add_argument("--report", action="store_true", help="write the table, plot and JSON")
   parser.add_argument("--out", default="experiments/results/own_model_fashion_mnist")
   args = parser.parse_args(argv)
   if args.report:
     print(report(args.workdir, args.out, len(args.seeds.split(","))))
     return
+  formats = tuple(args.formats.split(","))
+  ratios = tuple(int(r) for r in args.ratios.split(","))
+  if not set(formats) <= set(FORMATS) or not set(ratios) <= set(RATIOS):
+    parser.error(f"--formats must be among {FORMATS} and --ratios among {RATIOS}")
   for seed in (int(s) for s in args.seeds.split(",")):
-    run_seed(args.workdir, args.model, seed, args.epochs, args.finetune_epochs, args.learning_rate)
+    run_seed(
+      args.workdir,
+      args.model,
+      seed,
+      args.epochs,
+      args.finetune_epochs,
+      args.learning_rate,
+      formats,
+      ratios,
+    )
 
 
 if __name__ == "__main__":
