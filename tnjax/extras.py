@@ -46,7 +46,7 @@ def check_installed(module: str, feature: str, extra: str | None = None) -> None
   before anything is written, and importing TensorFlow takes seconds)."""
   try:
     found = importlib.util.find_spec(module) is not None
-  except ModuleNotFoundError:  # a parent package (google.cloud) is missing
+  except (ModuleNotFoundError, ValueError):  # a parent package is missing; import blocked
     found = False
   if not found:
     raise errors.UserError(
