@@ -5,7 +5,11 @@ r"""Command line: compress a trained run, evaluate it, fine-tune it as an ordina
 
 PLAN.py defines get_plan(arg=None) returning the plan: {layer name or glob: spec} (sizes
 given, or `error` / `ratio`), or {"layers": {...}, "budget": {"ratio": 20}} to share a
-whole-model budget out (tnjax.compression). The source run's newest checkpoint and saved
+whole-model budget out (tnjax.compression). A measured budget ({"accuracy_drop": 0.5},
+{"latency_ms": 2.0}, or a weight budget with "allocate": "sensitivity") is searched on
+--validation_examples held out of the training split, each candidate fine-tuned
+--search_finetune_epochs as a run in WORKDIR/search (rerun the command to resume it;
+WORKDIR/search/search.md has the front). The source run's newest checkpoint and saved
 config are read; each planned layer is fitted to its trained weight; the table of
 formats, sizes, weights before / after, reconstruction errors and execution paths is
 printed; the compressed model is evaluated at once; then (with --finetune_epochs N > 0)
@@ -34,6 +38,16 @@ _ALLOW_CHANGE = flags.DEFINE_bool(
   False,
   "Continue a fine-tune under other settings (--finetune_epochs or --config overrides).",
 )
+_SEARCH_EPOCHS = flags.DEFINE_integer(
+  "search_finetune_epochs",
+  1,
+  "Epochs each candidate of a measured budget (accuracy_drop, latency_ms) is fine-tuned.",
+)
+_VALIDATION = flags.DEFINE_integer(
+  "validation_examples",
+  5000,
+  "Training examples held out of every fine-tune, on which a measured budget selects.",
+)
 flags.DEFINE_bool("debug", False, "Show tracebacks instead of one-line errors.")
 flags.mark_flags_as_required(["from", "plan", "workdir"])
 
@@ -53,6 +67,8 @@ def main(argv, overrides: dict):
       finetune_epochs=_FINETUNE.value,
       overrides=overrides,
       allow_config_change=_ALLOW_CHANGE.value,
+      search_finetune_epochs=_SEARCH_EPOCHS.value,
+      validation_examples=_VALIDATION.value,
     )
 
   sys.exit(errors.run_cli(run))

@@ -1,6 +1,8 @@
 """Compressing trained runs: exact reconstructions, sizes from error / ratio / budget, the
 program end to end, loading any run back, and plans that are refused in one line."""
 
+import json
+
 import numpy as np
 import pytest
 from flax import nnx
@@ -218,3 +220,47 @@ def test_a_slow_fit_says_what_it_is_doing(capsys):
   with _said_if_slow("fitting fc2", first=5.0):
     pass
   assert capsys.readouterr().err == ""  # a quick fit stays quiet
+
+
+@pytest.mark.slow
+def test_a_measured_budget_searches_on_held_out_examples_and_resumes(tmp_path):
+  from tnjax.compression import run_search  # pylint: disable=g-import-not-at-top
+
+  source = tmp_path / "source"
+  trained_on = 384  # of the 512 synthetic training examples: 128 the source never saw
+  from tnjax.training import trainer  # pylint: disable=g-import-not-at-top
+
+  trainer.train(h.small_config(**{"data.max_train_examples": trained_on}), str(source))
+  plan = tmp_path / "plan.py"
+  plan.write_text(
+    "def get_plan(arg=None):\n  return {'layers': {'hidden': {'kind': 'lowrank'}}, "
+    "'budget': {'accuracy_drop': 30}}\n"
+  )
+  target = tmp_path / "small"
+  args = dict(finetune_epochs=0, search_finetune_epochs=1, validation_examples=128)
+  report = compress_run(str(source), str(plan), str(target), **args)
+  search_dir = target / "search"
+  record = json.loads((search_dir / "search.json").read_text())
+  tried = [m["accuracy"] for m in record["measured"].values() if "accuracy" in m]
+  runs = sorted(p.name for p in search_dir.glob("finetune_*"))
+  assert len(tried) == len(runs) >= 1
+  for run in runs:  # every fine-tune is an ordinary, finished run on the first 384 examples
+    config = json.loads((search_dir / run / "config.json").read_text())
+    assert config["data"]["max_train_examples"] == trained_on
+    assert (search_dir / run / "result.json").exists()
+  need = record["source"]["accuracy"] - 0.30
+  chosen = report["layers"][0]["weights_after"]
+  assert "Target met." in (search_dir / "search.md").read_text()
+  assert any(a >= need for a in tried) and report["layers"][0]["format"] == "lowrank"
+  assert chosen < 1024 * 1024
+  # The validation split: the 128 training examples right after the source's 384.
+  images, labels, keep, seen = run_search.held_out(
+    h.small_config(**{"data.max_train_examples": trained_on}), 128
+  )
+  assert (keep, seen, len(labels)) == (trained_on, False, 128)
+  _, _, keep_all, seen_all = run_search.held_out(h.small_config(), 128)
+  assert (keep_all, seen_all) == (512 - 128, True)
+  # Rerun: the report is there, nothing is searched or fine-tuned again.
+  again = compress_run(str(source), str(plan), str(target), **args)
+  assert again["layers"] == report["layers"]
+  assert sorted(p.name for p in search_dir.glob("finetune_*")) == runs

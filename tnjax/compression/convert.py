@@ -19,7 +19,15 @@ from tnjax.nn.densify import replace_layer
 
 
 def compress_model(
-  model: nnx.Module, plan: dict, *, budget=None, example_input=None, fit: bool = True, seed=0
+  model: nnx.Module,
+  plan: dict,
+  *,
+  budget=None,
+  validation=None,
+  workdir=None,
+  example_input=None,
+  fit: bool = True,
+  seed=0,
 ):
   """(compressed copy of `model`, one report row per compressed layer); `tnjax.compress`.
 
@@ -30,7 +38,9 @@ def compress_model(
     plan: layer name or glob -> spec dict (tnjax.compression.plan); sizes may be given as
       `error` or `ratio`, or left to `budget`.
     budget: {'params': N} or {'ratio': R} over the planned layers, shared out by
-      `sizing.allocate_budget` (equal relative error).
+      `sizing.allocate_budget` (equal relative error); with 'allocate': 'sensitivity', or
+      {'accuracy_drop': D} / {'latency_ms': T}, sizes are searched on `validation`
+      (tnjax.compression.Validation; `workdir` keeps the search for a resume).
     example_input: an input (or ShapeDtypeStruct) whose batch decides each layer's
       execution path, shown in the rows.
     fit: False builds each planned layer with its format's own initialisation (keys from
@@ -40,6 +50,15 @@ def compress_model(
   reconstruction error of the weight (`fit_error`), the resolved spec (what
   config.model.layers takes to build the same model) and the execution path.
   """
+  if budget is not None:
+    sizing.check_budget(budget)
+  if budget is not None and sizing.needs_search(budget):
+    from tnjax.compression import rank_search  # pylint: disable=g-import-not-at-top
+
+    found = rank_search.search(
+      model, plan, budget, validation, workdir=workdir, example_input=example_input
+    )
+    return found.model, found.rows
   model = nnx.clone(model)
   entries = resolve_plan(model, plan)
   weights = {e.name: jnp.asarray(e.layer.to_dense()) for e in entries}
@@ -49,24 +68,34 @@ def compress_model(
     specs = {e.name: sizing.size_spec(e, weights[e.name]) for e in entries}
   rows = []
   for entry in entries:
-    spec = spec_from_config(_bias_as_source(entry, specs[entry.name]))
-    cls = registry.layer_class(entry.family, spec.kind)
-    bias = _bias(entry.layer) if spec.use_bias else None
-    # The factors keep the trained weight's dtype (float64 sources stay exact).
-    kwargs = {**sizing.layer_kwargs(entry.layer), "param_dtype": weights[entry.name].dtype}
-    if fit:
-      with _said_if_slow(f"fitting {entry.name} ({spec.kind} {_sizes(spec)})"):
-        new = cls.from_dense(weights[entry.name], bias, spec, rngs=nnx.Rngs(0), **kwargs)
-    else:
-      new = cls._for_weight(weights[entry.name], spec, rngs=nnx.Rngs(seed), **kwargs)
-    wrap = getattr(entry.layer, "wrap", None)  # a user's LinearGeneral / Einsum: reshapes
-    replace_layer(model, entry.path, wrap(new) if wrap else new)
+    new = build_replacement(entry, specs[entry.name], weights[entry.name], fit=fit, seed=seed)
+    install(model, entry, new)
     rows.append(layer_report(entry.name, entry.layer, new))
   if example_input is not None:
     paths = {r["name"]: r["path"] for r in layer_rows(model, example_input)}
     for row in rows:
       row["path"] = paths.get(row["name"].replace("/", "."), "-")
   return model, rows
+
+
+def build_replacement(entry, spec: dict, weight, *, fit: bool = True, seed: int = 0):
+  """The factorized layer `spec` (sizes resolved) describes for `entry`: fitted to its
+  trained `weight`, or (fit=False) at its format's own initialisation."""
+  spec = spec_from_config(_bias_as_source(entry, spec))
+  cls = registry.layer_class(entry.family, spec.kind)
+  bias = _bias(entry.layer) if spec.use_bias else None
+  # The factors keep the trained weight's dtype (float64 sources stay exact).
+  kwargs = {**sizing.layer_kwargs(entry.layer), "param_dtype": weight.dtype}
+  if not fit:
+    return cls._for_weight(weight, spec, rngs=nnx.Rngs(seed), **kwargs)
+  with _said_if_slow(f"fitting {entry.name} ({spec.kind} {_sizes(spec)})"):
+    return cls.from_dense(weight, bias, spec, rngs=nnx.Rngs(0), **kwargs)
+
+
+def install(model, entry, new) -> None:
+  """Puts `new` where `entry`'s layer is in `model` (in place)."""
+  wrap = getattr(entry.layer, "wrap", None)  # a user's LinearGeneral / Einsum: reshapes
+  replace_layer(model, entry.path, wrap(new) if wrap else new)
 
 
 @contextlib.contextmanager

@@ -175,11 +175,20 @@ def size_for_ratio(entry, spec: dict, weight_shape, ratio: float) -> dict:
 
 
 def size_for_error(
-  entry, spec: dict, weight, error: float, *, allow_growth=False, clamp=False, quiet=False
+  entry,
+  spec: dict,
+  weight,
+  error: float,
+  *,
+  allow_growth=False,
+  clamp=False,
+  quiet=False,
+  fitted_errors: dict | None = None,
 ) -> dict:
   """The spec with the smallest knob whose fit of `weight` is within relative `error`,
   among the sizes that compress (all sizes with `allow_growth`). A target no such size
-  meets is a UserError, or (`clamp`, for budgets) the largest of them."""
+  meets is a UserError, or (`clamp`, for budgets) the largest of them. `fitted_errors`
+  keeps each knob's fit error across calls (a budget's bisection asks for the same ones)."""
   if not 0.0 <= error < 1.0:
     raise errors.UserError(f"{entry.name}: error={error} must be in [0, 1) (relative Frobenius).")
   kind = spec["kind"]
@@ -218,7 +227,7 @@ def size_for_error(
     return sized
   progress = _Progress(f"{entry.name} ({kind}, error {error:g})", quiet=quiet)
   knob = _size_fields(entry, spec)[0]
-  errors_seen = {}
+  errors_seen = {} if fitted_errors is None else fitted_errors
 
   def fit_error(value):
     if value not in errors_seen:
@@ -296,33 +305,97 @@ def allocate_budget(entries, weights: dict, budget) -> dict[str, dict]:
   give their own sizes, only their format.
   """
   check_budget(budget)
+  if needs_search(budget):
+    raise errors.UserError(
+      f"budget {budget} is met by measuring candidates on validation data: pass "
+      "validation=tnjax.compression.Validation(...) to tnjax.compress (see "
+      "tnjax.compression.search)."
+    )
   with _warnings_summarised(f"budget {budget}"):
     return _allocate(entries, weights, budget)
 
 
+BUDGET_USAGE = (
+  "a budget is {'params': N} (N >= 1 weights) or {'ratio': R} (R > 1), either with "
+  "'allocate': 'equal_error' (the default) or 'sensitivity'; or {'accuracy_drop': D} "
+  "(points, optional 'by': 'params' or 'flops'); or {'latency_ms': T, 'batch': B}"
+)
+_BUDGET_KEYS = {
+  "params": ("allocate",),
+  "ratio": ("allocate",),
+  "accuracy_drop": ("by",),
+  "latency_ms": ("batch",),
+}
+
+
 def check_budget(budget) -> None:
-  """A budget is {'params': N >= 1} or {'ratio': R > 1}: anything else is one line."""
-  usage = "a budget is {'params': N} (N >= 1 weights) or {'ratio': R} (R > 1)"
-  if not isinstance(budget, dict) or len(budget) != 1 or not {"params", "ratio"} & set(budget):
-    raise errors.UserError(f"{usage}; got {budget!r}.")
-  ((key, value),) = budget.items()
+  """A budget in one of the forms of BUDGET_USAGE; anything else is one line."""
+  main = [k for k in _BUDGET_KEYS if isinstance(budget, dict) and k in budget]
+  if not isinstance(budget, dict) or len(main) != 1:
+    raise errors.UserError(f"{BUDGET_USAGE}; got {budget!r}.")
+  (key,) = main
+  extra = sorted(set(budget) - {key, *_BUDGET_KEYS[key]})
+  if extra:
+    raise errors.UserError(f"{BUDGET_USAGE}; remove {extra} from {budget!r}.")
+  value = budget[key]
   number = isinstance(value, (int, float)) and not isinstance(value, bool)
-  if key == "params" and not (number and value >= 1 and float(value).is_integer()):
-    raise errors.UserError(f"{usage}; params={value!r} is not a whole number >= 1.")
-  if key == "ratio" and not (number and value > 1):
-    raise errors.UserError(f"{usage}; ratio={value!r} is not a number above 1.")
+  wrong = {
+    "params": lambda: not (number and value >= 1 and float(value).is_integer()),
+    "ratio": lambda: not (number and value > 1),
+    "accuracy_drop": lambda: not (number and value >= 0),
+    "latency_ms": lambda: not (number and value > 0),
+  }[key]()
+  if wrong:
+    need = {
+      "params": "a whole number >= 1",
+      "ratio": "a number above 1",
+      "accuracy_drop": "a number of points >= 0",
+      "latency_ms": "a number of milliseconds above 0",
+    }[key]
+    raise errors.UserError(f"{BUDGET_USAGE}; {key}={value!r} is not {need}.")
+  choices = {"allocate": ("equal_error", "sensitivity"), "by": ("params", "flops")}
+  for field, allowed in choices.items():
+    if field in budget and budget[field] not in allowed:
+      raise errors.UserError(f"budget {field}={budget[field]!r} must be one of {allowed}.")
+  batch = budget.get("batch", 1)
+  if key == "latency_ms" and not (
+    isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1
+  ):
+    raise errors.UserError(f"budget batch={batch!r} must be a whole number >= 1.")
+
+
+def needs_search(budget) -> bool:
+  """Whether the budget is met by measuring models on validation data (compression.search)
+  rather than from the weights alone."""
+  return (
+    budget.get("allocate") == "sensitivity" or "accuracy_drop" in budget or ("latency_ms" in budget)
+  )
+
+
+def allowed_weights(entries, budget) -> float:
+  """The stored weights a {'params'} / {'ratio'} budget allows the planned layers."""
+  dense = sum(e.layer.dense_weight_params for e in entries)
+  return int(budget["params"]) if "params" in budget else dense / float(budget["ratio"])
 
 
 def _allocate(entries, weights: dict, budget) -> dict[str, dict]:
-  dense = sum(e.layer.dense_weight_params for e in entries)
-  allowed = int(budget["params"]) if "params" in budget else dense / float(budget["ratio"])
+  allowed = allowed_weights(entries, budget)
 
   plain = {e.name: {k: v for k, v in e.spec.items() if k not in PLAN_FIELDS} for e in entries}
   progress = _Progress(f"budget {budget}")
+  fitted = {e.name: {} for e in entries}  # each layer's fit error per size, fitted once
 
   def sizes_at(error):
     sizes = {
-      e.name: size_for_error(e, plain[e.name], weights[e.name], error, clamp=True, quiet=True)
+      e.name: size_for_error(
+        e,
+        plain[e.name],
+        weights[e.name],
+        error,
+        clamp=True,
+        quiet=True,
+        fitted_errors=fitted[e.name],
+      )
       for e in entries
     }
     progress.step(f"relative error {error:.4f}: {total(sizes):,} weights (allowed {allowed:,.0f})")

@@ -116,7 +116,8 @@ def _check_compress_command(source_dir, plan_path, workdir, finetune_epochs, pre
     raise errors.UserError(
       f"--from and --workdir are both {workdir}; give the compressed run a new --workdir."
     )
-  if previous is None and workdir.exists() and any(workdir.iterdir()):
+  # A search killed before its report leaves only WORKDIR/search: the same command resumes it.
+  if previous is None and workdir.exists() and any(p.name != "search" for p in workdir.iterdir()):
     raise errors.UserError(
       f"--workdir {workdir} exists and is not empty; give a new directory for the "
       "compressed run (or the workdir of this same compression to resume it)."
@@ -172,6 +173,8 @@ def compress_run(
   finetune_epochs=0,
   overrides=None,
   allow_config_change: bool = False,
+  search_finetune_epochs: int = 1,
+  validation_examples: int = 5000,
 ) -> dict:
   """The program's work (see the module docstring); returns the report dict.
 
@@ -183,6 +186,7 @@ def compress_run(
 
   from tnjax import data as data_lib  # pylint: disable=g-import-not-at-top
   from tnjax.compression import compress_model, load, serving  # pylint: disable=g-import-not-at-top
+  from tnjax.compression import run_search, sizing  # pylint: disable=g-import-not-at-top
   from tnjax.nn import total_params  # pylint: disable=g-import-not-at-top
   from tnjax.training import evaluation, trainer, validate  # pylint: disable=g-import-not-at-top
 
@@ -208,8 +212,23 @@ def compress_run(
     )
     image_shape = data_lib.nominal_shape(source_config.data)[0]
     shape = (source_config.batch_size,) + tuple(image_shape)
+    validation = None
+    if budget is not None and sizing.needs_search(budget):
+      validation = run_search.validation_for_run(
+        source_dir,
+        source_config,
+        workdir,
+        examples=validation_examples,
+        finetune_epochs=search_finetune_epochs,
+        overrides=overrides,
+      )
     compressed, rows = compress_model(
-      model, plan, budget=budget, example_input=jax.ShapeDtypeStruct(shape, jnp.float32)
+      model,
+      plan,
+      budget=budget,
+      validation=validation,
+      workdir=workdir / run_search.SEARCH_DIR,
+      example_input=jax.ShapeDtypeStruct(shape, jnp.float32),
     )
     config = compressed_config(
       source_config, rows, overrides or {}, finetune_epochs, workdir / INIT_WEIGHTS
