@@ -79,7 +79,7 @@ def test_a_ratio_gives_the_largest_size_within_it_and_a_budget_is_shared_out():
   for row in rows:
     assert row["weights_before"] / row["weights_after"] >= 20
     bigger = dict(row["spec"], rank=row["spec"]["rank"] + 1)
-    _, more = compress_model(model, {row["name"]: bigger})
+    _, more = compress_model(model, {row["name"]: bigger}, fit=False)  # its size, not its fit
     assert row["weights_before"] / more[0]["weights_after"] < 20
   plan = {"fc1": {"kind": "lowrank"}, "fc2": {"kind": "lowrank"}}
   _, shared = compress_model(model, plan, budget={"ratio": 10})
@@ -233,7 +233,7 @@ def test_a_measured_budget_searches_on_held_out_examples_and_resumes(tmp_path):
   trainer.train(h.small_config(**{"data.max_train_examples": trained_on}), str(source))
   plan = tmp_path / "plan.py"
   plan.write_text(
-    "def get_plan(arg=None):\n  return {'layers': {'hidden': {'kind': 'lowrank'}}, "
+    "def get_plan(arg=None):\n  return {'layers': {'output': {'kind': 'lowrank'}}, "
     "'budget': {'accuracy_drop': 30}}\n"
   )
   target = tmp_path / "small"
@@ -252,7 +252,7 @@ def test_a_measured_budget_searches_on_held_out_examples_and_resumes(tmp_path):
   chosen = report["layers"][0]["weights_after"]
   assert "Target met." in (search_dir / "search.md").read_text()
   assert any(a >= need for a in tried) and report["layers"][0]["format"] == "lowrank"
-  assert chosen < 1024 * 1024
+  assert chosen < 1024 * 10
   # The validation split: the 128 training examples right after the source's 384.
   images, labels, keep, seen = run_search.held_out(
     h.small_config(**{"data.max_train_examples": trained_on}), 128

@@ -20,7 +20,7 @@ from tnjax.compression.plan import PLAN_FIELDS
 
 # Compression ratios of one layer tried when scoring it (each becomes the largest size
 # storing at most dense / ratio weights; sizes that repeat or cannot be met are dropped).
-LADDER = (1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+LADDER = (1.5, 2, 3, 4, 6, 10, 16, 32, 64, 128, 256)
 
 
 @dataclasses.dataclass(frozen=True)

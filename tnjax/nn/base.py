@@ -121,12 +121,49 @@ class CompressedLayer(CountedModule):
     fit = {k: kwargs.pop(k) for k in cls.fit_options if k in kwargs}
     spec = cls.spec_type() if spec is None else spec
     kwargs.setdefault("rngs", nnx.Rngs(0))
-    layer = cls._for_weight(jnp.asarray(weight), spec, **kwargs)
-    layer._fit(jnp.asarray(weight), **fit)
-    layer._set_bias(bias)
+    weight_array = jnp.asarray(weight)
+    layer = cls._fitted_from_shapes(weight_array, bias, spec, fit, kwargs)
+    if layer is None:
+      layer = cls._for_weight(weight_array, spec, **kwargs)
+      layer._fit(weight_array, **fit)
+      layer._set_bias(bias)
     target = np.asarray(weight, np.float64)
     error = np.linalg.norm(np.asarray(layer.to_dense(), np.float64) - target)
     layer.fit_error = float(error / (np.linalg.norm(target) or 1.0))
+    return layer
+
+  @classmethod
+  def _fitted_from_shapes(cls, weight, bias, spec, fit: dict, kwargs: dict):
+    """The layer built as shapes only (no random init drawn: a rank search fits hundreds of
+    sizes, and drawing each init compiles a random-number program for its shape), then
+    fitted; None when the fit reads the init (sketches' fixed matrices, ADTN's start) or
+    leaves a value of it in place."""
+    # Its own Rngs (the caller's cannot be advanced inside a trace; only shapes are drawn).
+    options = {k: v for k, v in kwargs.items() if k != "rngs"}
+    try:
+      layer = nnx.eval_shape(lambda: cls._for_weight(weight, spec, rngs=nnx.Rngs(0), **options))
+    except Exception:  # pylint: disable=broad-except  # the concrete build says why
+      return None
+    blanks = []
+    for _, variable in nnx.to_flat_state(nnx.state(layer)):
+      value = variable.get_value()
+      if not isinstance(value, jax.ShapeDtypeStruct):
+        return None
+      blanks.append(_Blank.of(value))
+      variable.set_value(blanks[-1])
+    try:
+      layer._fit(weight, **fit)
+      if bias is None and getattr(layer, "bias", None) is not None:
+        bias = np.zeros(layer.bias.shape, layer.bias.dtype)  # a bias's init: zeros
+      layer._set_bias(bias)
+    except _ReadBeforeFit:
+      return None
+    for _, variable in nnx.to_flat_state(nnx.state(layer)):
+      value = variable.get_value()
+      if isinstance(value, _Blank):
+        if not value.assigned:
+          return None
+        variable.set_value(jnp.asarray(value.view(np.ndarray)))
     return layer
 
   def execution_path(self, input_shape, dtype=jnp.float32) -> str:
@@ -272,3 +309,33 @@ def pad_features(x, features: int):
   if x.shape[-1] == features:
     return x
   return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, features - x.shape[-1])])
+
+
+class _ReadBeforeFit(Exception):
+  """A fit read a parameter's initial value (so the layer needs its real init)."""
+
+
+class _Blank(np.ndarray):
+  """A parameter's place before its fit: it may be assigned whole (`param[...] = value`),
+  never read; `assigned` says whether the fit set it."""
+
+  assigned = False
+
+  @classmethod
+  def of(cls, shape_dtype) -> "_Blank":
+    return np.empty(shape_dtype.shape, shape_dtype.dtype).view(cls)
+
+  def __setitem__(self, index, value):
+    if index is not Ellipsis:
+      raise _ReadBeforeFit()
+    np.ndarray.__setitem__(self, index, np.asarray(value))
+    self.assigned = True
+
+  def __getitem__(self, index):
+    raise _ReadBeforeFit()
+
+  def __array__(self, *args, **kwargs):
+    raise _ReadBeforeFit()
+
+  def __jax_array__(self):
+    raise _ReadBeforeFit()
