@@ -123,7 +123,7 @@ def test_accuracy_drop_returns_the_smallest_front_model_within_the_drop(model, t
   assert len(finetunes) <= 2 + int(np.ceil(np.log2(len(weights))))
   assert sum(r["weights_after"] for r in result.rows) == result.chosen["weights"]
   report = (tmp_path / "search.md").read_text()
-  assert f"Search cost: {result.finetunes} fine-tunes ({result.finetunes} epochs)" in report
+  assert f"Search cost: {result.finetunes} fine-tune(s) ({result.finetunes} epochs)" in report
   # Rerun: every measurement is reused, nothing is fine-tuned again.
   again = search.search(
     model, PLAN, {"accuracy_drop": 20.0}, _task(model, finetunes), workdir=tmp_path
@@ -200,6 +200,7 @@ print("RESULT", len(finetunes), result.chosen["weights"], result.finetunes)
 """
 
 
+@pytest.mark.slow  # two searches in fresh processes
 def test_a_killed_search_resumes_where_it_stopped(tmp_path):
   script = _KILLED_SEARCH.format(here=HERE)
   env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"}

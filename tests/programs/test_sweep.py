@@ -142,6 +142,7 @@ def test_sweep_killed_midway_resumes_without_redoing_finished_points(tmp_path):
   assert point["overrides"] == {"model.layers.hidden": {"kind": "lowrank", "rank": 3}}
 
 
+@pytest.mark.slow  # trains points through the sweep's child processes
 def test_common_settings_apply_to_every_point_and_changed_settings_are_refused(tmp_path):
   config = os.path.join(REPO, "configs/tt_mnist.py:synthetic,runlocal")
   settings = {
@@ -165,6 +166,7 @@ def test_common_settings_apply_to_every_point_and_changed_settings_are_refused(t
     sweep.run_sweep(config, str(tmp_path), indices=[0], overrides={"num_epochs": "2"})
 
 
+@pytest.mark.slow  # trains points through the sweep's child processes
 def test_seeds_run_every_point_once_per_seed_in_its_own_directory(tmp_path):
   config = os.path.join(REPO, "configs/tt_mnist.py:synthetic,runlocal")
   settings = {"num_epochs": 1, "data.max_train_examples": 32}

@@ -37,6 +37,7 @@ from flax import nnx
 from tnjax import errors, fileio
 from tnjax.compression import convert, sensitivity, sizing
 from tnjax.compression.plan import resolve_plan
+from tnjax.nn import registry
 
 # Total compression of the planned layers at which the front is drawn: 2^(k/3), 1.26x..256x
 # (steps of 26% so that a latency budget lands within about 10% of a front point).
@@ -354,7 +355,8 @@ def _markdown(result: SearchResult) -> str:
     "|---|---|---|---:|---:|---:|",
   ]
   for row in result.rows:
-    sizes = {k: v for k, v in row["spec"].items() if k not in ("kind", "use_bias")}
+    fields = registry.spec_class(row["format"]).size_fields
+    sizes = ", ".join(f"{k}={row['spec'][k]}" for k in fields if k in row["spec"])
     lines.append(
       f"| {row['name']} | {row['format']} | {sizes} | {row['weights_before']:,} | "
       f"{row['weights_after']:,} | {row['compression']:.1f}x |"
@@ -364,7 +366,7 @@ def _markdown(result: SearchResult) -> str:
   )
   lines += [
     "",
-    f"Search cost: {result.finetunes} fine-tunes{epochs}. Target "
+    f"Search cost: {result.finetunes} fine-tune(s){epochs}. Target "
     + ("met." if result.chosen.get("met", True) else "NOT met: the largest model tried."),
     "",
     "## Front",
