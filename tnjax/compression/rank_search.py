@@ -407,6 +407,9 @@ def plot_front(result: SearchResult, path) -> None:
   axes[1].plot([p["weights"] for p in tried], [100 * p["accuracy"] for p in tried], "s", color="C1")
   if "accuracy" in result.source:
     axes[1].axhline(100 * result.source["accuracy"], color="gray", ls="--", label="source")
+    if "accuracy_drop" in result.budget:
+      need = 100 * result.source["accuracy"] - result.budget["accuracy_drop"]
+      axes[1].axhline(need, color="red", ls=":", label="source - accuracy_drop")
     axes[1].legend(fontsize=7)
   axes[1].set_ylabel("validation accuracy after fine-tuning (%)")
   if latency_key is not None:
