@@ -170,6 +170,13 @@ def test_budgets_are_checked_in_one_line(budget, message):
     sizing.check_budget(budget)
 
 
+@pytest.mark.parametrize("allocate", ["equal_error", "sensitivity"])
+def test_a_budget_refuses_a_size_it_would_override(model, allocate):
+  plan = {"strong": {"kind": "lowrank", "rank": 3}, "weak": {"kind": "lowrank"}}
+  with pytest.raises(errors.UserError, match=r"strong: a budget sizes .* remove rank=3"):
+    tnjax.compress(model, plan, budget={"ratio": 2, "allocate": allocate}, validation=_task(model))
+
+
 def test_a_measured_budget_without_validation_data_says_what_to_give(model):
   with pytest.raises(errors.UserError, match=r"give validation=Validation\(\.\.\.\) with loss"):
     tnjax.compress(model, PLAN, budget={"ratio": 2, "allocate": "sensitivity"})

@@ -40,6 +40,10 @@ PLANS = {
   "'budget': [100]}\n",
   "budget_key.py": "def get_plan(arg=None):\n  return {'layers': {'hidden': {'kind': 'lowrank'}}, "
   "'budget': {'weights': 100}}\n",
+  "budget_rank.py": "def get_plan(arg=None):\n  return {'layers': {'hidden': {'kind': 'lowrank', "
+  "'rank': 8}}, 'budget': {'ratio': 4}}\n",
+  "budget_drop.py": "def get_plan(arg=None):\n  return {'layers': {'hidden': {'kind': 'lowrank'}}, "
+  "'budget': {'accuracy_drop': -1}}\n",
   "extra_key.py": "def get_plan(arg=None):\n  return {'layers': {'hidden': {'kind': 'lowrank'}}, "
   "'budgt': {'ratio': 4}}\n",
   "no_arg.py": "def get_plan():\n  return {'hidden': {'kind': 'lowrank', 'rank': 8}}\n",
@@ -73,6 +77,13 @@ ROWS = [
   ("compress", "--from {S} --plan {P}/budget0.py --workdir {T}/c1", r"a budget is .*got 0"),
   ("compress", "--from {S} --plan {P}/budget_list.py --workdir {T}/c1", r"a budget is .*\[100\]"),
   ("compress", "--from {S} --plan {P}/budget_key.py --workdir {T}/c1", r"a budget is .*weights"),
+  ("compress", "--from {S} --plan {P}/budget_rank.py --workdir {T}/c1", r"remove rank=8"),
+  ("compress", "--from {S} --plan {P}/budget_drop.py --workdir {T}/c1", r"accuracy_drop=-1 is not"),
+  (
+    "compress",
+    "--from {S} --plan {P}/good.py --workdir {T}/c1 --validation_examples 0",
+    r"--validation_examples=0 must be an integer >= 1",
+  ),
   ("compress", "--from {S} --plan {P}/extra_key.py --workdir {T}/c1", r"remove \['budgt'\]"),
   (
     "compress",

@@ -96,6 +96,7 @@ def search(
   _check_validation(budget, validation)
   source = nnx.clone(model)
   entries = resolve_plan(source, plan)
+  sizing.check_budget_entries(entries)
   weights = {e.name: jnp.asarray(e.layer.to_dense()) for e in entries}
   record = _Record(workdir, plan, budget)
   say = (

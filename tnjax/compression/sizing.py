@@ -311,6 +311,7 @@ def allocate_budget(entries, weights: dict, budget) -> dict[str, dict]:
       "validation=tnjax.compression.Validation(...) to tnjax.compress (see "
       "tnjax.compression.search)."
     )
+  check_budget_entries(entries)
   with _warnings_summarised(f"budget {budget}"):
     return _allocate(entries, weights, budget)
 
@@ -326,6 +327,20 @@ _BUDGET_KEYS = {
   "accuracy_drop": ("by",),
   "latency_ms": ("batch",),
 }
+
+
+def check_budget_entries(entries) -> None:
+  """Under a budget the plan names formats only: a size in an entry (which the budget would
+  override) is one line naming it."""
+  for entry in entries:
+    given = [f for f in (*_spec_class(entry, entry.spec).size_fields, "error", "ratio")]
+    given = [f for f in given if f in entry.spec]
+    if given:
+      sizes = ", ".join(f"{f}={entry.spec[f]}" for f in given)
+      raise errors.UserError(
+        f"{entry.name}: a budget sizes every planned layer, so its entry takes only a format; "
+        f"remove {sizes}, or drop the budget."
+      )
 
 
 def check_budget(budget) -> None:

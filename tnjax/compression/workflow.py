@@ -190,6 +190,12 @@ def compress_run(
   from tnjax.nn import total_params  # pylint: disable=g-import-not-at-top
   from tnjax.training import evaluation, trainer, validate  # pylint: disable=g-import-not-at-top
 
+  for flag, value in (
+    ("validation_examples", validation_examples),
+    ("search_finetune_epochs", search_finetune_epochs),
+  ):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+      raise errors.UserError(f"--{flag}={value} must be an integer >= 1.")
   workdir = fileio.workdir_path(workdir)
   previous = fileio.read_json(workdir / REPORT) if workdir.is_dir() else None
   _check_compress_command(source_dir, plan_path, workdir, finetune_epochs, previous)
