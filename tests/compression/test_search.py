@@ -241,3 +241,22 @@ def test_a_killed_search_resumes_where_it_stopped(tmp_path):
   now, again, finetunes = resumed.stdout.split("RESULT ")[1].split()
   assert (again, finetunes) == (weights, total)  # the same choice, the same total cost
   assert int(now) == int(total) - 2  # the two finished fine-tunes were not run again
+
+
+def test_a_linen_model_takes_weight_budgets_only():
+  import flax.linen as linen  # pylint: disable=g-import-not-at-top
+
+  from tnjax.compression import compress_linen  # pylint: disable=g-import-not-at-top
+
+  module = linen.Dense(16)
+  variables = module.init(jax.random.key(0), jnp.ones((1, 32)))
+  with pytest.raises(
+    errors.UserError, match=r"compress_linen shares .* \(tnjax.compression.search\)"
+  ):
+    compress_linen(
+      module,
+      variables,
+      {"*": {"kind": "lowrank"}},
+      jnp.ones((1, 32)),
+      budget={"accuracy_drop": 1.0},
+    )

@@ -20,6 +20,7 @@ import jax
 from flax import nnx
 
 from tnjax import errors
+from tnjax.compression import sizing
 from tnjax.compression.convert import compress_model
 from tnjax.compression.plan import matching
 
@@ -155,12 +156,20 @@ def compress_linen(
       compress_model takes it.
     *example_args, **example_kwargs: one call of the model (arrays or ShapeDtypeStructs;
       only shapes are traced), to find its layers.
-    budget: as compress_model's.
+    budget: {'params': N} or {'ratio': R}, shared out by equal error (a budget measured on
+      data needs an NNX model's forward: tnjax.compression.search).
 
   Returns:
     apply_fn(variables, *args, **kwargs), called exactly like module.apply (mutable=,
     rngs=, method= included); the new variables; the report rows.
   """
+  if budget is not None:
+    sizing.check_budget(budget)
+    if sizing.needs_search(budget):
+      raise errors.UserError(
+        f"compress_linen shares {{'params'}} / {{'ratio'}} budgets by equal error; {budget} is "
+        "measured on data through an NNX model's forward (tnjax.compression.search)."
+      )
   variables = dict(variables)
   layers = _record_layers(module, variables, example_args, example_kwargs)
   params = variables["params"]
