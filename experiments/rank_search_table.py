@@ -50,6 +50,7 @@ def collect(workdir: str, seeds: int) -> tuple[list, list]:
       }
     )
     runs.append(report_lib.load_run(run))
+  sources = [report_lib.load_run(r) for r in sorted(root.glob("source_lenet5_seed=*"))]
   rows = []
   for plan, cell in sorted(groups.items()):
     mean_weights = sum(c["weights"] for c in cell) / len(cell)
@@ -66,7 +67,7 @@ def collect(workdir: str, seeds: int) -> tuple[list, list]:
         ", ".join(str(c["finetunes"]) for c in cell) or "-",
       ]
     )
-  return rows, runs
+  return rows, runs, sources
 
 
 def main():
@@ -76,7 +77,7 @@ def main():
   parser.add_argument("--seeds", type=int, default=3, help="seeds planned")
   parser.add_argument("--note", default="")
   args = parser.parse_args()
-  rows, runs = collect(args.workdir, args.seeds)
+  rows, runs, sources = collect(args.workdir, args.seeds)
   header = [
     "budget",
     "runs",
@@ -93,7 +94,8 @@ def main():
     "Tucker-2, fc1 and fc2 as low rank (experiments/plans/by_budget.py). Every compressed run "
     "fine-tuned 2 epochs; search candidates 1 epoch each. Driver: "
     "`experiments/run_fashion_mnist_rank_search.sh`.",
-    report_lib.describe_setup(runs) if runs else "No finished runs yet.",
+    "Sources: " + (report_lib.describe_setup(sources) if sources else "none yet."),
+    "Compressed runs: " + (report_lib.describe_setup(runs) if runs else "none finished yet."),
     *([args.note] if args.note else []),
   ]
   for path in report_lib.write_outputs(
