@@ -24,6 +24,8 @@ KEPT = (
   "metrics.jsonl",
   "compress.json",
   "diverged.json",
+  "search/search.json",  # a compression's rank search: its measurements and report
+  "search/search.md",
 )
 
 
@@ -45,7 +47,11 @@ def pack(workdir: str, archive: str) -> int:
 
 def restore(archive: str, workdir: str) -> int:
   with tarfile.open(archive, "r:gz") as tar:
-    members = [m for m in tar.getmembers() if m.isfile() and pathlib.Path(m.name).name in KEPT]
+    members = [
+      m
+      for m in tar.getmembers()
+      if m.isfile() and any(m.name == k or m.name.endswith("/" + k) for k in KEPT)
+    ]
     tar.extractall(workdir, members=members, filter="data")
   return sum(1 for m in members if m.name.endswith("result.json"))
 

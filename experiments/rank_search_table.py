@@ -36,6 +36,8 @@ def collect(workdir: str, seeds: int) -> tuple[list, list]:
     if not report or "finetuned_accuracy" not in report:
       continue
     search = fileio.read_json(run / "search" / "search.json") or {}
+    summary = run / "search" / "search.md"
+    met = ("NOT met" not in summary.read_text()) if summary.exists() else None
     measured = search.get("measured", {})
     latency = [m[k] for m in measured.values() for k in m if k.startswith("latency_ms")]
     groups.setdefault(match.group(1), []).append(
@@ -47,6 +49,7 @@ def collect(workdir: str, seeds: int) -> tuple[list, list]:
         "finetuned": report["finetuned_accuracy"],
         "finetunes": sum("accuracy" in m for m in measured.values()),
         "latencies": latency,
+        "met": met,
       }
     )
     runs.append(report_lib.load_run(run))
@@ -65,6 +68,7 @@ def collect(workdir: str, seeds: int) -> tuple[list, list]:
         report_lib.percent_pm([c["finetuned"] for c in cell]),
         ", ".join(f"{d:+.2f}" for d in drops),
         ", ".join(str(c["finetunes"]) for c in cell) or "-",
+        ", ".join({True: "yes", False: "no", None: "-"}[c["met"]] for c in cell),
       ]
     )
   return rows, runs, sources
@@ -87,6 +91,7 @@ def main():
     "fine-tuned (test)",
     "source - fine-tuned, points, per seed",
     "search fine-tunes per seed",
+    "target met on validation, per seed",
   ]
   notes = [
     "LeNet-5 (configs/sketch_mnist.py:method=dense,fashion_idx) trained on the first 55,000 "
