@@ -99,11 +99,10 @@ def search(
   sizing.check_budget_entries(entries)
   weights = {e.name: jnp.asarray(e.layer.to_dense()) for e in entries}
   record = _Record(workdir, plan, budget)
-  say = (
-    (lambda text: None)
-    if quiet
-    else (lambda text: print(f"  search: {text}", file=sys.stderr, flush=True))
-  )  # noqa: E731
+
+  def say(text: str) -> None:
+    if not quiet:
+      print(f"  search: {text}", file=sys.stderr, flush=True)
 
   if "table" not in record.state:
     table = sensitivity.layer_table(source, entries, weights, validation.loss, quiet=quiet)
@@ -236,15 +235,14 @@ def _build(source, point, fit=True):
   return convert.compress_model(source, point["specs"], fit=fit)[0]
 
 
-def _measure_cost(source, front, validation, record, what: str) -> None:
-  """Writes `what` ('flops' or a latency key) of every front point not yet measured."""
+def _measure_front(source, front, record, key: str, measure) -> list[float]:
+  """`measure(model)` of every front point ('flops', a latency), each measured once (kept
+  in the record); the values in front order. Speed and FLOPs do not depend on the values
+  of the weights, so each model is built at its format's initialisation, not fitted."""
   for point in front:
-    key = _key(point["specs"])
-    if what in record.state.get("measured", {}).get(key, {}):
-      continue
-    model = _build(source, point, fit=False)  # speed and FLOPs do not depend on values
-    value = flops(model, validation) if what == "flops" else latency_ms(model, validation)
-    record.measure(key, **{what: value})
+    if key not in record.state.get("measured", {}).get(_key(point["specs"]), {}):
+      record.measure(_key(point["specs"]), **{key: measure(_build(source, point, fit=False))})
+  return [record.state["measured"][_key(p["specs"])][key] for p in front]
 
 
 def _finetuned_accuracy(source, point, validation, record, say, best) -> float:
@@ -266,9 +264,8 @@ def _smallest_within_drop(source, front, budget, validation, facts, record, say)
   fine-tuned validation accuracy is within budget['accuracy_drop'] points of the source's."""
   by = budget.get("by", "params")
   if by == "flops":
-    _measure_cost(source, front, validation, record, "flops")
-    cost = lambda p: record.state["measured"][_key(p["specs"])]["flops"]  # noqa: E731
-    front = sorted(front, key=cost)
+    counts = _measure_front(source, front, record, "flops", lambda m: flops(m, validation))
+    front = [p for _, p in sorted(zip(counts, front), key=lambda cp: cp[0])]
   need = facts["accuracy"] - budget["accuracy_drop"] / 100
   note = lambda a: f" (need >= {100 * need:.2f}%: {'met' if a >= need else 'not met'})"  # noqa: E731
   low, high = 0, len(front) - 1
@@ -291,12 +288,10 @@ def _most_accurate_in_time(source, front, budget, validation, record, say, tries
   """The most accurate (fine-tuned, on validation) of the `tries` largest front points whose
   forward pass at budget['batch'] takes at most budget['latency_ms'] on this device."""
   limit, batch = budget["latency_ms"], budget.get("batch", 1)
-  what = f"latency_ms_batch{batch}"
-  for point in front:
-    key = _key(point["specs"])
-    if what not in record.state.get("measured", {}).get(key, {}):
-      record.measure(key, **{what: latency_ms(_build(source, point, fit=False), validation, batch)})
-  timed = [(p, record.state["measured"][_key(p["specs"])][what]) for p in front]
+  measure = lambda m: latency_ms(m, validation, batch)  # noqa: E731
+  timed = list(
+    zip(front, _measure_front(source, front, record, f"latency_ms_batch{batch}", measure))
+  )
   fitting = [p for p, ms in timed if ms <= limit]
   if not fitting:
     fastest = min(ms for _, ms in timed)

@@ -90,18 +90,22 @@ def _measure(images, labels, batch: int):
     model = nnx.clone(model)
     graphdef, state = nnx.split(model)
     step = jax.jit(lambda s, x, y, m: evaluation.eval_sums(nnx.merge(graphdef, s), x, y, m))
-    totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
-    for start in range(0, len(labels), batch):
-      x, y = images[start : start + batch], labels[start : start + batch]
-      mask = np.ones(len(y), np.float32)
-      if len(y) < batch:  # one compiled shape: pad the last batch, masked out
-        pad = batch - len(y)
-        x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
-        y, mask = np.concatenate([y, np.zeros(pad, y.dtype)]), np.concatenate([mask, np.zeros(pad)])
-      sums = jax.device_get(step(state, jnp.asarray(x), jnp.asarray(y), jnp.asarray(mask)))
-      for key in totals:
-        totals[key] += float(sums[key])
-    return totals["loss_sum"] / totals["count"], totals["correct"] / totals["count"]
+
+    def batches():
+      for start in range(0, len(labels), batch):
+        x, y = images[start : start + batch], labels[start : start + batch]
+        mask = np.ones(len(y), np.float32)
+        if len(y) < batch:  # one compiled shape: pad the last batch, masked out
+          pad = batch - len(y)
+          x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
+          y, mask = (
+            np.concatenate([y, np.zeros(pad, y.dtype)]),
+            np.concatenate([mask, np.zeros(pad)]),
+          )
+        yield step(state, jnp.asarray(x), jnp.asarray(y), jnp.asarray(mask))
+
+    metrics = evaluation.sum_up(batches())  # named for the test split; here the held-out one
+    return metrics["test_loss"], metrics["test_accuracy"]
 
   return measure
 

@@ -20,7 +20,7 @@ import numpy as np
 from flax import nnx
 
 from tnjax import errors
-from tnjax.compression.plan import PLAN_FIELDS
+from tnjax.compression.plan import PLAN_FIELDS, SIZE_TARGETS
 from tnjax.nn import registry, spec_from_config
 from tnjax.nn.conv_base import FactorizedConv
 
@@ -333,8 +333,8 @@ def check_budget_entries(entries) -> None:
   """Under a budget the plan names formats only: a size in an entry (which the budget would
   override) is one line naming it."""
   for entry in entries:
-    given = [f for f in (*_spec_class(entry, entry.spec).size_fields, "error", "ratio")]
-    given = [f for f in given if f in entry.spec]
+    fields = (*_spec_class(entry, entry.spec).size_fields, *SIZE_TARGETS)
+    given = [f for f in fields if f in entry.spec]
     if given:
       sizes = ", ".join(f"{f}={entry.spec[f]}" for f in given)
       raise errors.UserError(

@@ -105,12 +105,18 @@ def _check_new_run_place(workdir) -> None:
       return
 
 
-def _check_compress_command(source_dir, plan_path, workdir, finetune_epochs, previous) -> None:
-  """Everything about the command itself that can refuse it, before any file is read."""
+def _check_compress_command(
+  source_dir, plan_path, workdir, finetune_epochs, previous, search_counts: dict
+) -> None:
+  """Everything about the command itself that can refuse it, before any file is read;
+  `search_counts` are the measured-budget flags (each a whole number >= 1)."""
   if not isinstance(finetune_epochs, int) or finetune_epochs < 0:
     raise errors.UserError(
       f"--finetune_epochs={finetune_epochs} must be an integer >= 0 (0: convert only)."
     )
+  for flag, value in search_counts.items():
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+      raise errors.UserError(f"--{flag}={value} must be an integer >= 1.")
   _check_new_run_place(workdir)
   if fileio.workdir_path(source_dir) == workdir:
     raise errors.UserError(
@@ -190,15 +196,13 @@ def compress_run(
   from tnjax.nn import total_params  # pylint: disable=g-import-not-at-top
   from tnjax.training import evaluation, trainer, validate  # pylint: disable=g-import-not-at-top
 
-  for flag, value in (
-    ("validation_examples", validation_examples),
-    ("search_finetune_epochs", search_finetune_epochs),
-  ):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-      raise errors.UserError(f"--{flag}={value} must be an integer >= 1.")
   workdir = fileio.workdir_path(workdir)
   previous = fileio.read_json(workdir / REPORT) if workdir.is_dir() else None
-  _check_compress_command(source_dir, plan_path, workdir, finetune_epochs, previous)
+  search_counts = {
+    "validation_examples": validation_examples,
+    "search_finetune_epochs": search_finetune_epochs,
+  }
+  _check_compress_command(source_dir, plan_path, workdir, finetune_epochs, previous, search_counts)
   plan, budget = read_plan(plan_path)
   model, source_config = load(source_dir)
   if previous is not None:

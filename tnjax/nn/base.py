@@ -144,13 +144,11 @@ class CompressedLayer(CountedModule):
       layer = nnx.eval_shape(lambda: cls._for_weight(weight, spec, rngs=nnx.Rngs(0), **options))
     except Exception:  # pylint: disable=broad-except  # the concrete build says why
       return None
-    blanks = []
     for _, variable in nnx.to_flat_state(nnx.state(layer)):
       value = variable.get_value()
       if not isinstance(value, jax.ShapeDtypeStruct):
         return None
-      blanks.append(_Blank.of(value))
-      variable.set_value(blanks[-1])
+      variable.set_value(_Blank.of(value))
     try:
       layer._fit(weight, **fit)
       if bias is None and getattr(layer, "bias", None) is not None:
