@@ -4,6 +4,7 @@ source computes (float64); the copy trains with the user's own loop and round-tr
 through Orbax; what cannot be compressed is one line."""
 
 import contextlib
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -192,3 +193,15 @@ def test_every_conv_format_comes_from_and_goes_back_to_an_nnx_conv(x64):
     back = layer.to_conv()
     assert isinstance(back, nnx.Conv) and back.strides == (2, 1)
     np.testing.assert_allclose(back(x), layer(x), rtol=1e-8, atol=1e-9, err_msg=kind)
+
+
+def test_a_sized_tt_layer_reports_the_clipped_ranks_it_stores_and_fits_without_warnings():
+  """A ratio's uniform TT-rank above an edge bond's maximum is stored clipped: the report
+  names the per-bond ranks actually stored, and no candidate fit warns about clipping."""
+  model = nnx.Sequential(nnx.Linear(784, 128, rngs=nnx.Rngs(0)))
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    small, rows = tnjax.compress(model, {"layers/0": {"kind": "tt", "ratio": 1.5}})
+  stored = tuple(small.layers[0].ranks[1:-1])
+  assert rows[0]["spec"]["ranks"] == stored and len(set(stored)) > 1, stored
+  assert rows[0]["weights_after"] == small.layers[0].weight_params <= 784 * 128 / 1.5

@@ -68,6 +68,14 @@ def _abstract_layer(entry, spec: dict, shape):
     )
 
 
+def _settled(entry, spec: dict, shape) -> dict:
+  """The chosen spec with its sizes as the layer stores them (a uniform TT-rank clipped at
+  the edge bonds becomes per-bond ranks): the report names what is stored, and the final
+  fit has nothing to warn about."""
+  stored = spec_from_config(spec).stored_sizes(_abstract_layer(entry, spec, shape))
+  return {**spec, **stored}
+
+
 def _weight_params(entry, spec: dict, shape) -> int:
   return _abstract_layer(entry, spec, shape).weight_params
 
@@ -171,7 +179,7 @@ def size_for_ratio(entry, spec: dict, weight_shape, ratio: float) -> dict:
       f"stores {smallest:,} weights against the dense {entry.layer.dense_weight_params:,} "
       f"(at most {entry.layer.dense_weight_params / smallest:.1f}x); lower the ratio."
     )
-  return _with_knob(entry, spec, over - 1)
+  return _settled(entry, _with_knob(entry, spec, over - 1), weight_shape)
 
 
 def size_for_error(
@@ -216,7 +224,8 @@ def size_for_error(
       field: tuple(int(r) for r in value) if isinstance(value, tuple) else int(value),
     }
     if clamp and _weight_params(entry, sized, weight.shape) >= entry.layer.dense_weight_params:
-      return _with_knob(entry, spec, max(1, _largest_compressing(entry, spec, weight.shape)))
+      largest = _with_knob(entry, spec, max(1, _largest_compressing(entry, spec, weight.shape)))
+      return _settled(entry, largest, weight.shape)
     if not allow_growth and fitted.weight_params >= entry.layer.dense_weight_params:
       raise errors.UserError(
         f"{entry.name}: error={error:g} needs TT-ranks {sized['ranks']}, which store "
@@ -245,19 +254,20 @@ def size_for_error(
   )
   if high < 1:
     if clamp:
-      return _with_knob(entry, spec, 1)
+      return _settled(entry, _with_knob(entry, spec, 1), weight.shape)
     raise _no_compressing_size(entry, spec)
   with _warnings_summarised(f"{entry.name} ({kind} size search)"):
     if fit_error(high) > error:
       if clamp:
-        return _with_knob(entry, spec, high)
+        return _settled(entry, _with_knob(entry, spec, high), weight.shape)
       raise errors.UserError(
         f"{entry.name}: error={error:g} cannot be met by {kind} with fewer weights than "
         f"dense: at {knob}={high}, the largest size that compresses, the error is "
         f"{errors_seen[high]:.4f}; raise `error`, choose another format, or set "
         "allow_growth: True."
       )
-    return _with_knob(entry, spec, _search(1, high, lambda v: fit_error(v) <= error))
+    chosen = _with_knob(entry, spec, _search(1, high, lambda v: fit_error(v) <= error))
+    return _settled(entry, chosen, weight.shape)
 
 
 def check_useful(entry, spec: dict, shape) -> None:

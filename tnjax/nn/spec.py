@@ -59,6 +59,12 @@ class LayerSpec:
     """{size field: its largest useful value} for `layer`; more only adds weights."""
     return {field: self.largest_useful_size(layer) for field in self.size_fields}
 
+  def stored_sizes(self, layer) -> dict:
+    """{size field: the value `layer` actually stores} where it differs from the spec's
+    (TT-ranks clipped to a bond's maximum); sizing writes these into the chosen spec."""
+    del layer
+    return {}
+
   def __post_init__(self):
     name = type(self).__name__
     for field in self.int_fields:
@@ -137,6 +143,12 @@ class TTSpec(LayerSpec):
     from tnjax.tensor.tt import max_tt_ranks  # pylint: disable=g-import-not-at-top
 
     return max(max_tt_ranks(layer.in_shape, layer.out_shape) or (1,))
+
+  def stored_sizes(self, layer) -> dict:
+    inner = tuple(int(r) for r in layer.ranks[1:-1])
+    if not self.clip_ranks or not inner:
+      return {}
+    return {"ranks": inner[0] if len(set(inner)) == 1 else inner}
 
   def __post_init__(self):
     super().__post_init__()
