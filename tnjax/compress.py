@@ -9,7 +9,8 @@ whole-model budget out (tnjax.compression). A measured budget ({"accuracy_drop":
 {"latency_ms": 2.0}, or a weight budget with "allocate": "sensitivity") is searched on
 --validation_examples held out of the training split, each candidate fine-tuned
 --search_finetune_epochs as a run in WORKDIR/search (rerun the command to resume it;
-WORKDIR/search/search.md has the front). The source run's newest checkpoint and saved
+WORKDIR/search/search.md has the front; `--status --workdir WORKDIR` shows how far it
+is). The source run's newest checkpoint and saved
 config are read; each planned layer is fitted to its trained weight; the table of
 formats, sizes, weights before / after, reconstruction errors and execution paths is
 printed; the compressed model is evaluated at once; then (with --finetune_epochs N > 0)
@@ -48,8 +49,11 @@ _VALIDATION = flags.DEFINE_integer(
   5000,
   "Training examples held out of every fine-tune, on which a measured budget selects.",
 )
+_STATUS = flags.DEFINE_bool(
+  "status", False, "Print where WORKDIR's rank search stands (candidates, best, runs); exit."
+)
 flags.DEFINE_bool("debug", False, "Show tracebacks instead of one-line errors.")
-flags.mark_flags_as_required(["from", "plan", "workdir"])
+flags.mark_flags_as_required(["workdir"])  # --from and --plan too, except with --status
 
 
 def main(argv, overrides: dict):
@@ -57,6 +61,14 @@ def main(argv, overrides: dict):
 
   def run():
     from tnjax.compression import workflow  # pylint: disable=g-import-not-at-top
+
+    if _STATUS.value:
+      from tnjax.compression.search_status import search_status  # pylint: disable=g-import-not-at-top
+
+      print(search_status(_WORKDIR.value))
+      return
+    if _FROM.value is None or _PLAN.value is None:
+      raise errors.UserError("--from and --plan are required (except with --status).")
     from tnjax.training import preemption  # pylint: disable=g-import-not-at-top
 
     preemption.program_signal_handlers()

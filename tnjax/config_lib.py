@@ -194,6 +194,7 @@ ADDED_WITH_DEFAULT = {
   "schedule.decay_steps": 0,
   "schedule.decay_rate": 1.0,
   "pretrained.allow_random_frozen": False,
+  "data.held_out_eval": 0,
 }
 # config.model fields of configs written before every model took `layers` (tnjax <= stop 14).
 RENAMED_MODEL_FIELDS = {"hidden_layer": "layers.hidden", "output_layer": "layers.output"}

@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from tnjax import data
+from tnjax import data, errors
 
 
 def write_idx(path, array, compress):
@@ -109,6 +109,23 @@ def test_max_examples_keep_the_first_k(idx_dir):
   np.testing.assert_array_equal(d.train_labels, arrays["train"][1][:4])
   np.testing.assert_array_equal(d.test_labels, arrays["t10k"][1][:2])
   assert d.train_images.shape == (4, 28, 28, 1) and d.num_classes == 10
+
+
+def test_held_out_evaluation_uses_training_examples_after_the_kept_ones(idx_dir):
+  """data.held_out_eval: the evaluated split is training examples the run does not train
+  on (right after max_train_examples, or the last ones), and the test split is not used."""
+  directory, arrays = idx_dir
+  labels = arrays["train"][1]
+  base = dict(source="idx", idx_dir=str(directory))
+  d = data.load_dataset(config(**base, max_train_examples=4, held_out_eval=3))
+  np.testing.assert_array_equal(d.train_labels, labels[:4])
+  np.testing.assert_array_equal(d.test_labels, labels[4:7])
+  d = data.load_dataset(config(**base, held_out_eval=5))  # all 12 trained: the last 5 held
+  np.testing.assert_array_equal(d.train_labels, labels[:7])
+  np.testing.assert_array_equal(d.test_labels, labels[7:])
+  with pytest.raises(errors.UserError) as e:
+    data.load_dataset(config(**base, held_out_eval=7))
+  assert "between 1 and half the 12 training examples" in str(e.value)
 
 
 def test_synthetic_is_deterministic_and_learnable():

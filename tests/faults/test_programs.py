@@ -62,6 +62,8 @@ PLANS = {
 # directory, {F}: a plain file. S, C and R are watched: no row may change them.
 ROWS = [
   ("compress", "--from {S} --plan {P}/none.py --workdir {T}/c1", r"returned NoneType"),
+  ("compress", "--plan {P}/none.py --workdir {T}/c1", r"--from and --plan are required"),
+  ("compress", "--status --workdir {S}", r"holds no rank search .*measured budget"),
   (
     "compress",
     "--from {S} --plan {P}/unknown_field.py --workdir {T}/c1",

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from tnjax import errors, models
 from tnjax.compression import compress_model, load, resolve_plan
+from tnjax.compression.search_status import search_status
 from tnjax.compression.workflow import compress_run, evaluate_run
 
 
@@ -244,10 +245,18 @@ def test_a_measured_budget_searches_on_held_out_examples_and_resumes(tmp_path):
   tried = [m["accuracy"] for m in record["measured"].values() if "accuracy" in m]
   runs = sorted(p.name for p in search_dir.glob("finetune_*"))
   assert len(tried) == len(runs) >= 1
-  for run in runs:  # every fine-tune is an ordinary, finished run on the first 384 examples
-    config = json.loads((search_dir / run / "config.json").read_text())
-    assert config["data"]["max_train_examples"] == trained_on
-    assert (search_dir / run / "result.json").exists()
+  evaluated = []
+  for run in runs:  # every fine-tune is an ordinary, finished run on the first 384 examples,
+    config = json.loads((search_dir / run / "config.json").read_text())  # evaluated on the
+    assert config["data"]["max_train_examples"] == trained_on  # 128 held out, never on test
+    assert config["data"]["held_out_eval"] == 128
+    evaluated.append(json.loads((search_dir / run / "result.json").read_text())["test_accuracy"])
+  np.testing.assert_allclose(sorted(evaluated), sorted(tried), atol=1e-6)
+  status = search_status(str(target)).splitlines()  # --status: how far the search is
+  assert status[0].startswith("search: budget {'accuracy_drop': 30}")
+  assert f"candidates fine-tuned: {len(runs)}; best so far {100 * max(tried):.2f}%" in status[3]
+  assert status[4] == f"finished: {search_dir / 'search.md'}"
+  assert status[-1] == f"{len(runs)} runs: {len(runs)} done." and "val acc" in status[5]
   need = record["source"]["accuracy"] - 0.30
   chosen = report["layers"][0]["weights_after"]
   assert "Target met." in (search_dir / "search.md").read_text()

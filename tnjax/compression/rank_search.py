@@ -250,7 +250,7 @@ def _finetuned_accuracy(source, point, validation, record, say, best) -> float:
   known = record.state.get("measured", {}).get(key, {})
   if "accuracy" not in known:
     model = validation.finetune(_build(source, point))
-    record.measure(key, accuracy=float(validation.accuracy(model)))
+    record.measure(key, accuracy=float(validation.accuracy(model)), weights=point["weights"])
     known = record.state["measured"][key]
   say(
     f"{point['weights']:,} weights: validation accuracy {100 * known['accuracy']:.2f}% "

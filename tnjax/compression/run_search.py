@@ -5,7 +5,8 @@ fine-tune an ordinary, resumable run under the compression's workdir.
 The validation examples are the training examples just after those the source trained on
 (a source trained with data.max_train_examples = N - V leaves V for this); when the source
 used the whole split, the last V are held out of every fine-tune and the search says that
-the source itself saw them. The test split is never read until the chosen model's report.
+the source itself saw them. The test split is never read until the chosen model's report: a candidate's run evaluates
+on the held-out examples (data.held_out_eval), and says so.
 """
 
 from __future__ import annotations
@@ -32,19 +33,16 @@ def held_out(source_config, examples: int):
 
   data = source_config.data.copy_and_resolve_references()
   with data.unlocked():
-    data.max_train_examples, data.max_test_examples = 0, 1
+    data.max_train_examples, data.max_test_examples, data.held_out_eval = 0, 1, 0
   with errors.input_errors_are_user_errors():
     (images, labels), _, _ = memory.load_raw_splits(data)
-  total = len(labels)
-  used = int(source_config.data.max_train_examples or total)
-  if not 1 <= examples <= total // 2:
-    raise errors.UserError(
-      f"--validation_examples={examples} must be between 1 and half the {total:,} training "
-      "examples."
+  try:
+    kept, _, held_images, held_labels, seen = memory.held_out_split(
+      images, labels, examples, source_config.data.max_train_examples
     )
-  start, seen = (used, False) if used + examples <= total else (total - examples, True)
-  keep = min(used, start)
-  return images[start : start + examples], labels[start : start + examples], keep, seen
+  except errors.UserError as e:
+    raise errors.UserError(f"--validation_examples={examples}: {e}") from e
+  return held_images, held_labels, len(kept), seen
 
 
 def validation_for_run(
@@ -70,7 +68,9 @@ def validation_for_run(
   search_dir = fileio.workdir_path(workdir) / SEARCH_DIR
 
   def finetune(model):
-    return _finetune_run(model, source_config, search_dir, keep, finetune_epochs, overrides)
+    return _finetune_run(
+      model, source_config, search_dir, keep, examples, finetune_epochs, overrides
+    )
 
   return Validation(
     loss=lambda m: measure(m)[0],
@@ -110,9 +110,10 @@ def _measure(images, labels, batch: int):
   return measure
 
 
-def _finetune_run(model, source_config, search_dir, keep, epochs, overrides):
+def _finetune_run(model, source_config, search_dir, keep, held, epochs, overrides):
   """Fine-tunes `model` as an ordinary run (resumable, locked) on the first `keep` training
-  examples, in a directory named by its layers' specs; returns the trained model."""
+  examples, evaluated on the `held` held-out ones (never the test split), in a directory
+  named by its layers' specs; returns the trained model."""
   from tnjax.compression import load, workflow  # pylint: disable=g-import-not-at-top
   from tnjax.training import trainer  # pylint: disable=g-import-not-at-top
 
@@ -121,8 +122,8 @@ def _finetune_run(model, source_config, search_dir, keep, epochs, overrides):
   run_dir = search_dir / f"finetune_{name}"
   init_path = run_dir / run_files.COMPRESSED_INIT
   config = workflow.compressed_config(source_config, rows, overrides or {}, epochs, init_path)
-  with config.unlocked():
-    config.data.max_train_examples = keep
+  with config.unlocked():  # trains on the kept examples, evaluates on the held-out ones
+    config.data.max_train_examples, config.data.held_out_eval = keep, held
   if not init_path.exists():
     run_dir.mkdir(parents=True, exist_ok=True)
     flat = nnx.to_flat_state(nnx.state(model, nnx.Not(nnx.RngState)))

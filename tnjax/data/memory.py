@@ -66,6 +66,10 @@ def default_data_config() -> ml_collections.ConfigDict:
       "whiten": "",
       "max_train_examples": 0,  # 0 = all; else the first k (smoke runs)
       "max_test_examples": 0,
+      # k > 0: evaluate on k training examples held out after the first max_train_examples
+      # (those train) instead of the test split, which is then never read: what a rank
+      # search's candidate fine-tunes select on (see held_out_split).
+      "held_out_eval": 0,
       "augment": "",  # '' | crop_flip: on-device CIFAR augmentation in the train step
       "image_size": 224,  # tfds_stream: crop size (ImageNet 224)
       "resize_to": 256,  # tfds_stream: shorter side resized to this before cropping
@@ -326,11 +330,34 @@ def load_raw_splits(config):
       f"data.source={config.source!r}: train images are {train_x.shape[1:]} "
       f"but test images {test_x.shape[1:]}; both splits must share a shape."
     )
+  held = int(config.get("held_out_eval", 0) or 0)
+  if held:
+    train_x, train_y, test_x, test_y, _ = held_out_split(
+      train_x, train_y, held, config.max_train_examples
+    )
+    return (train_x, train_y), (test_x, test_y), num_classes
   if config.max_train_examples:
     train_x, train_y = train_x[: config.max_train_examples], train_y[: config.max_train_examples]
   if config.max_test_examples:
     test_x, test_y = test_x[: config.max_test_examples], test_y[: config.max_test_examples]
   return (train_x, train_y), (test_x, test_y), num_classes
+
+
+def held_out_split(images, labels, examples: int, max_train_examples: int = 0):
+  """(train images, labels, held-out images, labels, whether the source saw the held-out
+  ones) from the training split: the `examples` just after the first `max_train_examples`
+  (0: all), or the last `examples` when none are left over (then the kept training
+  examples stop before them, but a source trained on the whole split has seen them)."""
+  total = len(labels)
+  if not 1 <= examples <= total // 2:
+    raise errors.UserError(
+      f"{examples:,} held-out examples must be between 1 and half the {total:,} training examples."
+    )
+  used = int(max_train_examples or total)
+  start, seen = (used, False) if used + examples <= total else (total - examples, True)
+  keep = min(used, start)
+  held = slice(start, start + examples)
+  return images[:keep], labels[:keep], images[held], labels[held], seen
 
 
 def load_dataset(config) -> Dataset:

@@ -68,9 +68,10 @@ def describe(workdir) -> dict:
   return row
 
 
-def status_table(rows: list[dict]) -> str:
-  """The table `python -m tnjax.sweep --status` prints, with a one-line total."""
-  lines = [f"{'point':>5} {'seed':>4}  {'state':<28} {'test acc':>8}  directory"]
+def status_table(rows: list[dict], accuracy: str = "test acc") -> str:
+  """The table `python -m tnjax.sweep --status` prints, with a one-line total (`accuracy`
+  heads the column of what the runs evaluate on)."""
+  lines = [f"{'point':>5} {'seed':>4}  {'state':<28} {accuracy:>8}  directory"]
   for r in rows:
     state = r["state"] if r["state"] != "running" else f"running on {r.get('host', '?')}"
     if r["state"] in ("partial", "running") and r.get("step") is not None:

@@ -101,6 +101,12 @@ class _Setup:
   total_steps: int
 
 
+def evaluated_split(config) -> str:
+  """What the run's 'test_*' metrics measure: the test split, or (data.held_out_eval, a
+  rank search's candidates) training examples held out of training."""
+  return "held-out" if config.data.get("held_out_eval", 0) else "test"
+
+
 def _build(config, is_main: bool) -> _Setup:
   """Mesh, input, model (+ pretrained weights), optimizer; prints the run's header."""
   mesh = sharding_lib.make_mesh(config.get("mesh"))
@@ -241,7 +247,7 @@ class _TrainLog:
   def announce(self, evaluated: dict) -> None:
     """One console line per evaluation (above the progress bar, in notebooks too)."""
     line = (
-      f"epoch {evaluated['epoch']}/{self.config.num_epochs}: test loss "
+      f"epoch {evaluated['epoch']}/{self.config.num_epochs}: {evaluated_split(self.config)} loss "
       f"{evaluated['test_loss']:.4f}, accuracy {100 * evaluated['test_accuracy']:.2f}%"
     )
     if evaluated.get("epoch_seconds"):
@@ -425,7 +431,8 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
       watcher.close()
   if is_main:
     print(
-      f"Done: step {result['step']}, test accuracy {result['test_accuracy']:.4f}, "
+      f"Done: step {result['step']}, {evaluated_split(config)} accuracy "
+      f"{result['test_accuracy']:.4f}, "
       f"{result['num_params']:,} parameters.",
       flush=True,
     )

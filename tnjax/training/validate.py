@@ -124,10 +124,15 @@ def validate_config(config) -> None:
   _int_at_least(config, "checkpoint.keep", 1, " (how many checkpoints to keep)")
   _int_at_least(config, "seed", 0)
   data = config.data
-  for field in ("max_train_examples", "max_test_examples", "pad_to"):
+  for field in ("max_train_examples", "max_test_examples", "pad_to", "held_out_eval"):
     _int_at_least(config, f"data.{field}", 0, " (0 means all / none)")
   if data.source == "synthetic":
     _check_synthetic(data.synthetic)
+  _require(
+    not (data.get("held_out_eval", 0) and data.source == "tfds_stream"),
+    "config.data.held_out_eval needs an in-memory source (tfds, idx or synthetic), not "
+    "tfds_stream; set it to 0.",
+  )
   for field in ("decay_epochs", "warmup_epochs", "decay_steps"):
     value = config.schedule[field]
     _require(
