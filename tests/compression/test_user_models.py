@@ -205,3 +205,49 @@ def test_a_sized_tt_layer_reports_the_clipped_ranks_it_stores_and_fits_without_w
   stored = tuple(small.layers[0].ranks[1:-1])
   assert rows[0]["spec"]["ranks"] == stored and len(set(stored)) > 1, stored
   assert rows[0]["weights_after"] == small.layers[0].weight_params <= 784 * 128 / 1.5
+
+
+class _Planted(nnx.Module):
+  """A dense and a conv layer whose trained weights are low rank plus noise."""
+
+  def __init__(self):
+    rng = np.random.default_rng(0)
+    self.fc = nnx.Linear(128, 96, rngs=nnx.Rngs(0))
+    self.conv = nnx.Conv(32, 48, (3, 3), rngs=nnx.Rngs(1))
+    weight = rng.normal(size=(128, 6)) @ rng.normal(size=(6, 96))
+    self.fc.kernel.set_value(jnp.asarray(weight + 0.05 * rng.normal(size=weight.shape)))
+    core, u, v = rng.normal(size=(3, 3, 4, 6)), rng.normal(size=(32, 4)), rng.normal(size=(48, 6))
+    kernel = np.einsum("hwab,ia,ob->hwio", core, u, v)
+    self.conv.kernel.set_value(jnp.asarray(kernel + 0.05 * rng.normal(size=kernel.shape)))
+
+
+def test_vbmf_sizes_lowrank_and_tucker_layers_at_the_ranks_their_weights_hold():
+  plan = {"fc": {"kind": "lowrank", "vbmf": True}, "conv": {"kind": "tucker", "vbmf": True}}
+  small, rows = tnjax.compress(_Planted(), plan)
+  specs = {r["name"]: r["spec"] for r in rows}
+  assert specs["fc"]["rank"] == 6 and (specs["conv"]["in_rank"], specs["conv"]["out_rank"]) == (
+    4,
+    6,
+  )
+  assert small.fc.rank == 6 and all(r["relative_error"] < 0.05 for r in rows)
+  # The sensitivity ladder starts the search there too: the EVBMF size is one of its rungs.
+  from tnjax.compression import plan as plan_lib, sensitivity  # pylint: disable=g-import-not-at-top
+
+  model = _Planted()
+  (entry,) = plan_lib.resolve_plan(model, {"fc": {"kind": "lowrank"}})
+  ladder = sensitivity.ladder_specs(entry, jnp.asarray(model.fc.kernel[...]))
+  ranks = [spec["rank"] for spec in ladder]
+  assert 6 in ranks and ranks == sorted(ranks, reverse=True)
+
+
+@pytest.mark.parametrize(
+  "entry, message",
+  [
+    ({"kind": "tt", "vbmf": True}, "sizes formats whose sizes are matrix ranks"),
+    ({"kind": "lowrank", "vbmf": 1}, "vbmf=1 must be True"),
+    ({"kind": "lowrank", "vbmf": True, "ratio": 3}, "give one of ratio, vbmf, not 2"),
+  ],
+)
+def test_vbmf_mistakes_are_one_line(entry, message):
+  with pytest.raises(errors.UserError, match=message):
+    tnjax.compress(_Planted(), {"fc": entry})

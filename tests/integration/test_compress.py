@@ -96,7 +96,7 @@ def test_a_ratio_gives_the_largest_size_within_it_and_a_budget_is_shared_out():
     ({"fc9": {"kind": "tt"}}, r"'fc9' matches no layer; the model's layers are conv1, conv2"),
     ({"fc1": {"kind": "tucker"}}, r"format 'tucker' has no dense layer"),
     ({"fc1": {"ranks": 4}}, r"must be a dict with a 'kind' key"),
-    ({"fc1": {"kind": "tt", "error": 0.1, "ratio": 4}}, r"give `error` or `ratio`, not both"),
+    ({"fc1": {"kind": "tt", "error": 0.1, "ratio": 4}}, r"give one of error, ratio, not 2"),
     ({"fc1": {"kind": "adtn", "error": 0.1}}, r"adtn weights are trained, not fitted"),
     ({"fc1": {"kind": "lowrank", "ratio": 0.5}}, r"must be a number above 1"),
     ({"fc2": {"kind": "lowrank", "rank": 100}}, r"lowrank rank=100 is above what is useful .*84"),

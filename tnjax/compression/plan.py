@@ -24,7 +24,7 @@ from tnjax.nn.base import FactorizedDense
 from tnjax.nn.conv_base import FactorizedConv
 from tnjax.nn.embed_base import FactorizedEmbed
 
-SIZE_TARGETS = ("error", "ratio")
+SIZE_TARGETS = ("error", "ratio", "vbmf")
 # Plan-only fields: how to size a layer, and whether it may end up larger than dense.
 PLAN_FIELDS = SIZE_TARGETS + ("allow_growth",)
 
@@ -141,7 +141,9 @@ def _checked_spec(pattern: str, spec, layer) -> dict:
     )
   targets = [t for t in SIZE_TARGETS if t in spec]
   if len(targets) > 1:
-    raise errors.UserError(f"plan entry {pattern!r}: give `error` or `ratio`, not both.")
+    raise errors.UserError(
+      f"plan entry {pattern!r}: give one of {', '.join(targets)}, not {len(targets)}."
+    )
   if spec["kind"] == "adtn" and spec.get("share"):
     raise errors.UserError(f"plan entry {pattern!r}: compressed ADTN layers cannot share.")
   _check_plan_fields(pattern, spec)
@@ -163,6 +165,11 @@ def _check_plan_fields(pattern: str, spec: dict) -> None:
     raise errors.UserError(
       f"plan entry {pattern!r}: ratio={spec['ratio']!r} must be a number above 1 (dense "
       "weights / stored weights, e.g. 10)."
+    )
+  if "vbmf" in spec and spec["vbmf"] is not True:
+    raise errors.UserError(
+      f"plan entry {pattern!r}: vbmf={spec['vbmf']!r} must be True (the ranks EVBMF estimates "
+      "from the trained weight), or left out."
     )
   if "allow_growth" in spec and not isinstance(spec["allow_growth"], bool):
     raise errors.UserError(

@@ -41,7 +41,8 @@ class Candidate:
 
 
 def ladder_specs(entry, weight, ladder=LADDER) -> list[dict]:
-  """The distinct sizes of `entry`'s format at the ladder's ratios, largest first."""
+  """The distinct sizes of `entry`'s format at the ladder's ratios, largest first, with the
+  EVBMF ranks (Nakajima et al. 2013) as one more rung for lowrank and tucker layers."""
   plain = {k: v for k, v in entry.spec.items() if k not in PLAN_FIELDS}
   specs = []
   for ratio in ladder:
@@ -56,6 +57,11 @@ def ladder_specs(entry, weight, ladder=LADDER) -> list[dict]:
       f"{entry.name}: {plain['kind']} has no size that compresses this layer "
       f"{ladder[0]}x or more; choose another format for it."
     )
+  rung = sizing.vbmf_rung(entry, plain, weight)
+  if rung is not None and rung[0] not in specs:
+    # Ratio rungs are largest first; the EVBMF size goes where its weights put it.
+    at = sum(sizing.stored_weights(entry, s, weight.shape) > rung[1] for s in specs)
+    specs.insert(at, rung[0])
   return specs
 
 

@@ -76,7 +76,8 @@ def _settled(entry, spec: dict, shape) -> dict:
   return {**spec, **stored}
 
 
-def _weight_params(entry, spec: dict, shape) -> int:
+def stored_weights(entry, spec: dict, shape) -> int:
+  """The weights the planned layer stores at `spec`."""
   return _abstract_layer(entry, spec, shape).weight_params
 
 
@@ -134,7 +135,7 @@ def _largest_compressing(entry, spec: dict, shape) -> int:
   high = _highest(entry, spec, shape)
   return (
     _search(
-      1, high + 1, lambda k: _weight_params(entry, _with_knob(entry, spec, k), shape) >= dense
+      1, high + 1, lambda k: stored_weights(entry, _with_knob(entry, spec, k), shape) >= dense
     )
     - 1
   )
@@ -153,7 +154,7 @@ def check_shrinks(entry, spec: dict, shape, allow_growth: bool) -> None:
   the layer, both sizes, a ratio that would compress)."""
   if allow_growth:
     return
-  after, before = _weight_params(entry, spec, shape), entry.layer.dense_weight_params
+  after, before = stored_weights(entry, spec, shape), entry.layer.dense_weight_params
   if after >= before:
     knob = ", ".join(f"{f}={spec.get(f)}" for f in _spec_class(entry, spec).size_fields)
     raise errors.UserError(
@@ -170,10 +171,10 @@ def size_for_ratio(entry, spec: dict, weight_shape, ratio: float) -> dict:
   budget = entry.layer.dense_weight_params / ratio
   high = _highest(entry, spec, weight_shape)
   over = _search(
-    1, high + 1, lambda k: _weight_params(entry, _with_knob(entry, spec, k), weight_shape) > budget
+    1, high + 1, lambda k: stored_weights(entry, _with_knob(entry, spec, k), weight_shape) > budget
   )
   if over == 1:
-    smallest = _weight_params(entry, _with_knob(entry, spec, 1), weight_shape)
+    smallest = stored_weights(entry, _with_knob(entry, spec, 1), weight_shape)
     raise errors.UserError(
       f"{entry.name}: ratio={ratio:g} cannot be met by {spec['kind']}: its smallest size "
       f"stores {smallest:,} weights against the dense {entry.layer.dense_weight_params:,} "
@@ -223,7 +224,7 @@ def size_for_error(
       **spec,
       field: tuple(int(r) for r in value) if isinstance(value, tuple) else int(value),
     }
-    if clamp and _weight_params(entry, sized, weight.shape) >= entry.layer.dense_weight_params:
+    if clamp and stored_weights(entry, sized, weight.shape) >= entry.layer.dense_weight_params:
       largest = _with_knob(entry, spec, max(1, _largest_compressing(entry, spec, weight.shape)))
       return _settled(entry, largest, weight.shape)
     if not allow_growth and fitted.weight_params >= entry.layer.dense_weight_params:
@@ -270,6 +271,31 @@ def size_for_error(
     return _settled(entry, chosen, weight.shape)
 
 
+def size_by_vbmf(entry, spec: dict, weight, *, allow_growth=False) -> dict:
+  """The spec with the ranks EVBMF estimates from the trained weight (Kim et al. 2016's
+  choice for Tucker-2), refused if it would not compress unless allow_growth."""
+  sizes = spec_from_config(spec).vbmf_sizes(weight)
+  if sizes is None:
+    raise errors.UserError(
+      f"{entry.name}: `vbmf` sizes formats whose sizes are matrix ranks (lowrank, tucker), "
+      f"not {spec['kind']}; give its size, `error` or `ratio`."
+    )
+  sized = {**spec, **sizes}
+  check_shrinks(entry, sized, weight.shape, allow_growth)
+  return sized
+
+
+def vbmf_rung(entry, spec: dict, weight) -> tuple[dict, int] | None:
+  """(spec at the EVBMF ranks, its weights) when the format has them and they compress the
+  layer: the rank search's starting size for lowrank and tucker layers; else None."""
+  sizes = spec_from_config(spec).vbmf_sizes(weight)
+  if sizes is None:
+    return None
+  sized = {**spec, **sizes}
+  weights = stored_weights(entry, sized, weight.shape)
+  return (sized, weights) if weights < entry.layer.dense_weight_params else None
+
+
 def check_useful(entry, spec: dict, shape) -> None:
   """Refuses given sizes above what can help: such factors only add weights (a low-rank rank
   above min(in, out), Tucker-2 ranks above the channels, TT ranks above a bond's maximum,
@@ -299,6 +325,8 @@ def size_spec(entry, weight) -> dict:
     return size_for_ratio(entry, spec, weight.shape, float(spec.pop("ratio")))
   if "error" in spec:
     return size_for_error(entry, spec, weight, float(spec.pop("error")), allow_growth=allow_growth)
+  if spec.pop("vbmf", False):
+    return size_by_vbmf(entry, spec, weight, allow_growth=allow_growth)
   if not allow_growth:
     check_useful(entry, spec, weight.shape)
   check_shrinks(entry, spec, weight.shape, allow_growth)
@@ -427,7 +455,7 @@ def _allocate(entries, weights: dict, budget) -> dict[str, dict]:
     return sizes
 
   def total(sizes):
-    return sum(_weight_params(e, sizes[e.name], weights[e.name].shape) for e in entries)
+    return sum(stored_weights(e, sizes[e.name], weights[e.name].shape) for e in entries)
 
   low, high = 0.0, 0.999
   if total(sizes_at(high)) > allowed:

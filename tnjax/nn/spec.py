@@ -65,6 +65,12 @@ class LayerSpec:
     del layer
     return {}
 
+  def vbmf_sizes(self, weight) -> dict | None:
+    """{size field: the rank EVBMF estimates from the trained `weight`} for the formats
+    whose sizes are matrix ranks (a plan's "vbmf": True); None for the others."""
+    del weight
+    return None
+
   def __post_init__(self):
     name = type(self).__name__
     for field in self.int_fields:
@@ -169,6 +175,11 @@ class LowRankSpec(LayerSpec):
 
   def largest_useful_size(self, layer) -> int:
     return min(layer.weight_shape[0], layer.weight_shape[1])
+
+  def vbmf_sizes(self, weight) -> dict:
+    from tnjax.tensor.vbmf import vbmf_rank  # pylint: disable=g-import-not-at-top
+
+    return {"rank": vbmf_rank(weight)}
 
   def __post_init__(self):
     super().__post_init__()
@@ -312,6 +323,12 @@ class TuckerSpec(LayerSpec):
 
   def size_limits(self, layer) -> dict:
     return {"in_rank": layer.weight_shape[-2], "out_rank": layer.weight_shape[-1]}
+
+  def vbmf_sizes(self, weight) -> dict:
+    from tnjax.tensor.vbmf import tucker2_vbmf_ranks  # pylint: disable=g-import-not-at-top
+
+    in_rank, out_rank = tucker2_vbmf_ranks(weight)
+    return {"in_rank": in_rank, "out_rank": out_rank}
 
   def __post_init__(self):
     super().__post_init__()

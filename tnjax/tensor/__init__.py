@@ -16,7 +16,8 @@ arrays) with the same verbs, `<fmt>` standing for the format's prefix:
 and for each: `<fmt>_to_dense(w)` (a matrix (in, out) or an HWIO kernel),
 `<fmt>_from_dense(weight, sizes...)`, `<fmt>_num_params(sizes...)` and
 `<fmt>_ranks_for_budget(sizes..., budget)` (closed form; budget is a count or a
-fraction of the dense weight). Shape helpers live in tensor/shapes.py.
+fraction of the dense weight). Shape helpers live in tensor/shapes.py; the ranks a
+trained matrix or kernel supports (EVBMF) in tensor/vbmf.py.
 """
 
 from tnjax.tensor.adtn import (
@@ -105,3 +106,4 @@ from tnjax.tensor.tucker import (
   tucker2_ranks_for_budget,
   tucker2_to_dense,
 )
+from tnjax.tensor.vbmf import tucker2_vbmf_ranks, vbmf_rank
