@@ -19,7 +19,7 @@ LAYERS = sorted((k, v) for k, v in registry.layers().items() if k[0] in ("dense"
 
 
 def test_the_table_holds_every_format_in_each_family():
-  assert registry.kinds("dense") == ["adtn", "cp", "dense", "lowrank", "sketch", "tt"]
+  assert registry.kinds("dense") == ["adtn", "btt", "cp", "dense", "lowrank", "sketch", "tt"]
   assert registry.kinds("conv") == ["adtn", "cp", "dense", "sketch", "tt", "tucker"]
   assert registry.kinds("embed") == ["dense", "tt_embedding"]
   with pytest.raises(ValueError, match="Layer kind 'tucker' has no dense"):
@@ -77,6 +77,7 @@ def test_every_path_of_every_layer_is_its_dense_weight(key, method, x64):
 # Specs at which from_dense reproduces a 16x16 weight / 3x3x16x16 kernel exactly. A new
 # exact format must be added here; formats that only estimate the weight go in ESTIMATES.
 FULL_RANK = {
+  "btt": {"kind": "btt", "rank": 4},  # 16 = 4x4: each (4, 4) block at rank 4
   "dense": {"kind": "dense"},
   "tt": {"kind": "tt", "ranks": 256, "order": 2},
   "lowrank": {"kind": "lowrank", "rank": 16},

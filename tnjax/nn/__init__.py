@@ -16,6 +16,7 @@ from tnjax.nn.base import CompressedLayer, CountedModule, FactorizedDense
 from tnjax.nn.conv import Conv
 from tnjax.nn.conv_base import FactorizedConv, conv_reference
 from tnjax.nn.cp_conv import CPConv
+from tnjax.nn.btt_dense import BTTDense, BTTSpec
 from tnjax.nn.cp_dense import CPDense
 from tnjax.nn.dense import Dense
 from tnjax.nn.embed_base import Embed, FactorizedEmbed

@@ -50,6 +50,7 @@ class LayerSpec:
   # and whether a target `error` can size the format (fitted, not trained, weights).
   size_fields = ()
   error_sizable = True
+  inits = INITS  # the `init` names the format draws its parameters by
 
   def largest_useful_size(self, layer) -> int:
     """The knob above which `layer` (this format, sized for a weight) gains nothing."""
@@ -86,8 +87,8 @@ class LayerSpec:
         f"{name}.method={self.method!r} is not a path of this format; choose from "
         f"{('auto',) + self.paths}."
       )
-    if self.init not in INITS:
-      raise ValueError(f"{name}.init={self.init!r} is unknown; choose one of {INITS}.")
+    if self.init not in self.inits:
+      raise ValueError(f"{name}.init={self.init!r} is unknown; choose one of {self.inits}.")
     if self.dtype not in DTYPES:
       raise ValueError(f"{name}.dtype={self.dtype!r} is unknown; choose one of {DTYPES}.")
 

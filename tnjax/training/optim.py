@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import re
 
-import numpy as np
+import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
@@ -106,3 +107,21 @@ def make_optimizer(optimizer_config, schedule: optax.Schedule) -> optax.Gradient
   else:
     raise ValueError(f"config.optimizer.name={name!r} is unknown; choose sgd, adam or adamw.")
   return optax.chain(optax.add_decayed_weights(decay), core) if decay else core
+
+
+def with_layer_rates(tx: optax.GradientTransformation, model, wrt=nnx.Param):
+  """`tx` with each parameter's update scaled by its `lr_scale` metadata, where a layer
+  asks for one (BTT's per-core rates, Qiu et al. 2024); `tx` itself when none does, so
+  other models' optimizer states are unchanged. Use it in your own loop as the trainer
+  does: nnx.Optimizer(model, with_layer_rates(tx, model), wrt=nnx.Param)."""
+  flat = nnx.to_flat_state(nnx.state(model, wrt))
+  rates = {path: float(v.get_metadata().get("lr_scale", 1.0)) for path, v in flat}
+  if all(rate == 1.0 for rate in rates.values()):
+    return tx
+  scales = nnx.from_flat_state([(path, rates[path]) for path, _ in flat])
+
+  def update(updates, state, params=None):
+    del params
+    return jax.tree.map(lambda u, k: u * jnp.asarray(k, u.dtype), updates, scales), state
+
+  return optax.chain(tx, optax.GradientTransformation(lambda _: optax.EmptyState(), update))

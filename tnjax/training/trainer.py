@@ -146,7 +146,8 @@ def _build(config, is_main: bool) -> _Setup:
     print(format_table(model, example), flush=True)
   schedule = optim.make_schedule(config.schedule, data.steps_per_epoch, config.num_epochs)
   trainable = optim.trainable_params(model, config.get("trainable", ""))
-  optimizer = nnx.Optimizer(model, optim.make_optimizer(config.optimizer, schedule), wrt=trainable)
+  tx = optim.with_layer_rates(optim.make_optimizer(config.optimizer, schedule), model, trainable)
+  optimizer = nnx.Optimizer(model, tx, wrt=trainable)
   if is_main and trainable.pattern:
     count = sum(x.size for x in jax.tree.leaves(nnx.state(model, trainable)))
     print(f"Training {count:,} of {total_params(model):,} parameters (config.trainable).")
