@@ -79,18 +79,29 @@ def report_header(title: str, machine: Mapping[str, Any], command: str, machine_
 
 def _stats(seconds) -> dict[str, float]:
   ms = np.asarray(seconds) * 1e3
+  median, q25, q75 = np.median(ms), np.percentile(ms, 25), np.percentile(ms, 75)
   return {
-    "median_ms": float(np.median(ms)),
-    "q25_ms": float(np.percentile(ms, 25)),
-    "q75_ms": float(np.percentile(ms, 75)),
+    "median_ms": float(median),
+    "q25_ms": float(q25),
+    "q75_ms": float(q75),
     "min_ms": float(ms.min()),
+    "spread": float((q75 - q25) / median),  # interquartile range / median
     "repeats": len(ms),
   }
 
 
+def _spread_above(times: Mapping[str, list], limit: float | None) -> bool:
+  """Whether any call's interquartile range is still above `limit` x its median."""
+  if limit is None:
+    return False
+  return any(len(t) < 4 or _stats(t)["spread"] > limit for t in times.values())
+
+
 def ms_cell(stats: Mapping[str, float]) -> str:
-  """A table cell: the median ms and, in brackets, the interquartile range."""
-  return f"{stats['median_ms']:.3g} ({stats['q25_ms']:.3g}-{stats['q75_ms']:.3g})"
+  """A table cell: the median ms and, in brackets, the interquartile range (flagged when
+  it is over 10% of the median: a noisy figure)."""
+  flag = " !" if (stats["q75_ms"] - stats["q25_ms"]) > 0.10 * stats["median_ms"] else ""
+  return f"{stats['median_ms']:.3g} ({stats['q25_ms']:.3g}-{stats['q75_ms']:.3g}){flag}"
 
 
 def time_interleaved(
@@ -101,13 +112,17 @@ def time_interleaved(
   min_seconds: float = 0.0,
   max_seconds: float = 60.0,
   max_repeats: int = 500,
+  max_spread: float | None = 0.10,
 ) -> dict[str, dict]:
-  """Median, quartiles and min in ms of zero-argument jitted calls, timed in turn.
+  """Median, quartiles, min and spread (interquartile range / median) in ms of
+  zero-argument jitted calls, timed in turn.
 
   Each call is run twice first (compilation and warm-up, not timed). Then every
   round times each call once, so load from other processes on a shared machine
   falls on all of them alike. Runs `repeats` rounds, more (up to `max_repeats`)
-  while under `min_seconds`, fewer (down to `min_repeats`) once past `max_seconds`.
+  while under `min_seconds` or while a call's spread is above `max_spread`, fewer
+  (down to `min_repeats`) once past `max_seconds`; the spread is in the results, so a
+  noisy figure says so.
   """
   for call in calls.values():
     jax.block_until_ready(call())
@@ -116,7 +131,7 @@ def time_interleaved(
   start = time.perf_counter()
   for round_index in range(max_repeats):
     elapsed = time.perf_counter() - start
-    if round_index >= repeats and elapsed >= min_seconds:
+    if round_index >= repeats and elapsed >= min_seconds and not _spread_above(times, max_spread):
       break
     if round_index >= min_repeats and elapsed > max_seconds:
       break

@@ -4,6 +4,7 @@ r"""Speed of the papers' compressed layers against their dense twins, same machi
   python -m benchmarks.layers --quick               # fewer repeats, a smoke run
   python -m benchmarks.layers --filter cpac         # only configs whose name contains cpac
   python -m benchmarks.layers --anchors             # the TensorLy-Torch comparison shapes instead
+  python -m benchmarks.layers --btt                 # Block Tensor-Train at transformer sizes
   python -m benchmarks.layers --dtype bfloat16      # bf16 compute (float32 parameters)
 
 The layers come from the configs themselves (benchmarks/paper_points.py): each
@@ -130,6 +131,32 @@ ANCHOR_CASES = [
 ]
 
 
+# Block Tensor-Train (Qiu et al. 2024) at transformer sizes, with low rank at its weights.
+# The paper's balanced modes (64x64: 4,096 blocks of 64x64 at rank 4) make small GEMMs;
+# few large blocks (8x512 -> 512x8: 64 blocks of 512x512 at rank 32) store as many weights.
+BTT_CASES = [
+  Case(f"FC 4096x4096, {name}, 8192 tokens", dense_pair(spec, 4096, 4096), (8192, 4096))
+  for name, spec in (
+    ("BTT 64x64 rank 4, balanced (8x fewer weights)", {"kind": "btt", "rank": 4}),
+    (
+      "BTT 16x256 -> 256x16 rank 16 (8x fewer)",
+      {"kind": "btt", "rank": 16, "in_shape": (16, 256), "out_shape": (256, 16)},
+    ),
+    (
+      "BTT 8x512 -> 512x8 rank 32 (8x fewer)",
+      {"kind": "btt", "rank": 32, "in_shape": (8, 512), "out_shape": (512, 8)},
+    ),
+    ("matrix rank 256 (8x fewer, as BTT above)", {"kind": "lowrank", "rank": 256}),
+  )
+] + [
+  Case(
+    "ViT-S MLP 384x1536, BTT 8x48 -> 192x8 rank 4 (9.6x fewer weights), 8192 tokens",
+    dense_pair({"kind": "btt", "rank": 4, "in_shape": (8, 48), "out_shape": (192, 8)}, 384, 1536),
+    (8192, 384),
+  ),
+]
+
+
 def jitted_calls(module):
   """Jitted forward and forward+backward of a module, as functions of (params, x)."""
   graphdef, params = nnx.split(module)
@@ -168,7 +195,9 @@ def run_case(case: Case, dtype=None, **timing) -> dict:
 def to_markdown(rows, machine, command) -> str:
   lines = [
     *report_header("Layer speed vs dense", machine, command),
-    "Milliseconds per call: median (interquartile range) over the repeats; float32, jit,",
+    "Milliseconds per call: median (interquartile range; '!' where it exceeds 10% of the",
+    "median after the round limit) over the repeats, which go on until every call's",
+    "interquartile range is within 10% of its median or the time limit; float32, jit,",
     "warmed up; dense and layer timed in turn in the same run. fwd+bwd = gradients of",
     "sum(y**2) w.r.t. parameters and input. Speed-up = dense median / layer median.",
     "Path: how tnjax.tensor.plan runs the layer at this shape (factored chain, or the",
@@ -193,6 +222,7 @@ def main():
   parser.add_argument("--quick", action="store_true", help="few repeats (a smoke run)")
   parser.add_argument("--filter", default="", help="only configs (cases) whose name contains this")
   parser.add_argument("--anchors", action="store_true", help="the TensorLy-Torch comparison shapes")
+  parser.add_argument("--btt", action="store_true", help="Block Tensor-Train at transformer sizes")
   parser.add_argument("--dtype", default=None, help="compute dtype, e.g. bfloat16")
   parser.add_argument(
     "--out",
@@ -207,14 +237,14 @@ def main():
     else dict(repeats=30, min_seconds=10.0, max_seconds=40.0)
   )
   if args.out is None:
-    kind = "anchors" if args.anchors else "layers"
+    kind = "anchors" if args.anchors else "btt" if args.btt else "layers"
     suffix = f"_{args.dtype}" if args.dtype else ""
     args.out = f"benchmarks/results/{kind}_{jax.default_backend()}{suffix}.md"
   machine = describe_machine()
   command = "python -m benchmarks.layers " + " ".join(sys.argv[1:])
   rows = []
-  if args.anchors:
-    cases = [c for c in ANCHOR_CASES if args.filter in c.name]
+  if args.anchors or args.btt:
+    cases = [c for c in (ANCHOR_CASES if args.anchors else BTT_CASES) if args.filter in c.name]
   else:
     cases = paper_cases(args.filter)
   for case in cases:

@@ -31,8 +31,12 @@ def test_the_matrix_is_the_sum_over_the_rank_of_core_products(x64):
     expected[i1 * 4 + i2, j1 * 2 + j2] = float(w.first[i1, i2, :, j2] @ w.second[j2, i1, :, j1])
   np.testing.assert_allclose(btt.btt_to_dense(w), expected, rtol=1e-12, atol=1e-12)
   x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 3, 12)))
+  bias = jnp.arange(10.0)
   for method in ("factored", "dense"):
     np.testing.assert_allclose(btt.btt_matmul(x, w, method=method), x @ expected, atol=1e-12)
+    np.testing.assert_allclose(  # added block-major on the factored path: the same sum
+      btt.btt_matmul(x, w, bias, method=method), x @ expected + bias, atol=1e-12
+    )
 
 
 def test_from_dense_is_the_best_fit_block_by_block(x64):

@@ -204,6 +204,7 @@ class FactorizedDense(CompressedLayer):
   """
 
   family = "dense"
+  adds_bias = False  # True: the format's _matmul adds the bias itself (where it is cheapest)
 
   def __init__(
     self,
@@ -297,7 +298,7 @@ class FactorizedDense(CompressedLayer):
       x = x.astype(self.dtype)
     with plan.owner(id(self), x):  # format_table's 'path' column reads the choice made here
       y = self._matmul(x)
-    if self.bias is not None:
+    if self.bias is not None and not self.adds_bias:
       y = y + self.bias[...].astype(y.dtype)
     return y
 

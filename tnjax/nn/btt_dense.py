@@ -24,7 +24,9 @@ class BTTSpec(LayerSpec):
 
   Attributes:
     rank: the BTT rank r (1: a Monarch matrix); at most min(m2, n1).
-    in_shape, out_shape: two modes each (m1, m2) -> (n1, n2); None: balanced.
+    in_shape, out_shape: two modes each (m1, m2) -> (n1, n2); None: balanced, as the
+      paper. Few large blocks (e.g. (8, 512) -> (512, 8) at a higher rank) store as
+      many weights in larger GEMMs, which run faster on a CPU (benchmarks/results/btt_cpu.md).
     init: 'mup' (the paper's: each core drawn as its own dense layer under muP, and each
       core's learning rate scaled by in_features / (its fan-in x 2), read by
       tnjax.training.optim.with_layer_rates; a layer fitted by from_dense keeps the
@@ -111,10 +113,15 @@ class BTTDense(FactorizedDense):
     full = btt.btt_to_dense(self.weights(), precision=self.precision)
     return full[: self.in_features, : self.out_features]
 
+  adds_bias = True  # inside btt_matmul, before its final transpose
+
   def _matmul(self, x):
     x = pad_features(x, math.prod(self.in_shape))
+    bias = None
+    if self.bias is not None:
+      bias = pad_features(self.bias[...].astype(x.dtype), math.prod(self.out_shape))
     y = btt.btt_matmul(
-      x, self.weights().astype(x.dtype), precision=self.precision, method=self.spec.method
+      x, self.weights().astype(x.dtype), bias, precision=self.precision, method=self.spec.method
     )
     return y[..., : self.out_features]
 

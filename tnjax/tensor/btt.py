@@ -80,9 +80,11 @@ def btt_paths(batch: int, in_shape, out_shape, rank: int, itemsize: int) -> list
   return [factored, plan.dense_matmul_path(batch, m1 * m2, n1 * n2, rebuild, itemsize)]
 
 
-def btt_matmul(x, w: BTTMatrix, *, precision=None, method: str = "auto"):
-  """x (..., m1 m2) @ W -> (..., n1 n2); 'factored' (two batched GEMMs), 'dense' (W
-  rebuilt), or 'auto' (tnjax.tensor.plan chooses)."""
+def btt_matmul(x, w: BTTMatrix, bias=None, *, precision=None, method: str = "auto"):
+  """x (..., m1 m2) @ W [+ bias (n1 n2,)] -> (..., n1 n2); 'factored' (two batched GEMMs),
+  'dense' (W rebuilt), or 'auto' (tnjax.tensor.plan chooses). The bias is added while the
+  output is still block-major: added after the final transpose, its gradient (a sum over
+  tokens across a strided layout) cost a third of the layer's backward on a CPU."""
   (m1, m2), (n1, n2), rank = w.shapes
   lead = x.shape[:-1]
   method = plan.choose(
@@ -95,12 +97,16 @@ def btt_matmul(x, w: BTTMatrix, *, precision=None, method: str = "auto"):
     operands=(x, w.first, w.second),
   )
   if method == "dense":
-    return jnp.matmul(x, btt_to_dense(w, precision=precision), precision=precision)
+    y = jnp.matmul(x, btt_to_dense(w, precision=precision), precision=precision)
+    return y if bias is None else y + bias
   blocks = x.reshape(-1, m1, m2)
-  # For each i1: (batch, m2) @ (m2, r n2); then for each j2: (batch, m1 r) @ (m1 r, n1).
+  # For each i1: (batch, m2) @ (m2, r n2); then for each j2: (batch, m1 r) @ (m1 r, n1),
+  # which leaves the output (n2, batch, n1): j2-major until the one transpose at the end.
   hidden = jnp.einsum("bpq,pqak->bpak", blocks, w.first, precision=precision)
-  y = jnp.einsum("bpak,kpaj->bjk", hidden, w.second, precision=precision)
-  return y.reshape(*lead, n1 * n2)
+  y = jnp.einsum("bpak,kpaj->kbj", hidden, w.second, precision=precision)
+  if bias is not None:
+    y = y + bias.reshape(n1, n2).T[:, None, :]
+  return jnp.transpose(y, (1, 2, 0)).reshape(*lead, n1 * n2)
 
 
 def btt_to_dense(w: BTTMatrix, *, precision=None):
