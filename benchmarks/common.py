@@ -112,7 +112,7 @@ def time_interleaved(
   min_seconds: float = 0.0,
   max_seconds: float = 60.0,
   max_repeats: int = 500,
-  max_spread: float | None = 0.10,
+  max_spread: float | None = None,
 ) -> dict[str, dict]:
   """Median, quartiles, min and spread (interquartile range / median) in ms of
   zero-argument jitted calls, timed in turn.

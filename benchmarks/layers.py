@@ -234,7 +234,7 @@ def main():
   timing = (
     dict(repeats=7, min_repeats=5, max_seconds=8.0)
     if args.quick
-    else dict(repeats=30, min_seconds=10.0, max_seconds=40.0)
+    else dict(repeats=30, min_seconds=10.0, max_seconds=40.0, max_spread=0.10)
   )
   if args.out is None:
     kind = "anchors" if args.anchors else "btt" if args.btt else "layers"

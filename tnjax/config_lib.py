@@ -182,6 +182,7 @@ HARMLESS_FIELDS = (
   "data.data_dir",
   "data.idx_dir",
   "data.max_test_examples",
+  "data.held_out_eval",  # which examples are evaluated, not which train
   "pretrained.allow_random_frozen",
 )
 # Fields added after runs were made, with the value that reproduces those runs:

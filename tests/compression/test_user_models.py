@@ -205,6 +205,14 @@ def test_a_sized_tt_layer_reports_the_clipped_ranks_it_stores_and_fits_without_w
   stored = tuple(small.layers[0].ranks[1:-1])
   assert rows[0]["spec"]["ranks"] == stored and len(set(stored)) > 1, stored
   assert rows[0]["weights_after"] == small.layers[0].weight_params <= 784 * 128 / 1.5
+  conv = nnx.Sequential(nnx.Conv(64, 64, (3, 3), rngs=nnx.Rngs(0)))  # TT convs alike
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    small, rows = tnjax.compress(conv, {"layers/0": {"kind": "tt", "ratio": 4}})
+  bonds = tuple(int(core.shape[0]) for core in small.layers[0].cores[1:])
+  ranks = rows[0]["spec"]["ranks"]
+  assert (ranks,) * len(bonds) == bonds if isinstance(ranks, int) else ranks == bonds
+  assert rows[0]["weights_after"] == small.layers[0].weight_params <= 64 * 64 * 9 / 4
 
 
 class _Planted(nnx.Module):

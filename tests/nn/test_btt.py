@@ -92,6 +92,29 @@ def test_mup_initialisation_and_per_core_learning_rates():
   assert optim.with_layer_rates(tx, nnx.Linear(3, 2, rngs=nnx.Rngs(0))) is tx
 
 
+def test_the_rank_for_a_budget_is_the_largest_that_fits():
+  for budget in (10_000, 0.25, 1):
+    rank = btt.btt_ranks_for_budget((8, 16), (16, 8), budget)
+    count = budget if isinstance(budget, int) else int(budget * 128 * 128)
+    assert btt.btt_num_params((8, 16), (16, 8), rank) <= max(count, 8 * 8 * 32)
+    assert rank == 16 or btt.btt_num_params((8, 16), (16, 8), rank + 1) > count
+  assert btt.btt_ranks_for_budget((8, 16), (16, 8), 10**9) == 16  # at most min(m2, n1)
+
+
+def test_weights_loaded_into_a_btt_layer_fine_tune_at_the_models_rate():
+  """A compressed run rebuilds its model from the config (muP rates) and loads the fitted
+  weights: loaded weights, like a fitted layer, train at the model's rate."""
+  from tnjax.training import pretrained  # pylint: disable=g-import-not-at-top
+
+  model = nnx.Sequential(BTTDense(64, 32, BTTSpec(rank=2), rngs=nnx.Rngs(0)))
+  assert model.layers[0].first.get_metadata()["lr_scale"] == 4.0
+  fitted = BTTDense.from_dense(np.ones((64, 32)), spec=BTTSpec(rank=2))
+  pretrained.load_arrays(model, {"layers/0/first": fitted.first[...]})
+  assert model.layers[0].first.get_metadata()["lr_scale"] == 1.0
+  assert model.layers[0].second.get_metadata()["lr_scale"] == 2.0  # not loaded: its own init
+  np.testing.assert_array_equal(model.layers[0].first[...], fitted.first[...])
+
+
 def test_a_users_linear_compresses_to_btt_by_ratio_and_trains():
   model = nnx.Sequential(nnx.Linear(256, 256, rngs=nnx.Rngs(0)))
   small, rows = tnjax.compress(model, {"layers/0": {"kind": "btt", "ratio": 4}})

@@ -2,6 +2,8 @@
 in either orientation; pure noise keeps one component; a Tucker-2 kernel's channel ranks
 are its planted core's."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -42,3 +44,12 @@ def test_bad_input_is_refused():
     vbmf_rank(np.ones((2, 3, 4)))
   with pytest.raises(ValueError, match="not finite|non-finite|NaN|nan"):
     vbmf_rank(np.full((4, 4), np.nan))
+
+
+def test_exactly_zero_rows_do_not_skew_the_estimate():
+  """A weight with dead rows (zero singular values) keeps the rank of its live part."""
+  planted = _planted(90, 200, 5, 0.1)
+  padded = np.concatenate([planted, np.zeros((10, 200))])
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # no log(0) on the way
+    assert vbmf_rank(padded) == vbmf_rank(planted) == 5

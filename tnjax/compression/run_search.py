@@ -55,10 +55,12 @@ def validation_for_run(
 
   raw, labels, keep, seen = held_out(source_config, examples)
   if seen:
+    total = keep + examples
+    trained = min(int(source_config.data.max_train_examples or total), total)
     print(
-      f"  search: the source trained on all {keep + examples:,} training examples; the last "
-      f"{examples:,} are held out of every fine-tune as the validation split, but the source "
-      f"saw them (train it with --config.data.max_train_examples={keep} for a clean split).",
+      f"  search: the last {examples:,} of the {total:,} training examples are held out of "
+      f"every fine-tune as the validation split, but the source trained on {trained - keep:,} "
+      f"of them (train it with --config.data.max_train_examples={keep} for a clean split).",
       flush=True,
     )
   pipeline, arrays = serving.run_input_pipeline(source_dir, source_config)

@@ -152,7 +152,7 @@ class TTSpec(LayerSpec):
     return max(max_tt_ranks(layer.in_shape, layer.out_shape) or (1,))
 
   def stored_sizes(self, layer) -> dict:
-    inner = tuple(int(r) for r in layer.ranks[1:-1])
+    inner = tuple(int(core.shape[0]) for core in layer.cores[1:])  # TTDense and TTConv
     if not self.clip_ranks or not inner:
       return {}
     return {"ranks": inner[0] if len(set(inner)) == 1 else inner}

@@ -29,8 +29,9 @@ def _tau(x, alpha: float):
   return 0.5 * (shifted + np.sqrt(np.maximum(shifted**2 - 4.0 * alpha, 0.0)))
 
 
-def _free_energy(sigma2: float, values, rows: int, cols: int, xi: float) -> float:
-  """2x the negative free energy (up to constants) of the EVB solution at noise sigma2."""
+def _free_energy(sigma2: float, values, rows: int, cols: int, xi: float, residual: float) -> float:
+  """2x the negative free energy (up to constants) of the EVB solution at noise sigma2,
+  over the H = len(values) nonzero singular values (`residual`: the energy beyond them)."""
   alpha = rows / cols
   x = values**2 / (cols * sigma2)
   below, above = x[x <= xi], x[x > xi]
@@ -38,6 +39,8 @@ def _free_energy(sigma2: float, values, rows: int, cols: int, xi: float) -> floa
   return float(
     np.sum(below - np.log(below))
     + np.sum(above - tau + np.log((tau + 1.0) / above) + alpha * np.log(tau / alpha + 1.0))
+    + residual / (cols * sigma2)
+    + (rows - len(values)) * np.log(sigma2)
   )
 
 
@@ -56,22 +59,27 @@ def vbmf_rank(matrix) -> int:
   values = np.linalg.svd(y, compute_uv=False)
   if rows < 2 or not np.any(values > 0):
     return 1
+  # Exactly zero singular values (a rank-deficient weight) carry no noise to estimate from:
+  # they enter as the H < L case, through the residual and (L - H) log sigma2.
+  values = values[values > values[0] * 1e-12]
+  residual = max(0.0, float(np.sum(y**2) - np.sum(values**2)))
+  count = len(values)
   alpha = rows / cols
   tau_bar = TAU_FACTOR * math.sqrt(alpha)
   xi = (1.0 + tau_bar) * (1.0 + alpha / tau_bar)
   # The noise variance lies between what the smaller singular values alone imply and the
   # whole matrix's mean square (Nakajima et al.'s bounds).
-  cut = max(0, min(math.ceil(rows / (1.0 + alpha)) - 1, rows) - 1)
-  tail = values[cut + 1 :] if cut + 1 < rows else values[-1:]
+  cut = max(0, min(math.ceil(rows / (1.0 + alpha)) - 1, count) - 1)
+  tail = values[cut + 1 :] if cut + 1 < count else values[-1:]
   lower = max(tail[0] ** 2 / (cols * xi), float(np.mean(tail**2)) / cols)
-  upper = float(np.sum(values**2)) / (rows * cols)
+  upper = (float(np.sum(values**2)) + residual) / (rows * cols)
   if not lower < upper:
     lower = upper * 1e-6
   sigma2 = optimize.minimize_scalar(
-    _free_energy, bounds=(lower, upper), args=(values, rows, cols, xi), method="bounded"
+    _free_energy, bounds=(lower, upper), args=(values, rows, cols, xi, residual), method="bounded"
   ).x
   threshold = math.sqrt(cols * sigma2 * xi)
-  return int(min(rows, max(1, np.sum(values > threshold))))
+  return int(min(count, max(1, np.sum(values > threshold))))
 
 
 def tucker2_vbmf_ranks(kernel) -> tuple[int, int]:

@@ -169,5 +169,10 @@ def load_arrays(
     joined = "/".join(map(str, key))
     if joined in updates:
       flat[key].set_value(updates[joined])
+      if flat[key].get_metadata().get("lr_scale", 1.0) != 1.0:
+        # A per-parameter rate (BTT's muP rates) is for training from the layer's own
+        # init; loaded weights (a compressed run's fit, a pretrained file) fine-tune at
+        # the model's rate, as a fitted layer built in Python does.
+        flat[key].set_metadata("lr_scale", 1.0)
   nnx.update(model, nnx.from_flat_state(flat))
   return sorted(updates)

@@ -139,8 +139,8 @@ def _build(config, is_main: bool) -> _Setup:
         print(f"  {layer}: not loaded (factorised here; it trains from its initialisation).")
   if is_main:
     print(
-      f"Data: {data.name}, {data.num_train} train / {data.num_test} test, images "
-      f"{data.image_shape}, {data.num_classes} classes"
+      f"Data: {data.name}, {data.num_train} train / {data.num_test} "
+      f"{evaluated_split(config)}, images {data.image_shape}, {data.num_classes} classes"
     )
     example = jax.ShapeDtypeStruct((config.batch_size,) + tuple(data.image_shape), jnp.float32)
     print(format_table(model, example), flush=True)
