@@ -80,8 +80,8 @@ def run(workdir: str, seeds, epochs: int, learning_rate: float) -> None:
   data = study.load_data()
   for seed in seeds:
     for variant in ("dense", "btt"):
-      out = os.path.join(workdir, f"{variant}_seed={seed}.json")
-      if os.path.exists(out):
+      out = fileio.workdir_path(workdir) / f"{variant}_seed={seed}.json"
+      if out.exists():
         continue
       start = time.time()
       model = build(variant, seed)
@@ -99,16 +99,16 @@ def run(workdir: str, seeds, epochs: int, learning_rate: float) -> None:
         "minutes": (time.time() - start) / 60,
         "machine": f"{platform.machine()} {jax.devices()[0].platform}",
       }
-      os.makedirs(workdir, exist_ok=True)
+      out.parent.mkdir(parents=True, exist_ok=True)
       fileio.write_json(out, record)
       print(record, flush=True)
 
 
 def report(workdir: str, out: str, seeds_planned: int = 3) -> str:
   records = [
-    fileio.read_json(os.path.join(workdir, name))
-    for name in sorted(os.listdir(workdir))
-    if name.endswith(".json")
+    fileio.read_json(path)
+    for path in sorted(fileio.workdir_path(workdir).iterdir())
+    if path.name.endswith(".json")
   ]
   lines = [
     "# BTT MLPs against dense MLPs at equal training FLOPs: the own-model ViT, Fashion-MNIST",

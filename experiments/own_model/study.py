@@ -122,15 +122,15 @@ def _save(model, path):
   """The model's weights and batch statistics (not its random streams) as .npz."""
   state = nnx.state(model, nnx.Not(nnx.RngState))
   arrays = {"/".join(map(str, k)): np.asarray(v.get_value()) for k, v in nnx.to_flat_state(state)}
-  np.savez(path, **arrays)
+  fileio.write_npz(path, arrays)
 
 
 def _load(model, path):
-  with np.load(path) as arrays:
-    state = nnx.state(model, nnx.Not(nnx.RngState))
-    for key, variable in nnx.to_flat_state(state):
-      variable.set_value(jnp.asarray(arrays["/".join(map(str, key))]))
-    nnx.update(model, state)
+  arrays = fileio.read_npz(path)
+  state = nnx.state(model, nnx.Not(nnx.RngState))
+  for key, variable in nnx.to_flat_state(state):
+    variable.set_value(jnp.asarray(arrays["/".join(map(str, key))]))
+  nnx.update(model, state)
   return model
 
 
@@ -138,18 +138,18 @@ def run_seed(
   workdir, model_name, seed, epochs, finetune_epochs, learning_rate, formats=FORMATS, ratios=RATIOS
 ):
   data = load_data()
-  directory = os.path.join(workdir, model_name, f"seed={seed}")
-  os.makedirs(directory, exist_ok=True)
-  source_path = os.path.join(directory, "source.npz")
+  directory = fileio.workdir_path(workdir) / model_name / f"seed={seed}"
+  directory.mkdir(parents=True, exist_ok=True)
+  source_path = directory / "source.npz"
   build = lambda s: models.MODELS[model_name](rngs=nnx.Rngs(params=s, dropout=s + 1))  # noqa: E731
-  if os.path.exists(source_path):
+  if source_path.exists():
     source = _load(build(seed), source_path)
   else:
     start = time.time()
     source = train(build(seed), data, epochs, seed, learning_rate)
     _save(source, source_path)
     fileio.write_json(
-      os.path.join(directory, "source.json"),
+      directory / "source.json",
       {
         "accuracy": accuracy(source, data),
         "epochs": epochs,
@@ -157,12 +157,12 @@ def run_seed(
         "params": sum(x.size for x in jax.tree.leaves(nnx.state(source, nnx.Param))),
       },
     )
-  source_info = fileio.read_json(os.path.join(directory, "source.json"))
+  source_info = fileio.read_json(directory / "source.json")
   print(f"{model_name} seed {seed}: source {100 * source_info['accuracy']:.2f}%", flush=True)
   for kind in formats:
     for ratio in ratios:
-      out = os.path.join(directory, f"{kind}_ratio={ratio}.json")
-      if os.path.exists(out):
+      out = directory / f"{kind}_ratio={ratio}.json"
+      if out.exists():
         continue
       start = time.time()
       compressed, rows = tnjax.compress(source, plan_for(model_name, kind, ratio))
@@ -209,13 +209,13 @@ def report(workdir: str, out: str, seeds_planned: int = 3) -> str:
   """The table (mean ± std over seeds), the plot and the step times, from the result files."""
   records = []
   for model_name in sorted(models.MODELS):
-    root = os.path.join(workdir, model_name)
-    if not os.path.isdir(root):
+    root = fileio.workdir_path(workdir) / model_name
+    if not root.is_dir():
       continue
-    for seed_dir in sorted(os.listdir(root)):
-      for name in sorted(os.listdir(os.path.join(root, seed_dir))):
-        if name.endswith(".json") and "_ratio=" in name:
-          records.append(fileio.read_json(os.path.join(root, seed_dir, name)))
+    for seed_dir in sorted(root.iterdir()):
+      for path in sorted(seed_dir.iterdir()):
+        if path.name.endswith(".json") and "_ratio=" in path.name:
+          records.append(fileio.read_json(path))
   lines = [
     "# Compress your own model: flax-style CNN and ViT on Fashion-MNIST",
     "",
