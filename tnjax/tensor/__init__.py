@@ -9,6 +9,7 @@ arrays) with the same verbs, `<fmt>` standing for the format's prefix:
   CP kernel      CPKernel        cp_kernel_     cp_kernel_conv(x, w, ...)
   Tucker-2       Tucker2Kernel   tucker2_       tucker2_conv(x, w, ...)
   low rank       LowRankMatrix   lowrank_       lowrank_matmul(x, w)
+  Block TT       BTTMatrix       btt_           btt_matmul(x, w)
   SK-FC          DenseSketch     dense_sketch_  dense_sketch_matmul(x, w)
   SK-CONV        ConvSketch      conv_sketch_   conv_sketch_conv(x, w, ...)
   ADTN           ADTN            adtn_          adtn_matmul(x, w, out_features)
@@ -107,3 +108,11 @@ from tnjax.tensor.tucker import (
   tucker2_to_dense,
 )
 from tnjax.tensor.vbmf import tucker2_vbmf_ranks, vbmf_rank
+from tnjax.tensor.btt import (
+  BTTMatrix,
+  btt_from_dense,
+  btt_matmul,
+  btt_num_params,
+  btt_ranks_for_budget,
+  btt_to_dense,
+)
