@@ -19,7 +19,6 @@ import time
 
 import jax
 import numpy as np
-import optax
 from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +27,6 @@ import study  # noqa: E402
 
 from tnjax import fileio  # noqa: E402
 from tnjax.nn import BTTDense, BTTSpec  # noqa: E402
-from tnjax.training import optim  # noqa: E402
 
 DIM, DENSE_MLP = 64, 256
 # The BTT MLP: 64 -> 1536 -> 64, modes (8, 8) <-> (32, 48), rank 1 (Monarch-like): 2 x 15,360
@@ -61,21 +59,6 @@ def mlp_macs(model) -> int:
   return total
 
 
-def train(model, data, epochs: int, seed: int, learning_rate: float, batch: int = 128):
-  """study.train's loop with the per-core learning rates BTT layers ask for."""
-  train_x, train_y, _, _ = data
-  tx = optim.with_layer_rates(optax.adam(learning_rate), model)
-  optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-  train_step, _ = study.make_steps()
-  model.train()
-  for epoch in range(epochs):
-    order = np.random.default_rng([seed, epoch]).permutation(len(train_y))
-    for start in range(0, len(order) - batch + 1, batch):
-      idx = order[start : start + batch]
-      train_step(model, optimizer, train_x[idx], train_y[idx])
-  return model
-
-
 def run(workdir: str, seeds, epochs: int, learning_rate: float) -> None:
   data = study.load_data()
   for seed in seeds:
@@ -86,7 +69,7 @@ def run(workdir: str, seeds, epochs: int, learning_rate: float) -> None:
       start = time.time()
       model = build(variant, seed)
       params = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
-      train(model, data, epochs, seed, learning_rate)
+      study.train(model, data, epochs, seed, learning_rate)
       record = {
         "variant": variant,
         "seed": seed,

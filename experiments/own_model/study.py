@@ -35,6 +35,7 @@ import models  # noqa: E402
 import tnjax  # noqa: E402
 from tnjax import fileio  # noqa: E402
 from tnjax.data import memory  # noqa: E402
+from tnjax.training import optim  # noqa: E402
 
 FORMATS = ("tt", "lowrank", "cp")
 RATIOS = (4, 10, 30)
@@ -70,8 +71,10 @@ def make_steps():
 
 
 def train(model, data, epochs: int, seed: int, learning_rate: float, batch: int = 128):
+  """Adam, with the per-parameter rates a layer asks for (BTT's; none for the others)."""
   train_x, train_y, _, _ = data
-  optimizer = nnx.Optimizer(model, optax.adam(learning_rate), wrt=nnx.Param)
+  tx = optim.with_layer_rates(optax.adam(learning_rate), model)
+  optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
   train_step, _ = make_steps()
   model.train()
   for epoch in range(epochs):

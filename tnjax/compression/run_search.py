@@ -5,8 +5,8 @@ fine-tune an ordinary, resumable run under the compression's workdir.
 The validation examples are the training examples just after those the source trained on
 (a source trained with data.max_train_examples = N - V leaves V for this); when the source
 used the whole split, the last V are held out of every fine-tune and the search says that
-the source itself saw them. The test split is never read until the chosen model's report: a candidate's run evaluates
-on the held-out examples (data.held_out_eval), and says so.
+the source itself saw them. The test split is never read until the chosen model's report:
+a candidate's run evaluates on the held-out examples (data.held_out_eval), and says so.
 """
 
 from __future__ import annotations

@@ -271,16 +271,21 @@ def size_for_error(
     return _settled(entry, chosen, weight.shape)
 
 
+def _at_vbmf_ranks(spec: dict, weight) -> dict | None:
+  """`spec` with the ranks EVBMF estimates from `weight`; None for formats without them."""
+  sizes = spec_from_config(spec).vbmf_sizes(weight)
+  return None if sizes is None else {**spec, **sizes}
+
+
 def size_by_vbmf(entry, spec: dict, weight, *, allow_growth=False) -> dict:
   """The spec with the ranks EVBMF estimates from the trained weight (Kim et al. 2016's
   choice for Tucker-2), refused if it would not compress unless allow_growth."""
-  sizes = spec_from_config(spec).vbmf_sizes(weight)
-  if sizes is None:
+  sized = _at_vbmf_ranks(spec, weight)
+  if sized is None:
     raise errors.UserError(
       f"{entry.name}: `vbmf` sizes formats whose sizes are matrix ranks (lowrank, tucker), "
       f"not {spec['kind']}; give its size, `error` or `ratio`."
     )
-  sized = {**spec, **sizes}
   check_shrinks(entry, sized, weight.shape, allow_growth)
   return sized
 
@@ -288,10 +293,9 @@ def size_by_vbmf(entry, spec: dict, weight, *, allow_growth=False) -> dict:
 def vbmf_rung(entry, spec: dict, weight) -> tuple[dict, int] | None:
   """(spec at the EVBMF ranks, its weights) when the format has them and they compress the
   layer: the rank search's starting size for lowrank and tucker layers; else None."""
-  sizes = spec_from_config(spec).vbmf_sizes(weight)
-  if sizes is None:
+  sized = _at_vbmf_ranks(spec, weight)
+  if sized is None:
     return None
-  sized = {**spec, **sizes}
   weights = stored_weights(entry, sized, weight.shape)
   return (sized, weights) if weights < entry.layer.dense_weight_params else None
 

@@ -68,6 +68,7 @@ class BTTDense(FactorizedDense):
   """
 
   spec_type = BTTSpec
+  adds_bias = True  # inside btt_matmul, before its final transpose
 
   def _init_params(self, rngs: nnx.Rngs):
     spec = self.spec
@@ -87,11 +88,10 @@ class BTTDense(FactorizedDense):
       variance = init_lib.target_variance(spec.init, self.in_features, self.out_features)
       stds = [init_lib.product_stds(variance, num_factors=2, summed_terms=rank)] * 2
       rates = [1.0, 1.0]
-    first, second = (
+    self.first, self.second = (
       nnx.Param(init_lib.normal(rngs.params(), s, std, self.param_dtype), lr_scale=rate)
       for s, std, rate in zip(shapes, stds, rates)
     )
-    self.first, self.second = first, second
 
   @property
   def rank(self) -> int:
@@ -112,8 +112,6 @@ class BTTDense(FactorizedDense):
   def to_dense(self):
     full = btt.btt_to_dense(self.weights(), precision=self.precision)
     return full[: self.in_features, : self.out_features]
-
-  adds_bias = True  # inside btt_matmul, before its final transpose
 
   def _matmul(self, x):
     x = pad_features(x, math.prod(self.in_shape))
