@@ -3,7 +3,8 @@ r"""The ADTN weight generator: fused blocks against gate-by-gate, and against it
   python -m benchmarks.adtn_generator [--qubits 20 --layers 4] [--out benchmarks/results/adtn_generator_cpu.md]
 
 Times, forward and forward+backward (gradient of sum(v**2) w.r.t. the gates),
-the generator with fused blocks of b = 2..6 indices and the planner's choice,
+the generator with fused blocks of b = 2..6 indices and the planner's choice (its
+backward by autodiff through the passes, and by the opt-in custom VJP),
 and the unfused reference: one 4x4 contraction per gate (tnjax before the fused
 generator, `adtn.apply_gate`). The bounds beside them: the FLOP bound is the
 arithmetic of the gates themselves (M (Q-1) 2^Q 4x4 multiply-adds, 8 FLOPs per
@@ -46,6 +47,27 @@ def gate_by_gate(gates, num_qubits):
   return state
 
 
+def _pass_gemms(num_qubits: int, block_qubits: int) -> dict:
+  """The three GEMMs of one fused pass: the forward's, and the backward's two (the state's
+  cotangent G^T B, the block's gradient G R), on a 2^Q state with 2^b blocks."""
+  k = 2**block_qubits
+  rows = jax.random.normal(jax.random.key(3), (2**num_qubits // k, k))
+  grid = jax.random.normal(jax.random.key(4), (k, 2**num_qubits // k))
+  block = jax.random.normal(jax.random.key(5), (k, k))
+
+  def dims(lhs, rhs):
+    return ((lhs,), (rhs,)), ((), ())
+
+  forward = jax.jit(lambda b, r: jax.lax.dot_general(b, r, dims(1, 1)))
+  cotangent = jax.jit(lambda g, b: jax.lax.dot_general(g, b, dims(0, 0)))
+  gradient = jax.jit(lambda g, r: jax.lax.dot_general(g, r, dims(1, 0)))
+  return {
+    "pass forward B R^T": lambda: forward(block, rows),
+    "backward G^T B": lambda: cotangent(grid, block),
+    "backward G R": lambda: gradient(grid, rows),
+  }
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--qubits", type=int, default=20)
@@ -66,6 +88,9 @@ def main():
   variants[f"fused b={chosen}, layers scanned"] = functools.partial(
     adtn.adtn_generate, scale=1.0, num_qubits=q, block_qubits=chosen, scan_layers=True
   )
+  variants[f"fused b={chosen}, custom-VJP backward"] = functools.partial(
+    adtn.adtn_generate, scale=1.0, num_qubits=q, block_qubits=chosen, fused_backward=True
+  )
   calls, compile_seconds = {}, {}
   for name, generate in variants.items():
     forward = jax.jit(generate)
@@ -80,6 +105,7 @@ def main():
   gemm, stream = jax.jit(lambda a: a @ a), jax.jit(lambda v: v * 1.5)
   calls["gemm 1024^3"] = lambda: gemm(a)
   calls["stream 2^Q"] = lambda: stream(v)
+  calls.update(_pass_gemms(q, chosen))
   machine = describe_machine()
   stats = time_interleaved(calls, repeats=args.repeats, min_repeats=3, max_seconds=120)
   record_end_load(machine)
@@ -102,17 +128,27 @@ def main():
     f"(one pass per gate sublayer, 2M passes) {memory_bound_ms:.1f} ms forward.",
     f"The planner picks b = {chosen} here.",
     "",
-    "| variant | fwd ms | fwd+bwd ms | fwd+bwd vs before | fwd vs FLOP bound "
+    "| variant | fwd ms | fwd+bwd ms | bwd / fwd | fwd+bwd vs before | fwd vs FLOP bound "
     "| compile s fwd | compile s fwd+bwd |",
-    "|---|---:|---:|---:|---:|---:|---:|",
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
   ]
   for name in variants:
     f, fb = stats[f"{name} fwd"]["median_ms"], stats[f"{name} fwd+bwd"]["median_ms"]
     lines.append(
       f"| {name}{' (planner)' if name == f'fused b={chosen}' else ''} | {f:.1f} | {fb:.1f} | "
-      f"{before / fb:.2f}x faster | {f / flop_bound_ms:.1f}x | "
+      f"{(fb - f) / f:.1f} | {before / fb:.2f}x faster | {f / flop_bound_ms:.1f}x | "
       f"{compile_seconds[f'{name} fwd']:.2f} | {compile_seconds[f'{name} fwd+bwd']:.2f} |"
     )
+  passes = {k: stats[k]["median_ms"] for k in _pass_gemms(q, chosen)}
+  forward_pass, *backward_pass = passes.values()
+  lines += [
+    "",
+    f"One fused pass at b = {chosen} (a {2**chosen}x{2**chosen} block on the 2^{q} state): "
+    + ", ".join(f"{k} {v:.2f} ms" for k, v in passes.items())
+    + f". The backward needs both of the last two GEMMs per forward pass, so with XLA's "
+    f"GEMMs its floor is about {sum(backward_pass) / forward_pass:.1f}x the forward; below "
+    "that needs one kernel reading the cotangent once for both.",
+  ]
   publish(
     args.out,
     lines,

@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import re
 
+import matplotlib.pyplot as plt
 import report_lib
 from tnjax import fileio
+from tnjax.compression import rank_search
 from tnjax.training import run_files
 
 NAME = re.compile(r"^lenet5_(.+)_seed=(\d+)$")
@@ -74,6 +76,61 @@ def collect(workdir: str, seeds: int) -> tuple[list, list]:
   return rows, runs, sources
 
 
+def front_figure(workdir: str):
+  """Each accuracy_drop search's front (summed sensitivity loss, and validation accuracy of
+  the points it fine-tuned) against weights, per seed; the ratio-10 runs' test accuracy."""
+  root = fileio.workdir_path(workdir)
+  figure, (losses, accuracies) = plt.subplots(1, 2, figsize=(11, 4))
+  for run in sorted(root.glob("lenet5_drop_*_seed=*")):
+    state = fileio.read_json(run / "search" / "search.json")
+    if not state or "table" not in state:
+      continue
+    seed = run.name.rsplit("=", 1)[1]
+    front = rank_search.recorded_front(state)
+    losses.plot(
+      [p["weights"] for p in front],
+      [p["sensitivity_loss"] for p in front],
+      "o-",
+      ms=3,
+      label=f"seed {seed}",
+    )
+    tried = [p for p in front if "accuracy" in p]
+    (line,) = accuracies.plot(
+      [p["weights"] for p in tried],
+      [100 * p["accuracy"] for p in tried],
+      "s--",
+      ms=4,
+      label=f"seed {seed}: search fine-tunes (validation)",
+    )
+    accuracies.axhline(
+      100 * state["source"]["accuracy"] - 1.0, color=line.get_color(), lw=0.6, ls=":"
+    )
+  for plan, marker in (("ratio_10", "v"), ("ratio_10_allocate_sensitivity", "^")):
+    reports = [
+      fileio.read_json(r / run_files.COMPRESS_REPORT)
+      for r in sorted(root.glob(f"lenet5_{plan}_seed=*"))
+    ]
+    reports = [r for r in reports if r and "finetuned_accuracy" in r]
+    if reports:
+      accuracies.plot(
+        [sum(x["weights_after"] for x in r["layers"]) for r in reports],
+        [100 * r["finetuned_accuracy"] for r in reports],
+        marker,
+        color="k",
+        mfc="none" if marker == "v" else "k",
+        label=PLANS[plan] + " (test)",
+      )
+  for axis in (losses, accuracies):
+    axis.set_xscale("log")
+    axis.set_xlabel("weights of the planned layers (conv2, fc1, fc2)")
+    axis.legend(fontsize=7)
+  losses.set_ylabel("summed validation loss, each layer converted alone")
+  accuracies.set_ylabel("accuracy after fine-tuning (%)")
+  accuracies.set_title("dotted: each seed's source - 1 point", fontsize=8)
+  figure.tight_layout()
+  return figure
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--workdir", required=True)
@@ -103,9 +160,9 @@ def main():
     "Compressed runs: " + (report_lib.describe_setup(runs) if runs else "none finished yet."),
     *([args.note] if args.note else []),
   ]
-  for path in report_lib.write_outputs(
-    args.out, "Rank search on Fashion-MNIST (LeNet-5)", notes, header, rows
-  ):
+  title = "Rank search on Fashion-MNIST (LeNet-5)"
+  figure = front_figure(args.workdir)
+  for path in report_lib.write_outputs(args.out, title, notes, header, rows, figure):
     print("wrote", path)
 
 

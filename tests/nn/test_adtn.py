@@ -24,6 +24,8 @@ from tnjax.nn import (
 from tnjax.nn.init import target_variance
 from tnjax.tensor import adtn
 
+from adtn_reference import adtn_dense_reference
+
 
 def random_gates(seed, num_qubits, num_layers):
   """Generic gates: identity plus noise (NumPy draws: no per-shape compile of jax.random)."""
@@ -46,7 +48,7 @@ def check_against_reference(nonlinearity):
     for num_layers in (1, 2, 3):
       gates = random_gates(10 * num_qubits + num_layers, num_qubits, num_layers)
       fast = adtn.adtn_generate(gates, 1.7, num_qubits, nonlinearity)
-      naive = adtn.adtn_dense_reference(gates, 1.7, num_qubits, nonlinearity)
+      naive = adtn_dense_reference(gates, 1.7, num_qubits, nonlinearity)
       assert fast.shape == (2**num_qubits,)
       np.testing.assert_allclose(fast, naive, rtol=1e-12, atol=1e-13)
 
@@ -58,7 +60,7 @@ def test_every_fused_block_width_equals_the_reference(x64, block_qubits):
     for num_layers in (1, 3):
       gates = random_gates(num_qubits + 7 * num_layers, num_qubits, num_layers)
       fused = adtn.adtn_generate(gates, 0.9, num_qubits, "tanh", block_qubits=block_qubits)
-      naive = adtn.adtn_dense_reference(gates, 0.9, num_qubits, "tanh")
+      naive = adtn_dense_reference(gates, 0.9, num_qubits, "tanh")
       np.testing.assert_allclose(fused, naive, rtol=1e-12, atol=1e-12 * np.abs(naive).max())
 
 
@@ -130,6 +132,48 @@ def test_gradients_match_central_finite_differences(x64, nonlinearity):
   np.testing.assert_allclose(grad_scale, numeric_scale, rtol=1e-7)
 
 
+@pytest.mark.parametrize("nonlinearity", ["relu", "tanh"])
+def test_the_fused_backward_equals_the_gradient_of_the_kronecker_reference(x64, nonlinearity):
+  # Odd and even Q, blocks of 2..4 indices, one and three layers, scanned and remat'd.
+  weights = jnp.asarray(np.random.default_rng(1).normal(size=2**7))
+  cases = [
+    (5, 1, 2, {}),
+    (6, 3, 4, {}),
+    (7, 2, 3, {"scan_layers": True}),
+    (7, 3, 4, {"remat": True}),
+  ]
+  for num_qubits, num_layers, block_qubits, options in cases:
+    gates = random_gates(num_qubits + num_layers, num_qubits, num_layers)
+    w = weights[: 2**num_qubits]
+
+    def fused(gates, scale):
+      vector = adtn.adtn_generate(
+        gates,
+        scale,
+        num_qubits,
+        nonlinearity,
+        block_qubits=block_qubits,
+        fused_backward=True,
+        **options,
+      )
+      return jnp.sum(w * jnp.sin(vector))
+
+    def reference(gates, scale):
+      return jnp.sum(w * jnp.sin(adtn_dense_reference(gates, scale, num_qubits, nonlinearity)))
+
+    got = jax.grad(fused, argnums=(0, 1))(gates, 1.3)
+    want = jax.grad(reference, argnums=(0, 1))(gates, 1.3)
+    for g, r in zip(got, want):
+      np.testing.assert_allclose(g, r, rtol=1e-11, atol=1e-12)
+    unfused = dict(options, block_qubits=block_qubits, fused_backward=False)
+    autodiff = jax.grad(
+      lambda g: jnp.sum(
+        w * jnp.sin(adtn.adtn_generate(g, 1.3, num_qubits, nonlinearity, **unfused))
+      )
+    )(gates)
+    np.testing.assert_allclose(got[0], autodiff, rtol=1e-11, atol=1e-12)
+
+
 def test_remat_changes_neither_values_nor_gradients(x64):
   gates = random_gates(4, 6, 3)
 
@@ -148,7 +192,7 @@ def test_scanned_layers_match_the_reference_and_the_loop(x64, remat):
   for num_layers in (1, 3):
     gates = random_gates(5 + num_layers, 6, num_layers)
     scanned = adtn.adtn_generate(gates, 1.2, 6, "tanh", scan_layers=True, remat=remat)
-    naive = adtn.adtn_dense_reference(gates, 1.2, 6, "tanh")
+    naive = adtn_dense_reference(gates, 1.2, 6, "tanh")
     np.testing.assert_allclose(scanned, naive, rtol=1e-12, atol=1e-13)
 
   def total(gates, scan_layers):

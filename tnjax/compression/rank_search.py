@@ -107,9 +107,7 @@ def search(
   if "table" not in record.state:
     table = sensitivity.layer_table(source, entries, weights, validation.loss, quiet=quiet)
     record.update(table={n: [c.to_json() for c in cs] for n, cs in table.items()})
-  table = {
-    n: [sensitivity.Candidate.from_json(c) for c in cs] for n, cs in record.state["table"].items()
-  }
+  table = _table(record.state)
   if "source" not in record.state:
     facts = {"weights": sum(e.layer.dense_weight_params for e in entries)}
     facts["loss"] = float(validation.loss(source))
@@ -178,6 +176,18 @@ def _point(specs: dict, table: dict) -> dict:
     "weights": sum(c.weights for c in chosen),
     "sensitivity_loss": sum(c.loss for c in chosen),
   }
+
+
+def _table(state: dict) -> dict:
+  return {n: [sensitivity.Candidate.from_json(c) for c in cs] for n, cs in state["table"].items()}
+
+
+def recorded_front(state: dict) -> list[dict]:
+  """The front of a measured-budget search from its record (WORKDIR/search.json), each point
+  with what the search measured of it (e.g. its fine-tuned validation `accuracy`)."""
+  measured = state.get("measured", {})
+  front = _front(_table(state), state["source"]["weights"])
+  return [{**p, **measured.get(_key(p["specs"]), {})} for p in front]
 
 
 def _front(table: dict, dense: int) -> list[dict]:

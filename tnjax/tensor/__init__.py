@@ -24,7 +24,6 @@ trained matrix or kernel supports (EVBMF) in tensor/vbmf.py.
 from tnjax.tensor.adtn import (
   ADTN,
   NONLINEARITIES,
-  adtn_dense_reference,
   adtn_fit,
   adtn_from_dense,
   adtn_generate,

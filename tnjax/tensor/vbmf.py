@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import optimize
 
 from tnjax.tensor import checks
 
@@ -75,6 +74,9 @@ def vbmf_rank(matrix) -> int:
   upper = (float(np.sum(values**2)) + residual) / (rows * cols)
   if not lower < upper:
     lower = upper * 1e-6
+  # Imported here: scipy.optimize takes 0.7 s to import, and every program imports tensor/.
+  from scipy import optimize  # pylint: disable=g-import-not-at-top
+
   sigma2 = optimize.minimize_scalar(
     _free_energy, bounds=(lower, upper), args=(values, rows, cols, xi, residual), method="bounded"
   ).x
