@@ -5,7 +5,7 @@ r"""How fast ImageNet reaches the VGG configs: the streamed 224x224 input and th
 Input: tnjax.data.stream's own train preprocessing (JPEG decode, shorter side to 256,
 random 224 crop, flip, Caffe normalisation) over tf.data with AUTOTUNE parallelism, on
 random JPEGs of ImageNet's typical size (500x375), batch 128: images/s of the pipeline
-alone. Step: tnjax.training.trainer.train_step of configs/tt_vgg16.py (TT4 FC6, FC6-FC8
+alone. Step: tnjax.training.trainer.TrainStep of configs/tt_vgg16.py (TT4 FC6, FC6-FC8
 trained over frozen convs) and of the all-dense fc_fc_fc head, at `--batch` (default 8
 on a CPU, so a step fits in seconds), images/s. The ratio says how many input workers
 (hosts' cores) one accelerator needs to stay fed.
@@ -71,11 +71,8 @@ def step_images_per_second(arch: str, batch: int, repeats: int) -> float:
   graphdef, state = nnx.split({"model": model, "optimizer": optimizer})
   images = jnp.asarray(np.random.default_rng(0).normal(size=(batch, 224, 224, 3)), jnp.float32)
   labels = jnp.zeros((batch,), jnp.int32)
-  fetch = lambda arrays, reference: arrays
-  step = jax.jit(
-    lambda state: trainer.train_step(graphdef, fetch, "", 0, None, state, (images, labels), 0),
-    donate_argnums=0,
-  )
+  train_step = trainer.TrainStep(graphdef, lambda arrays, batch_indices: arrays, "", 0)
+  step = lambda state: train_step(state, (images, labels), 0)  # noqa: E731
   state, _ = step(state)  # compile
   jax.block_until_ready(state)
   times = []

@@ -53,31 +53,46 @@ from tnjax.nn import format_table, total_params
 RESULT, DIVERGED, CONFIG = run_files.RESULT, run_files.DIVERGED, run_files.CONFIG
 
 
-def train_step(graphdef, fetch, augmentation, seed, shardings, state, arrays, reference):
-  """One SGD step on the batch fetch(arrays, reference); returns the new state and metrics."""
-  x, y = fetch(arrays, reference)
-  parts = nnx.merge(graphdef, state)
-  model, optimizer = parts["model"], parts["optimizer"]
-  model.train()
-  if shardings is not None:  # data parallel: each device takes its slice of the batch
-    x, y = jax.lax.with_sharding_constraint((x, y), shardings["batch"])
-  # The augmentation key depends only on (seed, step): resumed runs see the same crops.
-  key = jax.random.fold_in(jax.random.key(seed), optimizer.step[...])
-  x = augment_lib.augment(augmentation, key, x)
+class TrainStep:
+  """The run's jitted SGD step, `step(state, arrays, batch_indices) -> (state, metrics)` on
+  the batch `fetch(arrays, batch_indices)`, closed over what stays fixed for the run.
+  `compilations` counts its traces: 1 unless the shapes it is called with change."""
 
-  def loss_fn(model):
-    logits = model(x)
-    return evaluation.cross_entropy(logits, y).mean(), logits
+  def __init__(
+    self, graphdef, fetch, augmentation: str, seed: int, shardings=None, *, donate_state=True
+  ):
+    self.compilations = 0
 
-  # Gradients only for what the optimizer trains (config.trainable); the rest stays frozen.
-  trainable = nnx.DiffState(0, optimizer.wrt)
-  (loss, logits), grads = nnx.value_and_grad(loss_fn, argnums=trainable, has_aux=True)(model)
-  optimizer.update(model, grads)
-  accuracy = jnp.mean(jnp.argmax(logits, -1) == y)
-  new_state = nnx.state(parts)
-  if shardings is not None:  # keep the input layout, so the next step reuses this compilation
-    new_state = jax.lax.with_sharding_constraint(new_state, shardings["state"])
-  return new_state, {"loss": loss, "accuracy": accuracy}
+    def step(state, arrays, batch_indices):
+      self.compilations += 1  # Python runs here only while JAX traces
+      x, y = fetch(arrays, batch_indices)
+      parts = nnx.merge(graphdef, state)
+      model, optimizer = parts["model"], parts["optimizer"]
+      model.train()
+      if shardings is not None:  # data parallel: each device takes its slice of the batch
+        x, y = jax.lax.with_sharding_constraint((x, y), shardings["batch"])
+      # The augmentation key depends only on (seed, step): resumed runs see the same crops.
+      key = jax.random.fold_in(jax.random.key(seed), optimizer.step[...])
+      x = augment_lib.augment(augmentation, key, x)
+
+      def loss_fn(model):
+        logits = model(x)
+        return evaluation.cross_entropy(logits, y).mean(), logits
+
+      # Gradients only for what the optimizer trains (config.trainable); the rest stays frozen.
+      trainable = nnx.DiffState(0, optimizer.wrt)
+      (loss, logits), grads = nnx.value_and_grad(loss_fn, argnums=trainable, has_aux=True)(model)
+      optimizer.update(model, grads)
+      accuracy = jnp.mean(jnp.argmax(logits, -1) == y)
+      new_state = nnx.state(parts)
+      if shardings is not None:  # keep the input layout: the next step reuses this compilation
+        new_state = jax.lax.with_sharding_constraint(new_state, shardings["state"])
+      return new_state, {"loss": loss, "accuracy": accuracy}
+
+    self._step = jax.jit(step, donate_argnums=0 if donate_state else ())
+
+  def __call__(self, state, arrays, batch_indices):
+    return self._step(state, arrays, batch_indices)
 
 
 @jax.jit
@@ -370,16 +385,8 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
     (workdir / DIVERGED).unlink(missing_ok=True)
     (workdir / run_files.FAILED).unlink(missing_ok=True)
   config_dict, data = config.to_dict(), setup.data
-  train_fn = jax.jit(
-    functools.partial(
-      train_step,
-      setup.graphdef,
-      data.fetch_train,
-      config.data.augment,
-      config.seed,
-      setup.shardings,
-    ),
-    donate_argnums=0,
+  train_step = TrainStep(
+    setup.graphdef, data.fetch_train, config.data.augment, config.seed, setup.shardings
   )
   run_eval = evaluation.evaluator(setup, data)
   checkpoint_every = config.checkpoint.every_steps or data.steps_per_epoch
@@ -388,8 +395,8 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
   if is_main and previous_result is None:  # a finished run continued (more epochs): not done
     (workdir / RESULT).unlink(missing_ok=True)
   try:
-    for step, reference in zip(range(start + 1, setup.total_steps + 1), data.train_refs(start)):
-      state, metrics = train_fn(state, data.arrays, reference)
+    for step, batch_indices in zip(range(start + 1, setup.total_steps + 1), data.train_refs(start)):
+      state, metrics = train_step(state, data.arrays, batch_indices)
       log.window.append(metrics)
       end_of_epoch = step % data.steps_per_epoch == 0
       if step % config.log_every_steps == 0 or end_of_epoch:
@@ -414,7 +421,7 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
       {
         "num_params": setup.num_params,
         "step": setup.total_steps,
-        "train_step_compilations": train_fn._cache_size(),
+        "train_step_compilations": train_step.compilations,
       },
     )  # 1 unless shapes changed
     if "test_accuracy" not in result:  # the log lost its last evaluation
