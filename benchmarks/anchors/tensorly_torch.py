@@ -1,7 +1,7 @@
 r"""TensorLy-Torch's layers at tnjax's anchor shapes (run from its own virtual environment).
 
   python3 -m venv /tmp/anchors-venv
-  /tmp/anchors-venv/bin/pip install torch tensorly tensorly-torch
+  /tmp/anchors-venv/bin/pip install torch tensorly tensorly-torch packaging  # tensorly needs it, undeclared
   /tmp/anchors-venv/bin/python benchmarks/anchors/tensorly_torch.py \
       --out benchmarks/results/anchors_tensorly_torch_cpu.json
   python -m benchmarks.layers --anchors            # tnjax at the same shapes, same machine

@@ -106,6 +106,16 @@ def _filter_1d(x, taps, axis: int, stride: int, padding, dilation: int):
   return out
 
 
+def _mix_channels(x, matrix, precision):
+  """x's last axis times `matrix` (C, C'), as one 2-D GEMM (contract.gemm). The same
+  product as the 4-D einsum "bhwc,cd->bhwd", whose backward XLA:CPU runs about 2x slower
+  (3x3 256->256 rank 64, batch 32 at 32x32: 124 against 68 ms for both mixes)."""
+  dtype = jnp.result_type(x, matrix)
+  rows = x.reshape(-1, x.shape[-1]).astype(dtype)
+  mixed = contract.gemm(rows, matrix.astype(dtype), precision=precision)
+  return mixed.reshape(x.shape[:-1] + (matrix.shape[1],))
+
+
 def cp_feature_maps(
   x, k: CPKernel, *, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), precision=None
 ):
@@ -118,7 +128,7 @@ def cp_feature_maps(
     (B, H', W', R).
   """
   _, height_factor, width_factor, in_factor = k
-  maps = jnp.einsum("bhws,sr->bhwr", x, in_factor, precision=precision)
+  maps = _mix_channels(x, in_factor, precision)
   # The vertical pass takes the H stride/padding/dilation, the horizontal pass the W ones.
   maps = _filter_1d(maps, height_factor, 1, strides[0], padding[0], dilation[0])
   return _filter_1d(maps, width_factor, 2, strides[1], padding[1], dilation[1])
@@ -174,7 +184,7 @@ def cp_kernel_conv(
   maps = cp_feature_maps(
     x, k, strides=strides, padding=padding, dilation=dilation, precision=precision
   )
-  return jnp.einsum("bhwr,nr->bhwn", maps, k.out_factor, precision=precision)
+  return _mix_channels(maps, k.out_factor.T, precision)
 
 
 def _mode_letters(count: int, skip: str = "") -> str:
