@@ -174,7 +174,7 @@ def test_tfds_download_failure_names_the_offline_options(monkeypatch):
     raise OSError("network unreachable")
 
   monkeypatch.setattr(tfds, "load", refuse_download)
-  monkeypatch.setattr(data.memory, "_network_reachable", lambda *a, **k: True)  # fails later
+  monkeypatch.setattr(data.tfds_source, "_network_reachable", lambda *a, **k: True)  # fails later
   with pytest.raises(RuntimeError, match="could not load") as raised:
     data.load_dataset(config(source="tfds", name="fashion_mnist"))
   for option in (
@@ -212,16 +212,16 @@ def test_bad_idx_file_is_named(tmp_path):
 def test_gcn_zca_whitens_the_train_split_and_is_saved_with_the_run(tmp_path):
   from tnjax.training import trainer
   from tnjax.configs import tt_cifar10
-  from tnjax.data import memory
+  from tnjax.data import preprocess
 
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, size=(400, 4, 4, 3)).astype(np.uint8)
-  gcn = memory.global_contrast_normalize(images.astype(np.float32) / 255)
+  gcn = preprocess.global_contrast_normalize(images.astype(np.float32) / 255)
   flat = gcn.reshape(400, -1).astype(np.float64)
   np.testing.assert_allclose(flat.mean(axis=1), 0, atol=1e-4)
   np.testing.assert_allclose(np.linalg.norm(flat, axis=1), 55, rtol=1e-4)
-  zca = memory.zca_fit(gcn, bias=1e-6)
-  white = memory.zca_apply(gcn, zca).reshape(400, -1).astype(np.float64)
+  zca = preprocess.zca_fit(gcn, bias=1e-6)
+  white = preprocess.zca_apply(gcn, zca).reshape(400, -1).astype(np.float64)
   # Whitened: identity covariance on the train split, except along the all-ones
   # direction that GCN removed (each image sums to 0): the projection I - 11^T / 48.
   projection = np.eye(48) - np.ones((48, 48)) / 48

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tnjax import errors, fileio
-from tnjax.data import memory
+from tnjax.data import idx
 from tnjax.training import pretrained, writers
 
 
@@ -61,15 +61,15 @@ def test_damaged_idx_files_name_the_file(tmp_path):
   images = np.arange(2 * 28 * 28).reshape(2, 28, 28) % 256
   whole = tmp_path / "train-images-idx3-ubyte.gz"
   whole.write_bytes(gzip.compress(_idx_bytes(images)))
-  np.testing.assert_array_equal(memory.read_idx(str(whole)), images)
+  np.testing.assert_array_equal(idx.read_idx(str(whole)), images)
   truncated = tmp_path / "truncated-idx3-ubyte.gz"
   truncated.write_bytes(whole.read_bytes()[:-40])
   with pytest.raises(errors.UserError, match=r"truncated-idx3-ubyte.gz is damaged .*EOFError"):
-    memory.read_idx(str(truncated))
+    idx.read_idx(str(truncated))
   cut_header = tmp_path / "cut-idx3-ubyte"
   cut_header.write_bytes(_idx_bytes(images)[:9])
   with pytest.raises(errors.UserError, match=r"cut-idx3-ubyte is damaged: its header is cut short"):
-    memory.read_idx(str(cut_header))
+    idx.read_idx(str(cut_header))
 
 
 def test_damaged_pretrained_files_name_the_file(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from tnjax import errors
 from tnjax.training import trainer
-from tnjax.data import memory
+from tnjax.data import memory, tfds_source
 
 import run_helpers as h
 
@@ -75,7 +75,7 @@ def test_idx_labels_beyond_the_class_count_are_refused(tmp_path):
 
 
 def test_offline_tfds_fails_in_seconds(tmp_path, monkeypatch):
-  monkeypatch.setattr(memory, "_network_reachable", lambda *a, **k: False)
+  monkeypatch.setattr(tfds_source, "_network_reachable", lambda *a, **k: False)
   config = h.small_config(
     **{"data.source": "tfds", "data.name": "mnist", "data.data_dir": str(tmp_path / "tfds")}
   )

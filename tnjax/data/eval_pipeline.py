@@ -1,6 +1,6 @@
 """A run's deterministic eval pipeline, recorded when the run starts and replayed in JAX.
 
-The model of a run never sees the data set's own examples: memory.py scales, pads,
+The model of a run never sees the data set's own examples: preprocess.py scales, pads,
 whitens and centres them, stream.py resizes, crops and normalises them. Serving the
 model (tnjax.export, tnjax.load_predict) must do the same, or its accuracy silently
 drops. So the trainer writes the pipeline into the workdir:
@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from tnjax.data import memory
+from tnjax.data import memory, preprocess
 
 VERSION = 1
 
@@ -104,9 +104,9 @@ def _step_name(step: dict) -> str:
   return {"gcn": "GCN", "zca": "ZCA", "subtract_mean": "minus the train mean image"}[step["op"]]
 
 
-def _scale(x, step, arrays):  # a lookup of each byte, as memory.py scales
+def _scale(x, step, arrays):  # a lookup of each byte, as preprocess.py scales
   fitted = {k: np.asarray(v) for k, v in arrays.items() if k.startswith("scale_")}
-  table = jnp.asarray(memory.scale_table(step["how"], fitted, x.shape[-1]))
+  table = jnp.asarray(preprocess.scale_table(step["how"], fitted, x.shape[-1]))
   return table[x.astype(jnp.int32), jnp.arange(x.shape[-1])]
 
 

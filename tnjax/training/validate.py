@@ -14,7 +14,7 @@ from tnjax import models
 from tnjax.training import optim
 from tnjax.training import pretrained as pretrained_lib
 from tnjax.data import augment as augment_lib
-from tnjax.data import memory
+from tnjax.data import memory, tfds_source
 
 STREAM_SOURCES = ("tfds_stream",)
 
@@ -162,9 +162,9 @@ def validate_config(config) -> None:
       extras.check_installed(module, f"config.data.source={data.source!r}")
   if data.source == "tfds":
     _require(
-      data.name in memory.TFDS_NAMES,
+      data.name in tfds_source.TFDS_NAMES,
       f"config.data.name={data.name!r} is not supported with data.source='tfds'; choose "
-      f"one of {memory.TFDS_NAMES}.",
+      f"one of {tfds_source.TFDS_NAMES}.",
     )
   if data.source == "tfds_stream":
     from tnjax.data import stream  # pylint: disable=g-import-not-at-top
