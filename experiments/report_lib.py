@@ -18,7 +18,8 @@ import sys
 
 import matplotlib
 
-from tnjax import config_lib, fileio
+from tnjax.training import schema as config_schema
+from tnjax import fileio
 from tnjax.training import resume_check, run_files
 
 matplotlib.use("Agg")
@@ -75,7 +76,7 @@ def _without_seed(config: dict) -> str:
   kept = {
     k: v
     for k, v in fields.items()
-    if k != "seed" and (k in measured or not config_lib.is_harmless(k))
+    if k != "seed" and (k in measured or not config_schema.is_harmless(k))
   }
   return json.dumps(kept, sort_keys=True, default=str)
 

@@ -1,15 +1,14 @@
-"""Configs: the one loader, the trainer's defaults and the schema facts about them.
+"""Configs: the one loader (config files by path or packaged name, with overrides).
 
 Configs are data: every experiment is `get_config(arg)` in configs/, built from
-`base_config()` plus a few fields. `--config configs/x.py:runlocal,rank=4` passes
-'runlocal,rank=4' as `arg`; `--config.num_epochs=3` overrides a field. Every
+`training.schema.base_config()` plus a few fields. `--config configs/x.py:runlocal,rank=4`
+passes 'runlocal,rank=4' as `arg` (parsed by config_args.parse_arg); `--config.num_epochs=3` overrides a field. Every
 program (train, sweep, compress, evaluate) loads configs through `load_config`,
 so a config file and its overrides mean the same thing everywhere.
 """
 
 from __future__ import annotations
 
-import ast
 import copy
 import difflib
 import importlib.resources
@@ -20,193 +19,28 @@ import traceback
 
 import ml_collections
 
-from tnjax import data as data_lib
-from tnjax import errors
+from tnjax import config_args, errors
 
-
-def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
-  """Parses 'a=1,b,c=x' into a ConfigDict typed by the defaults in `spec`.
-
-  A bare key means True. Keys outside `spec` are an error naming the known keys.
-  """
-  result = ml_collections.ConfigDict(dict(spec))
-  if not arg:
-    return result
-  for item in arg.split(","):
-    key, _, value = item.partition("=")
-    key = key.strip()
-    if key not in spec:
-      near = difflib.get_close_matches(key, list(spec), n=3, cutoff=0.5)
-      raise errors.UserError(
-        f"config argument {key!r} is unknown"
-        + (f" (did you mean {' or '.join(near)}?)" if near else "")
-        + f"; known arguments: {', '.join(sorted(spec))}."
-      )
-    default = spec[key]
-    if not value:
-      parsed = True
-    elif isinstance(default, bool):
-      if value.lower() not in ("true", "false", "1", "0"):
-        raise errors.UserError(f"config argument {key}={value!r} must be true or false.")
-      parsed = value.lower() in ("true", "1")
-    else:
-      parsed = _typed(value, default, f"config argument {key}")
-    result[key] = parsed
-  return result
-
-
-def parse_int_list(text: str, flag: str) -> list[int] | None:
-  """'0,1,2' from a list flag (--points, --seeds) as ints; '' is None. One line otherwise."""
-  if not text:
-    return None
-  items = [item.strip() for item in text.split(",")]
-  try:
-    values = [int(item) for item in items]
-  except ValueError:
-    bad = next(item for item in items if not item.lstrip("-").isdigit())
-    raise errors.UserError(
-      f"{flag} {text!r}: {bad!r} is not an integer; give comma-separated integers, e.g. "
-      f"{flag} 0,1,2."
-    ) from None
-  if len(set(values)) != len(values):
-    raise errors.UserError(f"{flag} {text!r} lists a value twice; give distinct integers.")
-  return values
-
-
-FASHION_MNIST_IDX_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
-
-
-def apply_offline_source(c: ml_collections.ConfigDict, fashion_idx: bool, synthetic: bool):
-  """The `fashion_idx` / `synthetic` config arguments: read data without TFDS."""
-  if fashion_idx:
-    c.data.source, c.data.name, c.data.idx_dir = "idx", "fashion_mnist", FASHION_MNIST_IDX_DIR
-  if synthetic:
-    c.data.source, c.data.name = "synthetic", "synthetic"
-  return c
-
-
-def base_config() -> ml_collections.ConfigDict:
-  """Every field the trainer reads, with defaults."""
-  c = ml_collections.ConfigDict()
-  c.seed = 0
-  # Compute dtype of every layer ('bfloat16': bf16 activations and contractions;
-  # parameters, optimizer state and the loss stay float32). A spec's dtype overrides it.
-  c.dtype = "float32"
-  c.data = data_lib.default_data_config()
-  c.model = ml_collections.ConfigDict({"name": "fc2"})
-
-  c.num_epochs = 10
-  c.batch_size = 100
-  c.eval_batch_size = 1000
-
-  c.optimizer = ml_collections.ConfigDict(
-    {
-      "name": "sgd",  # sgd | adam | adamw
-      "momentum": 0.9,
-      "nesterov": False,
-      "weight_decay": 0.0,  # L2 on all parameters (added to the gradient)
-    }
-  )
-  # Parameters the optimizer updates: '' = all; otherwise a regex searched in each
-  # parameter's path ('fc6/cores/0'), e.g. 'fc6|fc7|fc8' to train only the head of a
-  # pretrained VGG. Frozen parameters get no update and no weight decay.
-  c.trainable = ""
-  c.schedule = ml_collections.ConfigDict(
-    {
-      "name": "constant",  # constant | logspace | cosine | step
-      "learning_rate": 1e-2,  # initial value
-      "end_learning_rate": 1e-5,
-      "decay_epochs": 0,  # logspace: epochs over which lr goes to the end value (0 = all)
-      "warmup_epochs": 0,  # cosine: linear warm-up
-      "decay_steps": 0,  # step: multiply by decay_rate every decay_steps steps
-      "decay_rate": 1.0,
-    }
-  )
-
-  c.checkpoint = ml_collections.ConfigDict(
-    {
-      "every_steps": 0,  # 0 = at the end of every epoch
-      "keep": 3,
-      "async_save": True,
-    }
-  )
-  # Devices: data=1, model=1: one device; --config.mesh.data=-1: data parallel over all;
-  # data=4, model=2 also splits arrays of >= mesh_min_shard_size entries over 'model'.
-  c.mesh = ml_collections.ConfigDict({"data": 1, "model": 1})
-  c.mesh_min_shard_size = 1 << 16
-  # Trained dense weights to start from (tnjax/training/pretrained.py): .npz / .h5 of arrays named
-  # like the model's parameters ('conv1_1/kernel'); rename maps file names to those paths.
-  # allow_random_frozen: let config.trainable freeze layers no file sets (smoke runs only;
-  # otherwise a frozen layer without weights is refused).
-  c.pretrained = ml_collections.ConfigDict(
-    {"path": "", "rename": ml_collections.ConfigDict(), "allow_random_frozen": False}
-  )
-  c.log_every_steps = 50
-  c.progress_bar = True
-  c.tensorboard = True  # TensorBoard event files in the workdir (--noconfig.tensorboard: none)
-  c.wandb = ml_collections.ConfigDict(
-    {
-      "mode": "disabled",  # disabled | offline | online
-      "project": "tnjax",
-      "entity": "",
-      "name": "",
-      "group": "",
-    }
-  )
-  return c
-
-
-def shrink_for_smoke_run(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """`runlocal`: the same experiment at a size that runs in seconds."""
-  c.num_epochs = 2
-  c.batch_size = min(c.batch_size, 16)
-  c.eval_batch_size = 64
-  c.data.max_train_examples = 128
-  c.data.max_test_examples = 64
-  c.log_every_steps = 2
-  return c
-
-
-# --- Schema facts: which saved fields may differ, which were added or renamed ---
-
-# Dotted prefixes of fields that cannot change the trained parameters: a resume may change them.
-HARMLESS_FIELDS = (
-  "log_every_steps",
-  "progress_bar",
-  "tensorboard",
-  "checkpoint.",
-  "eval_batch_size",
-  "wandb.",
-  "mesh.",
-  "mesh_min_shard_size",
-  "data.data_dir",
-  "data.idx_dir",
-  "data.max_test_examples",
-  "data.held_out_eval",  # which examples are evaluated, not which train
-  "pretrained.allow_random_frozen",
+# Config files written against config_lib reach the schema's helpers through it (e.g.
+# `config_lib.base_config()`); loaded on first use, so loading configs never imports data/.
+_MOVED = {"parse_arg": "tnjax.config_args", "parse_int_list": "tnjax.config_args"}
+_SCHEMA_NAMES = (
+  "FASHION_MNIST_IDX_DIR",
+  "apply_offline_source",
+  "base_config",
+  "shrink_for_smoke_run",
+  "HARMLESS_FIELDS",
+  "ADDED_WITH_DEFAULT",
+  "RENAMED_MODEL_FIELDS",
+  "WANDB_MODES",
+  "is_harmless",
 )
-# Fields added after runs were made, with the value that reproduces those runs:
-# a saved config without the field and a current one holding this value agree.
-ADDED_WITH_DEFAULT = {
-  "dtype": "float32",
-  "trainable": "",
-  "data.normalization": "imagenet",
-  "data.whiten": "",
-  "schedule.decay_steps": 0,
-  "schedule.decay_rate": 1.0,
-  "pretrained.allow_random_frozen": False,
-  "data.held_out_eval": 0,
-}
-# config.model fields of configs written before every model took `layers` (tnjax <= stop 14).
-RENAMED_MODEL_FIELDS = {"hidden_layer": "layers.hidden", "output_layer": "layers.output"}
-WANDB_MODES = ("disabled", "offline", "online")
 
 
-def is_harmless(key: str) -> bool:
-  """Whether the dotted field `key` may change when a run resumes."""
-  return any(
-    key == h or key.startswith(h) if h.endswith(".") else key == h for h in HARMLESS_FIELDS
-  )
+def __getattr__(name: str):
+  if name in _MOVED or name in _SCHEMA_NAMES:
+    return getattr(importlib.import_module(_MOVED.get(name, "tnjax.training.schema")), name)
+  raise AttributeError(f"module 'tnjax.config_lib' has no attribute {name!r}")
 
 
 # --- The loader ---
@@ -372,7 +206,7 @@ def apply_overrides(
       raise errors.UserError(_unknown_field(config, key, key))
     current = node[leaf] if leaf in node else None
     if isinstance(value, str) and not isinstance(current, str):
-      value = _typed(value, current, f"--config.{key}")
+      value = config_args.typed_value(value, current, f"--config.{key}")
     elif value is True and current is not None and not isinstance(current, bool):
       raise errors.UserError(f"--config.{key} needs a value: --config.{key}=VALUE.")
     with node.unlocked(), node.ignore_type():
@@ -396,27 +230,3 @@ def _unknown_field(config, missing: str, key: str) -> str:
     + (f"; nearest: {', '.join(near)}" if near else "")
     + "."
   )
-
-
-def _typed(text: str, current, what: str):
-  """`text` parsed as the type of `current` (bool, int, float, or a Python literal)."""
-  if isinstance(current, bool):
-    if text.lower() not in ("true", "false", "1", "0"):
-      raise errors.UserError(f"{what}={text!r} must be true or false.")
-    return text.lower() in ("true", "1")
-  try:
-    if isinstance(current, int):
-      return int(text)
-    if isinstance(current, float):
-      return float(text)
-  except ValueError:
-    raise errors.UserError(
-      f"{what}={text!r} is not a{'n int' if isinstance(current, int) else ' float'}."
-    ) from None
-  if isinstance(current, str):
-    return text
-  try:
-    value = ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    return text
-  return value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value

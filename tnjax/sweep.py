@@ -35,6 +35,7 @@ import time
 from absl import app, flags
 
 from tnjax import config_lib
+from tnjax import config_args
 from tnjax import errors
 from tnjax import fileio
 from tnjax import programs
@@ -205,10 +206,10 @@ def main(argv, overrides: dict):
         _CONFIG.value,
         _WORKDIR.value,
         parallel=_PARALLEL.value,
-        indices=config_lib.parse_int_list(_POINTS.value, "--points"),
+        indices=config_args.parse_int_list(_POINTS.value, "--points"),
         dry_run=_DRY_RUN.value,
         overrides=overrides,
-        seeds=config_lib.parse_int_list(_SEEDS.value, "--seeds"),
+        seeds=config_args.parse_int_list(_SEEDS.value, "--seeds"),
       )
     )
 

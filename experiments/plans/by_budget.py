@@ -7,11 +7,11 @@ connected layers as low rank, sized by one whole-model budget.
   ...:latency=0.5                       # the most accurate within 0.5 ms at batch 1
 """
 
-from tnjax import config_lib
+from tnjax import config_args
 
 
 def get_plan(arg=None):
-  args = config_lib.parse_arg(arg, ratio=0.0, allocate="equal_error", drop=-1.0, latency=0.0)
+  args = config_args.parse_arg(arg, ratio=0.0, allocate="equal_error", drop=-1.0, latency=0.0)
   if args.ratio:
     budget = {"ratio": args.ratio, "allocate": args.allocate}
   elif args.drop >= 0:

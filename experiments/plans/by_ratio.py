@@ -7,13 +7,13 @@ net: fc2 (its 1024x1024 hidden layer) or lenet5 (conv2, fc1, fc2). kind: tt, cp,
 or lowrank (LeNet-5's conv2 then takes Tucker-2, the conv form of a low-rank product).
 """
 
-from tnjax import config_lib
+from tnjax import config_args
 
 CONV_KIND = {"tt": "tt", "cp": "cp", "sketch": "sketch", "lowrank": "tucker"}
 
 
 def get_plan(arg=None):
-  args = config_lib.parse_arg(arg, net="fc2", kind="tt", ratio=10.0)
+  args = config_args.parse_arg(arg, net="fc2", kind="tt", ratio=10.0)
   if args.net == "fc2":
     return {"hidden": {"kind": args.kind, "ratio": args.ratio}}
   return {

@@ -6,12 +6,13 @@ the compress study's baseline.
 
 import ml_collections
 
-from tnjax import config_lib, fileio
+from tnjax import config_args
+from tnjax import fileio
 from tnjax.training import run_files
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, run="", epochs=0)
+  args = config_args.parse_arg(arg, run="", epochs=0)
   saved = fileio.read_json(fileio.workdir_path(args.run) / run_files.CONFIG)
   if saved is None:
     raise ValueError(f"run={args.run!r} holds no {run_files.CONFIG}.")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tnjax import config_lib, configs
+from tnjax.training import schema as config_schema
 from tnjax.training import optim
 
 
@@ -33,7 +34,7 @@ def test_the_epochs_argument_and_the_num_epochs_override_agree(name):
 
 
 def test_a_logspace_decay_longer_than_the_run_ends_with_the_run():
-  config = config_lib.base_config().schedule
+  config = config_schema.base_config().schedule
   config.update(name="logspace", learning_rate=1e-2, end_learning_rate=1e-5, decay_epochs=45)
   schedule = optim.make_schedule(config, steps_per_epoch=10, num_epochs=30)
   assert np.isclose(float(schedule(0)), 1e-2) and np.isclose(float(schedule(299)), 1e-5)

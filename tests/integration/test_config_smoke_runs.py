@@ -10,7 +10,8 @@ import tensorflow_datasets as tfds
 
 from flax import nnx
 
-from tnjax import config_lib, models
+from tnjax.training import schema as config_schema
+from tnjax import models
 from tnjax.training import trainer
 from tnjax.configs import (
   adtn_alexnet_cifar10,
@@ -35,7 +36,7 @@ def test_adtn_configs_train_at_smoke_size_under_tfds_mock(tmp_path, config_modul
 
 @pytest.mark.slow
 def test_cifar10_training_with_augmentation_under_tfds_mock(tmp_path):
-  c = config_lib.base_config()
+  c = config_schema.base_config()
   c.data.update(source="tfds", name="cifar10", scale="standardize", augment="crop_flip")
   c.model.update(name="small_cnn", conv_dropout=0.0, dense_dropout=0.0)
   c.update(num_epochs=1, batch_size=16, eval_batch_size=32, progress_bar=False)
@@ -67,7 +68,7 @@ def test_sketch_configs_train_at_smoke_size_under_tfds_mock(tmp_path, config_mod
 
 @pytest.mark.slow
 def test_cifar_vgg_with_batchnorm_and_dropout_trains_and_updates_batch_stats(tmp_path):
-  c = config_lib.base_config()
+  c = config_schema.base_config()
   c.data.source, c.data.name = "synthetic", "synthetic"
   c.data.synthetic.update(image_shape=(32, 32, 3), num_classes=10, num_train=32, num_test=16)
   c.model.update(name="vgg", variant="cifar", layers={"fc6": {"kind": "tt", "ranks": 2}})

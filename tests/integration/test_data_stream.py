@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tnjax import config_lib
+from tnjax.training import schema as config_schema
 from tnjax.training import trainer
 from tnjax.data import stream as data_stream
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def _data_config():
-  c = config_lib.base_config()
+  c = config_schema.base_config()
   c.data.update(
     source="tfds_stream",
     name="imagenet2012",

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tnjax import config_lib, errors, models
+from tnjax.training import schema as config_schema
+from tnjax import errors, models
 from tnjax.training import pretrained, trainer
 
 
@@ -50,7 +51,7 @@ def test_unmatched_names_and_shapes_are_errors_that_list_the_model(tmp_path):
 
 
 def test_trainer_starts_from_the_pretrained_arrays(tmp_path):
-  c = config_lib.base_config()
+  c = config_schema.base_config()
   c.data.source, c.data.name = "synthetic", "synthetic"
   c.data.synthetic.update(image_shape=(28, 28, 1), num_train=32, num_test=16)
   c.model.update(name="lenet5")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tnjax.training import checkpoint as checkpoint_lib
-from tnjax import config_lib
+from tnjax import config_args
 from tnjax.training import trainer
 from tnjax.training import writers
 
@@ -193,9 +193,9 @@ def test_bad_config_gives_a_clear_error(tmp_path, field, value, message):
 
 
 def test_config_arguments_are_typed_and_checked():
-  args = config_lib.parse_arg("rank=4,runlocal,lr=0.5", rank=8, runlocal=False, lr=1.0)
+  args = config_args.parse_arg("rank=4,runlocal,lr=0.5", rank=8, runlocal=False, lr=1.0)
   assert (args.rank, args.runlocal, args.lr) == (4, True, 0.5)
   with pytest.raises(
     ValueError, match="config argument 'rnak' is unknown \\(did you mean rank\\?\\)"
   ):
-    config_lib.parse_arg("rnak=4", rank=8)
+    config_args.parse_arg("rnak=4", rank=8)

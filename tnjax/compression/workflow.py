@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from tnjax import config_lib, errors, fileio
+from tnjax.training import schema as config_schema
 from tnjax.training import run_files
 
 REPORT, INIT_WEIGHTS = run_files.COMPRESS_REPORT, run_files.COMPRESSED_INIT
@@ -148,7 +149,7 @@ def _check_rerun(workdir, config, finetune_epochs: int, allow_config_change: boo
   blocking = [
     c
     for c in resume_check.config_changes(saved, config.to_dict())
-    if not config_lib.is_harmless(c[0]) and c[0] != "pretrained.path"
+    if not config_schema.is_harmless(c[0]) and c[0] != "pretrained.path"
   ]
   model_changes = [c for c in blocking if c[0].startswith("model.")]
   if model_changes:  # the converted weights are this model's: no flag can change it
@@ -302,12 +303,12 @@ def merged_arrays(model) -> dict[str, np.ndarray]:
 def _check_eval_overrides(overrides: dict) -> None:
   """evaluate / export read the model as it was trained: only fields that cannot change it
   (where the data live, how many test examples, the eval batch) may be overridden."""
-  changing = [k for k in overrides if not config_lib.is_harmless(k)]
+  changing = [k for k in overrides if not config_schema.is_harmless(k)]
   if changing:
     raise errors.UserError(
       f"--config.{changing[0]} would change the trained run; evaluate takes only overrides "
       "that leave it as it is: "
-      + ", ".join(h.rstrip(".") for h in config_lib.HARMLESS_FIELDS)
+      + ", ".join(h.rstrip(".") for h in config_schema.HARMLESS_FIELDS)
       + "."
     )
 

@@ -16,14 +16,15 @@ epochs=200, runlocal, synthetic, scan (gate layers scanned, not unrolled: faster
 compiles, slower CPU steps).
 """
 
-from tnjax import config_lib
+from tnjax import config_args
+from tnjax.training import schema as config_schema
 from tnjax.configs import common
 
 ARCHITECTURES = ("alexnet", "zfnet")
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(
+  args = config_args.parse_arg(
     arg,
     arch="alexnet",
     layers=2,
@@ -35,7 +36,7 @@ def get_config(arg=None):
   )
   if args.arch not in ARCHITECTURES:
     raise ValueError(f"arch={args.arch!r} is unknown; choose one of {ARCHITECTURES}.")
-  c = config_lib.base_config()
+  c = config_schema.base_config()
   common.cifar_data(c, args, "cifar10")
   c.model.update({"name": "alexnet", "architecture": args.arch})
   c.model.layers = common.adtn_layers(args)
@@ -45,5 +46,5 @@ def get_config(arg=None):
   c.optimizer.update(name="sgd", momentum=0.9, weight_decay=5e-4)
   c.schedule.update(name="cosine", learning_rate=0.05, end_learning_rate=0.0)
   if args.runlocal:
-    config_lib.shrink_for_smoke_run(c)
+    config_schema.shrink_for_smoke_run(c)
   return c

@@ -28,7 +28,8 @@ synthetic, scan (gate layers scanned, not unrolled: faster compiles, slower CPU
 steps), shallow (makes sweep() the "deep beats shallow" comparison instead).
 """
 
-from tnjax import config_lib
+from tnjax import config_args
+from tnjax.training import schema as config_schema
 from tnjax.configs import common
 
 
@@ -46,8 +47,8 @@ _ARGUMENTS = dict(
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, **_ARGUMENTS)
-  c = config_lib.base_config()
+  args = config_args.parse_arg(arg, **_ARGUMENTS)
+  c = config_schema.base_config()
   common.mnist_fc2_data(c, args)
   c.model.name = "fc2"
   c.model.hidden_features = 1024
@@ -60,7 +61,7 @@ def get_config(arg=None):
   c.optimizer.update(name="adam", weight_decay=0.0)
   c.schedule.update(name="cosine", learning_rate=1e-2, end_learning_rate=0.0)
   if args.runlocal:
-    config_lib.shrink_for_smoke_run(c)
+    config_schema.shrink_for_smoke_run(c)
   return c
 
 
@@ -79,7 +80,7 @@ SHALLOW_COMPARISON = (
 def sweep(arg=None):
   """The nonlinearity x depth study: identity or ReLU between gate layers, M = 2, 4, 8;
   then the dense baseline. With the `shallow` argument: SHALLOW_COMPARISON."""
-  if config_lib.parse_arg(arg, **_ARGUMENTS).shallow:
+  if config_args.parse_arg(arg, **_ARGUMENTS).shallow:
     return [{"model.layers.hidden": dict(spec)} for spec in SHALLOW_COMPARISON]
   return [
     {"model.layers.hidden": {"kind": "adtn", "layers": m, "nonlinearity": nl}}

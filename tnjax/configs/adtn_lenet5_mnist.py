@@ -25,14 +25,15 @@ fashion_idx, synthetic, scan (gate layers scanned, not unrolled: faster compiles
 slower CPU steps).
 """
 
-from tnjax import config_lib
+from tnjax import config_args
+from tnjax.training import schema as config_schema
 from tnjax.configs import common
 
 COMPRESSED = ("conv2", "fc1", "fc2")
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(
+  args = config_args.parse_arg(
     arg,
     layers=8,
     nonlinearity="relu",
@@ -44,7 +45,7 @@ def get_config(arg=None):
     synthetic=False,
     scan=False,
   )
-  c = config_lib.base_config()
+  c = config_schema.base_config()
   common.mnist_data(c, args)
   c.model.name = "lenet5"
   c.model.layers = common.adtn_layers(args, COMPRESSED)
@@ -54,7 +55,7 @@ def get_config(arg=None):
   c.schedule.update(name="cosine", learning_rate=3e-3)
   c.log_every_steps = 200
   if args.runlocal:
-    config_lib.shrink_for_smoke_run(c)
+    config_schema.shrink_for_smoke_run(c)
   return c
 
 

@@ -12,17 +12,18 @@ Arguments: layers=2 (M), dense (the uncompressed baseline), epochs=200, runlocal
 scan (gate layers scanned, not unrolled: faster compiles, slower CPU steps).
 """
 
-from tnjax import config_lib
+from tnjax import config_args
+from tnjax.training import schema as config_schema
 from tnjax.configs import common
 
 MODEL = {"name": "vgg", "depth": 16, "variant": "cifar", "hidden_features": 4096}
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(
+  args = config_args.parse_arg(
     arg, layers=2, dense=False, epochs=200, runlocal=False, synthetic=False, scan=False
   )
-  c = config_lib.base_config()
+  c = config_schema.base_config()
   common.cifar_data(c, args, "cifar100")
   c.model.update(MODEL)
   c.model.layers = common.adtn_layers(args)
@@ -32,5 +33,5 @@ def get_config(arg=None):
   c.optimizer.update(name="sgd", momentum=0.9, weight_decay=5e-4)
   c.schedule.update(name="cosine", learning_rate=0.05, end_learning_rate=0.0)
   if args.runlocal:
-    config_lib.shrink_for_smoke_run(c)
+    config_schema.shrink_for_smoke_run(c)
   return c

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from tnjax import config_lib
+from tnjax.training import schema as config_schema
 
 
 def mnist_fc2_data(c: ml_collections.ConfigDict, args) -> None:
@@ -18,7 +18,7 @@ def mnist_fc2_data(c: ml_collections.ConfigDict, args) -> None:
   """
   c.data.source, c.data.name = "tfds", "mnist"
   c.data.pad_to, c.data.scale, c.data.subtract_mean = 32, "unit", True
-  config_lib.apply_offline_source(c, args.fashion_idx, args.synthetic)
+  config_schema.apply_offline_source(c, args.fashion_idx, args.synthetic)
 
 
 def mnist_data(c: ml_collections.ConfigDict, args, scale: str = "unit") -> None:
@@ -26,7 +26,7 @@ def mnist_data(c: ml_collections.ConfigDict, args, scale: str = "unit") -> None:
   c.data.source, c.data.name, c.data.scale = "tfds", "mnist", scale
   if args.synthetic:
     c.data.synthetic.image_shape = (28, 28, 1)
-  config_lib.apply_offline_source(c, args.fashion_idx, args.synthetic)
+  config_schema.apply_offline_source(c, args.fashion_idx, args.synthetic)
 
 
 def cifar_data(c: ml_collections.ConfigDict, args, dataset: str, augment: str = "crop_flip"):
@@ -36,7 +36,7 @@ def cifar_data(c: ml_collections.ConfigDict, args, dataset: str, augment: str = 
     c.data.synthetic.update(
       image_shape=(32, 32, 3), num_classes=100 if dataset == "cifar100" else 10
     )
-  config_lib.apply_offline_source(c, False, args.synthetic)
+  config_schema.apply_offline_source(c, False, args.synthetic)
 
 
 def adtn_layers(args, names=("fc6", "fc7")) -> dict:

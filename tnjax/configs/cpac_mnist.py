@@ -17,12 +17,13 @@ variance_init, single_conv (the paper's second sweep: one conv layer), epochs=10
 runlocal, fashion_idx, synthetic.
 """
 
-from tnjax import config_lib
+from tnjax import config_args
+from tnjax.training import schema as config_schema
 from tnjax.configs import common
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(
+  args = config_args.parse_arg(
     arg,
     rank=4,
     dense=False,
@@ -34,7 +35,7 @@ def get_config(arg=None):
     fashion_idx=False,
     synthetic=False,
   )
-  c = config_lib.base_config()
+  c = config_schema.base_config()
   common.mnist_data(c, args, scale="symmetric")
   c.model.name = "cpac_cnn"
   c.model.channels = 8
@@ -60,7 +61,7 @@ def get_config(arg=None):
     c.schedule.learning_rate = 3e-3
     c.log_every_steps = 100
   if args.runlocal:
-    config_lib.shrink_for_smoke_run(c)
+    config_schema.shrink_for_smoke_run(c)
   return c
 
 

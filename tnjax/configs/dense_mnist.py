@@ -6,13 +6,14 @@ Expect about 98.1% on MNIST (the paper's dense FC-2 has about 1.9% error).
 Arguments: epochs=100, runlocal, fashion_idx, synthetic (as configs/tt_mnist.py).
 """
 
-from tnjax import config_lib
+from tnjax import config_args
+from tnjax.training import schema as config_schema
 from tnjax.configs import common
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, epochs=100, runlocal=False, fashion_idx=False, synthetic=False)
-  c = config_lib.base_config()
+  args = config_args.parse_arg(arg, epochs=100, runlocal=False, fashion_idx=False, synthetic=False)
+  c = config_schema.base_config()
   common.mnist_fc2_data(c, args)
   c.model.name = "fc2"
   c.model.hidden_features = 1024
@@ -22,5 +23,5 @@ def get_config(arg=None):
   c.optimizer.update(name="sgd", momentum=0.9, weight_decay=5e-4)
   c.schedule.update(name="logspace", learning_rate=1e-2, end_learning_rate=1e-5, decay_epochs=45)
   if args.runlocal:
-    config_lib.shrink_for_smoke_run(c)
+    config_schema.shrink_for_smoke_run(c)
   return c

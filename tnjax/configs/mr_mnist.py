@@ -7,15 +7,16 @@ curve above the balanced TT curves at equal size. Arguments: rank=8, epochs=100,
 runlocal, fashion_idx, synthetic (as configs/tt_mnist.py).
 """
 
-from tnjax import config_lib
+from tnjax import config_args
+from tnjax.training import schema as config_schema
 from tnjax.configs import common
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(
+  args = config_args.parse_arg(
     arg, rank=8, epochs=100, runlocal=False, fashion_idx=False, synthetic=False
   )
-  c = config_lib.base_config()
+  c = config_schema.base_config()
   common.mnist_fc2_data(c, args)
   c.model.name = "fc2"
   c.model.hidden_features = 1024
@@ -25,7 +26,7 @@ def get_config(arg=None):
   c.optimizer.update(name="sgd", momentum=0.9, weight_decay=5e-4)
   c.schedule.update(name="logspace", learning_rate=1e-2, end_learning_rate=1e-5, decay_epochs=45)
   if args.runlocal:
-    config_lib.shrink_for_smoke_run(c)
+    config_schema.shrink_for_smoke_run(c)
   return c
 
 

@@ -14,7 +14,8 @@ Arguments: method=sketch|tucker_tt|dense, k=32, conv_k=4, epochs=50, runlocal,
 synthetic. sweep(): 3 compression rates x (sketch, matched Tucker/TT) + dense.
 """
 
-from tnjax import config_lib
+from tnjax import config_args
+from tnjax.training import schema as config_schema
 from tnjax.configs import common, sketch_common
 
 LAYER_DIMS = {
@@ -28,10 +29,10 @@ SKETCH_COUNTS = ((1, 32, 4), (2, 16, 2), (4, 8, 1))  # l k fixed: one budget
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(
+  args = config_args.parse_arg(
     arg, method="sketch", k=32, conv_k=4, epochs=50, runlocal=False, synthetic=False
   )
-  c = config_lib.base_config()
+  c = config_schema.base_config()
   common.cifar_data(c, args, "cifar10", augment="")
   c.model.name = "small_cnn"
   c.model.layers = sketch_common.layer_specs(args.method, LAYER_DIMS, args.k, args.conv_k)
@@ -41,7 +42,7 @@ def get_config(arg=None):
   c.schedule.update(name="cosine", learning_rate=1e-3)
   c.log_every_steps = 100
   if args.runlocal:
-    config_lib.shrink_for_smoke_run(c)
+    config_schema.shrink_for_smoke_run(c)
   return c
 
 

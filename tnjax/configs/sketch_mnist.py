@@ -17,7 +17,8 @@ least the sketch's weights) for conv+FC and for conv2 alone; l = 1, 2, 4 sketch
 pairs at one budget; dense.
 """
 
-from tnjax import config_lib
+from tnjax import config_args
+from tnjax.training import schema as config_schema
 from tnjax.configs import common, sketch_common
 
 # Compressible layers of LeNet-5 on 28x28 inputs.
@@ -32,7 +33,7 @@ SKETCH_COUNTS = ((1, 16, 4), (2, 8, 2), (4, 4, 1))
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(
+  args = config_args.parse_arg(
     arg,
     method="sketch",
     k=8,
@@ -42,7 +43,7 @@ def get_config(arg=None):
     fashion_idx=False,
     synthetic=False,
   )
-  c = config_lib.base_config()
+  c = config_schema.base_config()
   common.mnist_data(c, args)
   c.model.name = "lenet5"
   c.model.layers = sketch_common.layer_specs(args.method, LAYER_DIMS, args.k, args.conv_k)
@@ -52,7 +53,7 @@ def get_config(arg=None):
   c.schedule.update(name="cosine", learning_rate=2e-3)
   c.log_every_steps = 200
   if args.runlocal:
-    config_lib.shrink_for_smoke_run(c)
+    config_schema.shrink_for_smoke_run(c)
   return c
 
 

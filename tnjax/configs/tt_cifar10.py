@@ -20,17 +20,18 @@ Arguments: rank=8, dense (Quick's own FC part), gcn_zca=True, epochs=200, runloc
 synthetic.
 """
 
-from tnjax import config_lib
+from tnjax import config_args
+from tnjax.training import schema as config_schema
 from tnjax.configs import common
 
 TT_FC1 = {"kind": "tt", "in_shape": (4, 4, 4, 4, 4), "out_shape": (5, 5, 5, 5, 5)}
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(
+  args = config_args.parse_arg(
     arg, rank=8, dense=False, gcn_zca=True, epochs=200, runlocal=False, synthetic=False
   )
-  c = config_lib.base_config()
+  c = config_schema.base_config()
   common.cifar_data(c, args, "cifar10")
   if args.gcn_zca:
     c.data.whiten = "gcn_zca"
@@ -47,7 +48,7 @@ def get_config(arg=None):
   c.optimizer.update(name="sgd", momentum=0.9, weight_decay=5e-4)
   c.schedule.update(name="cosine", learning_rate=0.05, end_learning_rate=0.0)
   if args.runlocal:
-    config_lib.shrink_for_smoke_run(c)
+    config_schema.shrink_for_smoke_run(c)
   return c
 
 

@@ -25,7 +25,8 @@ runlocal (seconds-long smoke run), fashion_idx (read Fashion-MNIST IDX files fro
 /usr/share/datasets/fashion-mnist), synthetic.
 """
 
-from tnjax import config_lib
+from tnjax import config_args
+from tnjax.training import schema as config_schema
 from tnjax.configs import common
 
 # Figure 1's five shape families of the 1024x1024 layer (in = out modes).
@@ -38,7 +39,7 @@ HASHEDNET_LAYERS = {
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(
+  args = config_args.parse_arg(
     arg,
     rank=8,
     shape="4x8x8x4",
@@ -50,7 +51,7 @@ def get_config(arg=None):
     synthetic=False,
   )
   modes = tuple(int(m) for m in args.shape.split("x"))
-  c = config_lib.base_config()
+  c = config_schema.base_config()
   common.mnist_fc2_data(c, args)
   c.model.name = "fc2"
   c.model.hidden_features = 1024
@@ -68,7 +69,7 @@ def get_config(arg=None):
   c.optimizer.update(name="sgd", momentum=0.9, weight_decay=5e-4)
   c.schedule.update(name="logspace", learning_rate=1e-2, end_learning_rate=1e-5, decay_epochs=45)
   if args.runlocal:
-    config_lib.shrink_for_smoke_run(c)
+    config_schema.shrink_for_smoke_run(c)
   return c
 
 

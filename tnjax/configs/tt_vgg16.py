@@ -24,7 +24,8 @@ Arguments: arch, epochs=30, train_all, normalization=imagenet|caffe, runlocal (3
 synthetic smoke run), synthetic.
 """
 
-from tnjax import config_lib
+from tnjax import config_args
+from tnjax.training import schema as config_schema
 from tnjax.configs import vgg_common
 
 
@@ -34,7 +35,7 @@ def get_config(arg=None):
 
 def vgg_config(arg, depth: int):
   """The ImageNet VGG-`depth` run (tt_vgg19 uses it with depth=19)."""
-  args = config_lib.parse_arg(
+  args = config_args.parse_arg(
     arg,
     arch="tt4_fc_fc",
     epochs=30,
@@ -43,7 +44,7 @@ def vgg_config(arg, depth: int):
     runlocal=False,
     synthetic=False,
   )
-  c = config_lib.base_config()
+  c = config_schema.base_config()
   # Streamed per process (tnjax/data/stream.py): ImageNet does not fit in memory.
   c.data.source, c.data.name, c.data.scale = "tfds_stream", "imagenet2012", "standardize"
   if args.synthetic or args.runlocal:
@@ -61,7 +62,7 @@ def vgg_config(arg, depth: int):
   c.optimizer.update(name="sgd", momentum=0.9, weight_decay=5e-4)
   c.schedule.update(name="cosine", learning_rate=1e-2)
   if args.runlocal:
-    config_lib.shrink_for_smoke_run(c)
+    config_schema.shrink_for_smoke_run(c)
     c.pretrained.allow_random_frozen = True  # a smoke run: random frozen convs are intended
     c.batch_size = 4
     for spec in c.model.layers.values():  # 32x32 smoke images: FC6 has 512 inputs, automatic modes

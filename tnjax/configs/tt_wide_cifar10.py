@@ -12,14 +12,15 @@ multiplied by 0.64 every 2,000 steps, 40k steps (80 epochs of 500 steps).
 Arguments: rank=3, epochs=80, runlocal, synthetic.
 """
 
-from tnjax import config_lib
+from tnjax import config_args
+from tnjax.training import schema as config_schema
 from tnjax.configs import common
 from tnjax.models import novikov_cifar
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, rank=3, epochs=80, runlocal=False, synthetic=False)
-  c = config_lib.base_config()
+  args = config_args.parse_arg(arg, rank=3, epochs=80, runlocal=False, synthetic=False)
+  c = config_schema.base_config()
   common.cifar_data(c, args, "cifar10", augment="")  # a fully-connected net: no crops
   c.model.name = "wide_tt"
   c.model.layers = {
@@ -32,5 +33,5 @@ def get_config(arg=None):
   c.optimizer.update(name="sgd", momentum=0.0, weight_decay=0.0)
   c.schedule.update(name="step", learning_rate=0.06, decay_steps=2000, decay_rate=0.64)
   if args.runlocal:
-    config_lib.shrink_for_smoke_run(c)
+    config_schema.shrink_for_smoke_run(c)
   return c

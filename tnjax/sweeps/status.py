@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tnjax import config_lib, errors, fileio
+from tnjax import config_args
 from tnjax.sweeps.points import point_name, sweep_points
 from tnjax.training import run_files
 
@@ -14,13 +15,13 @@ def sweep_status(workdir, config_path: str | None = None, seeds: str = "", point
   if config_path:
     module, arg = config_lib.load_module(config_path)
     own = sweep_points(module, arg=arg)
-    chosen = config_lib.parse_int_list(points, "--points") or range(len(own))
+    chosen = config_args.parse_int_list(points, "--points") or range(len(own))
     bad = [i for i in chosen if not 0 <= i < len(own)]
     if bad:
       raise errors.UserError(
         f"--points {bad} out of range: the sweep has {len(own)} points (0..{len(own) - 1})."
       )
-    seed_list = config_lib.parse_int_list(seeds, "--seeds") or [None]
+    seed_list = config_args.parse_int_list(seeds, "--seeds") or [None]
     dirs = [
       workdir / (point_name(i, own[i]) + ("" if seed is None else f"_seed={seed}"))
       for i in chosen

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 
-from tnjax import config_lib
+from tnjax.training import schema as config_schema
 from tnjax import errors
 from tnjax import fileio
 from tnjax.training import run_files
@@ -37,7 +37,7 @@ def comparable_fields(config_dict: dict) -> dict:
   """The config as dotted fields with the saved copy's JSON types, and the fields added
   since older runs were made at the defaults that reproduce those runs."""
   fields = _flatten(_canonical(config_dict))
-  for key, value in config_lib.ADDED_WITH_DEFAULT.items():
+  for key, value in config_schema.ADDED_WITH_DEFAULT.items():
     fields.setdefault(key, value)
   return fields
 
@@ -63,7 +63,7 @@ def check_resume(
 ) -> list:
   """Refuses a resume whose config changed what is trained; records accepted changes."""
   changes = config_changes(saved, current)
-  blocking = [c for c in changes if not config_lib.is_harmless(c[0])]
+  blocking = [c for c in changes if not config_schema.is_harmless(c[0])]
   if blocking and not allow_change:
     raise errors.UserError(
       f"{workdir} was trained to step {step} with another config: {format_changes(blocking)}. "

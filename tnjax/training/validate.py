@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 
-from tnjax import config_lib
+from tnjax.training import schema as config_schema
 from tnjax import errors, extras
 from tnjax import models
 from tnjax.training import optim
@@ -181,7 +181,7 @@ def validate_config(config) -> None:
       bool(data.idx_dir),
       "config.data.source='idx' needs config.data.idx_dir, the directory of the IDX files.",
     )
-  for old, new in config_lib.RENAMED_MODEL_FIELDS.items():
+  for old, new in config_schema.RENAMED_MODEL_FIELDS.items():
     _require(
       old not in config.model,
       f"config.model.{old} was renamed: use config.model.{new} (every model takes "
@@ -201,8 +201,8 @@ def validate_config(config) -> None:
     ) from None
   mode = config.wandb.mode
   _require(
-    mode in config_lib.WANDB_MODES,
-    f"config.wandb.mode={mode!r} is unknown; choose one of {config_lib.WANDB_MODES}.",
+    mode in config_schema.WANDB_MODES,
+    f"config.wandb.mode={mode!r} is unknown; choose one of {config_schema.WANDB_MODES}.",
   )
   if mode != "disabled":
     extras.check_installed("wandb", f"config.wandb.mode={mode!r}")

@@ -11,14 +11,14 @@ import jax
 import numpy as np
 from flax import nnx
 
-from tnjax import config_lib
+from tnjax.training import schema as config_schema
 from tnjax.training import trainer
 
 assert jax.device_count() == 8, jax.devices()
 
 
 def config(mesh):
-  c = config_lib.base_config()
+  c = config_schema.base_config()
   c.data.source, c.data.name = "synthetic", "synthetic"
   c.data.synthetic.update(image_shape=(8, 8, 1), num_classes=10, num_train=256, num_test=64)
   c.model.update(name="fc2", hidden_features=64, layers={"hidden": {"kind": "tt", "ranks": 4}})

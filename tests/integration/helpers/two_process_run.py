@@ -15,10 +15,10 @@ assert sharding.maybe_initialize_distributed()
 
 import jax  # noqa: E402
 
-from tnjax import config_lib  # noqa: E402
+from tnjax.training import schema as config_schema
 from tnjax.training import trainer
 
-c = config_lib.base_config()
+c = config_schema.base_config()
 c.data.source, c.data.name = "synthetic", "synthetic"
 c.data.synthetic.update(image_shape=(8, 8, 1), num_classes=10, num_train=128, num_test=32)
 c.model.update(name="fc2", hidden_features=64, layers={"hidden": {"kind": "tt", "ranks": 4}})
