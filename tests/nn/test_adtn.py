@@ -13,7 +13,7 @@ from tnjax.nn import (
   ADTNDense,
   ADTNSpec,
   SharedADTN,
-  conv_reference,
+  nhwc_conv,
   format_table,
   layer_rows,
   make_conv,
@@ -278,7 +278,7 @@ def test_conv_forward_equals_conv_with_dense_kernel(x64):
   assert kernel.shape == (3, 3, 4, 16) and layer.num_qubits == 10  # 576 -> 2^10
   x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 7, 7, 4)))
   np.testing.assert_allclose(
-    layer(x), conv_reference(x, kernel, (2, 2)) + jnp.arange(16.0), rtol=1e-12, atol=1e-12
+    layer(x), nhwc_conv(x, kernel, (2, 2)) + jnp.arange(16.0), rtol=1e-12, atol=1e-12
   )
 
 

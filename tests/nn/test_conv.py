@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tnjax.nn import Conv, CPConv, CPSpec, DenseSpec, conv_reference, make_conv
+from tnjax.nn import Conv, CPConv, CPSpec, DenseSpec, nhwc_conv, make_conv
 from tnjax.nn.init import target_variance
 from tnjax.tensor import cp
 
@@ -46,7 +46,7 @@ def test_conv_equals_lax_conv_with_the_dense_kernel(
   x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 11, 12, 4)))  # two batch dims
   strides2 = strides if isinstance(strides, tuple) else (strides, strides)
   dilation2 = dilation if isinstance(dilation, tuple) else (dilation, dilation)
-  expected = conv_reference(x.reshape(6, 11, 12, 4), layer.to_dense(), strides2, padding, dilation2)
+  expected = nhwc_conv(x.reshape(6, 11, 12, 4), layer.to_dense(), strides2, padding, dilation2)
   expected = expected + layer.bias[...]
   np.testing.assert_allclose(layer(x), expected.reshape((2, 3) + expected.shape[1:]), atol=1e-12)
 

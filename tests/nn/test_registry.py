@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tnjax.nn import conv_reference, make_conv, make_dense, registry, spec_from_config
+from tnjax.nn import nhwc_conv, make_conv, make_dense, registry, spec_from_config
 from tnjax.nn.base import CompressedLayer
 
 # The dense and conv families (the embedding family has its own contract: test_embed.py).
@@ -65,7 +65,7 @@ def test_every_path_of_every_layer_is_its_dense_weight(key, method, x64):
     expected = x @ layer.to_dense()
   else:
     x = jnp.asarray(rng.normal(size=(2, 6, 6, 16)))
-    expected = conv_reference(x, layer.to_dense())
+    expected = nhwc_conv(x, layer.to_dense())
   if layer.bias is not None:
     expected = expected + layer.bias[...]
   np.testing.assert_allclose(layer(x), expected, rtol=1e-9, atol=1e-9)

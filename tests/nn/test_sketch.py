@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 
 from tnjax.training import checkpoint as checkpoint_lib
-from tnjax.nn import SketchConv, SketchDense, SketchSpec, conv_reference, make_conv, make_dense
+from tnjax.nn import SketchConv, SketchDense, SketchSpec, nhwc_conv, make_conv, make_dense
 from tnjax.tensor import sketch
 
 
@@ -53,7 +53,7 @@ def test_sketch_conv_forward_equals_lax_conv_with_reconstructed_kernel(
     rngs=nnx.Rngs(3),
   )
   x = jax.random.normal(jax.random.key(4), (2, 9, 8, 5), jnp.float64)
-  expected = conv_reference(x, layer.to_dense(), (strides,) * 2, padding, (dilation,) * 2)
+  expected = nhwc_conv(x, layer.to_dense(), (strides,) * 2, padding, (dilation,) * 2)
   np.testing.assert_allclose(layer(x), expected, rtol=1e-11, atol=1e-12)
   sk = layer.weights()
   K = np.asarray(layer.to_dense())

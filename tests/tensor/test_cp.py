@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tnjax.nn import CPDense, CPSpec, conv_reference, make_dense
+from tnjax.nn import CPDense, CPSpec, nhwc_conv, make_dense
 from tnjax.nn.init import target_variance
 from tnjax.tensor import cp
 
@@ -33,7 +33,7 @@ def test_cp_conv_splits_stride_padding_and_dilation_between_the_1d_passes(x64):
   factors = cp.CPKernel(*random_factors((6, 5, 3, 4), rank=3, seed=1))
   x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 13, 11, 4)))
   settings = dict(strides=(2, 1), padding=((3, 1), (0, 2)), dilation=(1, 2))
-  expected = conv_reference(
+  expected = nhwc_conv(
     x,
     cp.cp_kernel_to_dense(factors),
     settings["strides"],
@@ -54,7 +54,7 @@ def test_feature_map_r_is_the_conv_with_the_rank_one_filter_r(x64):
       "x,y,s->xys", factors.height_factor[:, r], factors.width_factor[:, r], factors.in_factor[:, r]
     )[..., None]
     np.testing.assert_allclose(
-      maps[..., r : r + 1], conv_reference(x, filter_r, padding=pads), atol=1e-12
+      maps[..., r : r + 1], nhwc_conv(x, filter_r, padding=pads), atol=1e-12
     )
   np.testing.assert_allclose(
     cp.cp_kernel_conv(x, factors, padding=pads), maps @ factors.out_factor.T, atol=1e-12
@@ -67,7 +67,7 @@ def test_cp_conv_gradient_matches_the_dense_kernel_gradient(x64):
   pads = ((1, 1), (1, 1))
   via_cp = jax.grad(lambda f: jnp.sum(cp.cp_kernel_conv(x, f, padding=pads) ** 2))(factors)
   via_dense = jax.grad(
-    lambda f: jnp.sum(conv_reference(x, cp.cp_kernel_to_dense(f), padding=pads) ** 2)
+    lambda f: jnp.sum(nhwc_conv(x, cp.cp_kernel_to_dense(f), padding=pads) ** 2)
   )(factors)
   for g_cp, g_dense in zip(via_cp, via_dense):
     np.testing.assert_allclose(g_cp, g_dense, rtol=1e-10)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tnjax.nn import TuckerConv, TuckerSpec, conv_reference, make_conv
+from tnjax.nn import TuckerConv, TuckerSpec, nhwc_conv, make_conv
 from tnjax.tensor import tucker
 
 
@@ -27,7 +27,7 @@ def test_forward_equals_lax_conv_with_reconstructed_kernel(x64, strides, padding
   )
   layer.bias[...] = jnp.linspace(-1, 1, 5)
   x = jax.random.normal(jax.random.key(1), (2, 9, 8, 6), jnp.float64)
-  expected = conv_reference(x, layer.to_dense(), (strides,) * 2, padding, (dilation,) * 2)
+  expected = nhwc_conv(x, layer.to_dense(), (strides,) * 2, padding, (dilation,) * 2)
   np.testing.assert_allclose(layer(x), expected + jnp.linspace(-1, 1, 5), rtol=1e-11, atol=1e-12)
 
 

@@ -14,7 +14,7 @@ from tnjax.nn.adtn_dense import ADTNDense
 from tnjax.nn.adtn_shared import SharedADTN
 from tnjax.nn.base import CompressedLayer, CountedModule, FactorizedDense
 from tnjax.nn.conv import Conv
-from tnjax.nn.conv_base import FactorizedConv, conv_reference
+from tnjax.nn.conv_base import FactorizedConv, nhwc_conv
 from tnjax.nn.cp_conv import CPConv
 from tnjax.nn.btt_dense import BTTDense, BTTSpec
 from tnjax.nn.cp_dense import CPDense

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flax import nnx
 
 from tnjax.nn.adtn_shared import GeneratedWeight, SharedADTN
-from tnjax.nn.conv_base import FactorizedConv, conv_reference
+from tnjax.nn.conv_base import FactorizedConv, nhwc_conv
 from tnjax.nn.spec import ADTNSpec
 
 
@@ -41,7 +41,7 @@ class ADTNConv(GeneratedWeight, FactorizedConv):
     return f"{super().shape_description} {self._adtn_description()}"
 
   def _conv(self, x, padding):
-    return conv_reference(
+    return nhwc_conv(
       x,
       self.to_dense().astype(x.dtype),
       self.strides,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flax import nnx
 
 from tnjax.nn import init as init_lib
-from tnjax.nn.conv_base import FactorizedConv, conv_reference
+from tnjax.nn.conv_base import FactorizedConv, nhwc_conv
 from tnjax.nn.spec import DenseSpec
 
 
@@ -35,7 +35,7 @@ class Conv(FactorizedConv):
     return self.kernel[...]
 
   def _conv(self, x, padding):
-    return conv_reference(
+    return nhwc_conv(
       x,
       self.kernel[...].astype(x.dtype),
       self.strides,

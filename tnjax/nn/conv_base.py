@@ -35,8 +35,9 @@ def explicit_padding(padding, input_hw, kernel_hw, strides, dilation):
   return pads
 
 
-def conv_reference(x, kernel_hwio, strides=(1, 1), padding="SAME", dilation=(1, 1), precision=None):
-  """Plain lax convolution of NHWC x with an HWIO kernel (the dense baseline)."""
+def nhwc_conv(x, kernel_hwio, strides=(1, 1), padding="SAME", dilation=(1, 1), precision=None):
+  """x (NHWC) convolved with an HWIO kernel by lax: the dense conv every conv layer of
+  tnjax runs once its kernel is rebuilt, and the baseline tests compare them with."""
   pads = explicit_padding(padding, x.shape[1:3], kernel_hwio.shape[:2], strides, dilation)
   return jax.lax.conv_general_dilated(
     x,
