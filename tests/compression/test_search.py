@@ -33,7 +33,7 @@ class TwoPaths(nnx.Module):
     self.weak = nnx.Linear(32, 32, rngs=rngs)
     for index, layer in enumerate((self.strong, self.weak)):  # singular values 0.75^k
       u, _, vt = np.linalg.svd(np.random.default_rng(index).normal(size=(32, 32)))
-      layer.kernel.value = jnp.asarray((u * 0.75 ** np.arange(32)) @ vt, jnp.float32)
+      layer.kernel[...] = jnp.asarray((u * 0.75 ** np.arange(32)) @ vt, jnp.float32)
 
   def __call__(self, x):
     return self.strong(x) + 0.01 * self.weak(x)
