@@ -50,9 +50,15 @@ def restore(archive: str, workdir: str) -> int:
     members = [
       m
       for m in tar.getmembers()
-      if m.isfile() and any(m.name == k or m.name.endswith("/" + k) for k in KEPT)
+      if m.isfile()
+      and any(m.name == k or m.name.endswith("/" + k) for k in KEPT)
+      and not m.name.startswith("/")
+      and ".." not in m.name.split("/")
     ]
-    tar.extractall(workdir, members=members, filter="data")
+    # Python < 3.11.4 (Debian 12's 3.11.2) has no extraction filters; the members above are
+    # plain files under the workdir either way.
+    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+    tar.extractall(workdir, members=members, **safe)
   return sum(1 for m in members if m.name.endswith("result.json"))
 
 
