@@ -24,9 +24,8 @@ Cost: the gates of one parity inside a run of b indices are fused into one
 over the 2^Q state, each one 2-D GEMM; no 2^Q x 2^Q matrix is ever formed. The
 arithmetic is about 2 * 2^Q * 2^b multiply-adds per pass (4 * 2^Q per gate
 unfused); on a CPU the passes are memory-bound and b = 4 balances the two
-(`plan.adtn_block_qubits`). Measured on 2 CPU cores at Q = 20, M = 4: 34 ms
-forward, 216 ms forward+backward, against 170 / 524 ms gate by gate
-(benchmarks/results/adtn_generator_cpu.md).
+(`plan.adtn_block_qubits`). benchmarks/results/adtn_generator_cpu.md times it against
+gate-by-gate passes and against its FLOP and memory bounds.
 
 Parameter count (`adtn_num_params`): 16 M (Q-1) gate entries plus 1 output
 scale, i.e. 16 M (Q-1) + 1. A generator shared by k layers stores the gates

@@ -109,7 +109,7 @@ def _filter_1d(x, taps, axis: int, stride: int, padding, dilation: int):
 def _mix_channels(x, matrix, precision):
   """x's last axis times `matrix` (C, C'), as one 2-D GEMM (contract.gemm). The same
   product as the 4-D einsum "bhwc,cd->bhwd", whose backward XLA:CPU runs about 2x slower
-  (3x3 256->256 rank 64, batch 32 at 32x32: 124 against 68 ms for both mixes)."""
+  (the CP row of benchmarks/results/headline_cpu.md)."""
   dtype = jnp.result_type(x, matrix)
   rows = x.reshape(-1, x.shape[-1]).astype(dtype)
   mixed = contract.gemm(rows, matrix.astype(dtype), precision=precision)
