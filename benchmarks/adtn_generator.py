@@ -105,7 +105,8 @@ def main():
   gemm, stream = jax.jit(lambda a: a @ a), jax.jit(lambda v: v * 1.5)
   calls["gemm 1024^3"] = lambda: gemm(a)
   calls["stream 2^Q"] = lambda: stream(v)
-  calls.update(_pass_gemms(q, chosen))
+  pass_calls = _pass_gemms(q, chosen)
+  calls.update(pass_calls)
   machine = describe_machine()
   stats = time_interleaved(calls, repeats=args.repeats, min_repeats=3, max_seconds=120)
   record_end_load(machine)
@@ -139,7 +140,7 @@ def main():
       f"{(fb - f) / f:.1f} | {before / fb:.2f}x faster | {f / flop_bound_ms:.1f}x | "
       f"{compile_seconds[f'{name} fwd']:.2f} | {compile_seconds[f'{name} fwd+bwd']:.2f} |"
     )
-  passes = {k: stats[k]["median_ms"] for k in _pass_gemms(q, chosen)}
+  passes = {k: stats[k]["median_ms"] for k in pass_calls}
   forward_pass, *backward_pass = passes.values()
   lines += [
     "",

@@ -2,9 +2,9 @@
 
 Configs are data: every experiment is `get_config(arg)` in configs/, built from
 `training.schema.base_config()` plus a few fields. `--config configs/x.py:runlocal,rank=4`
-passes 'runlocal,rank=4' as `arg` (parsed by config_args.parse_arg); `--config.num_epochs=3` overrides a field. Every
-program (train, sweep, compress, evaluate) loads configs through `load_config`,
-so a config file and its overrides mean the same thing everywhere.
+passes 'runlocal,rank=4' as `arg` (parsed by config_args.parse_arg); `--config.num_epochs=3`
+overrides a field. Every program (train, sweep, compress, evaluate) loads configs through
+`load_config`, so a config file and its overrides mean the same thing everywhere.
 """
 
 from __future__ import annotations
@@ -23,23 +23,28 @@ from tnjax import config_args, errors
 
 # Config files written against config_lib reach the schema's helpers through it (e.g.
 # `config_lib.base_config()`); loaded on first use, so loading configs never imports data/.
-_MOVED = {"parse_arg": "tnjax.config_args", "parse_int_list": "tnjax.config_args"}
-_SCHEMA_NAMES = (
-  "FASHION_MNIST_IDX_DIR",
-  "apply_offline_source",
-  "base_config",
-  "shrink_for_smoke_run",
-  "HARMLESS_FIELDS",
-  "ADDED_WITH_DEFAULT",
-  "RENAMED_MODEL_FIELDS",
-  "WANDB_MODES",
-  "is_harmless",
-)
+_MOVED = {
+  **dict.fromkeys(("parse_arg", "parse_int_list"), "tnjax.config_args"),
+  **dict.fromkeys(
+    (
+      "FASHION_MNIST_IDX_DIR",
+      "apply_offline_source",
+      "base_config",
+      "shrink_for_smoke_run",
+      "HARMLESS_FIELDS",
+      "ADDED_WITH_DEFAULT",
+      "RENAMED_MODEL_FIELDS",
+      "WANDB_MODES",
+      "is_harmless",
+    ),
+    "tnjax.training.schema",
+  ),
+}
 
 
 def __getattr__(name: str):
-  if name in _MOVED or name in _SCHEMA_NAMES:
-    return getattr(importlib.import_module(_MOVED.get(name, "tnjax.training.schema")), name)
+  if name in _MOVED:
+    return getattr(importlib.import_module(_MOVED[name]), name)
   raise AttributeError(f"module 'tnjax.config_lib' has no attribute {name!r}")
 
 

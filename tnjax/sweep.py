@@ -37,13 +37,9 @@ from tnjax import programs
 from tnjax.sweeps import children
 from tnjax.sweeps.run import run_point_in_process, run_sweep
 from tnjax.sweeps.status import sweep_status
-from tnjax.sweeps.points import (  # noqa: F401  (sweep_points, typed_overrides: the API)
-  check_same_point,
-  point_config,
-  point_name,
-  sweep_points,
-  typed_overrides,
-)
+
+# The points' API, as tnjax.sweep gives it.
+from tnjax.sweeps.points import point_name, sweep_points, typed_overrides  # noqa: F401
 
 _CONFIG = flags.DEFINE_string("config", None, "Config file[:args] whose module defines sweep().")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory holding one sub-workdir per point.")

@@ -151,9 +151,8 @@ def load_dataset(config) -> Dataset:
   if config.scale not in SCALES:
     raise ValueError(f"data.scale={config.scale!r} is unknown; choose one of {SCALES}.")
   (train_x, train_y), (test_x, test_y), num_classes = load_raw_splits(config)
-  preprocessing = preprocess.fit_scale(
-    config.scale, train_x
-  )  # every fitted array: the serving input
+  # Every fitted array is part of the serving input.
+  preprocessing = preprocess.fit_scale(config.scale, train_x)
   processed = []
   for images in (train_x, test_x):
     x = preprocess.scale(images, config.scale, preprocessing)
