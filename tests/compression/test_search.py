@@ -125,6 +125,9 @@ def test_accuracy_drop_returns_the_smallest_front_model_within_the_drop(model, t
   assert sum(r["weights_after"] for r in result.rows) == result.chosen["weights"]
   report = (tmp_path / "search.md").read_text()
   assert f"Search cost: {result.finetunes} fine-tune(s) ({result.finetunes} epochs)" in report
+  # The record alone gives the same front, with what was measured of each point.
+  recorded = search.recorded_front(json.loads((tmp_path / "search.json").read_text()))
+  assert recorded == result.front and sum("accuracy" in p for p in recorded) == len(finetunes)
   # Rerun: every measurement is reused, nothing is fine-tuned again.
   again = search.search(
     model, PLAN, {"accuracy_drop": 20.0}, _task(model, finetunes), workdir=tmp_path

@@ -27,6 +27,17 @@ def test_one_config_loader_in_the_tree():
   assert loaders == ["tnjax/config_lib.py"]
 
 
+def test_config_files_written_against_config_lib_still_reach_the_moved_helpers():
+  from tnjax import config_args  # pylint: disable=g-import-not-at-top
+  from tnjax.training import schema  # pylint: disable=g-import-not-at-top
+
+  assert config_lib.base_config().to_dict() == schema.base_config().to_dict()
+  assert config_lib.parse_arg is config_args.parse_arg
+  assert config_lib.is_harmless is schema.is_harmless and config_lib.is_harmless("mesh.data")
+  with pytest.raises(AttributeError, match="has no attribute 'base_configs'"):
+    config_lib.base_configs  # noqa: B018
+
+
 def test_import_tnjax_as_tn_gives_the_subpackages_and_entry_points():
   code = (
     "import tnjax as tn; tn.nn.TTDense; tn.tensor.tt_from_dense; tn.models.build_model; "
