@@ -18,12 +18,14 @@ import numpy as np
 from benchmarks.common import describe_machine, machine_line, time_interleaved, write_results
 from tnjax.tensor import cp
 
-CASES = [  # (shape, rank): small tensors, 16^4, and a 3x3 256 -> 256 conv kernel
+CASES = [  # (shape, rank): small tensors, 16^4, a 3x3 256 -> 256 conv kernel, and the
+  # own-model CNN's 3136 -> 256 linear1 at 4x fewer weights (pair modes 28x32x32x28)
   ((8, 3, 3, 8), 4),
   ((64, 3, 3, 64), 16),
   ((16, 16, 16, 16), 8),
   ((16, 16, 16, 16), 16),
   ((256, 3, 3, 256), 32),
+  ((28, 32, 32, 28), 1672),
 ]
 
 

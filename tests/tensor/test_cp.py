@@ -208,3 +208,37 @@ def test_cp_als_reports_the_error_of_the_factors_it_returns(x64):
     rebuilt = np.asarray(cp.cp_full(factors))
     expected = np.linalg.norm(rebuilt - tensor) / np.linalg.norm(tensor)
     assert error == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def _textbook_als(tensor, rank, n_iter):
+  """ALS as written in Kolda & Bader: each mode's unfolding times the Khatri-Rao of the others."""
+  d, rng = tensor.ndim, np.random.default_rng(0)
+  factors = []
+  for mode, dim in enumerate(tensor.shape):
+    u = np.linalg.svd(np.moveaxis(tensor, mode, 0).reshape(dim, -1), full_matrices=False)[0]
+    extra = rng.normal(size=(dim, max(0, rank - u.shape[1])))
+    factors.append(np.concatenate([u[:, :rank], extra], axis=1))
+  for _ in range(n_iter):
+    for mode in range(d):
+      others = [factors[m] for m in range(d) if m != mode]
+      khatri_rao = others[0]
+      for f in others[1:]:
+        khatri_rao = np.einsum("ir,jr->ijr", khatri_rao, f).reshape(-1, rank)
+      gram = np.prod([f.T @ f for f in others], axis=0)
+      unfolding = np.moveaxis(tensor, mode, 0).reshape(tensor.shape[mode], -1)
+      factors[mode] = (unfolding @ khatri_rao) @ np.linalg.pinv(gram)
+  return factors
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (4, 3, 5), (3, 4, 2, 5), (2, 3, 2, 3, 4)])
+def test_cp_als_takes_the_same_steps_as_the_textbook_sweep(x64, shape):
+  # cp_als shares two GEMMs per sweep between the modes of each half; the
+  # iterates must be those of the per-mode unfolding form.
+  tensor = np.random.default_rng(5).normal(size=shape)
+  for rank, n_iter in ((2, 1), (3, 4), (7, 3)):
+    factors, error = cp.cp_als(tensor, rank, n_iter=n_iter, tol=0.0)
+    expected = cp.cp_full([jnp.asarray(f) for f in _textbook_als(tensor, rank, n_iter)])
+    np.testing.assert_allclose(cp.cp_full(factors), expected, rtol=1e-8, atol=1e-10)
+    assert error == pytest.approx(
+      np.linalg.norm(np.asarray(expected) - tensor) / np.linalg.norm(tensor), rel=1e-8, abs=1e-6
+    )

@@ -300,6 +300,23 @@ def _khatri_rao(matrices):
   return result
 
 
+def _balanced_split(shape) -> int:
+  """The k in 1..d-1 whose modes [:k] and [k:] are closest in size."""
+  sizes = [math.prod(shape[:k]) for k in range(1, len(shape))]
+  total = math.prod(shape)
+  return 1 + int(np.argmin([abs(math.log(s) - math.log(total / s)) for s in sizes]))
+
+
+def _contract_block(partial, position: int, block_factors):
+  """One mode's MTTKRP from its block's partial (block dims..., R): the others contracted."""
+  moved = np.moveaxis(partial, position, 0)
+  others = block_factors[:position] + block_factors[position + 1 :]
+  if not others:
+    return moved
+  rows = moved.reshape(moved.shape[0], -1, moved.shape[-1])
+  return np.einsum("ijr,jr->ir", rows, _khatri_rao(others))
+
+
 def _solve_normal_equations(gram, mttkrp):
   """F with F gram = mttkrp (gram symmetric); the pseudo-inverse when gram is singular."""
   try:
@@ -313,8 +330,9 @@ def cp_als(tensor, rank: int, *, n_iter: int = 500, tol: float = 1e-10, seed: in
 
   A short ALS (host NumPy, float64) instead of a TensorLy dependency: each step
   solves one factor exactly given the others (the MTTKRP, unfolding times
-  Khatri-Rao product, against the Hadamard product of the Gram matrices). The fit
-  comes from the MTTKRP and Gram matrices, so no sweep rebuilds the tensor.
+  Khatri-Rao product, against the Hadamard product of the Gram matrices). The
+  MTTKRPs of a sweep share two GEMMs, one per half of the modes; the fit comes from
+  the MTTKRP and Gram matrices, so no sweep rebuilds the tensor.
 
   Args:
     tensor: the array to decompose.
@@ -344,22 +362,30 @@ def cp_als(tensor, rank: int, *, n_iter: int = 500, tol: float = 1e-10, seed: in
     factors.append(np.concatenate([u[:, :rank], extra], axis=1))
   norm_sq = float(np.sum(T * T))
   norm = np.sqrt(norm_sq) or 1.0  # an all-zero tensor: report the absolute error 0
-  # The unfoldings never change: make each one contiguous once, not once per sweep.
-  unfoldings = [
-    np.ascontiguousarray(np.moveaxis(T, m, 0).reshape(T.shape[m], -1)) for m in range(T.ndim)
-  ]
+  # The modes split into a left and a right block of about equal size; T is the
+  # (left, right) matrix. Each block's MTTKRPs come from one GEMM of T against
+  # the Khatri-Rao product of the other block's factors (fixed while this block
+  # updates), then a small contraction inside the block. A GEMM per block and
+  # sweep instead of one per mode against a Khatri-Rao product as large as T
+  # times the rank/size of one mode, which at large ranks was GBs per mode.
+  split = _balanced_split(T.shape)
+  blocks = (range(split), range(split, T.ndim))
+  matrix = T.reshape(math.prod(T.shape[:split]), -1)
   grams = [f.T @ f for f in factors]
   previous = error = np.inf
   for _ in range(n_iter):
-    for mode in range(T.ndim):
-      others = [factors[m] for m in range(T.ndim) if m != mode]
-      gram = np.ones((rank, rank))
-      for m in range(T.ndim):
-        if m != mode:
-          gram *= grams[m]
-      mttkrp = unfoldings[mode] @ _khatri_rao(others)  # (dim, R)
-      factors[mode] = _solve_normal_equations(gram, mttkrp)
-      grams[mode] = factors[mode].T @ factors[mode]
+    for block, other in (blocks, blocks[::-1]):
+      other_kr = _khatri_rao([factors[m] for m in other])
+      partial = matrix @ other_kr if block[0] == 0 else matrix.T @ other_kr
+      partial = partial.reshape([T.shape[m] for m in block] + [rank])
+      for mode in block:
+        gram = np.ones((rank, rank))
+        for m in range(T.ndim):
+          if m != mode:
+            gram *= grams[m]
+        mttkrp = _contract_block(partial, block.index(mode), [factors[m] for m in block])
+        factors[mode] = _solve_normal_equations(gram, mttkrp)
+        grams[mode] = factors[mode].T @ factors[mode]
     # The fit from what the last update computed (as TensorLy does), not from the
     # rebuilt tensor: ||T - X||^2 = ||T||^2 - 2 <T, X> + ||X||^2, with
     # <T, X> = sum(F_last * MTTKRP_last) and ||X||^2 = sum of the Hadamard product of
