@@ -5,7 +5,7 @@ r"""How fast ImageNet reaches the VGG configs: the streamed 224x224 input and th
 Input: tnjax.data.stream's own train preprocessing (JPEG decode, shorter side to 256,
 random 224 crop, flip, Caffe normalisation) over tf.data with AUTOTUNE parallelism, on
 random JPEGs of ImageNet's typical size (500x375), batch 128: images/s of the pipeline
-alone. Step: tnjax.training.trainer.TrainStep of configs/tt_vgg16.py (TT4 FC6, FC6-FC8
+alone. Step: tnjax.training.step.TrainStep of configs/tt_vgg16.py (TT4 FC6, FC6-FC8
 trained over frozen convs) and of the all-dense fc_fc_fc head, at `--batch` (default 8
 on a CPU, so a step fits in seconds), images/s. The ratio says how many input workers
 (hosts' cores) one accelerator needs to stay fed.
@@ -26,7 +26,8 @@ from flax import nnx
 from benchmarks.common import describe_machine, machine_line, record_end_load
 from tnjax import config_lib, models
 from tnjax.data import stream
-from tnjax.training import optim, trainer
+from tnjax.training import optim
+from tnjax.training import step as step_lib
 
 
 def input_images_per_second(num_images: int, batch: int, batches: int) -> float:
@@ -71,7 +72,7 @@ def step_images_per_second(arch: str, batch: int, repeats: int) -> float:
   graphdef, state = nnx.split({"model": model, "optimizer": optimizer})
   images = jnp.asarray(np.random.default_rng(0).normal(size=(batch, 224, 224, 3)), jnp.float32)
   labels = jnp.zeros((batch,), jnp.int32)
-  train_step = trainer.TrainStep(graphdef, lambda arrays, batch_indices: arrays, "", 0)
+  train_step = step_lib.TrainStep(graphdef, lambda arrays, batch_indices: arrays, "", 0)
   step = lambda state: train_step(state, (images, labels), 0)  # noqa: E731
   state, _ = step(state)  # compile
   jax.block_until_ready(state)

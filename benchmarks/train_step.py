@@ -8,7 +8,7 @@ r"""Training-step time of every paper config against its dense twin, same machin
 Each config point of benchmarks/paper_points.py (every config's default, plus
 EXTRA_POINTS) is built as the trainer builds it, with its optimizer, at its batch
 size; the dense twin is the same network with every layer a plain dense / conv
-layer. The step is tnjax.training.trainer.TrainStep (forward, backward, optimizer update,
+layer. The step is tnjax.training.step.TrainStep (forward, backward, optimizer update,
 BatchNorm statistics, dropout, the config's augmentation) on a fixed batch of
 random images, jitted, the two timed in turn (benchmarks/common.py).
 """
@@ -32,7 +32,8 @@ from benchmarks.common import (
   time_interleaved,
   write_results,
 )
-from tnjax.training import optim, trainer
+from tnjax.training import optim
+from tnjax.training import step as step_lib
 from tnjax.data import pipeline as data_pipeline
 from tnjax.nn import total_params
 
@@ -49,7 +50,7 @@ def step_call(config, dense: bool):
   images = jax.random.normal(jax.random.key(0), (batch,) + shape)
   labels = jax.random.randint(jax.random.key(1), (batch,), 0, classes)
   arrays = {"train": (images, labels)}  # the in-memory input: a gather by index in the step
-  step = trainer.TrainStep(
+  step = step_lib.TrainStep(
     graphdef, data_pipeline.gather_train, config.data.get("augment", ""), 0, donate_state=False
   )
   indices = jnp.arange(batch)

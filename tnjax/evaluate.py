@@ -26,9 +26,9 @@ flags.mark_flags_as_required(["workdir"])
 
 
 def _evaluate(*args, **kwargs):
-  from tnjax.compression import workflow  # pylint: disable=g-import-not-at-top
+  from tnjax.compression import evaluate_export  # pylint: disable=g-import-not-at-top
 
-  return workflow.evaluate_run(*args, **kwargs)
+  return evaluate_export.evaluate_run(*args, **kwargs)
 
 
 def main(argv, overrides: dict):

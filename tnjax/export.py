@@ -31,7 +31,7 @@ def main(argv, overrides: dict):
 
   def run():
     from tnjax import fileio  # pylint: disable=g-import-not-at-top
-    from tnjax.compression import workflow  # pylint: disable=g-import-not-at-top
+    from tnjax.compression import evaluate_export  # pylint: disable=g-import-not-at-top
 
     if overrides:
       raise errors.UserError(
@@ -42,7 +42,7 @@ def main(argv, overrides: dict):
     tflite = (
       fileio.check_output_file(_TFLITE.value, "--tflite", ".tflite") if _TFLITE.value else None
     )
-    workflow.export_run(_WORKDIR.value, out, tflite=tflite, step=_STEP.value)
+    evaluate_export.export_run(_WORKDIR.value, out, tflite=tflite, step=_STEP.value)
 
   sys.exit(errors.run_cli(run))
 

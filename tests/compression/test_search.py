@@ -18,7 +18,8 @@ import tnjax
 from tnjax import errors
 from tnjax.compression import plan as plan_lib
 from tnjax.compression import rank_search as search
-from tnjax.compression import sensitivity, sizing
+from tnjax.compression import budget as budget_lib
+from tnjax.compression import sensitivity
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -171,7 +172,7 @@ def test_latency_budget_keeps_the_chosen_model_within_it(model):
 )
 def test_budgets_are_checked_in_one_line(budget, message):
   with pytest.raises(errors.UserError, match=message):
-    sizing.check_budget(budget)
+    budget_lib.check_budget(budget)
 
 
 @pytest.mark.parametrize("allocate", ["equal_error", "sensitivity"])

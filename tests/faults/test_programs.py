@@ -313,6 +313,6 @@ def test_every_bad_input_ends_in_one_line_exit_2_and_changes_nothing(tmp_path):
       failures.append(f"{program} {args}: {', '.join(problems)}:\n    {result['stderr'][-600:]}")
   assert not failures, f"{len(failures)} of {len(ROWS)} rows:\n" + "\n".join(failures)
   # The refused reruns left the compressed run whole: it still loads and evaluates.
-  from tnjax.compression.workflow import evaluate_run
+  from tnjax.compression.evaluate_export import evaluate_run
 
   assert 0.0 <= evaluate_run(str(places["C"]))["test_accuracy"] <= 1.0

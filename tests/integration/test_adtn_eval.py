@@ -8,12 +8,13 @@ import pytest
 
 from tnjax import nn
 from tnjax.configs import adtn_lenet5_mnist
-from tnjax.training import evaluation, trainer
+from tnjax.training import evaluation
+from tnjax.training import setup as setup_lib
 
 
 def test_the_dense_copy_evaluates_as_the_generating_model():
   config = adtn_lenet5_mnist.get_config("synthetic,runlocal,layers=2")
-  setup = trainer._build(config, is_main=False)
+  setup = setup_lib.build(config, is_main=False)
   data = setup.data
   per_batch = jax.jit(functools.partial(evaluation.eval_step, setup.graphdef, data.fetch_eval))
   expected = evaluation.sum_up(per_batch(setup.state, data.arrays, r) for r in data.eval_refs())

@@ -138,7 +138,7 @@ def test_reading_programs_skip_a_damaged_newest_checkpoint_and_change_nothing(
   finished, tmp_path, capsys
 ):
   from tnjax.compression import load, serving  # pylint: disable=g-import-not-at-top
-  from tnjax.compression.workflow import evaluate_run  # pylint: disable=g-import-not-at-top
+  from tnjax.compression.evaluate_export import evaluate_run  # pylint: disable=g-import-not-at-top
 
   source, _ = finished
   workdir = tmp_path / "run"

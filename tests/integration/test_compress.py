@@ -13,7 +13,8 @@ import jax.numpy as jnp
 from tnjax import errors, models
 from tnjax.compression import compress_model, load, resolve_plan
 from tnjax.compression.search_status import search_status
-from tnjax.compression.workflow import compress_run, evaluate_run
+from tnjax.compression.evaluate_export import evaluate_run
+from tnjax.compression.workflow import compress_run
 
 
 import run_helpers as h

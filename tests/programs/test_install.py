@@ -38,7 +38,7 @@ import tnjax as tn
 for name in tn.__all__:
   getattr(tn, name)
 from tnjax.training import trainer, writers, validate
-from tnjax.compression import workflow, serving, linen
+from tnjax.compression import workflow, evaluate_export, serving, linen
 from tnjax.data import memory, stream, eval_pipeline
 after = settings()
 print(json.dumps({k: before[k] == after[k] for k in before}))

@@ -16,4 +16,5 @@ from tnjax.compression.linen import compress_linen  # noqa: F401
 from tnjax.compression.plan import PlanEntry, layers_of, resolve_plan  # noqa: F401
 from tnjax.compression.rank_search import SearchResult, Validation, search  # noqa: F401
 from tnjax.compression.runs import Predictor, load, load_config_of, load_predict  # noqa: F401
-from tnjax.compression.sizing import allocate_budget, size_spec  # noqa: F401
+from tnjax.compression.budget import allocate_budget  # noqa: F401
+from tnjax.compression.sizing import size_spec  # noqa: F401

@@ -12,6 +12,8 @@ import time
 import jax.numpy as jnp
 from flax import nnx
 
+from tnjax.compression import budget as budget_lib
+from tnjax.compression import size_knobs as knobs
 from tnjax.compression import sizing
 from tnjax.compression.plan import resolve_plan
 from tnjax.nn import layer_rows, registry, spec_from_config
@@ -38,7 +40,7 @@ def compress_model(
     plan: layer name or glob -> spec dict (tnjax.compression.plan); sizes may be given as
       `error` or `ratio`, or left to `budget`.
     budget: {'params': N} or {'ratio': R} over the planned layers, shared out by
-      `sizing.allocate_budget` (equal relative error); with 'allocate': 'sensitivity', or
+      `budget_lib.allocate_budget` (equal relative error); with 'allocate': 'sensitivity', or
       {'accuracy_drop': D} / {'latency_ms': T}, sizes are searched on `validation`
       (tnjax.compression.Validation; `workdir` keeps the search for a resume).
     example_input: an input (or ShapeDtypeStruct) whose batch decides each layer's
@@ -51,8 +53,8 @@ def compress_model(
   config.model.layers takes to build the same model) and the execution path.
   """
   if budget is not None:
-    sizing.check_budget(budget)
-  if budget is not None and sizing.needs_search(budget):
+    budget_lib.check_budget(budget)
+  if budget is not None and budget_lib.needs_search(budget):
     from tnjax.compression import rank_search  # pylint: disable=g-import-not-at-top
 
     found = rank_search.search(
@@ -63,7 +65,7 @@ def compress_model(
   entries = resolve_plan(model, plan)
   weights = {e.name: jnp.asarray(e.layer.to_dense()) for e in entries}
   if budget is not None:
-    specs = sizing.allocate_budget(entries, weights, budget)
+    specs = budget_lib.allocate_budget(entries, weights, budget)
   else:
     specs = {e.name: sizing.size_spec(e, weights[e.name]) for e in entries}
   rows = []
@@ -85,7 +87,7 @@ def build_replacement(entry, spec: dict, weight, *, fit: bool = True, seed: int 
   cls = registry.layer_class(entry.family, spec.kind)
   bias = _bias(entry.layer) if spec.use_bias else None
   # The factors keep the trained weight's dtype (float64 sources stay exact).
-  kwargs = {**sizing.layer_kwargs(entry.layer), "param_dtype": weight.dtype}
+  kwargs = {**knobs.layer_kwargs(entry.layer), "param_dtype": weight.dtype}
   if not fit:
     return cls._for_weight(weight, spec, rngs=nnx.Rngs(seed), **kwargs)
   with _said_if_slow(f"fitting {entry.name} ({spec.kind} {_sizes(spec)})"):

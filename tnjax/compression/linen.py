@@ -20,7 +20,7 @@ import jax
 from flax import nnx
 
 from tnjax import errors
-from tnjax.compression import sizing
+from tnjax.compression import budget as budget_lib
 from tnjax.compression.convert import compress_model
 from tnjax.compression.plan import matching
 
@@ -164,8 +164,8 @@ def compress_linen(
     rngs=, method= included); the new variables; the report rows.
   """
   if budget is not None:
-    sizing.check_budget(budget)
-    if sizing.needs_search(budget):
+    budget_lib.check_budget(budget)
+    if budget_lib.needs_search(budget):
       raise errors.UserError(
         f"compress_linen shares {{'params'}} / {{'ratio'}} budgets by equal error; {budget} is "
         "measured on data through an NNX model's forward (tnjax.compression.search)."

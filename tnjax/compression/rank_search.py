@@ -35,7 +35,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from tnjax import errors, fileio
-from tnjax.compression import convert, sensitivity, sizing
+from tnjax.compression import budget as budget_lib
+from tnjax.compression import convert, sensitivity
 from tnjax.compression.plan import resolve_plan
 from tnjax.nn import registry
 
@@ -90,13 +91,13 @@ def search(
   example_input=None,
   quiet=False,
 ) -> SearchResult:
-  """The model within `budget` (sizing.BUDGET_USAGE), measured on `validation`; see the
+  """The model within `budget` (budget_lib.BUDGET_USAGE), measured on `validation`; see the
   module docstring. `workdir` (local or gs://) keeps every measurement for a resume."""
-  sizing.check_budget(budget)
+  budget_lib.check_budget(budget)
   _check_validation(budget, validation)
   source = nnx.clone(model)
   entries = resolve_plan(source, plan)
-  sizing.check_budget_entries(entries)
+  budget_lib.check_budget_entries(entries)
   weights = {e.name: jnp.asarray(e.layer.to_dense()) for e in entries}
   record = _Record(workdir, plan, budget)
 
@@ -117,7 +118,7 @@ def search(
   facts = record.state["source"]
 
   if "params" in budget or "ratio" in budget:
-    choice = sensitivity.allocate(table, sizing.allowed_weights(entries, budget))
+    choice = sensitivity.allocate(table, budget_lib.allowed_weights(entries, budget))
     chosen = _point({n: c.spec for n, c in choice.items()}, table)
     front = [chosen]
   else:

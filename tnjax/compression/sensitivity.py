@@ -1,7 +1,7 @@
 """How much each planned layer matters: the validation loss with that layer alone converted
 at a ladder of sizes, and the allocation of a weight budget that this table implies.
 
-Equal relative error (sizing.allocate_budget) treats a 1% error in the first conv like a
+Equal relative error (budget_lib.allocate_budget) treats a 1% error in the first conv like a
 1% error in the classifier. Measuring instead what each conversion costs on held-out data
 and solving the resulting multiple-choice knapsack (one size per layer, total weights
 within the budget, least summed loss) puts the weights where accuracy needs them.
@@ -16,6 +16,7 @@ from flax import nnx
 
 from tnjax import errors
 from tnjax.compression import convert, sizing
+from tnjax.compression import size_knobs as knobs
 from tnjax.compression.plan import PLAN_FIELDS
 
 # Compression ratios of one layer tried when scoring it (each becomes the largest size
@@ -60,7 +61,7 @@ def ladder_specs(entry, weight, ladder=LADDER) -> list[dict]:
   rung = sizing.vbmf_rung(entry, plain, weight)
   if rung is not None and rung[0] not in specs:
     # Ratio rungs are largest first; the EVBMF size goes where its weights put it.
-    at = sum(sizing.stored_weights(entry, s, weight.shape) > rung[1] for s in specs)
+    at = sum(knobs.stored_weights(entry, s, weight.shape) > rung[1] for s in specs)
     specs.insert(at, rung[0])
   return specs
 

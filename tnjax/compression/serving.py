@@ -8,8 +8,8 @@ tnjax.data.eval_pipeline) before the model, with the weights inside. Load it any
 with JAX, without tnjax:
 
 >>> import jax, numpy as np
->>> from tnjax.compression import workflow
->>> workflow.export_run("runs/x", "runs/x/model.jaxexport")  # doctest: +ELLIPSIS
+>>> from tnjax.compression import evaluate_export
+>>> evaluate_export.export_run("runs/x", "runs/x/model.jaxexport")  # doctest: +ELLIPSIS
 Wrote ... and its input contract model.jaxexport.json.
 It takes input (batch, 28, 28, 1) uint8 in [0, 255]; inside: x/255 -> pad to 32x32 -> ...
 >>> exported = jax.export.deserialize(bytearray(open("runs/x/model.jaxexport", "rb").read()))

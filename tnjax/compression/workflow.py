@@ -13,41 +13,6 @@ from tnjax.training import run_files
 REPORT, INIT_WEIGHTS = run_files.COMPRESS_REPORT, run_files.COMPRESSED_INIT
 
 
-PLAN_KEYS = ("layers", "budget")
-
-
-def read_plan(plan_path: str) -> tuple[dict, dict | None]:
-  """(layers plan, budget or None) from a plan file's get_plan(); what the file returns is
-  checked here, each entry's spec in compression.plan (resolve_plan)."""
-  from tnjax.compression import sizing  # pylint: disable=g-import-not-at-top
-
-  module, arg = config_lib.load_module(plan_path, entry="get_plan")
-  path = plan_path.partition(":")[0]
-  with errors.input_errors_are_user_errors():  # (a :arg get_plan does not take: one line too)
-    plan = config_lib.call_user_function(path, module.get_plan, *((arg,) if arg else ()))
-  if hasattr(plan, "to_dict"):
-    plan = plan.to_dict()
-  if not isinstance(plan, dict) or not plan:
-    raise errors.UserError(
-      f"plan file {path}: get_plan() returned {type(plan).__name__} {plan!r:.60}; it must "
-      "return a non-empty dict, {layer name or glob: spec} or {'layers': {...}, 'budget': {...}}."
-    )
-  if "layers" not in plan:
-    return plan, None
-  unknown = sorted(set(plan) - set(PLAN_KEYS))
-  if unknown:
-    raise errors.UserError(
-      f"plan file {path}: a plan with 'layers' takes only {PLAN_KEYS}; remove {unknown}."
-    )
-  layers = plan["layers"].to_dict() if hasattr(plan["layers"], "to_dict") else plan["layers"]
-  if not isinstance(layers, dict):
-    raise errors.UserError(f"plan file {path}: 'layers' must be a dict, got {layers!r:.60}.")
-  budget = plan.get("budget")
-  if budget is not None:
-    sizing.check_budget(budget)
-  return dict(layers), budget
-
-
 def compressed_config(source_config, rows, overrides: dict, epochs: int, init_path):
   """The fine-tune's config: the source's, with the compressed layers' specs, the converted
   weights as its pretrained start, `epochs` epochs and the command line's overrides."""
@@ -188,16 +153,11 @@ def compress_run(
   Every check that can refuse the command runs before the first write: a refused
   command leaves the workdir as it was.
   """
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from tnjax.compression import load  # pylint: disable=g-import-not-at-top
+  from tnjax.compression.plan import read_plan  # pylint: disable=g-import-not-at-top
+  from tnjax.training import trainer, validate  # pylint: disable=g-import-not-at-top
 
-  from tnjax import data as data_lib  # pylint: disable=g-import-not-at-top
-  from tnjax.compression import compress_model, load, serving  # pylint: disable=g-import-not-at-top
-  from tnjax.compression import run_search, sizing  # pylint: disable=g-import-not-at-top
-  from tnjax.nn import total_params  # pylint: disable=g-import-not-at-top
-  from tnjax.training import evaluation, trainer, validate  # pylint: disable=g-import-not-at-top
-
-  workdir = fileio.workdir_path(workdir)
+  workdir, overrides = fileio.workdir_path(workdir), overrides or {}
   previous = fileio.read_json(workdir / REPORT) if workdir.is_dir() else None
   search_counts = {
     "validation_examples": validation_examples,
@@ -209,70 +169,22 @@ def compress_run(
   if previous is not None:
     report = previous
     config = compressed_config(
-      source_config, report["layers"], overrides or {}, finetune_epochs, workdir / INIT_WEIGHTS
+      source_config, report["layers"], overrides, finetune_epochs, workdir / INIT_WEIGHTS
     )
     with errors.input_errors_are_user_errors():
       validate.validate_config(config)
     _check_rerun(workdir, config, finetune_epochs, allow_config_change)
   else:
-    # An unknown field is refused before the fit (which may take minutes); overrides of
-    # the planned layers' specs can only be checked once the fit has written them.
-    config_lib.apply_overrides(
-      source_config,
-      {k: v for k, v in (overrides or {}).items() if not k.startswith("model.layers.")},
+    config, report = _compress_and_write(
+      source_dir,
+      plan_path,
+      (plan, budget),
+      (model, source_config),
+      workdir,
+      overrides,
+      finetune_epochs,
+      search_counts,
     )
-    image_shape = data_lib.nominal_shape(source_config.data)[0]
-    shape = (source_config.batch_size,) + tuple(image_shape)
-    validation = None
-    if budget is not None and sizing.needs_search(budget):
-      validation = run_search.validation_for_run(
-        source_dir,
-        source_config,
-        workdir,
-        examples=validation_examples,
-        finetune_epochs=search_finetune_epochs,
-        overrides=overrides,
-      )
-    compressed, rows = compress_model(
-      model,
-      plan,
-      budget=budget,
-      validation=validation,
-      workdir=workdir / run_search.SEARCH_DIR,
-      example_input=jax.ShapeDtypeStruct(shape, jnp.float32),
-    )
-    config = compressed_config(
-      source_config, rows, overrides or {}, finetune_epochs, workdir / INIT_WEIGHTS
-    )
-    with errors.input_errors_are_user_errors():
-      validate.validate_config(config)
-    pipeline, pipeline_arrays = serving.run_input_pipeline(source_dir, source_config)
-    report = {
-      "source": str(fileio.workdir_path(source_dir)),
-      "plan": plan_path,
-      "budget": budget,
-      "layers": rows,
-      "source_params": total_params(model),
-      "converted_params": total_params(compressed),
-    }
-    print(_markdown(report), flush=True)
-    report["source_accuracy"] = evaluation.evaluate_model(model, source_config)["test_accuracy"]
-    report["converted_accuracy"] = evaluation.evaluate_model(compressed, source_config)[
-      "test_accuracy"
-    ]
-    print(
-      f"Test accuracy: source {100 * report['source_accuracy']:.2f}%, right after "
-      f"conversion {100 * report['converted_accuracy']:.2f}%.",
-      flush=True,
-    )
-    # Every check has passed: the first write.
-    workdir.mkdir(parents=True, exist_ok=True)
-    arrays = {"/".join(map(str, p)): np.asarray(v.get_value()) for p, v in _flat(compressed)}
-    fileio.write_npz(workdir / INIT_WEIGHTS, arrays)
-    serving.write_input_pipeline(workdir, pipeline, pipeline_arrays)
-    fileio.write_json(workdir / run_files.CONFIG, config.to_dict())  # tnjax.load reads it
-    fileio.write_json(workdir / REPORT, report)
-    fileio.write_text(workdir / "compress.md", _markdown(report))
   if finetune_epochs > 0:
     # An ordinary run: resumable, locked; it checks its own resume before writing.
     result = trainer.train(config, workdir, allow_config_change=allow_config_change).result
@@ -283,75 +195,89 @@ def compress_run(
   return report
 
 
+def _compress_and_write(
+  source_dir, plan_path, plan_and_budget, source, workdir, overrides, epochs, search_counts
+):
+  """A first compression: (fine-tune config, report), the converted run written only after
+  every check (the fine-tune config's included) has passed."""
+  from tnjax.compression import serving  # pylint: disable=g-import-not-at-top
+  from tnjax.nn import total_params  # pylint: disable=g-import-not-at-top
+  from tnjax.training import evaluation, validate  # pylint: disable=g-import-not-at-top
+
+  (plan, budget), (model, source_config) = plan_and_budget, source
+  # An unknown field is refused before the fit (which may take minutes); overrides of
+  # the planned layers' specs can only be checked once the fit has written them.
+  config_lib.apply_overrides(
+    source_config, {k: v for k, v in overrides.items() if not k.startswith("model.layers.")}
+  )
+  compressed, rows = _compress_source(
+    source_dir, (plan, budget), (model, source_config), workdir, overrides, search_counts
+  )
+  config = compressed_config(source_config, rows, overrides, epochs, workdir / INIT_WEIGHTS)
+  with errors.input_errors_are_user_errors():
+    validate.validate_config(config)
+  pipeline, pipeline_arrays = serving.run_input_pipeline(source_dir, source_config)
+  report = {
+    "source": str(fileio.workdir_path(source_dir)),
+    "plan": plan_path,
+    "budget": budget,
+    "layers": rows,
+    "source_params": total_params(model),
+    "converted_params": total_params(compressed),
+  }
+  print(_markdown(report), flush=True)
+  for key, which in (("source_accuracy", model), ("converted_accuracy", compressed)):
+    report[key] = evaluation.evaluate_model(which, source_config)["test_accuracy"]
+  print(
+    f"Test accuracy: source {100 * report['source_accuracy']:.2f}%, right after "
+    f"conversion {100 * report['converted_accuracy']:.2f}%.",
+    flush=True,
+  )
+  # Every check has passed: the first write.
+  workdir.mkdir(parents=True, exist_ok=True)
+  arrays = {"/".join(map(str, p)): np.asarray(v.get_value()) for p, v in _flat(compressed)}
+  fileio.write_npz(workdir / INIT_WEIGHTS, arrays)
+  serving.write_input_pipeline(workdir, pipeline, pipeline_arrays)
+  fileio.write_json(workdir / run_files.CONFIG, config.to_dict())  # tnjax.load reads it
+  fileio.write_json(workdir / REPORT, report)
+  fileio.write_text(workdir / "compress.md", _markdown(report))
+  return config, report
+
+
+def _compress_source(source_dir, plan_and_budget, source, workdir, overrides, search_counts):
+  """(compressed model, report rows): the source model compressed by the plan; a budget met
+  by measuring first holds out its validation split (run_search)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  from tnjax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from tnjax.compression import budget as budget_lib  # pylint: disable=g-import-not-at-top
+  from tnjax.compression import compress_model, run_search  # pylint: disable=g-import-not-at-top
+
+  (plan, budget), (model, source_config) = plan_and_budget, source
+  image_shape = data_lib.nominal_shape(source_config.data)[0]
+  validation = None
+  if budget is not None and budget_lib.needs_search(budget):
+    validation = run_search.validation_for_run(
+      source_dir,
+      source_config,
+      workdir,
+      examples=search_counts["validation_examples"],
+      finetune_epochs=search_counts["search_finetune_epochs"],
+      overrides=overrides,
+    )
+  example = (source_config.batch_size,) + tuple(image_shape)
+  return compress_model(
+    model,
+    plan,
+    budget=budget,
+    validation=validation,
+    workdir=workdir / run_search.SEARCH_DIR,
+    example_input=jax.ShapeDtypeStruct(example, jnp.float32),
+  )
+
+
 def _flat(model):
   from flax import nnx  # pylint: disable=g-import-not-at-top
 
   return nnx.to_flat_state(nnx.state(model, nnx.Not(nnx.RngState)))
-
-
-def merged_arrays(model) -> dict[str, np.ndarray]:
-  """The model's dense copy (tnjax.nn.densify) as named arrays."""
-  from flax import nnx  # pylint: disable=g-import-not-at-top
-
-  from tnjax import nn  # pylint: disable=g-import-not-at-top
-
-  dense = nn.densify(nnx.clone(model))
-  flat = nnx.to_flat_state(nnx.state(dense, nnx.Not(nnx.RngState)))
-  return {"/".join(map(str, p)): np.asarray(v.get_value()) for p, v in flat}
-
-
-def _check_eval_overrides(overrides: dict) -> None:
-  """evaluate / export read the model as it was trained: only fields that cannot change it
-  (where the data live, how many test examples, the eval batch) may be overridden."""
-  changing = [k for k in overrides if not config_schema.is_harmless(k)]
-  if changing:
-    raise errors.UserError(
-      f"--config.{changing[0]} would change the trained run; evaluate takes only overrides "
-      "that leave it as it is: "
-      + ", ".join(h.rstrip(".") for h in config_schema.HARMLESS_FIELDS)
-      + "."
-    )
-
-
-def evaluate_run(workdir, *, step=None, merge: str = "", overrides=None) -> dict:
-  """Test loss and accuracy of a run's checkpoint (default: the newest readable one);
-  with `merge`, also writes the dense copy's arrays there."""
-  from tnjax.compression import load, load_config_of  # pylint: disable=g-import-not-at-top
-  from tnjax.training import evaluation, validate  # pylint: disable=g-import-not-at-top
-
-  overrides = overrides or {}
-  config_lib.apply_overrides(load_config_of(workdir), overrides)  # unknown fields: one line
-  _check_eval_overrides(overrides)
-  merge_path = fileio.check_output_file(merge, "--merge", ".npz") if merge else None
-  model, config = load(workdir, step=step)
-  config = config_lib.apply_overrides(config, overrides)
-  with errors.input_errors_are_user_errors():
-    validate.validate_config(config)
-  metrics = evaluation.evaluate_model(model, config)
-  if merge_path is not None:
-    fileio.write_npz(merge_path, merged_arrays(model))
-    metrics["merged"] = merge
-  return metrics
-
-
-def export_run(workdir, out, *, tflite=None, step=None) -> None:
-  """tnjax.export's work: the artefact at `out`, its input contract beside it (OUT.json)."""
-  from tnjax.compression import load, serving  # pylint: disable=g-import-not-at-top
-  from tnjax.data import eval_pipeline  # pylint: disable=g-import-not-at-top
-
-  model, config = load(workdir, step=step)
-  pipeline, arrays = serving.run_input_pipeline(workdir, config)
-  artefact = serving.export_model(model, pipeline, arrays)
-  flatbuffer = serving.export_tflite(model, pipeline, arrays) if tflite is not None else None
-  out = fileio.workdir_path(out)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_bytes(artefact)
-  contract = fileio.workdir_path(str(out) + ".json")
-  fileio.write_json(contract, {**pipeline, "output": "logits (batch, classes)"})
-  print(f"Wrote {out} ({len(artefact):,} bytes) and its input contract {contract.name}.")
-  print(f"It takes {eval_pipeline.describe(pipeline)}.")
-  if flatbuffer is not None:
-    tflite = fileio.workdir_path(tflite)
-    tflite.parent.mkdir(parents=True, exist_ok=True)
-    tflite.write_bytes(flatbuffer)
-    print(f"Wrote {tflite} ({len(flatbuffer):,} bytes), the same input.")

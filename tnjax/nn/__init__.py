@@ -26,17 +26,13 @@ from tnjax.nn.factory import compute_dtype, make_conv, make_dense
 from tnjax.nn.lowrank_dense import LowRankDense
 from tnjax.nn.sketch_conv import SketchConv
 from tnjax.nn.sketch_dense import SketchDense, SketchMatrix
-from tnjax.nn.spec import (
-  ADTNSpec,
-  CPSpec,
-  DenseSpec,
-  LayerSpec,
-  LowRankSpec,
-  SketchSpec,
-  TTSpec,
-  TuckerSpec,
-  spec_from_config,
-)
+from tnjax.nn.spec import DenseSpec, LayerSpec, spec_from_config
+from tnjax.nn.adtn_shared import ADTNSpec
+from tnjax.nn.cp_dense import CPSpec
+from tnjax.nn.lowrank_dense import LowRankSpec
+from tnjax.nn.sketch_dense import SketchSpec
+from tnjax.nn.tt_dense import TTSpec
+from tnjax.nn.tucker_conv import TuckerSpec
 from tnjax.nn.summary import format_table, layer_rows, total_params
 from tnjax.nn.tt_conv import TTConv
 from tnjax.nn.tt_dense import TTDense

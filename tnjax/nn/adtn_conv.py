@@ -6,7 +6,7 @@ from flax import nnx
 
 from tnjax.nn.adtn_shared import GeneratedWeight, SharedADTN
 from tnjax.nn.conv_base import FactorizedConv, nhwc_conv
-from tnjax.nn.spec import ADTNSpec
+from tnjax.nn.adtn_shared import ADTNSpec
 
 
 class ADTNConv(GeneratedWeight, FactorizedConv):

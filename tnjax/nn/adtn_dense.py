@@ -7,7 +7,7 @@ from flax import nnx
 
 from tnjax.nn.adtn_shared import GeneratedWeight, SharedADTN
 from tnjax.nn.base import FactorizedDense
-from tnjax.nn.spec import ADTNSpec
+from tnjax.nn.adtn_shared import ADTNSpec
 
 
 class ADTNDense(GeneratedWeight, FactorizedDense):

@@ -18,7 +18,7 @@ import contextvars
 import dataclasses
 
 from tnjax.nn.adtn_shared import SharedADTN
-from tnjax.nn.spec import ADTNSpec
+from tnjax.nn.adtn_shared import ADTNSpec
 
 _STATE = contextvars.ContextVar("tnjax_adtn_sharing", default=None)
 # Fields that decide the generator itself: the layers of one group must agree on them.

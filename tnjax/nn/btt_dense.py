@@ -14,7 +14,7 @@ from flax import nnx
 
 from tnjax.nn import init as init_lib
 from tnjax.nn.base import FactorizedDense, pad_features
-from tnjax.nn.spec import INITS, LayerSpec, _check_mode_shapes
+from tnjax.nn.spec import INITS, LayerSpec, check_mode_shapes
 from tnjax.tensor import btt
 
 
@@ -38,7 +38,7 @@ class BTTSpec(LayerSpec):
   in_shape: tuple[int, ...] | None = None
   out_shape: tuple[int, ...] | None = None
   init: str = "mup"
-  order = 2  # _check_mode_shapes reads it: BTT has two cores
+  order = 2  # check_mode_shapes reads it: BTT has two cores
   inits = INITS + ("mup",)
   int_fields = ("rank",)
   kind = "btt"
@@ -55,7 +55,7 @@ class BTTSpec(LayerSpec):
       value = getattr(self, name)
       if value is not None and len(tuple(value)) != 2:
         raise ValueError(f"BTTSpec.{name}={value} must have two modes, e.g. (64, 64).")
-    _check_mode_shapes(self)
+    check_mode_shapes(self)
 
 
 class BTTDense(FactorizedDense):

@@ -10,7 +10,7 @@ from flax import nnx
 
 from tnjax.nn import init as init_lib
 from tnjax.nn.conv_base import FactorizedConv
-from tnjax.nn.spec import CPSpec
+from tnjax.nn.cp_dense import CPSpec
 from tnjax.tensor import cp
 
 

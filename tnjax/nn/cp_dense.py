@@ -2,14 +2,58 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from flax import nnx
 
 from tnjax.nn import init as init_lib
 from tnjax.nn.base import FactorizedDense, pad_features
-from tnjax.nn.spec import CPSpec
 from tnjax.tensor import cp, shapes
+from tnjax.nn.spec import LayerSpec, check_mode_shapes
+
+
+@dataclasses.dataclass(frozen=True)
+class CPSpec(LayerSpec):
+  """CP decomposition: a sum of `rank` rank-1 terms.
+
+  For a conv (CPAC-Conv, Wang, Guo & Yue 2021) the kernel's four modes are
+  factorised and the shape fields are ignored. For a dense layer the weight is
+  tensorised like a TT-matrix, with one factor per (in mode, out mode) pair.
+
+  Attributes:
+    rank: number of rank-1 terms R.
+    in_shape, out_shape: dense only: input / output modes; None factorises the
+      feature counts automatically into `order` balanced modes.
+    order: dense only: number of factors when shapes are automatic.
+    factor_init: 'variance' (the factors' product has the dense init's variance)
+      or, for a conv, 'cp_als': the factors of a CP-ALS (100 sweeps) of a random
+      kernel randn / (kh kw), as the CPAC-Conv authors' code initialises them.
+  """
+
+  rank: int = 4
+  in_shape: tuple[int, ...] | None = None
+  out_shape: tuple[int, ...] | None = None
+  order: int = 4
+  factor_init: str = "variance"
+  int_fields = ("rank", "order")  # whole numbers (checked in LayerSpec)
+  kind = "cp"
+  size_fields = ("rank",)
+
+  def largest_useful_size(self, layer) -> int:
+    """The rank at which CP stores the dense count (`layer` is sized at rank 1; a dense
+    layer's CP factors the tensorised weight, so a rank costs less than in+out)."""
+    return max(1, math.prod(layer.weight_shape) // max(1, layer.weight_params // layer.spec.rank))
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.rank < 1:
+      raise ValueError(f"CPSpec.rank must be >= 1, got {self.rank}.")
+    if self.factor_init not in ("variance", "cp_als"):
+      raise ValueError(
+        f"CPSpec.factor_init={self.factor_init!r} is unknown; choose 'variance' or 'cp_als'."
+      )
+    check_mode_shapes(self)
 
 
 class CPDense(FactorizedDense):

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 from flax import nnx
 
 from tnjax.nn import init as init_lib
 from tnjax.nn.base import FactorizedDense
-from tnjax.nn.spec import LowRankSpec
 from tnjax.tensor import lowrank
+from tnjax.nn.spec import LayerSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class LowRankSpec(LayerSpec):
+  """Matrix-rank baseline W = U V (Novikov et al.'s 'MR')."""
+
+  rank: int = 8
+  int_fields = ("rank",)  # whole numbers (checked in LayerSpec)
+  kind = "lowrank"
+  size_fields = ("rank",)
+
+  def largest_useful_size(self, layer) -> int:
+    return min(layer.weight_shape[0], layer.weight_shape[1])
+
+  def vbmf_sizes(self, weight) -> dict:
+    from tnjax.tensor.vbmf import vbmf_rank  # pylint: disable=g-import-not-at-top
+
+    return {"rank": vbmf_rank(weight)}
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.rank < 1:
+      raise ValueError(f"LowRankSpec.rank must be >= 1, got {self.rank}.")
 
 
 class LowRankDense(FactorizedDense):

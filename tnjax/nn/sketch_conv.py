@@ -8,7 +8,7 @@ from flax import nnx
 from tnjax.nn import init as init_lib
 from tnjax.nn.conv_base import FactorizedConv
 from tnjax.nn.sketch_dense import SketchMatrix, sign_key, warn_if_larger
-from tnjax.nn.spec import SketchSpec
+from tnjax.nn.sketch_dense import SketchSpec
 from tnjax.tensor import sketch
 
 

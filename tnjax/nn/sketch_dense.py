@@ -8,6 +8,7 @@ only they count in `num_params`.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import jax
@@ -15,8 +16,38 @@ from flax import nnx
 
 from tnjax.nn import init as init_lib
 from tnjax.nn.base import FactorizedDense
-from tnjax.nn.spec import SketchSpec
 from tnjax.tensor import sketch
+from tnjax.nn.spec import LayerSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class SketchSpec(LayerSpec):
+  """Tensor sketch (Kasiviswanathan, Narodytska & Jin 2018): SK-FC / SK-CONV.
+
+  Attributes:
+    sketch_size: k, rows of each random sign matrix U (k x d).
+    num_sketches: l, sketch pairs per mode; W_hat averages the 2l estimates.
+    seed: seed of the fixed U matrices (then they do not depend on the model's seed;
+      each layer still gets its own); None draws them from the model's rngs.
+  """
+
+  sketch_size: int = 8
+  num_sketches: int = 1
+  seed: int | None = None
+  int_fields = ("sketch_size", "num_sketches")  # whole numbers (checked in LayerSpec)
+  kind = "sketch"
+  size_fields = ("sketch_size",)
+
+  def largest_useful_size(self, layer) -> int:
+    return max(layer.weight_shape[-2], layer.weight_shape[-1])
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.sketch_size < 1 or self.num_sketches < 1:
+      raise ValueError(
+        f"SketchSpec.sketch_size and num_sketches must be >= 1, got "
+        f"sketch_size={self.sketch_size}, num_sketches={self.num_sketches}."
+      )
 
 
 class SketchMatrix(nnx.Variable):

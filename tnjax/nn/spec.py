@@ -2,19 +2,19 @@
 
 A config names a spec as a dict with a `kind` key, e.g.
 `{'kind': 'tt', 'ranks': 8, 'in_shape': (4, 8, 8, 4), 'out_shape': (4, 8, 8, 4)}`;
-`spec_from_config` turns it into the dataclass, checking every field.
+`spec_from_config` turns it into the dataclass, checking every field. Here: the base
+class every spec extends and the dense baseline's; each format's spec lives in its layer
+file (TTSpec in tt_dense.py, CPSpec in cp_dense.py, ...), so a new format touches no other.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Mapping
 
 import numpy as np
 
 from tnjax.nn import registry
-from tnjax.tensor.adtn import NONLINEARITIES
 
 INITS = ("glorot_normal", "he_normal", "lecun_normal")
 
@@ -105,7 +105,7 @@ class DenseSpec(LayerSpec):
   paths = ("dense",)
 
 
-def _check_mode_shapes(spec):
+def check_mode_shapes(spec):
   """Validates `order` and the optional `in_shape` / `out_shape` of a tensorised spec."""
   name = type(spec).__name__
   if spec.order < 1:
@@ -121,223 +121,6 @@ def _check_mode_shapes(spec):
       f"{name}: in_shape {spec.in_shape} and out_shape {spec.out_shape} have "
       "different lengths; each factor pairs one input and one output mode."
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class TTSpec(LayerSpec):
-  """Tensor-Train matrix (Novikov et al. 2015).
-
-  Attributes:
-    ranks: one TT-rank for every bond, or d-1 per-bond ranks.
-    in_shape, out_shape: input / output modes; None factorises the feature
-      counts automatically into `order` balanced modes (padding if needed).
-    order: number of cores when shapes are automatic.
-    clip_ranks: clip ranks above a bond's useful maximum (fewer weights, the same
-      matrices). False keeps every bond at the given rank, as Novikov et al.'s
-      code and their parameter counts do.
-  """
-
-  ranks: int | tuple[int, ...] = 8
-  in_shape: tuple[int, ...] | None = None
-  out_shape: tuple[int, ...] | None = None
-  order: int = 4
-  clip_ranks: bool = True
-  int_fields = ("ranks", "order")  # whole numbers (checked in LayerSpec)
-  kind = "tt"
-  size_fields = ("ranks",)
-
-  def largest_useful_size(self, layer) -> int:
-    from tnjax.tensor.tt import max_tt_ranks  # pylint: disable=g-import-not-at-top
-
-    return max(max_tt_ranks(layer.in_shape, layer.out_shape) or (1,))
-
-  def stored_sizes(self, layer) -> dict:
-    inner = tuple(int(core.shape[0]) for core in layer.cores[1:])  # TTDense and TTConv
-    if not self.clip_ranks or not inner:
-      return {}
-    return {"ranks": inner[0] if len(set(inner)) == 1 else inner}
-
-  def __post_init__(self):
-    super().__post_init__()
-    ranks = (self.ranks,) if isinstance(self.ranks, int) else tuple(self.ranks)
-    if any(int(r) < 1 for r in ranks):
-      raise ValueError(f"TTSpec.ranks must be >= 1, got {self.ranks}.")
-    _check_mode_shapes(self)
-
-
-@dataclasses.dataclass(frozen=True)
-class LowRankSpec(LayerSpec):
-  """Matrix-rank baseline W = U V (Novikov et al.'s 'MR')."""
-
-  rank: int = 8
-  int_fields = ("rank",)  # whole numbers (checked in LayerSpec)
-  kind = "lowrank"
-  size_fields = ("rank",)
-
-  def largest_useful_size(self, layer) -> int:
-    return min(layer.weight_shape[0], layer.weight_shape[1])
-
-  def vbmf_sizes(self, weight) -> dict:
-    from tnjax.tensor.vbmf import vbmf_rank  # pylint: disable=g-import-not-at-top
-
-    return {"rank": vbmf_rank(weight)}
-
-  def __post_init__(self):
-    super().__post_init__()
-    if self.rank < 1:
-      raise ValueError(f"LowRankSpec.rank must be >= 1, got {self.rank}.")
-
-
-@dataclasses.dataclass(frozen=True)
-class CPSpec(LayerSpec):
-  """CP decomposition: a sum of `rank` rank-1 terms.
-
-  For a conv (CPAC-Conv, Wang, Guo & Yue 2021) the kernel's four modes are
-  factorised and the shape fields are ignored. For a dense layer the weight is
-  tensorised like a TT-matrix, with one factor per (in mode, out mode) pair.
-
-  Attributes:
-    rank: number of rank-1 terms R.
-    in_shape, out_shape: dense only: input / output modes; None factorises the
-      feature counts automatically into `order` balanced modes.
-    order: dense only: number of factors when shapes are automatic.
-    factor_init: 'variance' (the factors' product has the dense init's variance)
-      or, for a conv, 'cp_als': the factors of a CP-ALS (100 sweeps) of a random
-      kernel randn / (kh kw), as the CPAC-Conv authors' code initialises them.
-  """
-
-  rank: int = 4
-  in_shape: tuple[int, ...] | None = None
-  out_shape: tuple[int, ...] | None = None
-  order: int = 4
-  factor_init: str = "variance"
-  int_fields = ("rank", "order")  # whole numbers (checked in LayerSpec)
-  kind = "cp"
-  size_fields = ("rank",)
-
-  def largest_useful_size(self, layer) -> int:
-    """The rank at which CP stores the dense count (`layer` is sized at rank 1; a dense
-    layer's CP factors the tensorised weight, so a rank costs less than in+out)."""
-    return max(1, math.prod(layer.weight_shape) // max(1, layer.weight_params // layer.spec.rank))
-
-  def __post_init__(self):
-    super().__post_init__()
-    if self.rank < 1:
-      raise ValueError(f"CPSpec.rank must be >= 1, got {self.rank}.")
-    if self.factor_init not in ("variance", "cp_als"):
-      raise ValueError(
-        f"CPSpec.factor_init={self.factor_init!r} is unknown; choose 'variance' or 'cp_als'."
-      )
-    _check_mode_shapes(self)
-
-
-@dataclasses.dataclass(frozen=True)
-class ADTNSpec(LayerSpec):
-  """A weight generated by a deep tensor network (ADTN; Qing et al. 2025).
-
-  Attributes:
-    layers: number M of brick-wall layers of two-site gates.
-    nonlinearity: applied between layers (see tnjax.tensor.adtn.NONLINEARITIES).
-    init_noise: gates start as the orthogonal part of I + init_noise * N(0, 1).
-    remat: recompute intermediate states in the backward pass (saves memory at large Q).
-    scan_layers: generate with one `lax.scan` over layers 2..M: compiles about twice as
-      fast at M = 8 (tnjax.tensor.adtn.adtn_generate), the same numbers.
-    share: a group name: the layers of one model naming the same group read their
-      weights from one generator (tnjax.nn.adtn_sharing); '' gives the layer its own.
-  """
-
-  layers: int = 2
-  nonlinearity: str = "relu"
-  init_noise: float = 1.0
-  remat: bool = False
-  scan_layers: bool = False
-  share: str = ""
-  int_fields = ("layers",)  # whole numbers (checked in LayerSpec)
-  kind = "adtn"
-  paths = ("dense",)  # generate the weight, then one GEMM / conv
-  size_fields = ("layers",)
-  error_sizable = False  # its weights are trained, not fitted
-
-  def largest_useful_size(self, layer) -> int:
-    return 64
-
-  def __post_init__(self):
-    super().__post_init__()
-    if self.layers < 1:
-      raise ValueError(f"ADTNSpec.layers must be >= 1, got {self.layers}.")
-    if self.nonlinearity not in NONLINEARITIES:
-      raise ValueError(
-        f"ADTNSpec.nonlinearity={self.nonlinearity!r} is unknown; "
-        f"choose one of {sorted(NONLINEARITIES)}."
-      )
-    if self.init_noise < 0:
-      raise ValueError(f"ADTNSpec.init_noise must be >= 0, got {self.init_noise}.")
-
-
-@dataclasses.dataclass(frozen=True)
-class SketchSpec(LayerSpec):
-  """Tensor sketch (Kasiviswanathan, Narodytska & Jin 2018): SK-FC / SK-CONV.
-
-  Attributes:
-    sketch_size: k, rows of each random sign matrix U (k x d).
-    num_sketches: l, sketch pairs per mode; W_hat averages the 2l estimates.
-    seed: seed of the fixed U matrices (then they do not depend on the model's seed;
-      each layer still gets its own); None draws them from the model's rngs.
-  """
-
-  sketch_size: int = 8
-  num_sketches: int = 1
-  seed: int | None = None
-  int_fields = ("sketch_size", "num_sketches")  # whole numbers (checked in LayerSpec)
-  kind = "sketch"
-  size_fields = ("sketch_size",)
-
-  def largest_useful_size(self, layer) -> int:
-    return max(layer.weight_shape[-2], layer.weight_shape[-1])
-
-  def __post_init__(self):
-    super().__post_init__()
-    if self.sketch_size < 1 or self.num_sketches < 1:
-      raise ValueError(
-        f"SketchSpec.sketch_size and num_sketches must be >= 1, got "
-        f"sketch_size={self.sketch_size}, num_sketches={self.num_sketches}."
-      )
-
-
-@dataclasses.dataclass(frozen=True)
-class TuckerSpec(LayerSpec):
-  """Tucker-2 convolution (Kim et al. 2016): channel ranks of a conv kernel.
-
-  Attributes:
-    in_rank: R3, channels after the 1x1 input projection.
-    out_rank: R4, channels of the core conv before the 1x1 expansion.
-  """
-
-  in_rank: int = 16
-  out_rank: int = 16
-  int_fields = ("in_rank", "out_rank")  # whole numbers (checked in LayerSpec)
-  kind = "tucker"
-  size_fields = ("in_rank", "out_rank")
-
-  def largest_useful_size(self, layer) -> int:
-    return min(layer.weight_shape[-2], layer.weight_shape[-1])
-
-  def size_limits(self, layer) -> dict:
-    return {"in_rank": layer.weight_shape[-2], "out_rank": layer.weight_shape[-1]}
-
-  def vbmf_sizes(self, weight) -> dict:
-    from tnjax.tensor.vbmf import tucker2_vbmf_ranks  # pylint: disable=g-import-not-at-top
-
-    in_rank, out_rank = tucker2_vbmf_ranks(weight)
-    return {"in_rank": in_rank, "out_rank": out_rank}
-
-  def __post_init__(self):
-    super().__post_init__()
-    if self.in_rank < 1 or self.out_rank < 1:
-      raise ValueError(
-        f"TuckerSpec.in_rank and out_rank must be >= 1, got in_rank="
-        f"{self.in_rank}, out_rank={self.out_rank}."
-      )
 
 
 def _freeze(value):

@@ -23,7 +23,7 @@ from flax import nnx
 
 from tnjax.nn import init as init_lib
 from tnjax.nn.conv_base import FactorizedConv
-from tnjax.nn.spec import TTSpec
+from tnjax.nn.tt_dense import TTSpec
 from tnjax.tensor import plan, shapes, tt
 
 

@@ -9,8 +9,50 @@ from flax import nnx
 
 from tnjax.nn import init as init_lib
 from tnjax.nn.base import FactorizedDense, pad_features
-from tnjax.nn.spec import TTSpec
 from tnjax.tensor import shapes, tt
+from tnjax.nn.spec import LayerSpec, check_mode_shapes
+
+
+@dataclasses.dataclass(frozen=True)
+class TTSpec(LayerSpec):
+  """Tensor-Train matrix (Novikov et al. 2015).
+
+  Attributes:
+    ranks: one TT-rank for every bond, or d-1 per-bond ranks.
+    in_shape, out_shape: input / output modes; None factorises the feature
+      counts automatically into `order` balanced modes (padding if needed).
+    order: number of cores when shapes are automatic.
+    clip_ranks: clip ranks above a bond's useful maximum (fewer weights, the same
+      matrices). False keeps every bond at the given rank, as Novikov et al.'s
+      code and their parameter counts do.
+  """
+
+  ranks: int | tuple[int, ...] = 8
+  in_shape: tuple[int, ...] | None = None
+  out_shape: tuple[int, ...] | None = None
+  order: int = 4
+  clip_ranks: bool = True
+  int_fields = ("ranks", "order")  # whole numbers (checked in LayerSpec)
+  kind = "tt"
+  size_fields = ("ranks",)
+
+  def largest_useful_size(self, layer) -> int:
+    from tnjax.tensor.tt import max_tt_ranks  # pylint: disable=g-import-not-at-top
+
+    return max(max_tt_ranks(layer.in_shape, layer.out_shape) or (1,))
+
+  def stored_sizes(self, layer) -> dict:
+    inner = tuple(int(core.shape[0]) for core in layer.cores[1:])  # TTDense and TTConv
+    if not self.clip_ranks or not inner:
+      return {}
+    return {"ranks": inner[0] if len(set(inner)) == 1 else inner}
+
+  def __post_init__(self):
+    super().__post_init__()
+    ranks = (self.ranks,) if isinstance(self.ranks, int) else tuple(self.ranks)
+    if any(int(r) < 1 for r in ranks):
+      raise ValueError(f"TTSpec.ranks must be >= 1, got {self.ranks}.")
+    check_mode_shapes(self)
 
 
 class TTDense(FactorizedDense):

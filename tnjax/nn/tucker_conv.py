@@ -2,12 +2,49 @@
 
 from __future__ import annotations
 
+import dataclasses
 from flax import nnx
 
 from tnjax.nn import init as init_lib
 from tnjax.nn.conv_base import FactorizedConv
-from tnjax.nn.spec import TuckerSpec
 from tnjax.tensor import tucker
+from tnjax.nn.spec import LayerSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class TuckerSpec(LayerSpec):
+  """Tucker-2 convolution (Kim et al. 2016): channel ranks of a conv kernel.
+
+  Attributes:
+    in_rank: R3, channels after the 1x1 input projection.
+    out_rank: R4, channels of the core conv before the 1x1 expansion.
+  """
+
+  in_rank: int = 16
+  out_rank: int = 16
+  int_fields = ("in_rank", "out_rank")  # whole numbers (checked in LayerSpec)
+  kind = "tucker"
+  size_fields = ("in_rank", "out_rank")
+
+  def largest_useful_size(self, layer) -> int:
+    return min(layer.weight_shape[-2], layer.weight_shape[-1])
+
+  def size_limits(self, layer) -> dict:
+    return {"in_rank": layer.weight_shape[-2], "out_rank": layer.weight_shape[-1]}
+
+  def vbmf_sizes(self, weight) -> dict:
+    from tnjax.tensor.vbmf import tucker2_vbmf_ranks  # pylint: disable=g-import-not-at-top
+
+    in_rank, out_rank = tucker2_vbmf_ranks(weight)
+    return {"in_rank": in_rank, "out_rank": out_rank}
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.in_rank < 1 or self.out_rank < 1:
+      raise ValueError(
+        f"TuckerSpec.in_rank and out_rank must be >= 1, got in_rank="
+        f"{self.in_rank}, out_rank={self.out_rank}."
+      )
 
 
 class TuckerConv(FactorizedConv):

@@ -1,0 +1,150 @@
+"""Whole-model budgets: {'params': N} / {'ratio': R} met from the weights alone (one
+relative error for every planned layer, found by bisection), and the checks of every
+budget form, including those the rank search meets by measuring (rank_search.py)."""
+
+from __future__ import annotations
+
+from tnjax import errors
+from tnjax.compression import progress as progress_lib
+from tnjax.compression import size_knobs as knobs
+from tnjax.compression import sizing
+from tnjax.compression.plan import PLAN_FIELDS, SIZE_TARGETS
+
+
+def allocate_budget(entries, weights: dict, budget) -> dict[str, dict]:
+  """Sizes for the planned layers so that their weights together stay within `budget`.
+
+  `budget` is {'params': N} (stored weights of the planned layers, biases aside) or
+  {'ratio': R} (their dense weights / R). The rule: one relative error for every layer
+  (the 'equal relative error' allocation), the smallest the budget allows, found by
+  bisection; each layer then takes the smallest size that reaches it. Layers must not
+  give their own sizes, only their format.
+  """
+  check_budget(budget)
+  if needs_search(budget):
+    raise errors.UserError(
+      f"budget {budget} is met by measuring candidates on validation data: pass "
+      "validation=tnjax.compression.Validation(...) to tnjax.compress (see "
+      "tnjax.compression.search)."
+    )
+  check_budget_entries(entries)
+  with progress_lib.warnings_summarised(f"budget {budget}"):
+    return _allocate(entries, weights, budget)
+
+
+BUDGET_USAGE = (
+  "a budget is {'params': N} (N >= 1 weights) or {'ratio': R} (R > 1), either with "
+  "'allocate': 'equal_error' (the default) or 'sensitivity'; or {'accuracy_drop': D} "
+  "(points, optional 'by': 'params' or 'flops'); or {'latency_ms': T, 'batch': B}"
+)
+_BUDGET_KEYS = {
+  "params": ("allocate",),
+  "ratio": ("allocate",),
+  "accuracy_drop": ("by",),
+  "latency_ms": ("batch",),
+}
+
+
+def check_budget_entries(entries) -> None:
+  """Under a budget the plan names formats only: a size in an entry (which the budget would
+  override) is one line naming it."""
+  for entry in entries:
+    fields = (*knobs.spec_class(entry, entry.spec).size_fields, *SIZE_TARGETS)
+    given = [f for f in fields if f in entry.spec]
+    if given:
+      sizes = ", ".join(f"{f}={entry.spec[f]}" for f in given)
+      raise errors.UserError(
+        f"{entry.name}: a budget sizes every planned layer, so its entry takes only a format; "
+        f"remove {sizes}, or drop the budget."
+      )
+
+
+def check_budget(budget) -> None:
+  """A budget in one of the forms of BUDGET_USAGE; anything else is one line."""
+  main = [k for k in _BUDGET_KEYS if isinstance(budget, dict) and k in budget]
+  if not isinstance(budget, dict) or len(main) != 1:
+    raise errors.UserError(f"{BUDGET_USAGE}; got {budget!r}.")
+  (key,) = main
+  extra = sorted(set(budget) - {key, *_BUDGET_KEYS[key]})
+  if extra:
+    raise errors.UserError(f"{BUDGET_USAGE}; remove {extra} from {budget!r}.")
+  value = budget[key]
+  number = isinstance(value, (int, float)) and not isinstance(value, bool)
+  wrong = {
+    "params": lambda: not (number and value >= 1 and float(value).is_integer()),
+    "ratio": lambda: not (number and value > 1),
+    "accuracy_drop": lambda: not (number and value >= 0),
+    "latency_ms": lambda: not (number and value > 0),
+  }[key]()
+  if wrong:
+    need = {
+      "params": "a whole number >= 1",
+      "ratio": "a number above 1",
+      "accuracy_drop": "a number of points >= 0",
+      "latency_ms": "a number of milliseconds above 0",
+    }[key]
+    raise errors.UserError(f"{BUDGET_USAGE}; {key}={value!r} is not {need}.")
+  choices = {"allocate": ("equal_error", "sensitivity"), "by": ("params", "flops")}
+  for field, allowed in choices.items():
+    if field in budget and budget[field] not in allowed:
+      raise errors.UserError(f"budget {field}={budget[field]!r} must be one of {allowed}.")
+  batch = budget.get("batch", 1)
+  if key == "latency_ms" and not (
+    isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1
+  ):
+    raise errors.UserError(f"budget batch={batch!r} must be a whole number >= 1.")
+
+
+def needs_search(budget) -> bool:
+  """Whether the budget is met by measuring models on validation data (compression.search)
+  rather than from the weights alone."""
+  return (
+    budget.get("allocate") == "sensitivity" or "accuracy_drop" in budget or ("latency_ms" in budget)
+  )
+
+
+def allowed_weights(entries, budget) -> float:
+  """The stored weights a {'params'} / {'ratio'} budget allows the planned layers."""
+  dense = sum(e.layer.dense_weight_params for e in entries)
+  return int(budget["params"]) if "params" in budget else dense / float(budget["ratio"])
+
+
+def _allocate(entries, weights: dict, budget) -> dict[str, dict]:
+  allowed = allowed_weights(entries, budget)
+
+  plain = {e.name: {k: v for k, v in e.spec.items() if k not in PLAN_FIELDS} for e in entries}
+  progress = progress_lib.Progress(f"budget {budget}")
+  fitted = {e.name: {} for e in entries}  # each layer's fit error per size, fitted once
+
+  def sizes_at(error):
+    sizes = {
+      e.name: sizing.size_for_error(
+        e,
+        plain[e.name],
+        weights[e.name],
+        error,
+        clamp=True,
+        quiet=True,
+        fitted_errors=fitted[e.name],
+      )
+      for e in entries
+    }
+    progress.step(f"relative error {error:.4f}: {total(sizes):,} weights (allowed {allowed:,.0f})")
+    return sizes
+
+  def total(sizes):
+    return sum(knobs.stored_weights(e, sizes[e.name], weights[e.name].shape) for e in entries)
+
+  low, high = 0.0, 0.999
+  if total(sizes_at(high)) > allowed:
+    raise errors.UserError(
+      f"no sizes of these formats fit {allowed:,.0f} weights (the smallest take "
+      f"{total(sizes_at(high)):,}); raise the budget."
+    )
+  for _ in range(12):  # 2^-12 of the error range
+    middle = (low + high) / 2
+    if total(sizes_at(middle)) <= allowed:
+      high = middle
+    else:
+      low = middle
+  return sizes_at(high)

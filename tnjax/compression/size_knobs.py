@@ -1,0 +1,94 @@
+"""A format's one size knob (TT ranks, CP / low-rank rank, Tucker-2 ranks, sketch size,
+ADTN depth), and what a planned layer stores at a given knob, counted on an abstract
+layer so that any format and family works."""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import numpy as np
+from flax import nnx
+
+from tnjax import errors
+from tnjax.nn import registry, spec_from_config
+from tnjax.nn.conv_base import FactorizedConv
+
+
+def layer_kwargs(layer) -> dict:
+  """The constructor arguments a replacement of `layer` keeps (dtypes, conv geometry); a
+  user's layer (compression.user_layers.SourceLayer) states its own."""
+  if hasattr(layer, "options"):
+    return dict(layer.options)
+  kwargs = dict(dtype=layer.dtype, param_dtype=layer.param_dtype, precision=layer.precision)
+  if isinstance(layer, FactorizedConv):
+    kwargs.update(
+      strides=layer.strides, padding=layer.padding, kernel_dilation=layer.kernel_dilation
+    )
+  return kwargs
+
+
+def spec_class(entry, spec: dict):
+  return registry.layer_class(entry.family, spec["kind"]).spec_type
+
+
+def size_fields(entry, spec: dict) -> tuple[str, ...]:
+  fields = spec_class(entry, spec).size_fields
+  if not fields:
+    raise errors.UserError(
+      f"{entry.name}: format {spec['kind']!r} has no size to choose; `error`, `ratio` and "
+      "budgets size the other formats."
+    )
+  return fields
+
+
+def with_knob(entry, spec: dict, value: int) -> dict:
+  return {**spec, **{field: int(value) for field in size_fields(entry, spec)}}
+
+
+def abstract_layer(entry, spec: dict, shape):
+  cls = registry.layer_class(entry.family, spec["kind"])
+  weight = jax.ShapeDtypeStruct(tuple(shape), np.float32)
+  with warnings.catch_warnings():  # a candidate's clipped ranks: not the chosen size's
+    warnings.simplefilter("ignore")
+    return nnx.eval_shape(
+      lambda: cls._for_weight(
+        weight, spec_from_config(spec), rngs=nnx.Rngs(0), **layer_kwargs(entry.layer)
+      )
+    )
+
+
+def settled(entry, spec: dict, shape) -> dict:
+  """The chosen spec with its sizes as the layer stores them (a uniform TT-rank clipped at
+  the edge bonds becomes per-bond ranks): the report names what is stored, and the final
+  fit has nothing to warn about."""
+  stored = spec_from_config(spec).stored_sizes(abstract_layer(entry, spec, shape))
+  return {**spec, **stored}
+
+
+def stored_weights(entry, spec: dict, shape) -> int:
+  """The weights the planned layer stores at `spec`."""
+  return abstract_layer(entry, spec, shape).weight_params
+
+
+def probe(entry, spec: dict, shape):
+  """(spec object, abstract layer) at the smallest size: what the size limits read."""
+  smallest = with_knob(entry, spec, 1)
+  return spec_from_config(smallest), abstract_layer(entry, smallest, shape)
+
+
+def highest(entry, spec: dict, shape) -> int:
+  spec_object, layer = probe(entry, spec, shape)
+  return int(spec_object.largest_useful_size(layer))
+
+
+def smallest_true(low: int, high: int, good) -> int:
+  """The smallest value in [low, high] for which good(value) holds (good is monotone);
+  high if none."""
+  while low < high:
+    middle = (low + high) // 2
+    if good(middle):
+      high = middle
+    else:
+      low = middle + 1
+  return low
