@@ -24,26 +24,21 @@ test split).
 from __future__ import annotations
 
 import dataclasses
-import json
-import statistics
 import sys
-import time
 from typing import Any, Callable
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from tnjax import errors, fileio
 from tnjax.compression import budget as budget_lib
-from tnjax.compression import convert, sensitivity
+from tnjax.compression import convert, model_cost, search_record, search_report, sensitivity
 from tnjax.compression.plan import resolve_plan
-from tnjax.nn import registry
 
 # Total compression of the planned layers at which the front is drawn: 2^(k/3), 1.26x..256x
 # (steps of 26% so that a latency budget lands within about 10% of a front point).
 FRONT = tuple(round(2 ** (k / 3), 3) for k in range(1, 25))
-RECORD = "search.json"
+RECORD = search_record.RECORD
 
 
 @dataclasses.dataclass
@@ -78,7 +73,7 @@ class SearchResult:
   finetune_epochs: float | None
 
   def markdown(self) -> str:
-    return _markdown(self)
+    return search_report.markdown(self)
 
 
 def search(
@@ -99,7 +94,7 @@ def search(
   entries = resolve_plan(source, plan)
   budget_lib.check_budget_entries(entries)
   weights = {e.name: jnp.asarray(e.layer.to_dense()) for e in entries}
-  record = _Record(workdir, plan, budget)
+  record = search_record.SearchRecord(workdir, plan, budget)
 
   def say(text: str) -> None:
     if not quiet:
@@ -129,14 +124,14 @@ def search(
       chosen = _most_accurate_in_time(source, front, budget, validation, record, say)
   small, rows = convert.compress_model(source, chosen["specs"], example_input=example_input)
   measured = record.state.get("measured", {})
-  front = [{**p, **measured.get(_key(p["specs"]), {})} for p in front]
+  front = [{**p, **measured.get(search_record.key(p["specs"]), {})} for p in front]
   result = SearchResult(
     small,
     rows,
     dict(budget),
     facts,
     front,
-    {**chosen, **measured.get(_key(chosen["specs"]), {})},
+    {**chosen, **measured.get(search_record.key(chosen["specs"]), {})},
     sum("accuracy" in m for m in measured.values()),
     validation.finetune_epochs,
   )
@@ -144,7 +139,7 @@ def search(
     directory = fileio.workdir_path(workdir)
     fileio.write_text(directory / "search.md", result.markdown())
     try:
-      plot_front(result, directory / "search_front.png")
+      search_report.plot_front(result, directory / "search_front.png")
     except errors.UserError as missing:  # the core has no matplotlib: the table is there
       say(f"no front plot: {missing}")
   return result
@@ -164,14 +159,10 @@ def _check_validation(budget, validation) -> None:
     )
 
 
-def _key(specs: dict) -> str:
-  return json.dumps(specs, sort_keys=True)
-
-
 def _point(specs: dict, table: dict) -> dict:
   """A front point: per-layer specs, their total weights and summed sensitivity loss."""
-  by_spec = {(n, _key(c.spec)): c for n, cs in table.items() for c in cs}
-  chosen = [by_spec[(n, _key(s))] for n, s in specs.items()]
+  by_spec = {(n, search_record.key(c.spec)): c for n, cs in table.items() for c in cs}
+  chosen = [by_spec[(n, search_record.key(s))] for n, s in specs.items()]
   return {
     "specs": specs,
     "weights": sum(c.weights for c in chosen),
@@ -188,7 +179,7 @@ def recorded_front(state: dict) -> list[dict]:
   with what the search measured of it (e.g. its fine-tuned validation `accuracy`)."""
   measured = state.get("measured", {})
   front = _front(_table(state), state["source"]["weights"])
-  return [{**p, **measured.get(_key(p["specs"]), {})} for p in front]
+  return [{**p, **measured.get(search_record.key(p["specs"]), {})} for p in front]
 
 
 def _front(table: dict, dense: int) -> list[dict]:
@@ -200,46 +191,8 @@ def _front(table: dict, dense: int) -> list[dict]:
     except errors.UserError:  # smaller than these formats go
       break
     point = _point({n: c.spec for n, c in choice.items()}, table)
-    points.setdefault(_key(point["specs"]), point)
+    points.setdefault(search_record.key(point["specs"]), point)
   return sorted(points.values(), key=lambda p: p["weights"])
-
-
-def _forward(validation):
-  return validation.forward or (lambda model, x: model(x))
-
-
-def _compiled(model, validation, batch: int):
-  """(jitted forward of `model` in eval mode, its state, an input of `batch` examples)."""
-  copy = nnx.clone(model)
-  if hasattr(copy, "eval"):
-    copy.eval()
-  graphdef, state = nnx.split(copy)
-  forward = _forward(validation)
-  step = jax.jit(lambda s, x: forward(nnx.merge(graphdef, s), x))
-  example = jnp.asarray(validation.example_input)[:1]
-  return step, state, jnp.repeat(example, batch, axis=0)
-
-
-def latency_ms(model, validation, batch: int = 1, repeats: int = 30) -> float:
-  """Median milliseconds of one jitted forward pass at `batch` on this device."""
-  step, state, x = _compiled(model, validation, batch)
-  for _ in range(3):
-    jax.block_until_ready(step(state, x))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(step(state, x))
-    times.append(1000 * (time.perf_counter() - start))
-  return statistics.median(times)
-
-
-def flops(model, validation) -> float:
-  """XLA's FLOP count of one forward pass on one example."""
-  step, state, x = _compiled(model, validation, 1)
-  analysis = step.lower(state, x).compile().cost_analysis()
-  if isinstance(analysis, (list, tuple)):
-    analysis = analysis[0]
-  return float(analysis["flops"])
 
 
 def _build(source, point, fit=True):
@@ -251,13 +204,15 @@ def _measure_front(source, front, record, key: str, measure) -> list[float]:
   in the record); the values in front order. Speed and FLOPs do not depend on the values
   of the weights, so each model is built at its format's initialisation, not fitted."""
   for point in front:
-    if key not in record.state.get("measured", {}).get(_key(point["specs"]), {}):
-      record.measure(_key(point["specs"]), **{key: measure(_build(source, point, fit=False))})
-  return [record.state["measured"][_key(p["specs"])][key] for p in front]
+    if key not in record.state.get("measured", {}).get(search_record.key(point["specs"]), {}):
+      record.measure(
+        search_record.key(point["specs"]), **{key: measure(_build(source, point, fit=False))}
+      )
+  return [record.state["measured"][search_record.key(p["specs"])][key] for p in front]
 
 
 def _finetuned_accuracy(source, point, validation, record, say, best) -> float:
-  key = _key(point["specs"])
+  key = search_record.key(point["specs"])
   known = record.state.get("measured", {}).get(key, {})
   if "accuracy" not in known:
     model = validation.finetune(_build(source, point))
@@ -275,7 +230,9 @@ def _smallest_within_drop(source, front, budget, validation, facts, record, say)
   fine-tuned validation accuracy is within budget['accuracy_drop'] points of the source's."""
   by = budget.get("by", "params")
   if by == "flops":
-    counts = _measure_front(source, front, record, "flops", lambda m: flops(m, validation))
+    counts = _measure_front(
+      source, front, record, "flops", lambda m: model_cost.flops(m, validation)
+    )
     front = [p for _, p in sorted(zip(counts, front), key=lambda cp: cp[0])]
   need = facts["accuracy"] - budget["accuracy_drop"] / 100
   note = lambda a: f" (need >= {100 * need:.2f}%: {'met' if a >= need else 'not met'})"  # noqa: E731
@@ -299,7 +256,7 @@ def _most_accurate_in_time(source, front, budget, validation, record, say, tries
   """The most accurate (fine-tuned, on validation) of the `tries` largest front points whose
   forward pass at budget['batch'] takes at most budget['latency_ms'] on this device."""
   limit, batch = budget["latency_ms"], budget.get("batch", 1)
-  measure = lambda m: latency_ms(m, validation, batch)  # noqa: E731
+  measure = lambda m: model_cost.latency_ms(m, validation, batch)  # noqa: E731
   timed = list(
     zip(front, _measure_front(source, front, record, f"latency_ms_batch{batch}", measure))
   )
@@ -317,122 +274,3 @@ def _most_accurate_in_time(source, front, budget, validation, record, say, tries
     if accuracy > best["accuracy"]:
       best = {**point, "accuracy": accuracy, "met": True}
   return best
-
-
-class _Record:
-  """search.json in the workdir: the plan, budget and every measurement, rewritten whole
-  (atomically) after each, so that a killed search resumes; in memory without a workdir."""
-
-  def __init__(self, workdir, plan, budget):
-    self.path = None if workdir is None else fileio.workdir_path(workdir) / RECORD
-    self.state = {"plan": plan, "budget": budget}
-    if self.path is not None and self.path.exists():
-      saved = fileio.read_json(self.path)
-      if _key(saved.get("plan")) != _key(plan) or _key(saved.get("budget")) != _key(budget):
-        raise errors.UserError(
-          f"{self.path} holds a search for plan {saved.get('plan')} and budget "
-          f"{saved.get('budget')}; give a new workdir for this one."
-        )
-      self.state = saved
-
-  def update(self, **fields) -> None:
-    self.state.update(fields)
-    if self.path is not None:
-      fileio.write_json(self.path, self.state)
-
-  def measure(self, key: str, **values) -> None:
-    measured = self.state.setdefault("measured", {})
-    measured[key] = {**measured.get(key, {}), **values}
-    self.update()
-
-
-def _markdown(result: SearchResult) -> str:
-  source = result.source
-  lines = [
-    f"# Search: budget {result.budget}",
-    "",
-    f"Source: {source['weights']:,} weights in the planned layers, validation loss "
-    f"{source['loss']:.4f}"
-    + (f", accuracy {100 * source['accuracy']:.2f}%" if "accuracy" in source else "")
-    + ".",
-    "",
-    "## Chosen",
-    "",
-    "| layer | format | sizes | weights before | after | compression |",
-    "|---|---|---|---:|---:|---:|",
-  ]
-  for row in result.rows:
-    fields = registry.spec_class(row["format"]).size_fields
-    sizes = ", ".join(f"{k}={row['spec'][k]}" for k in fields if k in row["spec"])
-    lines.append(
-      f"| {row['name']} | {row['format']} | {sizes} | {row['weights_before']:,} | "
-      f"{row['weights_after']:,} | {row['compression']:.1f}x |"
-    )
-  epochs = (
-    f" ({result.finetunes * result.finetune_epochs:g} epochs)" if (result.finetune_epochs) else ""
-  )
-  lines += [
-    "",
-    f"Search cost: {result.finetunes} fine-tune(s){epochs}. Target "
-    + ("met." if result.chosen.get("met", True) else "NOT met: the largest model tried."),
-    "",
-    "## Front",
-    "",
-    "| weights | compression | summed sensitivity loss | FLOPs | latency ms | val. accuracy | chosen |",
-    "|---:|---:|---:|---:|---:|---:|---|",
-  ]
-  for point in result.front:
-    latency = next((v for k, v in point.items() if k.startswith("latency_ms")), None)
-    lines.append(
-      f"| {point['weights']:,} | {source['weights'] / point['weights']:.1f}x | "
-      f"{point['sensitivity_loss']:.3f} | {_cell(point.get('flops'), '{:,.0f}')} | "
-      f"{_cell(latency, '{:.3f}')} | {_cell(point.get('accuracy'), '{:.2%}')} | "
-      f"{'yes' if point['specs'] == result.chosen['specs'] else ''} |"
-    )
-  return "\n".join(lines) + "\n"
-
-
-def plot_front(result: SearchResult, path) -> None:
-  """Validation accuracy (where fine-tuned) and summed sensitivity loss against weights of
-  every front model, and latency where measured; the chosen one marked."""
-  from tnjax import extras  # pylint: disable=g-import-not-at-top
-
-  extras.require("matplotlib", "the search's front plot")
-  import matplotlib  # pylint: disable=g-import-not-at-top
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-
-  front = result.front
-  latency_key = next((k for p in front for k in p if k.startswith("latency_ms")), None)
-  panels = 2 + (latency_key is not None)
-  figure, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.6))
-  weights = [p["weights"] for p in front]
-  axes[0].plot(weights, [p["sensitivity_loss"] for p in front], "o-", color="C0")
-  axes[0].set_ylabel("summed validation loss (layers alone)")
-  tried = [p for p in front if "accuracy" in p]
-  axes[1].plot([p["weights"] for p in tried], [100 * p["accuracy"] for p in tried], "s", color="C1")
-  if "accuracy" in result.source:
-    axes[1].axhline(100 * result.source["accuracy"], color="gray", ls="--", label="source")
-    if "accuracy_drop" in result.budget:
-      need = 100 * result.source["accuracy"] - result.budget["accuracy_drop"]
-      axes[1].axhline(need, color="red", ls=":", label="source - accuracy_drop")
-    axes[1].legend(fontsize=7)
-  axes[1].set_ylabel("validation accuracy after fine-tuning (%)")
-  if latency_key is not None:
-    axes[2].plot(weights, [p.get(latency_key) for p in front], "o-", color="C2")
-    axes[2].axhline(result.budget.get("latency_ms", float("nan")), color="gray", ls="--")
-    axes[2].set_ylabel(f"forward ms ({latency_key.split('_')[-1]})")
-  for axis in axes:
-    axis.set_xscale("log")
-    axis.set_xlabel("weights of the planned layers")
-    axis.axvline(result.chosen["weights"], color="red", lw=0.8)
-  figure.suptitle(f"budget {result.budget}: chosen {result.chosen['weights']:,} weights (red)")
-  figure.tight_layout()
-  with fileio.Path(path).open("wb") as out:
-    figure.savefig(out, format="png", dpi=110)
-  plt.close(figure)
-
-
-def _cell(value, form: str) -> str:
-  return "-" if value is None else form.format(value)

@@ -136,7 +136,7 @@ def _finetune_run(model, source_config, search_dir, keep, held, epochs, override
 
 def _rows(model) -> list[dict]:
   """{name, spec} of the model's compressed layers (what compressed_config takes)."""
-  from tnjax.nn.base import FactorizedDense  # pylint: disable=g-import-not-at-top
+  from tnjax.nn.dense_base import FactorizedDense  # pylint: disable=g-import-not-at-top
   from tnjax.nn.conv_base import FactorizedConv  # pylint: disable=g-import-not-at-top
   from tnjax.compression.convert import _plain  # pylint: disable=g-import-not-at-top
 

@@ -12,7 +12,8 @@ from tnjax.nn import registry
 from tnjax.nn.adtn_conv import ADTNConv
 from tnjax.nn.adtn_dense import ADTNDense
 from tnjax.nn.adtn_shared import SharedADTN
-from tnjax.nn.base import CompressedLayer, CountedModule, FactorizedDense
+from tnjax.nn.base import CompressedLayer, CountedModule
+from tnjax.nn.dense_base import FactorizedDense
 from tnjax.nn.conv import Conv
 from tnjax.nn.conv_base import FactorizedConv, nhwc_conv
 from tnjax.nn.cp_conv import CPConv

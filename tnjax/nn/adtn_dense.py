@@ -6,7 +6,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn.adtn_shared import GeneratedWeight, SharedADTN
-from tnjax.nn.base import FactorizedDense
+from tnjax.nn.dense_base import FactorizedDense
 from tnjax.nn.adtn_shared import ADTNSpec
 
 

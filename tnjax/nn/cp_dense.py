@@ -8,7 +8,7 @@ import math
 from flax import nnx
 
 from tnjax.nn import init as init_lib
-from tnjax.nn.base import FactorizedDense, pad_features
+from tnjax.nn.dense_base import FactorizedDense, pad_features
 from tnjax.tensor import cp, shapes
 from tnjax.nn.spec import LayerSpec, check_mode_shapes
 

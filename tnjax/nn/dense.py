@@ -6,7 +6,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn import init as init_lib
-from tnjax.nn.base import FactorizedDense
+from tnjax.nn.dense_base import FactorizedDense
 from tnjax.nn.spec import DenseSpec
 
 

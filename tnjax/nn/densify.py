@@ -13,7 +13,7 @@ from typing import Callable
 from flax import nnx
 
 from tnjax.nn.adtn_shared import GeneratedWeight
-from tnjax.nn.base import FactorizedDense
+from tnjax.nn.dense_base import FactorizedDense
 from tnjax.nn.conv import Conv
 from tnjax.nn.conv_base import FactorizedConv
 from tnjax.nn.dense import Dense

@@ -15,7 +15,7 @@ import math
 import jax.numpy as jnp
 from flax import nnx
 
-from tnjax.nn.base import FactorizedDense
+from tnjax.nn.dense_base import FactorizedDense
 
 
 class GeneralDense(nnx.Module):

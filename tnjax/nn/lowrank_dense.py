@@ -8,7 +8,7 @@ import warnings
 from flax import nnx
 
 from tnjax.nn import init as init_lib
-from tnjax.nn.base import FactorizedDense
+from tnjax.nn.dense_base import FactorizedDense
 from tnjax.tensor import lowrank
 from tnjax.nn.spec import LayerSpec
 

@@ -15,7 +15,7 @@ import jax
 from flax import nnx
 
 from tnjax.nn import init as init_lib
-from tnjax.nn.base import FactorizedDense
+from tnjax.nn.dense_base import FactorizedDense
 from tnjax.tensor import sketch
 from tnjax.nn.spec import LayerSpec
 
