@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 import tnjax.configs
-from tnjax import models
+from tnjax import config_lib, models
 from tnjax.nn import make_conv, make_dense
 from tnjax.nn.base import CompressedLayer
 from tnjax.nn.summary import traced_layers
@@ -87,8 +87,8 @@ def points() -> list[tuple[str, str]]:
 
 
 def load(name: str, arg: str = ""):
-  module = importlib.import_module(f"tnjax.configs.{name}")
-  return module.get_config(arg) if arg else module.get_config()
+  """The packaged config `name` at `arg`, loaded as every program loads a config."""
+  return config_lib.load_config(f"{name}:{arg}" if arg else name)
 
 
 def sizes(config) -> tuple[tuple[int, ...], int]:

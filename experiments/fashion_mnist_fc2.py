@@ -21,6 +21,7 @@ import time
 
 import jax
 
+from tnjax import config_lib
 from tnjax.configs import dense_mnist, mr_mnist, tt_mnist
 from tnjax.training import trainer
 
@@ -34,7 +35,9 @@ VARIANTS = {
 
 def run(name, epochs, workdir, schedule):
   module, arg = VARIANTS[name]
-  config = module.get_config(",".join(filter(None, [arg, "fashion_idx", f"epochs={epochs}"])))
+  config = config_lib.config_of(
+    module, ",".join(filter(None, [arg, "fashion_idx", f"epochs={epochs}"]))
+  )
   config.progress_bar = False
   if schedule == "cosine":
     config.schedule.update(name="cosine", learning_rate=0.05, end_learning_rate=0.0)
@@ -57,7 +60,7 @@ def first_layer_params(name):
   from flax import nnx
   from tnjax.models import build_model
 
-  config = module.get_config(arg)
+  config = config_lib.config_of(module, arg)
   model = build_model(config.model, (32, 32, 1), 10, rngs=nnx.Rngs(0))
   return model.hidden.weight_params, model.hidden.compression
 

@@ -136,22 +136,23 @@ def load_config(config_path: str, overrides=None) -> ml_collections.ConfigDict:
   (`--config.x=v`, see `split_overrides`) are parsed by the type of the field they set.
   """
   module, arg = load_module(config_path)
-  config = call_get_config(module, arg)
+  return config_of(module, arg, overrides)
+
+
+def config_of(module, arg: str | None, overrides=None) -> ml_collections.ConfigDict:
+  """What load_config returns, from a config module already loaded (a sweep loads it once):
+  get_config(arg), checked to be a ConfigDict, with `overrides`, locked."""
+  args = (arg,) if arg else ()
+  with errors.input_errors_are_user_errors():  # a bad argument value: one line
+    config = call_user_function(module.__file__, module.get_config, *args)
   if not isinstance(config, ml_collections.ConfigDict):
     raise errors.UserError(
-      f"get_config() of {config_path.partition(':')[0]} returned a "
-      f"{type(config).__name__}, not an ml_collections.ConfigDict."
+      f"get_config() of {module.__file__} returned a {type(config).__name__}, not an "
+      "ml_collections.ConfigDict."
     )
   config = apply_overrides(config, overrides or {})
   config.lock()
   return config
-
-
-def call_get_config(module, arg: str | None) -> ml_collections.ConfigDict:
-  """module.get_config(arg); any exception it raises (a bad argument value) is one line."""
-  args = (arg,) if arg else ()
-  with errors.input_errors_are_user_errors():
-    return call_user_function(module.__file__, module.get_config, *args)
 
 
 def _is_value(item: str) -> bool:

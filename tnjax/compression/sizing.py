@@ -102,36 +102,7 @@ def size_for_error(
   cls = registry.layer_class(entry.family, kind)
   kwargs = knobs.layer_kwargs(entry.layer)
   if "eps" in cls.fit_options:  # the fit truncates to the error itself (TT-SVD): its size
-    (field,) = knobs.size_fields(entry, spec)
-    with warnings.catch_warnings():  # the cap is clipped to each bond's maximum: intended
-      warnings.simplefilter("ignore")
-      fitted = cls.from_dense(
-        weight,
-        None,
-        spec_from_config(knobs.with_knob(entry, spec, knobs.highest(entry, spec, weight.shape))),
-        eps=error,
-        **kwargs,
-      )
-    value = getattr(fitted.spec, field)
-    sized = {
-      **spec,
-      field: tuple(int(r) for r in value) if isinstance(value, tuple) else int(value),
-    }
-    if (
-      clamp and knobs.stored_weights(entry, sized, weight.shape) >= entry.layer.dense_weight_params
-    ):
-      largest = knobs.with_knob(
-        entry, spec, max(1, _largest_compressing(entry, spec, weight.shape))
-      )
-      return knobs.settled(entry, largest, weight.shape)
-    if not allow_growth and fitted.weight_params >= entry.layer.dense_weight_params:
-      raise errors.UserError(
-        f"{entry.name}: error={error:g} needs TT-ranks {sized['ranks']}, which store "
-        f"{fitted.weight_params:,} weights, not fewer than the dense "
-        f"{entry.layer.dense_weight_params:,}; raise `error`, give `ratio`, or set "
-        "allow_growth: True."
-      )
-    return sized
+    return _size_by_truncation(entry, spec, weight, error, allow_growth=allow_growth, clamp=clamp)
   progress = progress_lib.Progress(f"{entry.name} ({kind}, error {error:g})", quiet=quiet)
   knob = knobs.size_fields(entry, spec)[0]
   errors_seen = {} if fitted_errors is None else fitted_errors
@@ -168,6 +139,39 @@ def size_for_error(
       entry, spec, knobs.smallest_true(1, high, lambda v: fit_error(v) <= error)
     )
     return knobs.settled(entry, chosen, weight.shape)
+
+
+def _size_by_truncation(entry, spec: dict, weight, error: float, *, allow_growth, clamp) -> dict:
+  """size_for_error for a format whose fit truncates to the error itself (TT-SVD's `eps`):
+  one fit at the largest size gives the sizes the error needs."""
+  cls = registry.layer_class(entry.family, spec["kind"])
+  kwargs = knobs.layer_kwargs(entry.layer)
+  (field,) = knobs.size_fields(entry, spec)
+  with warnings.catch_warnings():  # the cap is clipped to each bond's maximum: intended
+    warnings.simplefilter("ignore")
+    fitted = cls.from_dense(
+      weight,
+      None,
+      spec_from_config(knobs.with_knob(entry, spec, knobs.highest(entry, spec, weight.shape))),
+      eps=error,
+      **kwargs,
+    )
+  value = getattr(fitted.spec, field)
+  sized = {
+    **spec,
+    field: tuple(int(r) for r in value) if isinstance(value, tuple) else int(value),
+  }
+  if clamp and knobs.stored_weights(entry, sized, weight.shape) >= entry.layer.dense_weight_params:
+    largest = knobs.with_knob(entry, spec, max(1, _largest_compressing(entry, spec, weight.shape)))
+    return knobs.settled(entry, largest, weight.shape)
+  if not allow_growth and fitted.weight_params >= entry.layer.dense_weight_params:
+    raise errors.UserError(
+      f"{entry.name}: error={error:g} needs TT-ranks {sized['ranks']}, which store "
+      f"{fitted.weight_params:,} weights, not fewer than the dense "
+      f"{entry.layer.dense_weight_params:,}; raise `error`, give `ratio`, or set "
+      "allow_growth: True."
+    )
+  return sized
 
 
 def _at_vbmf_ranks(spec: dict, weight) -> dict | None:

@@ -47,7 +47,7 @@ def typed_overrides(config, overrides: dict) -> dict:
 
 def point_config(module, arg, index: int, overrides: dict) -> ml_collections.ConfigDict:
   """Point `index`'s config: get_config(arg), the command-line overrides, then the point's."""
-  base = config_lib.call_get_config(module, arg)
+  base = config_lib.config_of(module, arg)
   common = typed_overrides(base, overrides)
   config = config_lib.apply_overrides(base, common)
   return config_lib.apply_overrides(config, sweep_points(module, arg=arg)[index], new_leaves=True)

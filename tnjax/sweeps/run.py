@@ -55,20 +55,12 @@ def run_sweep(
   seed with config.seed set; without, seed is None in the keys.
   """
   module, arg = config_lib.load_module(config_path)  # the module is loaded once
-  base = config_lib.call_get_config(module, arg)
+  base = config_lib.config_of(module, arg)
   common = typed_overrides(base, dict(overrides or {}))  # a typo fails here, before any point
   own_points = sweep_points(module, arg=arg)  # names leave out the settings common to all points
   points = [{**common, **p} for p in own_points]
   indices = list(range(len(points))) if indices is None else list(indices)
-  bad = [i for i in indices if not 0 <= i < len(points)]
-  if bad:
-    raise errors.UserError(
-      f"--points {bad} out of range: the sweep has {len(points)} points (0..{len(points) - 1})."
-    )
-  if parallel < 1:
-    raise errors.UserError(f"--parallel must be >= 1, got {parallel}.")
-  if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
-    raise errors.UserError(f"--seeds must list distinct integers, e.g. --seeds 0,1,2; got {seeds}.")
+  _check_choices(indices, len(points), parallel, seeds)
   workdir = fileio.workdir_path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   # A job is (point index, seed or None); a seeded job sets config.seed on the command line.
@@ -94,6 +86,26 @@ def run_sweep(
       {"index": job[0], "config": config_path, "overrides": recorded[job]},
     )
 
+  _run_jobs(config_path, todo, dirs, job_overrides, parallel)
+  return {job: run_files.status(dirs[job]) for job in jobs}
+
+
+def _check_choices(indices, num_points: int, parallel: int, seeds) -> None:
+  """The command's --points, --parallel and --seeds, each refused in one line if wrong."""
+  bad = [i for i in indices if not 0 <= i < num_points]
+  if bad:
+    raise errors.UserError(
+      f"--points {bad} out of range: the sweep has {num_points} points (0..{num_points - 1})."
+    )
+  if parallel < 1:
+    raise errors.UserError(f"--parallel must be >= 1, got {parallel}.")
+  if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
+    raise errors.UserError(f"--seeds must list distinct integers, e.g. --seeds 0,1,2; got {seeds}.")
+
+
+def _run_jobs(config_path: str, todo, dirs: dict, job_overrides: dict, parallel: int) -> None:
+  """Trains the `todo` jobs, `parallel` at a time (each on its own device slot), printing
+  each one's outcome, then what failed or stopped."""
   slots = queue.SimpleQueue()  # each running point holds one slot: its own chip or GPU
   for slot in range(parallel):
     slots.put(slot)
@@ -132,4 +144,3 @@ def run_sweep(
     print(
       f"{len(stopped)} point(s) did not finish: {stopped}; rerun the same command to resume them."
     )
-  return {job: run_files.status(dirs[job]) for job in jobs}

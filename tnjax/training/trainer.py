@@ -134,16 +134,7 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
     async_save=config.checkpoint.async_save,
   )
   start, state = _restore(config, workdir, checkpointer, setup, allow_config_change, is_main)
-  # Every write into the workdir first checks that the lock is still this run's (gs://).
-  writer = writers.MetricWriter(workdir, config, resumed_step=start, before_write=check_lock)
-  writer.write_json(CONFIG, config.to_dict())  # readable without orbax: reports and sweeps
-  # What serving must do to raw examples (tnjax.export, tnjax.load_predict).
-  writer.write_json(run_files.INPUT_PIPELINE, setup.data.pipeline)
-  if is_main and setup.data.preprocessing:  # e.g. the mean image: needed to feed the model later
-    fileio.write_npz(workdir / run_files.PREPROCESSING, setup.data.preprocessing)
-  if is_main:  # training again (e.g. with a lower learning rate): no longer diverged or failed
-    (workdir / DIVERGED).unlink(missing_ok=True)
-    (workdir / run_files.FAILED).unlink(missing_ok=True)
+  writer = _open_run_files(config, workdir, setup.data, start, is_main, check_lock)
   config_dict, data = config.to_dict(), setup.data
   train_step = step_lib.TrainStep(
     setup.graphdef, data.fetch_train, config.data.augment, config.seed, setup.shardings
@@ -209,6 +200,23 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
       flush=True,
     )
   return result, state
+
+
+def _open_run_files(config, workdir, data, start: int, is_main: bool, check_lock):
+  """The run's metrics writer, after writing what readers of the workdir need besides the
+  checkpoints (the config, the input pipeline, the preprocessing arrays) and clearing a
+  past divergence or failure: the run trains again."""
+  # Every write into the workdir first checks that the lock is still this run's (gs://).
+  writer = writers.MetricWriter(workdir, config, resumed_step=start, before_write=check_lock)
+  writer.write_json(CONFIG, config.to_dict())  # readable without orbax: reports and sweeps
+  # What serving must do to raw examples (tnjax.export, tnjax.load_predict).
+  writer.write_json(run_files.INPUT_PIPELINE, data.pipeline)
+  if is_main and data.preprocessing:  # e.g. the mean image: needed to feed the model later
+    fileio.write_npz(workdir / run_files.PREPROCESSING, data.preprocessing)
+  if is_main:  # training again (e.g. with a lower learning rate): no longer diverged or failed
+    (workdir / DIVERGED).unlink(missing_ok=True)
+    (workdir / run_files.FAILED).unlink(missing_ok=True)
+  return writer
 
 
 def _save(checkpointer, writer, log: train_log.TrainLog, step: int, state, config_dict) -> None:

@@ -114,6 +114,16 @@ def _check_synthetic(synthetic) -> None:
 
 def validate_config(config) -> None:
   """Raises UserError on the first bad field the trainer would read."""
+  _check_counts(config)
+  _check_data_sizes(config)
+  _check_schedule(config)
+  _check_data_source(config.data)
+  _check_model_and_optimizer(config)
+  _check_wandb(config)
+  check_frozen_layers_are_loaded(config)
+
+
+def _check_counts(config) -> None:
   for name, value in _non_finite_fields(config):
     raise errors.UserError(f"config.{name}={value} is not a finite number.")
   _int_at_least(config, "num_epochs", 1)
@@ -123,6 +133,9 @@ def validate_config(config) -> None:
   _int_at_least(config, "checkpoint.every_steps", 0, " (0 saves at the end of every epoch)")
   _int_at_least(config, "checkpoint.keep", 1, " (how many checkpoints to keep)")
   _int_at_least(config, "seed", 0)
+
+
+def _check_data_sizes(config) -> None:
   data = config.data
   for field in ("max_train_examples", "max_test_examples", "pad_to", "held_out_eval"):
     _int_at_least(config, f"data.{field}", 0, " (0 means all / none)")
@@ -133,6 +146,9 @@ def validate_config(config) -> None:
     "config.data.held_out_eval needs an in-memory source (tfds, idx or synthetic), not "
     "tfds_stream; set it to 0.",
   )
+
+
+def _check_schedule(config) -> None:
   for field in ("decay_epochs", "warmup_epochs", "decay_steps"):
     value = config.schedule[field]
     _require(
@@ -144,6 +160,9 @@ def validate_config(config) -> None:
     f"config.schedule.warmup_epochs={config.schedule.warmup_epochs} is longer than "
     f"config.num_epochs={config.num_epochs}; shorten the warm-up.",
   )
+
+
+def _check_data_source(data) -> None:
   sources = memory.SOURCES + STREAM_SOURCES
   _require(
     data.source in sources,
@@ -181,6 +200,9 @@ def validate_config(config) -> None:
       bool(data.idx_dir),
       "config.data.source='idx' needs config.data.idx_dir, the directory of the IDX files.",
     )
+
+
+def _check_model_and_optimizer(config) -> None:
   for old, new in config_schema.RENAMED_MODEL_FIELDS.items():
     _require(
       old not in config.model,
@@ -199,6 +221,9 @@ def validate_config(config) -> None:
     raise errors.UserError(
       f"config.trainable={config.trainable!r} is not a valid regex: {error}."
     ) from None
+
+
+def _check_wandb(config) -> None:
   mode = config.wandb.mode
   _require(
     mode in config_schema.WANDB_MODES,
@@ -206,4 +231,3 @@ def validate_config(config) -> None:
   )
   if mode != "disabled":
     extras.check_installed("wandb", f"config.wandb.mode={mode!r}")
-  check_frozen_layers_are_loaded(config)
