@@ -32,7 +32,7 @@ from benchmarks.common import (
   time_interleaved,
   publish,
 )
-from tnjax.tensor import adtn, plan
+from tnjax.tensor import adtn, execution
 
 
 @functools.partial(jax.jit, static_argnums=(1,))
@@ -84,7 +84,7 @@ def main():
     variants[f"fused b={b}"] = functools.partial(
       adtn.adtn_generate, scale=1.0, num_qubits=q, block_qubits=b
     )
-  chosen = plan.adtn_block_qubits(q)
+  chosen = execution.adtn_block_qubits(q)
   variants[f"fused b={chosen}, layers scanned"] = functools.partial(
     adtn.adtn_generate, scale=1.0, num_qubits=q, block_qubits=chosen, scan_layers=True
   )

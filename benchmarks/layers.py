@@ -9,7 +9,7 @@ r"""Speed of the papers' compressed layers against their dense twins, same machi
 
 The layers come from the configs themselves (benchmarks/paper_points.py): each
 compressed layer at the input shape it sees in training (the config's batch
-size), with the execution path tnjax.tensor.plan chooses there. For each:
+size), with the execution path tnjax.tensor.execution chooses there. For each:
 forward, and forward+backward (gradients of sum(y**2) w.r.t. the layer's
 parameters and its input), jit-compiled, warmed up; layer and dense twin are
 timed in turn, round after round, and the median (with quartiles and min) is
@@ -200,7 +200,7 @@ def to_markdown(rows, machine, command) -> str:
     "interquartile range is within 10% of its median or the time limit; float32, jit,",
     "warmed up; dense and layer timed in turn in the same run. fwd+bwd = gradients of",
     "sum(y**2) w.r.t. parameters and input. Speed-up = dense median / layer median.",
-    "Path: how tnjax.tensor.plan runs the layer at this shape (factored chain, or the",
+    "Path: how tnjax.tensor.execution runs the layer at this shape (factored chain, or the",
     "weight rebuilt and one GEMM / conv).",
     "",
     "| case | layer | path | params (layer / dense) | dense fwd | layer fwd | speed-up fwd | "

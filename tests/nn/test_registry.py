@@ -43,7 +43,7 @@ def _build(family, kind, method="auto"):
     return make_conv(spec, 16, 16, 3, rngs=nnx.Rngs(0), param_dtype=jnp.float64)
 
 
-# Every execution path of every layer (tnjax.tensor.plan): the factored chain and the
+# Every execution path of every layer (tnjax.tensor.execution): the factored chain and the
 # rebuilt weight. Dense layers and ADTN (generate, then one GEMM) have only 'dense'.
 SINGLE_PATH = ("dense", "adtn")
 PATHS = [

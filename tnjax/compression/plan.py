@@ -19,7 +19,7 @@ from flax import nnx
 from tnjax import config_lib, errors
 from tnjax.compression import user_layers
 from tnjax.nn import registry, spec_from_config
-from tnjax.nn.adtn_shared import SharedADTN
+from tnjax.nn.adtn_generator import SharedADTN
 from tnjax.nn.dense_base import FactorizedDense
 from tnjax.nn.conv_base import FactorizedConv
 from tnjax.nn.embed_base import FactorizedEmbed

@@ -10,7 +10,7 @@ import json
 
 from flax import nnx
 
-from tnjax.nn import adtn_sharing, compute_dtype
+from tnjax.nn import adtn_share_groups, compute_dtype
 from tnjax.nn.spec import DTYPES
 
 from tnjax.models.alexnet import AlexNet
@@ -58,7 +58,7 @@ def build_model(
   if '"share"' not in json.dumps(fields, default=str):
     return construct(rngs)
   # ADTN layers sharing generators: an abstract build finds each group's sizes first.
-  with adtn_sharing.collecting() as groups:
+  with adtn_share_groups.collecting() as groups:
     nnx.eval_shape(lambda: construct(nnx.Rngs(0)))
-  with adtn_sharing.providing(groups, rngs=rngs):
+  with adtn_share_groups.providing(groups, rngs=rngs):
     return construct(rngs)

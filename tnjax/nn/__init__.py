@@ -11,7 +11,7 @@ import pkgutil as _pkgutil
 from tnjax.nn import registry
 from tnjax.nn.adtn_conv import ADTNConv
 from tnjax.nn.adtn_dense import ADTNDense
-from tnjax.nn.adtn_shared import SharedADTN
+from tnjax.nn.adtn_generator import SharedADTN
 from tnjax.nn.base import CompressedLayer, CountedModule
 from tnjax.nn.dense_base import FactorizedDense
 from tnjax.nn.conv import Conv
@@ -28,7 +28,7 @@ from tnjax.nn.lowrank_dense import LowRankDense
 from tnjax.nn.sketch_conv import SketchConv
 from tnjax.nn.sketch_dense import SketchDense, SketchMatrix
 from tnjax.nn.spec import DenseSpec, LayerSpec, spec_from_config
-from tnjax.nn.adtn_shared import ADTNSpec
+from tnjax.nn.adtn_generator import ADTNSpec
 from tnjax.nn.cp_dense import CPSpec
 from tnjax.nn.lowrank_dense import LowRankSpec
 from tnjax.nn.sketch_dense import SketchSpec

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flax import nnx
 
-from tnjax.nn.adtn_shared import GeneratedWeight, SharedADTN
+from tnjax.nn.adtn_generator import GeneratedWeight, SharedADTN
 from tnjax.nn.conv_base import FactorizedConv, nhwc_conv
-from tnjax.nn.adtn_shared import ADTNSpec
+from tnjax.nn.adtn_generator import ADTNSpec
 
 
 class ADTNConv(GeneratedWeight, FactorizedConv):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import nnx
 
-from tnjax.nn.adtn_shared import GeneratedWeight, SharedADTN
+from tnjax.nn.adtn_generator import GeneratedWeight, SharedADTN
 from tnjax.nn.dense_base import FactorizedDense
-from tnjax.nn.adtn_shared import ADTNSpec
+from tnjax.nn.adtn_generator import ADTNSpec
 
 
 class ADTNDense(GeneratedWeight, FactorizedDense):

@@ -19,7 +19,7 @@ from flax import nnx
 
 from tnjax.nn import registry
 from tnjax.nn.spec import LayerSpec
-from tnjax.tensor import plan
+from tnjax.tensor import execution
 
 
 # nnx.Module's metaclass derives from abc.ABCMeta, so abc.abstractmethod members
@@ -165,12 +165,12 @@ class CompressedLayer(CountedModule):
     return layer
 
   def execution_path(self, input_shape, dtype=jnp.float32) -> str:
-    """'factored' or 'dense': how tnjax.tensor.plan runs this layer on inputs of `input_shape`.
+    """'factored' or 'dense': how tnjax.tensor.execution runs this layer on inputs of `input_shape`.
 
     Only shapes are traced (jax.eval_shape); `spec.method` other than 'auto' is
     returned as is. Layers with a single path (dense, ADTN) give 'dense'.
     """
-    with plan.record() as log:
+    with execution.record() as log:
       jax.eval_shape(self, jax.ShapeDtypeStruct(tuple(input_shape), dtype))
     return log.paths.get(id(self), "dense")
 

@@ -10,7 +10,7 @@ from flax import nnx
 
 from tnjax.nn.base import CompressedLayer
 from tnjax.nn.spec import LayerSpec
-from tnjax.tensor import plan
+from tnjax.tensor import execution
 
 
 def _pair(name: str, value) -> tuple[int, int]:
@@ -201,7 +201,7 @@ class FactorizedConv(CompressedLayer):
 
   def __call__(self, x):
     batch_shape, x, pads = self._prepare(x)
-    with plan.owner(id(self), x):  # format_table's 'path' column reads the choice made here
+    with execution.owner(id(self), x):  # format_table's 'path' column reads the choice made here
       y = self._conv(x, pads)
     if self.bias is not None:
       y = y + self.bias[...].astype(y.dtype)

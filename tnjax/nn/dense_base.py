@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from tnjax.nn.spec import LayerSpec
-from tnjax.tensor import plan
+from tnjax.tensor import execution
 from tnjax.nn.base import CompressedLayer
 
 
@@ -123,7 +123,7 @@ class FactorizedDense(CompressedLayer):
       )
     if self.dtype is not None:
       x = x.astype(self.dtype)
-    with plan.owner(id(self), x):  # format_table's 'path' column reads the choice made here
+    with execution.owner(id(self), x):  # format_table's 'path' column reads the choice made here
       y = self._matmul(x)
     if self.bias is not None and not self.adds_bias:
       y = y + self.bias[...].astype(y.dtype)

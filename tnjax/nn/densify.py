@@ -12,7 +12,7 @@ from typing import Callable
 
 from flax import nnx
 
-from tnjax.nn.adtn_shared import GeneratedWeight
+from tnjax.nn.adtn_generator import GeneratedWeight
 from tnjax.nn.dense_base import FactorizedDense
 from tnjax.nn.conv import Conv
 from tnjax.nn.conv_base import FactorizedConv

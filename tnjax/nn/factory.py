@@ -9,7 +9,7 @@ import math
 
 import jax.numpy as jnp
 
-from tnjax.nn import adtn_sharing
+from tnjax.nn import adtn_share_groups
 from tnjax.nn import registry
 from tnjax.nn.spec import spec_from_config
 
@@ -32,10 +32,10 @@ def compute_dtype(dtype):
 
 
 def _shared_generator(spec, size: int) -> dict:
-  """generator= / offset= for an ADTN layer of a `share` group (tnjax.nn.adtn_sharing)."""
+  """generator= / offset= for an ADTN layer of a `share` group (tnjax.nn.adtn_share_groups)."""
   if spec.kind != "adtn" or not spec.share:
     return {}
-  return adtn_sharing.shared_source(spec, size)
+  return adtn_share_groups.shared_source(spec, size)
 
 
 def _pair(value) -> tuple:

@@ -29,7 +29,7 @@ class LayerSpec:
   Attributes:
     use_bias: add a trained bias.
     init: the dense initialiser whose variance the format's factors reproduce.
-    method: execution path: 'auto' (tnjax.tensor.plan chooses per shape and
+    method: execution path: 'auto' (tnjax.tensor.execution chooses per shape and
       device), 'factored' (never form the weight) or 'dense' (rebuild the weight,
       then one GEMM or convolution).
     dtype: compute dtype of this layer (e.g. 'bfloat16'); None: the model's.

@@ -6,10 +6,10 @@ import jax
 from flax import nnx
 
 from tnjax.nn.base import CountedModule
-from tnjax.tensor import plan
+from tnjax.tensor import execution
 
 
-def traced_layers(model: nnx.Module, example_input) -> plan.Record:
+def traced_layers(model: nnx.Module, example_input) -> execution.Record:
   """Paths chosen and input shapes seen per tnjax layer (keyed by id) for `example_input`.
 
   `example_input` is an array or a jax.ShapeDtypeStruct (batch included). Only
@@ -18,12 +18,12 @@ def traced_layers(model: nnx.Module, example_input) -> plan.Record:
   """
   graphdef, state = nnx.split(model)
   originals = [module for _, module in nnx.iter_modules(model)]
-  found = plan.Record()
+  found = execution.Record()
 
   def forward(state, x):
     copy = nnx.merge(graphdef, state)
     copy.eval()
-    with plan.record() as log:
+    with execution.record() as log:
       copy(x)
     # The copy's modules come in the same order as the model's.
     for original, (_, module) in zip(originals, nnx.iter_modules(copy)):
@@ -38,7 +38,7 @@ def traced_layers(model: nnx.Module, example_input) -> plan.Record:
 
 
 def execution_paths(model: nnx.Module, example_input) -> dict[int, str]:
-  """{id(layer): path} that tnjax.tensor.plan chooses for an input like `example_input`."""
+  """{id(layer): path} that tnjax.tensor.execution chooses for an input like `example_input`."""
   return traced_layers(model, example_input).paths
 
 

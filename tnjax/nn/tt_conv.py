@@ -6,7 +6,7 @@ prod(n_k), is the TT-matrix of in_shape (kh*kw, m_1, ..., m_d) and out_shape
 (1, kh*kw, 1, r_0), the channel modes the cores after it. So every TT-matrix
 routine (tt_matmul, tt_to_dense, tt_from_dense) applies unchanged.
 
-Forward, chosen per static shape by tnjax.tensor.plan (or `spec.method`):
+Forward, chosen per static shape by tnjax.tensor.execution (or `spec.method`):
   * 'factored': extract the kh x kw patches and multiply them by the TT-matrix
     with tt_matmul (the kernel is never formed); wins for high compression;
   * 'dense': rebuild K (cheap: the size of one kernel) and call lax.conv, which
@@ -24,7 +24,7 @@ from flax import nnx
 from tnjax.nn import init as init_lib
 from tnjax.nn.conv_base import FactorizedConv
 from tnjax.nn.tt_dense import TTSpec
-from tnjax.tensor import plan, shapes, tt
+from tnjax.tensor import execution, shapes, tt
 
 
 class TTConv(FactorizedConv):
@@ -93,11 +93,13 @@ class TTConv(FactorizedConv):
 
   def _conv(self, x, padding):
     kh, kw = self.kernel_size
-    out_hw = plan.conv_out_hw(x.shape[1:3], (kh, kw), self.strides, padding, self.kernel_dilation)
+    out_hw = execution.conv_out_hw(
+      x.shape[1:3], (kh, kw), self.strides, padding, self.kernel_dilation
+    )
     cores = tuple(self.weights().astype(x.dtype).cores)
     core_shapes = tuple(tuple(c.shape) for c in cores)
     rows = x.shape[0] * out_hw[0] * out_hw[1]
-    paths = plan.tt_conv_paths(
+    paths = execution.tt_conv_paths(
       x.shape[0],
       x.shape[1:3],
       out_hw,
@@ -108,7 +110,7 @@ class TTConv(FactorizedConv):
       tt.plan_tt_split(core_shapes, rows),
       x.dtype.itemsize,
     )
-    method = plan.choose(
+    method = execution.choose(
       "tt_conv",
       paths,
       method=self.spec.method,

@@ -24,7 +24,7 @@ Cost: the gates of one parity inside a run of b indices are fused into one
 over the 2^Q state, each one 2-D GEMM; no 2^Q x 2^Q matrix is ever formed. The
 arithmetic is about 2 * 2^Q * 2^b multiply-adds per pass (4 * 2^Q per gate
 unfused); on a CPU the passes are memory-bound and b = 4 balances the two
-(`plan.adtn_block_qubits`). benchmarks/results/adtn_generator_cpu.md times it against
+(`execution.adtn_block_qubits`). benchmarks/results/adtn_generator_cpu.md times it against
 gate-by-gate passes and against its FLOP and memory bounds.
 
 Parameter count (`adtn_num_params`): 16 M (Q-1) gate entries plus 1 output
@@ -53,7 +53,7 @@ import optax
 
 from jax import lax
 
-from tnjax.tensor import plan
+from tnjax.tensor import execution
 from tnjax.tensor import shapes as shapes_lib
 
 NONLINEARITIES: dict[str, Callable] = {
@@ -161,7 +161,7 @@ def product_state(num_qubits: int, dtype=jnp.float32):
 # that also rotates them to the top (B @ S^T with S the state as (2^(Q-b), 2^b)),
 # so the next block is again the lowest bits and no transpose is ever needed;
 # after the blocks of a sublayer have covered all Q bits the order is back.
-# `plan.adtn_block_qubits` picks b from the FLOP/byte balance of the device.
+# `execution.adtn_block_qubits` picks b from the FLOP/byte balance of the device.
 
 
 def fused_blocks(num_qubits: int, parity: int, block_qubits: int) -> list[tuple[int, int]]:
@@ -309,7 +309,7 @@ def adtn_generate(
     remat: recompute each layer's intermediate states in the backward pass
       instead of storing them (memory M states instead of M * 2Q/b).
     block_qubits: b, the width of the fused blocks (2: one gate per pass);
-      None lets `plan.adtn_block_qubits` choose for the device.
+      None lets `execution.adtn_block_qubits` choose for the device.
     scan_layers: run layers 2..M as one `lax.scan` instead of a Python loop, so
       XLA compiles one layer instead of M: about half the compile time on CPU
       at M = 8 (`benchmarks.adtn_generator`), where XLA:GPU compiles for tens of
@@ -326,7 +326,7 @@ def adtn_generate(
   _check_gates(gates, num_qubits)
   activation = get_nonlinearity(nonlinearity)
   if block_qubits is None:
-    block_qubits = plan.adtn_block_qubits(num_qubits)
+    block_qubits = execution.adtn_block_qubits(num_qubits)
   block_qubits = min(block_qubits, num_qubits)
 
   sublayer = _fused_sublayer if fused_backward else _apply_sublayer

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tnjax.tensor import checks
-from tnjax.tensor import plan
+from tnjax.tensor import execution
 from tnjax.tensor import shapes as shapes_lib
 
 
@@ -68,29 +68,29 @@ def btt_ranks_for_budget(in_shape, out_shape, budget) -> int:
   return max(1, min(budget // per_rank, btt_max_rank(in_shape, out_shape)))
 
 
-def btt_paths(batch: int, in_shape, out_shape, rank: int, itemsize: int) -> list[plan.Path]:
+def btt_paths(batch: int, in_shape, out_shape, rank: int, itemsize: int) -> list[execution.Path]:
   """The two batched GEMMs, or W rebuilt and one GEMM."""
   (m1, m2), (n1, n2) = in_shape, out_shape
-  first = plan.gemm_cost(batch, m2, rank * n2, itemsize)
-  second = plan.gemm_cost(batch, m1 * rank, n1, itemsize)
-  factored = plan.Path(
+  first = execution.gemm_cost(batch, m2, rank * n2, itemsize)
+  second = execution.gemm_cost(batch, m1 * rank, n1, itemsize)
+  factored = execution.Path(
     "factored", m1 * first[0] + n2 * second[0], m1 * first[1] + n2 * second[1], ops=4
   )
   rebuild = [(2.0 * m1 * m2 * n1 * n2 * rank, itemsize * m1 * m2 * n1 * n2)]
-  return [factored, plan.dense_matmul_path(batch, m1 * m2, n1 * n2, rebuild, itemsize)]
+  return [factored, execution.dense_matmul_path(batch, m1 * m2, n1 * n2, rebuild, itemsize)]
 
 
 def btt_matmul(x, w: BTTMatrix, bias=None, *, precision=None, method: str = "auto"):
   """x (..., m1 m2) @ W [+ bias (n1 n2,)] -> (..., n1 n2); 'factored' (two batched GEMMs),
-  'dense' (W rebuilt), or 'auto' (tnjax.tensor.plan chooses). The bias is added while the
+  'dense' (W rebuilt), or 'auto' (tnjax.tensor.execution chooses). The bias is added while the
   output is still block-major: added after the final transpose, its gradient (a sum over
   tokens across a strided layout) cost a third of the layer's backward on a CPU."""
   (m1, m2), (n1, n2), rank = w.shapes
   lead = x.shape[:-1]
-  method = plan.choose(
+  method = execution.choose(
     "btt",
     btt_paths(
-      plan.cost_batch(math.prod(lead)), (m1, m2), (n1, n2), rank, jnp.dtype(x.dtype).itemsize
+      execution.cost_batch(math.prod(lead)), (m1, m2), (n1, n2), rank, jnp.dtype(x.dtype).itemsize
     ),
     method=method,
     apply=lambda name, x, a, b: btt_matmul(x, BTTMatrix(a, b), precision=precision, method=name),

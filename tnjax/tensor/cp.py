@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tnjax.tensor import checks
-from tnjax.tensor import contract, plan
+from tnjax.tensor import contract, execution
 from tnjax.tensor import shapes as shapes_lib
 from tnjax.tensor.contract import planned_einsum
 
@@ -154,7 +154,7 @@ def cp_kernel_conv(
     precision: passed to every contraction.
     method: 'factored' (in-channel mix, two 1-D depthwise filters, out-channel
       mix: the kernel is never formed), 'dense' (rebuild the kernel, one conv) or
-      'auto' (tnjax.tensor.plan chooses per shape and device).
+      'auto' (tnjax.tensor.execution chooses per shape and device).
 
   Returns:
     (B, H', W', N), equal to lax.conv with cp_kernel_to_dense(k).
@@ -164,11 +164,11 @@ def cp_kernel_conv(
     k.in_factor.shape[0],
     k.out_factor.shape[0],
   )
-  out_hw = plan.conv_out_hw(x.shape[1:3], kernel_shape[:2], strides, padding, dilation)
-  method = plan.choose(
+  out_hw = execution.conv_out_hw(x.shape[1:3], kernel_shape[:2], strides, padding, dilation)
+  method = execution.choose(
     "cp_kernel",
-    plan.cp_kernel_paths(
-      plan.cost_batch(x.shape[0]),
+    execution.cp_kernel_paths(
+      execution.cost_batch(x.shape[0]),
       x.shape[1:3],
       out_hw,
       kernel_shape,
@@ -255,7 +255,7 @@ def cp_matrix_matmul(
     w: the CPMatrix.
     method: 'factored' (the input meets the factors, in an order opt_einsum
       plans once per shape), 'dense' (rebuild W, one GEMM) or 'auto'
-      (tnjax.tensor.plan chooses).
+      (tnjax.tensor.execution chooses).
 
   Returns:
     (..., prod n_k).
@@ -267,10 +267,10 @@ def cp_matrix_matmul(
   rows, cols = letters[:d], letters[d:]
   batch_shape = x.shape[:-1]
   rank = factors[0].shape[-1]
-  method = plan.choose(
+  method = execution.choose(
     "cp_matrix",
-    plan.cp_matrix_paths(
-      plan.cost_batch(math.prod(batch_shape)),
+    execution.cp_matrix_paths(
+      execution.cost_batch(math.prod(batch_shape)),
       in_shape,
       w.out_shape,
       rank,

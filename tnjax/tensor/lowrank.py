@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tnjax.tensor import checks
-from tnjax.tensor import plan
+from tnjax.tensor import execution
 from tnjax.tensor import shapes as shapes_lib
 
 
@@ -38,12 +38,12 @@ def lowrank_matmul(
   x, w: LowRankMatrix, *, precision=None, preferred_element_type=None, method: str = "auto"
 ):
   """x @ U @ V: through the R numbers per example ('factored'), or with W = U V
-  rebuilt first ('dense'); 'auto' lets tnjax.tensor.plan choose."""
+  rebuilt first ('dense'); 'auto' lets tnjax.tensor.execution choose."""
   (m, rank), n = w.u.shape, w.v.shape[1]
-  method = plan.choose(
+  method = execution.choose(
     "lowrank",
-    plan.two_factor_paths(
-      plan.cost_batch(math.prod(x.shape[:-1])), m, rank, n, jnp.dtype(x.dtype).itemsize
+    execution.two_factor_paths(
+      execution.cost_batch(math.prod(x.shape[:-1])), m, rank, n, jnp.dtype(x.dtype).itemsize
     ),
     method=method,
     apply=lambda name, x, u, v: lowrank_matmul(

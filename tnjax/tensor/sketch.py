@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from tnjax.tensor import contract, plan
+from tnjax.tensor import contract, execution
 from tnjax.tensor import shapes as shapes_lib
 
 
@@ -119,12 +119,12 @@ def dense_sketch_to_dense(sk: DenseSketch, precision=None):
 
 def dense_sketch_matmul(x, sk: DenseSketch, precision=None, method: str = "auto"):
   """x @ W_hat for x (..., d1): through 2lk numbers per example ('factored', W_hat
-  is never formed) or with W_hat rebuilt ('dense'); 'auto' lets tnjax.tensor.plan choose."""
+  is never formed) or with W_hat rebuilt ('dense'); 'auto' lets tnjax.tensor.execution choose."""
   left, right = _dense_factors(sk)
-  method = plan.choose(
+  method = execution.choose(
     "dense_sketch",
-    plan.two_factor_paths(
-      plan.cost_batch(math.prod(x.shape[:-1])),
+    execution.two_factor_paths(
+      execution.cost_batch(math.prod(x.shape[:-1])),
       left.shape[0],
       left.shape[1],
       right.shape[1],
@@ -179,17 +179,17 @@ def conv_sketch_conv(
   'factored' never forms K_hat: both halves are one convolution over the lk
   stacked maps (conv with S1 then a 1x1 expansion by U1; a 1x1 projection by U2
   then conv with S2). 'dense' rebuilds K_hat and runs one conv; 'auto' lets
-  tnjax.tensor.plan choose.
+  tnjax.tensor.execution choose.
   """
   l, kh, kw, d_in, k = sk.s1.shape
   d_out = sk.u1.shape[2]
   dtype = x.dtype
   conv_args = dict(strides=strides, padding=padding, dilation=dilation, precision=precision)
-  out_hw = plan.conv_out_hw(x.shape[1:3], (kh, kw), strides, padding, dilation)
-  method = plan.choose(
+  out_hw = execution.conv_out_hw(x.shape[1:3], (kh, kw), strides, padding, dilation)
+  method = execution.choose(
     "conv_sketch",
-    plan.conv_sketch_paths(
-      plan.cost_batch(x.shape[0]),
+    execution.conv_sketch_paths(
+      execution.cost_batch(x.shape[0]),
       x.shape[1:3],
       out_hw,
       (kh, kw, d_in, d_out),

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tnjax.tensor import checks
-from tnjax.tensor import plan
+from tnjax.tensor import execution
 from tnjax.tensor import shapes as shapes_lib
 from tnjax.tensor.contract import gemm, planned_einsum
 
@@ -148,12 +148,12 @@ def tt_num_params(in_shape, out_shape, ranks, *, clip: bool = True) -> int:
 def plan_tt_split(core_shapes: tuple[tuple[int, int, int, int], ...], batch: int) -> int:
   """Number of cores in the left group minimising merges + GEMMs + transposes for `batch` rows."""
 
-  profile = plan.device_profile("cpu")
-  cost = lambda h: plan.seconds(plan.tt_paths(core_shapes, batch, h, 4)[0], profile)
+  profile = execution.device_profile("cpu")
+  cost = lambda h: execution.seconds(execution.tt_paths(core_shapes, batch, h, 4)[0], profile)
   return min(range(1, len(core_shapes)), key=cost)
 
 
-METHODS = plan.METHODS
+METHODS = execution.METHODS
 
 
 def tt_matmul_path(core_shapes, batch: int, itemsize: int = 4) -> str:
@@ -162,7 +162,7 @@ def tt_matmul_path(core_shapes, batch: int, itemsize: int = 4) -> str:
   if len(core_shapes) == 1:
     return "factored"
   split = plan_tt_split(core_shapes, batch)
-  return plan.choose("tt", plan.tt_paths(core_shapes, batch, split, itemsize))
+  return execution.choose("tt", execution.tt_paths(core_shapes, batch, split, itemsize))
 
 
 def _half_matrix(cores, bond_in_rows: bool, precision=None):
@@ -193,7 +193,7 @@ def tt_matmul(
     tt: the TTMatrix.
     precision, preferred_element_type: passed to every contraction with x.
     method: 'factored' contracts x with the cores; 'dense' rebuilds W (cheap for
-      small layers) and runs one GEMM; 'auto' lets tnjax.tensor.plan choose per
+      small layers) and runs one GEMM; 'auto' lets tnjax.tensor.execution choose per
       static shape and device (dense only for large batches on small layers).
 
   Returns:
@@ -209,7 +209,7 @@ def tt_matmul(
       f"Input has {x.shape[-1]} features but the TT cores expect "
       f"prod{in_shape} = {math.prod(in_shape)}."
     )
-  plan.check_method(method, "tt_matmul method")
+  execution.check_method(method, "tt_matmul method")
   batch_shape = x.shape[:-1]
   batch = math.prod(batch_shape)
   if batch == 0:  # nothing to multiply (and the reshapes below cannot infer -1 from 0)
@@ -219,11 +219,11 @@ def tt_matmul(
   )
   core_shapes = tuple(tuple(c.shape) for c in cores)
   if len(cores) > 1:
-    planned = plan.cost_batch(batch)
+    planned = execution.cost_batch(batch)
     split = plan_tt_split(core_shapes, planned)
-    method = plan.choose(
+    method = execution.choose(
       "tt",
-      plan.tt_paths(core_shapes, planned, split, jnp.dtype(x.dtype).itemsize),
+      execution.tt_paths(core_shapes, planned, split, jnp.dtype(x.dtype).itemsize),
       method=method,
       apply=lambda name, x, *cores: tt_matmul(x, TTMatrix(cores), precision=precision, method=name),
       operands=(x,) + cores,

@@ -17,7 +17,7 @@ import numpy as np
 from jax import lax
 
 from tnjax.tensor import checks
-from tnjax.tensor import contract, plan
+from tnjax.tensor import contract, execution
 from tnjax.tensor import shapes as shapes_lib
 
 
@@ -94,17 +94,17 @@ def tucker2_conv(
   """conv(x, K) for NHWC x.
 
   method: 'factored' (1x1 projection, core conv, 1x1 expansion: K is never
-  formed), 'dense' (rebuild K, one conv) or 'auto' (tnjax.tensor.plan chooses).
+  formed), 'dense' (rebuild K, one conv) or 'auto' (tnjax.tensor.execution chooses).
   """
   dtype = x.dtype
   kh, kw, in_rank, out_rank = t.core.shape
   kernel_shape = (kh, kw, t.in_factor.shape[0], t.out_factor.shape[0])
   conv_args = dict(strides=strides, padding=padding, dilation=dilation, precision=precision)
-  out_hw = plan.conv_out_hw(x.shape[1:3], (kh, kw), strides, padding, dilation)
-  method = plan.choose(
+  out_hw = execution.conv_out_hw(x.shape[1:3], (kh, kw), strides, padding, dilation)
+  method = execution.choose(
     "tucker2",
-    plan.tucker2_paths(
-      plan.cost_batch(x.shape[0]),
+    execution.tucker2_paths(
+      execution.cost_batch(x.shape[0]),
       x.shape[1:3],
       out_hw,
       kernel_shape,

@@ -17,10 +17,10 @@ import contextlib
 import contextvars
 import dataclasses
 
-from tnjax.nn.adtn_shared import SharedADTN
-from tnjax.nn.adtn_shared import ADTNSpec
+from tnjax.nn.adtn_generator import SharedADTN
+from tnjax.nn.adtn_generator import ADTNSpec
 
-_STATE = contextvars.ContextVar("tnjax_adtn_sharing", default=None)
+_STATE = contextvars.ContextVar("tnjax_adtn_share_groups", default=None)
 # Fields that decide the generator itself: the layers of one group must agree on them.
 _GENERATOR_FIELDS = ("layers", "nonlinearity", "init_noise", "remat", "scan_layers")
 

@@ -53,7 +53,7 @@ class ADTNSpec(LayerSpec):
     scan_layers: generate with one `lax.scan` over layers 2..M: compiles about twice as
       fast at M = 8 (tnjax.tensor.adtn.adtn_generate), the same numbers.
     share: a group name: the layers of one model naming the same group read their
-      weights from one generator (tnjax.nn.adtn_sharing); '' gives the layer its own.
+      weights from one generator (tnjax.nn.adtn_share_groups); '' gives the layer its own.
   """
 
   layers: int = 2
