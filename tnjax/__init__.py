@@ -7,8 +7,8 @@
 8448
 >>> tt = tn.tensor.tt_from_dense(layer.to_dense(), (4, 8, 8, 4), (4, 8, 8, 4), max_rank=8)
 >>> config = tn.load_config("configs/tt_mnist.py:synthetic,runlocal", {"num_epochs": 1})
->>> # tn.training.train is what `python -m tnjax.train` runs:
->>> result = tn.training.train(config, "runs/x").result  # doctest: +ELLIPSIS
+>>> # tn.train is what `python -m tnjax.train` runs:
+>>> result = tn.train(config, "runs/x").result  # doctest: +ELLIPSIS
 Data: synthetic (synthetic), 128 train / 64 test, images (32, 32, 1), 10 classes
 ...
 Done: step 8, test accuracy ...
@@ -37,9 +37,9 @@ _SUBMODULES = (
   "configs",
   "sharding",
   "fileio",
+  "train",  # the program module, callable: tn.train(config, workdir) trains
 )
-# name -> (module, attribute). tn.train and tn.sweep stay the program modules (`python -m
-# tnjax.train`); the training function is tn.training.train.
+# name -> (module, attribute). tn.sweep stays the program module (`python -m tnjax.sweep`).
 _FUNCTIONS = {
   "load_config": ("tnjax.config_lib", "load_config"),
   "load": ("tnjax.compression.runs", "load"),

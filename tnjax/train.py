@@ -15,32 +15,44 @@ the step; rerun the same command to resume.
 from __future__ import annotations
 
 import sys
-
-from absl import flags
+import types
 
 from tnjax import config_lib
 from tnjax import errors
-from tnjax import programs
 
-_CONFIG = flags.DEFINE_string(
-  "config", None, "Config file[:args]; override its fields with --config.FIELD=VALUE."
-)
-_WORKDIR = flags.DEFINE_string(
-  "workdir", None, "Directory (local or gs://) for checkpoints and metrics."
-)
-_ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
-  "allow_config_change",
-  False,
-  "Resume even if the config changed what is trained (model, "
-  "optimizer, schedule, data, seed); the change is recorded in config_history.jsonl.",
-)
-flags.DEFINE_bool(
-  "debug", False, "Show tracebacks instead of one-line errors (also TNJAX_DEBUG=1)."
-)
-flags.mark_flags_as_required(["config", "workdir"])
+_CONFIG = _WORKDIR = _ALLOW_CONFIG_CHANGE = None  # absl flag holders, once define_flags ran
+
+
+def define_flags() -> None:
+  """The program's flags (and every program's, tnjax.programs). Defined only when it runs as
+  a program, never on import: `tn.train` from a script must not take over its flag names
+  (--config, --workdir are common ones)."""
+  global _CONFIG, _WORKDIR, _ALLOW_CONFIG_CHANGE
+  from absl import flags  # pylint: disable=g-import-not-at-top
+
+  from tnjax import programs  # noqa: F401  (defines --compile_cache)
+
+  _CONFIG = flags.DEFINE_string(
+    "config", None, "Config file[:args]; override its fields with --config.FIELD=VALUE."
+  )
+  _WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory (local or gs://) for checkpoints and metrics."
+  )
+  _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
+    "allow_config_change",
+    False,
+    "Resume even if the config changed what is trained (model, "
+    "optimizer, schedule, data, seed); the change is recorded in config_history.jsonl.",
+  )
+  flags.DEFINE_bool(
+    "debug", False, "Show tracebacks instead of one-line errors (also TNJAX_DEBUG=1)."
+  )
+  flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv, overrides: dict):
+  from tnjax import programs  # pylint: disable=g-import-not-at-top
+
   programs.start(argv, compile_cache=False)
 
   def run():
@@ -59,5 +71,20 @@ def main(argv, overrides: dict):
   sys.exit(errors.run_cli(run))
 
 
+class _TrainProgram(types.ModuleType):
+  """This module, callable: `tn.train(config, workdir, allow_config_change=False)` from
+  Python is what the program runs (tnjax.training.train), so the name a user guesses works."""
+
+  def __call__(self, config, workdir, **options):
+    from tnjax.training import trainer  # pylint: disable=g-import-not-at-top
+
+    return trainer.train(config, workdir, **options)
+
+
+sys.modules[__name__].__class__ = _TrainProgram
+
 if __name__ == "__main__":
+  define_flags()
+  from tnjax import programs  # pylint: disable=g-import-not-at-top
+
   programs.run_with_overrides(main)

@@ -26,6 +26,7 @@ import sys
 import tensorflow_datasets as tfds
 from absl import app
 from tnjax import config_lib, train
+train.define_flags()
 with tfds.testing.mock_data(num_examples=int(sys.argv[1])):
   argv, overrides = config_lib.split_overrides(["tnjax.train"] + sys.argv[2:])
   app.run(lambda args: train.main(args, overrides), argv=argv)

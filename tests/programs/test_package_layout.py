@@ -42,11 +42,25 @@ def test_import_tnjax_as_tn_gives_the_subpackages_and_entry_points():
   code = (
     "import tnjax as tn; tn.nn.TTDense; tn.tensor.tt_from_dense; tn.models.build_model; "
     "from tnjax import train; train.main; "  # the program module, not shadowed
-    "print(tn.training.train.__module__, tn.load_config.__module__)"
+    "print(tn.training.train.__module__, tn.load_config.__module__, tn.train is train, "
+    "callable(tn.train))"
   )
   run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
   assert run.returncode == 0, run.stderr[-2000:]
-  assert run.stdout.split() == ["tnjax.training.trainer", "tnjax.config_lib"]
+  assert run.stdout.split() == ["tnjax.training.trainer", "tnjax.config_lib", "True", "True"]
+
+
+def test_tn_train_leaves_a_scripts_own_flags_alone():
+  # flax's examples define --config and --workdir themselves; tn.train must not define them.
+  code = (
+    "from absl import flags; from ml_collections import config_flags; "
+    "config_flags.DEFINE_config_file('config'); flags.DEFINE_string('workdir', None, ''); "
+    "import tnjax as tn; tn.train; print(sorted(n for n in flags.FLAGS if n in "
+    "('config', 'workdir', 'allow_config_change', 'compile_cache')))"
+  )
+  run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+  assert run.returncode == 0, run.stderr[-2000:]
+  assert run.stdout.split() == ["['config',", "'workdir']"]
 
 
 def _config_file(tmp_path, text):
