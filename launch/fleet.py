@@ -13,7 +13,7 @@ each up (launch/setup_tpu.sh) and runs the same `tnjax.sweep` on each
 VM left half-done resumes from its checkpoint. Then it supervises: every --poll
 seconds it reads the sweep's status from the bucket; a VM whose sweep ended while
 points are still to do gets its sweep started again, recreated and set up first if
-it was preempted or deleted. When every point is done, diverged or failed, the VMs are
+it was preempted or deleted. When every point is finished, diverged or failed, the VMs are
 deleted (--keep keeps them). Ctrl-C stops supervising and leaves the VMs as they are;
 running it again picks the fleet up where it stands.
 """
@@ -28,7 +28,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DRY_RUN = os.environ.get("DRY_RUN", "0") == "1"
-FINISHED = ("done", "diverged", "failed")  # a point in these needs no VM
+FINISHED = ("finished", "diverged", "failed")  # a point in these needs no VM
 
 
 def launch(script: str, vm: str, *args, wait=True):
@@ -72,7 +72,7 @@ def sweep_counts(config: str, workdir: str, sweep_args: list[str]) -> dict[str, 
   )
   if status.returncode != 0:
     raise SystemExit(f"fleet: cannot read the sweep's status: {status.stderr.strip()[-300:]}")
-  total = status.stdout.strip().splitlines()[-1]  # "12 runs: 3 new, 2 running, 7 done."
+  total = status.stdout.strip().splitlines()[-1]  # "12 runs: 3 new, 2 running, 7 finished."
   counts = {}
   for part in total.split(":", 1)[1].strip(" .").split(","):
     number, state = part.split()

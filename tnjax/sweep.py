@@ -98,7 +98,7 @@ def main(argv, overrides: dict):
   if children.CHILDREN.stopping:
     stopped_by_ctrl_c = children.CHILDREN.signal == signal.SIGINT
     sys.exit(errors.EXIT_INTERRUPTED if stopped_by_ctrl_c else errors.EXIT_PREEMPTED)
-  if not _DRY_RUN.value and any(s != "done" for s in status.values()):
+  if not _DRY_RUN.value and any(s != "finished" for s in status.values()):
     sys.exit(1)
 
 

@@ -257,7 +257,7 @@ def test_a_measured_budget_searches_on_held_out_examples_and_resumes(tmp_path):
   assert status[0].startswith("search: budget {'accuracy_drop': 30}")
   assert f"candidates fine-tuned: {len(runs)}; best so far {100 * max(tried):.2f}%" in status[3]
   assert status[4] == f"finished: {search_dir / 'search.md'}"
-  assert status[-1] == f"{len(runs)} runs: {len(runs)} done." and "val acc" in status[5]
+  assert status[-1] == f"{len(runs)} runs: {len(runs)} finished." and "val acc" in status[5]
   need = record["source"]["accuracy"] - 0.30
   chosen = report["layers"][0]["weights_after"]
   assert "Target met." in (search_dir / "search.md").read_text()

@@ -87,7 +87,7 @@ def test_a_fleet_of_two_finishes_every_point_once_through_a_preemption(tmp_path)
 
     assert len(points()) == 3
     for run in points():
-      assert run_files.status(run) == "done"
+      assert run_files.status(run) == "finished"
       steps = [(r["step"], "train_loss" in r) for r in h.log_without_times(run)]
       assert len(set(steps)) == len(steps), run.name  # each record once
       assert [s for s, _ in steps] == sorted(s for s, _ in steps), run.name  # in order

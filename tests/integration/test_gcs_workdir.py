@@ -81,7 +81,7 @@ def test_a_sweep_keeps_its_points_in_the_bucket(gcs):
   assert "Done: step 8" in (point / "train.log").read_text()
   assert [r["epoch"] for r in writers.read_metrics(str(point)) if "test_loss" in r] == [1]
   again = h.run(command + ["--dry_run"], **gcs)
-  assert "[   done]" in again.stdout
+  assert "[finished]" in again.stdout
 
 
 def test_pretrained_weights_load_from_the_bucket(gcs):

@@ -72,7 +72,7 @@ def test_a_second_sweep_skips_the_point_the_first_is_training(tmp_path):
   try:
     h.wait_for(lambda: h.logged_step(point) >= 8, what="the first sweep's point to train")
     second = h.run(command, timeout=120)
-    assert f"[running] {point}" in second.stdout
+    assert f"[ running] {point}" in second.stdout
     assert second.returncode == 1  # not done, and nothing was started
     assert "point 0" not in second.stdout
   finally:

@@ -121,13 +121,13 @@ def test_sweep_killed_midway_resumes_without_redoing_finished_points(tmp_path):
   deadline = time.time() + 30  # the killed trainer's lock goes when the kernel reaps it
   while run_files.status(str(dirs[1])) == "running" and time.time() < deadline:
     time.sleep(0.05)
-  assert [run_files.status(str(d)) for d in dirs] == ["done", "partial", "new"]
+  assert [run_files.status(str(d)) for d in dirs] == ["finished", "partial", "new"]
   finished_metrics = (dirs[0] / "metrics.jsonl").read_bytes()
 
   resumed = _run_sweep_cli(str(config), str(workdir))
   output, _ = resumed.communicate(timeout=300)
   assert resumed.returncode == 0, output[-3000:]
-  assert f"[   done] {dirs[0]}" in output and f"[partial] {dirs[1]}" in output
+  assert f"[finished] {dirs[0]}" in output and f"[ partial] {dirs[1]}" in output
   assert (dirs[0] / "metrics.jsonl").read_bytes() == finished_metrics  # not rerun
   assert "Resumed from" in (dirs[1] / "train.log").read_text()
   total_steps = 4 * (256 // 16)
@@ -157,7 +157,7 @@ def test_common_settings_apply_to_every_point_and_changed_settings_are_refused(t
     sweep.run_sweep(config, str(tmp_path), indices=[0], overrides={"num_epoch": "1"})
   assert not list(tmp_path.iterdir())  # refused before any point was written
   status = sweep.run_sweep(config, str(tmp_path), indices=[0], overrides={"num_epochs": "1"})
-  assert status == {(0, None): "done"}
+  assert status == {(0, None): "finished"}
   point_dir = tmp_path / sweep.point_name(0, _points(config)[0])
   assert json.loads((point_dir / "config.json").read_text())["num_epochs"] == 1
   with pytest.raises(
@@ -171,7 +171,7 @@ def test_seeds_run_every_point_once_per_seed_in_its_own_directory(tmp_path):
   config = os.path.join(REPO, "configs/tt_mnist.py:synthetic,runlocal")
   settings = {"num_epochs": 1, "data.max_train_examples": 32}
   status = sweep.run_sweep(config, str(tmp_path), indices=[1], overrides=settings, seeds=[0, 3])
-  assert status == {(1, 0): "done", (1, 3): "done"}
+  assert status == {(1, 0): "finished", (1, 3): "finished"}
   name = sweep.point_name(1, _points(config)[1])
   for seed in (0, 3):
     point_dir = tmp_path / f"{name}_seed={seed}"
@@ -224,11 +224,11 @@ def test_status_shows_every_state_of_a_sweep_in_one_table(tmp_path):
   finally:
     lock.release()
   lines = table.splitlines()
-  assert "87.50%" in lines[1] and "done" in lines[1]
+  assert "87.50%" in lines[1] and "finished" in lines[1]
   assert "partial (step 64)" in lines[2]
   assert "diverged" in lines[3] and "failed" in lines[4] and "new" in lines[5]
   assert "running on" in lines[6] and "(step 32)" in lines[6]
-  assert lines[-1] == "6 runs: 1 new, 1 failed, 1 partial, 1 running, 1 diverged, 1 done."
+  assert lines[-1] == "6 runs: 1 new, 1 failed, 1 partial, 1 running, 1 diverged, 1 finished."
 
 
 def test_parallel_points_each_get_their_own_chip_or_gpu(tmp_path, monkeypatch):

@@ -74,7 +74,7 @@ def run_sweep(
   for job in jobs:
     check_same_point(dirs[job], config_path, recorded[job])
   for job in jobs:
-    print(f"[{run_files.status(dirs[job]):>7}] {dirs[job]}  {recorded[job]}", flush=True)
+    print(f"[{run_files.status(dirs[job]):>8}] {dirs[job]}  {recorded[job]}", flush=True)
 
   # A failed point is tried again: the command may now carry the fix.
   todo = [job for job in jobs if run_files.status(dirs[job]) in ("new", "failed", "partial")]
@@ -129,7 +129,7 @@ def _run_jobs(config_path: str, todo, dirs: dict, job_overrides: dict, parallel:
       reason = fileio.read_json(dirs[job] / run_files.FAILED)["message"]
       outcome = f"FAILED, nothing trained: {reason.removeprefix('tnjax: error: ')}"
     accuracy = run_files.describe(dirs[job]).get("test_accuracy")
-    if state == "done" and accuracy is not None:
+    if state == "finished" and accuracy is not None:
       outcome += f": test accuracy {100 * accuracy:.2f}%"
     print(f"point {dirs[job].name} {outcome} after {time.time() - start:.0f} s", flush=True)
     return state
@@ -137,7 +137,7 @@ def _run_jobs(config_path: str, todo, dirs: dict, job_overrides: dict, parallel:
   with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
     results = dict(zip(todo, pool.map(run, todo)))
   broken = [job for job, s in results.items() if s == "failed"]
-  stopped = [job for job, s in results.items() if s not in ("done", "failed")]
+  stopped = [job for job, s in results.items() if s not in ("finished", "failed")]
   if broken:
     print(f"{len(broken)} point(s) failed on a problem to fix: {broken}; fix it and rerun.")
   if stopped:

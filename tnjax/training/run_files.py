@@ -10,7 +10,7 @@ from tnjax import fileio
 from tnjax.training import run_lock
 
 CONFIG = "config.json"  # the run's config, readable without Orbax
-RESULT = "result.json"  # written when the run finishes; its presence means "done"
+RESULT = "result.json"  # written when the run finishes; its presence means "finished"
 DIVERGED = "diverged.json"  # the loss became non-finite; why, and the last good checkpoint
 METRICS = "metrics.jsonl"  # one record per log step and per evaluation
 CHECKPOINTS = "checkpoints"  # Orbax steps, each holding the state and the config
@@ -23,15 +23,15 @@ COMPRESS_REPORT = "compress.json"  # a compressed run: its source, plan, layers,
 COMPRESSED_INIT = "compressed_init.npz"  # a compressed run's converted weights (its start)
 TRAIN_LOG = "train.log"  # a sweep point's console output
 
-STATES = ("new", "failed", "partial", "running", "diverged", "done")
+STATES = ("new", "failed", "partial", "running", "diverged", "finished")
 
 
 def status(workdir) -> str:
   """new | failed (a problem to fix, nothing trained) | partial | running (another process
-  holds its lock) | diverged | done."""
+  holds its lock) | diverged | finished."""
   workdir = fileio.workdir_path(workdir)
   if (workdir / RESULT).exists():
-    return "done"
+    return "finished"
   if run_lock.holder(workdir):
     return "running"
   if (workdir / DIVERGED).exists():
@@ -45,7 +45,7 @@ def status(workdir) -> str:
 
 def describe(workdir) -> dict:
   """One run at a glance, read from its files (no Orbax, no JAX): its state, the host
-  running it, the newest saved step, the test accuracy when done, the sweep point."""
+  running it, the newest saved step, the test accuracy when finished, the sweep point."""
   workdir = fileio.workdir_path(workdir)
   state = status(workdir)
   point = fileio.read_json(workdir / POINT) or {}
@@ -60,7 +60,7 @@ def describe(workdir) -> dict:
       else []
     )
     row["step"] = max(steps, default=None)
-  if state == "done":
+  if state == "finished":
     result = fileio.read_json(workdir / RESULT) or {}
     row["test_accuracy"] = result.get("test_accuracy")
   if state == "failed":

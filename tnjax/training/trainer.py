@@ -146,7 +146,7 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
     train_log.TrainLog(config, setup, writer, start, is_main),
   )
   previous_result = fileio.read_json(workdir / RESULT) if start == setup.total_steps else None
-  if is_main and previous_result is None:  # a finished run continued (more epochs): not done
+  if is_main and previous_result is None:  # a finished run continued (more epochs): not finished
     (workdir / RESULT).unlink(missing_ok=True)
   try:
     for step, batch_indices in zip(range(start + 1, setup.total_steps + 1), data.train_refs(start)):
