@@ -38,7 +38,7 @@ from benchmarks.common import (
   time_interleaved,
   write_results,
 )
-from tnjax.nn import compute_dtype, make_conv, make_dense
+from tnjax.nn import make_conv, make_dense
 
 DENSE = {"kind": "dense"}
 MNIST_TT8 = {"kind": "tt", "ranks": 8, "in_shape": (4, 8, 8, 4), "out_shape": (4, 8, 8, 4)}
@@ -167,9 +167,8 @@ def jitted_calls(module):
 
 
 def run_case(case: Case, dtype=None, **timing) -> dict:
-  with compute_dtype(dtype):
-    layer, dense = case.build(nnx.Rngs(0))
-  if dtype is not None:  # layers built by the configs: set their compute dtype here
+  layer, dense = case.build(nnx.Rngs(0))
+  if dtype is not None:  # the compute dtype of both layers, however the case built them
     layer.dtype = dense.dtype = jnp.dtype(dtype)
   x = jax.random.normal(jax.random.key(1), case.input_shape, jnp.float32)
   calls = {}

@@ -10,7 +10,7 @@ import json
 
 from flax import nnx
 
-from tnjax.nn import adtn_share_groups, compute_dtype
+from tnjax.nn import adtn_share_groups
 from tnjax.nn.spec import DTYPES
 
 from tnjax.models.alexnet import AlexNet
@@ -39,7 +39,7 @@ def build_model(
   """Instantiates the model named by `model_config.name`.
 
   `dtype` (e.g. 'bfloat16') is the compute dtype of every tnjax layer whose spec
-  sets none; parameters stay float32 (see tnjax.nn.compute_dtype).
+  sets none; parameters stay float32 (each model passes it to its layers' specs).
   """
   fields = dict(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
   name = fields.pop("name", None)
@@ -50,15 +50,24 @@ def build_model(
 
   def construct(rngs):
     try:
-      with compute_dtype(None if dtype in (None, "float32") else dtype):
-        return MODELS[name](tuple(image_shape), num_classes, rngs=rngs, **fields)
+      return MODELS[name](tuple(image_shape), num_classes, dtype=dtype, rngs=rngs, **fields)
     except TypeError as e:
       raise ValueError(f"config.model has a field model {name!r} does not take: {e}") from e
 
-  if '"share"' not in json.dumps(fields, default=str):
+  if not _share_groups(fields):
     return construct(rngs)
   # ADTN layers sharing generators: an abstract build finds each group's sizes first.
   with adtn_share_groups.collecting() as groups:
     nnx.eval_shape(lambda: construct(nnx.Rngs(0)))
   with adtn_share_groups.providing(groups, rngs=rngs):
     return construct(rngs)
+
+
+def _share_groups(fields: dict) -> set:
+  """The ADTN `share` groups the model's layer specs name (its defaults and per-layer ones)."""
+  specs = [
+    fields.get("conv_layer"),
+    fields.get("dense_layer"),
+    *(fields.get("layers") or {}).values(),
+  ]
+  return {s["share"] for s in specs if isinstance(s, dict) and s.get("share")}

@@ -50,6 +50,7 @@ class AlexNet(nnx.Module):
     conv_layer=None,
     dense_layer=None,
     layers=None,
+    dtype=None,
     rngs: nnx.Rngs,
   ):
     if architecture not in ARCHITECTURES:
@@ -57,7 +58,12 @@ class AlexNet(nnx.Module):
         f"architecture={architecture!r} is unknown; choose one of {sorted(ARCHITECTURES)}."
       )
     specs = LayerSpecs(
-      architecture, LAYER_NAMES, conv_layer=conv_layer, dense_layer=dense_layer, layers=layers
+      architecture,
+      LAYER_NAMES,
+      conv_layer=conv_layer,
+      dense_layer=dense_layer,
+      layers=layers,
+      dtype=dtype,
     )
     height, width, channels = image_shape
     for i, (kernel, out_channels) in enumerate(ARCHITECTURES[architecture], 1):

@@ -37,6 +37,7 @@ class CPACNet(nnx.Module):
     conv_layer=None,
     dense_layer=None,
     layers=None,
+    dtype=None,
     rngs: nnx.Rngs,
   ):
     specs = LayerSpecs(
@@ -45,6 +46,7 @@ class CPACNet(nnx.Module):
       conv_layer=conv_layer or PAPER_CONV,
       dense_layer=dense_layer,
       layers=layers,
+      dtype=dtype,
     )
     height, width, in_channels = image_shape
     self.conv1 = make_conv(

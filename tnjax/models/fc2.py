@@ -30,10 +30,11 @@ class FC2(nnx.Module):
     conv_layer=None,
     dense_layer=None,
     layers=None,
+    dtype=None,
     rngs: nnx.Rngs,
   ):
     specs = LayerSpecs(
-      "fc2", LAYER_NAMES, conv_layer=conv_layer, dense_layer=dense_layer, layers=layers
+      "fc2", LAYER_NAMES, conv_layer=conv_layer, dense_layer=dense_layer, layers=layers, dtype=dtype
     )
     in_features = math.prod(image_shape)
     self.hidden = make_dense(specs.dense("hidden"), in_features, hidden_features, rngs=rngs)

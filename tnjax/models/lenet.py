@@ -31,10 +31,16 @@ class LeNet5(nnx.Module):
     conv_layer=None,
     dense_layer=None,
     layers=None,
+    dtype=None,
     rngs: nnx.Rngs,
   ):
     specs = LayerSpecs(
-      "lenet5", LAYER_NAMES, conv_layer=conv_layer, dense_layer=dense_layer, layers=layers
+      "lenet5",
+      LAYER_NAMES,
+      conv_layer=conv_layer,
+      dense_layer=dense_layer,
+      layers=layers,
+      dtype=dtype,
     )
     height, width, channels = image_shape
     # 28x28 inputs get SAME padding on conv1: the 32x32 original's 28x28 maps.

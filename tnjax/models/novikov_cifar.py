@@ -54,6 +54,7 @@ class NovikovCNN(nnx.Module):
     conv_layer=None,
     dense_layer=None,
     layers=None,
+    dtype=None,
     rngs: nnx.Rngs,
   ):
     specs = LayerSpecs(
@@ -62,6 +63,7 @@ class NovikovCNN(nnx.Module):
       conv_layer=conv_layer,
       dense_layer=dense_layer or {"kind": "tt", "ranks": 8},
       layers=layers,
+      dtype=dtype,
     )
     height, width, channels = image_shape
     self.conv1 = make_conv(specs.conv("conv1"), channels, 32, 5, padding="SAME", rngs=rngs)
@@ -96,6 +98,7 @@ class WideTTNet(nnx.Module):
     dropout: float = 0.4,
     dense_layer=None,
     layers=None,
+    dtype=None,
     rngs: nnx.Rngs,
   ):
     specs = LayerSpecs(
@@ -105,6 +108,7 @@ class WideTTNet(nnx.Module):
       layers={"fc1": WIDE_HIDDEN, "fc2": WIDE_SECOND, **dict(layers or {})}
       if dense_layer is None
       else layers,
+      dtype=dtype,
     )
     self.fc1 = make_dense(specs.dense("fc1"), math.prod(image_shape), hidden_features, rngs=rngs)
     self.bn1 = nnx.BatchNorm(hidden_features, momentum=0.9, rngs=rngs)

@@ -35,10 +35,16 @@ class SmallCNN(nnx.Module):
     conv_dropout: float = 0.25,
     dense_dropout: float = 0.5,
     hidden_features: int = 512,
+    dtype=None,
     rngs: nnx.Rngs,
   ):
     specs = LayerSpecs(
-      "small_cnn", LAYER_NAMES, conv_layer=conv_layer, dense_layer=dense_layer, layers=layers
+      "small_cnn",
+      LAYER_NAMES,
+      conv_layer=conv_layer,
+      dense_layer=dense_layer,
+      layers=layers,
+      dtype=dtype,
     )
     height, width, channels = image_shape
     self.conv1 = make_conv(specs.conv("conv1"), channels, 32, 3, padding="SAME", rngs=rngs)

@@ -47,6 +47,7 @@ class VGG(nnx.Module):
     layers=None,
     dropout: float = 0.5,
     hidden_features: int | None = None,
+    dtype=None,
     rngs: nnx.Rngs,
   ):
     if depth not in BLOCKS:
@@ -60,6 +61,7 @@ class VGG(nnx.Module):
       conv_layer=conv_layer,
       dense_layer=dense_layer,
       layers=layers,
+      dtype=dtype,
     )
     height, width, channels = image_shape
     self.block_sizes, self.conv_names = BLOCKS[depth], tuple(names)

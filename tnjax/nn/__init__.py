@@ -23,7 +23,7 @@ from tnjax.nn.dense import Dense
 from tnjax.nn.embed_base import Embed, FactorizedEmbed
 from tnjax.nn.general import EinsumDense, GeneralDense
 from tnjax.nn.densify import densify, dense_layer, is_compressed, is_generated
-from tnjax.nn.factory import compute_dtype, make_conv, make_dense
+from tnjax.nn.factory import make_conv, make_dense
 from tnjax.nn.lowrank_dense import LowRankDense
 from tnjax.nn.sketch_conv import SketchConv
 from tnjax.nn.sketch_dense import SketchDense, SketchMatrix

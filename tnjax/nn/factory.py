@@ -3,8 +3,6 @@ layer class."""
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
 
 import jax.numpy as jnp
@@ -12,23 +10,6 @@ import jax.numpy as jnp
 from tnjax.nn import adtn_share_groups
 from tnjax.nn import registry
 from tnjax.nn.spec import spec_from_config
-
-
-_MODEL_DTYPE = contextvars.ContextVar("tnjax_model_dtype", default=None)
-
-
-@contextlib.contextmanager
-def compute_dtype(dtype):
-  """Layers built inside compute in `dtype` (e.g. 'bfloat16') unless their spec says otherwise.
-
-  Parameters stay in float32: each layer casts its weights to the compute dtype
-  in the forward pass, so gradients and optimizer state remain float32.
-  """
-  token = _MODEL_DTYPE.set(None if dtype is None else jnp.dtype(dtype))
-  try:
-    yield
-  finally:
-    _MODEL_DTYPE.reset(token)
 
 
 def _shared_generator(spec, size: int) -> dict:
@@ -43,17 +24,17 @@ def _pair(value) -> tuple:
 
 
 def _layer_dtype(spec, dtype):
-  """spec.dtype, else the explicit argument, else the model's (compute_dtype)."""
+  """spec.dtype (a model's dtype reaches its layers this way), else the explicit argument."""
   if spec.dtype is not None:
     return jnp.dtype(spec.dtype)
-  return dtype if dtype is not None else _MODEL_DTYPE.get()
+  return dtype
 
 
 def make_dense(spec, in_features: int, out_features: int, *, dtype=None, **layer_kwargs):
   """Builds the dense-family layer that `spec` (a LayerSpec, or a mapping with a 'kind'
   key: see spec_from_config) describes. `layer_kwargs` are FactorizedDense's (rngs,
-  param_dtype, precision); `dtype` None takes the model's `compute_dtype` (else the
-  input's), and `spec.dtype` wins over both.
+  param_dtype, precision); `dtype` None keeps the input's, and `spec.dtype` (where
+  a model puts its own dtype) wins.
   """
   spec = spec_from_config(spec)
   return registry.layer_class("dense", spec.kind)(

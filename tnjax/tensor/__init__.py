@@ -1,4 +1,6 @@
-"""Pure tensor-network math: no Flax, no config, no I/O.
+"""Pure tensor-network math: no Flax, no config. One exception reads the environment and
+writes a file: the execution planner's autotuning (execution.py), off unless asked for
+(TNJAX_AUTOTUNE=1 or set_autotune), which keeps its measured winners per device on disk.
 
 One vocabulary for every format. A format is a small pytree (a NamedTuple of
 arrays) with the same verbs, `<fmt>` standing for the format's prefix:
