@@ -80,16 +80,16 @@ def main():
   q, m = args.qubits, args.layers
   gates = adtn.adtn_init_gates(jax.random.key(0), q, m)
   variants = {"gate by gate (before)": lambda g: gate_by_gate(g, q)}
+
+  def fused(**options):  # the generator as a function of its gates alone (scale 1)
+    return lambda g: adtn.adtn_generate(adtn.ADTN(g, 1.0), **options)
+
   for b in (2, 3, 4, 5, 6):
-    variants[f"fused b={b}"] = functools.partial(
-      adtn.adtn_generate, scale=1.0, num_qubits=q, block_qubits=b
-    )
+    variants[f"fused b={b}"] = fused(block_qubits=b)
   chosen = execution.adtn_block_qubits(q)
-  variants[f"fused b={chosen}, layers scanned"] = functools.partial(
-    adtn.adtn_generate, scale=1.0, num_qubits=q, block_qubits=chosen, scan_layers=True
-  )
-  variants[f"fused b={chosen}, custom-VJP backward"] = functools.partial(
-    adtn.adtn_generate, scale=1.0, num_qubits=q, block_qubits=chosen, fused_backward=True
+  variants[f"fused b={chosen}, layers scanned"] = fused(block_qubits=chosen, scan_layers=True)
+  variants[f"fused b={chosen}, custom-VJP backward"] = fused(
+    block_qubits=chosen, fused_backward=True
   )
   calls, compile_seconds = {}, {}
   for name, generate in variants.items():

@@ -47,7 +47,7 @@ def check_against_reference(nonlinearity):
   for num_qubits in range(3, 7):
     for num_layers in (1, 2, 3):
       gates = random_gates(10 * num_qubits + num_layers, num_qubits, num_layers)
-      fast = adtn.adtn_generate(gates, 1.7, num_qubits, nonlinearity)
+      fast = adtn.adtn_generate(adtn.ADTN(gates, 1.7), nonlinearity)
       naive = adtn_dense_reference(gates, 1.7, num_qubits, nonlinearity)
       assert fast.shape == (2**num_qubits,)
       np.testing.assert_allclose(fast, naive, rtol=1e-12, atol=1e-13)
@@ -59,7 +59,7 @@ def test_every_fused_block_width_equals_the_reference(x64, block_qubits):
   for num_qubits in (2, 3, 5, 8):
     for num_layers in (1, 3):
       gates = random_gates(num_qubits + 7 * num_layers, num_qubits, num_layers)
-      fused = adtn.adtn_generate(gates, 0.9, num_qubits, "tanh", block_qubits=block_qubits)
+      fused = adtn.adtn_generate(adtn.ADTN(gates, 0.9), "tanh", block_qubits=block_qubits)
       naive = adtn_dense_reference(gates, 0.9, num_qubits, "tanh")
       np.testing.assert_allclose(fused, naive, rtol=1e-12, atol=1e-12 * np.abs(naive).max())
 
@@ -82,7 +82,7 @@ def test_block_widths_agree_on_gradients(x64):
   gates = random_gates(5, 7, 3)
 
   def total(gates, width):
-    vector = adtn.adtn_generate(gates, 1.1, 7, "relu", block_qubits=width)
+    vector = adtn.adtn_generate(adtn.ADTN(gates, 1.1), "relu", block_qubits=width)
     return jnp.sum(jnp.sin(vector))
 
   reference = jax.grad(total)(gates, 2)
@@ -95,16 +95,18 @@ def test_block_widths_agree_on_gradients(x64):
 def test_one_gate_on_the_product_state_is_its_first_input_column(x64):
   gates = random_gates(0, 2, 1)
   np.testing.assert_allclose(
-    adtn.adtn_generate(gates, 2.0, 2), 2.0 * gates[0, 0, :, :, 0, 0].ravel(), rtol=1e-15
+    adtn.adtn_generate(adtn.ADTN(gates, 2.0)), 2.0 * gates[0, 0, :, :, 0, 0].ravel(), rtol=1e-15
   )
 
 
 def test_weight_is_the_leading_slice_reshaped(x64):
   gates = random_gates(1, 5, 2)
-  vector = adtn.adtn_generate(gates, 0.5, 5)
-  np.testing.assert_array_equal(adtn.adtn_weight(gates, 0.5, (3, 7)), vector[:21].reshape(3, 7))
+  vector = adtn.adtn_generate(adtn.ADTN(gates, 0.5))
   np.testing.assert_array_equal(
-    adtn.adtn_weight(gates, 0.5, (2, 5), offset=21), vector[21:31].reshape(2, 5)
+    adtn.adtn_to_dense(adtn.ADTN(gates, 0.5), (3, 7)), vector[:21].reshape(3, 7)
+  )
+  np.testing.assert_array_equal(
+    adtn.adtn_to_dense(adtn.ADTN(gates, 0.5), (2, 5), offset=21), vector[21:31].reshape(2, 5)
   )
 
 
@@ -115,7 +117,7 @@ def test_gradients_match_central_finite_differences(x64, nonlinearity):
   weights = jnp.asarray(np.random.default_rng(0).normal(size=2**num_qubits))
 
   def loss(gates, scale):
-    return jnp.sum(weights * adtn.adtn_generate(gates, scale, num_qubits, nonlinearity) ** 2)
+    return jnp.sum(weights * adtn.adtn_generate(adtn.ADTN(gates, scale), nonlinearity) ** 2)
 
   grad_gates, grad_scale = jax.grad(loss, argnums=(0, 1))(gates, 1.3)
   flat = np.asarray(gates).ravel()
@@ -148,9 +150,7 @@ def test_the_fused_backward_equals_the_gradient_of_the_kronecker_reference(x64, 
 
     def fused(gates, scale):
       vector = adtn.adtn_generate(
-        gates,
-        scale,
-        num_qubits,
+        adtn.ADTN(gates, scale),
         nonlinearity,
         block_qubits=block_qubits,
         fused_backward=True,
@@ -167,9 +167,7 @@ def test_the_fused_backward_equals_the_gradient_of_the_kronecker_reference(x64, 
       np.testing.assert_allclose(g, r, rtol=1e-11, atol=1e-12)
     unfused = dict(options, block_qubits=block_qubits, fused_backward=False)
     autodiff = jax.grad(
-      lambda g: jnp.sum(
-        w * jnp.sin(adtn.adtn_generate(g, 1.3, num_qubits, nonlinearity, **unfused))
-      )
+      lambda g: jnp.sum(w * jnp.sin(adtn.adtn_generate(adtn.ADTN(g, 1.3), nonlinearity, **unfused)))
     )(gates)
     np.testing.assert_allclose(got[0], autodiff, rtol=1e-11, atol=1e-12)
 
@@ -178,7 +176,7 @@ def test_remat_changes_neither_values_nor_gradients(x64):
   gates = random_gates(4, 6, 3)
 
   def total(gates, remat):
-    return jnp.sum(jnp.sin(adtn.adtn_generate(gates, 1.0, 6, "tanh", remat=remat)))
+    return jnp.sum(jnp.sin(adtn.adtn_generate(adtn.ADTN(gates, 1.0), "tanh", remat=remat)))
 
   np.testing.assert_allclose(total(gates, True), total(gates, False), rtol=1e-14)
   np.testing.assert_allclose(
@@ -191,12 +189,12 @@ def test_scanned_layers_match_the_reference_and_the_loop(x64, remat):
   # One layer (nothing to scan) and three layers, against the dense Kronecker reference.
   for num_layers in (1, 3):
     gates = random_gates(5 + num_layers, 6, num_layers)
-    scanned = adtn.adtn_generate(gates, 1.2, 6, "tanh", scan_layers=True, remat=remat)
+    scanned = adtn.adtn_generate(adtn.ADTN(gates, 1.2), "tanh", scan_layers=True, remat=remat)
     naive = adtn_dense_reference(gates, 1.2, 6, "tanh")
     np.testing.assert_allclose(scanned, naive, rtol=1e-12, atol=1e-13)
 
   def total(gates, scan_layers):
-    vector = adtn.adtn_generate(gates, 1.0, 6, "relu", scan_layers=scan_layers, remat=remat)
+    vector = adtn.adtn_generate(adtn.ADTN(gates, 1.0), "relu", scan_layers=scan_layers, remat=remat)
     return jnp.sum(jnp.sin(vector))
 
   np.testing.assert_allclose(
@@ -212,10 +210,10 @@ def test_init_gates_are_orthogonal_and_tend_to_identity(x64):
   # Orthogonal gates keep the norm: with no nonlinearity the vector has norm 1.
   full = adtn.adtn_init_gates(jax.random.PRNGKey(0), 8, 4, 1.0, jnp.float64)
   np.testing.assert_allclose(
-    jnp.linalg.norm(adtn.adtn_generate(full, 1.0, 8, "identity")), 1.0, rtol=1e-12
+    jnp.linalg.norm(adtn.adtn_generate(adtn.ADTN(full, 1.0), "identity")), 1.0, rtol=1e-12
   )
   still = adtn.adtn_init_gates(jax.random.PRNGKey(0), 5, 3, 0.0, jnp.float64)
-  np.testing.assert_allclose(adtn.adtn_generate(still, 1.0, 5), np.eye(32)[0], atol=1e-15)
+  np.testing.assert_allclose(adtn.adtn_generate(adtn.ADTN(still, 1.0)), np.eye(32)[0], atol=1e-15)
 
 
 def test_parameter_counts_are_exact():
@@ -230,11 +228,11 @@ def test_parameter_counts_are_exact():
 
 
 def test_fit_recovers_a_generated_target(x64):
-  target = adtn.adtn_weight(random_gates(5, 7, 2), 0.3, (10, 12))
+  target = adtn.adtn_to_dense(adtn.ADTN(random_gates(5, 7, 2), 0.3), (10, 12))
   start = adtn.adtn_init_gates(jax.random.PRNGKey(6), 7, 2, 1.0, jnp.float64)
-  gates, scale, errors = adtn.adtn_fit(target, start, 7, steps=200, learning_rate=3e-2)
+  fitted_adtn, errors = adtn.adtn_fit(target, start, steps=200, learning_rate=3e-2)
   assert errors.shape == (201,) and errors[0] > 0.9
-  fitted = adtn.adtn_weight(gates, scale, (10, 12))
+  fitted = adtn.adtn_to_dense(fitted_adtn, (10, 12))
   achieved = np.linalg.norm(fitted - target) / np.linalg.norm(target)
   np.testing.assert_allclose(achieved, errors.min(), rtol=1e-8)
   assert achieved < 0.5 * errors[0]
@@ -360,7 +358,7 @@ class TwoSharedLayers(nnx.Module):
 def test_shared_generator_slices_disjoint_parts_and_counts_gates_once(x64):
   model = TwoSharedLayers()
   assert model.generator.offsets == (0, 600) and model.generator.num_qubits == 10
-  vector = adtn.adtn_generate(model.generator.gates[...], 1.0, 10)
+  vector = adtn.adtn_generate(adtn.ADTN(model.generator.gates[...], 1.0))
   np.testing.assert_allclose(
     model.first.to_dense(), model.first.scale[...] * vector[:600].reshape(30, 20), rtol=1e-14
   )
@@ -412,11 +410,11 @@ def test_errors_name_the_bad_field():
     adtn.adtn_num_params(1, 2)
   gates = adtn.adtn_init_gates(jax.random.PRNGKey(0), 4, 1)
   with pytest.raises(ValueError, match="nonlinearity='cube' is unknown"):
-    adtn.adtn_generate(gates, 1.0, 4, "cube")
+    adtn.adtn_generate(adtn.ADTN(gates, 1.0), "cube")
   with pytest.raises(ValueError, match="Q must be at least 5"):
-    adtn.adtn_weight(gates, 1.0, (4, 5))
-  with pytest.raises(ValueError, match=r"\(M, 4, 2, 2, 2, 2\)"):
-    adtn.adtn_generate(gates, 1.0, 5)
+    adtn.adtn_to_dense(adtn.ADTN(gates, 1.0), (4, 5))
+  with pytest.raises(ValueError, match=r"\(M, 3, 2, 2, 2, 2\)"):
+    adtn.adtn_generate(adtn.ADTN(gates[..., 0], 1.0))  # a gate index short
   generator = SharedADTN(100, ADTNSpec(), rngs=nnx.Rngs(0))  # Q = 7: 128 numbers
   with pytest.raises(ValueError, match="offset=100 does not fit"):
     ADTNDense(10, 10, generator=generator, offset=100, rngs=nnx.Rngs(0))

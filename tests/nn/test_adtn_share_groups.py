@@ -26,7 +26,7 @@ def test_two_layers_of_a_group_share_one_generator_counted_once():
   # Gates once (16 M (Q-1)), one scale per layer, and the two layers' biases.
   assert total_params(model) == 16 * 2 * (q - 1) + 2 + 120 + 84 + dense_rest
   # Each layer's weight is its own slice of the one generated vector.
-  full = adtn.adtn_generate(generator.gates[...], model.fc2.scale[...], q, "relu")
+  full = adtn.adtn_generate(adtn.ADTN(generator.gates[...], model.fc2.scale[...]), "relu")
   np.testing.assert_allclose(
     model.fc2.to_dense(), full[48000:58080].reshape(120, 84), rtol=1e-5, atol=1e-7
   )

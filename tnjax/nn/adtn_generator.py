@@ -169,7 +169,6 @@ class GeneratedWeight:
     self.scale = nnx.Param(
       adtn.init_scale(
         self._gates(),
-        self.num_qubits,
         target_std,
         self._adtn_spec.nonlinearity,
         size=size,

@@ -35,7 +35,6 @@ from tnjax.tensor.adtn import (
   adtn_num_qubits,
   adtn_ranks_for_budget,
   adtn_to_dense,
-  adtn_weight,
 )
 from tnjax.tensor.contract import path_info, plan_path, planned_einsum
 from tnjax.tensor.cp import (
