@@ -143,8 +143,3 @@ def test_layers_take_their_family_constructor_and_refuse_another_formats_spec():
   assert isinstance(layer.spec, nn.TTSpec)
   with pytest.raises(ValueError, match="TTDense takes a TTSpec, got CPSpec"):
     nn.TTDense(64, 32, nn.CPSpec(rank=2), rngs=nnx.Rngs(0))
-
-
-def test_the_old_sweep_override_flag_is_gone_from_the_docs():
-  for path in ["README.md", "launch/README.md", "launch/sweep_tpu.sh"]:
-    assert "--set " not in (REPO / path).read_text(), path

@@ -375,9 +375,7 @@ def adtn_to_dense(
       f"of shape {tuple(shape)} at offset {offset}; Q must be at least "
       f"{adtn_num_qubits(offset + size)}."
     )
-  vector = adtn_generate(
-    w, nonlinearity, precision=precision, remat=remat, scan_layers=scan_layers
-  )
+  vector = adtn_generate(w, nonlinearity, precision=precision, remat=remat, scan_layers=scan_layers)
   return vector[offset : offset + size].reshape(shape)
 
 
