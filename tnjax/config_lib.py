@@ -130,10 +130,15 @@ def call_user_function(path: str, function, *args):
 
 
 def load_config(config_path: str, overrides=None) -> ml_collections.ConfigDict:
-  """get_config(arg) of 'path.py[:arg]' with `overrides` applied, locked.
+  """A config as every program loads it: get_config(arg), overridden, locked.
 
-  `overrides` maps dotted fields to values; strings given on the command line
-  (`--config.x=v`, see `split_overrides`) are parsed by the type of the field they set.
+  Args:
+    config_path: 'path.py[:arg]', or a packaged config's name ('tt_mnist[:arg]').
+    overrides: dotted field -> value; strings (as the command line gives them,
+      `--config.x=v`, see `split_overrides`) are parsed by the type of the field they set.
+
+  Returns:
+    The locked ml_collections.ConfigDict (a typo'd field cannot be added later).
   """
   module, arg = load_module(config_path)
   return config_of(module, arg, overrides)

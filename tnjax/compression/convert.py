@@ -48,9 +48,11 @@ def compress_model(
     fit: False builds each planned layer with its format's own initialisation (keys from
       `seed`) instead of fitting it: the compressed architecture, to train from scratch.
 
-  Each row: name, format, shape, weights before / after, compression, relative
-  reconstruction error of the weight (`fit_error`), the resolved spec (what
-  config.model.layers takes to build the same model) and the execution path.
+  Returns:
+    (compressed, rows): a copy of `model` with the planned layers replaced, and one dict
+    per replaced layer: name, format, shape, weights before / after, compression,
+    relative reconstruction error of the weight (`fit_error`), the resolved spec (what
+    config.model.layers takes to build the same model) and the execution path.
   """
   if budget is not None:
     budget_lib.check_budget(budget)

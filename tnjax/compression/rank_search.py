@@ -86,8 +86,23 @@ def search(
   example_input=None,
   quiet=False,
 ) -> SearchResult:
-  """The model within `budget` (budget_lib.BUDGET_USAGE), measured on `validation`; see the
-  module docstring. `workdir` (local or gs://) keeps every measurement for a resume."""
+  """The model within `budget`, its sizes chosen by measuring on `validation` (the module
+  docstring says how).
+
+  Args:
+    model: the trained source model (not changed).
+    plan: layer name or glob -> a format ({'kind': ...}); the search chooses the sizes.
+    budget: one of budget_lib.BUDGET_USAGE's forms.
+    validation: a Validation (loss, and for accuracy and latency budgets accuracy,
+      finetune and example_input).
+    workdir: local or gs:// directory keeping every measurement, so a rerun resumes.
+    example_input: an input whose batch decides each layer's execution path.
+    quiet: print nothing.
+
+  Returns:
+    A SearchResult: the converted (not fine-tuned) model, its report rows, the front
+    it chose from, and `.markdown()`.
+  """
   budget_lib.check_budget(budget)
   _check_validation(budget, validation)
   source = nnx.clone(model)

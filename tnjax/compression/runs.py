@@ -31,8 +31,16 @@ def load_config_of(workdir) -> ml_collections.ConfigDict:
 
 
 def load(workdir, *, step: int | None = None):
-  """(model, config) of the run in `workdir`, the model in eval mode with the weights of
-  checkpoint `step` (default: the newest)."""
+  """A trained (or compressed) run, ready for inference.
+
+  Args:
+    workdir: the run's directory, local or gs://.
+    step: the checkpoint to read; None: the newest readable one.
+
+  Returns:
+    (model, config): the model in eval mode with that checkpoint's weights, and the
+    run's config.
+  """
   workdir = fileio.workdir_path(workdir)
   config = load_config_of(workdir)
   image_shape, num_classes = data_lib.nominal_shape(config.data)
@@ -86,8 +94,18 @@ class Predictor:
 
 
 def load_predict(workdir, *, step: int | None = None) -> Predictor:
-  """The run's serving function: `predict = tnjax.load_predict("runs/fc2");
-  logits = predict(test_images_uint8)`; also `predict.model` and `predict.config`."""
+  """The run's serving function, its input pipeline included (scaling, mean image, ...).
+
+  `predict = tnjax.load_predict("runs/fc2"); logits = predict(test_images_uint8)`.
+
+  Args:
+    workdir: the run's directory, local or gs://.
+    step: the checkpoint to read; None: the newest readable one.
+
+  Returns:
+    A Predictor: called on the data set's own images (e.g. uint8, as `predict.input`
+    says), it returns logits; `predict.model` and `predict.config` are the run's.
+  """
   from tnjax.compression import serving  # pylint: disable=g-import-not-at-top
 
   model, config = load(workdir, step=step)

@@ -36,10 +36,19 @@ MODELS: dict[str, type[nnx.Module]] = {
 def build_model(
   model_config, image_shape, num_classes: int, *, rngs: nnx.Rngs, dtype=None
 ) -> nnx.Module:
-  """Instantiates the model named by `model_config.name`.
+  """The zoo model `model_config` names, built (ADTN share groups included).
 
-  `dtype` (e.g. 'bfloat16') is the compute dtype of every tnjax layer whose spec
-  sets none; parameters stay float32 (each model passes it to its layers' specs).
+  Args:
+    model_config: config.model: `name` plus that model's arguments (conv_layer,
+      dense_layer, layers, ...).
+    image_shape: (height, width, channels) of one input.
+    num_classes: the classifier's width.
+    rngs: the parameters' (and dropout's) keys.
+    dtype: compute dtype (e.g. 'bfloat16') of every tnjax layer whose spec sets none;
+      parameters stay float32 (each model passes it to its layers' specs).
+
+  Returns:
+    The NNX module.
   """
   fields = dict(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
   name = fields.pop("name", None)

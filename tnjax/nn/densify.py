@@ -57,9 +57,14 @@ def dense_layer(layer):
 
 
 def densify(model: nnx.Module, choose: Callable = is_compressed) -> nnx.Module:
-  """`model` with every layer for which `choose(layer)` holds replaced by `dense_layer`.
+  """Merges factorised layers back into dense ones (e.g. to serve without tnjax).
 
-  The model is changed in place and returned (nnx.clone it first to keep the original).
+  Args:
+    model: any NNX module; changed in place (nnx.clone it first to keep the original).
+    choose: which layers to merge; default every compressed one.
+
+  Returns:
+    `model`, each chosen layer replaced by its `dense_layer` (same outputs).
   """
   chosen = [(path, layer) for path, layer in nnx.iter_modules(model) if path and choose(layer)]
   for path, layer in chosen:

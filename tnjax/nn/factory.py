@@ -31,10 +31,17 @@ def _layer_dtype(spec, dtype):
 
 
 def make_dense(spec, in_features: int, out_features: int, *, dtype=None, **layer_kwargs):
-  """Builds the dense-family layer that `spec` (a LayerSpec, or a mapping with a 'kind'
-  key: see spec_from_config) describes. `layer_kwargs` are FactorizedDense's (rngs,
-  param_dtype, precision); `dtype` None keeps the input's, and `spec.dtype` (where
-  a model puts its own dtype) wins.
+  """The dense-family layer (y = x @ W + b) that `spec` describes.
+
+  Args:
+    spec: a LayerSpec, or a mapping with a 'kind' key (see spec_from_config).
+    in_features, out_features: the weight's shape.
+    dtype: compute dtype; None keeps the input's. `spec.dtype` (where a model puts
+      its own dtype) wins.
+    **layer_kwargs: FactorizedDense's (rngs, param_dtype, precision).
+
+  Returns:
+    The registered layer of that kind, initialised.
   """
   spec = spec_from_config(spec)
   return registry.layer_class("dense", spec.kind)(
@@ -50,8 +57,17 @@ def make_dense(spec, in_features: int, out_features: int, *, dtype=None, **layer
 def make_conv(
   spec, in_channels: int, out_channels: int, kernel_size, *, dtype=None, **layer_kwargs
 ):
-  """Builds the conv-family layer that `spec` describes (as make_dense). `layer_kwargs`
-  are FactorizedConv's (rngs, strides, padding, kernel_dilation, param_dtype, precision).
+  """The conv-family layer (NHWC inputs, HWIO kernel) that `spec` describes.
+
+  Args:
+    spec: a LayerSpec, or a mapping with a 'kind' key (see spec_from_config).
+    in_channels, out_channels, kernel_size: the kernel's shape (an int is square).
+    dtype: compute dtype, as in make_dense.
+    **layer_kwargs: FactorizedConv's (rngs, strides, padding, kernel_dilation,
+      param_dtype, precision).
+
+  Returns:
+    The registered layer of that kind, initialised.
   """
   spec = spec_from_config(spec)
   kernel_entries = math.prod(_pair(kernel_size)) * in_channels * out_channels

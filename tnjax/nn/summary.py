@@ -73,10 +73,15 @@ def total_params(model: nnx.Module) -> int:
 
 
 def format_table(model: nnx.Module, example_input=None) -> str:
-  """Printable table, with whole-model totals and compression.
+  """The model's layers as a printable table, with whole-model totals and compression.
 
-  With `example_input` (an array or ShapeDtypeStruct, batch included) a 'path'
-  column says how each layer runs at that shape ('factored' or 'dense').
+  Args:
+    model: any NNX module.
+    example_input: an array or ShapeDtypeStruct (batch included); given, a 'path'
+      column says how each layer runs at that shape ('factored' or 'dense').
+
+  Returns:
+    The table as text.
   """
   rows = layer_rows(model, example_input)
   header = f"{'layer':<28} {'kind':<8} {'shape':<36} {'params':>12} {'compression':>12}"

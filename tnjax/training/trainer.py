@@ -109,11 +109,22 @@ class Trained(typing.NamedTuple):
 
 
 def train(config: ml_collections.ConfigDict, workdir, *, allow_config_change: bool = False):
-  """Trains config.model on config.data in `workdir`; returns Trained(result, state).
+  """Trains config.model on config.data in `workdir` (also `tn.train`), resuming it if it
+  holds checkpoints.
 
-  The result dict is also written to WORKDIR/result.json. Raises errors.UserError
-  (bad config or data, workdir held by another trainer), errors.Preempted (saved;
-  rerun to resume) or errors.Diverged.
+  Args:
+    config: a trainer config (tnjax.load_config, or training.schema.base_config()).
+    workdir: the run's directory, local or gs://.
+    allow_config_change: resume even if the config changed what is trained (recorded
+      in config_history.jsonl).
+
+  Returns:
+    Trained(result, state): result.json's dict (test accuracy, parameters, ...) and
+    the final state pytree.
+
+  Raises:
+    errors.UserError (bad config or data, workdir held by another trainer),
+    errors.Preempted (saved; rerun to resume) or errors.Diverged.
   """
   with errors.input_errors_are_user_errors():
     validate.validate_config(config)  # before any data load or compilation
