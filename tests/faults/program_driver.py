@@ -33,8 +33,14 @@ def _hashes(dirs) -> dict:
   return out
 
 
+_DEFINED = set()
+
+
 def _run(program, args) -> dict:
   module = importlib.import_module(f"tnjax.{program}")
+  if hasattr(module, "define_flags") and program not in _DEFINED:  # train: only as a program
+    module.define_flags()
+    _DEFINED.add(program)
   flags.FLAGS.unparse_flags()
   argv, overrides = config_lib.split_overrides([program, *args])
   stdout, stderr = io.StringIO(), io.StringIO()
