@@ -40,11 +40,5 @@ def get_config(arg=None):
   common.cifar_data(c, args, "cifar10")
   c.model.update({"name": "alexnet", "architecture": args.arch})
   c.model.layers = common.adtn_layers(args)
-  c.num_epochs = args.epochs
-  c.batch_size = 128
-  c.log_every_steps = 100
-  c.optimizer.update(name="sgd", momentum=0.9, weight_decay=5e-4)
-  c.schedule.update(name="cosine", learning_rate=0.05, end_learning_rate=0.0)
-  if args.runlocal:
-    config_schema.shrink_for_smoke_run(c)
+  common.cifar_cosine_training(c, args)
   return c

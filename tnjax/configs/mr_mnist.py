@@ -21,12 +21,7 @@ def get_config(arg=None):
   c.model.name = "fc2"
   c.model.hidden_features = 1024
   c.model.layers = {"hidden": {"kind": "lowrank", "rank": args.rank}}
-  c.num_epochs = args.epochs
-  c.batch_size = 100
-  c.optimizer.update(name="sgd", momentum=0.9, weight_decay=5e-4)
-  c.schedule.update(name="logspace", learning_rate=1e-2, end_learning_rate=1e-5, decay_epochs=45)
-  if args.runlocal:
-    config_schema.shrink_for_smoke_run(c)
+  common.novikov_mnist_training(c, args)
   return c
 
 

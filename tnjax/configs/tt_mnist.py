@@ -63,13 +63,7 @@ def get_config(arg=None):
     }
     if args.paper_ranks:
       c.model.layers.hidden.clip_ranks = False
-  c.num_epochs = args.epochs
-  c.batch_size = 100
-  # Novikov's MNIST training: SGD momentum 0.9, lr log-spaced 1e-2 -> 1e-5 over 45 epochs, then held.
-  c.optimizer.update(name="sgd", momentum=0.9, weight_decay=5e-4)
-  c.schedule.update(name="logspace", learning_rate=1e-2, end_learning_rate=1e-5, decay_epochs=45)
-  if args.runlocal:
-    config_schema.shrink_for_smoke_run(c)
+  common.novikov_mnist_training(c, args)
   return c
 
 

@@ -57,14 +57,7 @@ class AlexNet(nnx.Module):
       raise ValueError(
         f"architecture={architecture!r} is unknown; choose one of {sorted(ARCHITECTURES)}."
       )
-    specs = LayerSpecs(
-      architecture,
-      LAYER_NAMES,
-      conv_layer=conv_layer,
-      dense_layer=dense_layer,
-      layers=layers,
-      dtype=dtype,
-    )
+    specs = LayerSpecs(architecture, LAYER_NAMES, conv_layer, dense_layer, layers, dtype)
     height, width, channels = image_shape
     for i, (kernel, out_channels) in enumerate(ARCHITECTURES[architecture], 1):
       name = f"conv{i}"

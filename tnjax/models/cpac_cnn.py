@@ -40,14 +40,8 @@ class CPACNet(nnx.Module):
     dtype=None,
     rngs: nnx.Rngs,
   ):
-    specs = LayerSpecs(
-      "cpac_cnn",
-      LAYER_NAMES,
-      conv_layer=conv_layer or PAPER_CONV,
-      dense_layer=dense_layer,
-      layers=layers,
-      dtype=dtype,
-    )
+    conv_layer = conv_layer or PAPER_CONV
+    specs = LayerSpecs("cpac_cnn", LAYER_NAMES, conv_layer, dense_layer, layers, dtype)
     height, width, in_channels = image_shape
     self.conv1 = make_conv(
       specs.conv("conv1"), in_channels, channels, 3, padding="VALID", rngs=rngs

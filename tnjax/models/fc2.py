@@ -33,9 +33,7 @@ class FC2(nnx.Module):
     dtype=None,
     rngs: nnx.Rngs,
   ):
-    specs = LayerSpecs(
-      "fc2", LAYER_NAMES, conv_layer=conv_layer, dense_layer=dense_layer, layers=layers, dtype=dtype
-    )
+    specs = LayerSpecs("fc2", LAYER_NAMES, conv_layer, dense_layer, layers, dtype)
     in_features = math.prod(image_shape)
     self.hidden = make_dense(specs.dense("hidden"), in_features, hidden_features, rngs=rngs)
     self.output = make_dense(specs.output(), hidden_features, num_classes, rngs=rngs)

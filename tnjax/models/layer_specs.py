@@ -19,7 +19,7 @@ class LayerSpecs:
   """Resolves the spec of each named layer of one model; rejects unknown names."""
 
   def __init__(
-    self, model_name: str, names, *, conv_layer=None, dense_layer=None, layers=None, dtype=None
+    self, model_name: str, names, conv_layer=None, dense_layer=None, layers=None, dtype=None
   ):
     self.model_name = model_name
     self.dtype = None if dtype in (None, "float32") else dtype

@@ -34,14 +34,7 @@ class LeNet5(nnx.Module):
     dtype=None,
     rngs: nnx.Rngs,
   ):
-    specs = LayerSpecs(
-      "lenet5",
-      LAYER_NAMES,
-      conv_layer=conv_layer,
-      dense_layer=dense_layer,
-      layers=layers,
-      dtype=dtype,
-    )
+    specs = LayerSpecs("lenet5", LAYER_NAMES, conv_layer, dense_layer, layers, dtype)
     height, width, channels = image_shape
     # 28x28 inputs get SAME padding on conv1: the 32x32 original's 28x28 maps.
     first_padding = "SAME" if (height, width) == (28, 28) else "VALID"

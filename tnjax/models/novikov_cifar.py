@@ -24,6 +24,7 @@ from flax import nnx
 from tnjax.models.layer_specs import LayerSpecs
 from tnjax.nn import make_conv, make_dense
 
+TT8 = {"kind": "tt", "ranks": 8}  # NovikovCNN's default fully-connected layer
 # No biases: each TT layer feeds a BatchNorm, whose shift does a bias's job.
 WIDE_HIDDEN = {
   "kind": "tt",
@@ -57,14 +58,8 @@ class NovikovCNN(nnx.Module):
     dtype=None,
     rngs: nnx.Rngs,
   ):
-    specs = LayerSpecs(
-      "novikov_cnn",
-      ("conv1", "conv2", "conv3", "fc1", "output"),
-      conv_layer=conv_layer,
-      dense_layer=dense_layer or {"kind": "tt", "ranks": 8},
-      layers=layers,
-      dtype=dtype,
-    )
+    names, dense_layer = ("conv1", "conv2", "conv3", "fc1", "output"), dense_layer or TT8
+    specs = LayerSpecs("novikov_cnn", names, conv_layer, dense_layer, layers, dtype)
     height, width, channels = image_shape
     self.conv1 = make_conv(specs.conv("conv1"), channels, 32, 5, padding="SAME", rngs=rngs)
     self.conv2 = make_conv(specs.conv("conv2"), 32, 32, 5, padding="SAME", rngs=rngs)

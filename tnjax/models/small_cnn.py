@@ -38,14 +38,7 @@ class SmallCNN(nnx.Module):
     dtype=None,
     rngs: nnx.Rngs,
   ):
-    specs = LayerSpecs(
-      "small_cnn",
-      LAYER_NAMES,
-      conv_layer=conv_layer,
-      dense_layer=dense_layer,
-      layers=layers,
-      dtype=dtype,
-    )
+    specs = LayerSpecs("small_cnn", LAYER_NAMES, conv_layer, dense_layer, layers, dtype)
     height, width, channels = image_shape
     self.conv1 = make_conv(specs.conv("conv1"), channels, 32, 3, padding="SAME", rngs=rngs)
     self.conv2 = make_conv(specs.conv("conv2"), 32, 32, 3, padding="VALID", rngs=rngs)

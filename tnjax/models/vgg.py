@@ -55,14 +55,8 @@ class VGG(nnx.Module):
     if variant not in HEADS:
       raise ValueError(f"VGG variant={variant!r} is unknown; choose one of {sorted(HEADS)}.")
     names = conv_names(depth)
-    specs = LayerSpecs(
-      f"vgg{depth}",
-      names + ["fc6", "fc7", "output"],
-      conv_layer=conv_layer,
-      dense_layer=dense_layer,
-      layers=layers,
-      dtype=dtype,
-    )
+    all_names = names + ["fc6", "fc7", "output"]
+    specs = LayerSpecs(f"vgg{depth}", all_names, conv_layer, dense_layer, layers, dtype)
     height, width, channels = image_shape
     self.block_sizes, self.conv_names = BLOCKS[depth], tuple(names)
     self.batch_norm = variant == "cifar"
