@@ -26,14 +26,15 @@ from benchmarks.common import (
   publish,
 )
 from benchmarks.train_step import timed_step_call
+from tnjax import config_lib
 
 POINTS = (("adtn_fc2_mnist", ""), ("adtn_lenet5_mnist", "layers=8"))
 
 
 def _step(name: str, arg: str, scan_layers: bool):
   config = paper_points.load(name, arg)
-  for spec in config.model.layers.values():
-    spec["scan_layers"] = scan_layers
+  scanned = {f"model.layers.{layer}.scan_layers": scan_layers for layer in config.model.layers}
+  config = config_lib.apply_overrides(config, scanned, new_leaves=True)  # config is locked
   return timed_step_call(config, dense=False)
 
 

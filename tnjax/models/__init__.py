@@ -6,7 +6,6 @@ by `model_config.name`; every other field of model_config is passed to it.
 
 from __future__ import annotations
 
-import json
 
 from flax import nnx
 
@@ -45,7 +44,7 @@ def build_model(
     num_classes: the classifier's width.
     rngs: the parameters' (and dropout's) keys.
     dtype: compute dtype (e.g. 'bfloat16') of every tnjax layer whose spec sets none;
-      parameters stay float32 (each model passes it to its layers' specs).
+      parameters stay float32 (each model passes it to every make_dense / make_conv).
 
   Returns:
     The NNX module.
@@ -59,7 +58,8 @@ def build_model(
 
   def construct(rngs):
     try:
-      return MODELS[name](tuple(image_shape), num_classes, dtype=dtype, rngs=rngs, **fields)
+      layer_dtype = None if dtype in (None, "float32") else dtype  # float32: each input's own
+      return MODELS[name](tuple(image_shape), num_classes, dtype=layer_dtype, rngs=rngs, **fields)
     except TypeError as e:
       raise ValueError(f"config.model has a field model {name!r} does not take: {e}") from e
 

@@ -57,22 +57,28 @@ class AlexNet(nnx.Module):
       raise ValueError(
         f"architecture={architecture!r} is unknown; choose one of {sorted(ARCHITECTURES)}."
       )
-    specs = LayerSpecs(architecture, LAYER_NAMES, conv_layer, dense_layer, layers, dtype)
+    specs = LayerSpecs(architecture, LAYER_NAMES, conv_layer, dense_layer, layers)
     height, width, channels = image_shape
     for i, (kernel, out_channels) in enumerate(ARCHITECTURES[architecture], 1):
       name = f"conv{i}"
       setattr(
         self,
         name,
-        make_conv(specs.conv(name), channels, out_channels, kernel, padding="SAME", rngs=rngs),
+        make_conv(
+          specs.conv(name), channels, out_channels, kernel, padding="SAME", dtype=dtype, rngs=rngs
+        ),
       )
       setattr(self, f"bn{i}", nnx.BatchNorm(out_channels, momentum=0.9, rngs=rngs))
       channels = out_channels
       if name in POOL_AFTER:
         height, width = -(-height // 2), -(-width // 2)
-    self.fc6 = make_dense(specs.dense("fc6"), height * width * channels, hidden_features, rngs=rngs)
-    self.fc7 = make_dense(specs.dense("fc7"), hidden_features, hidden_features, rngs=rngs)
-    self.output = make_dense(specs.output(), hidden_features, num_classes, rngs=rngs)
+    self.fc6 = make_dense(
+      specs.dense("fc6"), height * width * channels, hidden_features, dtype=dtype, rngs=rngs
+    )
+    self.fc7 = make_dense(
+      specs.dense("fc7"), hidden_features, hidden_features, dtype=dtype, rngs=rngs
+    )
+    self.output = make_dense(specs.output(), hidden_features, num_classes, dtype=dtype, rngs=rngs)
     self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
   def __call__(self, images):

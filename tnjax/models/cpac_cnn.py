@@ -41,15 +41,15 @@ class CPACNet(nnx.Module):
     rngs: nnx.Rngs,
   ):
     conv_layer = conv_layer or PAPER_CONV
-    specs = LayerSpecs("cpac_cnn", LAYER_NAMES, conv_layer, dense_layer, layers, dtype)
+    specs = LayerSpecs("cpac_cnn", LAYER_NAMES, conv_layer, dense_layer, layers)
     height, width, in_channels = image_shape
     self.conv1 = make_conv(
-      specs.conv("conv1"), in_channels, channels, 3, padding="VALID", rngs=rngs
+      specs.conv("conv1"), in_channels, channels, 3, padding="VALID", dtype=dtype, rngs=rngs
     )
     if convs not in (1, 2):
       raise ValueError(f"CPACNet convs={convs}: the paper's nets have 1 or 2 conv layers.")
     self.conv2 = (
-      make_conv(specs.conv("conv2"), channels, channels, 3, padding="VALID", rngs=rngs)
+      make_conv(specs.conv("conv2"), channels, channels, 3, padding="VALID", dtype=dtype, rngs=rngs)
       if convs == 2
       else None
     )
@@ -58,9 +58,9 @@ class CPACNet(nnx.Module):
     if min(height, width) < 1:
       raise ValueError(f"Images {image_shape} are too small for CPACNet (need at least 10x10).")
     self.hidden = make_dense(
-      specs.dense("hidden"), height * width * channels, hidden_features, rngs=rngs
+      specs.dense("hidden"), height * width * channels, hidden_features, dtype=dtype, rngs=rngs
     )
-    self.output = make_dense(specs.output(), hidden_features, num_classes, rngs=rngs)
+    self.output = make_dense(specs.output(), hidden_features, num_classes, dtype=dtype, rngs=rngs)
 
   def __call__(self, images):
     x = jax.nn.relu(max_pool_2x2(self.conv1(images)))

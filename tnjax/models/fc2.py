@@ -33,10 +33,12 @@ class FC2(nnx.Module):
     dtype=None,
     rngs: nnx.Rngs,
   ):
-    specs = LayerSpecs("fc2", LAYER_NAMES, conv_layer, dense_layer, layers, dtype)
+    specs = LayerSpecs("fc2", LAYER_NAMES, conv_layer, dense_layer, layers)
     in_features = math.prod(image_shape)
-    self.hidden = make_dense(specs.dense("hidden"), in_features, hidden_features, rngs=rngs)
-    self.output = make_dense(specs.output(), hidden_features, num_classes, rngs=rngs)
+    self.hidden = make_dense(
+      specs.dense("hidden"), in_features, hidden_features, dtype=dtype, rngs=rngs
+    )
+    self.output = make_dense(specs.output(), hidden_features, num_classes, dtype=dtype, rngs=rngs)
 
   def __call__(self, images):
     x = images.reshape(images.shape[0], -1)

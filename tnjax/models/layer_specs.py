@@ -3,9 +3,7 @@
 Every zoo model takes `conv_layer` (default spec of its conv layers), `dense_layer`
 (default of its hidden fully-connected layers) and `layers`, a dict from layer
 name ('conv2', 'fc1', ...) to a spec that overrides the default for that layer.
-The classifier ('output') stays dense unless `layers` names it. A model's `dtype` (its
-compute dtype, e.g. 'bfloat16') goes into every spec that sets none, so each layer is
-told it explicitly.
+The classifier ('output') stays dense unless `layers` names it.
 """
 
 from __future__ import annotations
@@ -18,11 +16,8 @@ DENSE = {"kind": "dense"}
 class LayerSpecs:
   """Resolves the spec of each named layer of one model; rejects unknown names."""
 
-  def __init__(
-    self, model_name: str, names, conv_layer=None, dense_layer=None, layers=None, dtype=None
-  ):
+  def __init__(self, model_name: str, names, conv_layer=None, dense_layer=None, layers=None):
     self.model_name = model_name
-    self.dtype = None if dtype in (None, "float32") else dtype
     self.conv_layer = dict(conv_layer or DENSE)
     self.dense_layer = dict(dense_layer or DENSE)
     self.layers = {k: dict(v) for k, v in dict(layers or {}).items()}
@@ -34,16 +29,10 @@ class LayerSpecs:
       )
 
   def conv(self, name: str) -> Mapping:
-    return self._at_model_dtype(self.layers.get(name, self.conv_layer))
+    return self.layers.get(name, self.conv_layer)
 
   def dense(self, name: str) -> Mapping:
-    return self._at_model_dtype(self.layers.get(name, self.dense_layer))
+    return self.layers.get(name, self.dense_layer)
 
   def output(self, name: str = "output") -> Mapping:
-    return self._at_model_dtype(self.layers.get(name, DENSE))
-
-  def _at_model_dtype(self, spec: Mapping) -> Mapping:
-    """`spec` with the model's dtype where it sets none (a layer's own dtype wins)."""
-    if self.dtype is None or spec.get("dtype") is not None:
-      return spec
-    return {**spec, "dtype": self.dtype}
+    return self.layers.get(name, DENSE)

@@ -34,20 +34,22 @@ class LeNet5(nnx.Module):
     dtype=None,
     rngs: nnx.Rngs,
   ):
-    specs = LayerSpecs("lenet5", LAYER_NAMES, conv_layer, dense_layer, layers, dtype)
+    specs = LayerSpecs("lenet5", LAYER_NAMES, conv_layer, dense_layer, layers)
     height, width, channels = image_shape
     # 28x28 inputs get SAME padding on conv1: the 32x32 original's 28x28 maps.
     first_padding = "SAME" if (height, width) == (28, 28) else "VALID"
-    self.conv1 = make_conv(specs.conv("conv1"), channels, 6, 5, padding=first_padding, rngs=rngs)
-    self.conv2 = make_conv(specs.conv("conv2"), 6, 16, 5, padding="VALID", rngs=rngs)
+    self.conv1 = make_conv(
+      specs.conv("conv1"), channels, 6, 5, padding=first_padding, dtype=dtype, rngs=rngs
+    )
+    self.conv2 = make_conv(specs.conv("conv2"), 6, 16, 5, padding="VALID", dtype=dtype, rngs=rngs)
     if first_padding == "VALID":
       height, width = height - 4, width - 4
     height, width = (height // 2 - 4) // 2, (width // 2 - 4) // 2
     if min(height, width) < 1:
       raise ValueError(f"Images {image_shape} are too small for LeNet-5 (need at least 28x28).")
-    self.fc1 = make_dense(specs.dense("fc1"), height * width * 16, 120, rngs=rngs)
-    self.fc2 = make_dense(specs.dense("fc2"), 120, 84, rngs=rngs)
-    self.output = make_dense(specs.output(), 84, num_classes, rngs=rngs)
+    self.fc1 = make_dense(specs.dense("fc1"), height * width * 16, 120, dtype=dtype, rngs=rngs)
+    self.fc2 = make_dense(specs.dense("fc2"), 120, 84, dtype=dtype, rngs=rngs)
+    self.output = make_dense(specs.output(), 84, num_classes, dtype=dtype, rngs=rngs)
 
   def __call__(self, images):
     x = max_pool_2x2(jax.nn.relu(self.conv1(images)))

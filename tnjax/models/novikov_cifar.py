@@ -59,15 +59,19 @@ class NovikovCNN(nnx.Module):
     rngs: nnx.Rngs,
   ):
     names, dense_layer = ("conv1", "conv2", "conv3", "fc1", "output"), dense_layer or TT8
-    specs = LayerSpecs("novikov_cnn", names, conv_layer, dense_layer, layers, dtype)
+    specs = LayerSpecs("novikov_cnn", names, conv_layer, dense_layer, layers)
     height, width, channels = image_shape
-    self.conv1 = make_conv(specs.conv("conv1"), channels, 32, 5, padding="SAME", rngs=rngs)
-    self.conv2 = make_conv(specs.conv("conv2"), 32, 32, 5, padding="SAME", rngs=rngs)
-    self.conv3 = make_conv(specs.conv("conv3"), 32, 64, 5, padding="SAME", rngs=rngs)
+    self.conv1 = make_conv(
+      specs.conv("conv1"), channels, 32, 5, padding="SAME", dtype=dtype, rngs=rngs
+    )
+    self.conv2 = make_conv(specs.conv("conv2"), 32, 32, 5, padding="SAME", dtype=dtype, rngs=rngs)
+    self.conv3 = make_conv(specs.conv("conv3"), 32, 64, 5, padding="SAME", dtype=dtype, rngs=rngs)
     for _ in range(3):
       height, width = -(-height // 2), -(-width // 2)
-    self.fc1 = make_dense(specs.dense("fc1"), height * width * 64, hidden_features, rngs=rngs)
-    self.output = make_dense(specs.output(), hidden_features, num_classes, rngs=rngs)
+    self.fc1 = make_dense(
+      specs.dense("fc1"), height * width * 64, hidden_features, dtype=dtype, rngs=rngs
+    )
+    self.output = make_dense(specs.output(), hidden_features, num_classes, dtype=dtype, rngs=rngs)
     self.hidden_relu = hidden_relu
 
   def __call__(self, images):
@@ -103,13 +107,16 @@ class WideTTNet(nnx.Module):
       layers={"fc1": WIDE_HIDDEN, "fc2": WIDE_SECOND, **dict(layers or {})}
       if dense_layer is None
       else layers,
-      dtype=dtype,
     )
-    self.fc1 = make_dense(specs.dense("fc1"), math.prod(image_shape), hidden_features, rngs=rngs)
+    self.fc1 = make_dense(
+      specs.dense("fc1"), math.prod(image_shape), hidden_features, dtype=dtype, rngs=rngs
+    )
     self.bn1 = nnx.BatchNorm(hidden_features, momentum=0.9, rngs=rngs)
-    self.fc2 = make_dense(specs.dense("fc2"), hidden_features, second_features, rngs=rngs)
+    self.fc2 = make_dense(
+      specs.dense("fc2"), hidden_features, second_features, dtype=dtype, rngs=rngs
+    )
     self.bn2 = nnx.BatchNorm(second_features, momentum=0.9, rngs=rngs)
-    self.output = make_dense(specs.output(), second_features, num_classes, rngs=rngs)
+    self.output = make_dense(specs.output(), second_features, num_classes, dtype=dtype, rngs=rngs)
     self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
   def __call__(self, images):

@@ -38,18 +38,22 @@ class SmallCNN(nnx.Module):
     dtype=None,
     rngs: nnx.Rngs,
   ):
-    specs = LayerSpecs("small_cnn", LAYER_NAMES, conv_layer, dense_layer, layers, dtype)
+    specs = LayerSpecs("small_cnn", LAYER_NAMES, conv_layer, dense_layer, layers)
     height, width, channels = image_shape
-    self.conv1 = make_conv(specs.conv("conv1"), channels, 32, 3, padding="SAME", rngs=rngs)
-    self.conv2 = make_conv(specs.conv("conv2"), 32, 32, 3, padding="VALID", rngs=rngs)
-    self.conv3 = make_conv(specs.conv("conv3"), 32, 64, 3, padding="SAME", rngs=rngs)
-    self.conv4 = make_conv(specs.conv("conv4"), 64, 64, 3, padding="VALID", rngs=rngs)
+    self.conv1 = make_conv(
+      specs.conv("conv1"), channels, 32, 3, padding="SAME", dtype=dtype, rngs=rngs
+    )
+    self.conv2 = make_conv(specs.conv("conv2"), 32, 32, 3, padding="VALID", dtype=dtype, rngs=rngs)
+    self.conv3 = make_conv(specs.conv("conv3"), 32, 64, 3, padding="SAME", dtype=dtype, rngs=rngs)
+    self.conv4 = make_conv(specs.conv("conv4"), 64, 64, 3, padding="VALID", dtype=dtype, rngs=rngs)
     for _ in range(2):  # each block: SAME conv, VALID conv (-2), pool (/2)
       height, width = (height - 2) // 2, (width - 2) // 2
     if min(height, width) < 1:
       raise ValueError(f"Images {image_shape} are too small for SmallCNN (need at least 14x14).")
-    self.fc1 = make_dense(specs.dense("fc1"), height * width * 64, hidden_features, rngs=rngs)
-    self.output = make_dense(specs.output(), hidden_features, num_classes, rngs=rngs)
+    self.fc1 = make_dense(
+      specs.dense("fc1"), height * width * 64, hidden_features, dtype=dtype, rngs=rngs
+    )
+    self.output = make_dense(specs.output(), hidden_features, num_classes, dtype=dtype, rngs=rngs)
     self.conv_dropout = nnx.Dropout(conv_dropout, rngs=rngs)
     self.dense_dropout = nnx.Dropout(dense_dropout, rngs=rngs)
 

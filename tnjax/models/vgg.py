@@ -56,7 +56,7 @@ class VGG(nnx.Module):
       raise ValueError(f"VGG variant={variant!r} is unknown; choose one of {sorted(HEADS)}.")
     names = conv_names(depth)
     all_names = names + ["fc6", "fc7", "output"]
-    specs = LayerSpecs(f"vgg{depth}", all_names, conv_layer, dense_layer, layers, dtype)
+    specs = LayerSpecs(f"vgg{depth}", all_names, conv_layer, dense_layer, layers)
     height, width, channels = image_shape
     self.block_sizes, self.conv_names = BLOCKS[depth], tuple(names)
     self.batch_norm = variant == "cifar"
@@ -67,7 +67,9 @@ class VGG(nnx.Module):
         setattr(
           self,
           name,
-          make_conv(specs.conv(name), channels, out_channels, 3, padding="SAME", rngs=rngs),
+          make_conv(
+            specs.conv(name), channels, out_channels, 3, padding="SAME", dtype=dtype, rngs=rngs
+          ),
         )
         if self.batch_norm:
           setattr(self, f"bn{name[4:]}", nnx.BatchNorm(out_channels, momentum=0.9, rngs=rngs))
@@ -76,9 +78,11 @@ class VGG(nnx.Module):
     if min(height, width) < 1:
       raise ValueError(f"Images {image_shape} are too small for VGG (need at least 32x32).")
     hidden = hidden_features or HEADS[variant]
-    self.fc6 = make_dense(specs.dense("fc6"), height * width * channels, hidden, rngs=rngs)
-    self.fc7 = make_dense(specs.dense("fc7"), hidden, hidden, rngs=rngs)
-    self.output = make_dense(specs.output(), hidden, num_classes, rngs=rngs)
+    self.fc6 = make_dense(
+      specs.dense("fc6"), height * width * channels, hidden, dtype=dtype, rngs=rngs
+    )
+    self.fc7 = make_dense(specs.dense("fc7"), hidden, hidden, dtype=dtype, rngs=rngs)
+    self.output = make_dense(specs.output(), hidden, num_classes, dtype=dtype, rngs=rngs)
     self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
   def features(self, images):

@@ -24,10 +24,10 @@ def _pair(value) -> tuple:
 
 
 def _layer_dtype(spec, dtype):
-  """spec.dtype (a model's dtype reaches its layers this way), else the explicit argument."""
+  """spec.dtype, else the explicit argument (how a model passes its own dtype)."""
   if spec.dtype is not None:
     return jnp.dtype(spec.dtype)
-  return dtype
+  return None if dtype is None else jnp.dtype(dtype)
 
 
 def make_dense(spec, in_features: int, out_features: int, *, dtype=None, **layer_kwargs):
