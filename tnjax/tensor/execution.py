@@ -120,32 +120,36 @@ class Record:
   inputs: dict = dataclasses.field(default_factory=dict)
 
 
-_recorders: list[Record] = []
-_owners: list = []
+# Who is choosing (a layer's key) and who is listening: context variables, so a record
+# sees only the traces made inside its own `with` block, in its own thread. An observer
+# rather than a value passed down: a user's model calls its layers itself, so the table
+# (nn.summary.format_table) cannot hand each layer a log.
+_RECORDS = contextvars.ContextVar("tnjax_execution_records", default=())
+_OWNER = contextvars.ContextVar("tnjax_execution_owner", default=None)
 
 
 @contextlib.contextmanager
 def record():
   """Collects, while active, the paths chosen and the inputs seen per `owner`."""
   log = Record()
-  _recorders.append(log)
+  token = _RECORDS.set(_RECORDS.get() + (log,))
   try:
     yield log
   finally:
-    _recorders.remove(log)
+    _RECORDS.reset(token)
 
 
 @contextlib.contextmanager
 def owner(key, x=None):
   """Attributes the choices made inside to `key` (a layer), whose input is `x`."""
-  _owners.append(key)
+  token = _OWNER.set(key)
   if x is not None:
-    for log in _recorders:
+    for log in _RECORDS.get():
       log.inputs[key] = jax.ShapeDtypeStruct(x.shape, x.dtype)
   try:
     yield
   finally:
-    _owners.pop()
+    _OWNER.reset(token)
 
 
 # jax.export traces with a symbolic batch; the cost model needs a number to compare paths,
@@ -208,9 +212,9 @@ def choose(
     profile = device_profile(platform)
     costs = [seconds(p, profile, training) for p in paths]
     choice = names[int(np.argmin(costs))]
-  if _owners:
-    for log in _recorders:
-      log.paths[_owners[-1]] = choice
+  if _OWNER.get() is not None:
+    for log in _RECORDS.get():
+      log.paths[_OWNER.get()] = choice
   return choice
 
 
