@@ -27,7 +27,7 @@ VERSION = 1
 
 def input_contract(data_config) -> dict:
   """What one example looks like before any preprocessing: shape, dtype, value range."""
-  if data_config.source == "tfds_stream":  # variable-size JPEGs: the eval crop is the input
+  if data_config.source == memory.STREAM_SOURCE:  # variable-size JPEGs: the eval crop is the input
     size = data_config.image_size
     return {
       "shape": [size, size, 3],
@@ -44,7 +44,7 @@ def input_contract(data_config) -> dict:
 
 def steps(data_config) -> list[dict]:
   """The ordered deterministic steps of config.data's eval pipeline."""
-  if data_config.source == "tfds_stream":
+  if data_config.source == memory.STREAM_SOURCE:
     order, mean, std = stream_normalization(data_config)
     return [{"op": "normalize", "order": order, "mean": list(mean), "std": list(std)}]
   out = [{"op": "scale", "how": data_config.scale}]

@@ -17,7 +17,10 @@ import numpy as np
 from tnjax import errors
 from tnjax.data import idx, preprocess, synthetic, tfds_source
 
-SOURCES = ("tfds", "idx", "synthetic")
+IN_MEMORY_SOURCES = ("tfds", "idx", "synthetic")  # whole data sets on the device
+STREAM_SOURCE = "tfds_stream"  # ImageNet-sized TFDS data, read per process (stream.py)
+SOURCES = IN_MEMORY_SOURCES + (STREAM_SOURCE,)  # every config.data.source
+TFDS_SOURCES = ("tfds", STREAM_SOURCE)  # those that read TFDS (and need the [tfds] extra)
 SCALES = ("unit", "symmetric", "standardize")
 # Known class counts, so a subset of IDX files that lacks some label still gets the full output layer.
 NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
@@ -81,7 +84,7 @@ def default_data_config() -> ml_collections.ConfigDict:
 def nominal_shape(config) -> tuple[tuple[int, int, int], int]:
   """(image shape, classes) the data config will give, known without loading any data:
   what building a run's model needs (tnjax.load, config checks)."""
-  if config.source == "tfds_stream":
+  if config.source == STREAM_SOURCE:
     return (config.image_size, config.image_size, 3), 1000  # ImageNet
   (height, width, channels), classes = stored_shape(config)
   pad = config.get("pad_to", 0) or 0  # zero-padded, centred (see _pad)
@@ -101,8 +104,10 @@ def stored_shape(config) -> tuple[tuple[int, int, int], int]:
 def load_raw_splits(config):
   """((train images, labels), (test images, labels), classes) as the data set stores them
   (uint8, no preprocessing), cut to max_*_examples: what a served model is given."""
-  if config.source not in SOURCES:
-    raise ValueError(f"data.source={config.source!r} is unknown; choose one of {SOURCES}.")
+  if config.source not in IN_MEMORY_SOURCES:
+    raise ValueError(
+      f"data.source={config.source!r} is unknown; choose one of {IN_MEMORY_SOURCES}."
+    )
   if config.source == "tfds":
     splits, num_classes = tfds_source.load_tfds(config)
   elif config.source == "idx":

@@ -168,4 +168,4 @@ def _streamed(config, mesh) -> Input:
 
 def make_input(config, mesh=None) -> Input:
   """The input of config.data (in memory unless data.source='tfds_stream')."""
-  return (_streamed if config.data.source == "tfds_stream" else _in_memory)(config, mesh)
+  return (_streamed if config.data.source == memory.STREAM_SOURCE else _in_memory)(config, mesh)

@@ -14,8 +14,7 @@ import sys
 
 from tnjax import config_lib
 from tnjax import errors, extras
-
-TFDS_SOURCES = ("tfds", "tfds_stream")
+from tnjax.data import memory
 
 
 def datasets_needed(config_paths) -> list[str]:
@@ -23,7 +22,7 @@ def datasets_needed(config_paths) -> list[str]:
   names = []
   for path in config_paths:
     config = config_lib.load_config(path)
-    if config.data.source in TFDS_SOURCES and config.data.name not in names:
+    if config.data.source in memory.TFDS_SOURCES and config.data.name not in names:
       names.append(config.data.name)
   return names
 

@@ -16,8 +16,6 @@ from tnjax.training import pretrained as pretrained_lib
 from tnjax.data import augment as augment_lib
 from tnjax.data import memory, tfds_source
 
-STREAM_SOURCES = ("tfds_stream",)
-
 
 def _require(condition: bool, message: str) -> None:
   if not condition:
@@ -88,7 +86,7 @@ def check_frozen_layers_are_loaded(config) -> None:
       "random frozen layers are what you want."
     )
   data = config.data
-  if normalization and data.source == "tfds_stream" and data.normalization != normalization:
+  if normalization and data.source == memory.STREAM_SOURCE and data.normalization != normalization:
     raise errors.UserError(
       f"{pretrained.path} expects {normalization!r} inputs (Keras VGG: BGR, 0-255, ImageNet "
       f"means subtracted), but config.data.normalization={data.normalization!r}; add "
@@ -142,7 +140,7 @@ def _check_data_sizes(config) -> None:
   if data.source == "synthetic":
     _check_synthetic(data.synthetic)
   _require(
-    not (data.get("held_out_eval", 0) and data.source == "tfds_stream"),
+    not (data.get("held_out_eval", 0) and data.source == memory.STREAM_SOURCE),
     "config.data.held_out_eval needs an in-memory source (tfds, idx or synthetic), not "
     "tfds_stream; set it to 0.",
   )
@@ -163,7 +161,7 @@ def _check_schedule(config) -> None:
 
 
 def _check_data_source(data) -> None:
-  sources = memory.SOURCES + STREAM_SOURCES
+  sources = memory.SOURCES
   _require(
     data.source in sources,
     f"config.data.source={data.source!r} is unknown; choose one of {sources}.",
@@ -176,7 +174,7 @@ def _check_data_source(data) -> None:
     data.augment in augment_lib.AUGMENTATIONS,
     f"config.data.augment={data.augment!r} is unknown; choose one of {augment_lib.AUGMENTATIONS}.",
   )
-  if data.source in ("tfds", "tfds_stream"):
+  if data.source in memory.TFDS_SOURCES:
     for module in ("tensorflow", "tensorflow_datasets"):
       extras.check_installed(module, f"config.data.source={data.source!r}")
   if data.source == "tfds":
@@ -185,7 +183,7 @@ def _check_data_source(data) -> None:
       f"config.data.name={data.name!r} is not supported with data.source='tfds'; choose "
       f"one of {tfds_source.TFDS_NAMES}.",
     )
-  if data.source == "tfds_stream":
+  if data.source == memory.STREAM_SOURCE:
     from tnjax.data import stream  # pylint: disable=g-import-not-at-top
 
     normalization = data.get("normalization", "imagenet")
