@@ -259,3 +259,25 @@ def test_vbmf_sizes_lowrank_and_tucker_layers_at_the_ranks_their_weights_hold():
 def test_vbmf_mistakes_are_one_line(entry, message):
   with pytest.raises(errors.UserError, match=message):
     tnjax.compress(_Planted(), {"fc": entry})
+
+
+def test_a_plan_that_would_grow_an_already_compressed_layer_is_one_line():
+  # `ratio` counts against the dense weight: ratio 2 of a 64x64 layer is 2,048 weights,
+  # far more than the TT layer it would replace stores.
+  model = tnjax.models.build_model(
+    {"name": "fc2", "hidden_features": 64, "layers": {"hidden": {"kind": "tt", "ranks": 2}}},
+    (8, 8, 1),
+    10,
+    rngs=nnx.Rngs(0),
+  )
+  now = model.hidden.weight_params
+  with pytest.raises(errors.UserError, match=rf"stores 2,048 weights, more than the {now:,}"):
+    tnjax.compress(model, {"hidden": {"kind": "lowrank", "ratio": 2}})
+  grown, rows = tnjax.compress(
+    model, {"hidden": {"kind": "lowrank", "ratio": 2, "allow_growth": True}}
+  )
+  assert rows[0]["weights_after"] == 2048 and grown.hidden.weight_params == 2048
+  _, rows = tnjax.compress(model, {"hidden": {"kind": "lowrank", "ratio": 4096 / now + 1}})
+  assert rows[0]["weights_after"] <= now
+  with pytest.raises(errors.UserError, match=r"allows the planned layers 2,048 weights, more than"):
+    tnjax.compress(model, {"hidden": {"kind": "lowrank"}}, budget={"ratio": 2})

@@ -28,6 +28,13 @@ def allocate_budget(entries, weights: dict, budget) -> dict[str, dict]:
       "tnjax.compression.search)."
     )
   check_budget_entries(entries)
+  now = sum(e.layer.weight_params for e in entries)
+  if allowed_weights(entries, budget) > now:  # already compressed further than the budget
+    raise errors.UserError(
+      f"budget {budget} allows the planned layers {allowed_weights(entries, budget):,.0f} "
+      f"weights, more than the {now:,} they store now (they are already compressed); the "
+      "plan would grow the model. Give a smaller budget."
+    )
   with progress_lib.warnings_summarised(f"budget {budget}"):
     return _allocate(entries, weights, budget)
 

@@ -225,16 +225,40 @@ def check_useful(entry, spec: dict, shape) -> None:
 
 def size_spec(entry, weight) -> dict:
   """`entry.spec` with `error` / `ratio` replaced by the sizes they call for; a size that
-  would not compress the layer is refused unless the entry says allow_growth."""
+  would not compress the layer, or would store more than an already-compressed layer
+  stores now, is refused unless the entry says allow_growth."""
   spec = dict(entry.spec)
   allow_growth = bool(spec.pop("allow_growth", False))
   if "ratio" in spec:
-    return size_for_ratio(entry, spec, weight.shape, float(spec.pop("ratio")))
-  if "error" in spec:
-    return size_for_error(entry, spec, weight, float(spec.pop("error")), allow_growth=allow_growth)
-  if spec.pop("vbmf", False):
-    return size_by_vbmf(entry, spec, weight, allow_growth=allow_growth)
+    target = f"ratio={spec['ratio']:g}"
+    sized = size_for_ratio(entry, spec, weight.shape, float(spec.pop("ratio")))
+  elif "error" in spec:
+    target = f"error={spec['error']:g}"
+    error = float(spec.pop("error"))
+    sized = size_for_error(entry, spec, weight, error, allow_growth=allow_growth)
+  elif spec.pop("vbmf", False):
+    target = "its EVBMF ranks"
+    sized = size_by_vbmf(entry, spec, weight, allow_growth=allow_growth)
+  else:
+    if not allow_growth:
+      check_useful(entry, spec, weight.shape)
+    check_shrinks(entry, spec, weight.shape, allow_growth)
+    return spec
   if not allow_growth:
-    check_useful(entry, spec, weight.shape)
-  check_shrinks(entry, spec, weight.shape, allow_growth)
-  return spec
+    _check_not_larger_than_now(entry, sized, weight.shape, target)
+  return sized
+
+
+def _check_not_larger_than_now(entry, spec: dict, shape, target: str) -> None:
+  """A layer that is already compressed (stores fewer weights than dense) may not come out
+  larger: `ratio` and `error` are measured against the dense weight, so a plan written for
+  dense layers would otherwise grow a compressed model without a word."""
+  now, dense = entry.layer.weight_params, entry.layer.dense_weight_params
+  after = knobs.stored_weights(entry, spec, shape)
+  if now < dense and after > now:
+    raise errors.UserError(
+      f"{entry.name}: {spec['kind']} at {target} stores {after:,} weights, more than the "
+      f"{now:,} this layer stores now (it is already compressed: {dense / now:.1f}x fewer "
+      f"than dense); the plan would grow the model. Ask for more than {dense / now:.1f}x "
+      "(`ratio` is dense / stored weights), or set allow_growth: True in its plan entry."
+    )

@@ -174,6 +174,11 @@ def compress_run(
     with errors.input_errors_are_user_errors():
       validate.validate_config(config)
     _check_rerun(workdir, config, finetune_epochs, allow_config_change)
+    print(
+      f"{workdir} already holds this compression (its report: compress.md); nothing to "
+      "convert" + ("; the fine-tune goes on." if finetune_epochs > 0 else "."),
+      flush=True,
+    )
   else:
     config, report = _compress_and_write(
       source_dir,
