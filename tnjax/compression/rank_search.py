@@ -115,17 +115,7 @@ def search(
     if not quiet:
       print(f"  search: {text}", file=sys.stderr, flush=True)
 
-  if "table" not in record.state:
-    table = sensitivity.layer_table(source, entries, weights, validation.loss, quiet=quiet)
-    record.update(table={n: [c.to_json() for c in cs] for n, cs in table.items()})
-  table = _table(record.state)
-  if "source" not in record.state:
-    facts = {"weights": sum(e.layer.dense_weight_params for e in entries)}
-    facts["loss"] = float(validation.loss(source))
-    if validation.accuracy is not None:
-      facts["accuracy"] = float(validation.accuracy(source))
-    record.update(source=facts)
-  facts = record.state["source"]
+  table, facts = _measure_layers_and_source(source, entries, weights, validation, record, quiet)
 
   if "params" in budget or "ratio" in budget:
     choice = sensitivity.allocate(table, budget_lib.allowed_weights(entries, budget))
@@ -158,6 +148,20 @@ def search(
     except errors.UserError as missing:  # the core has no matplotlib: the table is there
       say(f"no front plot: {missing}")
   return result
+
+
+def _measure_layers_and_source(source, entries, weights, validation, record, quiet):
+  """(sensitivity table, source facts), each measured once and kept in the record."""
+  if "table" not in record.state:
+    table = sensitivity.layer_table(source, entries, weights, validation.loss, quiet=quiet)
+    record.update(table={n: [c.to_json() for c in cs] for n, cs in table.items()})
+  if "source" not in record.state:
+    facts = {"weights": sum(e.layer.dense_weight_params for e in entries)}
+    facts["loss"] = float(validation.loss(source))
+    if validation.accuracy is not None:
+      facts["accuracy"] = float(validation.accuracy(source))
+    record.update(source=facts)
+  return _table(record.state), record.state["source"]
 
 
 def _check_validation(budget, validation) -> None:
