@@ -113,7 +113,8 @@ def train(config: ml_collections.ConfigDict, workdir, *, allow_config_change: bo
   holds checkpoints.
 
   Args:
-    config: a trainer config (tnjax.load_config, or training.schema.base_config()).
+    config: a trainer config (tnjax.load_config, or training.schema.base_config()), or
+      what load_config takes: 'path.py[:arg]' or a packaged config's name.
     workdir: the run's directory, local or gs://.
     allow_config_change: resume even if the config changed what is trained (recorded
       in config_history.jsonl).
@@ -126,12 +127,27 @@ def train(config: ml_collections.ConfigDict, workdir, *, allow_config_change: bo
     errors.UserError (bad config or data, workdir held by another trainer),
     errors.Preempted (saved; rerun to resume) or errors.Diverged.
   """
+  config = _as_config(config)
   with errors.input_errors_are_user_errors():
     validate.validate_config(config)  # before any data load or compilation
   is_main = jax.process_index() == 0
   workdir = fileio.check_workdir(workdir) if is_main else fileio.workdir_path(workdir)
   with _workdir_lock(workdir, is_main) as lock:
     return Trained(*_train(config, workdir, allow_config_change, is_main, lock.check))
+
+
+def _as_config(config) -> ml_collections.ConfigDict:
+  """The config itself, or the one a config path / packaged name loads; else one line."""
+  if isinstance(config, str):
+    from tnjax import config_lib  # pylint: disable=g-import-not-at-top
+
+    return config_lib.load_config(config)
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise errors.UserError(
+      f"train takes an ml_collections.ConfigDict (tnjax.load_config(...)) or a config path "
+      f"such as 'tt_mnist:synthetic', not a {type(config).__name__}."
+    )
+  return config
 
 
 def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock):
