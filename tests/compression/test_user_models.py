@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import linen as nn
 from flax import nnx
 
 import tnjax
@@ -281,3 +282,17 @@ def test_a_plan_that_would_grow_an_already_compressed_layer_is_one_line():
   assert rows[0]["weights_after"] <= now
   with pytest.raises(errors.UserError, match=r"allows the planned layers 2,048 weights, more than"):
     tnjax.compress(model, {"hidden": {"kind": "lowrank"}}, budget={"ratio": 2})
+
+
+@pytest.mark.parametrize(
+  "source, hint",
+  [
+    ("runs/fc2", r"\(got str\); for a trained run, pass its model: .*tnjax.load\('runs/fc2'\)"),
+    (nn.Dense(4), r"\(got Dense\); for a Linen module use tnjax.compression.compress_linen"),
+  ],
+)
+def test_a_run_path_or_a_linen_module_in_place_of_the_model_is_one_line(source, hint):
+  with pytest.raises(errors.UserError, match=hint):
+    tnjax.compress(source, {"hidden": {"kind": "lowrank", "ratio": 4}})
+  with pytest.raises(errors.UserError, match=hint):
+    layers_of(source)

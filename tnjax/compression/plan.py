@@ -66,6 +66,7 @@ def layers_of(model) -> list[dict]:
   """What a plan can compress in `model`, a row per layer: path (what a plan names), type,
   family, shape of its weight, weights, and how a user layer's weight is read (layout).
   A layer that cannot be compressed says why in `note`."""
+  _check_is_nnx_model(model)
   rows = []
   for name, (_, module) in _candidates(model).items():
     row = {"path": name, "type": _type_name(module)}
@@ -92,8 +93,22 @@ def _type_name(module) -> str:
   return f"tnjax.nn.{type(module).__name__}"
 
 
+def _check_is_nnx_model(model) -> None:
+  """A run's path or a Linen module in place of an NNX model is one line saying what to pass."""
+  if isinstance(model, nnx.Module):
+    return
+  if isinstance(model, str) or hasattr(model, "__fspath__"):
+    hint = f"for a trained run, pass its model: model, config = tnjax.load({str(model)!r})"
+  elif type(model).__module__.startswith("flax.linen"):
+    hint = "for a Linen module use tnjax.compression.compress_linen(module, variables, plan)"
+  else:
+    hint = "build or load the model first"
+  raise errors.UserError(f"compress takes an NNX model (got {type(model).__name__}); {hint}.")
+
+
 def resolve_plan(model, plan: dict) -> list[PlanEntry]:
   """The plan's entries against `model`, in model order; every problem is one UserError."""
+  _check_is_nnx_model(model)
   if not isinstance(plan, dict) or not plan:
     raise errors.UserError(
       "a compression plan is a non-empty dict of layer name or pattern -> layer spec, e.g. "
