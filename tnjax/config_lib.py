@@ -10,6 +10,7 @@ overrides a field. Every program (train, sweep, compress, evaluate) loads config
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 import difflib
 import importlib.resources
 import importlib.util
@@ -203,6 +204,12 @@ def apply_overrides(
   (a config's sweep() may add a leaf under an existing field, e.g. a spec's ranks);
   a value may replace a whole sub-config (a point can swap a layer spec).
   """
+  if not isinstance(overrides, (Mapping, ml_collections.ConfigDict)):
+    raise errors.UserError(
+      f"config overrides are a dict of dotted field -> value, e.g. {{'num_epochs': 3}}; got "
+      f"{type(overrides).__name__} {overrides!r:.40} (a config's own argument goes after a "
+      "colon: 'tt_mnist:epochs=3')."
+    )
   config = copy.deepcopy(config)
   for key, value in overrides.items():
     *parents, leaf = key.split(".")

@@ -143,3 +143,8 @@ def test_layers_take_their_family_constructor_and_refuse_another_formats_spec():
   assert isinstance(layer.spec, nn.TTSpec)
   with pytest.raises(ValueError, match="TTDense takes a TTSpec, got CPSpec"):
     nn.TTDense(64, 32, nn.CPSpec(rank=2), rngs=nnx.Rngs(0))
+
+
+def test_overrides_given_as_text_instead_of_a_dict_are_one_line():
+  with pytest.raises(errors.UserError, match=r"overrides are a dict .* got str 'num_epochs=3'"):
+    config_lib.load_config("tt_mnist", "num_epochs=3")
