@@ -83,3 +83,23 @@ def test_bad_specs_raise_errors_naming_the_field(make, message):
 )
 def test_target_variance_of_the_dense_initialisers(init, variance):
   assert target_variance(init, 300, 100) == pytest.approx(variance)
+
+
+def test_a_layer_takes_its_spec_as_a_dict_with_or_without_its_kind():
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+
+  from tnjax import nn  # pylint: disable=g-import-not-at-top
+
+  linear = nnx.Linear(64, 32, rngs=nnx.Rngs(0))
+  fitted = nn.TTDense.from_linear(linear, {"ranks": 4})
+  ranks = fitted.spec.ranks  # as stored: 4, or per bond where a bond holds less
+  assert (
+    isinstance(fitted.spec, nn.TTSpec) and max(ranks if isinstance(ranks, tuple) else (ranks,)) == 4
+  )
+  assert nn.TTDense(64, 32, {"kind": "tt", "ranks": 2}, rngs=nnx.Rngs(0)).spec.ranks == 2
+  conv = nnx.Conv(3, 8, (3, 3), rngs=nnx.Rngs(0))
+  assert nn.CPConv.from_conv(conv, {"rank": 3}).spec == nn.CPSpec(rank=3)
+  with pytest.raises(ValueError, match="TTDense takes a TTSpec, got CPSpec"):
+    nn.TTDense.from_linear(linear, {"kind": "cp", "rank": 2})
+  with pytest.raises(ValueError, match=r"has no field\(s\) \['rank'\]"):
+    nn.TTDense.from_linear(linear, {"rank": 2})

@@ -18,7 +18,7 @@ import numpy as np
 from flax import nnx
 
 from tnjax.nn import registry
-from tnjax.nn.spec import LayerSpec
+from tnjax.nn.spec import LayerSpec, spec_from_config
 from tnjax.tensor import execution
 
 
@@ -76,8 +76,21 @@ class CompressedLayer(CountedModule):
   def _init_params(self, rngs: nnx.Rngs, **format_options) -> None:
     """Draws the format's parameters (the family's __init__ has set sizes and spec)."""
 
+  @classmethod
+  def as_spec(cls, spec) -> LayerSpec | None:
+    """`spec` as this format's LayerSpec: a spec as is, a dict (its 'kind' may be left out,
+    e.g. {'ranks': 4} for TTDense) through spec_from_config; None stays None."""
+    if spec is None or isinstance(spec, LayerSpec):
+      return spec
+    if hasattr(spec, "to_dict"):
+      spec = spec.to_dict()
+    if isinstance(spec, dict) and cls.spec_type is not None:
+      spec = {"kind": cls.spec_type.kind, **spec}
+    return spec_from_config(spec)
+
   def _check_spec(self, spec: LayerSpec | None) -> LayerSpec:
     """`spec`, or the spec class's defaults when None; a spec of another format is refused."""
+    spec = self.as_spec(spec)
     spec = self.spec_type() if spec is None else spec
     if self.spec_type is not None and not isinstance(spec, self.spec_type):
       raise ValueError(
@@ -119,6 +132,7 @@ class CompressedLayer(CountedModule):
       The layer; `fit_error` holds ||to_dense() - weight|| / ||weight||.
     """
     fit = {k: kwargs.pop(k) for k in cls.fit_options if k in kwargs}
+    spec = cls.as_spec(spec)
     spec = cls.spec_type() if spec is None else spec
     kwargs.setdefault("rngs", nnx.Rngs(0))
     weight_array = jnp.asarray(weight)

@@ -134,6 +134,7 @@ class FactorizedConv(CompressedLayer):
     from tnjax.compression.user_layers import source_layer  # pylint: disable=g-import-not-at-top
 
     source = source_layer(type(conv).__name__, conv)
+    spec = cls.as_spec(spec)
     if spec is None:
       spec = cls.spec_type(use_bias=source.bias is not None)
     bias = source.bias if spec.use_bias else None

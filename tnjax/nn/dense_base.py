@@ -74,6 +74,7 @@ class FactorizedDense(CompressedLayer):
   def from_linear(cls, linear: nnx.Linear, spec: LayerSpec | None = None, **fit_options):
     """This format fitted to a user's nnx.Linear (kernel, bias, dtypes and precision kept)."""
     bias = linear.bias[...] if linear.bias is not None else None
+    spec = cls.as_spec(spec)
     if spec is None:
       spec = cls.spec_type(use_bias=bias is not None)
     return cls.from_dense(
