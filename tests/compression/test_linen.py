@@ -87,3 +87,17 @@ def test_a_plan_entry_naming_no_linen_layer_lists_them():
   model, variables, images, ids = _setup()
   with pytest.raises(errors.UserError, match=r"'Dense_0' matches no Linen layer; .* block/Dense_0"):
     compress_linen(model, variables, {"Dense_0": {"kind": "lowrank", "rank": 2}}, images, ids)
+
+
+def test_each_missing_or_misplaced_argument_is_one_line():
+  model, variables, images, ids = _setup()
+  plan = {"block/Dense_0": {"kind": "lowrank", "rank": 2}}
+  cases = [
+    ((model, variables, plan), "give one example call of the model after the plan"),
+    ((model, variables["params"], plan, images, ids), "not its 'params' alone"),
+    ((model, variables, "block/Dense_0", images, ids), "the plan is a dict of layer path"),
+    ((variables, model, plan, images, ids), "module must be a Linen module, got dict"),
+  ]
+  for args, message in cases:
+    with pytest.raises(errors.UserError, match=message):
+      compress_linen(*args)

@@ -42,6 +42,29 @@ def _record_layers(module, variables, args, kwargs) -> dict:
   return found
 
 
+def _check_linen_arguments(module, variables, plan, example_args, example_kwargs) -> None:
+  """What compress_linen needs, each missing piece one line: the unbound module, its
+  variables with their 'params', a plan dict and one example call."""
+  usage = "compress_linen(module, variables, plan, *example_args)"
+  if not isinstance(module, nn.Module):
+    raise errors.UserError(f"{usage}: module must be a Linen module, got {type(module).__name__}.")
+  if not hasattr(variables, "keys") or "params" not in variables:
+    raise errors.UserError(
+      f"{usage}: variables must be what module.init returns ({{'params': ...}}, with "
+      "'batch_stats' etc. if the model has them), not its 'params' alone."
+    )
+  if not isinstance(plan, dict) or not plan:
+    raise errors.UserError(
+      f"{usage}: the plan is a dict of layer path or glob -> spec, e.g. "
+      "{'Dense_0': {'kind': 'lowrank', 'ratio': 4}}."
+    )
+  if not example_args and not example_kwargs:
+    raise errors.UserError(
+      f"{usage}: give one example call of the model after the plan (arrays or "
+      "jax.ShapeDtypeStruct; only shapes are traced), so the layers it reaches can be found."
+    )
+
+
 def _subtree(params, path: str) -> dict:
   node = params
   for key in path.split("/"):
@@ -170,6 +193,7 @@ def compress_linen(
         f"compress_linen shares {{'params'}} / {{'ratio'}} budgets by equal error; {budget} is "
         "measured on data through an NNX model's forward (tnjax.compression.search)."
       )
+  _check_linen_arguments(module, variables, plan, example_args, example_kwargs)
   variables = dict(variables)
   layers = _record_layers(module, variables, example_args, example_kwargs)
   params = variables["params"]
