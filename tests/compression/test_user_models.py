@@ -296,3 +296,12 @@ def test_a_run_path_or_a_linen_module_in_place_of_the_model_is_one_line(source, 
     tnjax.compress(source, {"hidden": {"kind": "lowrank", "ratio": 4}})
   with pytest.raises(errors.UserError, match=hint):
     layers_of(source)
+
+
+def test_a_run_path_where_a_model_belongs_and_a_text_step_are_one_line(tmp_path):
+  with pytest.raises(ValueError, match="densify takes an NNX module, got str"):
+    tnjax.nn.densify("runs/fc2")
+  with pytest.raises(ValueError, match="format_table takes an NNX module, got str"):
+    tnjax.nn.format_table("runs/fc2")
+  with pytest.raises(errors.UserError, match=r"step='8' must be a whole number"):
+    tnjax.load(str(tmp_path), step="8")

@@ -5,6 +5,8 @@ examples in, logits out, the run's eval pipeline inside."""
 
 from __future__ import annotations
 
+import numbers
+
 import jax
 import ml_collections
 import numpy as np
@@ -41,6 +43,8 @@ def load(workdir, *, step: int | None = None):
     (model, config): the model in eval mode with that checkpoint's weights, and the
     run's config.
   """
+  if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Integral)):
+    raise errors.UserError(f"step={step!r} must be a whole number: a saved checkpoint's step.")
   workdir = fileio.workdir_path(workdir)
   config = load_config_of(workdir)
   image_shape, num_classes = data_lib.nominal_shape(config.data)

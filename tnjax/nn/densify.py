@@ -66,6 +66,8 @@ def densify(model: nnx.Module, choose: Callable = is_compressed) -> nnx.Module:
   Returns:
     `model`, each chosen layer replaced by its `dense_layer` (same outputs).
   """
+  if not isinstance(model, nnx.Module):
+    raise ValueError(f"densify takes an NNX module, got {type(model).__name__}.")
   chosen = [(path, layer) for path, layer in nnx.iter_modules(model) if path and choose(layer)]
   for path, layer in chosen:
     replace_layer(model, path, dense_layer(layer))

@@ -83,6 +83,8 @@ def format_table(model: nnx.Module, example_input=None) -> str:
   Returns:
     The table as text.
   """
+  if not isinstance(model, nnx.Module):
+    raise ValueError(f"format_table takes an NNX module, got {type(model).__name__}.")
   rows = layer_rows(model, example_input)
   header = f"{'layer':<28} {'kind':<8} {'shape':<36} {'params':>12} {'compression':>12}"
   if example_input is not None:
