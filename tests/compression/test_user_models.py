@@ -305,3 +305,13 @@ def test_a_run_path_where_a_model_belongs_and_a_text_step_are_one_line(tmp_path)
     tnjax.nn.format_table("runs/fc2")
   with pytest.raises(errors.UserError, match=r"step='8' must be a whole number"):
     tnjax.load(str(tmp_path), step="8")
+
+
+def test_a_budget_above_a_dense_layers_size_still_compresses_it():
+  # Only already-compressed layers are guarded against growth; a dense layer under a
+  # generous budget takes the largest size that still compresses it, as before.
+  model = tnjax.models.build_model(
+    {"name": "fc2", "hidden_features": 64}, (8, 8, 1), 10, rngs=nnx.Rngs(0)
+  )
+  _, rows = tnjax.compress(model, {"hidden": {"kind": "lowrank"}}, budget={"params": 10**6})
+  assert rows[0]["weights_before"] == 4096 and 0 < rows[0]["weights_after"] < 4096

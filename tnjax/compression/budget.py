@@ -28,15 +28,17 @@ def allocate_budget(entries, weights: dict, budget) -> dict[str, dict]:
       "tnjax.compression.search)."
     )
   check_budget_entries(entries)
+  allowed = allowed_weights(entries, budget)
   now = sum(e.layer.weight_params for e in entries)
-  if allowed_weights(entries, budget) > now:  # already compressed further than the budget
+  dense = sum(e.layer.dense_weight_params for e in entries)
+  if now < dense and allowed > now:  # already compressed further than the budget asks
     raise errors.UserError(
-      f"budget {budget} allows the planned layers {allowed_weights(entries, budget):,.0f} "
-      f"weights, more than the {now:,} they store now (they are already compressed); the "
-      "plan would grow the model. Give a smaller budget."
+      f"budget {budget} allows the planned layers {allowed:,.0f} weights, more than the "
+      f"{now:,} they store now (they are already compressed); the plan would grow the "
+      "model. Give a smaller budget."
     )
   with progress_lib.warnings_summarised(f"budget {budget}"):
-    return _allocate(entries, weights, budget)
+    return _allocate(entries, weights, budget, allowed)
 
 
 BUDGET_USAGE = (
@@ -116,8 +118,7 @@ def allowed_weights(entries, budget) -> float:
   return int(budget["params"]) if "params" in budget else dense / float(budget["ratio"])
 
 
-def _allocate(entries, weights: dict, budget) -> dict[str, dict]:
-  allowed = allowed_weights(entries, budget)
+def _allocate(entries, weights: dict, budget, allowed: float) -> dict[str, dict]:
 
   plain = {e.name: {k: v for k, v in e.spec.items() if k not in PLAN_FIELDS} for e in entries}
   progress = progress_lib.Progress(f"budget {budget}")

@@ -7,9 +7,9 @@ import abc
 import jax.numpy as jnp
 from flax import nnx
 
+from tnjax.nn.base import CompressedLayer
 from tnjax.nn.spec import LayerSpec
 from tnjax.tensor import execution
-from tnjax.nn.base import CompressedLayer
 
 
 class FactorizedDense(CompressedLayer):
