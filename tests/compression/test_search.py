@@ -182,6 +182,22 @@ def test_a_budget_refuses_a_size_it_would_override(model, allocate):
     tnjax.compress(model, plan, budget={"ratio": 2, "allocate": allocate}, validation=_task(model))
 
 
+def test_a_search_never_grows_layers_that_are_already_compressed(model):
+  small, _ = tnjax.compress(
+    model, {"strong": {"kind": "lowrank", "rank": 2}, "weak": {"kind": "lowrank", "rank": 2}}
+  )
+  now = small.strong.weight_params + small.weak.weight_params  # 256 of the dense 2,048
+  validation = _task(small)
+  with pytest.raises(
+    errors.UserError, match=rf"allows the planned layers 1,024 weights, more than the {now}"
+  ):
+    search.search(small, PLAN, {"ratio": 2, "allocate": "sensitivity"}, validation, quiet=True)
+  # A measured budget chooses only among candidates no larger than the layers are now.
+  result = search.search(small, PLAN, {"accuracy_drop": 100.0}, validation, quiet=True)
+  assert result.front and all(p["weights"] <= now for p in result.front)
+  assert result.chosen["weights"] <= now
+
+
 def test_a_measured_budget_without_validation_data_says_what_to_give(model):
   with pytest.raises(errors.UserError, match=r"give validation=Validation\(\.\.\.\) with loss"):
     tnjax.compress(model, PLAN, budget={"ratio": 2, "allocate": "sensitivity"})

@@ -282,6 +282,14 @@ def test_a_plan_that_would_grow_an_already_compressed_layer_is_one_line():
   assert rows[0]["weights_after"] <= now
   with pytest.raises(errors.UserError, match=r"allows the planned layers 2,048 weights, more than"):
     tnjax.compress(model, {"hidden": {"kind": "lowrank"}}, budget={"ratio": 2})
+  # An explicit size is held to the same bar: rank 16 stores 2,048 weights (fewer than the
+  # dense 4,096, so the dense-layer check passes) but more than the TT layer does now.
+  with pytest.raises(
+    errors.UserError, match=rf"rank=16 stores 2,048 weights, more than the {now:,}"
+  ):
+    tnjax.compress(model, {"hidden": {"kind": "lowrank", "rank": 16}})
+  _, rows = tnjax.compress(model, {"hidden": {"kind": "lowrank", "rank": 16, "allow_growth": True}})
+  assert rows[0]["weights_after"] == 2048
 
 
 @pytest.mark.parametrize(

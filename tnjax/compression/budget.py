@@ -29,14 +29,7 @@ def allocate_budget(entries, weights: dict, budget) -> dict[str, dict]:
     )
   check_budget_entries(entries)
   allowed = allowed_weights(entries, budget)
-  now = sum(e.layer.weight_params for e in entries)
-  dense = sum(e.layer.dense_weight_params for e in entries)
-  if now < dense and allowed > now:  # already compressed further than the budget asks
-    raise errors.UserError(
-      f"budget {budget} allows the planned layers {allowed:,.0f} weights, more than the "
-      f"{now:,} they store now (they are already compressed); the plan would grow the "
-      "model. Give a smaller budget."
-    )
+  check_not_growing(entries, allowed, budget)
   with progress_lib.warnings_summarised(f"budget {budget}"):
     return _allocate(entries, weights, budget, allowed)
 
@@ -110,6 +103,26 @@ def needs_search(budget) -> bool:
   return (
     budget.get("allocate") == "sensitivity" or "accuracy_drop" in budget or ("latency_ms" in budget)
   )
+
+
+def stored_now(entries) -> int | None:
+  """What the planned layers store now when they are already compressed (fewer weights than
+  dense); None for dense layers, which any budget may size."""
+  now = sum(e.layer.weight_params for e in entries)
+  return now if now < sum(e.layer.dense_weight_params for e in entries) else None
+
+
+def check_not_growing(entries, allowed: float, budget) -> None:
+  """Refuses a budget that would let already-compressed layers grow: `params` and `ratio`
+  count against the dense weights, so a budget written for a dense model would otherwise
+  grow a compressed one without a word."""
+  now = stored_now(entries)
+  if now is not None and allowed > now:
+    raise errors.UserError(
+      f"budget {budget} allows the planned layers {allowed:,.0f} weights, more than the "
+      f"{now:,} they store now (they are already compressed); the plan would grow the "
+      "model. Give a smaller budget."
+    )
 
 
 def allowed_weights(entries, budget) -> float:

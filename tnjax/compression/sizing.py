@@ -40,6 +40,10 @@ def _no_compressing_size(entry, spec: dict) -> errors.UserError:
   )
 
 
+def _knob_text(entry, spec: dict) -> str:
+  return ", ".join(f"{f}={spec.get(f)}" for f in knobs.spec_class(entry, spec).size_fields)
+
+
 def check_shrinks(entry, spec: dict, shape, allow_growth: bool) -> None:
   """Refuses a layer whose planned size is not smaller than its dense weight (one line:
   the layer, both sizes, a ratio that would compress)."""
@@ -47,7 +51,7 @@ def check_shrinks(entry, spec: dict, shape, allow_growth: bool) -> None:
     return
   after, before = knobs.stored_weights(entry, spec, shape), entry.layer.dense_weight_params
   if after >= before:
-    knob = ", ".join(f"{f}={spec.get(f)}" for f in knobs.spec_class(entry, spec).size_fields)
+    knob = _knob_text(entry, spec)
     raise errors.UserError(
       f"{entry.name}: {spec['kind']} at {knob} stores {after:,} weights, not fewer than the "
       f"dense layer's {before:,} ({before / after:.2f}x); give smaller sizes or e.g. "
@@ -242,7 +246,8 @@ def size_spec(entry, weight) -> dict:
   else:
     if not allow_growth:
       check_useful(entry, spec, weight.shape)
-    check_shrinks(entry, spec, weight.shape, allow_growth)
+      check_shrinks(entry, spec, weight.shape, allow_growth)
+      _check_not_larger_than_now(entry, spec, weight.shape, _knob_text(entry, spec))
     return spec
   if not allow_growth:
     _check_not_larger_than_now(entry, sized, weight.shape, target)
@@ -259,6 +264,6 @@ def _check_not_larger_than_now(entry, spec: dict, shape, target: str) -> None:
     raise errors.UserError(
       f"{entry.name}: {spec['kind']} at {target} stores {after:,} weights, more than the "
       f"{now:,} this layer stores now (it is already compressed: {dense / now:.1f}x fewer "
-      f"than dense); the plan would grow the model. Ask for more than {dense / now:.1f}x "
-      "(`ratio` is dense / stored weights), or set allow_growth: True in its plan entry."
+      f"than dense); the plan would grow the model. Give smaller sizes or a `ratio` above "
+      f"{dense / now:.1f} (dense / stored weights), or set allow_growth: True in its plan entry."
     )
