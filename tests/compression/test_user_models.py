@@ -103,6 +103,27 @@ def test_a_full_rank_plan_reproduces_the_users_model_in_float64(x64):
   np.testing.assert_allclose(small.conv.to_conv().kernel[...], model.conv.kernel[...], atol=1e-12)
 
 
+def test_flax_attention_runs_with_its_projections_compressed(x64):
+  # nnx.MultiHeadAttention calls its LinearGeneral projections with out_sharding=...; the
+  # factorised stand-ins take it, and at full rank the attention is unchanged.
+  attention = nnx.MultiHeadAttention(
+    num_heads=2, in_features=8, decode=False, param_dtype=jnp.float64, rngs=nnx.Rngs(0)
+  )
+  plan = {
+    f"{name}": {"kind": "lowrank", "rank": 8, "allow_growth": True}
+    for name in ("query", "key", "value", "out")
+  }
+  small, rows = tnjax.compress(attention, plan)
+  assert len(rows) == 4
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 8)))
+  np.testing.assert_allclose(small(x), attention(x), rtol=1e-9, atol=1e-10)
+  np.testing.assert_allclose(small.query(x, out_sharding=None), attention.query(x), atol=1e-10)
+  with pytest.raises(ValueError, match=r"computes 'bhf,fnk->bhnk'; called with 'bhf,fnk->bnk'"):
+    tnjax.compress(UserModel(nnx.Rngs(0)), {"heads": {"kind": "lowrank", "ratio": 1.5}})[0].heads(
+      jnp.ones((1, 3, 10)), "bhf,fnk->bnk"
+    )
+
+
 def test_a_compressed_model_trains_in_the_users_own_loop_and_round_trips_through_orbax(tmp_path):
   ocp = pytest.importorskip("orbax.checkpoint")
   model = UserModel(nnx.Rngs(0), dtype=jnp.float32)
@@ -170,6 +191,25 @@ def test_every_dense_format_comes_from_and_goes_back_to_an_nnx_linear(kind, spec
   np.testing.assert_allclose(back.bias[...], linear.bias[...], atol=0)
   x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 16)))
   np.testing.assert_allclose(back(x), layer(x), rtol=1e-9, atol=1e-10)
+
+
+def test_a_layer_from_a_users_layer_keeps_its_bias_or_its_lack_and_takes_only_fit_options():
+  from tnjax.nn import CPConv, TTDense, TTSpec, TuckerSpec
+
+  plain = nnx.Linear(16, 12, use_bias=False, rngs=nnx.Rngs(0))
+  for spec in (None, TTSpec(ranks=4), {"ranks": 4}):  # a spec's default use_bias=True
+    layer = TTDense.from_linear(plain, spec)
+    assert layer.bias is None and layer.to_linear().bias is None
+  conv = nnx.Conv(4, 6, (3, 3), use_bias=False, rngs=nnx.Rngs(0))
+  from tnjax.nn import TuckerConv
+
+  assert TuckerConv.from_conv(conv, TuckerSpec(in_rank=2, out_rank=3)).bias is None
+  with pytest.raises(
+    ValueError, match=r"TTDense.from_linear takes the fit options \['eps'\] .*not \['ratio'\]"
+  ):
+    TTDense.from_linear(plain, ratio=10)
+  with pytest.raises(ValueError, match=r"CPConv.from_conv takes the fit options \['n_iter'\]"):
+    CPConv.from_conv(conv, {"rank": 2}, error=0.1)
 
 
 def test_every_conv_format_comes_from_and_goes_back_to_an_nnx_conv(x64):
@@ -315,11 +355,42 @@ def test_a_run_path_where_a_model_belongs_and_a_text_step_are_one_line(tmp_path)
     tnjax.load(str(tmp_path), step="8")
 
 
-def test_a_budget_above_a_dense_layers_size_still_compresses_it():
-  # Only already-compressed layers are guarded against growth; a dense layer under a
-  # generous budget takes the largest size that still compresses it, as before.
+def test_a_budget_is_met_down_to_each_formats_smallest_size_and_one_that_compresses_nothing_is_one_line():
   model = tnjax.models.build_model(
     {"name": "fc2", "hidden_features": 64}, (8, 8, 1), 10, rngs=nnx.Rngs(0)
   )
-  _, rows = tnjax.compress(model, {"hidden": {"kind": "lowrank"}}, budget={"params": 10**6})
-  assert rows[0]["weights_before"] == 4096 and 0 < rows[0]["weights_after"] < 4096
+  # TT's smallest size (all ranks 1) is far below what TT-SVD's error bound gives at error
+  # ~1, and a budget reaches it: the sizes shrink steadily as the allowed weights do.
+  after = []
+  for params in (2000, 500, 100):
+    _, (row,) = tnjax.compress(model, {"hidden": {"kind": "tt"}}, budget={"params": params})
+    assert row["weights_after"] <= params
+    after.append(row["weights_after"])
+  assert after == sorted(after, reverse=True)
+  with pytest.raises(errors.UserError, match=r"the smallest take \d+\); raise the budget"):
+    tnjax.compress(model, {"hidden": {"kind": "tt"}}, budget={"params": 10})
+  with pytest.raises(
+    errors.UserError, match=r"not fewer than their dense 4,096: it would compress"
+  ):
+    tnjax.compress(model, {"hidden": {"kind": "lowrank"}}, budget={"params": 10**6})
+
+
+def test_an_error_target_on_a_conv_is_met_or_refused_in_one_line():
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.conv = nnx.Conv(16, 32, (3, 3), rngs=rngs)
+
+  model = Net(nnx.Rngs(0))
+  # TT's ranks count the kernel's spatial core (9 taps), so a TT conv reaches any error.
+  for error in (0.5, 0.0):
+    _, (row,) = tnjax.compress(
+      model, {"conv": {"kind": "tt", "error": error, "allow_growth": True}}
+    )
+    assert row["relative_error"] <= error + 1e-5
+  # Tucker-2's in_rank stops at the 16 in-channels while its out_rank goes on to 32.
+  _, (row,) = tnjax.compress(
+    model, {"conv": {"kind": "tucker", "error": 0.05, "allow_growth": True}}
+  )
+  assert row["relative_error"] <= 0.05 and row["weights_after"] == 16 * 32 * 9 + 16 * 16 + 32 * 32
+  with pytest.raises(errors.UserError, match=r"at in_rank=16, out_rank=24, the largest size that"):
+    tnjax.compress(model, {"conv": {"kind": "tucker", "error": 0.3}})

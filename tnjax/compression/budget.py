@@ -29,7 +29,7 @@ def allocate_budget(entries, weights: dict, budget) -> dict[str, dict]:
     )
   check_budget_entries(entries)
   allowed = allowed_weights(entries, budget)
-  check_not_growing(entries, allowed, budget)
+  check_budget_shrinks(entries, allowed, budget)
   with progress_lib.warnings_summarised(f"budget {budget}"):
     return _allocate(entries, weights, budget, allowed)
 
@@ -112,10 +112,17 @@ def stored_now(entries) -> int | None:
   return now if now < sum(e.layer.dense_weight_params for e in entries) else None
 
 
-def check_not_growing(entries, allowed: float, budget) -> None:
-  """Refuses a budget that would let already-compressed layers grow: `params` and `ratio`
-  count against the dense weights, so a budget written for a dense model would otherwise
-  grow a compressed one without a word."""
+def check_budget_shrinks(entries, allowed: float, budget) -> None:
+  """Refuses a budget that compresses nothing (at least the planned layers' dense weights)
+  or would let already-compressed layers grow: `params` and `ratio` count against the
+  dense weights, so a budget written for a dense model would grow a compressed one."""
+  dense = sum(e.layer.dense_weight_params for e in entries)
+  if allowed >= dense:
+    raise errors.UserError(
+      f"budget {budget} allows the planned layers {allowed:,.0f} weights, not fewer than "
+      f"their dense {dense:,}: it would compress nothing. Give fewer weights (`params`) or "
+      "a `ratio` above 1."
+    )
   now = stored_now(entries)
   if now is not None and allowed > now:
     raise errors.UserError(
@@ -156,12 +163,15 @@ def _allocate(entries, weights: dict, budget, allowed: float) -> dict[str, dict]
   def total(sizes):
     return sum(knobs.stored_weights(e, sizes[e.name], weights[e.name].shape) for e in entries)
 
-  low, high = 0.0, 0.999
-  if total(sizes_at(high)) > allowed:
+  smallest = {e.name: knobs.with_knob(e, plain[e.name], 1, weights[e.name].shape) for e in entries}
+  if total(smallest) > allowed:
     raise errors.UserError(
       f"no sizes of these formats fit {allowed:,.0f} weights (the smallest take "
-      f"{total(sizes_at(high)):,}); raise the budget."
+      f"{total(smallest):,}); raise the budget."
     )
+  low, high = 0.0, 0.999
+  if total(sizes_at(high)) > allowed:  # a layer's smallest size misses even this error
+    return {e.name: knobs.settled(e, smallest[e.name], weights[e.name].shape) for e in entries}
   for _ in range(12):  # 2^-12 of the error range
     middle = (low + high) / 2
     if total(sizes_at(middle)) <= allowed:

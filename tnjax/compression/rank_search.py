@@ -119,7 +119,7 @@ def search(
 
   if "params" in budget or "ratio" in budget:
     allowed = budget_lib.allowed_weights(entries, budget)
-    budget_lib.check_not_growing(entries, allowed, budget)
+    budget_lib.check_budget_shrinks(entries, allowed, budget)
     choice = sensitivity.allocate(table, allowed)
     chosen = _point({n: c.spec for n, c in choice.items()}, table)
     front = [chosen]

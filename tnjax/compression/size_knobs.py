@@ -42,8 +42,14 @@ def size_fields(entry, spec: dict) -> tuple[str, ...]:
   return fields
 
 
-def with_knob(entry, spec: dict, value: int) -> dict:
-  return {**spec, **{field: int(value) for field in size_fields(entry, spec)}}
+def with_knob(entry, spec: dict, value: int, shape) -> dict:
+  """`spec` at knob `value`: every size field set to it, each clipped to its own largest
+  useful value (Tucker-2's in_rank stops at the in-channels while out_rank goes on)."""
+  fields = size_fields(entry, spec)
+  if len(fields) == 1 or int(value) == 1:
+    return {**spec, **{field: int(value) for field in fields}}
+  limits = limits_of(entry, spec, shape)
+  return {**spec, **{field: min(int(value), int(limits[field])) for field in fields}}
 
 
 def abstract_layer(entry, spec: dict, shape):
@@ -73,13 +79,19 @@ def stored_weights(entry, spec: dict, shape) -> int:
 
 def probe(entry, spec: dict, shape):
   """(spec object, abstract layer) at the smallest size: what the size limits read."""
-  smallest = with_knob(entry, spec, 1)
+  smallest = with_knob(entry, spec, 1, shape)
   return spec_from_config(smallest), abstract_layer(entry, smallest, shape)
 
 
-def highest(entry, spec: dict, shape) -> int:
+def limits_of(entry, spec: dict, shape) -> dict:
+  """{size field: its largest useful value} for the planned layer."""
   spec_object, layer = probe(entry, spec, shape)
-  return int(spec_object.largest_useful_size(layer))
+  return spec_object.size_limits(layer)
+
+
+def highest(entry, spec: dict, shape) -> int:
+  """The largest knob that still changes the layer (every field at its own limit)."""
+  return int(max(limits_of(entry, spec, shape).values()))
 
 
 def smallest_true(low: int, high: int, good) -> int:

@@ -26,7 +26,7 @@ def _largest_compressing(entry, spec: dict, shape) -> int:
     knobs.smallest_true(
       1,
       high + 1,
-      lambda k: knobs.stored_weights(entry, knobs.with_knob(entry, spec, k), shape) >= dense,
+      lambda k: knobs.stored_weights(entry, knobs.with_knob(entry, spec, k, shape), shape) >= dense,
     )
     - 1
   )
@@ -68,16 +68,21 @@ def size_for_ratio(entry, spec: dict, weight_shape, ratio: float) -> dict:
   over = knobs.smallest_true(
     1,
     high + 1,
-    lambda k: knobs.stored_weights(entry, knobs.with_knob(entry, spec, k), weight_shape) > budget,
+    lambda k: (
+      knobs.stored_weights(entry, knobs.with_knob(entry, spec, k, weight_shape), weight_shape)
+      > budget
+    ),
   )
   if over == 1:
-    smallest = knobs.stored_weights(entry, knobs.with_knob(entry, spec, 1), weight_shape)
+    smallest = knobs.stored_weights(
+      entry, knobs.with_knob(entry, spec, 1, weight_shape), weight_shape
+    )
     raise errors.UserError(
       f"{entry.name}: ratio={ratio:g} cannot be met by {spec['kind']}: its smallest size "
       f"stores {smallest:,} weights against the dense {entry.layer.dense_weight_params:,} "
       f"(at most {entry.layer.dense_weight_params / smallest:.1f}x); lower the ratio."
     )
-  return knobs.settled(entry, knobs.with_knob(entry, spec, over - 1), weight_shape)
+  return knobs.settled(entry, knobs.with_knob(entry, spec, over - 1, weight_shape), weight_shape)
 
 
 def size_for_error(
@@ -105,15 +110,21 @@ def size_for_error(
     )
   cls = registry.layer_class(entry.family, kind)
   kwargs = knobs.layer_kwargs(entry.layer)
-  if "eps" in cls.fit_options:  # the fit truncates to the error itself (TT-SVD): its size
-    return _size_by_truncation(entry, spec, weight, error, allow_growth=allow_growth, clamp=clamp)
+  # A fit that truncates to the error itself (TT-SVD's eps) gives its size in one fit, by a
+  # conservative bound. A budget (clamp) searches the knob instead: its bisection needs
+  # sizes that shrink steadily as the error grows, down to the smallest at error ~1.
+  if "eps" in cls.fit_options and not clamp:
+    return _size_by_truncation(entry, spec, weight, error, allow_growth=allow_growth)
   progress = progress_lib.Progress(f"{entry.name} ({kind}, error {error:g})", quiet=quiet)
   knob = knobs.size_fields(entry, spec)[0]
   errors_seen = {} if fitted_errors is None else fitted_errors
 
   def fit_error(value):
     if value not in errors_seen:
-      candidate = knobs.with_knob(entry, spec, value)
+      # settled: a uniform TT-rank clipped at the edge bonds, so the fit has nothing to warn
+      candidate = knobs.settled(
+        entry, knobs.with_knob(entry, spec, value, weight.shape), weight.shape
+      )
       errors_seen[value] = float(
         cls.from_dense(weight, None, spec_from_config(candidate), **kwargs).fit_error
       )
@@ -127,25 +138,26 @@ def size_for_error(
   )
   if high < 1:
     if clamp:
-      return knobs.settled(entry, knobs.with_knob(entry, spec, 1), weight.shape)
+      return knobs.settled(entry, knobs.with_knob(entry, spec, 1, weight.shape), weight.shape)
     raise _no_compressing_size(entry, spec)
   with progress_lib.warnings_summarised(f"{entry.name} ({kind} size search)"):
     if fit_error(high) > error:
       if clamp:
-        return knobs.settled(entry, knobs.with_knob(entry, spec, high), weight.shape)
+        return knobs.settled(entry, knobs.with_knob(entry, spec, high, weight.shape), weight.shape)
       raise errors.UserError(
-        f"{entry.name}: error={error:g} cannot be met by {kind} with fewer weights than "
-        f"dense: at {knob}={high}, the largest size that compresses, the error is "
-        f"{errors_seen[high]:.4f}; raise `error`, choose another format, or set "
-        "allow_growth: True."
+        f"{entry.name}: error={error:g} cannot be met by {kind}: at "
+        f"{_knob_text(entry, knobs.with_knob(entry, spec, high, weight.shape))}, the "
+        + ("largest useful size" if allow_growth else "largest size that compresses")
+        + f", the error is {errors_seen[high]:.4f}; raise `error`, choose another format"
+        + ("." if allow_growth else ", or set allow_growth: True.")
       )
     chosen = knobs.with_knob(
-      entry, spec, knobs.smallest_true(1, high, lambda v: fit_error(v) <= error)
+      entry, spec, knobs.smallest_true(1, high, lambda v: fit_error(v) <= error), weight.shape
     )
     return knobs.settled(entry, chosen, weight.shape)
 
 
-def _size_by_truncation(entry, spec: dict, weight, error: float, *, allow_growth, clamp) -> dict:
+def _size_by_truncation(entry, spec: dict, weight, error: float, *, allow_growth) -> dict:
   """size_for_error for a format whose fit truncates to the error itself (TT-SVD's `eps`):
   one fit at the largest size gives the sizes the error needs."""
   cls = registry.layer_class(entry.family, spec["kind"])
@@ -156,7 +168,9 @@ def _size_by_truncation(entry, spec: dict, weight, error: float, *, allow_growth
     fitted = cls.from_dense(
       weight,
       None,
-      spec_from_config(knobs.with_knob(entry, spec, knobs.highest(entry, spec, weight.shape))),
+      spec_from_config(
+        knobs.with_knob(entry, spec, knobs.highest(entry, spec, weight.shape), weight.shape)
+      ),
       eps=error,
       **kwargs,
     )
@@ -165,9 +179,11 @@ def _size_by_truncation(entry, spec: dict, weight, error: float, *, allow_growth
     **spec,
     field: tuple(int(r) for r in value) if isinstance(value, tuple) else int(value),
   }
-  if clamp and knobs.stored_weights(entry, sized, weight.shape) >= entry.layer.dense_weight_params:
-    largest = knobs.with_knob(entry, spec, max(1, _largest_compressing(entry, spec, weight.shape)))
-    return knobs.settled(entry, largest, weight.shape)
+  if fitted.fit_error > error * (1 + 1e-3) + 1e-6:  # truncated at the cap, not the error
+    raise errors.UserError(
+      f"{entry.name}: error={error:g} cannot be met by {spec['kind']}: at its largest useful "
+      f"TT-ranks the error is {fitted.fit_error:.4f}; raise `error` or choose another format."
+    )
   if not allow_growth and fitted.weight_params >= entry.layer.dense_weight_params:
     raise errors.UserError(
       f"{entry.name}: error={error:g} needs TT-ranks {sized['ranks']}, which store "
@@ -175,7 +191,7 @@ def _size_by_truncation(entry, spec: dict, weight, error: float, *, allow_growth
       f"{entry.layer.dense_weight_params:,}; raise `error`, give `ratio`, or set "
       "allow_growth: True."
     )
-  return sized
+  return knobs.settled(entry, sized, weight.shape)
 
 
 def _at_vbmf_ranks(spec: dict, weight) -> dict | None:

@@ -11,6 +11,7 @@ the counts in `format_table` and the registry entry come from here.
 from __future__ import annotations
 
 import abc
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +21,12 @@ from flax import nnx
 from tnjax.nn import registry
 from tnjax.nn.spec import LayerSpec, spec_from_config
 from tnjax.tensor import execution
+
+
+def place_output(y, out_sharding):
+  """y resharded as `out_sharding` asks. Flax's layers take `out_sharding` (nnx attention
+  passes it to its projections), so the factorised stand-ins take it too; None: as is."""
+  return y if out_sharding is None else jax.sharding.reshard(y, out_sharding)
 
 
 # nnx.Module's metaclass derives from abc.ABCMeta, so abc.abstractmethod members
@@ -87,6 +94,21 @@ class CompressedLayer(CountedModule):
     if isinstance(spec, dict) and cls.spec_type is not None:
       spec = {"kind": cls.spec_type.kind, **spec}
     return spec_from_config(spec)
+
+  @classmethod
+  def spec_for_source(cls, spec, has_bias: bool, fit_options: dict, method: str) -> LayerSpec:
+    """The spec of a layer replacing a user's layer in `method` (from_linear, ...): the
+    source decides the bias, and only the format's fit options may come beside the spec."""
+    unknown = sorted(set(fit_options) - set(cls.fit_options))
+    if unknown:
+      raise ValueError(
+        f"{cls.__name__}.{method} takes the fit options {list(cls.fit_options)} beside the "
+        f"spec, not {unknown}; sizes go in the spec, and a ratio or error target through "
+        "tnjax.compress(model, {'path': {'kind': ..., 'ratio': 4}})."
+      )
+    spec = cls.as_spec(spec)
+    spec = cls.spec_type() if spec is None else spec
+    return dataclasses.replace(spec, use_bias=has_bias)
 
   def _check_spec(self, spec: LayerSpec | None) -> LayerSpec:
     """`spec`, or the spec class's defaults when None; a spec of another format is refused."""

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from tnjax.nn.base import CompressedLayer
+from tnjax.nn.base import CompressedLayer, place_output
 from tnjax.nn.spec import LayerSpec
 from tnjax.tensor import execution
 
@@ -134,11 +134,8 @@ class FactorizedConv(CompressedLayer):
     from tnjax.compression.user_layers import source_layer  # pylint: disable=g-import-not-at-top
 
     source = source_layer(type(conv).__name__, conv)
-    spec = cls.as_spec(spec)
-    if spec is None:
-      spec = cls.spec_type(use_bias=source.bias is not None)
-    bias = source.bias if spec.use_bias else None
-    return cls.from_dense(source.weight, bias, spec, **source.options, **fit_options)
+    spec = cls.spec_for_source(spec, source.bias is not None, fit_options, "from_conv")
+    return cls.from_dense(source.weight, source.bias, spec, **source.options, **fit_options)
 
   def to_conv(self) -> nnx.Conv:
     """The plain nnx.Conv computing what this layer computes (its kernel formed)."""
@@ -200,10 +197,10 @@ class FactorizedConv(CompressedLayer):
     )
     return batch_shape, x, pads
 
-  def __call__(self, x):
+  def __call__(self, x, out_sharding=None):
     batch_shape, x, pads = self._prepare(x)
     with execution.owner(id(self), x):  # format_table's 'path' column reads the choice made here
       y = self._conv(x, pads)
     if self.bias is not None:
       y = y + self.bias[...].astype(y.dtype)
-    return y.reshape(batch_shape + y.shape[1:])
+    return place_output(y.reshape(batch_shape + y.shape[1:]), out_sharding)

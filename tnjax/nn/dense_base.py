@@ -7,7 +7,7 @@ import abc
 import jax.numpy as jnp
 from flax import nnx
 
-from tnjax.nn.base import CompressedLayer
+from tnjax.nn.base import CompressedLayer, place_output
 from tnjax.nn.spec import LayerSpec
 from tnjax.tensor import execution
 
@@ -74,12 +74,10 @@ class FactorizedDense(CompressedLayer):
   def from_linear(cls, linear: nnx.Linear, spec: LayerSpec | None = None, **fit_options):
     """This format fitted to a user's nnx.Linear (kernel, bias, dtypes and precision kept)."""
     bias = linear.bias[...] if linear.bias is not None else None
-    spec = cls.as_spec(spec)
-    if spec is None:
-      spec = cls.spec_type(use_bias=bias is not None)
+    spec = cls.spec_for_source(spec, bias is not None, fit_options, "from_linear")
     return cls.from_dense(
       linear.kernel[...],
-      bias if spec.use_bias else None,
+      bias,
       spec,
       dtype=linear.dtype,
       param_dtype=linear.param_dtype,
@@ -116,7 +114,7 @@ class FactorizedDense(CompressedLayer):
       )
     return cls(weight.shape[0], weight.shape[1], spec, **layer_kwargs)
 
-  def __call__(self, x):
+  def __call__(self, x, out_sharding=None):
     if x.shape[-1] != self.in_features:
       raise ValueError(
         f"{type(self).__name__} expects {self.in_features} input features, "
@@ -128,7 +126,7 @@ class FactorizedDense(CompressedLayer):
       y = self._matmul(x)
     if self.bias is not None and not self.adds_bias:
       y = y + self.bias[...].astype(y.dtype)
-    return y
+    return place_output(y, out_sharding)
 
 
 def pad_features(x, features: int):

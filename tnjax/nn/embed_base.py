@@ -13,7 +13,7 @@ import abc
 import jax.numpy as jnp
 from flax import nnx
 
-from tnjax.nn.base import CompressedLayer
+from tnjax.nn.base import CompressedLayer, place_output
 from tnjax.nn.spec import DenseSpec, LayerSpec
 
 
@@ -72,7 +72,7 @@ class FactorizedEmbed(CompressedLayer):
     return cls.from_dense(
       embed.embedding[...],
       None,
-      spec,
+      cls.spec_for_source(spec, False, fit_options, "from_embed"),
       dtype=embed.dtype,
       param_dtype=embed.param_dtype,
       **fit_options,
@@ -103,17 +103,19 @@ class FactorizedEmbed(CompressedLayer):
       )
     return cls(weight.shape[0], weight.shape[1], spec, **layer_kwargs)
 
-  def __call__(self, ids):
+  def __call__(self, ids, out_sharding=None):
     if not jnp.issubdtype(jnp.asarray(ids).dtype, jnp.integer):
       raise ValueError(f"{type(self).__name__} looks up integer ids, got {jnp.asarray(ids).dtype}.")
     rows = self._lookup(ids)
-    return rows.astype(self.dtype) if self.dtype is not None else rows
+    rows = rows.astype(self.dtype) if self.dtype is not None else rows
+    return place_output(rows, out_sharding)
 
-  def attend(self, query):
+  def attend(self, query, out_sharding=None):
     """query (..., features) against every row: (..., num_embeddings), as nnx.Embed.attend."""
     table = self.to_dense()
     dtype = self.dtype or jnp.result_type(query, table)
-    return jnp.dot(query.astype(dtype), table.astype(dtype).T, precision=self.precision)
+    scores = jnp.dot(query.astype(dtype), table.astype(dtype).T, precision=self.precision)
+    return place_output(scores, out_sharding)
 
 
 class Embed(FactorizedEmbed):

@@ -15,6 +15,7 @@ import math
 import jax.numpy as jnp
 from flax import nnx
 
+from tnjax.nn.base import place_output
 from tnjax.nn.dense_base import FactorizedDense
 
 
@@ -27,12 +28,12 @@ class GeneralDense(nnx.Module):
     self.in_features, self.out_features = tuple(in_features), tuple(out_features)
     self.axis = tuple(axis)
 
-  def __call__(self, x):
+  def __call__(self, x, out_sharding=None):
     axis = tuple(a % x.ndim for a in self.axis)
     x = jnp.moveaxis(x, axis, tuple(range(x.ndim - len(axis), x.ndim)))
     lead = x.shape[: x.ndim - len(axis)]
     y = self.inner(x.reshape(*lead, math.prod(self.in_features)))
-    return y.reshape(*lead, *self.out_features)
+    return place_output(y.reshape(*lead, *self.out_features), out_sharding)
 
   def to_linear_general(self) -> nnx.LinearGeneral:
     """The plain nnx.LinearGeneral computing the same (the kernel formed)."""
@@ -118,7 +119,12 @@ class EinsumDense(nnx.Module):
     self.layout = einsum_layout(einsum_str, kernel_shape)
     self.bias = nnx.Param(jnp.asarray(bias)) if bias is not None else None
 
-  def __call__(self, x):
+  def __call__(self, x, einsum_str=None, out_sharding=None):
+    if einsum_str is not None and einsum_str.replace(" ", "") != self.einsum_str.replace(" ", ""):
+      raise ValueError(
+        f"this compressed nnx.Einsum computes {self.einsum_str!r}; called with {einsum_str!r}, "
+        "which its factorised kernel does not stand for."
+      )
     layout = self.layout
     x = jnp.einsum(f"{layout['lhs']}->{layout['others']}{layout['contracted']}", x)
     lead = x.shape[: len(layout["others"])]
@@ -129,7 +135,7 @@ class EinsumDense(nnx.Module):
       sizes = dict(zip(layout["rhs"], self.kernel_shape))
       shape = [sizes[c] if c in layout["free"] else 1 for c in layout["out"]]
       y = y + jnp.reshape(self.bias[...], shape).astype(y.dtype)
-    return y
+    return place_output(y, out_sharding)
 
   def to_einsum(self) -> nnx.Einsum:
     """The plain nnx.Einsum computing the same (the kernel formed)."""

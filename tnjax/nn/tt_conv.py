@@ -15,6 +15,7 @@ Forward, chosen per static shape by tnjax.tensor.execution (or `spec.method`):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -157,3 +158,4 @@ class TTConv(FactorizedConv):
     max_rank = (ranks,) * len(self.in_shape) if isinstance(ranks, int) else ranks
     w = tt.tt_from_dense(matrix, self.tt_in_shape, self.tt_out_shape, max_rank=max_rank, eps=eps)
     self.cores = nnx.List([nnx.Param(c.astype(self.param_dtype)) for c in w.cores])
+    self.spec = dataclasses.replace(self.spec, ranks=w.ranks[1:-1] or self.spec.ranks)

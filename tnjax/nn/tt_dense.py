@@ -39,7 +39,10 @@ class TTSpec(LayerSpec):
   def largest_useful_size(self, layer) -> int:
     from tnjax.tensor.tt import max_tt_ranks  # pylint: disable=g-import-not-at-top
 
-    return max(max_tt_ranks(layer.in_shape, layer.out_shape) or (1,))
+    # A TTConv's TT-matrix has the kernel's spatial core in front of its channel modes.
+    in_shape = getattr(layer, "tt_in_shape", layer.in_shape)
+    out_shape = getattr(layer, "tt_out_shape", layer.out_shape)
+    return max(max_tt_ranks(in_shape, out_shape) or (1,))
 
   def stored_sizes(self, layer) -> dict:
     inner = tuple(int(core.shape[0]) for core in layer.cores[1:])  # TTDense and TTConv
