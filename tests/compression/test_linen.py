@@ -89,6 +89,16 @@ def test_a_plan_entry_naming_no_linen_layer_lists_them():
     compress_linen(model, variables, {"Dense_0": {"kind": "lowrank", "rank": 2}}, images, ids)
 
 
+def test_a_mistake_in_a_plan_entry_names_the_linen_path():
+  model, variables, images, ids = _setup()
+  with pytest.raises(
+    errors.UserError, match=r"^plan entry 'block/Dense_0': .*no field\(s\) \['in_rank'\]"
+  ):
+    compress_linen(model, variables, {"block/Dense_0": {"kind": "cp", "in_rank": 2}}, images, ids)
+  with pytest.raises(errors.UserError, match=r"^Conv_0: ranks must be one int"):
+    compress_linen(model, variables, {"Conv_0": {"kind": "tt", "ranks": (2,) * 7}}, images, ids)
+
+
 def test_each_missing_or_misplaced_argument_is_one_line():
   model, variables, images, ids = _setup()
   plan = {"block/Dense_0": {"kind": "lowrank", "rank": 2}}

@@ -198,6 +198,19 @@ def test_a_search_never_grows_layers_that_are_already_compressed(model):
   assert result.chosen["weights"] <= now
 
 
+def test_a_search_workdir_refuses_another_models_search(model, tmp_path):
+  budget = {"ratio": 2, "allocate": "sensitivity"}
+  search.search(model, PLAN, budget, _task(model), workdir=str(tmp_path), quiet=True)
+  other = TwoPaths(nnx.Rngs(0))
+  other.strong.kernel[...] = 2 * other.strong.kernel[...]
+  with pytest.raises(
+    errors.UserError, match=r"holds a search of another model \(its layer 'strong'"
+  ):
+    search.search(other, PLAN, budget, _task(other), workdir=str(tmp_path), quiet=True)
+  again = search.search(model, PLAN, budget, _task(model), workdir=str(tmp_path), quiet=True)
+  assert again.chosen["weights"] <= 1024
+
+
 def test_a_measured_budget_without_validation_data_says_what_to_give(model):
   with pytest.raises(errors.UserError, match=r"give validation=Validation\(\.\.\.\) with loss"):
     tnjax.compress(model, PLAN, budget={"ratio": 2, "allocate": "sensitivity"})

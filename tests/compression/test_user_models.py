@@ -394,3 +394,31 @@ def test_an_error_target_on_a_conv_is_met_or_refused_in_one_line():
   assert row["relative_error"] <= 0.05 and row["weights_after"] == 16 * 32 * 9 + 16 * 16 + 32 * 32
   with pytest.raises(errors.UserError, match=r"at in_rank=16, out_rank=24, the largest size that"):
     tnjax.compress(model, {"conv": {"kind": "tucker", "error": 0.3}})
+
+
+class _TwoLinear(nnx.Module):
+  def __init__(self, rngs):
+    self.fc1, self.fc2 = nnx.Linear(64, 32, rngs=rngs), nnx.Linear(32, 10, rngs=rngs)
+
+
+@pytest.mark.parametrize(
+  "plan, message",
+  [
+    ({"fc1": {"kind": "tt", "ratio": 4, "ranks": 3}}, r"'fc1': ratio chooses the size, so ranks=3"),
+    ({"fc1": {"kind": "tt", "ranks": (4, 4)}}, r"^fc1: ranks must be one int or \d per-bond"),
+    ({"layers": {"fc1": {"kind": "tt"}}, "budget": {"ratio": 4}}, r"plan key 'layers' belongs to"),
+    ({"fc*": {"kind": "tt"}, "budget": {"ratio": 4}}, r"budget=\{\.\.\.\}\)\.$"),
+    ({"fc1": {"kind": "dense"}}, r"^fc1: dense has no size to choose and stores 2,048 weights"),
+  ],
+)
+def test_plan_mistakes_from_python_are_one_line_naming_the_layer(plan, message):
+  with pytest.raises(errors.UserError, match=message):
+    tnjax.compress(_TwoLinear(nnx.Rngs(0)), plan)
+
+
+def test_a_later_plan_entry_wins_for_a_layer_several_match():
+  _, rows = tnjax.compress(
+    _TwoLinear(nnx.Rngs(0)),
+    {"fc1": {"kind": "tt", "ratio": 2}, "fc*": {"kind": "lowrank", "ratio": 2}},
+  )
+  assert [r["format"] for r in rows] == ["lowrank", "lowrank"]

@@ -12,6 +12,7 @@ import time
 import jax.numpy as jnp
 from flax import nnx
 
+from tnjax import errors
 from tnjax.compression import budget as budget_lib
 from tnjax.compression import size_knobs as knobs
 from tnjax.compression import sizing
@@ -51,7 +52,7 @@ def compress_model(
   Returns:
     (compressed, rows): a copy of `model` with the planned layers replaced, and one dict
     per replaced layer: name, format, shape, weights before / after, compression,
-    relative reconstruction error of the weight (`fit_error`), the resolved spec (what
+    relative reconstruction error of the weight (`relative_error`), the resolved spec (what
     config.model.layers takes to build the same model) and the execution path.
   """
   if budget is not None:
@@ -69,10 +70,14 @@ def compress_model(
   if budget is not None:
     specs = budget_lib.allocate_budget(entries, weights, budget)
   else:
-    specs = {e.name: sizing.size_spec(e, weights[e.name]) for e in entries}
+    specs = {}
+    for e in entries:
+      with _named_errors(e):
+        specs[e.name] = sizing.size_spec(e, weights[e.name])
   rows = []
   for entry in entries:
-    new = build_replacement(entry, specs[entry.name], weights[entry.name], fit=fit, seed=seed)
+    with _named_errors(entry):
+      new = build_replacement(entry, specs[entry.name], weights[entry.name], fit=fit, seed=seed)
     install(model, entry, new)
     rows.append(layer_report(entry.name, entry.layer, new))
   if example_input is not None:
@@ -94,6 +99,18 @@ def build_replacement(entry, spec: dict, weight, *, fit: bool = True, seed: int 
     return cls._for_weight(weight, spec, rngs=nnx.Rngs(seed), **kwargs)
   with _said_if_slow(f"fitting {entry.name} ({spec.kind} {_sizes(spec)})"):
     return cls.from_dense(weight, bias, spec, rngs=nnx.Rngs(0), **kwargs)
+
+
+@contextlib.contextmanager
+def _named_errors(entry):
+  """A spec the layer cannot take (TT-ranks for another number of cores, ...) as one line
+  naming the layer; the layer classes raise ValueError without knowing the plan."""
+  try:
+    yield
+  except ValueError as e:
+    if isinstance(e, errors.UserError):
+      raise
+    raise errors.UserError(f"{entry.name}: {e}") from None
 
 
 def install(model, entry, new) -> None:

@@ -14,6 +14,8 @@ constants (a sketch's signs) in variables['tnjax_constants'].
 
 from __future__ import annotations
 
+import re
+
 
 import flax.linen as nn
 import jax
@@ -203,7 +205,13 @@ def compress_linen(
       names.setdefault(path, f"layer_{len(names)}")
       planned[names[path]] = spec
   twins = _Twins({names[p]: _nnx_twin(layers[p], _subtree(params, p)) for p in names})
-  compressed, rows = compress_model(twins, planned, budget=budget)
+  try:
+    compressed, rows = compress_model(twins, planned, budget=budget)
+  except errors.UserError as e:  # name the Linen paths, not the twins' attribute names
+    message = str(e)
+    for path, name in names.items():
+      message = re.sub(rf"\b{name}\b", path, message)
+    raise errors.UserError(message) from None
   replaced, constants = {}, dict(variables.get(CONSTANTS, {}))
   for path, name in names.items():
     layer = getattr(compressed, name)

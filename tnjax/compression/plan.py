@@ -120,8 +120,14 @@ def resolve_plan(model, plan: dict) -> list[PlanEntry]:
       "layers hold their own weights (or densify it first)."
     )
   available = _candidates(model)
+  file_keys = [k for k in ("layers", "budget") if k in plan and k not in available]
+  if file_keys:
+    raise errors.UserError(
+      f"plan key {file_keys[0]!r} belongs to a plan file's {{'layers': ..., 'budget': ...}}; "
+      "from Python call tnjax.compress(model, layers_plan, budget={...})."
+    )
   entries = {}
-  for pattern, spec in plan.items():
+  for pattern, spec in plan.items():  # in order: a layer several entries match takes the last
     for name in matching(pattern, available):
       path, module = available[name]
       layer = _source(name, module)
@@ -158,6 +164,14 @@ def _checked_spec(pattern: str, spec, layer) -> dict:
   if len(targets) > 1:
     raise errors.UserError(
       f"plan entry {pattern!r}: give one of {', '.join(targets)}, not {len(targets)}."
+    )
+  spec_type = registry.layer_class(layer.family, spec["kind"]).spec_type
+  sizes = [f for f in getattr(spec_type, "size_fields", ()) if f in spec]
+  if targets and sizes:
+    given = ", ".join(f"{f}={spec[f]}" for f in sizes)
+    raise errors.UserError(
+      f"plan entry {pattern!r}: {targets[0]} chooses the size, so {given} would be ignored; "
+      "give one of them."
     )
   if spec["kind"] == "adtn" and spec.get("share"):
     raise errors.UserError(f"plan entry {pattern!r}: compressed ADTN layers cannot share.")

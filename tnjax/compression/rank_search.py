@@ -109,7 +109,7 @@ def search(
   entries = resolve_plan(source, plan)
   budget_lib.check_budget_entries(entries)
   weights = {e.name: jnp.asarray(e.layer.to_dense()) for e in entries}
-  record = search_record.SearchRecord(workdir, plan, budget)
+  record = search_record.SearchRecord(workdir, plan, budget, weights)
 
   def say(text: str) -> None:
     if not quiet:

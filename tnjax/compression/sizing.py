@@ -41,7 +41,10 @@ def _no_compressing_size(entry, spec: dict) -> errors.UserError:
 
 
 def _knob_text(entry, spec: dict) -> str:
-  return ", ".join(f"{f}={spec.get(f)}" for f in knobs.spec_class(entry, spec).size_fields)
+  """'ranks=8', or 'its default size' when the spec leaves the sizes out."""
+  fields = knobs.spec_class(entry, spec).size_fields
+  given = [f"{f}={spec[f]}" for f in fields if spec.get(f) is not None]
+  return ", ".join(given) or "its default size"
 
 
 def check_shrinks(entry, spec: dict, shape, allow_growth: bool) -> None:
@@ -50,6 +53,12 @@ def check_shrinks(entry, spec: dict, shape, allow_growth: bool) -> None:
   if allow_growth:
     return
   after, before = knobs.stored_weights(entry, spec, shape), entry.layer.dense_weight_params
+  if after >= before and not knobs.spec_class(entry, spec).size_fields:
+    raise errors.UserError(
+      f"{entry.name}: {spec['kind']} has no size to choose and stores {after:,} weights, "
+      f"not fewer than the dense layer's {before:,}; plan a compressing format, or set "
+      "allow_growth: True in its plan entry."
+    )
   if after >= before:
     knob = _knob_text(entry, spec)
     raise errors.UserError(

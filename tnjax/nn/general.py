@@ -80,10 +80,16 @@ def einsum_layout(einsum_str: str, kernel_shape) -> dict:
     raise ValueError(
       f"nnx.Einsum {einsum_str!r}: its kernel must split into contracted axes (in the input, "
       "not the output) and free ones (in the output only); "
-      + (f"'{shared}' is batched over the kernel" if shared else "")
-      + (f"'{lonely}' is summed alone" if lonely else "")
-      + ("nothing is contracted" if not contracted else "")
-      + ("nothing is free" if contracted and not free else "")
+      + "; ".join(
+        problem
+        for problem, found in (
+          (f"'{shared}' is batched over the kernel", shared),
+          (f"'{lonely}' is summed alone", lonely),
+          ("nothing is contracted", not contracted),
+          ("nothing is free", not free),
+        )
+        if found
+      )
       + "."
     )
   others = "".join(c for c in lhs if c not in contracted)
