@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
 
 EXIT_USER_ERROR = 2
@@ -94,6 +95,26 @@ def debug_enabled(argv=None) -> bool:
   return os.environ.get("TNJAX_DEBUG", "") not in ("", "0") or "--debug" in argv
 
 
+_CLOUD_ACCESS_ERRORS = (  # by name: aiohttp and google-auth are optional (gcsfs's extra)
+  "ClientConnectorError",
+  "ClientConnectorDNSError",
+  "ServerDisconnectedError",
+  "DefaultCredentialsError",
+  "RefreshError",
+  "TransportError",
+)
+
+
+def _is_cloud_access_error(error: BaseException) -> bool:
+  """A network or credentials failure on the way to gs:// (anywhere in the chain)."""
+  while error is not None:
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if names & set(_CLOUD_ACCESS_ERRORS) or isinstance(error, (ConnectionError, socket.gaierror)):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
 def run_cli(main, argv=None) -> int:
   """Calls main(); known errors become one stderr line and their exit code."""
   try:
@@ -106,6 +127,18 @@ def run_cli(main, argv=None) -> int:
     hint = " (--debug shows the traceback)" if code in (EXIT_USER_ERROR, EXIT_WORKDIR_BUSY) else ""
     print(f"tnjax: {kind}: {' '.join(str(e).split())}{hint}", file=sys.stderr, flush=True)
     return code
+  except Exception as e:  # pylint: disable=broad-except
+    if not _is_cloud_access_error(e) or debug_enabled(argv):
+      raise
+    reason = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+    print(
+      f"tnjax: error: cannot reach cloud storage ({reason}); check the network and the "
+      "credentials (gcloud auth application-default login), or use a local path. "
+      "(--debug shows the traceback)",
+      file=sys.stderr,
+      flush=True,
+    )
+    return EXIT_USER_ERROR
   except KeyboardInterrupt:  # Ctrl-C before training began (or after it ended): nothing to save
     if debug_enabled(argv):
       raise

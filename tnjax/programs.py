@@ -8,6 +8,7 @@ defined when a program module imports this one, never by `import tnjax`.
 
 from __future__ import annotations
 
+import logging as std_logging
 import os
 import platform
 import re
@@ -46,6 +47,9 @@ def start(argv, *, compile_cache: bool = True) -> None:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
+    # gcsfs logs each failed request's traceback before raising; the program's one line
+    # says what failed (errors.run_cli), so its retries stay quiet.
+    std_logging.getLogger("gcsfs").setLevel(std_logging.CRITICAL)
   fileio.configure_for_programs()
   if not _COMPILE_CACHE.value:  # also for the processes this one starts (a sweep's trainers)
     os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"

@@ -148,3 +148,22 @@ def test_layers_take_their_family_constructor_and_refuse_another_formats_spec():
 def test_overrides_given_as_text_instead_of_a_dict_are_one_line():
   with pytest.raises(errors.UserError, match=r"overrides are a dict .* got str 'num_epochs=3'"):
     config_lib.load_config("tt_mnist", "num_epochs=3")
+
+
+def test_a_cloud_storage_failure_is_one_line(capsys):
+  from tnjax import errors
+
+  def unreachable():
+    try:
+      raise ConnectionError("Cannot connect to host storage.googleapis.com:443")
+    except ConnectionError as e:
+      raise RuntimeError("while acquiring the run lock") from e
+
+  assert errors.run_cli(unreachable) == errors.EXIT_USER_ERROR
+  assert (
+    capsys.readouterr()
+    .err.strip()
+    .startswith(
+      "tnjax: error: cannot reach cloud storage (RuntimeError: while acquiring the run lock)"
+    )
+  )

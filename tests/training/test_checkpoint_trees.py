@@ -53,3 +53,33 @@ def test_model_arrays_load_by_name_into_a_fresh_model(tmp_path):
   assert len(loaded) == len(arrays)
   x = np.random.default_rng(0).normal(size=(2, 28, 28, 1)).astype(np.float32)
   np.testing.assert_array_equal(fresh(x), model(x))
+
+
+def _state(model, optimizer):
+  return nnx.split({"model": model, "optimizer": optimizer})[1]
+
+
+def test_another_models_checkpoint_is_one_line_and_a_damaged_one_is_set_aside(tmp_path):
+  import pytest
+
+  from tnjax import errors
+
+  model, optimizer = _model_and_optimizer(0)
+  saver = checkpoint.Checkpointer(str(tmp_path / "checkpoints"), async_save=False)
+  saver.save(5, _state(model, optimizer), {"note": "five"})
+  saver.save(6, _state(model, optimizer), {"note": "six"})
+  saver.close()
+  dense = build_model({"name": "lenet5"}, (28, 28, 1), 10, rngs=nnx.Rngs(0))
+  other = _state(dense, nnx.Optimizer(dense, optax.adam(1e-3), wrt=nnx.Param))
+  with pytest.raises(errors.UserError, match=r"holds another model than this config builds \("):
+    checkpoint.Checkpointer(str(tmp_path / "checkpoints")).restore_latest(other)
+  # Step 6's array data damaged (its metadata intact): set aside, step 5 restored.
+  for path in (tmp_path / "checkpoints" / "6" / "state").rglob("*"):
+    if path.is_file() and "d" == path.parent.name:
+      path.write_bytes(path.read_bytes()[:10])
+  fresh, fresh_optimizer = _model_and_optimizer(1)
+  step, _, config = checkpoint.Checkpointer(str(tmp_path / "checkpoints")).restore_latest(
+    _state(fresh, fresh_optimizer)
+  )
+  assert (step, config) == (5, {"note": "five"})
+  assert (tmp_path / "checkpoints_unreadable" / "6").exists()

@@ -106,8 +106,13 @@ class Checkpointer:
       except Exception as e:  # pylint: disable=broad-except
         restored = self._restore_positional(step, target)
         if restored is None:
-          if _looks_like_a_different_model(e):
-            raise
+          different = self._model_difference(step, target)
+          if different:
+            raise errors.UserError(
+              f"checkpoint {self.directory / str(step)} holds another model than this config "
+              f"builds ({different}); the config change alters the model, so train it in a "
+              "new --workdir."
+            ) from None
           self._set_aside(step, e)
           continue
       return step, restored, config
@@ -117,6 +122,26 @@ class Checkpointer:
     return self._manager.restore(
       step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
     )["state"]
+
+  def _model_difference(self, step: int, target) -> str:
+    """How the arrays saved at `step` differ from `target`'s ('' when they match, or when
+    the checkpoint's metadata cannot be read: then its files are damaged, not another
+    model's). Only shapes are compared: a positional checkpoint names its trees '0', '1'."""
+    try:
+      saved = ocp.StandardCheckpointHandler().metadata(self.directory / str(step) / "state")
+      saved_shapes = sorted(tuple(m.shape) for m in jax.tree.leaves(saved))
+    except Exception:  # pylint: disable=broad-except
+      return ""
+    wanted = sorted(tuple(x.shape) for x in jax.tree.leaves(target))
+    if saved_shapes == wanted:
+      return ""
+    only_saved = sorted(set(saved_shapes) - set(wanted))
+    only_built = sorted(set(wanted) - set(saved_shapes))
+    return (
+      f"{len(saved_shapes)} arrays saved, {len(wanted)} built"
+      + (f"; saved shapes such as {only_saved[0]} are not built" if only_saved else "")
+      + (f"; built shapes such as {only_built[0]} are not saved" if only_built else "")
+    )
 
   def _restore_positional(self, step: int, target):
     """A checkpoint saved before trees were named ('0', '1'), read as named; None if not one."""
@@ -171,15 +196,6 @@ class Checkpointer:
       self.wait()
     finally:
       self._manager.close()
-
-
-def _looks_like_a_different_model(error: Exception) -> bool:
-  """Shape / tree mismatches mean the config changed, not that the files are damaged."""
-  text = str(error)
-  return any(
-    s in text
-    for s in ("shape", "Shape", "tree structure", "Dict key mismatch", "missing in", "not found in")
-  )
 
 
 def restore_arrays(directory, step: int | None = None):
