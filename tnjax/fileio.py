@@ -102,6 +102,8 @@ def check_output_file(path, flag: str, suffix: str = "") -> epath.Path:
   text = os.fspath(path)
   if not text:
     raise UserError(f"{flag} is empty; give the file to write.")
+  if text.endswith("/"):
+    raise UserError(f"{flag} {text} names a directory; give a file path inside it.")
   out = workdir_path(text)
   if not is_remote(out) and out.is_dir():
     raise UserError(f"{flag} {text} is a directory; give a file path inside it.")

@@ -142,6 +142,7 @@ ROWS = [
     r"has no field 'no_such'",
   ),
   ("compress", "--from {T}/nothing --plan {P}/good.py --workdir {T}/c1", r"is not a tnjax run"),
+  ("compress", "--from {S} --plan {P}/good.py --workdir {S}/small", r"lies inside the source run"),
   (
     "compress",
     "--from {S} --plan {P}/good.py --workdir {C} --finetune_epochs 2",
@@ -155,7 +156,7 @@ ROWS = [
   (
     "compress",
     "--from {S} --plan {P}/grows.py --workdir {C} --finetune_epochs 1",
-    r"holds the compression of .* by .*good.py",
+    r"holds the compression by another plan \(that of .*good.py when it ran: \{'budget'",
   ),
   ("evaluate", "--workdir {S} --step 999", r"no checkpoint at step 999; its saved steps are 8, 16"),
   ("evaluate", "--workdir {S} --merge {T}", r"--merge .* is a directory"),
@@ -180,6 +181,7 @@ ROWS = [
   ("evaluate", "--workdir {T}/nothing", r"is not a tnjax run"),
   ("evaluate", "--workdir {R}", r"has no checkpoint yet"),
   ("export", "--workdir {S} --out {T}", r"--out .* is a directory"),
+  ("export", "--workdir {S} --out {T}/new_dir/", r"--out .*/new_dir/ names a directory"),
   ("export", "--workdir {S} --out {F}/m.jaxexport", r"is a file, not a directory"),
   ("export", "--workdir {S} --out {T}/m.jaxexport --tflite {T}/m.bin", r"ending in .tflite"),
   ("export", "--workdir {S} --out {T}/m.jaxexport --step 3", r"no checkpoint at step 3"),

@@ -139,6 +139,14 @@ def test_the_program_compresses_fine_tunes_resumes_and_loads(tmp_path):
   # A rerun resumes (nothing to do) instead of converting again.
   again = compress_run(str(source), str(plan), str(target), finetune_epochs=2)
   assert again["finetuned_accuracy"] == report["finetuned_accuracy"]
+  # The plan is recognised by what it says, not by how its path is written ...
+  copy = tmp_path / "same_plan.py"
+  copy.write_text(plan.read_text())
+  compress_run(str(source), str(copy), str(target), finetune_epochs=2)
+  # ... so an edited plan file is another plan, refused before anything is touched.
+  plan.write_text(plan.read_text().replace("'rank': 4", "'rank': 2"))
+  with pytest.raises(errors.UserError, match=r"holds the compression by another plan .*'rank': 4"):
+    compress_run(str(source), str(plan), str(target), finetune_epochs=2)
   # --merge: the dense copy computes what the compressed model computes.
   merged = tmp_path / "merged.npz"
   evaluate_run(str(target), merge=str(merged))

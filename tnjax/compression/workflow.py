@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 import numpy as np
 
@@ -84,9 +86,15 @@ def _check_compress_command(
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
       raise errors.UserError(f"--{flag}={value} must be an integer >= 1.")
   _check_new_run_place(workdir)
-  if fileio.workdir_path(source_dir) == workdir:
+  source = fileio.workdir_path(source_dir)
+  if source == workdir:
     raise errors.UserError(
       f"--from and --workdir are both {workdir}; give the compressed run a new --workdir."
+    )
+  if source in workdir.parents:
+    raise errors.UserError(
+      f"--workdir {workdir} lies inside the source run {source}; give the compressed run "
+      "a directory of its own."
     )
   # A search killed before its report leaves only WORKDIR/search: the same command resumes it.
   if previous is None and workdir.exists() and any(p.name != "search" for p in workdir.iterdir()):
@@ -94,13 +102,34 @@ def _check_compress_command(
       f"--workdir {workdir} exists and is not empty; give a new directory for the "
       "compressed run (or the workdir of this same compression to resume it)."
     )
-  if previous is not None and (previous["source"], previous["plan"]) != (
-    str(fileio.workdir_path(source_dir)),
-    plan_path,
-  ):
+  if previous is not None and previous["source"] != str(fileio.workdir_path(source_dir)):
     raise errors.UserError(
-      f"{workdir} holds the compression of {previous['source']} by {previous['plan']}; "
-      "use a new --workdir for another source or plan."
+      f"{workdir} holds the compression of {previous['source']}; use a new --workdir for "
+      "another source."
+    )
+
+
+def _plan_record(plan: dict, budget) -> str:
+  """The plan as the report keeps it: what the plan file returned, not its path (the same
+  file named another way is the same plan; an edited file is another)."""
+  return json.dumps({"layers": plan, "budget": budget}, sort_keys=True, default=list)
+
+
+def _check_same_plan(previous, plan_path: str, plan: dict, budget, workdir) -> None:
+  """A rerun into a finished compression must give the plan it was made by."""
+  if previous is None:
+    return
+  recorded = previous.get("plan_record")
+  same = (
+    recorded == _plan_record(plan, budget)
+    if recorded is not None
+    else previous["plan"] == plan_path  # a report written before plans were recorded
+  )
+  if not same:
+    raise errors.UserError(
+      f"{workdir} holds the compression by another plan (that of {previous['plan']} when it "
+      f"ran: {json.loads(recorded) if recorded else 'not recorded'}); use a new --workdir "
+      "for another plan."
     )
 
 
@@ -165,6 +194,7 @@ def compress_run(
   }
   _check_compress_command(source_dir, plan_path, workdir, finetune_epochs, previous, search_counts)
   plan, budget = read_plan(plan_path)
+  _check_same_plan(previous, plan_path, plan, budget, workdir)
   model, source_config = load(source_dir)
   if previous is not None:
     report = previous
@@ -225,6 +255,7 @@ def _compress_and_write(
   report = {
     "source": str(fileio.workdir_path(source_dir)),
     "plan": plan_path,
+    "plan_record": _plan_record(plan, budget),
     "budget": budget,
     "layers": rows,
     "source_params": total_params(model),
