@@ -78,6 +78,18 @@ def test_bad_sweeps_give_clear_errors(tmp_path):
     _points(os.path.join(REPO, "configs/dense_mnist.py"))
   with pytest.raises(ValueError, match="out of range: the sweep has 20 points"):
     sweep.run_sweep(os.path.join(REPO, "configs/tt_mnist.py"), str(tmp_path), indices=[20])
+  # A bad point is one line naming it before any point trains, --dry_run included.
+  bad = tmp_path / "bad_sweep.py"
+  bad.write_text(
+    _SWEEP_CONFIG.replace(
+      '"model.layers.hidden.ranks": r} for r in (1, 2)',
+      '"model.layers.hidden.rnks": r} for r in (1, 2)',
+    )
+  )
+  for dry_run in (True, False):
+    with pytest.raises(ValueError, match=r"sweep point 00_rnks=1: config.model.layers.hidden: .*no field\(s\) \['rnks'\]"):
+      sweep.run_sweep(str(bad), str(tmp_path / "bad"), dry_run=dry_run)
+  assert not any((tmp_path / "bad").glob("*/*"))
 
 
 def _run_sweep_cli(config, workdir, **popen_kwargs):
@@ -161,9 +173,14 @@ def test_common_settings_apply_to_every_point_and_changed_settings_are_refused(t
   point_dir = tmp_path / sweep.point_name(0, _points(config)[0])
   assert json.loads((point_dir / "config.json").read_text())["num_epochs"] == 1
   with pytest.raises(
-    ValueError, match=r"overrides differ in \['num_epochs'\].*use a new --workdir"
+    ValueError, match=r"other settings \(num_epochs: 1 -> 2\); use a new --workdir"
   ):
     sweep.run_sweep(config, str(tmp_path), indices=[0], overrides={"num_epochs": "2"})
+  # The same settings written another way (the config's short name, its arguments swapped).
+  again = sweep.run_sweep(
+    "tt_mnist:runlocal,synthetic", str(tmp_path), indices=[0], overrides={"num_epochs": "1"}
+  )
+  assert again == {(0, None): "finished"}
 
 
 @pytest.mark.slow  # trains points through the sweep's child processes

@@ -4,7 +4,6 @@ the check that a point directory is resumed only under the settings it was made 
 from __future__ import annotations
 
 import inspect
-import json
 import re
 
 import ml_collections
@@ -92,22 +91,23 @@ def point_name(index: int, overrides: dict) -> str:
   return f"{index:02d}_{name}"
 
 
-def check_same_point(point_dir, config_path: str, overrides: dict) -> None:
-  """Refuses to resume a point directory that trained under other settings."""
+def check_same_point(point_dir, config) -> None:
+  """Refuses to resume a point directory that trained under other settings: its saved
+  config against the one this command builds for it (however the --config was written)."""
+  from tnjax.training import resume_check  # pylint: disable=g-import-not-at-top
+  from tnjax.training import schema as config_schema  # pylint: disable=g-import-not-at-top
+
   point_dir = fileio.workdir_path(point_dir)
-  saved = fileio.read_json(point_dir / run_files.POINT)
+  saved = fileio.read_json(point_dir / run_files.CONFIG)
   if saved is None or run_files.status(point_dir) in ("new", "failed"):  # nothing trained yet
     return
-  now = json.loads(json.dumps({"config": config_path, "overrides": overrides}))
-  saved = {k: saved.get(k) for k in now}
-  if saved != now:
-    differ = sorted(
-      k
-      for k in now["overrides"].keys() | (saved["overrides"] or {}).keys()
-      if now["overrides"].get(k) != (saved["overrides"] or {}).get(k)
-    )
-    what = f"overrides differ in {differ}" if differ else f"config {saved['config']!r}"
+  changes = [
+    c
+    for c in resume_check.config_changes(saved, config.to_dict())
+    if not config_schema.is_harmless(c[0])
+  ]
+  if changes:
     raise errors.UserError(
-      f"{point_dir} trained under other settings ({what}; its {run_files.POINT} has "
-      f"{saved}); use a new --workdir for changed settings."
+      f"{point_dir} trained under other settings ({resume_check.format_changes(changes)}); "
+      "use a new --workdir for changed settings."
     )

@@ -71,8 +71,8 @@ def run_sweep(
     dirs[i, seed] = workdir / (point_name(i, own_points[i]) + suffix)
     job_overrides[i, seed] = {**common, **({} if seed is None else {"seed": seed})}
     recorded[i, seed] = points[i] if seed is None else {**points[i], "seed": seed}
-  for job in jobs:
-    check_same_point(dirs[job], config_path, recorded[job])
+  for job in jobs:  # every point's config built and checked before any point trains
+    check_same_point(dirs[job], _job_config(module, arg, job, job_overrides[job], dirs[job]))
   for job in jobs:
     print(f"[{run_files.status(dirs[job]):>8}] {dirs[job]}  {recorded[job]}", flush=True)
 
@@ -88,6 +88,20 @@ def run_sweep(
 
   _run_jobs(config_path, todo, dirs, job_overrides, parallel)
   return {job: run_files.status(dirs[job]) for job in jobs}
+
+
+def _job_config(module, arg, job, overrides: dict, point_dir):
+  """The config the job's trainer will build (as train_point does), checked now so that a
+  bad point (a misspelt field, a wrong value) is one line before any point trains."""
+  from tnjax.training import validate  # pylint: disable=g-import-not-at-top
+
+  try:
+    with errors.input_errors_are_user_errors():
+      config = point_config(module, arg, job[0], overrides)
+      validate.validate_config(config)
+  except errors.UserError as e:
+    raise errors.UserError(f"sweep point {point_dir.name}: {e}") from None
+  return config
 
 
 def _check_choices(indices, num_points: int, parallel: int, seeds) -> None:

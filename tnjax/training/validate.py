@@ -211,6 +211,7 @@ def _check_model_and_optimizer(config) -> None:
     config.model.name in models.MODELS,
     f"config.model.name={config.model.name!r} is unknown; known models: {sorted(models.MODELS)}.",
   )
+  _check_layer_specs(config.model)
   schedule = optim.make_schedule(config.schedule, 1, config.num_epochs)  # raises on bad names
   optim.make_optimizer(config.optimizer, schedule)
   try:
@@ -219,6 +220,23 @@ def _check_model_and_optimizer(config) -> None:
     raise errors.UserError(
       f"config.trainable={config.trainable!r} is not a valid regex: {error}."
     ) from None
+
+
+def _check_layer_specs(model) -> None:
+  """Every layer spec in config.model (fields, types, ranges) as the model will read it, so
+  that a misspelt field is refused before data loads (a sweep's points: before any trains)."""
+  from tnjax.nn import spec_from_config  # pylint: disable=g-import-not-at-top
+
+  specs = {name: model.get(name) for name in ("conv_layer", "dense_layer")}
+  specs.update({f"layers.{k}": v for k, v in (model.get("layers") or {}).items()})
+  for where, spec in specs.items():
+    if spec is None:
+      continue
+    spec = spec.to_dict() if hasattr(spec, "to_dict") else spec
+    try:
+      spec_from_config(spec)
+    except (ValueError, TypeError) as error:
+      raise errors.UserError(f"config.model.{where}: {error}") from None
 
 
 def _check_wandb(config) -> None:
