@@ -16,7 +16,7 @@ import traceback
 
 from absl import flags
 
-from tnjax import config_lib
+from tnjax import config_lib, programs
 
 IGNORED = (".lock",)  # the run lock: rewritten by every trainer that takes it
 
@@ -47,7 +47,7 @@ def _run(program, args) -> dict:
   code = 0
   with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
     try:
-      module.main(flags.FLAGS(argv), overrides)
+      module.main(programs._parse_flags(argv), overrides)  # as app.run parses them
     except SystemExit as e:
       code = e.code if isinstance(e.code, int) else 1
     except Exception:  # pylint: disable=broad-except  # what the suite must never see

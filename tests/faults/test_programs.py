@@ -145,6 +145,12 @@ ROWS = [
   ("compress", "--from {S} --plan {P}/good.py --workdir {S}/small", r"lies inside the source run"),
   (
     "compress",
+    "--from {S} --plan {P}/good.py --workdir {T}/c9 --finetune_epochs two",
+    r"flag --finetune_epochs=two: invalid literal .*--helpshort",
+  ),
+  ("evaluate", "--step 3", r"--workdir must have a value"),
+  (
+    "compress",
     "--from {S} --plan {P}/good.py --workdir {C} --finetune_epochs 2",
     r"fine-tuned under another config: num_epochs: 1 -> 2.*--allow_config_change",
   ),

@@ -286,3 +286,23 @@ def test_a_measured_budget_searches_on_held_out_examples_and_resumes(tmp_path):
   again = compress_run(str(source), str(plan), str(target), **args)
   assert again["layers"] == report["layers"]
   assert sorted(p.name for p in search_dir.glob("finetune_*")) == runs
+
+
+@pytest.mark.slow
+def test_evaluate_and_export_say_when_a_run_is_not_finished(tmp_path, capsys):
+  source = tmp_path / "source"
+  h.reference_run(source)
+  plan = tmp_path / "plan.py"
+  plan.write_text("def get_plan(arg=None):\n  return {'hidden': {'kind': 'lowrank', 'rank': 4}}\n")
+  converted = tmp_path / "converted"
+  compress_run(str(source), str(plan), str(converted))  # --finetune_epochs 0
+  capsys.readouterr()
+  evaluate_run(str(converted))
+  assert "is converted, not fine-tuned: these are the converted weights" in (
+    capsys.readouterr().err
+  )
+  (source / "result.json").unlink()  # as if the run had stopped after its last checkpoint
+  evaluate_run(str(source))
+  assert "is not finished: these are the weights of its checkpoint at step 256" in (
+    capsys.readouterr().err
+  )

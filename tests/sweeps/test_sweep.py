@@ -87,7 +87,10 @@ def test_bad_sweeps_give_clear_errors(tmp_path):
     )
   )
   for dry_run in (True, False):
-    with pytest.raises(ValueError, match=r"sweep point 00_rnks=1: config.model.layers.hidden: .*no field\(s\) \['rnks'\]"):
+    with pytest.raises(
+      ValueError,
+      match=r"sweep point 00_rnks=1: config.model.layers.hidden: .*no field\(s\) \['rnks'\]",
+    ):
       sweep.run_sweep(str(bad), str(tmp_path / "bad"), dry_run=dry_run)
   assert not any((tmp_path / "bad").glob("*/*"))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from tnjax import config_lib, errors, fileio
@@ -32,6 +34,14 @@ def _check_eval_overrides(overrides: dict) -> None:
     )
 
 
+def _say_if_unfinished(workdir, step) -> None:
+  from tnjax.compression.runs import unfinished_note  # pylint: disable=g-import-not-at-top
+
+  note = unfinished_note(workdir, step)
+  if note is not None:
+    print(f"tnjax: note: {note}", file=sys.stderr, flush=True)
+
+
 def evaluate_run(workdir, *, step=None, merge: str = "", overrides=None) -> dict:
   """Test loss and accuracy of a run's checkpoint (default: the newest readable one);
   with `merge`, also writes the dense copy's arrays there."""
@@ -43,6 +53,7 @@ def evaluate_run(workdir, *, step=None, merge: str = "", overrides=None) -> dict
   _check_eval_overrides(overrides)
   merge_path = fileio.check_output_file(merge, "--merge", ".npz") if merge else None
   model, config = load(workdir, step=step)
+  _say_if_unfinished(workdir, step)
   config = config_lib.apply_overrides(config, overrides)
   with errors.input_errors_are_user_errors():
     validate.validate_config(config)
@@ -59,6 +70,7 @@ def export_run(workdir, out, *, tflite=None, step=None) -> None:
   from tnjax.data import eval_pipeline  # pylint: disable=g-import-not-at-top
 
   model, config = load(workdir, step=step)
+  _say_if_unfinished(workdir, step)
   pipeline, arrays = serving.run_input_pipeline(workdir, config)
   artefact = serving.export_model(model, pipeline, arrays)
   flatbuffer = serving.export_tflite(model, pipeline, arrays) if tflite is not None else None

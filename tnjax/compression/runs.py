@@ -67,6 +67,24 @@ def load(workdir, *, step: int | None = None):
   return model, config
 
 
+def unfinished_note(workdir, step: int | None = None) -> str | None:
+  """What a reader of a run that has not finished should know about the weights `load`
+  gives (None for a finished run): the step they are from, or that a compressed run's are
+  the converted, not fine-tuned, ones."""
+  workdir = fileio.workdir_path(workdir)
+  state = run_files.status(workdir)
+  if state == "finished":
+    return None
+  saved = checkpoint_lib.saved_steps(workdir / run_files.CHECKPOINTS)
+  if not saved and step is None:
+    if (workdir / run_files.COMPRESSED_INIT).exists():
+      return f"{workdir} is converted, not fine-tuned: these are the converted weights."
+    return None
+  at = step if step is not None else max(saved)
+  what = {"running": "still training", "diverged": "diverged"}.get(state, "not finished")
+  return f"{workdir} is {what}: these are the weights of its checkpoint at step {at}."
+
+
 class Predictor:
   """`predict(examples) -> logits` for a run: examples as the data set stores them (see
   `input`, e.g. uint8 (batch, 28, 28, 1)), the run's eval pipeline and model inside, jitted.
