@@ -241,6 +241,13 @@ ROWS = [
   ("train", "--config {CF} --workdir {T}/t1 --config.data.pad_to=-1", r"config.data.pad_to=-1"),
   (
     "train",
+    "--config "
+    + os.path.join(REPO, "configs", "tt_mnist.py")
+    + ":fashion_idx,synthetic --workdir {T}/t1",
+    r"fashion_idx and synthetic each choose the data; give one of them",
+  ),
+  (
+    "train",
     "--config {CF} --workdir {S} --config.num_epochs=1 --allow_config_change",
     r"trained to step 16, past the 8 steps of config.num_epochs=1",
   ),

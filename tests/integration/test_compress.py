@@ -306,3 +306,22 @@ def test_evaluate_and_export_say_when_a_run_is_not_finished(tmp_path, capsys):
   assert "is not finished: these are the weights of its checkpoint at step 256" in (
     capsys.readouterr().err
   )
+
+
+@pytest.mark.slow
+def test_a_fine_tune_on_other_examples_keeps_the_sources_fitted_mean_image(tmp_path):
+  source = tmp_path / "source"
+  h.reference_run(source)
+  plan = tmp_path / "plan.py"
+  plan.write_text("def get_plan(arg=None):\n  return {'hidden': {'kind': 'lowrank', 'rank': 4}}\n")
+  target = tmp_path / "small"
+  compress_run(
+    str(source),
+    str(plan),
+    str(target),
+    finetune_epochs=1,
+    overrides={"data.max_train_examples": "256"},  # fewer examples: another mean if refitted
+  )
+  mean = np.load(source / "preprocessing.npz")["mean_image"]
+  assert json.loads((target / "config.json").read_text())["data"]["max_train_examples"] == 256
+  np.testing.assert_array_equal(np.load(target / "preprocessing.npz")["mean_image"], mean)

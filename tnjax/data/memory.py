@@ -10,6 +10,7 @@ runs identical to uninterrupted ones.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import ml_collections
 import numpy as np
@@ -150,14 +151,19 @@ def held_out_split(images, labels, examples: int, max_train_examples: int = 0):
   return images[:keep], labels[:keep], images[held], labels[held], seen
 
 
-def load_dataset(config) -> Dataset:
+def load_dataset(config, fitted: dict | None = None) -> Dataset:
   """Loads and preprocesses both splits: scale -> pad -> [GCN + ZCA] -> subtract the train
-  mean image (eval_pipeline.py replays the same steps for serving)."""
+  mean image (eval_pipeline.py replays the same steps for serving).
+
+  `fitted`: arrays a run fitted at its first start (its preprocessing.npz), used instead of
+  fitting them again, so that a resumed run or a compressed run's fine-tune sees its
+  inputs as the weights were trained on them, whatever training examples it now reads.
+  """
   if config.scale not in SCALES:
     raise ValueError(f"data.scale={config.scale!r} is unknown; choose one of {SCALES}.")
   (train_x, train_y), (test_x, test_y), num_classes = load_raw_splits(config)
   # Every fitted array is part of the serving input.
-  preprocessing = preprocess.fit_scale(config.scale, train_x)
+  preprocessing = {**preprocess.fit_scale(config.scale, train_x), **(fitted or {})}
   processed = []
   for images in (train_x, test_x):
     x = preprocess.scale(images, config.scale, preprocessing)
@@ -169,10 +175,12 @@ def load_dataset(config) -> Dataset:
     raise ValueError(f"data.whiten={whiten!r} is unknown; choose one of {preprocess.WHITENINGS}.")
   if whiten == "gcn_zca":
     processed = [preprocess.global_contrast_normalize(x) for x in processed]
-    preprocessing.update(preprocess.zca_fit(processed[0]))
+    if not _fits(preprocessing.get("zca_matrix"), (math.prod(processed[0].shape[1:]),) * 2):
+      preprocessing.update(preprocess.zca_fit(processed[0]))
     processed = [preprocess.zca_apply(x, preprocessing) for x in processed]
   if config.subtract_mean:
-    preprocessing["mean_image"] = processed[0].mean(axis=0, keepdims=True)
+    if not _fits(preprocessing.get("mean_image"), (1, *processed[0].shape[1:])):
+      preprocessing["mean_image"] = processed[0].mean(axis=0, keepdims=True)
     processed = [x - preprocessing["mean_image"] for x in processed]
   name = config.name if config.source != "synthetic" else "synthetic"
   return Dataset(
@@ -184,6 +192,12 @@ def load_dataset(config) -> Dataset:
     f"{name} ({config.source})",
     preprocessing,
   )
+
+
+def _fits(array, shape) -> bool:
+  """Whether a stored fitted array has the shape the images now need (a config change that
+  pads or crops otherwise makes it fitted again)."""
+  return array is not None and tuple(np.shape(array)) == tuple(shape)
 
 
 # --- batching ----------------------------------------------------------------

@@ -82,8 +82,8 @@ def _check_batch(config, num_train: int) -> None:
     )
 
 
-def _in_memory(config, mesh) -> Input:
-  dataset = memory.load_dataset(config.data)
+def _in_memory(config, mesh, fitted=None) -> Input:
+  dataset = memory.load_dataset(config.data, fitted)
   num_train = len(dataset.train_labels)
   _check_batch(config, num_train)
   put = (
@@ -166,6 +166,9 @@ def _streamed(config, mesh) -> Input:
   )
 
 
-def make_input(config, mesh=None) -> Input:
-  """The input of config.data (in memory unless data.source='tfds_stream')."""
-  return (_streamed if config.data.source == memory.STREAM_SOURCE else _in_memory)(config, mesh)
+def make_input(config, mesh=None, fitted: dict | None = None) -> Input:
+  """The input of config.data (in memory unless data.source='tfds_stream'); `fitted`: the
+  run's preprocessing arrays from its first start (memory.load_dataset)."""
+  if config.data.source == memory.STREAM_SOURCE:  # fits nothing: ImageNet's fixed statistics
+    return _streamed(config, mesh)
+  return _in_memory(config, mesh, fitted)

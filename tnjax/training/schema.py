@@ -15,7 +15,11 @@ FASHION_MNIST_IDX_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-
 
 
 def apply_offline_source(c: ml_collections.ConfigDict, fashion_idx: bool, synthetic: bool):
-  """The `fashion_idx` / `synthetic` config arguments: read data without TFDS."""
+  """The `fashion_idx` / `synthetic` config arguments: read data without TFDS (one of them)."""
+  if fashion_idx and synthetic:
+    raise ValueError(
+      "config arguments fashion_idx and synthetic each choose the data; give one of them."
+    )
   if fashion_idx:
     c.data.source, c.data.name, c.data.idx_dir = "idx", "fashion_mnist", FASHION_MNIST_IDX_DIR
   if synthetic:

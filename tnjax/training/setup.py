@@ -39,12 +39,14 @@ def evaluated_split(config) -> str:
   return "held-out" if config.data.get("held_out_eval", 0) else "test"
 
 
-def build(config, is_main: bool) -> Setup:
-  """Mesh, input, model (+ pretrained weights), optimizer; prints the run's header."""
+def build(config, is_main: bool, fitted: dict | None = None) -> Setup:
+  """Mesh, input, model (+ pretrained weights), optimizer; prints the run's header.
+  `fitted`: the preprocessing arrays the run fitted at its first start (or a compressed
+  run's source fitted), reused rather than fitted again."""
   mesh = sharding_lib.make_mesh(config.get("mesh"))
   if mesh is not None:
     sharding_lib.check_batch(config.batch_size, mesh)
-  data = data_lib.make_input(config, mesh)
+  data = data_lib.make_input(config, mesh, fitted)
   build = lambda rngs: models.build_model(
     config.model, data.image_shape, data.num_classes, rngs=rngs, dtype=config.get("dtype")
   )

@@ -151,8 +151,16 @@ def _as_config(config) -> ml_collections.ConfigDict:
 
 
 def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock):
+  # The inputs' fitted arrays (mean image, ZCA) come from the run's first start (or, for a
+  # compressed run, its source): a resume or fine-tune on other examples keeps them. Before
+  # anything trained (a start that failed), they are fitted afresh.
+  trained = (
+    checkpoint_lib.saved_steps(workdir / run_files.CHECKPOINTS)
+    or (workdir / run_files.COMPRESSED_INIT).exists()
+  )
+  fitted = fileio.read_npz(workdir / run_files.PREPROCESSING) if trained else None
   with errors.input_errors_are_user_errors():  # the config's model, data and weights
-    setup = setup_lib.build(config, is_main)
+    setup = setup_lib.build(config, is_main, fitted)
   if is_main:
     _check_records_have_checkpoints(workdir, (workdir / run_files.CHECKPOINTS).exists())
   checkpointer = checkpoint_lib.Checkpointer(
