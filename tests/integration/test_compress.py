@@ -117,13 +117,18 @@ def test_bad_plans_are_one_line_errors(plan, message):  # fc2: 120 -> 84, 10,080
     compress_model(_lenet(), plan)
 
 
+def _trained_source_and_plan(tmp_path):
+  """A small trained TT FC-2 run and a plan compressing its hidden layer further: low rank
+  4 stores 8,192 weights, fewer than the TT layer's 8,448 (a larger rank is refused)."""
+  source, plan = tmp_path / "source", tmp_path / "plan.py"
+  h.reference_run(source)
+  plan.write_text("def get_plan(arg=None):\n  return {'hidden': {'kind': 'lowrank', 'rank': 4}}\n")
+  return source, plan
+
+
 @pytest.mark.slow
 def test_the_program_compresses_fine_tunes_resumes_and_loads(tmp_path):
-  source = tmp_path / "source"
-  h.reference_run(source)  # a small TT FC-2: its hidden layer is compressed further
-  plan = tmp_path / "plan.py"
-  # rank 4 stores 8,192 weights, fewer than the TT layer's 8,448 (a larger rank is refused)
-  plan.write_text("def get_plan(arg=None):\n  return {'hidden': {'kind': 'lowrank', 'rank': 4}}\n")
+  source, plan = _trained_source_and_plan(tmp_path)
   with pytest.raises(errors.UserError, match="--from and --workdir are both"):
     compress_run(str(source), str(plan), str(source))
   target = tmp_path / "small"
@@ -156,10 +161,7 @@ def test_the_program_compresses_fine_tunes_resumes_and_loads(tmp_path):
 
 @pytest.mark.slow
 def test_a_compressed_run_resumes_after_sigkill_like_any_run(tmp_path):
-  source = tmp_path / "source"
-  h.reference_run(source)
-  plan = tmp_path / "plan.py"
-  plan.write_text("def get_plan(arg=None):\n  return {'hidden': {'kind': 'lowrank', 'rank': 4}}\n")
+  source, plan = _trained_source_and_plan(tmp_path)
   full, killed = tmp_path / "full", tmp_path / "killed"
   epochs = ["--finetune_epochs", "4"]
   args = ["--from", str(source), "--plan", str(plan)]
@@ -290,10 +292,7 @@ def test_a_measured_budget_searches_on_held_out_examples_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_and_export_say_when_a_run_is_not_finished(tmp_path, capsys):
-  source = tmp_path / "source"
-  h.reference_run(source)
-  plan = tmp_path / "plan.py"
-  plan.write_text("def get_plan(arg=None):\n  return {'hidden': {'kind': 'lowrank', 'rank': 4}}\n")
+  source, plan = _trained_source_and_plan(tmp_path)
   converted = tmp_path / "converted"
   compress_run(str(source), str(plan), str(converted))  # --finetune_epochs 0
   capsys.readouterr()
@@ -310,10 +309,7 @@ def test_evaluate_and_export_say_when_a_run_is_not_finished(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_fine_tune_on_other_examples_keeps_the_sources_fitted_mean_image(tmp_path):
-  source = tmp_path / "source"
-  h.reference_run(source)
-  plan = tmp_path / "plan.py"
-  plan.write_text("def get_plan(arg=None):\n  return {'hidden': {'kind': 'lowrank', 'rank': 4}}\n")
+  source, plan = _trained_source_and_plan(tmp_path)
   target = tmp_path / "small"
   compress_run(
     str(source),
