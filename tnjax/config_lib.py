@@ -88,21 +88,22 @@ def load_module(config_path: str, entry: str = "get_config"):
       f"config {path!r} is neither a .py file nor a packaged config; pass --config "
       "path/to/config.py[:args] or one of " + ", ".join(packaged_config_names()) + "."
     )
+  kind = "plan file" if entry == "get_plan" else "config file"
   name = "tnjax_config_" + re.sub(r"\W", "_", path)
   spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(spec)
   try:
     spec.loader.exec_module(module)
   except SyntaxError as e:
-    raise errors.UserError(f"config file {path} line {e.lineno}: {e.msg}; fix the file.") from e
+    raise errors.UserError(f"{kind} {path} line {e.lineno}: {e.msg}; fix the file.") from e
   except ImportError as e:
-    raise errors.UserError(f"config file {path} cannot be imported: {e}.") from e
+    raise errors.UserError(f"{kind} {path} cannot be imported: {e}.") from e
   except Exception as e:  # pylint: disable=broad-except  # the user's code: one line
     raise user_code_error(path, e) from e
   if not callable(getattr(module, entry, None)):
     what = "config returns its ConfigDict" if entry == "get_config" else "file returns its dict"
     raise errors.UserError(
-      f"config file {path} defines no {entry}(); a tnjax {what} from {entry}(arg=None)."
+      f"{kind} {path} defines no {entry}(); a tnjax {what} from {entry}(arg=None)."
     )
   return module, (arg or None)
 

@@ -33,19 +33,30 @@ def run_with_overrides(main) -> None:
   from absl import app  # pylint: disable=g-import-not-at-top
 
   argv, overrides = config_lib.split_overrides(sys.argv)
-  app.run(lambda args: main(args, overrides), argv=argv, flags_parser=_parse_flags)
+
+  def run(args):
+    try:
+      return main(args, overrides)
+    except app.UsageError as e:  # a stray argument, a missing flag: one line, not the usage
+      _usage_error(e)
+
+  app.run(run, argv=argv, flags_parser=_parse_flags)
+
+
+def _usage_error(error) -> None:
+  from tnjax import errors  # pylint: disable=g-import-not-at-top
+
+  print(f"tnjax: error: {error} (--helpshort lists the flags)", file=sys.stderr, flush=True)
+  sys.exit(errors.EXIT_USER_ERROR)
 
 
 def _parse_flags(argv):
   """absl's flag parsing, a mistake (a missing --workdir, --finetune_epochs two) as the
   programs' other errors are: one line, exit code 2."""
-  from tnjax import errors  # pylint: disable=g-import-not-at-top
-
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    print(f"tnjax: error: {e} (--helpshort lists the flags)", file=sys.stderr, flush=True)
-    sys.exit(errors.EXIT_USER_ERROR)
+    _usage_error(e)
 
 
 def start(argv, *, compile_cache: bool = True) -> None:

@@ -269,11 +269,13 @@ def test_a_measured_budget_searches_on_held_out_examples_and_resumes(tmp_path):
   np.testing.assert_allclose(sorted(evaluated), sorted(tried), atol=1e-6)
   status = search_status(str(target)).splitlines()  # --status: how far the search is
   assert status[0].startswith("search: budget {'accuracy_drop': 30}")
-  assert f"candidates fine-tuned: {len(runs)}; best so far {100 * max(tried):.2f}%" in status[3]
   assert status[4] == f"finished: {search_dir / 'search.md'}"
   assert status[-1] == f"{len(runs)} runs: {len(runs)} finished." and "val acc" in status[5]
   need = record["source"]["accuracy"] - 0.30
   chosen = report["layers"][0]["weights_after"]
+  # The status names what the search chooses: the smallest candidate within the drop.
+  assert f"candidates fine-tuned: {len(runs)}; smallest within the drop so far: " in status[3]
+  assert status[3].endswith(f" at {chosen:,} weights")
   assert "Target met." in (search_dir / "search.md").read_text()
   assert any(a >= need for a in tried) and report["layers"][0]["format"] == "lowrank"
   assert chosen < 1024 * 10

@@ -1,6 +1,6 @@
 """Where a rank search stands, read from its files (`python -m tnjax.compress --status`):
-the budget, whether each layer is scored, the candidates fine-tuned and the best so far,
-and each candidate's fine-tuning run as `tnjax.sweep --status` shows runs."""
+the budget, whether each layer is scored, the candidates fine-tuned and the one it would
+choose so far, and each candidate's fine-tuning run as `tnjax.sweep --status` shows runs."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ def search_status(workdir) -> str:
   """The status lines of the search in `workdir` (a compress run's workdir, or the
   workdir given to `tnjax.compression.search`)."""
   directory = fileio.workdir_path(workdir)
+  if not directory.exists():
+    raise errors.UserError(f"--workdir {directory} does not exist; give a compress run's workdir.")
   if (directory / SEARCH_DIR / RECORD).exists():
     directory = directory / SEARCH_DIR
   if not (directory / RECORD).exists():
@@ -37,9 +39,7 @@ def search_status(workdir) -> str:
   tried = [m for m in (state.get("measured") or {}).values() if "accuracy" in m]
   line = f"candidates fine-tuned: {len(tried)}"
   if tried:
-    best = max(tried, key=lambda m: m["accuracy"])
-    weights = f" at {best['weights']:,} weights" if "weights" in best else ""
-    line += f"; best so far {100 * best['accuracy']:.2f}% validation accuracy{weights}"
+    line += "; " + _best_so_far(tried, state.get("budget") or {}, source)
   lines.append(line)
   finished = (directory / "search.md").exists()
   lines.append(f"finished: {directory / 'search.md'}" if finished else "finished: not yet")
@@ -48,3 +48,25 @@ def search_status(workdir) -> str:
     rows = [run_files.describe(run) for run in runs]
     lines.append(run_files.status_table(rows, accuracy="val acc"))
   return "\n".join(lines)
+
+
+def _best_so_far(tried: list[dict], budget: dict, source: dict) -> str:
+  """What the search would choose among the candidates fine-tuned so far: under an
+  accuracy-drop budget the smallest within the drop, otherwise the most accurate."""
+  describe = lambda m: (
+    f"{100 * m['accuracy']:.2f}% validation accuracy"
+    + (  # noqa: E731
+      f" at {m['weights']:,} weights" if "weights" in m else ""
+    )
+  )
+  if "accuracy_drop" in budget and "accuracy" in source:
+    floor = source["accuracy"] - budget["accuracy_drop"] / 100
+    within = [m for m in tried if m["accuracy"] >= floor and "weights" in m]
+    if within:
+      return "smallest within the drop so far: " + describe(min(within, key=lambda m: m["weights"]))
+    return (
+      "none within the drop yet (the most accurate: "
+      + describe(max(tried, key=lambda m: m["accuracy"]))
+      + ")"
+    )
+  return "most accurate so far: " + describe(max(tried, key=lambda m: m["accuracy"]))

@@ -152,9 +152,11 @@ def _run_jobs(config_path: str, todo, dirs: dict, job_overrides: dict, parallel:
     results = dict(zip(todo, pool.map(run, todo)))
   broken = [job for job, s in results.items() if s == "failed"]
   stopped = [job for job, s in results.items() if s not in ("finished", "failed")]
+  names = lambda jobs: ", ".join(dirs[job].name for job in jobs)  # noqa: E731
   if broken:
-    print(f"{len(broken)} point(s) failed on a problem to fix: {broken}; fix it and rerun.")
+    print(f"{len(broken)} point(s) failed on a problem to fix: {names(broken)}; fix it and rerun.")
   if stopped:
     print(
-      f"{len(stopped)} point(s) did not finish: {stopped}; rerun the same command to resume them."
+      f"{len(stopped)} point(s) did not finish: {names(stopped)}; rerun the same command to "
+      "resume them."
     )

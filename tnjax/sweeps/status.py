@@ -31,5 +31,10 @@ def sweep_status(workdir, config_path: str | None = None, seeds: str = "", point
     if not workdir.exists():
       raise errors.UserError(f"{workdir} does not exist; give the sweep's --workdir.")
     dirs = sorted(p for p in workdir.iterdir() if (p / run_files.POINT).exists())
+    if not dirs:
+      raise errors.UserError(
+        f"{workdir} holds no sweep points (no sub-directory with {run_files.POINT}); give a "
+        "sweep's --workdir, or python -m tnjax.evaluate for a single run."
+      )
   rows = [run_files.describe(d) for d in dirs]
   return run_files.status_table(rows)
