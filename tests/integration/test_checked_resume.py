@@ -119,11 +119,16 @@ def test_an_unreadable_newest_checkpoint_is_named_and_the_previous_one_used(
   assert result["step"] == 64
 
 
-def test_rerunning_a_finished_run_keeps_its_result(finished):
+def test_rerunning_a_finished_run_keeps_its_result_and_writes_nothing(finished, capsys):
   workdir, first = finished
+  before = {p: h for p, h in _hashes(workdir).items() if not p.endswith(".lock")}
+  capsys.readouterr()
   again = trainer.train(_short(), str(workdir)).result
   assert again == first and "train_loss" in again and "test_accuracy" in again
   assert json.loads((workdir / "result.json").read_text()) == first
+  assert "is finished (step 64); nothing to train." in capsys.readouterr().out
+  after = {p: h for p, h in _hashes(workdir).items() if not p.endswith(".lock")}
+  assert after == before  # no new TensorBoard file, no rewritten config
 
 
 def _hashes(directory):

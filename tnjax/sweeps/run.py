@@ -62,7 +62,6 @@ def run_sweep(
   indices = list(range(len(points))) if indices is None else list(indices)
   _check_choices(indices, len(points), parallel, seeds)
   workdir = fileio.workdir_path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
   # A job is (point index, seed or None); a seeded job sets config.seed on the command line.
   jobs = [(i, None) for i in indices] if seeds is None else [(i, s) for i in indices for s in seeds]
   dirs, job_overrides, recorded = {}, {}, {}
@@ -80,6 +79,7 @@ def run_sweep(
   todo = [job for job in jobs if run_files.status(dirs[job]) in ("new", "failed", "partial")]
   if dry_run or not todo:
     return {job: run_files.status(dirs[job]) for job in jobs}
+  workdir.mkdir(parents=True, exist_ok=True)
   for job in todo:
     fileio.write_json(
       dirs[job] / run_files.POINT,

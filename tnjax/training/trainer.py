@@ -131,9 +131,23 @@ def train(config: ml_collections.ConfigDict, workdir, *, allow_config_change: bo
   with errors.input_errors_are_user_errors():
     validate.validate_config(config)  # before any data load or compilation
   is_main = jax.process_index() == 0
+  existed = fileio.workdir_path(workdir).exists()
   workdir = fileio.check_workdir(workdir) if is_main else fileio.workdir_path(workdir)
-  with _workdir_lock(workdir, is_main) as lock:
-    return Trained(*_train(config, workdir, allow_config_change, is_main, lock.check))
+  try:
+    with _workdir_lock(workdir, is_main) as lock:
+      return Trained(*_train(config, workdir, allow_config_change, is_main, lock.check))
+  except errors.UserError:
+    if is_main and not existed:  # a start refused (bad data path, ...): leave no empty workdir
+      _remove_if_only_the_lock(workdir)
+    raise
+
+
+def _remove_if_only_the_lock(workdir) -> None:
+  if fileio.is_remote(workdir) or not workdir.is_dir():
+    return
+  if {p.name for p in workdir.iterdir()} <= {run_lock.LOCAL_LOCK}:
+    (workdir / run_lock.LOCAL_LOCK).unlink(missing_ok=True)
+    workdir.rmdir()
 
 
 def _as_config(config) -> ml_collections.ConfigDict:
@@ -169,6 +183,12 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
     async_save=config.checkpoint.async_save,
   )
   start, state = _restore(config, workdir, checkpointer, setup, allow_config_change, is_main)
+  finished = fileio.read_json(workdir / RESULT) if start == setup.total_steps else None
+  if finished is not None:  # a rerun of a finished run: nothing to train, nothing written
+    checkpointer.close()
+    if is_main:
+      print(f"{workdir} is finished (step {start}); nothing to train.", flush=True)
+    return finished, state
   writer = _open_run_files(config, workdir, setup.data, start, is_main, check_lock)
   config_dict, data = config.to_dict(), setup.data
   train_step = step_lib.TrainStep(
@@ -180,8 +200,7 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
     preemption.PreemptionWatcher(),
     train_log.TrainLog(config, setup, writer, start, is_main),
   )
-  previous_result = fileio.read_json(workdir / RESULT) if start == setup.total_steps else None
-  if is_main and previous_result is None:  # a finished run continued (more epochs): not finished
+  if is_main:  # a finished run continued (more epochs): not finished until it ends again
     (workdir / RESULT).unlink(missing_ok=True)
   try:
     for step, batch_indices in zip(range(start + 1, setup.total_steps + 1), data.train_refs(start)):
@@ -206,7 +225,7 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
         _save(checkpointer, writer, log, step, state, config_dict)
       if preempted:
         raise watcher.stop(step)
-    result = previous_result or _summary(
+    result = _summary(
       writer.records,
       {
         "num_params": setup.num_params,
