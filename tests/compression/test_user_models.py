@@ -422,3 +422,40 @@ def test_a_later_plan_entry_wins_for_a_layer_several_match():
     {"fc1": {"kind": "tt", "ratio": 2}, "fc*": {"kind": "lowrank", "ratio": 2}},
   )
   assert [r["format"] for r in rows] == ["lowrank", "lowrank"]
+
+
+def test_a_layer_shared_by_two_attributes_stays_shared_when_compressed():
+  class Tied(nnx.Module):
+    def __init__(self, rngs):
+      self.a = nnx.Linear(64, 64, rngs=rngs)
+      self.b = self.a  # weight tying: one layer, two names
+      self.layers = nnx.List([self.a])
+
+    def __call__(self, x):
+      return self.b(nnx.relu(self.a(x)))
+
+  small, (row,) = tnjax.compress(Tied(nnx.Rngs(0)), {"a": {"kind": "lowrank", "ratio": 2}})
+  assert small.a is small.b and small.layers[0] is small.a
+  params = sum(x.size for x in jax.tree.leaves(nnx.state(small, nnx.Param)))
+  assert row["weights_after"] == 2048 and params == 2048 + 64  # one factorised layer, one bias
+
+
+def test_layers_stacked_by_vmap_are_one_line_and_a_glob_passes_over_them():
+  class Blocks(nnx.Module):
+    def __init__(self, rngs):
+      @nnx.split_rngs(splits=4)
+      @nnx.vmap(in_axes=(0,), out_axes=0)
+      def make(rngs):
+        return nnx.Linear(64, 128, rngs=rngs)
+
+      self.blocks = make(rngs)
+      self.head = nnx.Linear(64, 10, rngs=rngs)
+
+  model = Blocks(nnx.Rngs(0))
+  note = {r["path"]: r.get("note", "") for r in layers_of(model)}["blocks"]
+  assert "holds 4 stacked kernels of shape (64, 128) (layers made by nnx.vmap" in note
+  with pytest.raises(errors.UserError, match=r"^blocks: nnx.Linear holds 4 stacked kernels"):
+    tnjax.compress(model, {"blocks": {"kind": "lowrank", "ratio": 2}})
+  with pytest.warns(UserWarning, match=r"plan entry '\*' leaves out blocks: nnx.Linear holds 4"):
+    _, rows = tnjax.compress(model, {"*": {"kind": "lowrank", "ratio": 2}})
+  assert [r["name"] for r in rows] == ["head"]

@@ -114,9 +114,40 @@ def _named_errors(entry):
 
 
 def install(model, entry, new) -> None:
-  """Puts `new` where `entry`'s layer is in `model` (in place)."""
+  """Puts `new` where `entry`'s layer is in `model` (in place): at every attribute that
+  holds that layer, so a layer shared between two places (tied weights) stays shared."""
   wrap = getattr(entry.layer, "wrap", None)  # a user's LinearGeneral / Einsum: reshapes
-  replace_layer(model, entry.path, wrap(new) if wrap else new)
+  new = wrap(new) if wrap else new
+  source = _at(model, entry.path)
+  for path in list(_paths_to(model, source)) or [entry.path]:
+    replace_layer(model, path, new)
+
+
+def _at(model, path: tuple):
+  node = model
+  for key in path:
+    node = node[key] if isinstance(key, int) else getattr(node, key)
+  return node
+
+
+def _paths_to(node, target, path=(), seen=None):
+  """Every attribute path from `node` to the object `target` (nnx.iter_modules gives a
+  shared module once, at its first path)."""
+  seen = set() if seen is None else seen
+  if id(node) in seen:
+    return
+  seen.add(id(node))
+  if isinstance(node, (nnx.List, list, tuple)):
+    children = enumerate(node)
+  elif isinstance(node, nnx.Module):
+    children = ((k, v) for k, v in vars(node).items() if not k.startswith("_"))
+  else:
+    return
+  for key, value in children:
+    if value is target:
+      yield path + (key,)
+    elif isinstance(value, (nnx.Module, list, tuple)):
+      yield from _paths_to(value, target, path + (key,), seen)
 
 
 @contextlib.contextmanager

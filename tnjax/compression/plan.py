@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import warnings
 
 from flax import nnx
 
@@ -128,10 +129,19 @@ def resolve_plan(model, plan: dict) -> list[PlanEntry]:
     )
   entries = {}
   for pattern, spec in plan.items():  # in order: a layer several entries match takes the last
-    for name in matching(pattern, available):
+    names, refused = matching(pattern, available), []
+    for name in names:
       path, module = available[name]
-      layer = _source(name, module)
+      try:
+        layer = _source(name, module)
+      except errors.UserError as refusal:  # a glob passes over what cannot be compressed
+        refused.append(refusal)
+        continue
       entries[name] = PlanEntry(name, path, layer, _checked_spec(pattern, spec, layer))
+    if refused and (pattern in names or len(refused) == len(names)):
+      raise refused[0]
+    for refusal in refused:
+      warnings.warn(f"plan entry {pattern!r} leaves out {refusal}", stacklevel=2)
   order = list(available)
   return sorted(entries.values(), key=lambda e: order.index(e.name))
 

@@ -178,6 +178,28 @@ def is_user_layer(module) -> bool:
   return type(module) in READERS
 
 
+def _kernel_axes(module) -> int:
+  """How many axes one layer's kernel has (the weight a plan replaces)."""
+  if isinstance(module, nnx.Conv):
+    return len(module.kernel_size) + 2
+  if isinstance(module, nnx.LinearGeneral):
+    return len(tuple(module.in_features)) + len(tuple(module.out_features))
+  if isinstance(module, nnx.Einsum):
+    return len(module.kernel_shape)
+  return 2  # Linear's kernel, Embed's table
+
+
 def source_layer(name: str, module) -> SourceLayer:
   """The user's layer `module` (at `name`) as a compression source, or a one-line refusal."""
+  weight = module.embedding if isinstance(module, nnx.Embed) else module.kernel
+  shape, axes = tuple(weight.shape), _kernel_axes(module)
+  if len(shape) > axes:
+    raise _refuse(
+      name,
+      module,
+      f"holds {'x'.join(map(str, shape[: len(shape) - axes]))} stacked kernels of shape "
+      f"{shape[len(shape) - axes :]} "
+      "(layers made by nnx.vmap / nnx.scan); build the blocks unstacked (a loop, nnx.List) to "
+      "compress them, or leave them out of the plan",
+    )
   return READERS[type(module)](name, module)
