@@ -132,6 +132,21 @@ def check_budget_shrinks(entries, allowed: float, budget) -> None:
     )
 
 
+def front_not_growing(front: list[dict], now: int | None, budget) -> list[dict]:
+  """The front points that store no more than already-compressed layers store now (all of
+  them for dense layers): a measured budget chooses among smaller models, never larger."""
+  if now is None or not front:
+    return front
+  kept = [p for p in front if p["weights"] <= now]
+  if not kept:
+    raise errors.UserError(
+      f"budget {budget}: the planned layers are already compressed to {now:,} weights and "
+      f"every candidate stores more (the smallest {front[0]['weights']:,}); plan a "
+      "smaller format, or compress the dense model instead."
+    )
+  return kept
+
+
 def allowed_weights(entries, budget) -> float:
   """The stored weights a {'params'} / {'ratio'} budget allows the planned layers."""
   dense = sum(e.layer.dense_weight_params for e in entries)

@@ -124,7 +124,9 @@ def search(
     chosen = _point({n: c.spec for n, c in choice.items()}, table)
     front = [chosen]
   else:
-    front = _not_growing(_front(table, facts["weights"]), budget_lib.stored_now(entries), budget)
+    front = budget_lib.front_not_growing(
+      _front(table, facts["weights"]), budget_lib.stored_now(entries), budget
+    )
     if "accuracy_drop" in budget:
       chosen = _smallest_within_drop(source, front, budget, validation, facts, record, say)
     else:
@@ -214,21 +216,6 @@ def _front(table: dict, dense: int) -> list[dict]:
     point = _point({n: c.spec for n, c in choice.items()}, table)
     points.setdefault(search_record.key(point["specs"]), point)
   return sorted(points.values(), key=lambda p: p["weights"])
-
-
-def _not_growing(front: list[dict], now: int | None, budget) -> list[dict]:
-  """The front points that store no more than already-compressed layers store now (all of
-  them for dense layers): a measured budget chooses among smaller models, never larger."""
-  if now is None or not front:
-    return front
-  kept = [p for p in front if p["weights"] <= now]
-  if not kept:
-    raise errors.UserError(
-      f"budget {budget}: the planned layers are already compressed to {now:,} weights and "
-      f"every candidate stores more (the smallest {front[0]['weights']:,}); plan a "
-      "smaller format, or compress the dense model instead."
-    )
-  return kept
 
 
 def _build(source, point, fit=True):

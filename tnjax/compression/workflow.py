@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import json
-
-
 import numpy as np
 
 from tnjax import config_lib, errors, fileio
-from tnjax.training import schema as config_schema
+from tnjax.compression import compress_checks
 from tnjax.training import run_files
 
 REPORT, INIT_WEIGHTS = run_files.COMPRESS_REPORT, run_files.COMPRESSED_INIT
@@ -61,111 +58,6 @@ def _markdown(report: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _check_new_run_place(workdir) -> None:
-  """A --workdir for a new run: not a file, not under one (created only after every check)."""
-  if fileio.is_remote(workdir):
-    return
-  for path in (workdir, *workdir.parents):
-    if path.exists():
-      if not path.is_dir():
-        where = "is a file" if path == workdir else f"lies under the file {path}"
-        raise errors.UserError(f"--workdir {workdir} {where}; give a directory path.")
-      return
-
-
-def _check_compress_command(
-  source_dir, plan_path, workdir, finetune_epochs, previous, search_counts: dict
-) -> None:
-  """Everything about the command itself that can refuse it, before any file is read;
-  `search_counts` are the measured-budget flags (each a whole number >= 1)."""
-  if not isinstance(finetune_epochs, int) or finetune_epochs < 0:
-    raise errors.UserError(
-      f"--finetune_epochs={finetune_epochs} must be an integer >= 0 (0: convert only)."
-    )
-  for flag, value in search_counts.items():
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-      raise errors.UserError(f"--{flag}={value} must be an integer >= 1.")
-  _check_new_run_place(workdir)
-  source = fileio.workdir_path(source_dir)
-  if source == workdir:
-    raise errors.UserError(
-      f"--from and --workdir are both {workdir}; give the compressed run a new --workdir."
-    )
-  if source in workdir.parents:
-    raise errors.UserError(
-      f"--workdir {workdir} lies inside the source run {source}; give the compressed run "
-      "a directory of its own."
-    )
-  # A search killed before its report leaves only WORKDIR/search: the same command resumes it.
-  if previous is None and workdir.exists() and any(p.name != "search" for p in workdir.iterdir()):
-    raise errors.UserError(
-      f"--workdir {workdir} exists and is not empty; give a new directory for the "
-      "compressed run (or the workdir of this same compression to resume it)."
-    )
-  if previous is not None and previous["source"] != str(fileio.workdir_path(source_dir)):
-    raise errors.UserError(
-      f"{workdir} holds the compression of {previous['source']}; use a new --workdir for "
-      "another source."
-    )
-
-
-def _plan_record(plan: dict, budget) -> str:
-  """The plan as the report keeps it: what the plan file returned, not its path (the same
-  file named another way is the same plan; an edited file is another)."""
-  return json.dumps({"layers": plan, "budget": budget}, sort_keys=True, default=list)
-
-
-def _check_same_plan(previous, plan_path: str, plan: dict, budget, workdir) -> None:
-  """A rerun into a finished compression must give the plan it was made by."""
-  if previous is None:
-    return
-  recorded = previous.get("plan_record")
-  same = (
-    recorded == _plan_record(plan, budget)
-    if recorded is not None
-    else previous["plan"] == plan_path  # a report written before plans were recorded
-  )
-  if not same:
-    raise errors.UserError(
-      f"{workdir} holds the compression by another plan (that of {previous['plan']} when it "
-      f"ran: {json.loads(recorded) if recorded else 'not recorded'}); use a new --workdir "
-      "for another plan."
-    )
-
-
-def _check_rerun(workdir, config, finetune_epochs: int, allow_config_change: bool) -> None:
-  """A rerun of a compression continues its fine-tune only under the config it started with."""
-  from tnjax.training import checkpoint, resume_check  # pylint: disable=g-import-not-at-top
-
-  saved = fileio.read_json(workdir / run_files.CONFIG)
-  if saved is None:
-    return
-  blocking = [
-    c
-    for c in resume_check.config_changes(saved, config.to_dict())
-    if not config_schema.is_harmless(c[0]) and c[0] != "pretrained.path"
-  ]
-  model_changes = [c for c in blocking if c[0].startswith("model.")]
-  if model_changes:  # the converted weights are this model's: no flag can change it
-    raise errors.UserError(
-      f"{workdir} holds a model converted by its plan; --config.model overrides would change "
-      f"it ({resume_check.format_changes(model_changes)}). Use a new --workdir."
-    )
-  if not blocking or not checkpoint.saved_steps(workdir / run_files.CHECKPOINTS):
-    return  # nothing trained yet: the fine-tune starts under the new settings
-  if not allow_config_change:
-    raise errors.UserError(
-      f"{workdir} was fine-tuned under another config: {resume_check.format_changes(blocking)}. "
-      "Rerun with the first command's --finetune_epochs and overrides, use a new --workdir, "
-      "or pass --allow_config_change to continue under the new settings."
-    )
-  if finetune_epochs == 0:
-    raise errors.UserError(
-      f"{workdir} is already fine-tuned; --finetune_epochs 0 would leave a config that no "
-      "longer describes its checkpoints. Evaluate it with python -m tnjax.evaluate instead."
-    )
-
-
 def compress_run(
   source_dir,
   plan_path,
@@ -192,9 +84,11 @@ def compress_run(
     "validation_examples": validation_examples,
     "search_finetune_epochs": search_finetune_epochs,
   }
-  _check_compress_command(source_dir, plan_path, workdir, finetune_epochs, previous, search_counts)
+  compress_checks.check_command(
+    source_dir, plan_path, workdir, finetune_epochs, previous, search_counts
+  )
   plan, budget = read_plan(plan_path)
-  _check_same_plan(previous, plan_path, plan, budget, workdir)
+  compress_checks.check_same_plan(previous, plan_path, plan, budget, workdir)
   model, source_config = load(source_dir)
   if previous is not None:
     report = previous
@@ -203,7 +97,7 @@ def compress_run(
     )
     with errors.input_errors_are_user_errors():
       validate.validate_config(config)
-    _check_rerun(workdir, config, finetune_epochs, allow_config_change)
+    compress_checks.check_rerun(workdir, config, finetune_epochs, allow_config_change)
     print(
       f"{workdir} already holds this compression (its report: compress.md); nothing to "
       "convert" + ("; the fine-tune goes on." if finetune_epochs > 0 else "."),
@@ -255,7 +149,7 @@ def _compress_and_write(
   report = {
     "source": str(fileio.workdir_path(source_dir)),
     "plan": plan_path,
-    "plan_record": _plan_record(plan, budget),
+    "plan_record": compress_checks.plan_record(plan, budget),
     "budget": budget,
     "layers": rows,
     "source_params": total_params(model),

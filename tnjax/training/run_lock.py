@@ -19,6 +19,7 @@ could otherwise lock a fresh .lock beside it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -249,3 +250,39 @@ class WorkdirLock:
 
   def __exit__(self, *exc):
     self.release()
+
+
+@contextlib.contextmanager
+def held_for_training(workdir, is_main: bool):
+  """Process 0 holds the workdir's lock; every process learns whether it got it."""
+  import jax  # pylint: disable=g-import-not-at-top  # a lock reader (run_files) needs no JAX
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  lock, busy = WorkdirLock(workdir), None
+  if is_main:
+    try:
+      lock.acquire()
+    except errors.WorkdirBusy as e:
+      busy = e
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+    got = multihost_utils.broadcast_one_to_all(np.int32(busy is None))
+    if not got and busy is None:
+      busy = errors.WorkdirBusy(f"workdir {workdir} is in use by another trainer.")
+  if busy is not None:
+    raise busy
+  try:
+    yield lock
+  finally:
+    if is_main:
+      lock.release()
+
+
+def remove_if_only_the_lock(workdir) -> None:
+  """A refused start's workdir, when it made it and it holds only the lock, removed."""
+  if fileio.is_remote(workdir) or not workdir.is_dir():
+    return
+  if {p.name for p in workdir.iterdir()} <= {LOCAL_LOCK}:
+    (workdir / LOCAL_LOCK).unlink(missing_ok=True)
+    workdir.rmdir()

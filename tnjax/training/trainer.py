@@ -13,13 +13,11 @@ nothing saved after it, exit 3) or failed.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import typing
 
 import jax
 import ml_collections
-import numpy as np
 
 from tnjax import errors
 from tnjax import fileio
@@ -134,20 +132,12 @@ def train(config: ml_collections.ConfigDict, workdir, *, allow_config_change: bo
   existed = fileio.workdir_path(workdir).exists()
   workdir = fileio.check_workdir(workdir) if is_main else fileio.workdir_path(workdir)
   try:
-    with _workdir_lock(workdir, is_main) as lock:
+    with run_lock.held_for_training(workdir, is_main) as lock:
       return Trained(*_train(config, workdir, allow_config_change, is_main, lock.check))
   except errors.UserError:
     if is_main and not existed:  # a start refused (bad data path, ...): leave no empty workdir
-      _remove_if_only_the_lock(workdir)
+      run_lock.remove_if_only_the_lock(workdir)
     raise
-
-
-def _remove_if_only_the_lock(workdir) -> None:
-  if fileio.is_remote(workdir) or not workdir.is_dir():
-    return
-  if {p.name for p in workdir.iterdir()} <= {run_lock.LOCAL_LOCK}:
-    (workdir / run_lock.LOCAL_LOCK).unlink(missing_ok=True)
-    workdir.rmdir()
 
 
 def _as_config(config) -> ml_collections.ConfigDict:
@@ -165,16 +155,8 @@ def _as_config(config) -> ml_collections.ConfigDict:
 
 
 def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock):
-  # The inputs' fitted arrays (mean image, ZCA) come from the run's first start (or, for a
-  # compressed run, its source): a resume or fine-tune on other examples keeps them. Before
-  # anything trained (a start that failed), they are fitted afresh.
-  trained = (
-    checkpoint_lib.saved_steps(workdir / run_files.CHECKPOINTS)
-    or (workdir / run_files.COMPRESSED_INIT).exists()
-  )
-  fitted = fileio.read_npz(workdir / run_files.PREPROCESSING) if trained else None
   with errors.input_errors_are_user_errors():  # the config's model, data and weights
-    setup = setup_lib.build(config, is_main, fitted)
+    setup = setup_lib.build(config, is_main, _fitted_arrays(workdir))
   if is_main:
     _check_records_have_checkpoints(workdir, (workdir / run_files.CHECKPOINTS).exists())
   checkpointer = checkpoint_lib.Checkpointer(
@@ -186,8 +168,7 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
   finished = fileio.read_json(workdir / RESULT) if start == setup.total_steps else None
   if finished is not None:  # a rerun of a finished run: nothing to train, nothing written
     checkpointer.close()
-    if is_main:
-      print(f"{workdir} is finished (step {start}); nothing to train.", flush=True)
+    _say(is_main, f"{workdir} is finished (step {start}); nothing to train.")
     return finished, state
   writer = _open_run_files(config, workdir, setup.data, start, is_main, check_lock)
   config_dict, data = config.to_dict(), setup.data
@@ -246,14 +227,29 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
       writer.close()
     finally:
       watcher.close()
-  if is_main:
-    print(
-      f"Done: step {result['step']}, {setup_lib.evaluated_split(config)} accuracy "
-      f"{result['test_accuracy']:.4f}, "
-      f"{result['num_params']:,} parameters.",
-      flush=True,
-    )
+  split = setup_lib.evaluated_split(config)
+  _say(
+    is_main,
+    f"Done: step {result['step']}, {split} accuracy {result['test_accuracy']:.4f}, "
+    f"{result['num_params']:,} parameters.",
+  )
   return result, state
+
+
+def _fitted_arrays(workdir) -> dict | None:
+  """The inputs' fitted arrays (mean image, ZCA) of the run's first start (or, for a
+  compressed run, its source's): a resume or a fine-tune on other examples keeps them.
+  None before anything trained (a start that failed): they are fitted afresh."""
+  trained = (
+    checkpoint_lib.saved_steps(workdir / run_files.CHECKPOINTS)
+    or (workdir / run_files.COMPRESSED_INIT).exists()
+  )
+  return fileio.read_npz(workdir / run_files.PREPROCESSING) if trained else None
+
+
+def _say(is_main: bool, line: str) -> None:
+  if is_main:
+    print(line, flush=True)
 
 
 def _open_run_files(config, workdir, data, start: int, is_main: bool, check_lock):
@@ -279,27 +275,3 @@ def _save(checkpointer, writer, log: train_log.TrainLog, step: int, state, confi
   divergence.check_state(state, step)
   checkpointer.save(step, state, config_dict)
   writer.flush()
-
-
-@contextlib.contextmanager
-def _workdir_lock(workdir, is_main: bool):
-  """Process 0 holds the workdir's lock; every process learns whether it got it."""
-  lock, busy = run_lock.WorkdirLock(workdir), None
-  if is_main:
-    try:
-      lock.acquire()
-    except errors.WorkdirBusy as e:
-      busy = e
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-
-    got = multihost_utils.broadcast_one_to_all(np.int32(busy is None))
-    if not got and busy is None:
-      busy = errors.WorkdirBusy(f"workdir {workdir} is in use by another trainer.")
-  if busy is not None:
-    raise busy
-  try:
-    yield lock
-  finally:
-    if is_main:
-      lock.release()
