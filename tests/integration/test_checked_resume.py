@@ -119,6 +119,27 @@ def test_an_unreadable_newest_checkpoint_is_named_and_the_previous_one_used(
   assert result["step"] == 64
 
 
+def test_falling_back_to_the_checkpoint_an_allowed_change_started_from_needs_no_new_flag(
+  tmp_path,
+):
+  import shutil  # pylint: disable=g-import-not-at-top
+
+  workdir, keep = tmp_path / "run", {"checkpoint.keep": 10}
+  trainer.train(_short(num_epochs=1, **keep), str(workdir))  # checkpoints 8 .. 32
+  trainer.train(_short(num_epochs=2, **keep), str(workdir), allow_config_change=True)
+  # The newer checkpoints lost (unreadable ones are moved aside so): step 32 is the newest,
+  # saved under num_epochs=1, the change from which was allowed when the run resumed there.
+  for step in (40, 48, 56, 64):
+    shutil.rmtree(workdir / "checkpoints" / str(step))
+  (workdir / "result.json").unlink()
+  result, _ = trainer.train(_short(num_epochs=2, **keep), str(workdir))
+  assert result["step"] == 64
+  with pytest.raises(errors.UserError, match=r"num_epochs: 1 -> 3"):  # a new change still asks
+    for step in (40, 48, 56, 64):
+      shutil.rmtree(workdir / "checkpoints" / str(step))
+    trainer.train(_short(num_epochs=3, **keep), str(workdir))
+
+
 def test_rerunning_a_finished_run_keeps_its_result_and_writes_nothing(finished, capsys):
   workdir, first = finished
   before = {p: h for p, h in _hashes(workdir).items() if not p.endswith(".lock")}

@@ -167,3 +167,17 @@ def test_a_cloud_storage_failure_is_one_line(capsys):
       "tnjax: error: cannot reach cloud storage (RuntimeError: while acquiring the run lock)"
     )
   )
+
+
+def test_packaged_configs_are_attributes_and_prepare_names_a_missing_manual_download(tmp_path):
+  import tnjax
+  from tnjax import errors
+  from tnjax.data import prepare
+
+  assert tnjax.configs.tt_mnist.get_config("synthetic").model.name == "fc2"
+  with pytest.raises(AttributeError, match="has no attribute 'no_such_config'"):
+    tnjax.configs.no_such_config  # noqa: B018
+  pytest.importorskip("tensorflow_datasets")
+  with pytest.raises(errors.UserError, match=r"imagenet2012 is downloaded by hand: .*manual"):
+    prepare.prepare(["imagenet2012"], str(tmp_path / "data"))
+  assert not (tmp_path / "data").exists()

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from tnjax import config_lib
-from tnjax import errors, extras
+from tnjax import errors, extras, fileio
 from tnjax.data import memory
 
 
@@ -30,8 +30,16 @@ def datasets_needed(config_paths) -> list[str]:
 def prepare(names, data_dir: str) -> None:
   tfds = extras.require("tensorflow_datasets", "preparing TFDS data")
 
+  manual = fileio.workdir_path(data_dir) / "downloads" / "manual"
   for name in names:
     builder = tfds.builder(name, data_dir=data_dir)
+    if getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None) and not (
+      manual.is_dir() and any(manual.iterdir())
+    ):
+      raise errors.UserError(
+        f"{name} is downloaded by hand: put its files (for imagenet2012, "
+        f"ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar) in {manual}, then rerun."
+      )
     print(f"Preparing {name} in {builder.data_dir} ...", flush=True)
     builder.download_and_prepare()
 

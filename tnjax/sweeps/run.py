@@ -98,7 +98,7 @@ def _job_config(module, arg, job, overrides: dict, point_dir):
   try:
     with errors.input_errors_are_user_errors():
       config = point_config(module, arg, job[0], overrides)
-      validate.validate_config(config)
+      validate.validate_config(config, data_present=False)  # each trainer checks its own
   except errors.UserError as e:
     raise errors.UserError(f"sweep point {point_dir.name}: {e}") from None
   return config

@@ -63,7 +63,13 @@ def check_resume(
 ) -> list:
   """Refuses a resume whose config changed what is trained; records accepted changes."""
   changes = config_changes(saved, current)
-  blocking = [c for c in changes if not config_schema.is_harmless(c[0])]
+  allowed_before = _allowed_at(workdir, step)
+  blocking = [
+    c
+    for c in changes
+    if not config_schema.is_harmless(c[0])
+    and (c[0], json.dumps(c[2], default=str)) not in allowed_before
+  ]
   if blocking and not allow_change:
     raise errors.UserError(
       f"{workdir} was trained to step {step} with another config: {format_changes(blocking)}. "
@@ -83,3 +89,16 @@ def check_resume(
     )
     fileio.write_text(path, "".join(json.dumps(h, default=str) + "\n" for h in history))
   return changes
+
+
+def _allowed_at(workdir, step: int) -> set:
+  """(key, new value) of the changes an earlier --allow_config_change accepted when the run
+  resumed from `step`: falling back to that checkpoint again (a newer one unreadable)
+  needs no second permission."""
+  history = fileio.read_jsonl(fileio.workdir_path(workdir) / HISTORY)
+  return {
+    (c["key"], json.dumps(c["new"], default=str))
+    for h in history
+    if h.get("allowed") and h.get("step") == step
+    for c in h.get("changes", [])
+  }

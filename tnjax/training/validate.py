@@ -110,12 +110,14 @@ def _check_synthetic(synthetic) -> None:
     )
 
 
-def validate_config(config) -> None:
-  """Raises UserError on the first bad field the trainer would read."""
+def validate_config(config, *, data_present: bool = True) -> None:
+  """Raises UserError on the first bad field the trainer would read; `data_present=False`
+  leaves out whether prepared data is where the config says (a sweep planned on one host
+  and trained on others)."""
   _check_counts(config)
   _check_data_sizes(config)
   _check_schedule(config)
-  _check_data_source(config.data)
+  _check_data_source(config.data, data_present)
   _check_model_and_optimizer(config)
   _check_wandb(config)
   check_frozen_layers_are_loaded(config)
@@ -160,7 +162,7 @@ def _check_schedule(config) -> None:
   )
 
 
-def _check_data_source(data) -> None:
+def _check_data_source(data, data_present: bool = True) -> None:
   sources = memory.SOURCES
   _require(
     data.source in sources,
@@ -192,7 +194,8 @@ def _check_data_source(data) -> None:
       f"config.data.normalization={normalization!r} is unknown; choose one of "
       f"{sorted(stream.NORMALIZATIONS)} (the pretrained weights' input convention).",
     )
-    stream.check_prepared(data)  # before anything else is read: the files come first
+    if data_present:
+      stream.check_prepared(data)  # before anything else is read: the files come first
   if data.source == "idx":
     _require(
       bool(data.idx_dir),
