@@ -93,6 +93,14 @@ def test_bad_sweeps_give_clear_errors(tmp_path):
     ):
       sweep.run_sweep(str(bad), str(tmp_path / "bad"), dry_run=dry_run)
   assert not any((tmp_path / "bad").glob("*/*"))
+  # Data and pretrained files are each trainer's to find: a sweep previews without them.
+  status = sweep.run_sweep(
+    os.path.join(REPO, "configs/tt_vgg16.py:normalization=caffe"),
+    str(tmp_path / "vgg"),
+    dry_run=True,
+    overrides={"data.data_dir": str(tmp_path / "none"), "pretrained.path": "/nowhere/vgg16.h5"},
+  )
+  assert set(status.values()) == {"new"} and not (tmp_path / "vgg").exists()
 
 
 def _run_sweep_cli(config, workdir, **popen_kwargs):

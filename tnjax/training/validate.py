@@ -57,11 +57,14 @@ def frozen_param_names(config) -> list[str]:
   return frozen if len(frozen) < len(names) else []  # none trained: optim says so in one line
 
 
-def check_frozen_layers_are_loaded(config) -> None:
+def check_frozen_layers_are_loaded(config, *, files_present: bool = True) -> None:
   """A frozen layer keeps its initial values for the whole run: they must come from the
-  pretrained file (or the config must say that random frozen layers are intended)."""
+  pretrained file (or the config must say that random frozen layers are intended).
+  `files_present=False` (the file may be only where the run trains): a path suffices."""
   pretrained = config.get("pretrained") or {}
   if pretrained.get("allow_random_frozen", False):
+    return
+  if pretrained.get("path") and not files_present:
     return
   frozen = frozen_param_names(config)
   if not frozen:
@@ -112,15 +115,15 @@ def _check_synthetic(synthetic) -> None:
 
 def validate_config(config, *, data_present: bool = True) -> None:
   """Raises UserError on the first bad field the trainer would read; `data_present=False`
-  leaves out whether prepared data is where the config says (a sweep planned on one host
-  and trained on others)."""
+  leaves out whether prepared data and pretrained files are where the config says (a sweep
+  planned on one host and trained on others)."""
   _check_counts(config)
   _check_data_sizes(config)
   _check_schedule(config)
   _check_data_source(config.data, data_present)
   _check_model_and_optimizer(config)
   _check_wandb(config)
-  check_frozen_layers_are_loaded(config)
+  check_frozen_layers_are_loaded(config, files_present=data_present)
 
 
 def _check_counts(config) -> None:
