@@ -80,7 +80,8 @@ def _restore(
   step, restored, _ = checkpointer.restore_latest(setup.state, check_config=check_config)
   if restored is None:
     return 0, setup.state
-  if is_main:
+  finished = step == setup.total_steps and (workdir / RESULT).exists()  # _train says so
+  if is_main and not finished:
     print(f"Resumed from {checkpointer.directory} at step {step}.", flush=True)
   return int(step), restored
 
