@@ -7,7 +7,6 @@ import json
 
 from tnjax import errors, fileio
 from tnjax.training import run_files
-from tnjax.training import schema as config_schema
 
 
 def _check_new_run_place(workdir) -> None:
@@ -22,9 +21,7 @@ def _check_new_run_place(workdir) -> None:
       return
 
 
-def check_command(
-  source_dir, plan_path, workdir, finetune_epochs, previous, search_counts: dict
-) -> None:
+def check_command(source_dir, workdir, finetune_epochs, previous, search_counts: dict) -> None:
   """Everything about the command itself that can refuse it, before any file is read;
   `search_counts` are the measured-budget flags (each a whole number >= 1)."""
   if not isinstance(finetune_epochs, int) or finetune_epochs < 0:
@@ -51,7 +48,7 @@ def check_command(
       f"--workdir {workdir} exists and is not empty; give a new directory for the "
       "compressed run (or the workdir of this same compression to resume it)."
     )
-  if previous is not None and previous["source"] != str(fileio.workdir_path(source_dir)):
+  if previous is not None and previous["source"] != str(source):
     raise errors.UserError(
       f"{workdir} holds the compression of {previous['source']}; use a new --workdir for "
       "another source."
@@ -90,9 +87,7 @@ def check_rerun(workdir, config, finetune_epochs: int, allow_config_change: bool
   if saved is None:
     return
   blocking = [
-    c
-    for c in resume_check.config_changes(saved, config.to_dict())
-    if not config_schema.is_harmless(c[0]) and c[0] != "pretrained.path"
+    c for c in resume_check.blocking_changes(saved, config.to_dict()) if c[0] != "pretrained.path"
   ]
   model_changes = [c for c in blocking if c[0].startswith("model.")]
   if model_changes:  # the converted weights are this model's: no flag can change it

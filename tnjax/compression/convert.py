@@ -18,7 +18,7 @@ from tnjax.compression import size_knobs as knobs
 from tnjax.compression import sizing
 from tnjax.compression.plan import resolve_plan
 from tnjax.nn import layer_rows, registry, spec_from_config
-from tnjax.nn.densify import replace_layer
+from tnjax.nn.densify import layer_at, replace_layer
 
 
 def compress_model(
@@ -118,16 +118,9 @@ def install(model, entry, new) -> None:
   holds that layer, so a layer shared between two places (tied weights) stays shared."""
   wrap = getattr(entry.layer, "wrap", None)  # a user's LinearGeneral / Einsum: reshapes
   new = wrap(new) if wrap else new
-  source = _at(model, entry.path)
+  source = layer_at(model, entry.path)
   for path in list(_paths_to(model, source)) or [entry.path]:
     replace_layer(model, path, new)
-
-
-def _at(model, path: tuple):
-  node = model
-  for key in path:
-    node = node[key] if isinstance(key, int) else getattr(node, key)
-  return node
 
 
 def _paths_to(node, target, path=(), seen=None):

@@ -53,12 +53,11 @@ def search_status(workdir) -> str:
 def _best_so_far(tried: list[dict], budget: dict, source: dict) -> str:
   """What the search would choose among the candidates fine-tuned so far: under an
   accuracy-drop budget the smallest within the drop, otherwise the most accurate."""
-  describe = lambda m: (
-    f"{100 * m['accuracy']:.2f}% validation accuracy"
-    + (  # noqa: E731
-      f" at {m['weights']:,} weights" if "weights" in m else ""
-    )
-  )
+
+  def describe(m: dict) -> str:
+    weights = f" at {m['weights']:,} weights" if "weights" in m else ""
+    return f"{100 * m['accuracy']:.2f}% validation accuracy{weights}"
+
   if "accuracy_drop" in budget and "accuracy" in source:
     floor = source["accuracy"] - budget["accuracy_drop"] / 100
     within = [m for m in tried if m["accuracy"] >= floor and "weights" in m]

@@ -84,9 +84,7 @@ def compress_run(
     "validation_examples": validation_examples,
     "search_finetune_epochs": search_finetune_epochs,
   }
-  compress_checks.check_command(
-    source_dir, plan_path, workdir, finetune_epochs, previous, search_counts
-  )
+  compress_checks.check_command(source_dir, workdir, finetune_epochs, previous, search_counts)
   plan, budget = read_plan(plan_path)
   compress_checks.check_same_plan(previous, plan_path, plan, budget, workdir)
   model, source_config = load(source_dir)

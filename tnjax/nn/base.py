@@ -84,10 +84,12 @@ class CompressedLayer(CountedModule):
     """Draws the format's parameters (the family's __init__ has set sizes and spec)."""
 
   @classmethod
-  def as_spec(cls, spec) -> LayerSpec | None:
+  def as_spec(cls, spec) -> LayerSpec:
     """`spec` as this format's LayerSpec: a spec as is, a dict (its 'kind' may be left out,
-    e.g. {'ranks': 4} for TTDense) through spec_from_config; None stays None."""
-    if spec is None or isinstance(spec, LayerSpec):
+    e.g. {'ranks': 4} for TTDense) through spec_from_config; None: the spec class's defaults."""
+    if spec is None:
+      return cls.spec_type()
+    if isinstance(spec, LayerSpec):
       return spec
     if hasattr(spec, "to_dict"):
       spec = spec.to_dict()
@@ -107,13 +109,11 @@ class CompressedLayer(CountedModule):
         "tnjax.compress(model, {'path': {'kind': ..., 'ratio': 4}})."
       )
     spec = cls.as_spec(spec)
-    spec = cls.spec_type() if spec is None else spec
     return dataclasses.replace(spec, use_bias=has_bias)
 
   def _check_spec(self, spec: LayerSpec | None) -> LayerSpec:
     """`spec`, or the spec class's defaults when None; a spec of another format is refused."""
     spec = self.as_spec(spec)
-    spec = self.spec_type() if spec is None else spec
     if self.spec_type is not None and not isinstance(spec, self.spec_type):
       raise ValueError(
         f"{type(self).__name__} takes a {self.spec_type.__name__}, got {type(spec).__name__}; "
@@ -155,7 +155,6 @@ class CompressedLayer(CountedModule):
     """
     fit = {k: kwargs.pop(k) for k in cls.fit_options if k in kwargs}
     spec = cls.as_spec(spec)
-    spec = cls.spec_type() if spec is None else spec
     kwargs.setdefault("rngs", nnx.Rngs(0))
     weight_array = jnp.asarray(weight)
     layer = cls._fitted_from_shapes(weight_array, bias, spec, fit, kwargs)

@@ -74,11 +74,17 @@ def densify(model: nnx.Module, choose: Callable = is_compressed) -> nnx.Module:
   return model
 
 
+def layer_at(model: nnx.Module, path: tuple):
+  """The module at `path` (as nnx.iter_modules gives it) inside `model`."""
+  node = model
+  for key in path:
+    node = node[key] if isinstance(key, int) else getattr(node, key)
+  return node
+
+
 def replace_layer(model: nnx.Module, path: tuple, layer) -> None:
   """Puts `layer` at `path` (as nnx.iter_modules gives it) inside `model`, in place."""
-  parent = model
-  for key in path[:-1]:
-    parent = parent[key] if isinstance(key, int) else getattr(parent, key)
+  parent = layer_at(model, path[:-1])
   if isinstance(path[-1], int):
     parent[path[-1]] = layer
   else:

@@ -95,17 +95,12 @@ def check_same_point(point_dir, config) -> None:
   """Refuses to resume a point directory that trained under other settings: its saved
   config against the one this command builds for it (however the --config was written)."""
   from tnjax.training import resume_check  # pylint: disable=g-import-not-at-top
-  from tnjax.training import schema as config_schema  # pylint: disable=g-import-not-at-top
 
   point_dir = fileio.workdir_path(point_dir)
   saved = fileio.read_json(point_dir / run_files.CONFIG)
   if saved is None or run_files.status(point_dir) in ("new", "failed"):  # nothing trained yet
     return
-  changes = [
-    c
-    for c in resume_check.config_changes(saved, config.to_dict())
-    if not config_schema.is_harmless(c[0])
-  ]
+  changes = resume_check.blocking_changes(saved, config.to_dict())
   if changes:
     raise errors.UserError(
       f"{point_dir} trained under other settings ({resume_check.format_changes(changes)}); "

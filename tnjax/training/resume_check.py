@@ -53,6 +53,11 @@ def config_changes(saved: dict, current: dict) -> list[tuple[str, object, object
   ]
 
 
+def blocking_changes(saved: dict, current: dict) -> list[tuple[str, object, object]]:
+  """The changes that alter what is trained (config_schema.is_harmless ones left out)."""
+  return [c for c in config_changes(saved, current) if not config_schema.is_harmless(c[0])]
+
+
 def format_changes(changes, limit: int = 6) -> str:
   shown = "; ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes[:limit])
   return shown + (f"; and {len(changes) - limit} more" if len(changes) > limit else "")

@@ -80,9 +80,6 @@ def _restore(
   step, restored, _ = checkpointer.restore_latest(setup.state, check_config=check_config)
   if restored is None:
     return 0, setup.state
-  finished = step == setup.total_steps and (workdir / RESULT).exists()  # _train says so
-  if is_main and not finished:
-    print(f"Resumed from {checkpointer.directory} at step {step}.", flush=True)
   return int(step), restored
 
 
@@ -171,6 +168,8 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
     checkpointer.close()
     _say(is_main, f"{workdir} is finished (step {start}); nothing to train.")
     return finished, state
+  if start:
+    _say(is_main, f"Resumed from {checkpointer.directory} at step {start}.")
   writer = _open_run_files(config, workdir, setup.data, start, is_main, check_lock)
   config_dict, data = config.to_dict(), setup.data
   train_step = step_lib.TrainStep(
@@ -228,13 +227,16 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
       writer.close()
     finally:
       watcher.close()
-  split = setup_lib.evaluated_split(config)
-  _say(
-    is_main,
-    f"Done: step {result['step']}, {split} accuracy {result['test_accuracy']:.4f}, "
-    f"{result['num_params']:,} parameters.",
-  )
+  _say(is_main, _done_line(result, config))
   return result, state
+
+
+def _done_line(result: dict, config) -> str:
+  split = setup_lib.evaluated_split(config)
+  return (
+    f"Done: step {result['step']}, {split} accuracy {result['test_accuracy']:.4f}, "
+    f"{result['num_params']:,} parameters."
+  )
 
 
 def _fitted_arrays(workdir) -> dict | None:
