@@ -2,7 +2,8 @@ r"""BTT MLPs against dense MLPs at equal training FLOPs (Qiu et al. 2024's claim
 the worked example's ViT (models.py) trained from scratch on real Fashion-MNIST, once with
 its dense 64 -> 256 -> 64 MLPs and once with wider MLPs whose two layers are Block
 Tensor-Train matrices (muP init and per-core learning rates, as the paper), sized so that
-the MLPs' multiply-adds per token do not exceed the dense ones'; 3 seeds; resumable.
+the MLPs' multiply-adds per token do not exceed the dense ones'; 3 seeds; resumable
+(one JSON per run, and a killed run resumes at its last finished epoch).
 
   python experiments/own_model/btt_vit.py --workdir /work/runs/btt_vit --seeds 0,1,2
   python experiments/own_model/btt_vit.py --workdir /work/runs/btt_vit --report \
@@ -69,7 +70,8 @@ def run(workdir: str, seeds, epochs: int, learning_rate: float) -> None:
       start = time.time()
       model = build(variant, seed)
       params = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
-      study.train(model, data, epochs, seed, learning_rate)
+      partial = out.parent / f"{variant}_seed={seed}.training.npz"
+      study.train(model, data, epochs, seed, learning_rate, checkpoint=partial)
       record = {
         "variant": variant,
         "seed": seed,
@@ -84,6 +86,7 @@ def run(workdir: str, seeds, epochs: int, learning_rate: float) -> None:
       }
       out.parent.mkdir(parents=True, exist_ok=True)
       fileio.write_json(out, record)
+      partial.unlink(missing_ok=True)
       print(record, flush=True)
 
 

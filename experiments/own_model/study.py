@@ -1,7 +1,8 @@
 r"""Compress your own model, on real Fashion-MNIST: flax-style CNN and ViT (models.py),
 trained with a plain optax loop, compressed by tnjax.compress at three ratios in three
 formats, fine-tuned with the same loop, against the same compressed architecture trained
-from scratch for the same total epochs; 3 seeds; resumable (one JSON per run).
+from scratch for the same total epochs; 3 seeds; resumable (one JSON per run, and a
+killed training resumes at its last finished epoch).
 
   python experiments/own_model/study.py --workdir /work/runs/own_model --model cnn \
       --seeds 0,1,2 [--epochs 3 --finetune_epochs 1]
@@ -70,19 +71,55 @@ def make_steps():
   return train_step, predict
 
 
-def train(model, data, epochs: int, seed: int, learning_rate: float, batch: int = 128):
-  """Adam, with the per-parameter rates a layer asks for (BTT's; none for the others)."""
+def train(
+  model, data, epochs: int, seed: int, learning_rate: float, batch: int = 128, checkpoint=None
+):
+  """Adam, with the per-parameter rates a layer asks for (BTT's; none for the others).
+
+  With `checkpoint` (a path), the model's and the optimizer's state are written there after
+  every epoch and a later call resumes from it: a killed run loses at most one epoch, and
+  the resumed run equals the uninterrupted one (batch order and dropout streams included).
+  """
   train_x, train_y, _, _ = data
   tx = optim.with_layer_rates(optax.adam(learning_rate), model)
   optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
   train_step, _ = make_steps()
+  done = _resume(model, optimizer, checkpoint) if checkpoint is not None else 0
   model.train()
-  for epoch in range(epochs):
+  for epoch in range(done, epochs):
     order = np.random.default_rng([seed, epoch]).permutation(len(train_y))
     for start in range(0, len(order) - batch + 1, batch):
       idx = order[start : start + batch]
       train_step(model, optimizer, jnp.asarray(train_x[idx]), jnp.asarray(train_y[idx]))
+    if checkpoint is not None:
+      _write_training_state(model, optimizer, epoch + 1, checkpoint)
   return model
+
+
+def _training_arrays(model, optimizer) -> dict:
+  """Every array a resumed run needs: weights, batch statistics, optimizer moments and the
+  random streams' counters (their keys are fixed by the seed, and typed keys do not fit .npz)."""
+  arrays = {}
+  for prefix, owner in (("model", model), ("optimizer", optimizer)):
+    for key, variable in nnx.to_flat_state(nnx.state(owner, nnx.Not(nnx.RngKey))):
+      arrays["/".join((prefix, *map(str, key)))] = variable
+  return arrays
+
+
+def _write_training_state(model, optimizer, epochs_done: int, path) -> None:
+  arrays = {k: np.asarray(v.get_value()) for k, v in _training_arrays(model, optimizer).items()}
+  fileio.write_npz(path, {**arrays, "epochs_done": np.asarray(epochs_done)})
+
+
+def _resume(model, optimizer, path) -> int:
+  """Load `path`'s state into model and optimizer; the number of epochs it had done (0 if
+  there is no such file yet)."""
+  saved = fileio.read_npz(path)
+  if not saved:
+    return 0
+  for name, variable in _training_arrays(model, optimizer).items():
+    variable.set_value(jnp.asarray(saved[name]))
+  return int(saved["epochs_done"])
 
 
 def accuracy(model, data) -> float:
@@ -149,8 +186,10 @@ def run_seed(
     source = _load(build(seed), source_path)
   else:
     start = time.time()
-    source = train(build(seed), data, epochs, seed, learning_rate)
+    partial = directory / "source.training.npz"
+    source = train(build(seed), data, epochs, seed, learning_rate, checkpoint=partial)
     _save(source, source_path)
+    partial.unlink(missing_ok=True)
     fileio.write_json(
       directory / "source.json",
       {
@@ -176,9 +215,9 @@ def run_seed(
       specs = {r["name"]: r["spec"] for r in rows}
       scratch_plan = {name: dict(spec) for name, spec in specs.items()}
       scratch, _ = tnjax.compress(build(seed + 1000), scratch_plan, fit=False, seed=seed + 1000)
-      scratch_accuracy = accuracy(
-        train(scratch, data, epochs + finetune_epochs, seed + 200, learning_rate), data
-      )
+      partial = directory / f"{kind}_ratio={ratio}.scratch.training.npz"
+      train(scratch, data, epochs + finetune_epochs, seed + 200, learning_rate, checkpoint=partial)
+      scratch_accuracy = accuracy(scratch, data)
       record = {
         "model": model_name,
         "format": kind,
@@ -200,6 +239,7 @@ def run_seed(
         "machine": f"{platform.machine()} {jax.devices()[0].platform}",
       }
       fileio.write_json(out, record)
+      partial.unlink(missing_ok=True)
       print(json.dumps(record), flush=True)
 
 
