@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -173,8 +174,11 @@ def test_2_pow_10_rank_8_counts_without_the_redundant_boundary_ranks():
   # 2*2 = 4 is useful; tnjax clips them to 4 (same W family), leaving 1,824.
   unclipped = 2 * (1 * 2 * 2 * 8) + 8 * (8 * 2 * 2 * 8)
   assert unclipped == 2112
-  with pytest.warns(UserWarning, match="clipped"):
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # one max rank trimmed at the edges is the convention
     assert tt_num_params((2,) * 10, (2,) * 10, 8) == 1824
+  with pytest.warns(UserWarning, match="clipped"):  # per-bond ranks were meant literally
+    assert tt_num_params((2,) * 10, (2,) * 10, (8,) * 9) == 1824
   assert tt_num_params((2,) * 10, (2,) * 10, (4, 8, 8, 8, 8, 8, 8, 8, 4)) == 1824
 
 

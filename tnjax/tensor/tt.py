@@ -80,6 +80,9 @@ def tt_ranks(
 ) -> tuple[int, ...]:
   """Full bond ranks (r_0, ..., r_d) from one int or d-1 inner ranks, clipped to the max.
 
+  Clipping warns when it changes per-bond ranks, or when one int exceeds every bond's
+  maximum; one int trimmed only at the edge bonds (rank 8 on 2x2 modes) is silent.
+
   `clip=False` keeps ranks above a bond's useful maximum, as Novikov et al.'s code
   does (their Figure 1 counts, e.g. 2,112 weights for 2^10 modes at rank 8, where
   clipping stores 1,824 for the same matrices).
@@ -100,7 +103,10 @@ def tt_ranks(
     return (1,) + tuple(int(r) for r in inner) + (1,)
   limit = max_tt_ranks(in_shape, out_shape)
   clipped = tuple(min(int(r), m) for r, m in zip(inner, limit))
-  if clipped != tuple(int(r) for r in inner):
+  # One int is a maximum rank: trimming it at the edge bonds is the TT convention, silent;
+  # per-bond ranks, or one int above every bond's maximum, were meant literally.
+  uniform = isinstance(ranks, (int, np.integer))
+  if clipped != tuple(int(r) for r in inner) and (not uniform or int(ranks) > max(limit)):
     warnings.warn(
       f"TT-ranks {tuple(inner)} exceed the largest useful ranks {limit} for "
       f"in_shape {in_shape}, out_shape {out_shape}; clipped to {clipped}.",
