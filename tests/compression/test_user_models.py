@@ -17,6 +17,7 @@ from flax import nnx
 import tnjax
 from tnjax import errors
 from tnjax.compression import layers_of
+from tnjax.nn import TTDense, TTSpec
 
 
 class UserModel(nnx.Module):
@@ -459,3 +460,24 @@ def test_layers_stacked_by_vmap_are_one_line_and_a_glob_passes_over_them():
   with pytest.warns(UserWarning, match=r"plan entry '\*' leaves out blocks: nnx.Linear holds 4"):
     _, rows = tnjax.compress(model, {"*": {"kind": "lowrank", "ratio": 2}})
   assert [r["name"] for r in rows] == ["head"]
+
+
+def test_a_tt_error_target_takes_far_fewer_weights_than_tt_svds_bound_and_meets_it(x64):
+  """TT-SVD's eps bound gives every bond the same share of the error; the target is met
+  with fewer weights, and one the bound would refuse (not compressing) is met."""
+
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.fc = nnx.Linear(64, 48, rngs=rngs)
+
+  rng = np.random.default_rng(1)
+  u, _ = np.linalg.qr(rng.normal(size=(64, 48)))
+  v, _ = np.linalg.qr(rng.normal(size=(48, 48)))
+  model = Net(nnx.Rngs(0))
+  model.fc.kernel.value = jnp.asarray((u * np.arange(1, 49) ** -1.0) @ v.T)
+  for error in (0.25, 0.4):
+    bound = TTDense.from_dense(model.fc.kernel.value, None, TTSpec(ranks=100), eps=error)
+    _, (row,) = tnjax.compress(model, {"fc": {"kind": "tt", "error": error}})
+    assert row["relative_error"] <= error
+    assert row["weights_after"] < 0.8 * bound.weight_params, (row["spec"], bound.spec)
+    assert row["weights_after"] < 64 * 48  # the bound's 3,952 at 0.25 would not compress

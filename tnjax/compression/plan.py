@@ -162,7 +162,9 @@ def _checked_spec(pattern: str, spec, layer) -> dict:
   spec = dict(spec) if hasattr(spec, "items") else spec
   if not isinstance(spec, dict) or "kind" not in spec:
     raise errors.UserError(
-      f"plan entry {pattern!r}: the spec must be a dict with a 'kind' key, got {spec!r}."
+      f"plan entry {pattern!r}: the spec must be a dict with a 'kind' key naming its format "
+      f"(one of {', '.join(registry.kinds(layer.family))}), e.g. {{'kind': 'tt', 'ratio': 4}}; "
+      f"got {spec!r}."
     )
   kinds = registry.kinds(layer.family)
   if spec["kind"] not in kinds:

@@ -4,17 +4,18 @@ ratio or EVBMF's ranks (a whole-model budget: budget.py).
 Every format has one size knob (TT ranks, CP / low-rank rank, Tucker-2 ranks, sketch
 size, ADTN depth). A `ratio` picks the largest knob whose stored weights are at most
 dense / ratio (counted on an abstract layer, so any format and family works). An
-`error` picks the smallest knob whose fit reaches that relative error (TT-SVD takes it
-directly as its truncation bound; the others are searched, fitting each candidate).
+`error` picks the smallest knob whose fit reaches that relative error (TT formats: the
+fewest weights, per bond, truncation_sizing.py; the others are searched, fitting each
+candidate).
 """
 
 from __future__ import annotations
 
-import warnings
 
 from tnjax import errors
 from tnjax.compression import progress as progress_lib
 from tnjax.compression import size_knobs as knobs
+from tnjax.compression import truncation_sizing
 from tnjax.nn import registry, spec_from_config
 
 
@@ -119,11 +120,13 @@ def size_for_error(
     )
   cls = registry.layer_class(entry.family, kind)
   kwargs = knobs.layer_kwargs(entry.layer)
-  # A fit that truncates to the error itself (TT-SVD's eps) gives its size in one fit, by a
-  # conservative bound. A budget (clamp) searches the knob instead: its bisection needs
+  # A fit that truncates to the error itself (TT-SVD's eps) starts from its bound's ranks
+  # and lowers them bond by bond. A budget (clamp) searches the knob instead: its bisection needs
   # sizes that shrink steadily as the error grows, down to the smallest at error ~1.
   if "eps" in cls.fit_options and not clamp:
-    return _size_by_truncation(entry, spec, weight, error, allow_growth=allow_growth)
+    return truncation_sizing.size_by_truncation(
+      entry, spec, weight, error, allow_growth=allow_growth
+    )
   progress = progress_lib.Progress(f"{entry.name} ({kind}, error {error:g})", quiet=quiet)
   knob = knobs.size_fields(entry, spec)[0]
   errors_seen = {} if fitted_errors is None else fitted_errors
@@ -164,43 +167,6 @@ def size_for_error(
       entry, spec, knobs.smallest_true(1, high, lambda v: fit_error(v) <= error), weight.shape
     )
     return knobs.settled(entry, chosen, weight.shape)
-
-
-def _size_by_truncation(entry, spec: dict, weight, error: float, *, allow_growth) -> dict:
-  """size_for_error for a format whose fit truncates to the error itself (TT-SVD's `eps`):
-  one fit at the largest size gives the sizes the error needs."""
-  cls = registry.layer_class(entry.family, spec["kind"])
-  kwargs = knobs.layer_kwargs(entry.layer)
-  (field,) = knobs.size_fields(entry, spec)
-  with warnings.catch_warnings():  # the cap is clipped to each bond's maximum: intended
-    warnings.simplefilter("ignore")
-    fitted = cls.from_dense(
-      weight,
-      None,
-      spec_from_config(
-        knobs.with_knob(entry, spec, knobs.highest(entry, spec, weight.shape), weight.shape)
-      ),
-      eps=error,
-      **kwargs,
-    )
-  value = getattr(fitted.spec, field)
-  sized = {
-    **spec,
-    field: tuple(int(r) for r in value) if isinstance(value, tuple) else int(value),
-  }
-  if fitted.fit_error > error * (1 + 1e-3) + 1e-6:  # truncated at the cap, not the error
-    raise errors.UserError(
-      f"{entry.name}: error={error:g} cannot be met by {spec['kind']}: at its largest useful "
-      f"TT-ranks the error is {fitted.fit_error:.4f}; raise `error` or choose another format."
-    )
-  if not allow_growth and fitted.weight_params >= entry.layer.dense_weight_params:
-    raise errors.UserError(
-      f"{entry.name}: error={error:g} needs TT-ranks {sized['ranks']}, which store "
-      f"{fitted.weight_params:,} weights, not fewer than the dense "
-      f"{entry.layer.dense_weight_params:,}; raise `error`, give `ratio`, or set "
-      "allow_growth: True."
-    )
-  return knobs.settled(entry, sized, weight.shape)
 
 
 def _at_vbmf_ranks(spec: dict, weight) -> dict | None:

@@ -150,12 +150,16 @@ class TTConv(FactorizedConv):
     patches = jnp.swapaxes(patches, -1, -2).reshape(batch, height, width, -1)
     return tt.tt_matmul(patches, tt.TTMatrix(cores), precision=self.precision, method="factored")
 
-  def _fit(self, weight, eps: float | None = None):
-    """TT-SVD of the kernel's (kh*kw*in, out) matrix, ranks capped by the spec's."""
+  def tt_problem(self, weight):
+    """(matrix, in modes, out modes) that TT-SVD factors: the kernel as (kh*kw*in, out)."""
     kh, kw = self.kernel_size
     matrix = weight.reshape(kh * kw * self.in_channels, self.out_channels)
+    return matrix, self.tt_in_shape, self.tt_out_shape
+
+  def _fit(self, weight, eps: float | None = None):
+    """TT-SVD of the kernel's (kh*kw*in, out) matrix, ranks capped by the spec's."""
     ranks = self.spec.ranks
     max_rank = (ranks,) * len(self.in_shape) if isinstance(ranks, int) else ranks
-    w = tt.tt_from_dense(matrix, self.tt_in_shape, self.tt_out_shape, max_rank=max_rank, eps=eps)
+    w = tt.tt_from_dense(*self.tt_problem(weight), max_rank=max_rank, eps=eps)
     self.cores = nnx.List([nnx.Param(c.astype(self.param_dtype)) for c in w.cores])
     self.spec = dataclasses.replace(self.spec, ranks=w.ranks[1:-1] or self.spec.ranks)

@@ -117,8 +117,12 @@ class TTDense(FactorizedDense):
     )
     return y[..., : self.out_features]
 
+  def tt_problem(self, weight):
+    """(matrix, in modes, out modes) that TT-SVD factors to fit `weight`."""
+    return weight, self.in_shape, self.out_shape
+
   def _fit(self, weight, eps: float | None = None):
     """TT-SVD with ranks capped by the spec's (and by `eps`); ranks may come out lower."""
-    w = tt.tt_from_dense(weight, self.in_shape, self.out_shape, max_rank=self.spec.ranks, eps=eps)
+    w = tt.tt_from_dense(*self.tt_problem(weight), max_rank=self.spec.ranks, eps=eps)
     self.cores = nnx.List([nnx.Param(c.astype(self.param_dtype)) for c in w.cores])
     self.spec = dataclasses.replace(self.spec, ranks=w.ranks[1:-1] or self.spec.ranks)

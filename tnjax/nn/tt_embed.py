@@ -102,9 +102,11 @@ class TTEmbed(FactorizedEmbed):
     rows = tt_embedding_lookup(self.weights(), ids, precision=self.precision)
     return rows[..., : self.features]
 
+  def tt_problem(self, weight):
+    """(matrix, in modes, out modes) that TT-SVD factors: the table over its modes."""
+    return weight, self.vocab_shape, self.feature_shape
+
   def _fit(self, weight, eps: float | None = None):
-    table = tt.tt_from_dense(
-      weight, self.vocab_shape, self.feature_shape, max_rank=self.spec.ranks, eps=eps
-    )
+    table = tt.tt_from_dense(*self.tt_problem(weight), max_rank=self.spec.ranks, eps=eps)
     self.cores = nnx.List([nnx.Param(c.astype(self.param_dtype)) for c in table.cores])
     self.spec = dataclasses.replace(self.spec, ranks=table.ranks[1:-1] or self.spec.ranks)

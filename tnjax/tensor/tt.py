@@ -264,6 +264,22 @@ def tt_to_dense(tt: TTMatrix, *, precision=None):
   return full.reshape(in_size, -1)
 
 
+def interleaved_tensor(W, in_shape, out_shape, caller: str) -> np.ndarray:
+  """W in float64, zero-padded to the modes' products, as a tensor whose axes interleave
+  the modes (m_1, n_1, m_2, n_2, ...) so that core k owns the pair (m_k, n_k)."""
+  W_np = checks.require_finite(np.asarray(W, dtype=np.float64), f"{caller}: W")
+  full = (math.prod(in_shape), math.prod(out_shape))
+  if W_np.ndim != 2 or W_np.shape[0] > full[0] or W_np.shape[1] > full[1]:
+    raise ValueError(
+      f"W has shape {W_np.shape} but in_shape {in_shape} and out_shape "
+      f"{out_shape} describe a {full} matrix."
+    )
+  W_np = np.pad(W_np, [(0, full[0] - W_np.shape[0]), (0, full[1] - W_np.shape[1])])
+  d = len(in_shape)
+  tensor = W_np.reshape(tuple(in_shape) + tuple(out_shape))
+  return tensor.transpose([i for k in range(d) for i in (k, d + k)])
+
+
 def tt_from_dense(
   W, in_shape: Sequence[int], out_shape: Sequence[int], max_rank=None, eps=None
 ) -> TTMatrix:
@@ -278,24 +294,14 @@ def tt_from_dense(
   this is not jittable) and returns cores in W's dtype.
   """
   in_shape, out_shape = check_shapes(in_shape, out_shape)
-  W_np = checks.require_finite(np.asarray(W, dtype=np.float64), "tt_from_dense: W")
-  full = (math.prod(in_shape), math.prod(out_shape))
-  if W_np.ndim != 2 or W_np.shape[0] > full[0] or W_np.shape[1] > full[1]:
-    raise ValueError(
-      f"W has shape {W_np.shape} but in_shape {in_shape} and out_shape "
-      f"{out_shape} describe a {full} matrix."
-    )
-  W_np = np.pad(W_np, [(0, full[0] - W_np.shape[0]), (0, full[1] - W_np.shape[1])])
+  tensor = interleaved_tensor(W, in_shape, out_shape, "tt_from_dense")
   if eps is not None and eps < 0:
     raise ValueError(f"eps must be >= 0, got {eps}.")
   d = len(in_shape)
   limits = (
     tt_ranks(in_shape, out_shape, max_rank)[1:-1] if max_rank is not None else (None,) * (d - 1)
   )
-  # Interleave modes so core k owns the (m_k, n_k) pair: (m_1, n_1, m_2, n_2, ...).
-  tensor = W_np.reshape(in_shape + out_shape)
-  tensor = tensor.transpose([i for k in range(d) for i in (k, d + k)])
-  norm = np.linalg.norm(W_np)
+  norm = np.linalg.norm(tensor)
   per_step = (eps / math.sqrt(max(d - 1, 1))) * norm if eps else 0.0
   cores, rank, rest = [], 1, tensor.reshape(1, -1)
   for k in range(d - 1):

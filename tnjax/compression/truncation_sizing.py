@@ -1,0 +1,56 @@
+"""An `error` target for formats fitted by truncation (TT-SVD's `eps`: tt, TT convs and
+tt_embedding): the fewest weights whose fit stays within the error.
+
+TT-SVD's bound gives every bond the same share of the error, so one fit at `eps` keeps
+ranks well above what the target needs (up to twice the weights). Its exact error is
+exact and cheap to read from the SVDs (tensor/tt_truncation.py), so the bound's ranks are
+only the start of a greedy descent that lowers one bond at a time while the error stays
+within the target. The result is never larger than the bound's.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from tnjax import errors
+from tnjax.compression import progress as progress_lib
+from tnjax.compression import size_knobs as knobs
+from tnjax.nn import registry, spec_from_config
+from tnjax.tensor import tt_truncation
+
+
+def size_by_truncation(entry, spec: dict, weight, error: float, *, allow_growth) -> dict:
+  """The spec, ranks set, with the fewest weights found whose fit is within `error`."""
+  cls = registry.layer_class(entry.family, spec["kind"])
+  kwargs = knobs.layer_kwargs(entry.layer)
+  (field,) = knobs.size_fields(entry, spec)
+  with warnings.catch_warnings():  # the cap is clipped to each bond's maximum: intended
+    warnings.simplefilter("ignore")
+    highest = knobs.with_knob(entry, spec, knobs.highest(entry, spec, weight.shape), weight.shape)
+    bound = cls.from_dense(weight, None, spec_from_config(highest), eps=error, **kwargs)
+  if bound.fit_error > error * (1 + 1e-3) + 1e-6:  # truncated at the cap, not the error
+    raise errors.UserError(
+      f"{entry.name}: error={error:g} cannot be met by {spec['kind']}: at its largest useful "
+      f"TT-ranks the error is {bound.fit_error:.4f}; raise `error` or choose another format."
+    )
+  value = getattr(bound.spec, field)
+  start = tuple(int(r) for r in value) if isinstance(value, tuple) else (int(value),)
+  progress = progress_lib.Progress(f"{entry.name} ({spec['kind']}, error {error:g})")
+  ranks = tt_truncation.tt_fewest_weights_within(
+    *bound.tt_problem(np.asarray(weight, np.float64)),
+    start,
+    max(error, bound.fit_error),  # the bound's own fit is the start, within its rounding
+    on_step=lambda ranks, err: progress.step(f"{field}={ranks}: error {err:.4f}"),
+  )
+  sized = {**spec, field: ranks if isinstance(value, tuple) else ranks[0]}
+  weights = knobs.stored_weights(entry, sized, weight.shape)
+  if not allow_growth and weights >= entry.layer.dense_weight_params:
+    raise errors.UserError(
+      f"{entry.name}: error={error:g} needs TT-ranks {sized[field]}, which store "
+      f"{weights:,} weights, not fewer than the dense "
+      f"{entry.layer.dense_weight_params:,}; raise `error`, give `ratio`, or set "
+      "allow_growth: True."
+    )
+  return knobs.settled(entry, sized, weight.shape)
