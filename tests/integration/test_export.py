@@ -15,8 +15,9 @@ from tnjax.training import checkpoint, optim, trainer
 pytestmark = pytest.mark.slow
 
 
-def _saved_run(workdir, config):
-  """A run's files as the trainer leaves them (random weights: no training needed)."""
+def _saved_run(workdir, config, fitted_on=None):
+  """A run's files as the trainer leaves them (random weights: no training needed); its
+  preprocessing fitted on `fitted_on` (a data config; default: config.data)."""
   image_shape, classes = memory.nominal_shape(config.data)
   model = models.build_model(config.model, image_shape, classes, rngs=nnx.Rngs(1))
   schedule = optim.make_schedule(config.schedule, 10, config.num_epochs)
@@ -25,7 +26,7 @@ def _saved_run(workdir, config):
   saver = checkpoint.Checkpointer(workdir / "checkpoints", async_save=False)
   saver.save(1, state, config.to_dict())
   saver.close()
-  dataset = memory.load_dataset(config.data)
+  dataset = memory.load_dataset(fitted_on or config.data)
   from tnjax.data import eval_pipeline
 
   serving.write_input_pipeline(workdir, eval_pipeline.record(config.data), dataset.preprocessing)
@@ -107,3 +108,26 @@ def test_the_tflite_model_takes_the_same_raw_examples(tmp_path):
   interpreter.invoke()
   logits = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
   np.testing.assert_allclose(logits, model(dataset.test_images[:3]), rtol=1e-5, atol=1e-5)
+
+
+def test_evaluate_prepares_the_test_images_with_the_runs_own_fitted_mean(tmp_path):
+  """A run whose config now reads fewer training examples (a fine-tune on a subset, a
+  continued run) is evaluated with the mean image its weights were trained against, as
+  export and load_predict serve it, not one fitted again on the subset."""
+  from tnjax.compression import evaluate_export  # pylint: disable=g-import-not-at-top
+  from tnjax.training import evaluation  # pylint: disable=g-import-not-at-top
+
+  full = tt_mnist.get_config("synthetic,runlocal")
+  subset = full.copy_and_resolve_references()
+  subset.data.max_train_examples = 16
+  dataset = _saved_run(tmp_path, subset, fitted_on=full.data)
+  model, _ = load(str(tmp_path))
+  logits = model(dataset.test_images)
+  expected = float(np.mean(np.asarray(evaluation.cross_entropy(logits, dataset.test_labels))))
+  refitted = memory.load_dataset(subset.data)
+  wrong = float(
+    np.mean(np.asarray(evaluation.cross_entropy(model(refitted.test_images), refitted.test_labels)))
+  )
+  assert abs(wrong - expected) > 1e-4  # the subset's mean really differs
+  metrics = evaluate_export.evaluate_run(str(tmp_path))
+  np.testing.assert_allclose(metrics["test_loss"], expected, rtol=1e-5)

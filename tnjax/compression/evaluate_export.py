@@ -7,6 +7,7 @@ import sys
 import numpy as np
 
 from tnjax import config_lib, errors, fileio
+from tnjax.training import run_files
 from tnjax.training import schema as config_schema
 
 
@@ -57,7 +58,8 @@ def evaluate_run(workdir, *, step=None, merge: str = "", overrides=None) -> dict
   config = config_lib.apply_overrides(config, overrides)
   with errors.input_errors_are_user_errors():
     validate.validate_config(config)
-  metrics = evaluation.evaluate_model(model, config)
+  fitted = fileio.read_npz(fileio.workdir_path(workdir) / run_files.PREPROCESSING)
+  metrics = evaluation.evaluate_model(model, config, fitted)
   if merge_path is not None:
     fileio.write_npz(merge_path, merged_arrays(model))
     metrics["merged"] = merge

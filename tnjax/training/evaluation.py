@@ -53,11 +53,14 @@ def evaluator(setup, data):
   return run
 
 
-def evaluate_model(model: nnx.Module, config) -> dict:
+def evaluate_model(model: nnx.Module, config, fitted: dict | None = None) -> dict:
   """Test loss, accuracy and top-5 accuracy of `model` on config.data's test split (what
-  `python -m tnjax.evaluate` and the compression report print)."""
+  `python -m tnjax.evaluate` and the compression report print). `fitted`: the run's
+  preprocessing arrays (its preprocessing.npz), so the test images are prepared as the
+  model was trained on them, whatever training examples the config now names."""
   with errors.input_errors_are_user_errors():
-    data = data_lib.make_input(config, sharding_lib.make_mesh(config.get("mesh")))
+    mesh = sharding_lib.make_mesh(config.get("mesh"))
+    data = data_lib.make_input(config, mesh, fitted or None)
   graphdef, state = nnx.split(model)
   eval_fn = jax.jit(functools.partial(eval_model_step, graphdef, data.fetch_eval))
   return sum_up(eval_fn(state, data.arrays, r) for r in data.eval_refs())
