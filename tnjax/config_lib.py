@@ -108,25 +108,29 @@ def load_module(config_path: str, entry: str = "get_config"):
   return module, (arg or None)
 
 
-def user_code_error(path: str, error: Exception) -> errors.UserError:
+def user_code_error(path: str, error: Exception, context: str = "") -> errors.UserError:
   """An exception raised by a user's config or plan file, as one line naming the file and
-  the line of it where it happened."""
+  the line of it where it happened (and `context`, e.g. the argument it was given)."""
   if isinstance(error, errors.UserError):
     return error
   line = None
   for frame, lineno in traceback.walk_tb(error.__traceback__):
     if pathlib.Path(frame.f_code.co_filename).resolve() == pathlib.Path(path).resolve():
       line = lineno
-  where = f"{path} line {line}" if line else path
-  return errors.UserError(f"{where}: {type(error).__name__}: {error}; fix the file.")
+  where = (f"{path} line {line}" if line else path) + (f" ({context})" if context else "")
+  fix = "fix the argument or the file" if context else "fix the file"
+  return errors.UserError(f"{where}: {type(error).__name__}: {error}; {fix}.")
 
 
 def call_user_function(path: str, function, *args):
   """function(*args) from a user's file (get_config, get_plan): any exception is one line."""
   try:
     return function(*args)
-  except errors.INPUT_ERRORS:  # a bad argument value, its message says which
-    raise
+  except errors.INPUT_ERRORS as e:
+    frames = list(traceback.walk_tb(e.__traceback__))
+    if pathlib.Path(frames[-1][0].f_code.co_filename).resolve() != pathlib.Path(path).resolve():
+      raise  # tnjax's own check of the argument: its message says which value and why
+    raise user_code_error(path, e, f"given {args[0]!r}" if args else "") from e
   except Exception as e:  # pylint: disable=broad-except
     raise user_code_error(path, e) from e
 

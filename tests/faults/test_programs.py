@@ -30,6 +30,8 @@ SWEEP_CONFIG = os.path.join(REPO, "configs", "tt_mnist.py") + ":synthetic,runloc
 
 PLANS = {
   "none.py": "def get_plan(arg=None):\n  return None\n",
+  "float_arg.py": "def get_plan(arg=None):\n  error = float(arg)\n"
+  "  return {'hidden': {'kind': 'lowrank', 'error': error}}\n",
   "unknown_field.py": "def get_plan(arg=None):\n  return {'hidden': {'kind': 'tt', 'rnks': 8}}\n",
   "rank0.py": "def get_plan(arg=None):\n  return {'hidden': {'kind': 'lowrank', 'rank': 0}}\n",
   "rank_text.py": "def get_plan(arg=None):\n  return {'hidden': {'kind': 'lowrank', 'rank': '8'}}\n",
@@ -98,6 +100,16 @@ ROWS = [
     r"name_error.py line 2: NameError",
   ),
   ("compress", "--from {S} --plan {P}/raises.py --workdir {T}/c1", r"raises.py line 3: KeyError"),
+  (
+    "compress",
+    "--from {S} --plan {P}/float_arg.py:abc --workdir {T}/c1",
+    r"float_arg.py line 2 \(given 'abc'\): ValueError: could not convert",
+  ),
+  (
+    "compress",
+    "--from {S} --plan {P}/good.py --workdir {T}/c1 --finetune_epochs 1 --config.num_epochs=3",
+    r"--config.num_epochs=3 would override --finetune_epochs=1; give the fine-tune's epochs",
+  ),
   (
     "compress",
     "--from {S} --plan {P}/missing.py --workdir {T}/c1",
@@ -239,6 +251,16 @@ ROWS = [
     r"warmup_epochs=-2 must be a number >= 0",
   ),
   ("train", "--config {CF} --workdir {T}/t1 --config.data.pad_to=-1", r"config.data.pad_to=-1"),
+  (
+    "train",
+    "--config {CF} --workdir {T}/t1 --config.schedule.learning_rate=0",
+    r"config.schedule.learning_rate=0.0 must be a number > 0",
+  ),
+  (
+    "train",
+    "--config {CF} --workdir {T}/t1 --config.optimizer.weight_decay=-5",
+    r"config.optimizer.weight_decay=-5.0 must be a number >= 0",
+  ),
   (
     "train",
     "--config "

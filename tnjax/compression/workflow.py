@@ -85,6 +85,11 @@ def compress_run(
     "search_finetune_epochs": search_finetune_epochs,
   }
   compress_checks.check_command(source_dir, workdir, finetune_epochs, previous, search_counts)
+  if "num_epochs" in overrides:  # the fine-tune's epochs: one flag says them, not two
+    raise errors.UserError(
+      f"--config.num_epochs={overrides['num_epochs']} would override --finetune_epochs="
+      f"{finetune_epochs}; give the fine-tune's epochs as --finetune_epochs only."
+    )
   plan, budget = read_plan(plan_path)
   compress_checks.check_same_plan(previous, plan_path, plan, budget, workdir)
   model, source_config = load(source_dir)

@@ -151,12 +151,29 @@ def _check_data_sizes(config) -> None:
   )
 
 
+def _is_number(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _check_schedule(config) -> None:
   for field in ("decay_epochs", "warmup_epochs", "decay_steps"):
     value = config.schedule[field]
     _require(
-      isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
-      f"config.schedule.{field}={value!r} must be a number >= 0.",
+      _is_number(value) and value >= 0, f"config.schedule.{field}={value!r} must be a number >= 0."
+    )
+  # A zero or negative rate trains nothing or climbs the loss (then 'diverged', with the
+  # wrong advice); a negative weight decay grows the weights.
+  checked = [("schedule", "learning_rate", True), ("optimizer", "weight_decay", False)]
+  if config.schedule.get("name") == "logspace":  # log-spaced: an end of 0 is log(0)
+    checked.append(("schedule", "end_learning_rate", True))
+  else:  # cosine may end at 0
+    checked.append(("schedule", "end_learning_rate", False))
+  for owner, field, positive in checked:
+    value = config[owner].get(field, 1.0 if positive else 0.0)
+    _require(
+      _is_number(value) and (value > 0 if positive else value >= 0),
+      f"config.{owner}.{field}={value!r} must be a number "
+      + ("> 0 (e.g. 1e-3)." if positive else ">= 0."),
     )
   _require(
     config.schedule.get("warmup_epochs", 0) <= config.num_epochs,
