@@ -111,3 +111,45 @@ def test_each_missing_or_misplaced_argument_is_one_line():
   for args, message in cases:
     with pytest.raises(errors.UserError, match=message):
       compress_linen(*args)
+
+
+class _ScannedLayer(nn.Module):
+  @nn.compact
+  def __call__(self, h, _):
+    return h + nn.Dense(4)(h), None
+
+
+class _Scanned(nn.Module):
+  """Layers stacked by nn.scan (T5X, big_vision, MaxText): one kernel array for all."""
+
+  @nn.compact
+  def __call__(self, h):
+    scanned = nn.scan(
+      _ScannedLayer, variable_axes={"params": 0}, split_rngs={"params": True}, length=3
+    )
+    h, _ = scanned(name="layers")(nn.Dense(4, name="inp")(h), None)
+    return nn.Conv(2, (1, 1), padding="CIRCULAR", name="head")(h[:, None, None, :])
+
+
+def test_stacked_bare_and_unsupported_layers_are_one_line_in_linen_terms():
+  x = jnp.ones((2, 8))
+  model = _Scanned()
+  variables = model.init(jax.random.key(0), x)
+  _, _, (row,) = compress_linen(model, variables, {"inp": {"kind": "lowrank", "rank": 1}}, x)
+  assert row["name"] == "inp" and row["weights_after"] == 8 + 4
+  with pytest.raises(errors.UserError, match=r"^layers/Dense_0: its kernel has shape \(3, 4, 4\)"):
+    compress_linen(model, variables, {"layers/Dense_0": {"kind": "lowrank", "rank": 1}}, x)
+  with pytest.raises(errors.UserError, match=r"^head: nn.Conv has padding='CIRCULAR'"):
+    compress_linen(model, variables, {"head": {"kind": "tucker", "in_rank": 1}}, x)
+  bare = nn.Dense(4)
+  with pytest.raises(errors.UserError, match=r"the module is itself a layer \(nn.Dense\)"):
+    compress_linen(bare, bare.init(jax.random.key(0), x), {"x": {"kind": "lowrank"}}, x)
+
+  class WithEinsum(nn.Module):
+    @nn.compact
+    def __call__(self, h):
+      return nn.Einsum((8, 4), "bi,io->bo")(h)
+
+  einsum = WithEinsum()
+  with pytest.raises(errors.UserError, match=r"none \(no nn.Dense, .*nn.Einsum is not supported"):
+    compress_linen(einsum, einsum.init(jax.random.key(0), x), {"E*": {"kind": "lowrank"}}, x)

@@ -481,3 +481,14 @@ def test_a_tt_error_target_takes_far_fewer_weights_than_tt_svds_bound_and_meets_
     assert row["relative_error"] <= error
     assert row["weights_after"] < 0.8 * bound.weight_params, (row["spec"], bound.spec)
     assert row["weights_after"] < 64 * 48  # the bound's 3,952 at 0.25 would not compress
+
+
+def test_a_misspelt_plan_field_lists_the_plan_fields_beside_the_formats():
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.fc = nnx.Linear(16, 16, rngs=rngs)
+
+  with pytest.raises(
+    errors.UserError, match=r"no field\(s\) \['ratios'\].* also takes error, ratio, vbmf"
+  ):
+    tnjax.compress(Net(nnx.Rngs(0)), {"fc": {"kind": "lowrank", "ratios": 2}})

@@ -27,7 +27,14 @@ from tnjax.compression.convert import compress_model
 from tnjax.compression.plan import matching
 
 LINEN_LAYERS = (nn.Dense, nn.DenseGeneral, nn.Conv, nn.Embed)
+LINEN_TYPES_TEXT = "nn.Dense, nn.DenseGeneral, nn.Conv or nn.Embed; nn.Einsum is not supported"
 CONSTANTS = "tnjax_constants"
+_LINEN_NAMES = {  # the twins' types, as a Linen user knows the layers
+  "nnx.LinearGeneral": "nn.DenseGeneral",
+  "nnx.Linear": "nn.Dense",
+  "nnx.Conv": "nn.Conv",
+  "nnx.Embed": "nn.Embed",
+}
 
 
 def _record_layers(module, variables, args, kwargs) -> dict:
@@ -74,8 +81,27 @@ def _subtree(params, path: str) -> dict:
   return node
 
 
-def _nnx_twin(layer, params: dict):
+def _check_not_stacked(path: str, layer, params: dict) -> None:
+  """nn.scan / nn.vmap give a layer one stacked array for all its copies: refused."""
+  name = "embedding" if isinstance(layer, nn.Embed) else "kernel"
+  if isinstance(layer, nn.DenseGeneral):
+    axis, features = (getattr(layer, f) for f in ("axis", "features"))
+    ndim = (1 if isinstance(axis, int) else len(axis)) + (
+      1 if isinstance(features, int) else len(features)
+    )
+  else:
+    ndim = len(layer.kernel_size) + 2 if isinstance(layer, nn.Conv) else 2
+  if params[name].ndim != ndim:
+    raise errors.UserError(
+      f"{path}: its {name} has shape {tuple(params[name].shape)}, one {ndim}-d array per "
+      "copy stacked by nn.scan or nn.vmap; stacked layers cannot be compressed yet: leave "
+      "them out of the plan."
+    )
+
+
+def _nnx_twin(path: str, layer, params: dict):
   """The NNX layer holding a Linen layer's trained parameters."""
+  _check_not_stacked(path, layer, params)
   rngs, kernel = nnx.Rngs(0), params.get("kernel")
   common = dict(dtype=layer.dtype, param_dtype=layer.param_dtype, rngs=rngs)
   if isinstance(layer, nn.Embed):
@@ -198,19 +224,26 @@ def compress_linen(
   _check_linen_arguments(module, variables, plan, example_args, example_kwargs)
   variables = dict(variables)
   layers = _record_layers(module, variables, example_args, example_kwargs)
+  if "" in layers:
+    raise errors.UserError(
+      f"compress_linen: the module is itself a layer (nn.{type(layers['']).__name__}); it "
+      "replaces layers inside a model: wrap the layer in a parent nn.Module and plan its name."
+    )
   params = variables["params"]
   planned, names = {}, {}
   for pattern, spec in plan.items():
-    for path in matching(pattern, layers, what="Linen layer"):
+    for path in matching(pattern, layers, what="Linen layer", types=LINEN_TYPES_TEXT):
       names.setdefault(path, f"layer_{len(names)}")
       planned[names[path]] = spec
-  twins = _Twins({names[p]: _nnx_twin(layers[p], _subtree(params, p)) for p in names})
+  twins = _Twins({names[p]: _nnx_twin(p, layers[p], _subtree(params, p)) for p in names})
   try:
     compressed, rows = compress_model(twins, planned, budget=budget)
   except errors.UserError as e:  # name the Linen paths, not the twins' attribute names
     message = str(e)
     for path, name in names.items():
       message = re.sub(rf"\b{name}\b", path, message)
+    for nnx_type, linen_type in _LINEN_NAMES.items():
+      message = message.replace(nnx_type, linen_type)
     raise errors.UserError(message) from None
   replaced, constants = {}, dict(variables.get(CONSTANTS, {}))
   for path, name in names.items():

@@ -146,14 +146,17 @@ def resolve_plan(model, plan: dict) -> list[PlanEntry]:
   return sorted(entries.values(), key=lambda e: order.index(e.name))
 
 
-def matching(pattern: str, names, what: str = "layer") -> list[str]:
+NNX_LAYER_TYPES = "Linear, Conv, LinearGeneral, Einsum or Embed"
+
+
+def matching(pattern: str, names, what: str = "layer", types: str = NNX_LAYER_TYPES) -> list[str]:
   """The names (in their order) a plan entry's name or glob matches; none is one line
-  listing them all."""
+  listing them all (or, with none, the layer `types` that can be compressed)."""
   matched = [name for name in names if fnmatch.fnmatchcase(name, pattern)]
   if not matched:
     raise errors.UserError(
       f"plan entry {pattern!r} matches no {what}; the model's layers are "
-      f"{', '.join(names) or 'none (no Linear, Conv, LinearGeneral, Einsum or Embed)'}."
+      f"{', '.join(names) or f'none (no {types})'}."
     )
   return matched
 
@@ -191,7 +194,10 @@ def _checked_spec(pattern: str, spec, layer) -> dict:
   try:  # the format's own fields, typed and ranged by its spec class
     spec_from_config({k: v for k, v in spec.items() if k not in PLAN_FIELDS})
   except (ValueError, TypeError) as e:
-    raise errors.UserError(f"plan entry {pattern!r}: {e}") from None
+    hint = ""
+    if "has no field(s)" in str(e):  # a misspelt plan field reads as an unknown spec field
+      hint = f" A plan entry also takes {', '.join(PLAN_FIELDS)}."
+    raise errors.UserError(f"plan entry {pattern!r}: {e}{hint}") from None
   return spec
 
 
