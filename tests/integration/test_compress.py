@@ -157,6 +157,14 @@ def test_the_program_compresses_fine_tunes_resumes_and_loads(tmp_path):
   evaluate_run(str(target), merge=str(merged))
   arrays = np.load(merged)
   np.testing.assert_allclose(arrays["hidden/kernel"], model.hidden.to_dense(), rtol=1e-6)
+  # A source continued under another config since: the rerun blames the source, not flags.
+  saved = json.loads((source / "config.json").read_text())
+  saved["schedule"]["name"] = "constant"
+  (source / "config.json").write_text(json.dumps(saved))
+  with pytest.raises(
+    errors.UserError, match=r"the source run has changed since \(schedule.name: '\w+' -> 'constant'"
+  ):
+    compress_run(str(source), str(copy), str(target), finetune_epochs=2)
 
 
 @pytest.mark.slow

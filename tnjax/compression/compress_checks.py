@@ -79,8 +79,13 @@ def check_same_plan(previous, plan_path: str, plan: dict, budget, workdir) -> No
     )
 
 
-def check_rerun(workdir, config, finetune_epochs: int, allow_config_change: bool) -> None:
-  """A rerun of a compression continues its fine-tune only under the config it started with."""
+def check_rerun(
+  workdir, config, finetune_epochs: int, allow_config_change: bool, override_pair
+) -> None:
+  """A rerun of a compression continues its fine-tune only under the config it started with.
+
+  `override_pair`: (the first command's --config overrides as its report recorded them, or
+  None for a report from before they were; this command's)."""
   from tnjax.training import checkpoint, resume_check  # pylint: disable=g-import-not-at-top
 
   saved = fileio.read_json(workdir / run_files.CONFIG)
@@ -97,6 +102,19 @@ def check_rerun(workdir, config, finetune_epochs: int, allow_config_change: bool
     )
   if not blocking or not checkpoint.saved_steps(workdir / run_files.CHECKPOINTS):
     return  # nothing trained yet: the fine-tune starts under the new settings
+  # A change neither command's flags made came from the source run (continued since).
+  first, now = override_pair
+  from_source = (
+    []
+    if first is None
+    else [c for c in blocking if c[0] not in {**first, **now} and c[0] != "num_epochs"]
+  )
+  if from_source and not allow_config_change:
+    raise errors.UserError(
+      f"{workdir} was fine-tuned from its source's config as it was then; the source run has "
+      f"changed since ({resume_check.format_changes(from_source)}). Compress it again into a "
+      "new --workdir, or pass --allow_config_change to go on under the source's new settings."
+    )
   if not allow_config_change:
     raise errors.UserError(
       f"{workdir} was fine-tuned under another config: {resume_check.format_changes(blocking)}. "

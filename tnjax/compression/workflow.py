@@ -100,7 +100,9 @@ def compress_run(
     )
     with errors.input_errors_are_user_errors():
       validate.validate_config(config)
-    compress_checks.check_rerun(workdir, config, finetune_epochs, allow_config_change)
+    compress_checks.check_rerun(
+      workdir, config, finetune_epochs, allow_config_change, (report.get("overrides"), overrides)
+    )
     print(
       f"{workdir} already holds this compression (its report: compress.md); nothing to "
       "convert" + ("; the fine-tune goes on." if finetune_epochs > 0 else "."),
@@ -153,6 +155,7 @@ def _compress_and_write(
     "source": str(fileio.workdir_path(source_dir)),
     "plan": plan_path,
     "plan_record": compress_checks.plan_record(plan, budget),
+    "overrides": dict(overrides),  # a rerun tells its own changes from its source's
     "budget": budget,
     "layers": rows,
     "source_params": total_params(model),
