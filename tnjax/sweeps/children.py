@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 
 from tnjax import errors, fileio
 from tnjax.training import run_files
@@ -88,6 +89,9 @@ class _Children:
 
 
 CHILDREN = _Children()
+# preexec_fn makes Popen fork, and JAX warns at every fork of a process that imported it;
+# the child only sets its death signal and execs a fresh Python, so nothing is at risk.
+warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
 
 
 def launch(config_path: str, point_dir, index: int, overrides: dict, env=None) -> int:
