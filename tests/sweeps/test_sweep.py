@@ -285,3 +285,28 @@ def test_parallel_points_each_get_their_own_chip_or_gpu(tmp_path, monkeypatch):
   config = os.path.join(REPO, "configs/tt_mnist.py:synthetic,runlocal")
   sweep.run_sweep(config, str(tmp_path), indices=[0, 1, 2, 3], parallel=2)
   assert sorted(seen) == ["0", "0", "1", "1"]
+
+
+def test_a_point_signalled_after_writing_its_result_is_reported_finished(
+  tmp_path, monkeypatch, capsys
+):
+  """Ctrl-C can reach a point between its result.json and its exit: it finished."""
+
+  class SignalledAfterResult:
+    def __init__(self, workdir):
+      self.workdir = workdir
+
+    def wait(self):
+      (self.workdir / run_files.RESULT).write_text(json.dumps({"test_accuracy": 0.5}))
+      return -signal.SIGINT
+
+  def start(command, log, env=None):
+    (point,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    return SignalledAfterResult(point)
+
+  monkeypatch.setattr(children.CHILDREN, "start", start)
+  sweep.run_sweep(
+    os.path.join(REPO, "configs/tt_mnist.py:synthetic,runlocal"), str(tmp_path), indices=[0]
+  )
+  out = capsys.readouterr().out
+  assert "finished: test accuracy 50.00%" in out and "FAILED" not in out

@@ -139,6 +139,8 @@ def _run_jobs(config_path: str, todo, dirs: dict, job_overrides: dict, parallel:
       errors.EXIT_DIVERGED: f"DIVERGED (see {run_files.DIVERGED})",
       errors.EXIT_WORKDIR_BUSY: "skipped: another process is training it",
     }.get(code, f"FAILED (exit {code}, see {run_files.TRAIN_LOG})")
+    if state == "finished":  # a signal after its result was written (e.g. Ctrl-C) is no failure
+      outcome = "finished"
     if state == "failed":
       reason = fileio.read_json(dirs[job] / run_files.FAILED)["message"]
       outcome = f"FAILED, nothing trained: {reason.removeprefix('tnjax: error: ')}"
