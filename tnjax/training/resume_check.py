@@ -8,6 +8,7 @@ interval, eval batch size, W&B, mesh, the data's location) may change freely.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -33,10 +34,31 @@ def _canonical(config_dict: dict) -> dict:
   return json.loads(json.dumps(config_dict, default=str))
 
 
+def _with_spec_defaults(tree):
+  """Every layer spec (a dict with a registered 'kind') with its unset fields at their
+  defaults: {'kind': 'tt', 'ranks': 8} and the full spec a compressed run saves are one
+  spec, not a list of '<absent>' differences."""
+  if not isinstance(tree, dict):
+    return tree
+  tree = {key: _with_spec_defaults(value) for key, value in tree.items()}
+  if isinstance(tree.get("kind"), str):
+    from tnjax.nn import registry  # pylint: disable=g-import-not-at-top
+
+    try:
+      spec_type = registry.spec_class(tree["kind"])
+    except ValueError:  # not a layer spec's kind (or a misspelt one: validation says so)
+      return tree
+    for field in dataclasses.fields(spec_type):
+      if field.name not in tree and field.default is not dataclasses.MISSING:
+        tree[field.name] = _canonical(field.default)
+  return tree
+
+
 def comparable_fields(config_dict: dict) -> dict:
-  """The config as dotted fields with the saved copy's JSON types, and the fields added
-  since older runs were made at the defaults that reproduce those runs."""
-  fields = _flatten(_canonical(config_dict))
+  """The config as dotted fields with the saved copy's JSON types, its layer specs with
+  their defaults, and the fields added since older runs were made at the defaults that
+  reproduce those runs."""
+  fields = _flatten(_with_spec_defaults(_canonical(config_dict)))
   for key, value in config_schema.ADDED_WITH_DEFAULT.items():
     fields.setdefault(key, value)
   return fields
