@@ -15,6 +15,7 @@ import errno
 import functools
 import json
 import os
+import sys
 import uuid
 import warnings
 
@@ -116,6 +117,8 @@ def check_output_file(path, flag: str, suffix: str = "") -> epath.Path:
       if not parent.is_dir():
         raise UserError(f"{flag} {text}: {parent} is a file, not a directory; give another path.")
       break
+  if out.exists():  # rewriting an output is what a rerun does; say so, once
+    print(f"tnjax: note: {flag} {text} exists and will be replaced.", file=sys.stderr, flush=True)
   return out
 
 

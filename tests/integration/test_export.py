@@ -110,7 +110,7 @@ def test_the_tflite_model_takes_the_same_raw_examples(tmp_path):
   np.testing.assert_allclose(logits, model(dataset.test_images[:3]), rtol=1e-5, atol=1e-5)
 
 
-def test_evaluate_prepares_the_test_images_with_the_runs_own_fitted_mean(tmp_path):
+def test_evaluate_prepares_the_test_images_with_the_runs_own_fitted_mean(tmp_path, capsys):
   """A run whose config now reads fewer training examples (a fine-tune on a subset, a
   continued run) is evaluated with the mean image its weights were trained against, as
   export and load_predict serve it, not one fitted again on the subset."""
@@ -131,3 +131,13 @@ def test_evaluate_prepares_the_test_images_with_the_runs_own_fitted_mean(tmp_pat
   assert abs(wrong - expected) > 1e-4  # the subset's mean really differs
   metrics = evaluate_export.evaluate_run(str(tmp_path))
   np.testing.assert_allclose(metrics["test_loss"], expected, rtol=1e-5)
+  # --merge writes the weights only, and says where the inputs' mean image is; a second
+  # --merge to the same file says it replaces it.
+  merged = str(tmp_path / "merged.npz")
+  evaluate_export.evaluate_run(str(tmp_path), merge=merged)
+  assert "holds the weights only" in capsys.readouterr().err
+  assert "mean_image" not in np.load(merged).files
+  evaluate_export.evaluate_run(str(tmp_path), merge=merged)
+  err = capsys.readouterr().err
+  assert f"--merge {merged} exists and will be replaced" in err
+  assert "preprocessing.npz's arrays (mean_image)" in err

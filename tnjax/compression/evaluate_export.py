@@ -63,6 +63,14 @@ def evaluate_run(workdir, *, step=None, merge: str = "", overrides=None) -> dict
   if merge_path is not None:
     fileio.write_npz(merge_path, merged_arrays(model))
     metrics["merged"] = merge
+    if fitted:  # the weights alone do not say how their inputs were prepared
+      print(
+        f"tnjax: note: {merge} holds the weights only; the model expects inputs prepared as "
+        f"{run_files.INPUT_PIPELINE} says, with {run_files.PREPROCESSING}'s arrays "
+        f"({', '.join(sorted(fitted))}) from the run (python -m tnjax.export bundles them).",
+        file=sys.stderr,
+        flush=True,
+      )
   return metrics
 
 
