@@ -492,3 +492,15 @@ def test_a_misspelt_plan_field_lists_the_plan_fields_beside_the_formats():
     errors.UserError, match=r"no field\(s\) \['ratios'\].* also takes error, ratio, vbmf"
   ):
     tnjax.compress(Net(nnx.Rngs(0)), {"fc": {"kind": "lowrank", "ratios": 2}})
+
+
+def test_a_plan_naming_a_shared_layers_second_path_says_which_name_to_use():
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.shared = nnx.Linear(16, 16, rngs=rngs)
+      self.alias = self.shared
+
+  model = Net(nnx.Rngs(0))
+  assert [row["path"] for row in layers_of(model)] == ["alias"]
+  with pytest.raises(errors.UserError, match=r"'shared' names the layer also held as 'alias'"):
+    tnjax.compress(model, {"shared": {"kind": "lowrank", "rank": 2}})

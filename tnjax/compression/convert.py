@@ -119,11 +119,11 @@ def install(model, entry, new) -> None:
   wrap = getattr(entry.layer, "wrap", None)  # a user's LinearGeneral / Einsum: reshapes
   new = wrap(new) if wrap else new
   source = layer_at(model, entry.path)
-  for path in list(_paths_to(model, source)) or [entry.path]:
+  for path in list(paths_to(model, source)) or [entry.path]:
     replace_layer(model, path, new)
 
 
-def _paths_to(node, target, path=(), seen=None):
+def paths_to(node, target, path=(), seen=None):
   """Every attribute path from `node` to the object `target` (nnx.iter_modules gives a
   shared module once, at its first path)."""
   seen = set() if seen is None else seen
@@ -140,7 +140,7 @@ def _paths_to(node, target, path=(), seen=None):
     if value is target:
       yield path + (key,)
     elif isinstance(value, (nnx.Module, list, tuple)):
-      yield from _paths_to(value, target, path + (key,), seen)
+      yield from paths_to(value, target, path + (key,), seen)
 
 
 @contextlib.contextmanager

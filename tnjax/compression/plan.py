@@ -58,6 +58,22 @@ def _candidates(model) -> dict[str, tuple]:
   return found
 
 
+def _check_not_an_alias(model, pattern: str, available: dict) -> None:
+  """A module held under two attributes is listed once, at its first path: a plan naming
+  it by another is told which name to use (the layer is replaced at every path)."""
+  if any(fnmatch.fnmatchcase(name, pattern) for name in available):
+    return
+  from tnjax.compression.convert import paths_to  # pylint: disable=g-import-not-at-top
+
+  for name, (_, module) in available.items():
+    paths = ["/".join(map(str, p)) for p in paths_to(model, module)]
+    if len(paths) > 1 and any(fnmatch.fnmatchcase(p, pattern) for p in paths):
+      raise errors.UserError(
+        f"plan entry {pattern!r} names the layer also held as {name!r} (one module at "
+        f"{', '.join(paths)}); plan it as {name!r}: it is replaced at every path."
+      )
+
+
 def _source(name: str, module):
   """A planned layer as the sizing and conversion read it."""
   return user_layers.source_layer(name, module) if user_layers.is_user_layer(module) else module
@@ -129,6 +145,7 @@ def resolve_plan(model, plan: dict) -> list[PlanEntry]:
     )
   entries = {}
   for pattern, spec in plan.items():  # in order: a layer several entries match takes the last
+    _check_not_an_alias(model, pattern, available)
     names, refused = matching(pattern, available), []
     for name in names:
       path, module = available[name]
