@@ -61,7 +61,8 @@ def adtn_layers(args, names=("fc6", "fc7")) -> dict:
 def novikov_mnist_training(c: ml_collections.ConfigDict, args) -> None:
   """Novikov et al.'s MNIST training, shared by FC-2 and its baselines (tt_mnist, mr_mnist,
   dense_mnist): batch 100, SGD momentum 0.9, weight decay 5e-4, learning rate log-spaced
-  1e-2 -> 1e-5 over 45 epochs, then held; args.epochs epochs. Call it last: with
+  1e-2 -> 1e-5 over 45 epochs (or all of them, when a run has fewer), then held;
+  args.epochs epochs. Call it last: with
   args.runlocal it shrinks the run to a smoke test."""
   c.num_epochs = args.epochs
   c.batch_size = 100
