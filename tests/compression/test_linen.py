@@ -139,6 +139,10 @@ def test_stacked_bare_and_unsupported_layers_are_one_line_in_linen_terms():
   assert row["name"] == "inp" and row["weights_after"] == 8 + 4
   with pytest.raises(errors.UserError, match=r"^layers/Dense_0: its kernel has shape \(3, 4, 4\)"):
     compress_linen(model, variables, {"layers/Dense_0": {"kind": "lowrank", "rank": 1}}, x)
+  # A glob passes over what it cannot compress (stacked, circular), as in an NNX model.
+  with pytest.warns(UserWarning, match=r"'\*' leaves out layers/Dense_0: its kernel"):
+    _, _, rows = compress_linen(model, variables, {"*": {"kind": "lowrank", "rank": 1}}, x)
+  assert [row["name"] for row in rows] == ["inp"]
   with pytest.raises(errors.UserError, match=r"^head: nn.Conv has padding='CIRCULAR'"):
     compress_linen(model, variables, {"head": {"kind": "tucker", "in_rank": 1}}, x)
   bare = nn.Dense(4)

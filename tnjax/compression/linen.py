@@ -14,8 +14,7 @@ constants (a sketch's signs) in variables['tnjax_constants'].
 
 from __future__ import annotations
 
-import re
-
+import warnings
 
 import flax.linen as nn
 import jax
@@ -230,31 +229,31 @@ def compress_linen(
       "replaces layers inside a model: wrap the layer in a parent nn.Module and plan its name."
     )
   params = variables["params"]
-  planned, names = {}, {}
-  for pattern, spec in plan.items():
+  # The twins are named by their Linen paths, so the plan, its globs, progress lines and
+  # errors read as the user wrote them.
+  twins = {}
+  for pattern in plan:
     for path in matching(pattern, layers, what="Linen layer", types=LINEN_TYPES_TEXT):
-      names.setdefault(path, f"layer_{len(names)}")
-      planned[names[path]] = spec
-  twins = _Twins({names[p]: _nnx_twin(p, layers[p], _subtree(params, p)) for p in names})
+      try:
+        twins.setdefault(path, _nnx_twin(path, layers[path], _subtree(params, path)))
+      except errors.UserError as refusal:  # a glob passes over a stacked layer, as in NNX
+        if path in plan:
+          raise
+        warnings.warn(f"plan entry {pattern!r} leaves out {refusal}", stacklevel=2)
   try:
-    compressed, rows = compress_model(twins, planned, budget=budget)
-  except errors.UserError as e:  # name the Linen paths, not the twins' attribute names
+    compressed, rows = compress_model(_Twins(twins), plan, budget=budget)
+  except errors.UserError as e:  # name Linen's layer types, not the twins'
     message = str(e)
-    for path, name in names.items():
-      message = re.sub(rf"\b{name}\b", path, message)
     for nnx_type, linen_type in _LINEN_NAMES.items():
       message = message.replace(nnx_type, linen_type)
     raise errors.UserError(message) from None
   replaced, constants = {}, dict(variables.get(CONSTANTS, {}))
-  for path, name in names.items():
-    layer = getattr(compressed, name)
-    graphdef, trained, fixed = nnx.split(layer, nnx.Param, ...)
+  for path in (row["name"] for row in rows):
+    graphdef, trained, fixed = nnx.split(getattr(compressed, path), nnx.Param, ...)
     replaced[path] = (graphdef, trained, fixed)
     params = _set(params, path, _as_tree(trained))
     if jax.tree.leaves(fixed):  # at the same path in their own collection
       constants = _set_new(constants, path, _as_tree(fixed))
-  for row in rows:
-    row["name"] = next(p for p, n in names.items() if n == row["name"])
   new_variables = {**variables, "params": params}
   if constants:
     new_variables[CONSTANTS] = constants
