@@ -86,3 +86,29 @@ def test_unknown_dtypes_fail_with_one_line():
     models.build_model({"name": "fc2"}, (28, 28, 1), 10, rngs=nnx.Rngs(0), dtype="bf16")
   with pytest.raises(ValueError, match=r"TTSpec.dtype='half' is unknown"):
     make_dense({"kind": "tt", "dtype": "half"}, 8, 8, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("family, kind", LAYERS, ids=lambda k: str(k))
+def test_integer_inputs_are_promoted_like_nnx_layers_not_cast_to_int_weights(family, kind):
+  layer = _build(family, kind)
+  shape = (2, 64) if family == "dense" else (2, 6, 6, 16)
+  ints = jnp.asarray(np.random.default_rng(0).integers(-3, 4, size=shape), jnp.int32)
+  y = layer(ints)
+  assert y.dtype == jnp.float32
+  np.testing.assert_allclose(y, layer(ints.astype(jnp.float32)), rtol=1e-6, atol=1e-6)
+  assert float(jnp.abs(y).max()) > 0
+
+
+def test_a_specs_dtype_sets_the_compute_dtype_however_the_layer_is_built():
+  from tnjax.nn import LowRankDense, LowRankSpec  # pylint: disable=g-import-not-at-top
+
+  spec = LowRankSpec(rank=4, dtype="bfloat16")
+  x = jnp.ones((2, 16))
+  linear = nnx.Linear(16, 8, rngs=nnx.Rngs(0))
+  for layer in (
+    LowRankDense(16, 8, spec, rngs=nnx.Rngs(0)),
+    LowRankDense.from_linear(linear, spec),
+    make_dense(spec, 16, 8, rngs=nnx.Rngs(0)),
+    LowRankDense(16, 8, spec, dtype=jnp.float32, rngs=nnx.Rngs(0)),  # the spec wins
+  ):
+    assert layer(x).dtype == jnp.bfloat16

@@ -23,6 +23,25 @@ from tnjax.nn.spec import LayerSpec, spec_from_config
 from tnjax.tensor import execution
 
 
+def layer_dtype(spec, dtype):
+  """A layer's compute dtype: spec.dtype (a plan's or config's per-layer choice), else
+  the constructor's (how a model or a source layer passes its own); None: the input's."""
+  if spec.dtype is not None:
+    return jnp.dtype(spec.dtype)
+  return None if dtype is None else jnp.dtype(dtype)
+
+
+def cast_input(x, dtype, param_dtype):
+  """x in the compute dtype: `dtype`, else x's own when floating; integer or boolean
+  inputs are promoted with the parameters as nnx.Linear / nnx.Conv do (casting the
+  weights to int would zero them)."""
+  if dtype is not None:
+    return x.astype(dtype)
+  if not jnp.issubdtype(x.dtype, jnp.inexact):
+    return x.astype(jnp.result_type(x.dtype, param_dtype))
+  return x
+
+
 def place_output(y, out_sharding):
   """y resharded as `out_sharding` asks. Flax's layers take `out_sharding` (nnx attention
   passes it to its projections), so the factorised stand-ins take it too; None: as is."""

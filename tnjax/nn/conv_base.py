@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from tnjax.nn.base import CompressedLayer, place_output
+from tnjax.nn.base import CompressedLayer, cast_input, layer_dtype, place_output
 from tnjax.nn.spec import LayerSpec
 from tnjax.tensor import execution
 
@@ -100,7 +100,8 @@ class FactorizedConv(CompressedLayer):
     explicit_padding(padding, (1, 1), self.kernel_size, self.strides, self.kernel_dilation)
     self.padding = padding
     self.spec = spec
-    self.dtype, self.param_dtype, self.precision = dtype, param_dtype, precision
+    self.dtype, self.param_dtype = layer_dtype(spec, dtype), param_dtype
+    self.precision = precision
     self.bias = nnx.Param(jnp.zeros((self.out_channels,), param_dtype)) if spec.use_bias else None
     self.fit_error = None
     self._init_params(rngs, **format_options)
@@ -189,9 +190,7 @@ class FactorizedConv(CompressedLayer):
         f"got shape {x.shape}."
       )
     batch_shape = x.shape[:-3]
-    x = x.reshape((-1,) + x.shape[-3:])
-    if self.dtype is not None:
-      x = x.astype(self.dtype)
+    x = cast_input(x.reshape((-1,) + x.shape[-3:]), self.dtype, self.param_dtype)
     pads = explicit_padding(
       self.padding, x.shape[1:3], self.kernel_size, self.strides, self.kernel_dilation
     )

@@ -7,7 +7,7 @@ import abc
 import jax.numpy as jnp
 from flax import nnx
 
-from tnjax.nn.base import CompressedLayer, place_output
+from tnjax.nn.base import CompressedLayer, cast_input, layer_dtype, place_output
 from tnjax.nn.spec import LayerSpec
 from tnjax.tensor import execution
 
@@ -51,7 +51,8 @@ class FactorizedDense(CompressedLayer):
         raise ValueError(f"{type(self).__name__}: {name} must be >= 1, got {value}.")
     self.in_features, self.out_features = int(in_features), int(out_features)
     self.spec = spec
-    self.dtype, self.param_dtype, self.precision = dtype, param_dtype, precision
+    self.dtype, self.param_dtype = layer_dtype(spec, dtype), param_dtype
+    self.precision = precision
     self.bias = nnx.Param(jnp.zeros((self.out_features,), param_dtype)) if spec.use_bias else None
     self.fit_error = None
     self._init_params(rngs, **format_options)
@@ -120,8 +121,7 @@ class FactorizedDense(CompressedLayer):
         f"{type(self).__name__} expects {self.in_features} input features, "
         f"got an input of shape {x.shape}."
       )
-    if self.dtype is not None:
-      x = x.astype(self.dtype)
+    x = cast_input(x, self.dtype, self.param_dtype)
     with execution.owner(id(self), x):  # format_table's 'path' column reads the choice made here
       y = self._matmul(x)
     if self.bias is not None and not self.adds_bias:

@@ -13,7 +13,7 @@ import abc
 import jax.numpy as jnp
 from flax import nnx
 
-from tnjax.nn.base import CompressedLayer, place_output
+from tnjax.nn.base import CompressedLayer, layer_dtype, place_output
 from tnjax.nn.spec import DenseSpec, LayerSpec
 
 
@@ -49,7 +49,8 @@ class FactorizedEmbed(CompressedLayer):
         raise ValueError(f"{type(self).__name__}: {name} must be >= 1, got {value}.")
     self.num_embeddings, self.features = int(num_embeddings), int(features)
     self.spec = spec
-    self.dtype, self.param_dtype, self.precision = dtype, param_dtype, precision
+    self.dtype, self.param_dtype = layer_dtype(spec, dtype), param_dtype
+    self.precision = precision
     self.bias = None
     self.fit_error = None
     self._init_params(rngs)

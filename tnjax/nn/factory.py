@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 
-import jax.numpy as jnp
 
 from tnjax.nn import adtn_share_groups
 from tnjax.nn import registry
+from tnjax.nn.base import layer_dtype
 from tnjax.nn.spec import spec_from_config
 
 
@@ -21,13 +21,6 @@ def _shared_generator(spec, size: int) -> dict:
 
 def _pair(value) -> tuple:
   return (value, value) if isinstance(value, int) else tuple(value)
-
-
-def _layer_dtype(spec, dtype):
-  """spec.dtype, else the explicit argument (how a model passes its own dtype)."""
-  if spec.dtype is not None:
-    return jnp.dtype(spec.dtype)
-  return None if dtype is None else jnp.dtype(dtype)
 
 
 def make_dense(spec, in_features: int, out_features: int, *, dtype=None, **layer_kwargs):
@@ -48,7 +41,7 @@ def make_dense(spec, in_features: int, out_features: int, *, dtype=None, **layer
     in_features,
     out_features,
     spec,
-    dtype=_layer_dtype(spec, dtype),
+    dtype=layer_dtype(spec, dtype),
     **layer_kwargs,
     **_shared_generator(spec, in_features * out_features),
   )
@@ -76,7 +69,7 @@ def make_conv(
     out_channels,
     kernel_size,
     spec,
-    dtype=_layer_dtype(spec, dtype),
+    dtype=layer_dtype(spec, dtype),
     **layer_kwargs,
     **_shared_generator(spec, kernel_entries),
   )
