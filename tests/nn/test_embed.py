@@ -90,3 +90,18 @@ def test_gradients_equal_finite_differences(kind, x64, finite_differences):
     lambda p: jnp.sum(jnp.sin(nnx.merge(graphdef, p)(ids))), params
   )
   assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-7)
+
+
+def test_ids_out_of_range_give_nan_rows_and_negative_ids_count_from_the_end_as_nnx_embed():
+  table = nnx.Embed(29, 6, rngs=nnx.Rngs(0))  # 29: automatic TT modes pad it up
+  ids = jnp.asarray([0, 28, 29, 30, 100, -1, -29, -30])
+  expected = np.asarray(table(ids))
+  for kind in registry.kinds("embed"):
+    spec = registry.layer_class("embed", kind).spec_type()
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      layer = registry.layer_class("embed", kind).from_embed(table, spec)
+    rows = np.asarray(layer(ids))
+    np.testing.assert_array_equal(np.isnan(rows), np.isnan(expected), err_msg=kind)
+    dense = np.asarray(layer.to_dense())
+    np.testing.assert_allclose(rows[[0, 1, 5, 6]], dense[[0, 28, 28, 0]], rtol=1e-5, atol=1e-6)

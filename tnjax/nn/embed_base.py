@@ -107,8 +107,14 @@ class FactorizedEmbed(CompressedLayer):
   def __call__(self, ids, out_sharding=None):
     if not jnp.issubdtype(jnp.asarray(ids).dtype, jnp.integer):
       raise ValueError(f"{type(self).__name__} looks up integer ids, got {jnp.asarray(ids).dtype}.")
-    rows = self._lookup(ids)
+    # As nnx.Embed (jnp.take): -V..-1 count from the end; ids outside -V..V-1 give NaN
+    # rows, where a factorised lookup would silently wrap into another row.
+    ids = jnp.asarray(ids)
+    ids = jnp.where(ids < 0, ids + self.num_embeddings, ids)
+    valid = (ids >= 0) & (ids < self.num_embeddings)
+    rows = self._lookup(jnp.where(valid, ids, 0))
     rows = rows.astype(self.dtype) if self.dtype is not None else rows
+    rows = jnp.where(valid[..., None], rows, jnp.asarray(jnp.nan, rows.dtype))
     return place_output(rows, out_sharding)
 
   def attend(self, query, out_sharding=None):
