@@ -504,3 +504,16 @@ def test_a_plan_naming_a_shared_layers_second_path_says_which_name_to_use():
   assert [row["path"] for row in layers_of(model)] == ["alias"]
   with pytest.raises(errors.UserError, match=r"'shared' names the layer also held as 'alias'"):
     tnjax.compress(model, {"shared": {"kind": "lowrank", "rank": 2}})
+
+
+def test_layers_of_a_compressed_model_counts_what_each_layer_stores_now():
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.fc = nnx.Linear(64, 48, rngs=rngs)
+
+  before = layers_of(Net(nnx.Rngs(0)))
+  assert [(r["weights"], r["dense_weights"]) for r in before] == [(3072, 3072)]
+  small, (row,) = tnjax.compress(Net(nnx.Rngs(0)), {"fc": {"kind": "lowrank", "rank": 2}})
+  after = layers_of(small)
+  assert [(r["weights"], r["dense_weights"]) for r in after] == [(2 * (64 + 48), 3072)]
+  assert row["weights_after"] == after[0]["weights"]

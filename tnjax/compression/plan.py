@@ -81,7 +81,8 @@ def _source(name: str, module):
 
 def layers_of(model) -> list[dict]:
   """What a plan can compress in `model`, a row per layer: path (what a plan names), type,
-  family, shape of its weight, weights, and how a user layer's weight is read (layout).
+  family, shape of its weight, weights (stored now), dense_weights, and how a user layer's
+  weight is read (layout).
   A layer that cannot be compressed says why in `note`."""
   _check_is_nnx_model(model)
   rows = []
@@ -97,7 +98,9 @@ def layers_of(model) -> list[dict]:
         **row,
         "family": layer.family,
         "shape": "x".join(map(str, getattr(layer, "weight_shape", None) or layer.weight.shape)),
-        "weights": int(layer.dense_weight_params),
+        # what the layer stores now (a factorised layer: its factors), and as a dense weight
+        "weights": int(getattr(layer, "weight_params", layer.dense_weight_params)),
+        "dense_weights": int(layer.dense_weight_params),
         "layout": getattr(layer, "layout", "tnjax layer"),
       }
     )
