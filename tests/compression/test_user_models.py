@@ -517,3 +517,19 @@ def test_layers_of_a_compressed_model_counts_what_each_layer_stores_now():
   after = layers_of(small)
   assert [(r["weights"], r["dense_weights"]) for r in after] == [(2 * (64 + 48), 3072)]
   assert row["weights_after"] == after[0]["weights"]
+
+
+def test_a_layer_of_another_family_or_of_linen_given_to_from_linear_is_one_line():
+  from flax import linen  # pylint: disable=g-import-not-at-top
+
+  from tnjax.nn import LowRankDense, TTEmbed  # pylint: disable=g-import-not-at-top
+
+  embed, linear = nnx.Embed(8, 4, rngs=nnx.Rngs(0)), nnx.Linear(4, 4, rngs=nnx.Rngs(0))
+  with pytest.raises(TypeError, match=r"from_linear takes an nnx.Linear, got nnx.Embed; each"):
+    LowRankDense.from_linear(embed)
+  with pytest.raises(TypeError, match=r"from_embed takes an nnx.Embed, got nnx.Linear"):
+    TTEmbed.from_embed(linear)
+  with pytest.raises(
+    TypeError, match=r"got nn.Dense; compress a Linen model with .*compress_linen"
+  ):
+    LowRankDense.from_linear(linen.Dense(4))

@@ -117,6 +117,23 @@ class CompressedLayer(CountedModule):
     return spec_from_config(spec)
 
   @classmethod
+  def check_source(cls, source, expected: type, method: str) -> None:
+    """from_linear / from_conv / from_embed take the NNX layer of their family only."""
+    if isinstance(source, expected):
+      return
+    module, name = type(source).__module__, type(source).__name__
+    linen = module.startswith("flax.linen")
+    given = f"nn.{name}" if linen else f"nnx.{name}" if module.startswith("flax.nnx") else name
+    raise TypeError(
+      f"{cls.__name__}.{method} takes an nnx.{expected.__name__}, got {given}"
+      + (
+        "; compress a Linen model with tnjax.compression.compress_linen."
+        if linen
+        else "; each family has its own: from_linear (dense), from_conv, from_embed."
+      )
+    )
+
+  @classmethod
   def spec_for_source(cls, spec, has_bias: bool, fit_options: dict, method: str) -> LayerSpec:
     """The spec of a layer replacing a user's layer in `method` (from_linear, ...): the
     source decides the bias, and only the format's fit options may come beside the spec."""

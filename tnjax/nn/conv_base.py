@@ -134,6 +134,7 @@ class FactorizedConv(CompressedLayer):
     grouped, input-dilated or masked convolutions are refused)."""
     from tnjax.compression.user_layers import source_layer  # pylint: disable=g-import-not-at-top
 
+    cls.check_source(conv, nnx.Conv, "from_conv")
     source = source_layer(type(conv).__name__, conv)
     spec = cls.spec_for_source(spec, source.bias is not None, fit_options, "from_conv")
     return cls.from_dense(source.weight, source.bias, spec, **source.options, **fit_options)

@@ -74,6 +74,7 @@ class FactorizedDense(CompressedLayer):
   @classmethod
   def from_linear(cls, linear: nnx.Linear, spec: LayerSpec | None = None, **fit_options):
     """This format fitted to a user's nnx.Linear (kernel, bias, dtypes and precision kept)."""
+    cls.check_source(linear, nnx.Linear, "from_linear")
     bias = linear.bias[...] if linear.bias is not None else None
     spec = cls.spec_for_source(spec, bias is not None, fit_options, "from_linear")
     return cls.from_dense(

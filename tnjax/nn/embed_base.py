@@ -70,6 +70,7 @@ class FactorizedEmbed(CompressedLayer):
   @classmethod
   def from_embed(cls, embed: nnx.Embed, spec: LayerSpec | None = None, **fit_options):
     """This format fitted to a user's nnx.Embed table (dtypes kept)."""
+    cls.check_source(embed, nnx.Embed, "from_embed")
     return cls.from_dense(
       embed.embedding[...],
       None,
