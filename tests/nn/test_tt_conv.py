@@ -115,3 +115,11 @@ def test_automatic_channel_modes_are_exact_even_for_three_channels():
   layer = make_conv({"kind": "tt", "ranks": 4}, 3, 64, 3, rngs=nnx.Rngs(0))
   assert np.prod(layer.in_shape) == 3 and np.prod(layer.out_shape) == 64
   assert layer(jnp.ones((1, 8, 8, 3))).shape == (1, 8, 8, 64)
+
+
+def test_a_precision_given_as_nnx_layers_take_it_a_string_works_on_the_factored_path():
+  conv = nnx.Conv(4, 6, (3, 3), precision="highest", rngs=nnx.Rngs(0))
+  layer = TTConv.from_conv(conv, TTSpec(ranks=4, method="factored"))
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 8, 8, 4)), jnp.float32)
+  np.testing.assert_allclose(layer(x), layer.to_conv()(x), rtol=1e-4, atol=1e-5)
+  assert layer.to_conv().precision == "highest"

@@ -143,7 +143,8 @@ class TTConv(FactorizedConv):
       padding,
       rhs_dilation=self.kernel_dilation,
       dimension_numbers=dims,
-      precision=self.precision,
+      # this lax op takes lax.Precision only, not the strings nnx layers accept ('highest')
+      precision=jax.lax.Precision(p) if isinstance(p := self.precision, str) else p,
     )
     batch, height, width, _ = patches.shape
     patches = patches.reshape(batch, height, width, self.in_channels, kh * kw)
