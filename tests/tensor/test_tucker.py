@@ -73,3 +73,14 @@ def test_ranks_above_the_channels_are_refused():
     make_conv({"kind": "tucker", "in_rank": 9, "out_rank": 2}, 8, 4, 3, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="TuckerSpec.in_rank and out_rank must be >= 1"):
     make_conv({"kind": "tucker", "in_rank": 0}, 8, 4, 3, rngs=nnx.Rngs(0))
+
+
+def test_an_out_rank_above_the_other_modes_product_is_exact_with_a_zero_core_part(x64):
+  # A 1x1 conv 4 -> 6: the out unfolding is 6 x 4, so only 4 singular vectors exist; an
+  # out_rank of 6 (the channels) is allowed and the fit stays exact.
+  kernel = np.random.default_rng(0).normal(size=(1, 1, 4, 6))
+  t = tucker.tucker2_from_dense(kernel, 4, 6)
+  np.testing.assert_allclose(tucker.tucker2_to_dense(t), kernel, atol=1e-12)
+  np.testing.assert_allclose(
+    np.asarray(t.out_factor).T @ np.asarray(t.out_factor), np.eye(6), atol=1e-12
+  )

@@ -74,8 +74,10 @@ def tucker2_from_dense(kernel, in_rank: int, out_rank: int) -> Tucker2Kernel:
   check_tucker_ranks(n_in, n_out, in_rank, out_rank)
   in_unfolding = K.transpose(2, 0, 1, 3).reshape(n_in, -1)
   out_unfolding = K.transpose(3, 0, 1, 2).reshape(n_out, -1)
-  u_in = np.linalg.svd(in_unfolding, full_matrices=False)[0][:, :in_rank]
-  u_out = np.linalg.svd(out_unfolding, full_matrices=False)[0][:, :out_rank]
+  # Full U: a rank above the unfolding's other side (a 1x1 conv's out_rank > in-channels)
+  # still gets orthonormal columns; the extra ones meet a zero core, so it stays exact.
+  u_in = np.linalg.svd(in_unfolding, full_matrices=True)[0][:, :in_rank]
+  u_out = np.linalg.svd(out_unfolding, full_matrices=True)[0][:, :out_rank]
   core = np.einsum("hwsn,sa,nb->hwab", K, u_in, u_out)
   dtype = jnp.asarray(kernel).dtype
   return Tucker2Kernel(*(jnp.asarray(a, dtype) for a in (core, u_in, u_out)))
