@@ -424,3 +424,12 @@ def test_errors_name_the_bad_field():
     ADTNDense(10, 10, offset=3, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="sizes must be positive"):
     SharedADTN([10, 0], rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("param_dtype", [jnp.bfloat16, jnp.float16])
+def test_half_precision_parameters_initialise_and_fit(param_dtype):
+  linear = nnx.Linear(12, 20, param_dtype=param_dtype, rngs=nnx.Rngs(0))
+  layer = ADTNDense.from_linear(linear, ADTNSpec(layers=2))
+  y = layer(jnp.ones((2, 12), param_dtype))
+  assert y.dtype == param_dtype and bool(jnp.all(jnp.isfinite(y)))
+  assert all(p.dtype == param_dtype for p in jax.tree.leaves(nnx.state(layer, nnx.Param)))

@@ -441,11 +441,14 @@ def adtn_init_gates(key, num_qubits: int, num_layers: int, noise: float = 1.0, d
 # Jitted because eager QR and its helpers compile op by op (about a second per shape on CPU).
 @functools.partial(jax.jit, static_argnums=(1, 3))
 def _orthogonal_near_identity(key, batch_shape, noise, dtype):
-  noise_4x4 = jax.random.normal(key, batch_shape + (4, 4), dtype)
-  near_identity = jnp.eye(4, dtype=dtype) + noise * noise_4x4
+  # QR in float32 at least: LAPACK has no bfloat16 / float16 kernels.
+  work = jnp.promote_types(dtype, jnp.float32)
+  noise_4x4 = jax.random.normal(key, batch_shape + (4, 4), work)
+  near_identity = jnp.eye(4, dtype=work) + noise * noise_4x4
   q, r = jnp.linalg.qr(near_identity)
   # Fix the QR sign freedom so that noise -> 0 gives I, not a diagonal of +-1.
-  return q * jnp.where(jnp.diagonal(r, axis1=-2, axis2=-1) < 0, -1, 1).astype(dtype)[..., None, :]
+  sign = jnp.where(jnp.diagonal(r, axis1=-2, axis2=-1) < 0, -1, 1).astype(work)
+  return (q * sign[..., None, :]).astype(dtype)
 
 
 def init_scale(
