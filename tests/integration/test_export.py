@@ -86,7 +86,7 @@ def test_a_run_made_before_pipelines_were_recorded_gets_its_arrays_fitted_again(
   (tmp_path / "input_pipeline.json").unlink()
   (tmp_path / "preprocessing.npz").unlink()
   pipeline, arrays = serving.run_input_pipeline(str(tmp_path), config)
-  assert "fitting them again on its train split" in capsys.readouterr().out
+  assert "fitting them again on its train split" in capsys.readouterr().err
   assert [s["op"] for s in pipeline["steps"]] == ["scale", "pad", "subtract_mean"]
   np.testing.assert_array_equal(arrays["mean_image"], dataset.preprocessing["mean_image"])
 
@@ -140,4 +140,8 @@ def test_evaluate_prepares_the_test_images_with_the_runs_own_fitted_mean(tmp_pat
   evaluate_export.evaluate_run(str(tmp_path), merge=merged)
   err = capsys.readouterr().err
   assert f"--merge {merged} exists and will be replaced" in err
-  assert "preprocessing.npz's arrays (mean_image)" in err
+  assert "preprocessing.npz's mean_image" in err
+  # A run that lost its arrays is evaluated with them fitted again, and says so.
+  (tmp_path / "preprocessing.npz").unlink()
+  evaluate_export.evaluate_run(str(tmp_path))
+  assert "has no recorded mean_image" in capsys.readouterr().err

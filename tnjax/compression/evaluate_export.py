@@ -58,19 +58,21 @@ def evaluate_run(workdir, *, step=None, merge: str = "", overrides=None) -> dict
   config = config_lib.apply_overrides(config, overrides)
   with errors.input_errors_are_user_errors():
     validate.validate_config(config)
-  fitted = fileio.read_npz(fileio.workdir_path(workdir) / run_files.PREPROCESSING)
+  from tnjax.compression import serving  # pylint: disable=g-import-not-at-top
+
+  _, fitted = serving.run_input_pipeline(workdir, config)  # refitted, with a note, if lost
   metrics = evaluation.evaluate_model(model, config, fitted)
   if merge_path is not None:
     fileio.write_npz(merge_path, merged_arrays(model))
     metrics["merged"] = merge
-    if fitted:  # the weights alone do not say how their inputs were prepared
-      print(
-        f"tnjax: note: {merge} holds the weights only; the model expects inputs prepared as "
-        f"{run_files.INPUT_PIPELINE} says, with {run_files.PREPROCESSING}'s arrays "
-        f"({', '.join(sorted(fitted))}) from the run (python -m tnjax.export bundles them).",
-        file=sys.stderr,
-        flush=True,
-      )
+    arrays = f", with {run_files.PREPROCESSING}'s {', '.join(sorted(fitted))}" if fitted else ""
+    print(  # the weights alone do not say how their inputs were prepared
+      f"tnjax: note: {merge} holds the weights only; the model expects inputs prepared as "
+      f"the run's {run_files.INPUT_PIPELINE} says{arrays} (python -m tnjax.export bundles "
+      "them).",
+      file=sys.stderr,
+      flush=True,
+    )
   return metrics
 
 

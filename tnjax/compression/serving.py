@@ -23,6 +23,7 @@ converter), for runtimes without JAX.
 
 from __future__ import annotations
 
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -48,8 +49,9 @@ def run_input_pipeline(workdir, config) -> tuple[dict, dict]:
   missing = eval_pipeline.needed_arrays(pipeline) - set(arrays)
   if missing:
     print(
-      f"tnjax: {workdir} has no recorded {', '.join(sorted(missing))} (made before runs "
-      "recorded their input pipeline); fitting them again on its train split.",
+      f"tnjax: note: {workdir} has no recorded {', '.join(sorted(missing))} (made before "
+      "runs recorded their input pipeline); fitting them again on its train split.",
+      file=sys.stderr,
       flush=True,
     )
     with errors.input_errors_are_user_errors():

@@ -162,9 +162,8 @@ def _compress_and_write(
     "converted_params": total_params(compressed),
   }
   print(_markdown(report), flush=True)
-  fitted = fileio.read_npz(fileio.workdir_path(source_dir) / run_files.PREPROCESSING)
   for key, which in (("source_accuracy", model), ("converted_accuracy", compressed)):
-    report[key] = evaluation.evaluate_model(which, source_config, fitted)["test_accuracy"]
+    report[key] = evaluation.evaluate_model(which, source_config, pipeline_arrays)["test_accuracy"]
   print(
     f"Test accuracy: source {100 * report['source_accuracy']:.2f}%, right after "
     f"conversion {100 * report['converted_accuracy']:.2f}%.",
