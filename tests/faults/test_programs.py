@@ -108,7 +108,7 @@ ROWS = [
   (
     "compress",
     "--from {S} --plan {P}/good.py --workdir {T}/c1 --finetune_epochs 1 --config.num_epochs=3",
-    r"--config.num_epochs=3 would override --finetune_epochs=1; give the fine-tune's epochs",
+    r"--config.num_epochs=3: a compression's fine-tune epochs are --finetune_epochs N \(now 1\)",
   ),
   (
     "compress",

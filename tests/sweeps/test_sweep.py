@@ -310,3 +310,14 @@ def test_a_point_signalled_after_writing_its_result_is_reported_finished(
   )
   out = capsys.readouterr().out
   assert "finished: test accuracy 50.00%" in out and "FAILED" not in out
+
+
+def test_a_point_the_stopped_sweep_never_started_does_not_claim_it_saved(
+  tmp_path, monkeypatch, capsys
+):
+  monkeypatch.setattr(children.CHILDREN, "start", lambda command, log, env=None: None)
+  sweep.run_sweep(
+    os.path.join(REPO, "configs/tt_mnist.py:synthetic,runlocal"), str(tmp_path), indices=[0]
+  )
+  out = capsys.readouterr().out
+  assert "stopped before it saved anything (rerun to run it)" in out and "(saved;" not in out

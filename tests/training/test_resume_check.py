@@ -13,6 +13,11 @@ def test_a_layer_spec_and_its_spelled_out_defaults_are_the_same_config():
     ("model.layers.hidden.clip_ranks", True, False)
   ]
   # A kind that is no layer's stays as written (validation names it).
-  odd = {"model": {"layers": {"hidden": {"kind": "nope"}}}}
+  odd = {"model": {"layers": {"hidden": {"kind": "nope"}}}, "seed": 0}
   assert resume_check.config_changes(odd, odd) == []
-  assert ("model.layers.hidden.kind", "tt", "nope") in resume_check.config_changes(short, odd)
+  assert resume_check.config_changes(short, odd) == [("model.layers.hidden.kind", "tt", "nope")]
+  # Another format for a layer is one change, not a list of the two formats' fields.
+  lowrank = {"model": {"layers": {"hidden": {"kind": "lowrank", "rank": 4}}}, "seed": 0}
+  assert resume_check.config_changes(spelled_out, lowrank) == [
+    ("model.layers.hidden.kind", "tt", "lowrank")
+  ]

@@ -87,8 +87,8 @@ def compress_run(
   compress_checks.check_command(source_dir, workdir, finetune_epochs, previous, search_counts)
   if "num_epochs" in overrides:  # the fine-tune's epochs: one flag says them, not two
     raise errors.UserError(
-      f"--config.num_epochs={overrides['num_epochs']} would override --finetune_epochs="
-      f"{finetune_epochs}; give the fine-tune's epochs as --finetune_epochs only."
+      f"--config.num_epochs={overrides['num_epochs']}: a compression's fine-tune epochs are "
+      f"--finetune_epochs N (now {finetune_epochs}); give them there only."
     )
   plan, budget = read_plan(plan_path)
   compress_checks.check_same_plan(previous, plan_path, plan, budget, workdir)

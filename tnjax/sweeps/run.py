@@ -141,6 +141,8 @@ def _run_jobs(config_path: str, todo, dirs: dict, job_overrides: dict, parallel:
     }.get(code, f"FAILED (exit {code}, see {run_files.TRAIN_LOG})")
     if state == "finished":  # a signal after its result was written (e.g. Ctrl-C) is no failure
       outcome = "finished"
+    elif state == "new" and code in (errors.EXIT_PREEMPTED, errors.EXIT_INTERRUPTED):
+      outcome = "stopped before it saved anything (rerun to run it)"  # or never started
     if state == "failed":
       reason = fileio.read_json(dirs[job] / run_files.FAILED)["message"]
       outcome = f"FAILED, nothing trained: {reason.removeprefix('tnjax: error: ')}"

@@ -68,10 +68,15 @@ def config_changes(saved: dict, current: dict) -> list[tuple[str, object, object
   """(dotted key, saved value, current value) for every field that differs."""
   old, new = comparable_fields(saved), comparable_fields(current)
   missing = object()
-  return [
+  changes = [
     (key, old.get(key, "<absent>"), new.get(key, "<absent>"))
     for key in sorted(old.keys() | new.keys())
     if old.get(key, missing) != new.get(key, missing)
+  ]
+  # A layer whose kind changed is one change: its other fields belong to another format.
+  swapped = [key[: -len("kind")] for key, _, _ in changes if key.endswith(".kind")]
+  return [
+    c for c in changes if c[0].endswith(".kind") or not any(c[0].startswith(s) for s in swapped)
   ]
 
 
