@@ -121,3 +121,20 @@ def test_significance_ranks_the_scaled_component_first(x64):
 def test_bad_conv_inputs_raise_clear_errors(make, message):
   with pytest.raises(ValueError, match=message):
     make()
+
+
+def test_an_unbatched_hwc_input_works_as_in_nnx_conv():
+  import warnings  # pylint: disable=g-import-not-at-top
+
+  from tnjax.nn import registry  # pylint: disable=g-import-not-at-top
+
+  conv = nnx.Conv(4, 6, (3, 3), rngs=nnx.Rngs(0))
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(8, 8, 4)), jnp.float32)
+  assert conv(x).shape == (8, 8, 6)
+  for kind in registry.kinds("conv"):
+    cls = registry.layer_class("conv", kind)
+    spec = cls.spec_type(in_rank=2, out_rank=3) if kind == "tucker" else cls.spec_type()
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      layer = cls.from_conv(conv, spec)
+    np.testing.assert_array_equal(layer(x), layer(x[None])[0], err_msg=kind)

@@ -185,7 +185,7 @@ class FactorizedConv(CompressedLayer):
 
   def _prepare(self, x):
     """Checks x, flattens its batch dims and resolves padding: (batch_shape, x, pads)."""
-    if x.ndim < 4 or x.shape[-1] != self.in_channels:
+    if x.ndim < 3 or x.shape[-1] != self.in_channels:  # (H, W, C) alone: as nnx.Conv
       raise ValueError(
         f"{type(self).__name__} expects (..., H, W, {self.in_channels}) inputs, "
         f"got shape {x.shape}."
