@@ -254,7 +254,7 @@ ROWS = [
   (
     "train",
     "--config {CF} --workdir {T}/t1 --config.schedule.learning_rate=0",
-    r"config.schedule.learning_rate=0.0 must be a number > 0",
+    r"config.schedule.learning_rate=0.0 must be a number > 0 \(e.g. 1e-3; the log-spaced",
   ),
   (
     "train",

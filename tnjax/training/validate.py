@@ -161,19 +161,21 @@ def _check_schedule(config) -> None:
     _require(
       _is_number(value) and value >= 0, f"config.schedule.{field}={value!r} must be a number >= 0."
     )
-  # A zero or negative rate trains nothing or climbs the loss (then 'diverged', with the
-  # wrong advice); a negative weight decay grows the weights.
-  checked = [("schedule", "learning_rate", True), ("optimizer", "weight_decay", False)]
-  if config.schedule.get("name") == "logspace":  # log-spaced: an end of 0 is log(0)
-    checked.append(("schedule", "end_learning_rate", True))
-  else:  # cosine may end at 0
-    checked.append(("schedule", "end_learning_rate", False))
+  # A negative rate climbs the loss (then 'diverged', with the wrong advice), and a
+  # log-spaced schedule takes log(rate): 0 is NaN. A rate of 0 elsewhere trains nothing,
+  # on purpose (frozen weights); a negative weight decay grows the weights.
+  logspace = config.schedule.get("name") == "logspace"
+  checked = [
+    ("schedule", "learning_rate", logspace),
+    ("schedule", "end_learning_rate", logspace),
+    ("optimizer", "weight_decay", False),
+  ]
   for owner, field, positive in checked:
     value = config[owner].get(field, 1.0 if positive else 0.0)
     _require(
       _is_number(value) and (value > 0 if positive else value >= 0),
       f"config.{owner}.{field}={value!r} must be a number "
-      + ("> 0 (e.g. 1e-3)." if positive else ">= 0."),
+      + ("> 0 (e.g. 1e-3; the log-spaced schedule takes its log)." if positive else ">= 0."),
     )
   _require(
     config.schedule.get("warmup_epochs", 0) <= config.num_epochs,
