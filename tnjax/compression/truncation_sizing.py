@@ -17,34 +17,36 @@ import numpy as np
 from tnjax import errors
 from tnjax.compression import progress as progress_lib
 from tnjax.compression import size_knobs as knobs
-from tnjax.nn import registry, spec_from_config
-from tnjax.tensor import tt_truncation
+from tnjax.tensor import tt, tt_truncation
 
 
 def size_by_truncation(entry, spec: dict, weight, error: float, *, allow_growth) -> dict:
   """The spec, ranks set, with the fewest weights found whose fit is within `error`."""
-  cls = registry.layer_class(entry.family, spec["kind"])
-  kwargs = knobs.layer_kwargs(entry.layer)
   (field,) = knobs.size_fields(entry, spec)
   with warnings.catch_warnings():  # the cap is clipped to each bond's maximum: intended
     warnings.simplefilter("ignore")
     highest = knobs.with_knob(entry, spec, knobs.highest(entry, spec, weight.shape), weight.shape)
-    bound = cls.from_dense(weight, None, spec_from_config(highest), eps=error, **kwargs)
-  if bound.fit_error > error * (1 + 1e-3) + 1e-6:  # truncated at the cap, not the error
+    layer = knobs.abstract_layer(entry, highest, weight.shape)  # shapes only: no fit, no JAX
+  matrix, in_shape, out_shape = layer.tt_problem(np.asarray(weight, np.float64))
+  errors_of = tt_truncation.TTSVDErrors(matrix, in_shape, out_shape)
+  start = errors_of.bound_ranks(error, tt.max_tt_ranks(in_shape, out_shape))
+  if errors_of.error(start) > error * (1 + 1e-3) + 1e-6:  # truncated at the cap, not the error
     raise errors.UserError(
       f"{entry.name}: error={error:g} cannot be met by {spec['kind']}: at its largest useful "
-      f"TT-ranks the error is {bound.fit_error:.4f}; raise `error` or choose another format."
+      f"TT-ranks the error is {errors_of.error(start):.4f}; raise `error` or choose another "
+      "format."
     )
-  value = getattr(bound.spec, field)
-  start = tuple(int(r) for r in value) if isinstance(value, tuple) else (int(value),)
-  progress = progress_lib.Progress(f"{entry.name} ({spec['kind']}, error {error:g})")
+  # Quiet for 15 s: most descents take a few (a refused one must stay one line).
+  progress = progress_lib.Progress(f"{entry.name} ({spec['kind']}, error {error:g})", after=15.0)
   ranks = tt_truncation.tt_fewest_weights_within(
-    *bound.tt_problem(np.asarray(weight, np.float64)),
+    matrix,
+    in_shape,
+    out_shape,
     start,
-    max(error, bound.fit_error),  # the bound's own fit is the start, within its rounding
+    max(error, errors_of.error(start)),
     on_step=lambda ranks, err: progress.step(f"{field}={ranks}: error {err:.4f}"),
   )
-  sized = {**spec, field: ranks if isinstance(value, tuple) else ranks[0]}
+  sized = {**spec, field: tuple(ranks)}
   weights = knobs.stored_weights(entry, sized, weight.shape)
   if not allow_growth and weights >= entry.layer.dense_weight_params:
     raise errors.UserError(

@@ -55,6 +55,17 @@ class TTSVDErrors:
     discarded = sum(float(np.sum(self._step(ranks[:k])[0][r:] ** 2)) for k, r in enumerate(ranks))
     return math.sqrt(discarded / self._norm2)
 
+  def bound_ranks(self, eps: float, limits: Sequence[int]) -> tuple[int, ...]:
+    """The ranks `tt_from_dense(..., max_rank=limits, eps=eps)` keeps: each step drops the
+    longest tail within eps / sqrt(d - 1) of ||W|| (TT-SVD's bound)."""
+    per_step = eps / math.sqrt(max(len(limits), 1)) * math.sqrt(self._norm2)
+    ranks = []
+    for limit in limits:
+      s = self._step(tuple(ranks))[0]
+      tail = np.sqrt(np.cumsum(s[::-1] ** 2))[::-1]
+      ranks.append(min(max(1, int(np.sum(tail > per_step))), int(limit), len(s)))
+    return tuple(ranks)
+
   def forget_all_but(self, ranks: Sequence[int]) -> None:
     """Drop the SVDs that neither `ranks` nor a change of one of its bonds will read again
     (each holds up to a copy of W)."""
