@@ -48,7 +48,7 @@ def test_the_descent_meets_the_target_with_fewer_weights_than_the_svd_bound(x64)
   target = 0.3
   bound = tt.tt_from_dense(W, in_shape, out_shape, eps=target)
   start = bound.ranks[1:-1]
-  ranks = tt_fewest_weights_within(W, in_shape, out_shape, start, target)
+  ranks = tt_fewest_weights_within(TTSVDErrors(W, in_shape, out_shape), start, target)
   assert _reconstruction_error(W, in_shape, out_shape, ranks) <= target
   fewer = tt.tt_num_params(in_shape, out_shape, ranks, clip=False)
   assert fewer < 0.8 * tt.tt_num_params(in_shape, out_shape, start, clip=False), (start, ranks)
@@ -62,4 +62,4 @@ def test_the_descent_meets_the_target_with_fewer_weights_than_the_svd_bound(x64)
 def test_a_start_that_misses_the_target_is_refused(x64):
   W = _decaying((16, 16))
   with pytest.raises(ValueError, match=r"start ranks \(1, 1, 1\) have error"):
-    tt_fewest_weights_within(W, (2, 2, 2, 2), (2, 2, 2, 2), (1, 1, 1), 0.01)
+    tt_fewest_weights_within(TTSVDErrors(W, (2, 2, 2, 2), (2, 2, 2, 2)), (1, 1, 1), 0.01)

@@ -30,20 +30,18 @@ def size_by_truncation(entry, spec: dict, weight, error: float, *, allow_growth)
   matrix, in_shape, out_shape = layer.tt_problem(np.asarray(weight, np.float64))
   errors_of = tt_truncation.TTSVDErrors(matrix, in_shape, out_shape)
   start = errors_of.bound_ranks(error, tt.max_tt_ranks(in_shape, out_shape))
-  if errors_of.error(start) > error * (1 + 1e-3) + 1e-6:  # truncated at the cap, not the error
+  start_error = errors_of.error(start)
+  if start_error > error * (1 + 1e-3) + 1e-6:  # truncated at the cap, not the error
     raise errors.UserError(
       f"{entry.name}: error={error:g} cannot be met by {spec['kind']}: at its largest useful "
-      f"TT-ranks the error is {errors_of.error(start):.4f}; raise `error` or choose another "
-      "format."
+      f"TT-ranks the error is {start_error:.4f}; raise `error` or choose another format."
     )
   # Quiet for 15 s: most descents take a few (a refused one must stay one line).
   progress = progress_lib.Progress(f"{entry.name} ({spec['kind']}, error {error:g})", after=15.0)
   ranks = tt_truncation.tt_fewest_weights_within(
-    matrix,
-    in_shape,
-    out_shape,
+    errors_of,
     start,
-    max(error, errors_of.error(start)),
+    max(error, start_error),  # the bound's own rounding
     on_step=lambda ranks, err: progress.step(f"{field}={ranks}: error {err:.4f}"),
   )
   sized = {**spec, field: tuple(ranks)}

@@ -264,6 +264,13 @@ def tt_to_dense(tt: TTMatrix, *, precision=None):
   return full.reshape(in_size, -1)
 
 
+def eps_rank(s, per_step: float) -> int:
+  """The smallest rank whose discarded singular values `s[rank:]` have norm <= per_step
+  (an all-zero matrix: rank 1)."""
+  tail = np.sqrt(np.cumsum(s[::-1] ** 2))[::-1]
+  return max(1, int(np.sum(tail > per_step)))
+
+
 def interleaved_tensor(W, in_shape, out_shape, caller: str) -> np.ndarray:
   """W in float64, zero-padded to the modes' products, as a tensor whose axes interleave
   the modes (m_1, n_1, m_2, n_2, ...) so that core k owns the pair (m_k, n_k)."""
@@ -309,9 +316,7 @@ def tt_from_dense(
     u, s, vt = np.linalg.svd(rest, full_matrices=False)
     new_rank = len(s)
     if eps is not None:
-      # Smallest rank whose discarded tail has norm <= per_step (an all-zero W: rank 1).
-      tail = np.sqrt(np.cumsum(s[::-1] ** 2))[::-1]
-      new_rank = max(1, int(np.sum(tail > per_step)))
+      new_rank = eps_rank(s, per_step)
     if limits[k] is not None:
       new_rank = min(new_rank, limits[k])
     cores.append(u[:, :new_rank].reshape(rank, in_shape[k], out_shape[k], new_rank))

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tnjax.tensor.tt import check_shapes, interleaved_tensor, tt_num_params
+from tnjax.tensor.tt import check_shapes, eps_rank, interleaved_tensor, tt_num_params
 
 
 class TTSVDErrors:
@@ -62,8 +62,7 @@ class TTSVDErrors:
     ranks = []
     for limit in limits:
       s = self._step(tuple(ranks))[0]
-      tail = np.sqrt(np.cumsum(s[::-1] ** 2))[::-1]
-      ranks.append(min(max(1, int(np.sum(tail > per_step))), int(limit), len(s)))
+      ranks.append(min(eps_rank(s, per_step), int(limit), len(s)))
     return tuple(ranks)
 
   def forget_all_but(self, ranks: Sequence[int]) -> None:
@@ -74,16 +73,16 @@ class TTSVDErrors:
 
 
 def tt_fewest_weights_within(
-  W, in_shape, out_shape, start: Sequence[int], error: float, on_step=None
+  errors: TTSVDErrors, start: Sequence[int], error: float, on_step=None
 ) -> tuple[int, ...]:
-  """Per-bond TT-ranks, at most `start`, with few weights and TT-SVD error <= `error`.
+  """Per-bond TT-ranks, at most `start`, with few weights and TT-SVD error <= `error`
+  (`errors`: the matrix's TTSVDErrors, whose SVDs the caller may already have taken).
 
   A greedy descent from `start` (which must meet the target): each move lowers one bond's
   rank by a step, and the move taken saves the most weights per squared error it adds;
   when no move fits, the steps halve (from an eighth of each rank down to one).
   `on_step(ranks, error)` sees each accepted move.
   """
-  errors = TTSVDErrors(W, in_shape, out_shape)
   ranks = list(errors.effective(start))
   now = errors.error(ranks)
   if now > error:
