@@ -166,6 +166,12 @@ def config_of(module, arg: str | None, overrides=None) -> ml_collections.ConfigD
   return config
 
 
+def is_number(value) -> bool:
+  """A plain int or float, what numeric config, plan and budget fields take (bool is an
+  int to Python, but `ratio: True` is a mistake)."""
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _is_value(item: str) -> bool:
   """Whether a command-line item is a value rather than the next flag ('-1' is a value)."""
   if not item.startswith("-"):

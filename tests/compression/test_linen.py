@@ -157,3 +157,52 @@ def test_stacked_bare_and_unsupported_layers_are_one_line_in_linen_terms():
   einsum = WithEinsum()
   with pytest.raises(errors.UserError, match=r"none \(no nn.Dense, .*nn.Einsum is not supported"):
     compress_linen(einsum, einsum.init(jax.random.key(0), x), {"E*": {"kind": "lowrank"}}, x)
+
+
+class _Mixed(nn.Module):
+  """Layers a plan may name that tnjax must refuse, and ones it must read as stored."""
+
+  @nn.compact
+  def __call__(self, h):
+    f64 = dict(param_dtype=jnp.float64)
+    tied = nn.Embed(10, 6, name="tied", **f64)  # reached through attend alone
+    swapped = nn.DenseGeneral(6, axis=(-1, -2), name="swapped", **f64)(h.reshape(-1, 2, 3))
+    h = nn.Dense(6, name="plain", **f64)(h) + swapped
+    h = h + nn.Dense(6, dot_general=lambda *a, **k: 3 * jax.lax.dot_general(*a, **k), name="own")(h)
+    h = h + nn.DenseGeneral(6, batch_dims=(0,), name="batched")(h)
+    h = h + nn.Conv(6, 3, name="line")(h[:, None, :])[:, 0]
+    h = h + nn.ConvTranspose(6, (1,), name="deconv")(h[:, None, :])[:, 0]
+    return tied.attend(h)
+
+
+def test_linen_layers_out_of_order_as_stored_or_refused_are_right_or_one_line(x64):
+  model = _Mixed()
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 6)), jnp.float32)
+  variables = model.init(jax.random.key(0), x)
+  # Stored as float32 though declared float64 (cast for serving): computed as stored.
+  variables = jax.tree.map(lambda v: v.astype(jnp.float32), variables)
+  plan = {
+    "swapped": {"kind": "lowrank", "rank": 6, "allow_growth": True},
+    "plain": {"kind": "lowrank", "rank": 6, "allow_growth": True},
+    "tied": {
+      "kind": "tt_embedding",
+      "ranks": 100,
+      "vocab_shape": (2, 5),
+      "feature_shape": (2, 3),
+      "order": 2,
+      "allow_growth": True,
+    },
+  }
+  apply_fn, small, _ = compress_linen(model, variables, plan, x)
+  expected = model.apply(variables, x)
+  assert apply_fn(small, x).dtype == expected.dtype == jnp.float32
+  np.testing.assert_allclose(apply_fn(small, x), expected, rtol=1e-5, atol=1e-5)
+  refusals = {
+    "own": r"^own: nn.Dense sets dot_general, which a factorised layer does not call",
+    "batched": r"^batched: nn.DenseGeneral with batch_dims cannot be compressed",
+    "line": r"^line: nn.Conv is 1-D",
+    "deconv": r"^plan entry 'deconv' is an nn.ConvTranspose, which tnjax cannot compress",
+  }
+  for name, message in refusals.items():
+    with pytest.raises(errors.UserError, match=message):
+      compress_linen(model, variables, {name: {"kind": "lowrank", "rank": 1}}, x)

@@ -156,11 +156,26 @@ def test_a_compressed_model_trains_in_the_users_own_loop_and_round_trips_through
   np.testing.assert_array_equal(restored(images, ids), small(images, ids))
 
 
+def _tripled_dot_general(*args, **kwargs):
+  return 3 * jax.lax.dot_general(*args, **kwargs)
+
+
+class _Block(nnx.Module):
+  def __init__(self, rngs):
+    self.fc = nnx.Linear(4, 4, rngs=rngs)
+
+
 class Unsupported(nnx.Module):
   def __init__(self, rngs):
     self.grouped = nnx.Conv(4, 4, (3, 3), feature_group_count=2, rngs=rngs)
     self.line = nnx.Conv(4, 4, (3,), rngs=rngs)
     self.batched = nnx.Einsum("bnd,ndk->bnk", (2, 4, 3), rngs=rngs)
+    self.diagonal = nnx.Einsum("bsd,ddh->bsh", (3, 3, 4), rngs=rngs)
+    self.own_dot = nnx.Linear(4, 4, dot_general=_tripled_dot_general, rngs=rngs)
+    self.wide_sum = nnx.Linear(4, 4, preferred_element_type=jnp.float32, rngs=rngs)
+    self.per_batch = nnx.LinearGeneral(4, 3, batch_axis={0: 2}, rngs=rngs)
+    self.deconv = nnx.ConvTranspose(4, 4, (3, 3), rngs=rngs)
+    self.block = _Block(rngs)
 
 
 @pytest.mark.parametrize(
@@ -169,12 +184,42 @@ class Unsupported(nnx.Module):
     ("grouped", r"grouped: nnx.Conv is grouped \(feature_group_count=2\); it cannot be compressed"),
     ("line", r"line: nnx.Conv is 1-D"),
     ("batched", r"batched: nnx.Einsum 'bnd,ndk->bnk': .*'n' is batched over the kernel"),
-    ("missing", r"'missing' matches no layer; the model's layers are batched, grouped, line"),
+    ("missing", r"'missing' matches no layer; the model's layers are batched, block/fc, diag"),
+    ("diagonal", r"^diagonal: nnx.Einsum 'bsd,ddh->bsh': the kernel repeats axis d"),
+    ("own_dot", r"^own_dot: nnx.Linear sets dot_general, which a factorised layer does not call"),
+    ("wide_sum", r"^wide_sum: nnx.Linear sets preferred_element_type, which a factorised"),
+    ("per_batch", r"^per_batch: nnx.LinearGeneral has batch axes \{0: 2\}"),  # not "stacked"
+    ("deconv", r"'deconv' is of type nnx.ConvTranspose, not a layer tnjax compresses; tnjax co"),
+    (
+      "block",
+      r"'block' is of type _Block, .*; plan its layers instead \('block/\*' matches block/fc",
+    ),
   ],
 )
 def test_what_cannot_be_compressed_is_one_line_naming_it(name, message):
   with pytest.raises(errors.UserError, match=message):
     tnjax.compress(Unsupported(nnx.Rngs(0)), {name: {"kind": "lowrank", "rank": 1}})
+
+
+def test_a_linear_general_over_axes_listed_out_of_order_reproduces_its_source(x64):
+  # nnx.LinearGeneral sorts `axis`: its kernel's input axes meet the input's in their order.
+  rngs = nnx.Rngs(0)
+  for layer, shape in (
+    (nnx.LinearGeneral((4, 5), 6, axis=(-1, -2), param_dtype=jnp.float64, rngs=rngs), (2, 4, 5)),
+    (
+      nnx.LinearGeneral((3, 5), (2, 2), axis=(3, 1), param_dtype=jnp.float64, rngs=rngs),
+      (2, 3, 7, 5),
+    ),
+  ):
+    model = _Block(rngs)
+    model.fc = layer
+    full_rank = min(np.prod(layer.in_features), np.prod(layer.out_features))  # 20x6, 15x4
+    small, _ = tnjax.compress(
+      model, {"fc": {"kind": "lowrank", "rank": int(full_rank), "allow_growth": True}}
+    )
+    x = jnp.asarray(np.random.default_rng(0).normal(size=shape))
+    np.testing.assert_allclose(small.fc(x), layer(x), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(small.fc.to_linear_general()(x), layer(x), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize(

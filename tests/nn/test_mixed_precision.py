@@ -89,14 +89,19 @@ def test_unknown_dtypes_fail_with_one_line():
 
 
 @pytest.mark.parametrize("family, kind", LAYERS, ids=lambda k: str(k))
-def test_integer_inputs_are_promoted_like_nnx_layers_not_cast_to_int_weights(family, kind):
+def test_inputs_are_promoted_with_the_parameters_as_nnx_layers_promote_them(family, kind):
   layer = _build(family, kind)
   shape = (2, 64) if family == "dense" else (2, 6, 6, 16)
-  ints = jnp.asarray(np.random.default_rng(0).integers(-3, 4, size=shape), jnp.int32)
-  y = layer(ints)
-  assert y.dtype == jnp.float32
-  np.testing.assert_allclose(y, layer(ints.astype(jnp.float32)), rtol=1e-6, atol=1e-6)
-  assert float(jnp.abs(y).max()) > 0
+  values = np.random.default_rng(0).integers(-3, 4, size=shape)
+  reference = layer(jnp.asarray(values, jnp.float32))
+  # nnx.Linear(dtype=None) computes a bfloat16 input with float32 weights in float32;
+  # casting the weights to an integer input's dtype would zero them.
+  assert nnx.Linear(4, 2, rngs=nnx.Rngs(0))(jnp.ones((1, 4), jnp.bfloat16)).dtype == jnp.float32
+  for dtype in (jnp.int32, jnp.bfloat16):
+    y = layer(jnp.asarray(values, dtype))  # small integers: exact in bfloat16 too
+    assert y.dtype == jnp.float32
+    np.testing.assert_array_equal(y, reference)
+  assert float(jnp.abs(reference).max()) > 0
 
 
 def test_a_specs_dtype_sets_the_compute_dtype_however_the_layer_is_built():

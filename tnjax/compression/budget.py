@@ -4,7 +4,7 @@ budget form, including those the rank search meets by measuring (rank_search.py)
 
 from __future__ import annotations
 
-from tnjax import errors
+from tnjax import config_lib, errors
 from tnjax.compression import progress as progress_lib
 from tnjax.compression import size_knobs as knobs
 from tnjax.compression import sizing
@@ -71,7 +71,7 @@ def check_budget(budget) -> None:
   if extra:
     raise errors.UserError(f"{BUDGET_USAGE}; remove {extra} from {budget!r}.")
   value = budget[key]
-  number = isinstance(value, (int, float)) and not isinstance(value, bool)
+  number = config_lib.is_number(value)
   wrong = {
     "params": lambda: not (number and value >= 1 and float(value).is_integer()),
     "ratio": lambda: not (number and value > 1),

@@ -23,6 +23,7 @@ from flax import nnx
 from tnjax import errors
 from tnjax.compression import budget as budget_lib
 from tnjax.compression.convert import compress_model
+from tnjax.compression.linen_twins import nnx_twin
 from tnjax.compression.plan import matching
 
 LINEN_LAYERS = (nn.Dense, nn.DenseGeneral, nn.Conv, nn.Embed)
@@ -36,18 +37,32 @@ _LINEN_NAMES = {  # the twins' types, as a Linen user knows the layers
 }
 
 
-def _record_layers(module, variables, args, kwargs) -> dict:
-  """{params path: the bound Linen layer} for every supported layer the call reaches."""
-  found = {}
+def _record_layers(module, variables, args, kwargs) -> tuple[dict, dict]:
+  """{params path: the bound Linen layer} for every supported layer the call reaches
+  (through __call__, or an nn.Embed's attend alone), and the same for flax's other
+  layers (nn.ConvTranspose, nn.Einsum, ...), to name them when a plan does."""
+  found, others = {}, {}
 
   def recorder(next_fun, call_args, call_kwargs, context):
-    if context.method_name == "__call__" and isinstance(context.module, LINEN_LAYERS):
-      found.setdefault("/".join(context.module.path), context.module)
+    layer, path = context.module, "/".join(context.module.path)
+    if context.method_name in ("__call__", "attend") and isinstance(layer, LINEN_LAYERS):
+      found.setdefault(path, layer)
+    elif context.method_name == "__call__" and type(layer).__module__.startswith("flax.linen"):
+      others.setdefault(path, layer)
     return next_fun(*call_args, **call_kwargs)
 
   with nn.intercept_methods(recorder):
     jax.eval_shape(lambda v: module.apply(v, *args, **kwargs), variables)
-  return found
+  return found, others
+
+
+def _check_names_a_layer(pattern: str, layers: dict, others: dict) -> None:
+  """A plan entry naming one of flax's layers tnjax cannot compress says which it is."""
+  if pattern in others and pattern not in layers:
+    raise errors.UserError(
+      f"plan entry {pattern!r} is an nn.{type(others[pattern]).__name__}, which tnjax cannot "
+      f"compress; it compresses {LINEN_TYPES_TEXT}."
+    )
 
 
 def _check_linen_arguments(module, variables, plan, example_args, example_kwargs) -> None:
@@ -78,71 +93,6 @@ def _subtree(params, path: str) -> dict:
   for key in path.split("/"):
     node = node[key]
   return node
-
-
-def _check_not_stacked(path: str, layer, params: dict) -> None:
-  """nn.scan / nn.vmap give a layer one stacked array for all its copies: refused."""
-  name = "embedding" if isinstance(layer, nn.Embed) else "kernel"
-  if isinstance(layer, nn.DenseGeneral):
-    axis, features = (getattr(layer, f) for f in ("axis", "features"))
-    ndim = (1 if isinstance(axis, int) else len(axis)) + (
-      1 if isinstance(features, int) else len(features)
-    )
-  else:
-    ndim = len(layer.kernel_size) + 2 if isinstance(layer, nn.Conv) else 2
-  if params[name].ndim != ndim:
-    raise errors.UserError(
-      f"{path}: its {name} has shape {tuple(params[name].shape)}, one {ndim}-d array per "
-      "copy stacked by nn.scan or nn.vmap; stacked layers cannot be compressed yet: leave "
-      "them out of the plan."
-    )
-
-
-def _nnx_twin(path: str, layer, params: dict):
-  """The NNX layer holding a Linen layer's trained parameters."""
-  _check_not_stacked(path, layer, params)
-  rngs, kernel = nnx.Rngs(0), params.get("kernel")
-  common = dict(dtype=layer.dtype, param_dtype=layer.param_dtype, rngs=rngs)
-  if isinstance(layer, nn.Embed):
-    twin = nnx.Embed(layer.num_embeddings, layer.features, **common)
-    twin.embedding[...] = params["embedding"]
-    return twin
-  if isinstance(layer, nn.Dense):
-    twin = nnx.Linear(
-      kernel.shape[0], layer.features, use_bias=layer.use_bias, precision=layer.precision, **common
-    )
-  elif isinstance(layer, nn.DenseGeneral):
-    axis = (layer.axis,) if isinstance(layer.axis, int) else tuple(layer.axis)
-    features = (layer.features,) if isinstance(layer.features, int) else tuple(layer.features)
-    if layer.batch_dims:
-      raise errors.UserError(f"{layer.path}: nn.DenseGeneral with batch_dims cannot be compressed.")
-    twin = nnx.LinearGeneral(
-      kernel.shape[: len(axis)],
-      features,
-      axis=axis,
-      use_bias=layer.use_bias,
-      precision=layer.precision,
-      **common,
-    )
-  else:  # nn.Conv
-    twin = nnx.Conv(
-      kernel.shape[-2] * layer.feature_group_count,
-      layer.features,
-      tuple(layer.kernel_size),
-      strides=layer.strides or 1,
-      padding=layer.padding,
-      input_dilation=layer.input_dilation or 1,
-      kernel_dilation=layer.kernel_dilation or 1,
-      feature_group_count=layer.feature_group_count,
-      use_bias=layer.use_bias,
-      mask=layer.mask,
-      precision=layer.precision,
-      **common,
-    )
-  twin.kernel[...] = kernel.reshape(twin.kernel.shape)
-  if layer.use_bias:
-    twin.bias[...] = params["bias"].reshape(twin.bias.shape)
-  return twin
 
 
 class _Twins(nnx.Module):
@@ -222,7 +172,7 @@ def compress_linen(
       )
   _check_linen_arguments(module, variables, plan, example_args, example_kwargs)
   variables = dict(variables)
-  layers = _record_layers(module, variables, example_args, example_kwargs)
+  layers, others = _record_layers(module, variables, example_args, example_kwargs)
   if "" in layers:
     raise errors.UserError(
       f"compress_linen: the module is itself a layer (nn.{type(layers['']).__name__}); it "
@@ -233,9 +183,10 @@ def compress_linen(
   # errors read as the user wrote them.
   twins = {}
   for pattern in plan:
+    _check_names_a_layer(pattern, layers, others)
     for path in matching(pattern, layers, what="Linen layer", types=LINEN_TYPES_TEXT):
       try:
-        twins.setdefault(path, _nnx_twin(path, layers[path], _subtree(params, path)))
+        twins.setdefault(path, nnx_twin(path, layers[path], _subtree(params, path)))
       except errors.UserError as refusal:  # a glob passes over a stacked layer, as in NNX
         if path in plan:
           raise

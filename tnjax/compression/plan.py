@@ -74,6 +74,24 @@ def _check_not_an_alias(model, pattern: str, available: dict) -> None:
       )
 
 
+def _check_names_a_layer(model, pattern: str, available: dict) -> None:
+  """A plan entry naming a module that is not a layer tnjax compresses (an nnx.ConvTranspose,
+  the user's own block) is told so, not just that it matches no layer."""
+  if any(fnmatch.fnmatchcase(name, pattern) for name in available):
+    return
+  for path, module in nnx.iter_modules(model):
+    if path and "/".join(map(str, path)) == pattern:
+      inside = [name for name in available if fnmatch.fnmatchcase(name, f"{pattern}/*")]
+      hint = (
+        f"plan its layers instead ('{pattern}/*' matches {', '.join(inside)})"
+        if inside
+        else f"tnjax compresses {NNX_LAYER_TYPES} layers"
+      )
+      raise errors.UserError(
+        f"plan entry {pattern!r} is of type {_type_name(module)}, not a layer tnjax compresses; {hint}."
+      )
+
+
 def _source(name: str, module):
   """A planned layer as the sizing and conversion read it."""
   return user_layers.source_layer(name, module) if user_layers.is_user_layer(module) else module
@@ -108,9 +126,11 @@ def layers_of(model) -> list[dict]:
 
 
 def _type_name(module) -> str:
-  if user_layers.is_user_layer(module):
+  if user_layers.is_user_layer(module) or type(module).__module__.startswith("flax.nnx"):
     return f"nnx.{type(module).__name__}"
-  return f"tnjax.nn.{type(module).__name__}"
+  if type(module).__module__.startswith("tnjax."):
+    return f"tnjax.nn.{type(module).__name__}"
+  return type(module).__name__
 
 
 def _check_is_nnx_model(model) -> None:
@@ -149,6 +169,7 @@ def resolve_plan(model, plan: dict) -> list[PlanEntry]:
   entries = {}
   for pattern, spec in plan.items():  # in order: a layer several entries match takes the last
     _check_not_an_alias(model, pattern, available)
+    _check_names_a_layer(model, pattern, available)
     names, refused = matching(pattern, available), []
     for name in names:
       path, module = available[name]
@@ -222,13 +243,12 @@ def _checked_spec(pattern: str, spec, layer) -> dict:
 
 
 def _check_plan_fields(pattern: str, spec: dict) -> None:
-  number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
-  if "error" in spec and not (number(spec["error"]) and 0 <= spec["error"] < 1):
+  if "error" in spec and not (config_lib.is_number(spec["error"]) and 0 <= spec["error"] < 1):
     raise errors.UserError(
       f"plan entry {pattern!r}: error={spec['error']!r} must be a number in [0, 1) (the "
       "relative Frobenius error of the weight, e.g. 0.3)."
     )
-  if "ratio" in spec and not (number(spec["ratio"]) and spec["ratio"] > 1):
+  if "ratio" in spec and not (config_lib.is_number(spec["ratio"]) and spec["ratio"] > 1):
     raise errors.UserError(
       f"plan entry {pattern!r}: ratio={spec['ratio']!r} must be a number above 1 (dense "
       "weights / stored weights, e.g. 10)."

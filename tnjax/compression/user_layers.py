@@ -12,6 +12,7 @@ input-dilated convolutions, masks, batched kernel axes) is refused in one line.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from typing import Any, Callable
 
@@ -75,6 +76,36 @@ def _dtypes(module) -> dict:
 
 def _refuse(name: str, module, why: str) -> errors.UserError:
   return errors.UserError(f"{name}: nnx.{type(module).__name__} {why}; it cannot be compressed.")
+
+
+# Options that change how a layer computes (its own dot_general, dtype promotion or
+# accumulation type): a factorised layer does not call them, so a layer that sets one
+# would compute differently once compressed.
+CALL_OPTIONS = (
+  "dot_general",
+  "dot_general_cls",
+  "conv_general_dilated",
+  "conv_general_dilated_cls",
+  "einsum_op",
+  "promote_dtype",
+  "preferred_element_type",
+)
+
+
+def custom_call_options(module, defaults: dict) -> list[str]:
+  """The CALL_OPTIONS `module` sets to other than `defaults` (its constructor's)."""
+  return [
+    name
+    for name in CALL_OPTIONS
+    if name in defaults and getattr(module, name, defaults[name]) is not defaults[name]
+  ]
+
+
+def _check_call_options(name, module) -> None:
+  parameters = inspect.signature(type(module).__init__).parameters
+  custom = custom_call_options(module, {k: p.default for k, p in parameters.items()})
+  if custom:
+    raise _refuse(name, module, f"sets {', '.join(custom)}, which a factorised layer does not call")
 
 
 def _linear(name, module) -> SourceLayer:
@@ -182,8 +213,9 @@ def _kernel_axes(module) -> int:
   """How many axes one layer's kernel has (the weight a plan replaces)."""
   if isinstance(module, nnx.Conv):
     return len(module.kernel_size) + 2
-  if isinstance(module, nnx.LinearGeneral):
-    return len(tuple(module.in_features)) + len(tuple(module.out_features))
+  if isinstance(module, nnx.LinearGeneral):  # batch axes lead (refused by the reader)
+    features = tuple(module.in_features) + tuple(module.out_features)
+    return len(module.batch_axis or ()) + len(features)
   if isinstance(module, nnx.Einsum):
     return len(module.kernel_shape)
   return 2  # Linear's kernel, Embed's table
@@ -202,4 +234,5 @@ def source_layer(name: str, module) -> SourceLayer:
       "(layers made by nnx.vmap / nnx.scan); build the blocks unstacked (a loop, nnx.List) to "
       "compress them, or leave them out of the plan",
     )
+  _check_call_options(name, module)
   return READERS[type(module)](name, module)

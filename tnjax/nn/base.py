@@ -32,14 +32,12 @@ def layer_dtype(spec, dtype):
 
 
 def cast_input(x, dtype, param_dtype):
-  """x in the compute dtype: `dtype`, else x's own when floating; integer or boolean
-  inputs are promoted with the parameters as nnx.Linear / nnx.Conv do (casting the
-  weights to int would zero them)."""
+  """x in the compute dtype: `dtype`, else x's promoted with the parameters', as
+  nnx.Linear / nnx.Conv do (bfloat16 inputs to float32 weights compute in float32, as
+  in the source layer; integer inputs cast the weights to int and would zero them)."""
   if dtype is not None:
     return x.astype(dtype)
-  if not jnp.issubdtype(x.dtype, jnp.inexact):
-    return x.astype(jnp.result_type(x.dtype, param_dtype))
-  return x
+  return x.astype(jnp.result_type(x.dtype, param_dtype))
 
 
 def place_output(y, out_sharding):

@@ -29,7 +29,9 @@ class GeneralDense(nnx.Module):
     self.axis = tuple(axis)
 
   def __call__(self, x, out_sharding=None):
-    axis = tuple(a % x.ndim for a in self.axis)
+    # Sorted as nnx.LinearGeneral sorts them: the kernel's input axes meet the input's
+    # contracted axes in the input's order, whatever order `axis` lists them in.
+    axis = tuple(sorted(a % x.ndim for a in self.axis))
     x = jnp.moveaxis(x, axis, tuple(range(x.ndim - len(axis), x.ndim)))
     lead = x.shape[: x.ndim - len(axis)]
     y = self.inner(x.reshape(*lead, math.prod(self.in_features)))
@@ -65,6 +67,12 @@ def einsum_layout(einsum_str: str, kernel_shape) -> dict:
     )
   operands, out = text.split("->")
   lhs, rhs = operands.split(",")
+  repeated = sorted({c for c in rhs if rhs.count(c) > 1})
+  if repeated:
+    raise ValueError(
+      f"nnx.Einsum {einsum_str!r}: the kernel repeats axis {', '.join(repeated)} (a diagonal), "
+      "which a (contracted, free) matrix cannot stand for."
+    )
   if len(rhs) != len(kernel_shape):
     raise ValueError(
       f"nnx.Einsum {einsum_str!r}: the kernel operand has {len(rhs)} axes, the kernel "

@@ -9,7 +9,7 @@ import math
 import re
 
 from tnjax.training import schema as config_schema
-from tnjax import errors, extras
+from tnjax import config_lib, errors, extras
 from tnjax import models
 from tnjax.training import optim
 from tnjax.training import pretrained as pretrained_lib
@@ -151,15 +151,12 @@ def _check_data_sizes(config) -> None:
   )
 
 
-def _is_number(value) -> bool:
-  return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _check_schedule(config) -> None:
   for field in ("decay_epochs", "warmup_epochs", "decay_steps"):
     value = config.schedule[field]
     _require(
-      _is_number(value) and value >= 0, f"config.schedule.{field}={value!r} must be a number >= 0."
+      config_lib.is_number(value) and value >= 0,
+      f"config.schedule.{field}={value!r} must be a number >= 0.",
     )
   # A negative rate climbs the loss (then 'diverged', with the wrong advice), and a
   # log-spaced schedule takes log(rate): 0 is NaN. A rate of 0 elsewhere trains nothing,
@@ -173,7 +170,7 @@ def _check_schedule(config) -> None:
   for owner, field, positive in checked:
     value = config[owner].get(field, 1.0 if positive else 0.0)
     _require(
-      _is_number(value) and (value > 0 if positive else value >= 0),
+      config_lib.is_number(value) and (value > 0 if positive else value >= 0),
       f"config.{owner}.{field}={value!r} must be a number "
       + ("> 0 (e.g. 1e-3; the log-spaced schedule takes its log)." if positive else ">= 0."),
     )
