@@ -78,4 +78,4 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  report_lib.run_main(main)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import re
 
-import matplotlib.pyplot as plt
 
 import report_lib
 from tnjax import fileio
@@ -88,6 +87,7 @@ def main():
     [net, "dense source", "1x", "-", "-", "-", report_lib.percent_pm(accuracies)]
     for net, accuracies in sorted(sources.items())
   ]
+  plt = report_lib.pyplot()
   figure, axes = plt.subplots(1, 2, figsize=(10, 4))
   for axis, net in zip(axes, ("fc2", "lenet5")):
     for kind in sorted({k for n, k, _ in rows if n == net}):
@@ -114,4 +114,4 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  report_lib.run_main(main)

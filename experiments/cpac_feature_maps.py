@@ -25,12 +25,10 @@ import os
 
 
 import jax
-import matplotlib
 import numpy as np
 from flax import nnx
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import report_lib
 
 from tnjax.configs import cpac_mnist
 from tnjax import fileio
@@ -52,6 +50,7 @@ def plot_feature_maps(image, rows, path: str, reading: str = "in_factor") -> Non
   """One row per CP layer: the input image, then its R maps by descending significance
   (conv1 by `reading`, the others by factor norms)."""
   rank = max(maps.shape[-1] for _, maps, _ in rows)
+  plt = report_lib.pyplot()
   fig, axes = plt.subplots(
     len(rows), rank + 1, figsize=(1.6 * (rank + 1), 1.9 * len(rows)), squeeze=False
   )
@@ -106,4 +105,4 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  report_lib.run_main(main)

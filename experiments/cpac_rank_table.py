@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 
-import matplotlib.pyplot as plt
 
 import report_lib
 
@@ -111,6 +110,7 @@ def main():
     for r in rows
   ]
   cp_rows = [r for r in rows if r["key"] != "dense" and r["accuracies"]]
+  plt = report_lib.pyplot()
   figure, axis = plt.subplots(figsize=(5, 3.5))
   stats = [report_lib.mean_std(r["accuracies"]) for r in cp_rows]
   axis.errorbar(
@@ -145,4 +145,4 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  report_lib.run_main(main)

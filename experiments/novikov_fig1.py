@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import warnings
 
-import matplotlib.pyplot as plt
 from flax import nnx
 
 import report_lib
@@ -102,6 +101,7 @@ def main():
     ]
     for r in rows
   ]
+  plt = report_lib.pyplot()
   figure, axis = plt.subplots(figsize=(6, 4))
   for name in dict.fromkeys(r["curve"] for r in rows):
     points = [
@@ -134,4 +134,4 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  report_lib.run_main(main)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import re
 
-import matplotlib.pyplot as plt
 import report_lib
 from tnjax import fileio
 from tnjax.compression import rank_search
@@ -80,6 +79,7 @@ def front_figure(workdir: str):
   """Each accuracy_drop search's front (summed sensitivity loss, and validation accuracy of
   the points it fine-tuned) against weights, per seed; the ratio-10 runs' test accuracy."""
   root = fileio.workdir_path(workdir)
+  plt = report_lib.pyplot()
   figure, (losses, accuracies) = plt.subplots(1, 2, figsize=(11, 4))
   for run in sorted(root.glob("lenet5_drop_*_seed=*")):
     state = fileio.read_json(run / "search" / "search.json")
@@ -167,4 +167,4 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  report_lib.run_main(main)

@@ -15,14 +15,28 @@ import platform
 import statistics
 import sys
 
-
-import matplotlib
-
 from tnjax.training import schema as config_schema
-from tnjax import fileio
+from tnjax import errors, extras, fileio
 from tnjax.training import resume_check, run_files
 
-matplotlib.use("Agg")
+
+def pyplot():
+  """matplotlib.pyplot drawing to files (Agg), or one line naming the extra that adds it."""
+  extras.require("matplotlib", "the report's figures").use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  return plt
+
+
+def run_main(main) -> None:
+  """Runs a report script's main: a mistake (a wrong directory, a missing extra) is one
+  stderr line and exit 2, as tnjax's own programs end (a report only reads its input)."""
+
+  def guarded():
+    with errors.input_errors_are_user_errors():
+      main()
+
+  sys.exit(errors.run_cli(guarded))
 
 
 def _is_run(path) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import importlib
 
-import matplotlib.pyplot as plt
 
 import report_lib
 
@@ -99,6 +98,7 @@ def main():
     ]
     for r in rows
   ]
+  plt = report_lib.pyplot()
   figure, axis = plt.subplots(figsize=(6, 4))
   for method in dict.fromkeys(r["method"] for r in rows):
     points = sorted(
@@ -130,4 +130,4 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  report_lib.run_main(main)

@@ -75,8 +75,18 @@ def packaged_config_file(name: str) -> str | None:
 def load_module(config_path: str, entry: str = "get_config"):
   """(module, arg) for 'path/to/x.py[:arg]' defining `entry` (a config's get_config, a
   compression plan's get_plan); one-line UserErrors for what a user can fix."""
-  path, _, arg = config_path.partition(":")
+  scheme, _, rest = config_path.rpartition("://")  # 'gs://b/x.py:arg': the arg's colon
+  path, _, arg = rest.partition(":")
+  kind = "plan file" if entry == "get_plan" else "config file"
+  if scheme:
+    raise errors.UserError(
+      f"{kind} {scheme}://{path} is a URL; {kind}s are read from a local path: copy it here."
+    )
   if entry == "get_config":
+    # The README's `configs/tt_mnist.py` also runs outside a clone, as the packaged config.
+    packaged = re.fullmatch(r"(?:.*/)?configs/(\w+)\.py", path)
+    if packaged and not pathlib.Path(path).exists():
+      path = packaged_config_file(packaged.group(1)) or path
     path = packaged_config_file(path) or path
   if not path.endswith(".py") or not pathlib.Path(path).is_file():
     if entry == "get_plan":
@@ -88,7 +98,6 @@ def load_module(config_path: str, entry: str = "get_config"):
       f"config {path!r} is neither a .py file nor a packaged config; pass --config "
       "path/to/config.py[:args] or one of " + ", ".join(packaged_config_names()) + "."
     )
-  kind = "plan file" if entry == "get_plan" else "config file"
   name = "tnjax_config_" + re.sub(r"\W", "_", path)
   spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(spec)

@@ -37,23 +37,28 @@ def configure_for_programs() -> None:
 
 
 Path = epath.Path
-REMOTE_PREFIXES = ("gs://", "s3://")
+# gs:// only: a fleet's run lock needs GCS's conditional writes (object generations).
+REMOTE_PREFIXES = ("gs://",)
 
 
 def is_remote(path) -> bool:
   return os.fspath(path).startswith(REMOTE_PREFIXES)
 
 
+def check_url(path, what: str) -> None:
+  """A gs:// `path` needs gcsfs (one line naming the extra); any other URL is refused."""
+  text = os.fspath(path)
+  if is_remote(text):
+    extras.check_installed("gcsfs", f"the gs:// path {text}")
+  elif "://" in text:
+    raise UserError(f"{what} {text!r}: only local paths and gs:// URLs are supported.")
+
+
 def workdir_path(path) -> epath.Path:
   """A run directory: $VARS expanded; local paths made absolute (never a local 'gs:/...')."""
   text = os.path.expandvars(os.fspath(path))
-  if is_remote(text):
-    if text.startswith("gs://"):
-      extras.check_installed("gcsfs", f"the gs:// path {text}")
-    return epath.Path(text)
-  if "://" in text:
-    raise UserError(f"workdir {text!r}: only local paths and gs:// (or s3://) URLs are supported.")
-  return epath.Path(os.path.abspath(text))
+  check_url(text, "workdir")
+  return epath.Path(text if is_remote(text) else os.path.abspath(text))
 
 
 # OS errors a user fixes by choosing another place or freeing space: what to say about each.

@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import models  # noqa: E402
 
 import tnjax  # noqa: E402
-from tnjax import fileio  # noqa: E402
+from tnjax import errors, extras, fileio  # noqa: E402
 from tnjax.data import memory  # noqa: E402
 from tnjax.training import optim  # noqa: E402
 
@@ -259,27 +259,31 @@ def report(workdir: str, out: str, seeds_planned: int = 3) -> str:
       for path in sorted(seed_dir.iterdir()):
         if path.name.endswith(".json") and "_ratio=" in path.name:
           records.append(fileio.read_json(path))
+  if not records:
+    raise errors.UserError(
+      f"{workdir} holds no study results (<model>/seed=<s>/<format>_ratio=<r>.json); run the "
+      "study into it first."
+    )
   lines = [
     "# Compress your own model: flax-style CNN and ViT on Fashion-MNIST",
     "",
     f"`python experiments/own_model/study.py --workdir {workdir} --report --out {out}`",
     "",
   ]
-  if records:
-    first = records[0]
-    lines += [
-      f"Source and scratch trained with Adam {first['learning_rate']:g}, batch 128; source "
-      f"{first['epochs']} epochs, then compressed by tnjax.compress (`ratio`, per layer) and "
-      f"fine-tuned {first['finetune_epochs']} epoch(s) with the same loop; scratch: the same "
-      f"compressed architecture from its own initialisation, {first['epochs'] + first['finetune_epochs']} "
-      f"epochs. Test accuracy, mean ± std over seeds. Step: one training step at batch 128, "
-      f"compressed / source, median of 30 in the same process. Machine: {first['machine']}, one core.",
-      "",
-      "Sources are retrained per session (only the records are kept); on another host's CPU "
-      "XLA's float rounding differs, so a seed's source can differ between cells: each row "
-      "gives the sources of its own runs.",
-      "",
-    ]
+  first = records[0]
+  lines += [
+    f"Source and scratch trained with Adam {first['learning_rate']:g}, batch 128; source "
+    f"{first['epochs']} epochs, then compressed by tnjax.compress (`ratio`, per layer) and "
+    f"fine-tuned {first['finetune_epochs']} epoch(s) with the same loop; scratch: the same "
+    f"compressed architecture from its own initialisation, {first['epochs'] + first['finetune_epochs']} "
+    f"epochs. Test accuracy, mean ± std over seeds. Step: one training step at batch 128, "
+    f"compressed / source, median of 30 in the same process. Machine: {first['machine']}, one core.",
+    "",
+    "Sources are retrained per session (only the records are kept); on another host's CPU "
+    "XLA's float rounding differs, so a seed's source can differ between cells: each row "
+    "gives the sources of its own runs.",
+    "",
+  ]
   for model_name in sorted({r["model"] for r in records}):
     rows = [r for r in records if r["model"] == model_name]
     lines += [
@@ -313,9 +317,7 @@ def report(workdir: str, out: str, seeds_planned: int = 3) -> str:
 def _plot(records, path) -> None:
   if not records:
     return
-  import matplotlib  # pylint: disable=g-import-not-at-top
-
-  matplotlib.use("Agg")
+  extras.require("matplotlib", "the study's plot").use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   names = sorted({r["model"] for r in records})
@@ -379,4 +381,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(errors.run_cli(main))

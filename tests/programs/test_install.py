@@ -92,6 +92,16 @@ def test_config_checks_and_paths_name_the_extra_before_anything_is_written(monke
     validate.validate_config(config)
   with pytest.raises(errors.UserError, match=r"gs://bucket/run needs gcsfs.*tnjax\[gcs\]"):
     fileio.workdir_path("gs://bucket/run")
+  # Every path the trainer reads, not only the workdir (these were 60-line tracebacks).
+  for field, value in (("data.idx_dir", "gs://b/idx"), ("pretrained.path", "gs://b/w.npz")):
+    config = config_lib.load_config("dense_mnist:fashion_idx,runlocal", {field: value})
+    with pytest.raises(errors.UserError, match=rf"^the gs:// path {value} needs gcsfs.*\[gcs\]"):
+      validate.validate_config(config)
+  config = config_lib.load_config("dense_mnist:fashion_idx,runlocal", {"data.idx_dir": "s3://b/i"})
+  with pytest.raises(errors.UserError, match=r"idx_dir 's3://b/i': only local paths and gs://"):
+    validate.validate_config(config)
+  with pytest.raises(errors.UserError, match=r"^workdir 's3://b/run': only local paths and gs://"):
+    fileio.workdir_path("s3://b/run")  # no run lock there: a fleet's lock needs GCS's writes
   assert not list(tmp_path.iterdir())
 
 
@@ -116,6 +126,17 @@ def test_packaged_configs_load_by_name_as_a_module_and_by_path():
   assert "common" not in names and "sketch_common" not in names  # helpers, not configs
   with pytest.raises(errors.UserError, match=r"'tt_mnsit' is neither .* or one of adtn_"):
     config_lib.load_config("tt_mnsit")
+
+
+def test_the_readmes_config_paths_run_outside_a_clone_and_urls_are_one_line(monkeypatch, tmp_path):
+  monkeypatch.chdir(tmp_path)  # no configs/ here: the README's path is the packaged config
+  outside = config_lib.load_config("configs/tt_mnist.py:synthetic,rank=4")
+  assert outside.to_dict() == config_lib.load_config("tt_mnist:synthetic,rank=4").to_dict()
+  with pytest.raises(errors.UserError, match=r"^config 'configs/tt_mnsit.py' is neither"):
+    config_lib.load_config("configs/tt_mnsit.py")
+  # The URL's colon is not the argument's: the file, not 'gs', is what the line names.
+  with pytest.raises(errors.UserError, match=r"^plan file gs://b/plan.py is a URL; plan files"):
+    config_lib.load_module("gs://b/plan.py:arg", "get_plan")
 
 
 def _events(path):

@@ -227,3 +227,20 @@ def test_study_cost_counts_finished_runs_and_their_epoch_minutes(tmp_path):
   assert bad.returncode != 0 and "is not NAME=PATTERN@PLANNED" in bad.stderr
   empty = _script("study_cost.py", f"tt={tmp_path}/sweep@5")  # the sweep, not its runs
   assert empty.returncode != 0 and "matches no run directory" in empty.stderr
+
+
+def test_a_report_pointed_at_a_missing_directory_or_without_matplotlib_is_one_line(
+  tmp_path, monkeypatch
+):
+  for script in ("compress_table.py", "novikov_fig1.py", "sketch_curves.py"):
+    result = _script(script, "--workdir", tmp_path / "missing", "--out", tmp_path / "t")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and "missing" in result.stderr
+  monkeypatch.syspath_prepend(os.path.join(REPO, "experiments"))
+  import report_lib  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setitem(sys.modules, "matplotlib", None)  # the core install has none
+  with pytest.raises(
+    ValueError, match=r"figures needs matplotlib.*pip install 'tnjax\[experiments\]'"
+  ):
+    report_lib.pyplot()

@@ -9,7 +9,7 @@ import math
 import re
 
 from tnjax.training import schema as config_schema
-from tnjax import config_lib, errors, extras
+from tnjax import config_lib, errors, extras, fileio
 from tnjax import models
 from tnjax.training import optim
 from tnjax.training import pretrained as pretrained_lib
@@ -123,6 +123,8 @@ def validate_config(config, *, data_present: bool = True) -> None:
   _check_data_source(config.data, data_present)
   _check_model_and_optimizer(config)
   _check_wandb(config)
+  if (config.get("pretrained") or {}).get("path"):
+    fileio.check_url(config.pretrained.path, "config.pretrained.path")
   check_frozen_layers_are_loaded(config, files_present=data_present)
 
 
@@ -220,6 +222,7 @@ def _check_data_source(data, data_present: bool = True) -> None:
       bool(data.idx_dir),
       "config.data.source='idx' needs config.data.idx_dir, the directory of the IDX files.",
     )
+    fileio.check_url(data.idx_dir, "config.data.idx_dir")
 
 
 def _check_model_and_optimizer(config) -> None:
