@@ -207,8 +207,26 @@ def test_a_search_workdir_refuses_another_models_search(model, tmp_path):
     errors.UserError, match=r"holds a search of another model \(its layer 'strong'"
   ):
     search.search(other, PLAN, budget, _task(other), workdir=str(tmp_path), quiet=True)
+  # Another model with the same norms (two seeds' FC-2 sources agree to 0.1%): its rows
+  # permuted, every layer's norm is exactly the same.
+  same_norms = TwoPaths(nnx.Rngs(0))
+  same_norms.weak.kernel[...] = same_norms.weak.kernel[...][::-1]
+  with pytest.raises(errors.UserError, match=r"holds a search of another model \(its layer 'weak'"):
+    search.search(same_norms, PLAN, budget, _task(same_norms), workdir=str(tmp_path), quiet=True)
   again = search.search(model, PLAN, budget, _task(model), workdir=str(tmp_path), quiet=True)
   assert again.chosen["weights"] <= 1024
+
+
+def test_a_resumed_search_refuses_other_measurement_settings(model, tmp_path):
+  budget, workdir = {"ratio": 2, "allocate": "sensitivity"}, str(tmp_path)
+  validation = _task(model)
+  validation.settings = {"validation_examples": 512, "search_finetune_epochs": 1}
+  search.search(model, PLAN, budget, validation, workdir=workdir, quiet=True)
+  validation.settings = {"validation_examples": 256, "search_finetune_epochs": 1}
+  with pytest.raises(
+    errors.UserError, match=r"measured with --validation_examples=512 \(now 256\); rerun it"
+  ):
+    search.search(model, PLAN, budget, validation, workdir=workdir, quiet=True)
 
 
 def test_a_measured_budget_without_validation_data_says_what_to_give(model):

@@ -59,6 +59,7 @@ class Validation:
   example_input: Any = None
   forward: Callable | None = None
   finetune_epochs: float | None = None
+  settings: dict | None = None  # what else the measurements depend on: a resume must match
 
 
 @dataclasses.dataclass
@@ -109,7 +110,7 @@ def search(
   entries = resolve_plan(source, plan)
   budget_lib.check_budget_entries(entries)
   weights = {e.name: jnp.asarray(e.layer.to_dense()) for e in entries}
-  record = search_record.SearchRecord(workdir, plan, budget, weights)
+  record = search_record.SearchRecord(workdir, plan, budget, weights, validation.settings)
 
   def say(text: str) -> None:
     if not quiet:
@@ -133,16 +134,14 @@ def search(
       chosen = _most_accurate_in_time(source, front, budget, validation, record, say)
   small, rows = convert.compress_model(source, chosen["specs"], example_input=example_input)
   measured = record.state.get("measured", {})
-  front = [{**p, **measured.get(search_record.key(p["specs"]), {})} for p in front]
+
+  def with_measured(point):
+    return {**point, **measured.get(search_record.key(point["specs"]), {})}
+
+  finetunes = sum("accuracy" in m for m in measured.values())
+  front, chosen = [with_measured(p) for p in front], with_measured(chosen)
   result = SearchResult(
-    small,
-    rows,
-    dict(budget),
-    facts,
-    front,
-    {**chosen, **measured.get(search_record.key(chosen["specs"]), {})},
-    sum("accuracy" in m for m in measured.values()),
-    validation.finetune_epochs,
+    small, rows, dict(budget), facts, front, chosen, finetunes, validation.finetune_epochs
   )
   if workdir is not None:
     directory = fileio.workdir_path(workdir)

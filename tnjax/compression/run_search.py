@@ -81,6 +81,7 @@ def validation_for_run(
     example_input=images[:1],
     forward=lambda m, x: m(x),
     finetune_epochs=finetune_epochs,
+    settings={"validation_examples": examples, "search_finetune_epochs": finetune_epochs},
   )
 
 
