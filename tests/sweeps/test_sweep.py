@@ -93,6 +93,26 @@ def test_bad_sweeps_give_clear_errors(tmp_path):
     ):
       sweep.run_sweep(str(bad), str(tmp_path / "bad"), dry_run=dry_run)
   assert not any((tmp_path / "bad").glob("*/*"))
+  # A sweep() that raises, returns nothing usable or sets what --seeds sets: one line each.
+  broken = {
+    "raises": (
+      "def sweep():\n  return [{'num_epochs': 1 / 0}]",
+      r"raises.py line \d+: ZeroDivisionError: division by zero; fix the file",
+    ),
+    "empty": ("def sweep():\n  return []", r"must return a non-empty list of dicts"),
+    "int_keys": ("def sweep():\n  return [{1: 2}]", r"fields \(strings\) to values; got \[\{1: 2"),
+    "two_args": ("def sweep(a, b):\n  return []", r"takes 2 parameters; it takes none, or one"),
+    "seeded": ("def sweep():\n  return [{'seed': 5}]", r"point 00_seed=5 sets seed=5, so --seeds"),
+  }
+  for name, (function, message) in broken.items():
+    path = tmp_path / f"{name}.py"
+    path.write_text(_SWEEP_CONFIG[: _SWEEP_CONFIG.index("def sweep")] + function + "\n")
+    with pytest.raises(ValueError, match=message):
+      sweep.run_sweep(str(path), str(tmp_path / name), dry_run=True, seeds=[0, 1])
+  good = tmp_path / "good_sweep.py"
+  good.write_text(_SWEEP_CONFIG)
+  with pytest.raises(ValueError, match=r"config.seed=4294967296 must be below 2\*\*32"):
+    sweep.run_sweep(str(good), str(tmp_path / "big"), dry_run=True, seeds=[2**32])
   # Data and pretrained files are each trainer's to find: a sweep previews without them.
   status = sweep.run_sweep(
     os.path.join(REPO, "configs/tt_vgg16.py:normalization=caffe"),

@@ -22,12 +22,22 @@ def sweep_points(module, common: dict | None = None, arg: str | None = None) -> 
       f"{module.__file__} defines no sweep(); add a function sweep() returning a list "
       "of override dicts to run it as a sweep."
     )
-  takes_arg = bool(inspect.signature(module.sweep).parameters)
-  points = module.sweep(arg) if takes_arg else module.sweep()
-  if not isinstance(points, (list, tuple)) or not all(isinstance(p, dict) for p in points):
+  parameters = inspect.signature(module.sweep).parameters
+  if len(parameters) > 1:
     raise errors.UserError(
-      f"sweep() of {module.__file__} must return a list of dicts mapping dotted config "
-      "fields to values."
+      f"sweep() of {module.__file__} takes {len(parameters)} parameters; it takes none, or "
+      "one: the config's argument string."
+    )
+  args = (arg,) if parameters else ()
+  points = config_lib.call_user_function(module.__file__, module.sweep, *args)
+  if (
+    not isinstance(points, (list, tuple))
+    or not points
+    or not all(isinstance(p, dict) and all(isinstance(k, str) for k in p) for p in points)
+  ):
+    raise errors.UserError(
+      f"sweep() of {module.__file__} must return a non-empty list of dicts mapping dotted "
+      f"config fields (strings) to values; got {str(points)[:80]}."
     )
   return [{**(common or {}), **p} for p in points]
 

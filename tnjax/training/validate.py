@@ -138,6 +138,7 @@ def _check_counts(config) -> None:
   _int_at_least(config, "checkpoint.every_steps", 0, " (0 saves at the end of every epoch)")
   _int_at_least(config, "checkpoint.keep", 1, " (how many checkpoints to keep)")
   _int_at_least(config, "seed", 0)
+  _require(config.seed < 2**32, f"config.seed={config.seed} must be below 2**32 (4294967296).")
 
 
 def _check_data_sizes(config) -> None:
