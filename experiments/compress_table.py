@@ -15,7 +15,7 @@ import re
 
 
 import report_lib
-from tnjax import fileio
+from tnjax import errors, fileio
 from tnjax.training import run_files
 
 NAME = re.compile(r"^(fc2|lenet5)_(\w+?)_r(\d+)_seed=(\d+)$")
@@ -50,6 +50,11 @@ def collect(workdir: str) -> tuple[dict, dict]:
     scratch = fileio.read_json(root / f"scratch_{run.name}" / run_files.RESULT)
     if scratch:
       row["scratch"].append(scratch["test_accuracy"])
+  if not rows:  # an empty table would overwrite a real one without a word
+    raise errors.UserError(
+      f"{root} holds no compressions (<net>_<kind>_r<ratio>_seed=<s>/compress.json); pass "
+      "the study's workdir."
+    )
   return rows, sources
 
 

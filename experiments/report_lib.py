@@ -56,6 +56,11 @@ def load_runs(workdirs) -> list[dict]:
       if _is_run(workdir)
       else sorted((d for d in workdir.iterdir() if _is_run(d)), key=str)
     )
+    if not paths:  # an empty table would overwrite a real one without a word
+      raise errors.UserError(
+        f"{workdir} holds no runs (directories with {run_files.CONFIG}); pass a sweep's "
+        "workdir or a run's directory."
+      )
     for path in paths:
       runs.append(load_run(path))
   return runs
@@ -99,7 +104,16 @@ def seed_groups(runs) -> list[list[dict]]:
   """Runs that differ only in config.seed, grouped, in the order their first run appears."""
   groups: dict[str, list[dict]] = {}
   for run in runs:
-    groups.setdefault(_without_seed(run["config"]), []).append(run)
+    group = groups.setdefault(_without_seed(run["config"]), [])
+    twin = next((r for r in group if r["config"].get("seed") == run["config"].get("seed")), None)
+    if twin is None:
+      group.append(run)
+    else:  # the same run trained twice (a sweep rerun with --seeds): one seed, not two
+      print(
+        f"report: {run['dir']} repeats {twin['dir']} (same config, seed "
+        f"{run['config'].get('seed')}); counted once.",
+        file=sys.stderr,
+      )
   return list(groups.values())
 
 

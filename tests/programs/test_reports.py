@@ -211,6 +211,12 @@ def test_seeds_group_across_harmless_and_added_fields_but_not_across_a_real_diff
   runs = [{"config": c, "dir": str(i)} for i, c in enumerate((older, resumed, other))]
   groups = report_lib.seed_groups(runs)
   assert [[r["dir"] for r in g] for g in groups] == [["0", "1"], ["2"]]
+  # The same seed trained twice (a sweep rerun with --seeds into its workdir) counts once.
+  again = json.loads(json.dumps(base))
+  again["seed"] = base["seed"]
+  runs.append({"config": again, "dir": "3"})
+  groups = report_lib.seed_groups(runs)
+  assert [[r["dir"] for r in g] for g in groups] == [["0", "1"], ["2"]]
 
 
 def test_study_cost_counts_finished_runs_and_their_epoch_minutes(tmp_path):
@@ -229,13 +235,16 @@ def test_study_cost_counts_finished_runs_and_their_epoch_minutes(tmp_path):
   assert empty.returncode != 0 and "matches no run directory" in empty.stderr
 
 
-def test_a_report_pointed_at_a_missing_directory_or_without_matplotlib_is_one_line(
+def test_a_report_pointed_at_a_missing_or_empty_directory_or_without_matplotlib_is_one_line(
   tmp_path, monkeypatch
 ):
+  (tmp_path / "empty").mkdir()  # or a sweep's parent: an empty table would overwrite a real one
   for script in ("compress_table.py", "novikov_fig1.py", "sketch_curves.py"):
-    result = _script(script, "--workdir", tmp_path / "missing", "--out", tmp_path / "t")
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert result.stderr.count("\n") == 1 and "missing" in result.stderr
+    for workdir in ("missing", "empty"):
+      result = _script(script, "--workdir", tmp_path / workdir, "--out", tmp_path / "t")
+      assert result.returncode == 2, result.stderr[-2000:]
+      assert result.stderr.count("\n") == 1 and workdir in result.stderr
+  assert not list(tmp_path.glob("t.*"))
   monkeypatch.syspath_prepend(os.path.join(REPO, "experiments"))
   import report_lib  # pylint: disable=g-import-not-at-top
 
