@@ -341,3 +341,29 @@ def test_a_point_the_stopped_sweep_never_started_does_not_claim_it_saved(
   )
   out = capsys.readouterr().out
   assert "stopped before it saved anything (rerun to run it)" in out and "(saved;" not in out
+
+
+def test_a_point_killed_before_it_started_or_diverged_is_told_so_not_failed(
+  tmp_path, monkeypatch, capsys
+):
+  from tnjax import errors, fileio
+
+  def launch(config_path, point_dir, index, overrides, env):
+    if index == 0:
+      return -signal.SIGINT  # Ctrl-C before the child set its handlers
+    fileio.write_json(point_dir / run_files.DIVERGED, {"message": "loss nan at step 3"})
+    return errors.EXIT_DIVERGED
+
+  monkeypatch.setattr(children, "launch", launch)
+  config = tmp_path / "sweep.py"
+  config.write_text(_SWEEP_CONFIG)
+  status = sweep.run_sweep(str(config), str(tmp_path / "w"), indices=[0, 1])
+  assert status == {(0, None): "new", (1, None): "diverged"}
+  out = capsys.readouterr().out
+  assert "point 00_ranks=1 stopped by SIGINT (rerun to resume)" in out and "FAILED" not in out
+  assert "1 point(s) diverged: 01_ranks=2; a rerun does not retry them" in out
+  assert "did not finish: 00_ranks=1;" in out  # only the stopped one is to resume
+  sweep.run_sweep(str(config), str(tmp_path / "w"), indices=[1])
+  assert (
+    "1 point(s) diverged earlier: 01_ranks=2; a rerun does not retry" in capsys.readouterr().out
+  )

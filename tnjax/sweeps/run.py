@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import queue
+import signal
 import time
 
 from tnjax import config_lib
@@ -84,6 +85,9 @@ def run_sweep(
 
   # A failed point is tried again: the command may now carry the fix.
   todo = [job for job in jobs if run_files.status(dirs[job]) in ("new", "failed", "partial")]
+  diverged = [dirs[job].name for job in jobs if run_files.status(dirs[job]) == "diverged"]
+  if diverged and not todo and not dry_run:
+    print(f"{len(diverged)} point(s) diverged earlier: {', '.join(diverged)}; {DIVERGED_HINT}")
   if dry_run or not todo:
     return {job: run_files.status(dirs[job]) for job in jobs}
   workdir.mkdir(parents=True, exist_ok=True)
@@ -124,6 +128,12 @@ def _check_choices(indices, num_points: int, parallel: int, seeds) -> None:
     raise errors.UserError(f"--seeds must list distinct integers, e.g. --seeds 0,1,2; got {seeds}.")
 
 
+DIVERGED_HINT = (
+  f"a rerun does not retry them (see their {run_files.DIVERGED}): change the settings (e.g. a "
+  "lower --config.schedule.learning_rate) into a new --workdir, or delete their directories."
+)
+
+
 def _run_jobs(config_path: str, todo, dirs: dict, job_overrides: dict, parallel: int) -> None:
   """Trains the `todo` jobs, `parallel` at a time (each on its own device slot), printing
   each one's outcome, then what failed or stopped."""
@@ -146,6 +156,8 @@ def _run_jobs(config_path: str, todo, dirs: dict, job_overrides: dict, parallel:
       errors.EXIT_DIVERGED: f"DIVERGED (see {run_files.DIVERGED})",
       errors.EXIT_WORKDIR_BUSY: "skipped: another process is training it",
     }.get(code, f"FAILED (exit {code}, see {run_files.TRAIN_LOG})")
+    if code in (-signal.SIGINT, -signal.SIGTERM):  # signalled before it set its handlers
+      outcome = f"stopped by {signal.Signals(-code).name} (rerun to resume)"
     if state == "finished":  # a signal after its result was written (e.g. Ctrl-C) is no failure
       outcome = "finished"
     elif state == "new" and code in (errors.EXIT_PREEMPTED, errors.EXIT_INTERRUPTED):
@@ -162,10 +174,13 @@ def _run_jobs(config_path: str, todo, dirs: dict, job_overrides: dict, parallel:
   with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
     results = dict(zip(todo, pool.map(run, todo)))
   broken = [job for job, s in results.items() if s == "failed"]
-  stopped = [job for job, s in results.items() if s not in ("finished", "failed")]
+  diverged = [job for job, s in results.items() if s == "diverged"]
+  stopped = [job for job, s in results.items() if s not in ("finished", "failed", "diverged")]
   names = lambda jobs: ", ".join(dirs[job].name for job in jobs)  # noqa: E731
   if broken:
     print(f"{len(broken)} point(s) failed on a problem to fix: {names(broken)}; fix it and rerun.")
+  if diverged:
+    print(f"{len(diverged)} point(s) diverged: {names(diverged)}; {DIVERGED_HINT}")
   if stopped:
     print(
       f"{len(stopped)} point(s) did not finish: {names(stopped)}; rerun the same command to "
