@@ -17,6 +17,8 @@ import io
 import pathlib
 import tarfile
 
+import report_lib
+
 KEPT = (
   "point.json",
   "config.json",
@@ -79,4 +81,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  report_lib.run_main(main)

@@ -33,8 +33,14 @@ def run_main(main) -> None:
   stderr line and exit 2, as tnjax's own programs end (a report only reads its input)."""
 
   def guarded():
-    with errors.input_errors_are_user_errors():
-      main()
+    try:
+      with errors.input_errors_are_user_errors():
+        main()
+    except KeyError as e:  # a config field this report reads is not in the runs given
+      raise errors.UserError(
+        f"the runs given lack config field {e}: they are not this report's study; pass the "
+        "workdir of the sweep it reports."
+      ) from e
 
   sys.exit(errors.run_cli(guarded))
 
@@ -63,6 +69,11 @@ def load_runs(workdirs) -> list[dict]:
       )
     for path in paths:
       runs.append(load_run(path))
+  if all(run["result"] is None for run in runs):
+    raise errors.UserError(
+      f"none of the {len(runs)} runs under {', '.join(map(str, workdirs))} has finished "
+      f"({run_files.RESULT}); `python -m tnjax.sweep ... --status` says where they stand."
+    )
   return runs
 
 

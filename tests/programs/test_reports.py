@@ -245,6 +245,15 @@ def test_a_report_pointed_at_a_missing_or_empty_directory_or_without_matplotlib_
       assert result.returncode == 2, result.stderr[-2000:]
       assert result.stderr.count("\n") == 1 and workdir in result.stderr
   assert not list(tmp_path.glob("t.*"))
+  # Another study's runs, or runs none of which has finished: one line, not a KeyError.
+  _fake_run(tmp_path / "tt" / "00_a", tt_mnist.get_config(), 0.9, 1000)
+  result = _script("sketch_curves.py", "--workdir", tmp_path / "tt", "--out", tmp_path / "t")
+  assert (
+    result.returncode == 2 and "lack config field 'fc2': they are not this report" in result.stderr
+  )
+  os.remove(tmp_path / "tt" / "00_a" / "result.json")
+  result = _script("novikov_fig1.py", "--workdir", tmp_path / "tt", "--out", tmp_path / "t")
+  assert result.returncode == 2 and "none of the 1 runs under" in result.stderr
   monkeypatch.syspath_prepend(os.path.join(REPO, "experiments"))
   import report_lib  # pylint: disable=g-import-not-at-top
 
