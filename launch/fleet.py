@@ -109,9 +109,16 @@ def main() -> int:
   args = parser.parse_args(own)
   args.sweep_args = sweep_args
   prefix = os.environ.get("TPU_NAME", "tnjax-fleet")
-  bucket = os.environ.get("TNJAX_BUCKET", "gs://my-tnjax-bucket")
+  bucket = os.environ.get("TNJAX_BUCKET", "")
+  if args.count < 1:
+    parser.error(f"count must be at least 1 VM, got {args.count}")
+  if not bucket.startswith("gs://"):  # every VM and this supervisor meet in the bucket
+    parser.error(f"set TNJAX_BUCKET=gs://your-bucket (the sweep's home); got {bucket!r}")
   vms = [f"{prefix}-{i + 1}" for i in range(args.count)]
   sweep = [args.config, args.workdir, *args.sweep_args]
+  workdir = f"{bucket.rstrip('/')}/{args.workdir}"
+  if not DRY_RUN:  # the config, --seeds, --points and the bucket checked before any VM exists
+    sweep_counts(args.config, workdir, args.sweep_args)
   for vm in vms:
     bring_up(vm, args.spot)
   if DRY_RUN:  # the scripts print what they would run
@@ -121,7 +128,6 @@ def main() -> int:
       launch("delete_tpu.sh", vm)
     return 0
   running = {vm: launch("sweep_tpu.sh", vm, *sweep, wait=False) for vm in vms}
-  workdir = f"{bucket.rstrip('/')}/{args.workdir}"
   while True:
     counts = sweep_counts(args.config, workdir, args.sweep_args)
     left = sum(n for state, n in counts.items() if state not in FINISHED)

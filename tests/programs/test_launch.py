@@ -60,3 +60,28 @@ def test_wandb_sweep_parameters_are_config_fields():
     for part in name.split(".")[1:]:
       node = node[part]  # KeyError if the field does not exist
   assert "${args}" in sweep["command"] and "tnjax.train" in sweep["command"]
+
+
+def test_sweep_arguments_reach_the_vm_whole_and_a_fleet_checks_them_before_any_vm(tmp_path):
+  import shlex  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+
+  out = _dry_run("sweep_tpu.sh", "tt_mnist", "runs/f", "--seeds", "0, 1", "--config.x={'a': 1}")
+  gcloud = shlex.split(out.strip().removeprefix("+ "))
+  remote = shlex.split(gcloud[gcloud.index("--command") + 1])  # as the VM's shell splits it
+  assert remote[remote.index("--seeds") + 1] == "0, 1" and remote[-1] == "--config.x={'a': 1}"
+  # A mistake in the sweep's arguments stops the fleet before it creates (and pays for) a VM.
+  fake = tmp_path / "bin"
+  fake.mkdir()
+  (fake / "gcloud").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/calls.log\nexit 1\n')
+  (fake / "gcloud").chmod(0o755)
+  env = dict(os.environ, PATH=f"{fake}{os.pathsep}{os.environ['PATH']}", TNJAX_BUCKET="gs://b")
+  command = [sys.executable, os.path.join(REPO, "launch", "fleet.py"), "2", "tt_mnist", "s/x"]
+  result = subprocess.run(
+    command + ["--", "--seeds", "a,b"], env=env, capture_output=True, text=True, timeout=120
+  )
+  assert result.returncode != 0 and "--seeds" in result.stderr.splitlines()[-1]
+  assert not (tmp_path / "calls.log").exists()
+  env.pop("TNJAX_BUCKET")
+  result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+  assert result.returncode == 2 and "set TNJAX_BUCKET=gs://" in result.stderr
