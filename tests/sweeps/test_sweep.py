@@ -275,6 +275,7 @@ def test_status_shows_every_state_of_a_sweep_in_one_table(tmp_path):
   assert "87.50%" in lines[1] and "finished" in lines[1]
   assert "partial (step 64)" in lines[2]
   assert "diverged" in lines[3] and "failed" in lines[4] and "new" in lines[5]
+  assert lines[4].endswith("01_b_seed=1  (bad spec)")  # why it failed, as the README says
   assert "running on" in lines[6] and "(step 32)" in lines[6]
   assert lines[-1] == "6 runs: 1 new, 1 failed, 1 partial, 1 running, 1 diverged, 1 finished."
 

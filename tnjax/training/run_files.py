@@ -79,7 +79,9 @@ def status_table(rows: list[dict], accuracy: str = "test acc") -> str:
     accuracy = f"{100 * r['test_accuracy']:.2f}%" if r.get("test_accuracy") is not None else ""
     point = "" if r.get("point") is None else str(r["point"])
     seed = "" if r.get("seed") is None else str(r["seed"])
-    lines.append(f"{point:>5} {seed:>4}  {state:<28} {accuracy:>8}  {r['name']}")
+    why = r.get("reason", "").removeprefix("tnjax: error: ")
+    why = f"  ({why[:120]}{'...' if len(why) > 120 else ''})" if why else ""
+    lines.append(f"{point:>5} {seed:>4}  {state:<28} {accuracy:>8}  {r['name']}{why}")
   counts = {s: sum(r["state"] == s for r in rows) for s in STATES}
   lines.append(f"{len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ".")
   return "\n".join(lines)
