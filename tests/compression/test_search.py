@@ -312,3 +312,36 @@ def test_a_linen_model_takes_weight_budgets_only():
       jnp.ones((1, 32)),
       budget={"accuracy_drop": 1.0},
     )
+
+
+def test_a_search_stopped_while_scoring_layers_keeps_the_layers_it_scored(model, tmp_path):
+  budget, calls = {"ratio": 2, "allocate": "sensitivity"}, []
+  task = _task(model)
+  scored = task.loss
+
+  def stopped_in_the_second_layer(m):
+    calls.append(1)
+    if len(calls) > len(sensitivity.ladder_specs(*_first_entry(model))) + 1:
+      raise KeyboardInterrupt  # Ctrl-C while the second layer is being scored
+    return scored(m)
+
+  task.loss = stopped_in_the_second_layer
+  with pytest.raises(KeyboardInterrupt):
+    search.search(model, PLAN, budget, task, workdir=str(tmp_path), quiet=True)
+  saved = json.loads((tmp_path / "search.json").read_text())
+  assert list(saved["scored"]) == ["strong"]
+  task.loss, calls = scored, []
+  counted = lambda m: calls.append(1) or scored(m)  # noqa: E731
+  task.loss = counted
+  resumed = search.search(model, PLAN, budget, task, workdir=str(tmp_path), quiet=True)
+  whole = search.search(model, PLAN, budget, _task(model), quiet=True)
+  assert resumed.chosen["specs"] == whole.chosen["specs"]
+  # Only the second layer's ladder (and the source) was scored again, not the first's.
+  assert len(calls) == len(sensitivity.ladder_specs(*_first_entry(model, "weak"))) + 1
+
+
+def _first_entry(model, name="strong"):
+  from tnjax.compression.plan import resolve_plan  # pylint: disable=g-import-not-at-top
+
+  entry = next(e for e in resolve_plan(model, PLAN) if e.name == name)
+  return entry, jnp.asarray(entry.layer.to_dense())

@@ -156,7 +156,7 @@ def search(
 def _measure_layers_and_source(source, entries, weights, validation, record, quiet):
   """(sensitivity table, source facts), each measured once and kept in the record."""
   if "table" not in record.state:
-    table = sensitivity.layer_table(source, entries, weights, validation.loss, quiet=quiet)
+    table = sensitivity.layer_table(source, entries, weights, validation.loss, record, quiet=quiet)
     record.update(table={n: [c.to_json() for c in cs] for n, cs in table.items()})
   if "source" not in record.state:
     facts = {"weights": sum(e.layer.dense_weight_params for e in entries)}

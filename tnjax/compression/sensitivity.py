@@ -66,11 +66,17 @@ def ladder_specs(entry, weight, ladder=LADDER) -> list[dict]:
   return specs
 
 
-def layer_table(model, entries, weights, loss, *, ladder=LADDER, quiet=False) -> dict:
+def layer_table(model, entries, weights, loss, record=None, *, ladder=LADDER, quiet=False):
   """{layer name: [Candidate, ...]}: each planned layer converted alone at each ladder size,
-  the rest of `model` as trained, scored by `loss(model)` (validation data, lower is better)."""
+  the rest of `model` as trained, scored by `loss(model)` (validation data, lower is better).
+  With `record` (a search's SearchRecord) each layer's scores are kept as they are made, so
+  a search killed while scoring skips, when rerun, the layers it had scored."""
+  scored = {} if record is None else record.state.setdefault("scored", {})
   table = {}
   for number, entry in enumerate(entries, 1):
+    if entry.name in scored:
+      table[entry.name] = [Candidate.from_json(c) for c in scored[entry.name]]
+      continue
     candidates = []
     for spec in ladder_specs(entry, weights[entry.name], ladder):
       trial = nnx.clone(model)
@@ -78,6 +84,9 @@ def layer_table(model, entries, weights, loss, *, ladder=LADDER, quiet=False) ->
       convert.install(trial, entry, new)
       candidates.append(Candidate(spec, int(new.weight_params), float(loss(trial))))
     table[entry.name] = candidates
+    if record is not None:
+      scored[entry.name] = [c.to_json() for c in candidates]
+      record.update()
     if not quiet:
       losses = ", ".join(f"{c.weights:,}: {c.loss:.3f}" for c in candidates)
       print(
