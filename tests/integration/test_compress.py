@@ -326,8 +326,14 @@ def test_a_fine_tune_on_other_examples_keeps_the_sources_fitted_mean_image(tmp_p
     str(plan),
     str(target),
     finetune_epochs=1,
-    overrides={"data.max_train_examples": "256"},  # fewer examples: another mean if refitted
+    # Fewer examples: another mean if refitted; 37 test images: the source is measured
+    # under the data settings its fine-tune gets, as the fine-tuned accuracy is.
+    overrides={"data.max_train_examples": "256", "data.max_test_examples": "37"},
   )
+  report = json.loads((target / "compress.json").read_text())
+  accuracies = [report[k] for k in ("source_accuracy", "converted_accuracy", "finetuned_accuracy")]
+  assert all(abs(37 * a - round(37 * a)) < 1e-6 for a in accuracies), accuracies
+  assert any(0 < a < 1 for a in accuracies), accuracies  # so that 37 images are told apart
   mean = np.load(source / "preprocessing.npz")["mean_image"]
   assert json.loads((target / "config.json").read_text())["data"]["max_train_examples"] == 256
   np.testing.assert_array_equal(np.load(target / "preprocessing.npz")["mean_image"], mean)

@@ -139,9 +139,11 @@ def _compress_and_write(
   from tnjax.training import evaluation, validate  # pylint: disable=g-import-not-at-top
 
   (plan, budget), (model, source_config) = plan_and_budget, source
-  # An unknown field is refused before the fit (which may take minutes); overrides of
-  # the planned layers' specs can only be checked once the fit has written them.
-  config_lib.apply_overrides(
+  # An unknown field is refused before the fit (which may take minutes), and the source is
+  # measured under the data settings its fine-tune gets (a TFDS-trained run compressed
+  # where only IDX files are: --config.data.source=idx); overrides of the planned layers'
+  # specs can only be checked once the fit has written them.
+  source_config = config_lib.apply_overrides(
     source_config, {k: v for k, v in overrides.items() if not k.startswith("model.layers.")}
   )
   compressed, rows = _compress_source(
