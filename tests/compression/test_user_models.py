@@ -578,3 +578,7 @@ def test_a_layer_of_another_family_or_of_linen_given_to_from_linear_is_one_line(
     TypeError, match=r"got nn.Dense; compress a Linen model with .*compress_linen"
   ):
     LowRankDense.from_linear(linen.Dense(4))
+  # Layer by layer as in a plan: an option the factorised layer would not call is refused.
+  own_dot = nnx.Linear(4, 4, dot_general=_tripled_dot_general, rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match=r"^LowRankDense.from_linear: the nnx.Linear sets dot_gen"):
+    LowRankDense.from_linear(own_dot)

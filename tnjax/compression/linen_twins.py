@@ -14,7 +14,7 @@ import flax.linen as nn
 from flax import nnx
 
 from tnjax import errors
-from tnjax.compression.user_layers import custom_call_options
+from tnjax.nn.source_options import custom_call_options
 
 
 def _as_tuple(value) -> tuple:

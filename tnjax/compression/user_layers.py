@@ -12,7 +12,6 @@ input-dilated convolutions, masks, batched kernel axes) is refused in one line.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 from typing import Any, Callable
 
@@ -20,6 +19,7 @@ from flax import nnx
 
 from tnjax import errors
 from tnjax.nn.general import EinsumDense, GeneralDense, einsum_matrix, einsum_layout
+from tnjax.nn.source_options import custom_call_options
 
 
 @dataclasses.dataclass
@@ -78,32 +78,8 @@ def _refuse(name: str, module, why: str) -> errors.UserError:
   return errors.UserError(f"{name}: nnx.{type(module).__name__} {why}; it cannot be compressed.")
 
 
-# Options that change how a layer computes (its own dot_general, dtype promotion or
-# accumulation type): a factorised layer does not call them, so a layer that sets one
-# would compute differently once compressed.
-CALL_OPTIONS = (
-  "dot_general",
-  "dot_general_cls",
-  "conv_general_dilated",
-  "conv_general_dilated_cls",
-  "einsum_op",
-  "promote_dtype",
-  "preferred_element_type",
-)
-
-
-def custom_call_options(module, defaults: dict) -> list[str]:
-  """The CALL_OPTIONS `module` sets to other than `defaults` (its constructor's)."""
-  return [
-    name
-    for name in CALL_OPTIONS
-    if name in defaults and getattr(module, name, defaults[name]) is not defaults[name]
-  ]
-
-
 def _check_call_options(name, module) -> None:
-  parameters = inspect.signature(type(module).__init__).parameters
-  custom = custom_call_options(module, {k: p.default for k, p in parameters.items()})
+  custom = custom_call_options(module)
   if custom:
     raise _refuse(name, module, f"sets {', '.join(custom)}, which a factorised layer does not call")
 

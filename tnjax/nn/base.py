@@ -19,6 +19,7 @@ import numpy as np
 from flax import nnx
 
 from tnjax.nn import registry
+from tnjax.nn.source_options import custom_call_options
 from tnjax.nn.spec import LayerSpec, spec_from_config
 from tnjax.tensor import execution
 
@@ -118,6 +119,12 @@ class CompressedLayer(CountedModule):
   def check_source(cls, source, expected: type, method: str) -> None:
     """from_linear / from_conv / from_embed take the NNX layer of their family only."""
     if isinstance(source, expected):
+      custom = custom_call_options(source)
+      if custom:
+        raise ValueError(
+          f"{cls.__name__}.{method}: the nnx.{expected.__name__} sets {', '.join(custom)}, "
+          "which a factorised layer does not call; it cannot be converted."
+        )
       return
     module, name = type(source).__module__, type(source).__name__
     linen = module.startswith("flax.linen")
