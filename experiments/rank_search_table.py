@@ -16,7 +16,7 @@ import argparse
 import re
 
 import report_lib
-from tnjax import fileio
+from tnjax import errors, fileio
 from tnjax.compression import rank_search
 from tnjax.training import run_files
 
@@ -54,6 +54,11 @@ def collect(workdir: str, seeds: int) -> tuple[list, list]:
       }
     )
     runs.append(report_lib.load_run(run))
+  if not groups:  # an empty table would overwrite a real one without a word
+    raise errors.UserError(
+      f"{root} holds no finished searches (lenet5_<plan>_seed=<s>/compress.json with a "
+      "fine-tuned accuracy); pass the rank-search study's workdir."
+    )
   sources = [report_lib.load_run(r) for r in sorted(root.glob("source_lenet5_seed=*"))]
   rows = []
   for plan, cell in sorted(groups.items()):

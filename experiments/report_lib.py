@@ -120,6 +120,8 @@ def seed_groups(runs) -> list[list[dict]]:
     if twin is None:
       group.append(run)
     else:  # the same run trained twice (a sweep rerun with --seeds): one seed, not two
+      if twin["result"] is None and run["result"] is not None:  # keep the finished copy
+        group[group.index(twin)], twin, run = run, run, twin
       print(
         f"report: {run['dir']} repeats {twin['dir']} (same config, seed "
         f"{run['config'].get('seed')}); counted once.",

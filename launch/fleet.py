@@ -31,6 +31,12 @@ DRY_RUN = os.environ.get("DRY_RUN", "0") == "1"
 FINISHED = ("finished", "diverged", "failed")  # a point in these needs no VM
 
 
+def _fail(message: str):
+  """One stderr line and exit 2, as tnjax's programs end on a mistake."""
+  print(f"fleet: {message}", file=sys.stderr, flush=True)
+  raise SystemExit(2)
+
+
 def launch(script: str, vm: str, *args, wait=True):
   """Runs launch/<script> for one VM (its TPU_NAME); the scripts print their commands."""
   env = dict(os.environ, TPU_NAME=vm)
@@ -71,7 +77,8 @@ def sweep_counts(config: str, workdir: str, sweep_args: list[str]) -> dict[str, 
     cwd=os.path.dirname(HERE),
   )
   if status.returncode != 0:
-    raise SystemExit(f"fleet: cannot read the sweep's status: {status.stderr.strip()[-300:]}")
+    why = (status.stderr.strip().splitlines() or ["(no message)"])[-1]  # tnjax's one line
+    _fail(f"cannot read the sweep's status: {why}")
   total = status.stdout.strip().splitlines()[-1]  # "12 runs: 3 new, 2 running, 7 finished."
   counts = {}
   for part in total.split(":", 1)[1].strip(" .").split(","):
@@ -111,9 +118,9 @@ def main() -> int:
   prefix = os.environ.get("TPU_NAME", "tnjax-fleet")
   bucket = os.environ.get("TNJAX_BUCKET", "")
   if args.count < 1:
-    parser.error(f"count must be at least 1 VM, got {args.count}")
+    _fail(f"count must be at least 1 VM, got {args.count}.")
   if not bucket.startswith("gs://"):  # every VM and this supervisor meet in the bucket
-    parser.error(f"set TNJAX_BUCKET=gs://your-bucket (the sweep's home); got {bucket!r}")
+    _fail(f"set TNJAX_BUCKET=gs://your-bucket (the sweep's home); got {bucket!r}.")
   vms = [f"{prefix}-{i + 1}" for i in range(args.count)]
   sweep = [args.config, args.workdir, *args.sweep_args]
   workdir = f"{bucket.rstrip('/')}/{args.workdir}"

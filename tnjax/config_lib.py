@@ -84,7 +84,7 @@ def load_module(config_path: str, entry: str = "get_config"):
     )
   if entry == "get_config":
     # The README's `configs/tt_mnist.py` also runs outside a clone, as the packaged config.
-    packaged = re.fullmatch(r"(?:.*/)?configs/(\w+)\.py", path)
+    packaged = re.fullmatch(r"(?:\./)?configs/(\w+)\.py", path)
     if packaged and not pathlib.Path(path).exists():
       path = packaged_config_file(packaged.group(1)) or path
     path = packaged_config_file(path) or path

@@ -134,6 +134,9 @@ def test_the_readmes_config_paths_run_outside_a_clone_and_urls_are_one_line(monk
   assert outside.to_dict() == config_lib.load_config("tt_mnist:synthetic,rank=4").to_dict()
   with pytest.raises(errors.UserError, match=r"^config 'configs/tt_mnsit.py' is neither"):
     config_lib.load_config("configs/tt_mnsit.py")
+  # Only the README's own relative path: a mistyped path to a user's file is not replaced.
+  with pytest.raises(errors.UserError, match=r"^config '/elsewhere/configs/tt_mnist.py' is nei"):
+    config_lib.load_config("/elsewhere/configs/tt_mnist.py")
   # The URL's colon is not the argument's: the file, not 'gs', is what the line names.
   with pytest.raises(errors.UserError, match=r"^plan file gs://b/plan.py is a URL; plan files"):
     config_lib.load_module("gs://b/plan.py:arg", "get_plan")

@@ -66,10 +66,12 @@ def test_sweep_arguments_reach_the_vm_whole_and_a_fleet_checks_them_before_any_v
   import shlex  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
 
-  out = _dry_run("sweep_tpu.sh", "tt_mnist", "runs/f", "--seeds", "0, 1", "--config.x={'a': 1}")
-  gcloud = shlex.split(out.strip().removeprefix("+ "))
-  remote = shlex.split(gcloud[gcloud.index("--command") + 1])  # as the VM's shell splits it
-  assert remote[remote.index("--seeds") + 1] == "0, 1" and remote[-1] == "--config.x={'a': 1}"
+  for script in ("sweep_tpu.sh", "run_tpu.sh"):
+    out = _dry_run(script, "tt_mnist:a=1, b=2", "runs/f", "--seeds", "0, 1", "--config.x={'a': 1}")
+    gcloud = shlex.split(out.strip().removeprefix("+ "))
+    remote = shlex.split(gcloud[gcloud.index("--command") + 1])  # as the VM's shell splits it
+    assert remote[remote.index("--config") + 1] == "tt_mnist:a=1, b=2"
+    assert remote[remote.index("--seeds") + 1] == "0, 1" and remote[-1] == "--config.x={'a': 1}"
   # A mistake in the sweep's arguments stops the fleet before it creates (and pays for) a VM.
   fake = tmp_path / "bin"
   fake.mkdir()
@@ -80,7 +82,7 @@ def test_sweep_arguments_reach_the_vm_whole_and_a_fleet_checks_them_before_any_v
   result = subprocess.run(
     command + ["--", "--seeds", "a,b"], env=env, capture_output=True, text=True, timeout=120
   )
-  assert result.returncode != 0 and "--seeds" in result.stderr.splitlines()[-1]
+  assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--seeds" in result.stderr
   assert not (tmp_path / "calls.log").exists()
   env.pop("TNJAX_BUCKET")
   result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)

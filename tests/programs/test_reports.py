@@ -211,12 +211,13 @@ def test_seeds_group_across_harmless_and_added_fields_but_not_across_a_real_diff
   runs = [{"config": c, "dir": str(i)} for i, c in enumerate((older, resumed, other))]
   groups = report_lib.seed_groups(runs)
   assert [[r["dir"] for r in g] for g in groups] == [["0", "1"], ["2"]]
-  # The same seed trained twice (a sweep rerun with --seeds into its workdir) counts once.
-  again = json.loads(json.dumps(base))
-  again["seed"] = base["seed"]
-  runs.append({"config": again, "dir": "3"})
+  # The same seed trained twice (a sweep rerun with --seeds into its workdir) counts once,
+  # as its finished copy when only one has finished.
+  runs = [{**r, "result": {"test_accuracy": 0.5}} for r in runs]
+  runs[0]["result"] = None
+  runs.append({"config": json.loads(json.dumps(base)), "dir": "3", "result": {"test_accuracy": 1}})
   groups = report_lib.seed_groups(runs)
-  assert [[r["dir"] for r in g] for g in groups] == [["0", "1"], ["2"]]
+  assert [[r["dir"] for r in g] for g in groups] == [["3", "1"], ["2"]]
 
 
 def test_study_cost_counts_finished_runs_and_their_epoch_minutes(tmp_path):

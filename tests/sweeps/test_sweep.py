@@ -101,7 +101,7 @@ def test_bad_sweeps_give_clear_errors(tmp_path):
     ),
     "empty": ("def sweep():\n  return []", r"must return a non-empty list of dicts"),
     "int_keys": ("def sweep():\n  return [{1: 2}]", r"fields \(strings\) to values; got \[\{1: 2"),
-    "two_args": ("def sweep(a, b):\n  return []", r"takes 2 parameters; it takes none, or one"),
+    "two_args": ("def sweep(a, b):\n  return []", r"needs 2 arguments; it takes none, or one"),
     "seeded": ("def sweep():\n  return [{'seed': 5}]", r"point 00_seed=5 sets seed=5, so --seeds"),
   }
   for name, (function, message) in broken.items():
@@ -368,3 +368,20 @@ def test_a_point_killed_before_it_started_or_diverged_is_told_so_not_failed(
   assert (
     "1 point(s) diverged earlier: 01_ranks=2; a rerun does not retry" in capsys.readouterr().out
   )
+
+
+def test_a_point_that_crashes_before_saving_shows_failed_and_why_in_status(tmp_path, monkeypatch):
+  start = children.CHILDREN.start
+
+  def crashing(command, log, env=None):  # the trainer dies on a bug: a traceback, exit 1
+    crash = "print('Traceback (most recent call last):'); print('ZeroDivisionError: boom'); exit(1)"
+    return start([sys.executable, "-c", crash], log, env)
+
+  monkeypatch.setattr(children.CHILDREN, "start", crashing)
+  point = tmp_path / "00_a"
+  point.mkdir()  # the sweep writes point.json there first
+  assert children.launch("unused.py", point, 0, {}) == 1
+  assert run_files.status(point) == "failed"
+  row = run_files.describe(point)
+  assert "crashed (exit 1; train.log ends: ZeroDivisionError: boom)" in row["reason"]
+  assert run_files.status_table([row]).splitlines()[1].endswith("ZeroDivisionError: boom)")

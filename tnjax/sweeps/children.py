@@ -94,6 +94,18 @@ CHILDREN = _Children()
 warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
 
 
+# Exits that are no failure: done, stopped or signalled (a rerun resumes), busy, diverged.
+_NOT_FAILURES = (
+  0,
+  errors.EXIT_PREEMPTED,
+  errors.EXIT_INTERRUPTED,
+  errors.EXIT_WORKDIR_BUSY,
+  errors.EXIT_DIVERGED,
+  -signal.SIGINT,
+  -signal.SIGTERM,
+)
+
+
 def launch(config_path: str, point_dir, index: int, overrides: dict, env=None) -> int:
   """Runs one point in a child process; its output goes to POINT_DIR/train.log."""
   point_dir = fileio.workdir_path(point_dir)
@@ -130,5 +142,11 @@ def launch(config_path: str, point_dir, index: int, overrides: dict, env=None) -
       (line for line in reversed(output.splitlines()) if line.startswith("tnjax: error:")),
       f"exit {code}; see {run_files.TRAIN_LOG}",
     )
+    fileio.write_json(point_dir / run_files.FAILED, {"message": reason})
+  elif code not in _NOT_FAILURES and run_files.status(point_dir) == "new":
+    # A crash (a traceback, an out-of-memory kill) before anything was saved: --status
+    # shows it failed and why, instead of a point that seems never to have run.
+    last = (output.strip().splitlines() or ["no output"])[-1]
+    reason = f"crashed (exit {code}; {run_files.TRAIN_LOG} ends: {last[:160]})"
     fileio.write_json(point_dir / run_files.FAILED, {"message": reason})
   return code

@@ -23,9 +23,10 @@ def sweep_points(module, common: dict | None = None, arg: str | None = None) -> 
       "of override dicts to run it as a sweep."
     )
   parameters = inspect.signature(module.sweep).parameters
-  if len(parameters) > 1:
+  required = [p for p in parameters.values() if p.default is inspect.Parameter.empty]
+  if len(required) > 1:
     raise errors.UserError(
-      f"sweep() of {module.__file__} takes {len(parameters)} parameters; it takes none, or "
+      f"sweep() of {module.__file__} needs {len(required)} arguments; it takes none, or "
       "one: the config's argument string."
     )
   args = (arg,) if parameters else ()
