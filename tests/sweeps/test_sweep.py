@@ -384,4 +384,4 @@ def test_a_point_that_crashes_before_saving_shows_failed_and_why_in_status(tmp_p
   assert run_files.status(point) == "failed"
   row = run_files.describe(point)
   assert "crashed (exit 1; train.log ends: ZeroDivisionError: boom)" in row["reason"]
-  assert run_files.status_table([row]).splitlines()[1].endswith("ZeroDivisionError: boom)")
+  assert run_files.status_table([row]).splitlines()[1].endswith("ZeroDivisionError: boom))")
