@@ -206,3 +206,6 @@ def test_linen_layers_out_of_order_as_stored_or_refused_are_right_or_one_line(x6
   for name, message in refusals.items():
     with pytest.raises(errors.UserError, match=message):
       compress_linen(model, variables, {name: {"kind": "lowrank", "rank": 1}}, x)
+  model, variables, images, ids = _setup()  # a block of the user's, named as if a layer
+  with pytest.raises(errors.UserError, match=r"'block' is a Block, not a layer; plan its layers"):
+    compress_linen(model, variables, {"block": {"kind": "lowrank", "rank": 1}}, images, ids)

@@ -47,7 +47,7 @@ def _record_layers(module, variables, args, kwargs) -> tuple[dict, dict]:
     layer, path = context.module, "/".join(context.module.path)
     if context.method_name in ("__call__", "attend") and isinstance(layer, LINEN_LAYERS):
       found.setdefault(path, layer)
-    elif context.method_name == "__call__" and type(layer).__module__.startswith("flax.linen"):
+    elif context.method_name == "__call__" and path:  # flax's other layers, the user's blocks
       others.setdefault(path, layer)
     return next_fun(*call_args, **call_kwargs)
 
@@ -57,12 +57,21 @@ def _record_layers(module, variables, args, kwargs) -> tuple[dict, dict]:
 
 
 def _check_names_a_layer(pattern: str, layers: dict, others: dict) -> None:
-  """A plan entry naming one of flax's layers tnjax cannot compress says which it is."""
-  if pattern in others and pattern not in layers:
+  """A plan entry naming one of flax's layers tnjax cannot compress, or a block of the
+  user's, says which it is."""
+  if pattern not in others or pattern in layers:
+    return
+  module = others[pattern]
+  if type(module).__module__.startswith("flax.linen"):
     raise errors.UserError(
-      f"plan entry {pattern!r} is an nn.{type(others[pattern]).__name__}, which tnjax cannot "
+      f"plan entry {pattern!r} is an nn.{type(module).__name__}, which tnjax cannot "
       f"compress; it compresses {LINEN_TYPES_TEXT}."
     )
+  inside = [path for path in layers if path.startswith(f"{pattern}/")]
+  raise errors.UserError(
+    f"plan entry {pattern!r} is a {type(module).__name__}, not a layer; plan its layers "
+    f"instead ('{pattern}/*' matches {', '.join(inside) or 'none of them'})."
+  )
 
 
 def _check_linen_arguments(module, variables, plan, example_args, example_kwargs) -> None:
