@@ -18,7 +18,7 @@ from flax import nnx
 
 
 from tnjax.configs import tt_vgg16, vgg_common
-from tnjax import models
+from tnjax import errors, models
 from tnjax.nn import layer_rows, total_params
 
 DENSE_VGG16 = 138_357_544
@@ -41,13 +41,19 @@ def compression_columns(arch: str):
 
 
 def run_accuracies(workdirs):
-  found = {}
-  for run in report_lib.load_runs(workdirs):
+  found, runs = {}, report_lib.load_runs(workdirs)
+  for run in runs:
     layers = run["config"]["model"].get("layers") or {}
     for arch in vgg_common.ARCHS:
       if vgg_common.fc_layers(arch) == layers and run["result"]:
         result = run["result"]
         found[arch] = (result["test_accuracy"], result.get("test_top5_accuracy"))
+  if not found:  # the columns would all say "missing" without a word about why
+    raise errors.UserError(
+      f"none of the {sum(bool(r['result']) for r in runs)} finished runs given has one of the "
+      f"table's FC layouts ({', '.join(vgg_common.ARCHS)}); pass the VGG sweep's workdir, "
+      "or no --workdir."
+    )
   return found
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from tnjax import fileio
+from tnjax import errors, fileio
 from tnjax.training import run_files
 
 import report_lib
@@ -27,7 +27,7 @@ def parse_study(spec: str) -> tuple[str, str, int]:
   name, sep, rest = spec.partition("=")
   pattern, at, planned = rest.rpartition("@")
   if not (sep and at and name and pattern and planned.isdigit()):
-    raise SystemExit(
+    raise errors.UserError(
       f"study_cost: {spec!r} is not NAME=PATTERN@PLANNED, e.g. 'sketch=runs/sketch/*@42'."
     )
   return name, pattern, int(planned)
@@ -44,7 +44,7 @@ def _run_dirs(pattern: str) -> list:
     paths = sorted(fileio.workdir_path(base).glob(pattern[len(head) + len(slash) :]), key=str)
   runs = [p for p in paths if (p / run_files.CONFIG).exists()]
   if not runs:
-    raise SystemExit(
+    raise errors.UserError(
       f"study_cost: {pattern!r} matches no run directory (one with config.json); "
       "a sweep's runs are DIR/*."
     )

@@ -262,6 +262,14 @@ def test_a_report_pointed_at_a_missing_or_empty_directory_or_without_matplotlib_
   monkeypatch.syspath_prepend(os.path.join(REPO, "experiments"))
   import report_lib  # pylint: disable=g-import-not-at-top
 
+  import novikov_vgg_table  # pylint: disable=g-import-not-at-top
+  import study_cost  # pylint: disable=g-import-not-at-top
+
+  _fake_run(tmp_path / "tt" / "01_b", tt_mnist.get_config(), 0.9, 1000)  # not a VGG layout
+  with pytest.raises(ValueError, match=r"none of the 1 finished runs given has one of the"):
+    novikov_vgg_table.run_accuracies([str(tmp_path / "tt")])
+  with pytest.raises(ValueError, match=r"study_cost: 'sketch' is not NAME=PATTERN@PLANNED"):
+    study_cost.parse_study("sketch")
   monkeypatch.setitem(sys.modules, "matplotlib", None)  # the core install has none
   with pytest.raises(
     ValueError, match=r"figures needs matplotlib.*pip install 'tnjax\[experiments\]'"
