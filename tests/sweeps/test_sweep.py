@@ -109,6 +109,10 @@ def test_bad_sweeps_give_clear_errors(tmp_path):
     path.write_text(_SWEEP_CONFIG[: _SWEEP_CONFIG.index("def sweep")] + function + "\n")
     with pytest.raises(ValueError, match=message):
       sweep.run_sweep(str(path), str(tmp_path / name), dry_run=True, seeds=[0, 1])
+  from tnjax.sweeps.status import sweep_status  # pylint: disable=g-import-not-at-top
+
+  with pytest.raises(ValueError, match=broken["seeded"][1]):  # --status lists as it would run
+    sweep_status(str(tmp_path / "seeded"), str(tmp_path / "seeded.py"), seeds="0,1")
   good = tmp_path / "good_sweep.py"
   good.write_text(_SWEEP_CONFIG)
   with pytest.raises(ValueError, match=r"config.seed=4294967296 must be below 2\*\*32"):

@@ -43,6 +43,18 @@ def sweep_points(module, common: dict | None = None, arg: str | None = None) -> 
   return [{**(common or {}), **p} for p in points]
 
 
+def check_seeds_are_free(points: list[dict], indices, seeds) -> None:
+  """--seeds beside a chosen point that sets seed itself is refused: the point's own value
+  would win, and every "seed" would train (or list) the same run."""
+  seeded = [i for i in indices if seeds and "seed" in points[i]]
+  if seeded:
+    raise errors.UserError(
+      f"sweep point {point_name(seeded[0], points[seeded[0]])} sets "
+      f"seed={points[seeded[0]]['seed']}, so --seeds would train it with that seed every "
+      "time; drop --seeds, or the seed from the config's sweep()."
+    )
+
+
 def typed_overrides(config, overrides: dict) -> dict:
   """The command-line overrides as the values they set (checked against the config)."""
   config = config_lib.apply_overrides(config, overrides)

@@ -16,6 +16,7 @@ from tnjax import programs
 from tnjax.sweeps import children
 from tnjax.sweeps.points import (
   check_same_point,
+  check_seeds_are_free,
   point_config,
   point_name,
   sweep_points,
@@ -62,13 +63,7 @@ def run_sweep(
   points = [{**common, **p} for p in own_points]
   indices = list(range(len(points))) if indices is None else list(indices)
   _check_choices(indices, len(points), parallel, seeds)
-  seeded = [i for i in indices if seeds is not None and "seed" in own_points[i]]
-  if seeded:  # the point's own value would win: every "seed" would train the same run
-    name = point_name(seeded[0], own_points[seeded[0]])
-    raise errors.UserError(
-      f"sweep point {name} sets seed={own_points[seeded[0]]['seed']}, so --seeds would train "
-      "it with that seed every time; drop --seeds, or the seed from the config's sweep()."
-    )
+  check_seeds_are_free(own_points, indices, seeds)
   workdir = fileio.workdir_path(workdir)
   # A job is (point index, seed or None); a seeded job sets config.seed on the command line.
   jobs = [(i, None) for i in indices] if seeds is None else [(i, s) for i in indices for s in seeds]

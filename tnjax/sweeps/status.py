@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tnjax import config_lib, errors, fileio
 from tnjax import config_args
-from tnjax.sweeps.points import point_name, sweep_points
+from tnjax.sweeps.points import check_seeds_are_free, point_name, sweep_points
 from tnjax.training import run_files
 
 
@@ -22,6 +22,7 @@ def sweep_status(workdir, config_path: str | None = None, seeds: str = "", point
         f"--points {bad} out of range: the sweep has {len(own)} points (0..{len(own) - 1})."
       )
     seed_list = config_args.parse_int_list(seeds, "--seeds") or [None]
+    check_seeds_are_free(own, chosen, seed_list != [None])
     dirs = [
       workdir / (point_name(i, own[i]) + ("" if seed is None else f"_seed={seed}"))
       for i in chosen
