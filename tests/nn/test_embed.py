@@ -105,3 +105,11 @@ def test_ids_out_of_range_give_nan_rows_and_negative_ids_count_from_the_end_as_n
     np.testing.assert_array_equal(np.isnan(rows), np.isnan(expected), err_msg=kind)
     dense = np.asarray(layer.to_dense())
     np.testing.assert_allclose(rows[[0, 1, 5, 6]], dense[[0, 28, 28, 0]], rtol=1e-5, atol=1e-6)
+
+
+def test_a_one_row_table_gives_its_row_for_every_id_as_nnx_embed():
+  table = nnx.Embed(1, 4, rngs=nnx.Rngs(0))  # e.g. a learned [CLS] token, called with any id
+  ids = jnp.asarray([0, 3, -5])
+  layer = registry.layer_class("embed", "dense").from_embed(table)
+  np.testing.assert_array_equal(layer(ids), table(ids))
+  assert not np.isnan(np.asarray(layer(ids))).any()

@@ -111,6 +111,8 @@ class FactorizedEmbed(CompressedLayer):
     # As nnx.Embed (jnp.take): -V..-1 count from the end; ids outside -V..V-1 give NaN
     # rows, where a factorised lookup would silently wrap into another row.
     ids = jnp.asarray(ids)
+    if self.num_embeddings == 1:  # as nnx.Embed: its one row for every id
+      ids = jnp.zeros_like(ids)
     ids = jnp.where(ids < 0, ids + self.num_embeddings, ids)
     valid = (ids >= 0) & (ids < self.num_embeddings)
     rows = self._lookup(jnp.where(valid, ids, 0))
