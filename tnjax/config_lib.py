@@ -75,8 +75,10 @@ def packaged_config_file(name: str) -> str | None:
 def load_module(config_path: str, entry: str = "get_config"):
   """(module, arg) for 'path/to/x.py[:arg]' defining `entry` (a config's get_config, a
   compression plan's get_plan); one-line UserErrors for what a user can fix."""
-  scheme, _, rest = config_path.rpartition("://")  # 'gs://b/x.py:arg': the arg's colon
-  path, _, arg = rest.partition(":")
+  # 'gs://b/x.py:arg': the URL's colon is not the argument's (an argument may hold a URL).
+  url = re.match(r"([a-z][a-z0-9+.-]*)://", config_path)
+  scheme = url.group(1) if url else ""
+  path, _, arg = config_path[url.end() if url else 0 :].partition(":")
   kind = "plan file" if entry == "get_plan" else "config file"
   if scheme:
     raise errors.UserError(

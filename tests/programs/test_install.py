@@ -140,6 +140,8 @@ def test_the_readmes_config_paths_run_outside_a_clone_and_urls_are_one_line(monk
   # The URL's colon is not the argument's: the file, not 'gs', is what the line names.
   with pytest.raises(errors.UserError, match=r"^plan file gs://b/plan.py is a URL; plan files"):
     config_lib.load_module("gs://b/plan.py:arg", "get_plan")
+  _, arg = config_lib.load_module("tt_mnist:data_dir=gs://b/tfds")  # a URL in the argument
+  assert arg == "data_dir=gs://b/tfds"
 
 
 def _events(path):
