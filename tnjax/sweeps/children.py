@@ -94,12 +94,14 @@ CHILDREN = _Children()
 warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
 
 
-# Exits that are no failure: done, stopped or signalled (a rerun resumes), busy, diverged.
+# Exits that are no failure: done, stopped or signalled (a rerun resumes), busy or taken
+# over by another process, diverged.
 _NOT_FAILURES = (
   0,
   errors.EXIT_PREEMPTED,
   errors.EXIT_INTERRUPTED,
   errors.EXIT_WORKDIR_BUSY,
+  errors.EXIT_LOCK_LOST,
   errors.EXIT_DIVERGED,
   -signal.SIGINT,
   -signal.SIGTERM,
