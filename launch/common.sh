@@ -30,3 +30,14 @@ run() {
 on_all_workers() {
   run gcloud compute tpus tpu-vm ssh "$TPU_NAME" --zone "$ZONE" --worker=all --command "$1"
 }
+
+# Runs `python -m MODULE --config CONFIG --workdir $TNJAX_BUCKET/WORKDIR ARGS...` on every
+# worker, each argument quoted for the remote shell: "--seeds '0, 1'", a dict override or
+# 'x.py:a=1, b=2' arrive whole.
+run_tnjax_on_all_workers() {
+  local module=$1 config=$2 workdir=$3 args
+  shift 3
+  args=$(printf ' %q' --config "$config" --workdir "$TNJAX_BUCKET/$workdir" --config.mesh.data=-1 "$@")
+  on_all_workers "cd tnjax && TFDS_DATA_DIR=$TNJAX_BUCKET/tensorflow_datasets $VENV_PYTHON \
+-m $module$args"
+}

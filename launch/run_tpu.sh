@@ -8,8 +8,4 @@ source "$(dirname "$0")/common.sh"
 if [[ $# -lt 2 ]]; then
   sed -n '2,7p' "$0"; exit 2
 fi
-config=$1; workdir=$2; shift 2
-# Each argument quoted for the remote shell: dict overrides and 'x:a=1, b=2' arrive whole.
-args=$(printf ' %q' --config "$config" --workdir "$TNJAX_BUCKET/$workdir" --config.mesh.data=-1 "$@")
-on_all_workers "cd tnjax && TFDS_DATA_DIR=$TNJAX_BUCKET/tensorflow_datasets $VENV_PYTHON \
--m tnjax.train$args"
+run_tnjax_on_all_workers tnjax.train "$@"  # CONFIG WORKDIR [flags...]

@@ -134,12 +134,8 @@ def search(
       chosen = _most_accurate_in_time(source, front, budget, validation, record, say)
   small, rows = convert.compress_model(source, chosen["specs"], example_input=example_input)
   measured = record.state.get("measured", {})
-
-  def with_measured(point):
-    return {**point, **measured.get(search_record.key(point["specs"]), {})}
-
   finetunes = sum("accuracy" in m for m in measured.values())
-  front, chosen = [with_measured(p) for p in front], with_measured(chosen)
+  front, chosen = [_with_measured(p, measured) for p in front], _with_measured(chosen, measured)
   result = SearchResult(
     small, rows, dict(budget), facts, front, chosen, finetunes, validation.finetune_epochs
   )
@@ -201,7 +197,12 @@ def recorded_front(state: dict) -> list[dict]:
   with what the search measured of it (e.g. its fine-tuned validation `accuracy`)."""
   measured = state.get("measured", {})
   front = _front(_table(state), state["source"]["weights"])
-  return [{**p, **measured.get(search_record.key(p["specs"]), {})} for p in front]
+  return [_with_measured(p, measured) for p in front]
+
+
+def _with_measured(point: dict, measured: dict) -> dict:
+  """A front point with what the search measured of it (fine-tuned accuracy, latency)."""
+  return {**point, **measured.get(search_record.key(point["specs"]), {})}
 
 
 def _front(table: dict, dense: int) -> list[dict]:
