@@ -87,6 +87,21 @@ def sweep_counts(config: str, workdir: str, sweep_args: list[str]) -> dict[str, 
   return counts
 
 
+def check_sweep(config: str, workdir: str, sweep_args: list[str]) -> None:
+  """The sweep's whole command (config, --config.FIELD values, --seeds, --points, the
+  bucket) checked here by `tnjax.sweep --dry_run`, before any VM is made and paid for."""
+  dry = subprocess.run(
+    [sys.executable, "-m", "tnjax.sweep", f"--config={config}", f"--workdir={workdir}"]
+    + [*sweep_args, "--dry_run"],
+    capture_output=True,
+    text=True,
+    cwd=os.path.dirname(HERE),
+  )
+  if dry.returncode != 0:
+    why = (dry.stderr.strip().splitlines() or ["(no message)"])[-1]  # tnjax's one line
+    _fail(f"the sweep would fail on every VM: {why}")
+
+
 def bring_up(vm: str, spot: bool) -> None:
   if not DRY_RUN and alive(vm):
     return
@@ -124,8 +139,8 @@ def main() -> int:
   vms = [f"{prefix}-{i + 1}" for i in range(args.count)]
   sweep = [args.config, args.workdir, *args.sweep_args]
   workdir = f"{bucket.rstrip('/')}/{args.workdir}"
-  if not DRY_RUN:  # the config, --seeds, --points and the bucket checked before any VM exists
-    sweep_counts(args.config, workdir, args.sweep_args)
+  if not DRY_RUN:  # the whole sweep command and the bucket checked before any VM exists
+    check_sweep(args.config, workdir, args.sweep_args)
   for vm in vms:
     bring_up(vm, args.spot)
   if DRY_RUN:  # the scripts print what they would run

@@ -83,6 +83,12 @@ def test_sweep_arguments_reach_the_vm_whole_and_a_fleet_checks_them_before_any_v
     command + ["--", "--seeds", "a,b"], env=env, capture_output=True, text=True, timeout=120
   )
   assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--seeds" in result.stderr
+  # A misspelt field would fail every VM's sweep: refused here too, with the nearest names.
+  result = subprocess.run(
+    command + ["--", "--config.nmu_epochs=3"], env=env, capture_output=True, text=True, timeout=120
+  )
+  assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+  assert "no field 'nmu_epochs'" in result.stderr and "num_epochs" in result.stderr
   assert not (tmp_path / "calls.log").exists()
   env.pop("TNJAX_BUCKET")
   result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
