@@ -66,20 +66,29 @@ def _flag(args: list[str], name: str) -> list[str]:
   return []
 
 
-def sweep_counts(config: str, workdir: str, sweep_args: list[str]) -> dict[str, int]:
-  """{state: number of runs} of the sweep, read from the bucket by `tnjax.sweep --status`."""
-  status = subprocess.run(
-    [sys.executable, "-m", "tnjax.sweep", "--status", f"--workdir={workdir}", f"--config={config}"]
-    + _flag(sweep_args, "seeds")
-    + _flag(sweep_args, "points"),
+def _tnjax_sweep(args: list[str], failure: str) -> str:
+  """stdout of `python -m tnjax.sweep ARGS`; its one-line error ends the fleet."""
+  done = subprocess.run(
+    [sys.executable, "-m", "tnjax.sweep", *args],
     capture_output=True,
     text=True,
     cwd=os.path.dirname(HERE),
   )
-  if status.returncode != 0:
-    why = (status.stderr.strip().splitlines() or ["(no message)"])[-1]  # tnjax's one line
-    _fail(f"cannot read the sweep's status: {why}")
-  total = status.stdout.strip().splitlines()[-1]  # "12 runs: 3 new, 2 running, 7 finished."
+  if done.returncode != 0:
+    why = (done.stderr.strip().splitlines() or ["(no message)"])[-1]  # tnjax's one line
+    _fail(f"{failure}: {why}")
+  return done.stdout
+
+
+def sweep_counts(config: str, workdir: str, sweep_args: list[str]) -> dict[str, int]:
+  """{state: number of runs} of the sweep, read from the bucket by `tnjax.sweep --status`."""
+  out = _tnjax_sweep(
+    ["--status", f"--workdir={workdir}", f"--config={config}"]
+    + _flag(sweep_args, "seeds")
+    + _flag(sweep_args, "points"),
+    "cannot read the sweep's status",
+  )
+  total = out.strip().splitlines()[-1]  # "12 runs: 3 new, 2 running, 7 finished."
   counts = {}
   for part in total.split(":", 1)[1].strip(" .").split(","):
     number, state = part.split()
@@ -90,16 +99,8 @@ def sweep_counts(config: str, workdir: str, sweep_args: list[str]) -> dict[str, 
 def check_sweep(config: str, workdir: str, sweep_args: list[str]) -> None:
   """The sweep's whole command (config, --config.FIELD values, --seeds, --points, the
   bucket) checked here by `tnjax.sweep --dry_run`, before any VM is made and paid for."""
-  dry = subprocess.run(
-    [sys.executable, "-m", "tnjax.sweep", f"--config={config}", f"--workdir={workdir}"]
-    + [*sweep_args, "--dry_run"],
-    capture_output=True,
-    text=True,
-    cwd=os.path.dirname(HERE),
-  )
-  if dry.returncode != 0:
-    why = (dry.stderr.strip().splitlines() or ["(no message)"])[-1]  # tnjax's one line
-    _fail(f"the sweep would fail on every VM: {why}")
+  args = [f"--config={config}", f"--workdir={workdir}", *sweep_args, "--dry_run"]
+  _tnjax_sweep(args, "the sweep would fail on every VM")
 
 
 def bring_up(vm: str, spot: bool) -> None:
