@@ -582,3 +582,38 @@ def test_a_layer_of_another_family_or_of_linen_given_to_from_linear_is_one_line(
   own_dot = nnx.Linear(4, 4, dot_general=_tripled_dot_general, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match=r"^LowRankDense.from_linear: the nnx.Linear sets dot_gen"):
     LowRankDense.from_linear(own_dot)
+
+
+def test_size_searches_fit_no_size_a_budget_or_error_target_cannot_use(monkeypatch):
+  from tnjax.tensor import cp as cp_lib  # pylint: disable=g-import-not-at-top
+
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.fc1, self.fc2 = nnx.Linear(64, 48, rngs=rngs), nnx.Linear(48, 16, rngs=rngs)
+
+  model, fitted = Net(nnx.Rngs(0)), []
+  real_als = cp_lib.cp_als
+
+  def recording_als(tensor, rank, **kwargs):
+    fitted.append((np.size(tensor), rank))
+    return real_als(tensor, rank, **kwargs)
+
+  monkeypatch.setattr(cp_lib, "cp_als", recording_als)
+  plan = {"fc*": {"kind": "cp"}}
+  _, rows = tnjax.compress(model, plan, budget={"params": 600})
+  assert sum(r["weights_after"] for r in rows) <= 600
+  # A layer's share is at most 600 less the other layer at rank 1; no larger rank is fitted.
+  per_rank = {r["name"]: r["weights_after"] / r["spec"]["rank"] for r in rows}
+  share = {
+    64 * 48: (600 - per_rank["fc2"]) // per_rank["fc1"],
+    48 * 16: (600 - per_rank["fc1"]) // per_rank["fc2"],
+  }
+  assert fitted and all(rank <= share[size] for size, rank in fitted), (fitted, share)
+  # An error target fits the largest compressing rank only when no smaller rank meets it.
+  fitted.clear()
+  _, (row,) = tnjax.compress(model, {"fc2": {"kind": "cp", "error": 0.9}})
+  largest = max(rank for _, rank in fitted)
+  compressing = (48 * 16 - 1) // (row["weights_after"] // row["spec"]["rank"])
+  assert row["relative_error"] <= 0.9 and largest < compressing
+  _, (below,) = tnjax.compress(model, {"fc2": {"kind": "cp", "rank": row["spec"]["rank"] - 1}})
+  assert below["relative_error"] > 0.9  # the rank found is the smallest that meets it

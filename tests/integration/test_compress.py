@@ -77,7 +77,7 @@ def test_truncated_layers_reconstruct_to_their_stated_error():
 
 def test_a_ratio_gives_the_largest_size_within_it_and_a_budget_is_shared_out():
   model = _lenet()
-  _, rows = compress_model(model, {"fc*": {"kind": "cp", "ratio": 20}})
+  _, rows = compress_model(model, {"fc*": {"kind": "cp", "ratio": 20}}, fit=False)  # sizes only
   for row in rows:
     assert row["weights_before"] / row["weights_after"] >= 20
     bigger = dict(row["spec"], rank=row["spec"]["rank"] + 1)

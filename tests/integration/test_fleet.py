@@ -50,7 +50,7 @@ def test_a_fleet_of_two_finishes_every_point_once_through_a_preemption(tmp_path)
         h.CONFIG,
         "sweeps/fleet",
         "--poll",
-        "3",
+        "8",  # each status read starts an interpreter (~1.5 s of CPU the suite shares)
         "--",
         *SWEEP_ARGS,
       ],

@@ -154,43 +154,77 @@ def allowed_weights(entries, budget) -> float:
 
 
 def _allocate(entries, weights: dict, budget, allowed: float) -> dict[str, dict]:
-
   plain = {e.name: {k: v for k, v in e.spec.items() if k not in PLAN_FIELDS} for e in entries}
   progress = progress_lib.Progress(f"budget {budget}")
   fitted = {e.name: {} for e in entries}  # each layer's fit error per size, fitted once
+  shape = {e.name: weights[e.name].shape for e in entries}
+  smallest = {e.name: knobs.with_knob(e, plain[e.name], 1, shape[e.name]) for e in entries}
+  smallest_weights = {
+    e.name: knobs.stored_weights(e, smallest[e.name], shape[e.name]) for e in entries
+  }
+  if sum(smallest_weights.values()) > allowed:
+    raise errors.UserError(
+      f"no sizes of these formats fit {allowed:,.0f} weights (the smallest take "
+      f"{sum(smallest_weights.values()):,}); raise the budget."
+    )
+  # No layer can take more than the budget leaves once the others are at their smallest:
+  # the size searches stop there, instead of fitting sizes no allocation could use.
+  share = {
+    e.name: _largest_within(
+      e,
+      plain[e.name],
+      shape[e.name],
+      allowed - sum(smallest_weights.values()) + smallest_weights[e.name],
+    )
+    for e in entries
+  }
 
   def sizes_at(error):
-    sizes = {
-      e.name: sizing.size_for_error(
+    """Each layer's smallest size within `error`; None when some layer cannot reach it."""
+    sizes = {}
+    for e in entries:
+      sizes[e.name] = sizing.size_for_error(
         e,
         plain[e.name],
         weights[e.name],
         error,
         clamp=True,
+        largest=share[e.name],
         quiet=True,
         fitted_errors=fitted[e.name],
       )
-      for e in entries
-    }
+      if sizes[e.name] is None:
+        progress.step(f"relative error {error:.4f}: {e.name} cannot reach it within the budget")
+        return None
     progress.step(f"relative error {error:.4f}: {total(sizes):,} weights (allowed {allowed:,.0f})")
     return sizes
 
   def total(sizes):
-    return sum(knobs.stored_weights(e, sizes[e.name], weights[e.name].shape) for e in entries)
+    return sum(knobs.stored_weights(e, sizes[e.name], shape[e.name]) for e in entries)
 
-  smallest = {e.name: knobs.with_knob(e, plain[e.name], 1, weights[e.name].shape) for e in entries}
-  if total(smallest) > allowed:
-    raise errors.UserError(
-      f"no sizes of these formats fit {allowed:,.0f} weights (the smallest take "
-      f"{total(smallest):,}); raise the budget."
-    )
+  def fits(sizes):
+    return sizes is not None and total(sizes) <= allowed
+
   low, high = 0.0, 0.999
-  if total(sizes_at(high)) > allowed:  # a layer's smallest size misses even this error
-    return {e.name: knobs.settled(e, smallest[e.name], weights[e.name].shape) for e in entries}
+  best = sizes_at(high)
+  if not fits(best):  # a layer's smallest size misses even this error
+    return {e.name: knobs.settled(e, smallest[e.name], shape[e.name]) for e in entries}
   for _ in range(12):  # 2^-12 of the error range
     middle = (low + high) / 2
-    if total(sizes_at(middle)) <= allowed:
-      high = middle
+    sizes = sizes_at(middle)
+    if fits(sizes):
+      high, best = middle, sizes
     else:
       low = middle
-  return sizes_at(high)
+  return best
+
+
+def _largest_within(entry, spec: dict, shape, weights: float) -> int:
+  """The largest knob whose layer stores at most `weights` (at least 1)."""
+  high = knobs.highest(entry, spec, shape)
+  over = knobs.smallest_true(
+    1,
+    high + 1,
+    lambda k: knobs.stored_weights(entry, knobs.with_knob(entry, spec, k, shape), shape) > weights,
+  )
+  return max(1, over - 1)

@@ -21,6 +21,7 @@ from tnjax.nn import layer_rows, registry, spec_from_config
 from tnjax.nn.densify import layer_at, replace_layer
 
 
+@knobs.remembered_sizes()
 def compress_model(
   model: nnx.Module,
   plan: dict,

@@ -103,13 +103,15 @@ def size_for_error(
   *,
   allow_growth=False,
   clamp=False,
+  largest: int | None = None,
   quiet=False,
   fitted_errors: dict | None = None,
-) -> dict:
+) -> dict | None:
   """The spec with the smallest knob whose fit of `weight` is within relative `error`,
   among the sizes that compress (all sizes with `allow_growth`). A target no such size
-  meets is a UserError, or (`clamp`, for budgets) the largest of them. `fitted_errors`
-  keeps each knob's fit error across calls (a budget's bisection asks for the same ones)."""
+  meets is a UserError, or None with `clamp` (a budget's bisection: that error does not
+  fit), where `largest` also bounds the knob (the layer's share of the budget at most).
+  `fitted_errors` keeps each knob's fit error across calls (the bisection asks again)."""
   if not 0.0 <= error < 1.0:
     raise errors.UserError(f"{entry.name}: error={error} must be in [0, 1) (relative Frobenius).")
   kind = spec["kind"]
@@ -148,14 +150,19 @@ def size_for_error(
     if allow_growth
     else _largest_compressing(entry, spec, weight.shape)
   )
+  if clamp and largest is not None:
+    high = min(high, largest)
   if high < 1:
     if clamp:
-      return knobs.settled(entry, knobs.with_knob(entry, spec, 1, weight.shape), weight.shape)
+      return None
     raise _no_compressing_size(entry, spec)
   with progress_lib.warnings_summarised(f"{entry.name} ({kind} size search)"):
-    if fit_error(high) > error:
+    # The largest size is fitted only if no smaller one meets the error: it is the dearest
+    # fit (CP-ALS at LeNet fc1's largest compressing rank took minutes).
+    chosen = knobs.smallest_true(1, high, lambda v: fit_error(v) <= error)
+    if chosen == high and fit_error(high) > error:
       if clamp:
-        return knobs.settled(entry, knobs.with_knob(entry, spec, high, weight.shape), weight.shape)
+        return None
       raise errors.UserError(
         f"{entry.name}: error={error:g} cannot be met by {kind}: at "
         f"{_knob_text(entry, knobs.with_knob(entry, spec, high, weight.shape))}, the "
@@ -163,10 +170,7 @@ def size_for_error(
         + f", the error is {errors_seen[high]:.4f}; raise `error`, choose another format"
         + ("." if allow_growth else ", or set allow_growth: True.")
       )
-    chosen = knobs.with_knob(
-      entry, spec, knobs.smallest_true(1, high, lambda v: fit_error(v) <= error), weight.shape
-    )
-    return knobs.settled(entry, chosen, weight.shape)
+    return knobs.settled(entry, knobs.with_knob(entry, spec, chosen, weight.shape), weight.shape)
 
 
 def _at_vbmf_ranks(spec: dict, weight) -> dict | None:
