@@ -617,3 +617,18 @@ def test_size_searches_fit_no_size_a_budget_or_error_target_cannot_use(monkeypat
   assert row["relative_error"] <= 0.9 and largest < compressing
   _, (below,) = tnjax.compress(model, {"fc2": {"kind": "cp", "rank": row["spec"]["rank"] - 1}})
   assert below["relative_error"] > 0.9  # the rank found is the smallest that meets it
+
+
+def test_a_budget_is_spent_when_one_layer_reaches_its_largest_size_first():
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.fc1, self.fc2 = nnx.Linear(256, 128, rngs=rngs), nnx.Linear(128, 10, rngs=rngs)
+
+  # BTT on 128x10 compresses at rank 1 only: it stays there while fc1 takes what is left.
+  plan = {"fc1": {"kind": "lowrank"}, "fc2": {"kind": "btt"}}
+  _, rows = tnjax.compress(Net(nnx.Rngs(0)), plan, budget={"ratio": 1.3})
+  allowed = (256 * 128 + 128 * 10) / 1.3
+  used = sum(r["weights_after"] for r in rows)
+  assert 0.95 * allowed <= used <= allowed, (used, allowed)
+  with pytest.raises(errors.UserError, match=r"lower the ratio to at most \d"):
+    tnjax.compress(Net(nnx.Rngs(0)), plan, budget={"ratio": 1000})

@@ -4,6 +4,8 @@ budget form, including those the rank search meets by measuring (rank_search.py)
 
 from __future__ import annotations
 
+import sys
+
 from tnjax import config_lib, errors
 from tnjax.compression import progress as progress_lib
 from tnjax.compression import size_knobs as knobs
@@ -165,7 +167,12 @@ def _allocate(entries, weights: dict, budget, allowed: float) -> dict[str, dict]
   if sum(smallest_weights.values()) > allowed:
     raise errors.UserError(
       f"no sizes of these formats fit {allowed:,.0f} weights (the smallest take "
-      f"{sum(smallest_weights.values()):,}); raise the budget."
+      f"{sum(smallest_weights.values()):,}); "
+      + (
+        f"lower the ratio to at most {allowed * float(budget['ratio']) / sum(smallest_weights.values()):.1f}."
+        if "ratio" in budget
+        else "raise the budget."
+      )
     )
   # No layer can take more than the budget leaves once the others are at their smallest:
   # the size searches stop there, instead of fitting sizes no allocation could use.
@@ -188,6 +195,7 @@ def _allocate(entries, weights: dict, budget, allowed: float) -> dict[str, dict]
         plain[e.name],
         weights[e.name],
         error,
+        allow_growth=bool(e.spec.get("allow_growth")),
         clamp=True,
         largest=share[e.name],
         quiet=True,
@@ -208,6 +216,11 @@ def _allocate(entries, weights: dict, budget, allowed: float) -> dict[str, dict]
   low, high = 0.0, 0.999
   best = sizes_at(high)
   if not fits(best):  # a layer's smallest size misses even this error
+    print(
+      f"  budget {budget}: no common relative error below 0.999 fits {allowed:,.0f} weights; "
+      f"every planned layer takes its smallest size ({sum(smallest_weights.values()):,}).",
+      file=sys.stderr,
+    )
     return {e.name: knobs.settled(e, smallest[e.name], shape[e.name]) for e in entries}
   for _ in range(12):  # 2^-12 of the error range
     middle = (low + high) / 2

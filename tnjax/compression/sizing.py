@@ -109,8 +109,9 @@ def size_for_error(
 ) -> dict | None:
   """The spec with the smallest knob whose fit of `weight` is within relative `error`,
   among the sizes that compress (all sizes with `allow_growth`). A target no such size
-  meets is a UserError, or None with `clamp` (a budget's bisection: that error does not
-  fit), where `largest` also bounds the knob (the layer's share of the budget at most).
+  meets is a UserError, or with `clamp` (a budget's bisection) the largest size; `largest`
+  (the layer's share of the budget) bounds the search, and missing the error within it
+  gives None (no allocation reaches that error).
   `fitted_errors` keeps each knob's fit error across calls (the bisection asks again)."""
   if not 0.0 <= error < 1.0:
     raise errors.UserError(f"{entry.name}: error={error} must be in [0, 1) (relative Frobenius).")
@@ -150,19 +151,23 @@ def size_for_error(
     if allow_growth
     else _largest_compressing(entry, spec, weight.shape)
   )
-  if clamp and largest is not None:
-    high = min(high, largest)
+  # A budget's share bounds the search; a layer that misses the error within its own sizes
+  # (not the share) stays at its largest, and the other layers go on lowering theirs.
+  capped = clamp and largest is not None and largest < high
+  high = largest if capped else high
   if high < 1:
     if clamp:
-      return None
+      return knobs.settled(entry, knobs.with_knob(entry, spec, 1, weight.shape), weight.shape)
     raise _no_compressing_size(entry, spec)
   with progress_lib.warnings_summarised(f"{entry.name} ({kind} size search)"):
     # The largest size is fitted only if no smaller one meets the error: it is the dearest
     # fit (CP-ALS at LeNet fc1's largest compressing rank took minutes).
     chosen = knobs.smallest_true(1, high, lambda v: fit_error(v) <= error)
     if chosen == high and fit_error(high) > error:
-      if clamp:
+      if capped:
         return None
+      if clamp:
+        return knobs.settled(entry, knobs.with_knob(entry, spec, high, weight.shape), weight.shape)
       raise errors.UserError(
         f"{entry.name}: error={error:g} cannot be met by {kind}: at "
         f"{_knob_text(entry, knobs.with_knob(entry, spec, high, weight.shape))}, the "
