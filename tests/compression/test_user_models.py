@@ -632,3 +632,17 @@ def test_a_budget_is_spent_when_one_layer_reaches_its_largest_size_first():
   assert 0.95 * allowed <= used <= allowed, (used, allowed)
   with pytest.raises(errors.UserError, match=r"lower the ratio to at most \d"):
     tnjax.compress(Net(nnx.Rngs(0)), plan, budget={"ratio": 1000})
+
+
+def test_a_tt_error_target_stores_no_more_than_the_smallest_uniform_rank_within_it():
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.fc = nnx.Linear(784, 256, rngs=rngs)
+
+  model = Net(nnx.Rngs(0))
+  _, (row,) = tnjax.compress(model, {"fc": {"kind": "tt", "error": 0.9}})
+  assert row["relative_error"] <= 0.9
+  uniform = lambda rank: tnjax.compress(model, {"fc": {"kind": "tt", "ranks": rank}})[1][0]  # noqa: E731
+  smallest = next(r for r in range(26, 40) if uniform(r)["relative_error"] <= 0.9)
+  assert uniform(smallest - 1)["relative_error"] > 0.9
+  assert row["weights_after"] <= uniform(smallest)["weights_after"], (row, smallest)

@@ -4,8 +4,9 @@ tt_embedding): the fewest weights whose fit stays within the error.
 TT-SVD's bound gives every bond the same share of the error, so one fit at `eps` keeps
 ranks well above what the target needs (up to twice the weights). Its exact error is
 exact and cheap to read from the SVDs (tensor/tt_truncation.py), so the bound's ranks are
-only the start of a greedy descent that lowers one bond at a time while the error stays
-within the target. The result is never larger than the bound's.
+only one start of a greedy descent that lowers one bond at a time while the error stays
+within the target; the smallest uniform rank within it is the other, and the fewer weights
+of the two descents win. The result is never larger than the bound's or the uniform rank's.
 """
 
 from __future__ import annotations
@@ -38,12 +39,23 @@ def size_by_truncation(entry, spec: dict, weight, error: float, *, allow_growth)
     )
   # Quiet for 15 s: most descents take a few (a refused one must stay one line).
   progress = progress_lib.Progress(f"{entry.name} ({spec['kind']}, error {error:g})", after=15.0)
-  ranks = tt_truncation.tt_fewest_weights_within(
-    errors_of,
-    start,
-    max(error, start_error),  # the bound's own rounding
-    on_step=lambda ranks, err: progress.step(f"{field}={ranks}: error {err:.4f}"),
-  )
+  target = max(error, start_error)  # the bound's own rounding
+  limits = tt.max_tt_ranks(in_shape, out_shape)
+  # The descent stops where no single bond can go lower, which can be far from the fewest
+  # weights: it also starts from the smallest uniform rank within the target (784x256 at
+  # error 0.9: 41,268 weights from the bound's ranks, 27,392 at uniform rank 30).
+  uniform = _smallest_uniform_ranks(errors_of, limits, target)
+  found = [
+    tt_truncation.tt_fewest_weights_within(
+      errors_of,
+      begin,
+      target,
+      on_step=lambda ranks, err: progress.step(f"{field}={ranks}: error {err:.4f}"),
+    )
+    for begin in ([start] if uniform is None else [start, uniform])
+  ]
+  count = lambda rs: tt.tt_num_params(in_shape, out_shape, rs, clip=False)  # noqa: E731
+  ranks = min(found, key=count)
   sized = {**spec, field: tuple(ranks)}
   weights = knobs.stored_weights(entry, sized, weight.shape)
   if not allow_growth and weights >= entry.layer.dense_weight_params:
@@ -54,3 +66,16 @@ def size_by_truncation(entry, spec: dict, weight, error: float, *, allow_growth)
       "allow_growth: True."
     )
   return knobs.settled(entry, sized, weight.shape)
+
+
+def _smallest_uniform_ranks(errors_of, limits, error: float):
+  """The TT-ranks min(r, each bond's limit) at the smallest r whose error is within
+  `error` (the error falls as r grows); None if even the limits miss it."""
+  at = lambda r: tuple(min(r, int(limit)) for limit in limits)  # noqa: E731
+  low, high = 1, int(max(limits))
+  if errors_of.error(at(high)) > error:
+    return None
+  while low < high:
+    middle = (low + high) // 2
+    low, high = (low, middle) if errors_of.error(at(middle)) <= error else (middle + 1, high)
+  return at(low)
