@@ -19,6 +19,7 @@ import re
 import traceback
 
 import ml_collections
+import numpy as np
 
 from tnjax import config_args, errors
 
@@ -175,6 +176,16 @@ def config_of(module, arg: str | None, overrides=None) -> ml_collections.ConfigD
   config = apply_overrides(config, overrides or {})
   config.lock()
   return config
+
+
+def plain_number(value):
+  """A NumPy or JAX numeric scalar (np.prod's np.int64, a 0-d array) as the Python number
+  it holds, so that checks and JSON records take it; anything else unchanged."""
+  dtype = getattr(value, "dtype", None)
+  if isinstance(value, (bool, int, float)) or dtype is None or getattr(value, "shape", ()) != ():
+    return value
+  numeric = np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+  return value.item() if numeric else value
 
 
 def is_number(value) -> bool:

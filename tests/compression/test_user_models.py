@@ -646,3 +646,17 @@ def test_a_tt_error_target_stores_no_more_than_the_smallest_uniform_rank_within_
   smallest = next(r for r in range(26, 40) if uniform(r)["relative_error"] <= 0.9)
   assert uniform(smallest - 1)["relative_error"] > 0.9
   assert row["weights_after"] <= uniform(smallest)["weights_after"], (row, smallest)
+
+
+def test_numpy_and_jax_scalars_size_a_plan_and_a_budget_as_python_numbers_do():
+  model = _TwoLinear(nnx.Rngs(0))
+  weights = lambda rows: [r["weights_after"] for r in rows]  # noqa: E731
+  as_python = tnjax.compress(model, {"fc*": {"kind": "lowrank"}}, budget={"params": 1500})[1]
+  as_numpy = tnjax.compress(model, {"fc*": {"kind": "lowrank"}}, budget={"params": np.int64(1500)})
+  assert weights(as_numpy[1]) == weights(as_python)
+  plan = {"fc1": {"kind": "lowrank", "ratio": 4}, "fc2": {"kind": "lowrank", "error": 0.5}}
+  numpy_plan = {
+    "fc1": {"kind": "lowrank", "ratio": np.int64(4)},
+    "fc2": {"kind": "lowrank", "error": jnp.asarray(0.5)},
+  }
+  assert weights(tnjax.compress(model, plan)[1]) == weights(tnjax.compress(model, numpy_plan)[1])

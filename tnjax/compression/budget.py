@@ -63,6 +63,13 @@ def check_budget_entries(entries) -> None:
       )
 
 
+def plain_budget(budget):
+  """The budget with NumPy / JAX scalars as Python numbers (`{'params': np.prod(...)}`)."""
+  if not isinstance(budget, dict):
+    return budget
+  return {k: config_lib.plain_number(v) for k, v in budget.items()}
+
+
 def check_budget(budget) -> None:
   """A budget in one of the forms of BUDGET_USAGE; anything else is one line."""
   main = [k for k in _BUDGET_KEYS if isinstance(budget, dict) and k in budget]

@@ -57,6 +57,7 @@ def compress_model(
     config.model.layers takes to build the same model) and the execution path.
   """
   if budget is not None:
+    budget = budget_lib.plain_budget(budget)
     budget_lib.check_budget(budget)
   if budget is not None and budget_lib.needs_search(budget):
     from tnjax.compression import rank_search  # pylint: disable=g-import-not-at-top

@@ -173,6 +173,7 @@ def compress_linen(
     rngs=, method= included); the new variables; the report rows.
   """
   if budget is not None:
+    budget = budget_lib.plain_budget(budget)
     budget_lib.check_budget(budget)
     if budget_lib.needs_search(budget):
       raise errors.UserError(

@@ -203,7 +203,8 @@ def matching(pattern: str, names, what: str = "layer", types: str = NNX_LAYER_TY
 
 
 def _checked_spec(pattern: str, spec, layer) -> dict:
-  spec = dict(spec) if hasattr(spec, "items") else spec
+  if hasattr(spec, "items"):  # NumPy / JAX scalars (a ratio from np.prod) as Python numbers
+    spec = {k: config_lib.plain_number(v) for k, v in spec.items()}
   if not isinstance(spec, dict) or "kind" not in spec:
     raise errors.UserError(
       f"plan entry {pattern!r}: the spec must be a dict with a 'kind' key naming its format "
