@@ -378,11 +378,19 @@ def test_a_plan_that_would_grow_an_already_compressed_layer_is_one_line():
   assert rows[0]["weights_after"] == 2048
 
 
+class _LinenNet(nn.Module):  # a user's own Linen model: its module is not flax.linen
+  @nn.compact
+  def __call__(self, x):
+    return nn.Dense(4)(x)
+
+
 @pytest.mark.parametrize(
   "source, hint",
   [
     ("runs/fc2", r"\(got str\); for a trained run, pass its model: .*tnjax.load\('runs/fc2'\)"),
     (nn.Dense(4), r"\(got Dense\); for a Linen module use tnjax.compression.compress_linen"),
+    (_LinenNet(), r"\(got _LinenNet\); for a Linen module use tnjax.compression.compress_linen"),
+    ({"params": {}}, r"\(got dict\); for a Linen module use tnjax.compression.compress_linen"),
   ],
 )
 def test_a_run_path_or_a_linen_module_in_place_of_the_model_is_one_line(source, hint):

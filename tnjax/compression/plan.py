@@ -15,7 +15,7 @@ import dataclasses
 import fnmatch
 import warnings
 
-from flax import nnx
+from flax import linen, nnx
 
 from tnjax import config_lib, errors
 from tnjax.compression import user_layers
@@ -139,7 +139,7 @@ def _check_is_nnx_model(model) -> None:
     return
   if isinstance(model, str) or hasattr(model, "__fspath__"):
     hint = f"for a trained run, pass its model: model, config = tnjax.load({str(model)!r})"
-  elif type(model).__module__.startswith("flax.linen"):
+  elif isinstance(model, linen.Module) or (hasattr(model, "items") and "params" in model):
     hint = "for a Linen module use tnjax.compression.compress_linen(module, variables, plan)"
   else:
     hint = "build or load the model first"
