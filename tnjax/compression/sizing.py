@@ -160,9 +160,9 @@ def size_for_error(
       return knobs.settled(entry, knobs.with_knob(entry, spec, 1, weight.shape), weight.shape)
     raise _no_compressing_size(entry, spec)
   with progress_lib.warnings_summarised(f"{entry.name} ({kind} size search)"):
-    # The largest size is fitted only if no smaller one meets the error: it is the dearest
-    # fit (CP-ALS at LeNet fc1's largest compressing rank took minutes).
-    chosen = knobs.smallest_true(1, high, lambda v: fit_error(v) <= error)
+    # Small sizes first, and the largest only if no smaller one meets the error: the fits
+    # grow dearer with the size (CP-ALS at LeNet fc1's largest compressing rank: minutes).
+    chosen = knobs.smallest_true_from_below(1, high, lambda v: fit_error(v) <= error)
     if chosen == high and fit_error(high) > error:
       if capped:
         return None
