@@ -171,12 +171,12 @@ def _allocate(entries, weights: dict, budget, allowed: float) -> dict[str, dict]
   smallest_weights = {
     e.name: knobs.stored_weights(e, smallest[e.name], shape[e.name]) for e in entries
   }
-  if sum(smallest_weights.values()) > allowed:
+  floor = sum(smallest_weights.values())
+  if floor > allowed:
     raise errors.UserError(
-      f"no sizes of these formats fit {allowed:,.0f} weights (the smallest take "
-      f"{sum(smallest_weights.values()):,}); "
+      f"no sizes of these formats fit {allowed:,.0f} weights (the smallest take {floor:,}); "
       + (
-        f"lower the ratio to at most {allowed * float(budget['ratio']) / sum(smallest_weights.values()):.1f}."
+        f"lower the ratio to at most {allowed * float(budget['ratio']) / floor:.1f}."
         if "ratio" in budget
         else "raise the budget."
       )
@@ -184,11 +184,11 @@ def _allocate(entries, weights: dict, budget, allowed: float) -> dict[str, dict]
   # No layer can take more than the budget leaves once the others are at their smallest:
   # the size searches stop there, instead of fitting sizes no allocation could use.
   share = {
-    e.name: _largest_within(
-      e,
-      plain[e.name],
-      shape[e.name],
-      allowed - sum(smallest_weights.values()) + smallest_weights[e.name],
+    e.name: max(
+      1,
+      knobs.largest_storing(
+        e, plain[e.name], shape[e.name], allowed - floor + smallest_weights[e.name]
+      ),
     )
     for e in entries
   }
@@ -225,7 +225,7 @@ def _allocate(entries, weights: dict, budget, allowed: float) -> dict[str, dict]
   if not fits(best):  # a layer's smallest size misses even this error
     print(
       f"  budget {budget}: no common relative error below 0.999 fits {allowed:,.0f} weights; "
-      f"every planned layer takes its smallest size ({sum(smallest_weights.values()):,}).",
+      f"every planned layer takes its smallest size ({floor:,}).",
       file=sys.stderr,
     )
     return {e.name: knobs.settled(e, smallest[e.name], shape[e.name]) for e in entries}
@@ -237,14 +237,3 @@ def _allocate(entries, weights: dict, budget, allowed: float) -> dict[str, dict]
     else:
       low = middle
   return best
-
-
-def _largest_within(entry, spec: dict, shape, weights: float) -> int:
-  """The largest knob whose layer stores at most `weights` (at least 1)."""
-  high = knobs.highest(entry, spec, shape)
-  over = knobs.smallest_true(
-    1,
-    high + 1,
-    lambda k: knobs.stored_weights(entry, knobs.with_knob(entry, spec, k, shape), shape) > weights,
-  )
-  return max(1, over - 1)

@@ -122,6 +122,13 @@ def highest(entry, spec: dict, shape) -> int:
   return int(max(limits_of(entry, spec, shape).values()))
 
 
+def largest_storing(entry, spec: dict, shape, weights: float) -> int:
+  """The largest knob whose planned layer stores at most `weights` (0: none does)."""
+  high = highest(entry, spec, shape)
+  too_big = lambda k: stored_weights(entry, with_knob(entry, spec, k, shape), shape) > weights  # noqa: E731
+  return smallest_true(1, high + 1, too_big) - 1
+
+
 def smallest_true(low: int, high: int, good) -> int:
   """The smallest value in [low, high] for which good(value) holds (good is monotone);
   high if none."""

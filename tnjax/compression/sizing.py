@@ -21,16 +21,7 @@ from tnjax.nn import registry, spec_from_config
 
 def _largest_compressing(entry, spec: dict, shape) -> int:
   """The largest knob whose stored weights are below the dense weight's (0: none is)."""
-  dense = entry.layer.dense_weight_params
-  high = knobs.highest(entry, spec, shape)
-  return (
-    knobs.smallest_true(
-      1,
-      high + 1,
-      lambda k: knobs.stored_weights(entry, knobs.with_knob(entry, spec, k, shape), shape) >= dense,
-    )
-    - 1
-  )
+  return knobs.largest_storing(entry, spec, shape, entry.layer.dense_weight_params - 1)
 
 
 def _no_compressing_size(entry, spec: dict) -> errors.UserError:
@@ -73,17 +64,10 @@ def size_for_ratio(entry, spec: dict, weight_shape, ratio: float) -> dict:
   """The spec with the largest knob storing at most dense / ratio weights."""
   if not ratio > 1.0:
     raise errors.UserError(f"{entry.name}: ratio={ratio} must be above 1 (dense / stored weights).")
-  budget = entry.layer.dense_weight_params / ratio
-  high = knobs.highest(entry, spec, weight_shape)
-  over = knobs.smallest_true(
-    1,
-    high + 1,
-    lambda k: (
-      knobs.stored_weights(entry, knobs.with_knob(entry, spec, k, weight_shape), weight_shape)
-      > budget
-    ),
+  largest = knobs.largest_storing(
+    entry, spec, weight_shape, entry.layer.dense_weight_params / ratio
   )
-  if over == 1:
+  if largest == 0:
     smallest = knobs.stored_weights(
       entry, knobs.with_knob(entry, spec, 1, weight_shape), weight_shape
     )
@@ -92,7 +76,7 @@ def size_for_ratio(entry, spec: dict, weight_shape, ratio: float) -> dict:
       f"stores {smallest:,} weights against the dense {entry.layer.dense_weight_params:,} "
       f"(at most {entry.layer.dense_weight_params / smallest:.1f}x); lower the ratio."
     )
-  return knobs.settled(entry, knobs.with_knob(entry, spec, over - 1, weight_shape), weight_shape)
+  return knobs.settled(entry, knobs.with_knob(entry, spec, largest, weight_shape), weight_shape)
 
 
 def size_for_error(
