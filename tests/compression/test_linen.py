@@ -107,6 +107,10 @@ def test_each_missing_or_misplaced_argument_is_one_line():
     ((model, variables["params"], plan, images, ids), "not its 'params' alone"),
     ((model, variables, "block/Dense_0", images, ids), "the plan is a dict of layer path"),
     ((variables, model, plan, images, ids), "module must be a Linen module, got dict"),
+    (
+      (model, variables, {"layers": plan, "budget": {"ratio": 2}}, images, ids),
+      r"plan key 'layers' belongs to .* layers_plan, \*example_args, budget=\{\.\.\.\}\)",
+    ),
   ]
   for args, message in cases:
     with pytest.raises(errors.UserError, match=message):

@@ -668,3 +668,21 @@ def test_numpy_and_jax_scalars_size_a_plan_and_a_budget_as_python_numbers_do():
     "fc2": {"kind": "lowrank", "error": jnp.asarray(0.5)},
   }
   assert weights(tnjax.compress(model, plan)[1]) == weights(tnjax.compress(model, numpy_plan)[1])
+
+
+def test_a_size_target_out_of_reach_says_what_would_reach_it():
+  model = _TwoLinear(nnx.Rngs(0))
+  # error 0 is exact but for float32 round-off: full rank, with allow_growth (10 x 42 > 320).
+  _, (row,) = tnjax.compress(model, {"fc2": {"kind": "lowrank", "error": 0, "allow_growth": True}})
+  assert row["spec"]["rank"] == 10 and row["relative_error"] < 1e-6
+  # A sketch's fit error stays above 1 (worse than storing nothing): no `error` below 1 helps.
+  with pytest.raises(errors.UserError, match=r"the error is 1\.\d+; choose another format") as e:
+    tnjax.compress(model, {"fc2": {"kind": "sketch", "error": 0.5}})
+  assert "raise `error`" not in str(e.value)
+  with pytest.raises(errors.UserError, match=r"the error is 0\.\d+; raise `error` to at least 0\."):
+    tnjax.compress(model, {"fc2": {"kind": "lowrank", "error": 0.001}})
+  # ADTN weights are trained, not fitted: a budget points to sizing it on its own.
+  with pytest.raises(errors.UserError, match=r"^fc1: adtn .* compress it first with its own size"):
+    tnjax.compress(
+      model, {"fc1": {"kind": "adtn"}, "fc2": {"kind": "lowrank"}}, budget={"ratio": 2}
+    )

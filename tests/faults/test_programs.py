@@ -46,6 +46,8 @@ PLANS = {
   "'rank': 8}}, 'budget': {'ratio': 4}}\n",
   "budget_drop.py": "def get_plan(arg=None):\n  return {'layers': {'hidden': {'kind': 'lowrank'}}, "
   "'budget': {'accuracy_drop': -1}}\n",
+  "budget_no_layers.py": "def get_plan(arg=None):\n  return {'hidden': {'kind': 'lowrank'}, "
+  "'budget': {'ratio': 4}}\n",
   "extra_key.py": "def get_plan(arg=None):\n  return {'layers': {'hidden': {'kind': 'lowrank'}}, "
   "'budgt': {'ratio': 4}}\n",
   "no_arg.py": "def get_plan():\n  return {'hidden': {'kind': 'lowrank', 'rank': 8}}\n",
@@ -89,6 +91,11 @@ ROWS = [
     r"--validation_examples=0 must be an integer >= 1",
   ),
   ("compress", "--from {S} --plan {P}/extra_key.py --workdir {T}/c1", r"remove \['budgt'\]"),
+  (
+    "compress",
+    "--from {S} --plan {P}/budget_no_layers.py --workdir {T}/c1",
+    r"budget_no_layers.py: a plan with a 'budget' puts its layer entries under 'layers'",
+  ),
   (
     "compress",
     "--from {S} --plan {P}/no_arg.py:x --workdir {T}/c1",

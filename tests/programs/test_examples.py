@@ -49,7 +49,7 @@ def test_the_readme_python_block_runs(scratch, block):
     path = scratch / first[2:]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(block)
-    from tnjax.compression.plan import read_plan  # pylint: disable=g-import-not-at-top
+    from tnjax.compression.plan_file import read_plan  # pylint: disable=g-import-not-at-top
 
     plan, _ = read_plan(str(path))
     assert plan, first

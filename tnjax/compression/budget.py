@@ -30,6 +30,7 @@ def allocate_budget(entries, weights: dict, budget) -> dict[str, dict]:
       "tnjax.compression.search)."
     )
   check_budget_entries(entries)
+  _check_error_sizable(entries)
   allowed = allowed_weights(entries, budget)
   check_budget_shrinks(entries, allowed, budget)
   with progress_lib.warnings_summarised(f"budget {budget}"):
@@ -60,6 +61,20 @@ def check_budget_entries(entries) -> None:
       raise errors.UserError(
         f"{entry.name}: a budget sizes every planned layer, so its entry takes only a format; "
         f"remove {sizes}, or drop the budget."
+      )
+
+
+def _check_error_sizable(entries) -> None:
+  """An equal-error budget sizes layers by their fit error, which a trained-only format
+  (ADTN) does not have: one line saying how to plan it beside the budget."""
+  for entry in entries:
+    if not knobs.spec_class(entry, entry.spec).error_sizable:
+      kind = entry.spec["kind"]
+      raise errors.UserError(
+        f"{entry.name}: {kind} weights are trained, not fitted, so an equal-error budget "
+        f"cannot size them; compress it first with its own size or ratio "
+        f"(tnjax.compress(model, {{{entry.name!r}: {{'kind': {kind!r}, 'ratio': 4}}}})), then "
+        "the other layers under the budget; or measure: {'ratio': R, 'allocate': 'sensitivity'}."
       )
 
 

@@ -22,6 +22,7 @@ from flax import nnx
 
 from tnjax import errors
 from tnjax.compression import budget as budget_lib
+from tnjax.compression import plan_file
 from tnjax.compression.convert import compress_model
 from tnjax.compression.linen_twins import nnx_twin
 from tnjax.compression.plan import matching
@@ -191,6 +192,9 @@ def compress_linen(
   params = variables["params"]
   # The twins are named by their Linen paths, so the plan, its globs, progress lines and
   # errors read as the user wrote them.
+  plan_file.check_no_file_keys(
+    plan, layers, "compress_linen(module, variables, layers_plan, *example_args, budget={...})"
+  )
   twins = {}
   for pattern in plan:
     _check_names_a_layer(pattern, layers, others)

@@ -18,7 +18,7 @@ import warnings
 from flax import linen, nnx
 
 from tnjax import config_lib, errors
-from tnjax.compression import user_layers
+from tnjax.compression import plan_file, user_layers
 from tnjax.nn import registry, spec_from_config
 from tnjax.nn.adtn_generator import SharedADTN
 from tnjax.nn.dense_base import FactorizedDense
@@ -160,12 +160,7 @@ def resolve_plan(model, plan: dict) -> list[PlanEntry]:
       "layers hold their own weights (or densify it first)."
     )
   available = _candidates(model)
-  file_keys = [k for k in ("layers", "budget") if k in plan and k not in available]
-  if file_keys:
-    raise errors.UserError(
-      f"plan key {file_keys[0]!r} belongs to a plan file's {{'layers': ..., 'budget': ...}}; "
-      "from Python call tnjax.compress(model, layers_plan, budget={...})."
-    )
+  plan_file.check_no_file_keys(plan, available, "tnjax.compress(model, layers_plan, budget={...})")
   entries = {}
   for pattern, spec in plan.items():  # in order: a layer several entries match takes the last
     _check_not_an_alias(model, pattern, available)
@@ -263,38 +258,3 @@ def _check_plan_fields(pattern: str, spec: dict) -> None:
     raise errors.UserError(
       f"plan entry {pattern!r}: allow_growth={spec['allow_growth']!r} must be True or False."
     )
-
-
-PLAN_KEYS = ("layers", "budget")
-
-
-def read_plan(plan_path: str) -> tuple[dict, dict | None]:
-  """(layers plan, budget or None) from a plan file's get_plan(); what the file returns is
-  checked here, each entry's spec in compression.plan (resolve_plan)."""
-  from tnjax.compression import budget as budget_lib  # pylint: disable=g-import-not-at-top
-
-  module, arg = config_lib.load_module(plan_path, entry="get_plan")
-  path = plan_path.partition(":")[0]
-  with errors.input_errors_are_user_errors():  # (a :arg get_plan does not take: one line too)
-    plan = config_lib.call_user_function(path, module.get_plan, *((arg,) if arg else ()))
-  if hasattr(plan, "to_dict"):
-    plan = plan.to_dict()
-  if not isinstance(plan, dict) or not plan:
-    raise errors.UserError(
-      f"plan file {path}: get_plan() returned {type(plan).__name__} {plan!r:.60}; it must "
-      "return a non-empty dict, {layer name or glob: spec} or {'layers': {...}, 'budget': {...}}."
-    )
-  if "layers" not in plan:
-    return plan, None
-  unknown = sorted(set(plan) - set(PLAN_KEYS))
-  if unknown:
-    raise errors.UserError(
-      f"plan file {path}: a plan with 'layers' takes only {PLAN_KEYS}; remove {unknown}."
-    )
-  layers = plan["layers"].to_dict() if hasattr(plan["layers"], "to_dict") else plan["layers"]
-  if not isinstance(layers, dict):
-    raise errors.UserError(f"plan file {path}: 'layers' must be a dict, got {layers!r:.60}.")
-  budget = plan.get("budget")
-  if budget is not None:
-    budget_lib.check_budget(budget)
-  return dict(layers), budget

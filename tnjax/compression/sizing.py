@@ -18,6 +18,9 @@ from tnjax.compression import size_knobs as knobs
 from tnjax.compression import truncation_sizing
 from tnjax.nn import registry, spec_from_config
 
+# The relative error of a float32 fit that is exact but for round-off (a full-rank SVD: ~1e-7).
+EXACT_FIT_ERROR = 1e-6
+
 
 def _largest_compressing(entry, spec: dict, shape) -> int:
   """The largest knob whose stored weights are below the dense weight's (0: none is)."""
@@ -146,17 +149,23 @@ def size_for_error(
   with progress_lib.warnings_summarised(f"{entry.name} ({kind} size search)"):
     # Small sizes first, and the largest only if no smaller one meets the error: the fits
     # grow dearer with the size (CP-ALS at LeNet fc1's largest compressing rank: minutes).
-    chosen = knobs.smallest_true_from_below(1, high, lambda v: fit_error(v) <= error)
-    if chosen == high and fit_error(high) > error:
+    # (float32 fits leave ~1e-7 of round-off: an exact target, error 0, is met below it)
+    target = max(error, EXACT_FIT_ERROR)
+    chosen = knobs.smallest_true_from_below(1, high, lambda v: fit_error(v) <= target)
+    if chosen == high and fit_error(high) > target:
       if capped:
         return None
       if clamp:
         return knobs.settled(entry, knobs.with_knob(entry, spec, high, weight.shape), weight.shape)
+      best = errors_seen[high]
       raise errors.UserError(
         f"{entry.name}: error={error:g} cannot be met by {kind}: at "
         f"{_knob_text(entry, knobs.with_knob(entry, spec, high, weight.shape))}, the "
         + ("largest useful size" if allow_growth else "largest size that compresses")
-        + f", the error is {errors_seen[high]:.4f}; raise `error`, choose another format"
+        + f", the error is {best:.4f}; "
+        # An error of 1 is what storing nothing gives: no target below it is reachable.
+        + (f"raise `error` to at least {best:.4f}, " if best < 1.0 else "")
+        + "choose another format"
         + ("." if allow_growth else ", or set allow_growth: True.")
       )
     return knobs.settled(entry, knobs.with_knob(entry, spec, chosen, weight.shape), weight.shape)

@@ -75,7 +75,7 @@ def compress_run(
   command leaves the workdir as it was.
   """
   from tnjax.compression import load  # pylint: disable=g-import-not-at-top
-  from tnjax.compression.plan import read_plan  # pylint: disable=g-import-not-at-top
+  from tnjax.compression.plan_file import read_plan  # pylint: disable=g-import-not-at-top
   from tnjax.training import trainer, validate  # pylint: disable=g-import-not-at-top
 
   workdir, overrides = fileio.workdir_path(workdir), overrides or {}
