@@ -73,8 +73,15 @@ def btt_paths(batch: int, in_shape, out_shape, rank: int, itemsize: int) -> list
   (m1, m2), (n1, n2) = in_shape, out_shape
   first = execution.gemm_cost(batch, m2, rank * n2, itemsize)
   second = execution.gemm_cost(batch, m1 * rank, n1, itemsize)
+  # Each batched GEMM wants its block index leading: the input, the intermediate and the
+  # output are each transposed once. With few, small blocks (a Monarch-like 64 -> 1536 MLP
+  # at rank 1) these transposes, not the GEMMs, are the cost: there the rebuilt W is faster.
+  moved = batch * (m1 * m2 + m1 * rank * n2 + n1 * n2)
   factored = execution.Path(
-    "factored", m1 * first[0] + n2 * second[0], m1 * first[1] + n2 * second[1], ops=4
+    "factored",
+    m1 * first[0] + n2 * second[0],
+    m1 * first[1] + n2 * second[1] + execution.transpose_bytes(moved, itemsize),
+    ops=4,
   )
   rebuild = [(2.0 * m1 * m2 * n1 * n2 * rank, itemsize * m1 * m2 * n1 * n2)]
   return [factored, execution.dense_matmul_path(batch, m1 * m2, n1 * n2, rebuild, itemsize)]

@@ -425,6 +425,13 @@ _CACHE_BYTES = 16 << 20
 _OUT_OF_CACHE_TRANSPOSE = 3.0
 
 
+def transpose_bytes(elements: int, itemsize: int) -> float:
+  """Memory traffic of transposing an array of `elements` (read + write), weighted ~3x
+  once it no longer fits the last-level cache (see above)."""
+  penalty = 1.0 if elements * itemsize <= _CACHE_BYTES else _OUT_OF_CACHE_TRANSPOSE
+  return penalty * 2 * elements * itemsize
+
+
 def tt_paths(core_shapes, batch: int, split: int, itemsize: int) -> list[Path]:
   """TT matrix: two GEMMs through the halves split after core `split`, or W rebuilt."""
   left, right = core_shapes[:split], core_shapes[split:]
@@ -432,8 +439,7 @@ def tt_paths(core_shapes, batch: int, split: int, itemsize: int) -> list[Path]:
   m_right, n_right = math.prod(s[1] for s in right), math.prod(s[2] for s in right)
   m, n = m_left * m_right, n_left * n_right
   intermediate = batch * m_left * left[-1][3] * n_right
-  penalty = 1.0 if intermediate * itemsize <= _CACHE_BYTES else _OUT_OF_CACHE_TRANSPOSE
-  transposes = penalty * 2 * 2 * intermediate * itemsize  # two transposes, read + write
+  transposes = 2 * transpose_bytes(intermediate, itemsize)  # two transposes
   factored = Path(
     "factored",
     merge_flops(left) + merge_flops(right) + 2.0 * intermediate * (m_right + n_left),
