@@ -4,14 +4,17 @@
 # the others their results; files go to RESULTS_DIR (copy them to benchmarks/results/
 # afterwards; on a lent machine, tar the folder: few files come back). PART picks what
 # runs: `main` (every config but the ADTNs, about 6 minutes on one H200), `adtn` (XLA:GPU
-# compiles each ADTN network for over a minute: up to 8 minutes), or `all` (the default;
-# more than one 10-minute call of a lent machine). See benchmarks/results/gpu_h200.md.
-#   bash benchmarks/accelerator_suite.sh RESULTS_DIR [main|adtn|all]
+# compiles each ADTN network for over a minute: up to 8 minutes), `btt` (issue 34's
+# headline ratios, the BTT layers, and, with FASHION_MNIST_IDX_DIR naming a folder of the
+# four Fashion-MNIST .gz files carried along, the BTT-ViT study's 3 seeds: up to 9 minutes)
+# or `all` (the default; more than one 10-minute call of a lent machine). See
+# benchmarks/results/gpu_h200.md.
+#   bash benchmarks/accelerator_suite.sh RESULTS_DIR [main|adtn|btt|all]
 set -uo pipefail
-DIR=${1:?usage: bash benchmarks/accelerator_suite.sh RESULTS_DIR [main|adtn|all]}
+DIR=${1:?usage: bash benchmarks/accelerator_suite.sh RESULTS_DIR [main|adtn|btt|all]}
 PART=${2:-all}
-case $PART in main | adtn | all) ;; *)
-  echo "PART must be main, adtn or all, not '$PART'." >&2
+case $PART in main | adtn | btt | all) ;; *)
+  echo "PART must be main, adtn, btt or all, not '$PART'." >&2
   exit 2
   ;;
 esac
@@ -25,6 +28,18 @@ run() {
   echo "== $(date -u +%T) $*"
   timeout "$limit" "$PYTHON" -m "$@" || echo "!! exit $? after at most ${limit}s: $*"
 }
+if [[ $PART == btt || $PART == all ]]; then
+  run 200 benchmarks.anchors --quick --out "$DIR/headline_${TAG}.md"
+  run 120 benchmarks.layers --quick --btt --out "$DIR/btt_${TAG}.md"
+  if [[ -n ${FASHION_MNIST_IDX_DIR:-} ]]; then
+    echo "== $(date -u +%T) BTT-ViT study (3 seeds) from $FASHION_MNIST_IDX_DIR"
+    timeout 300 "$PYTHON" experiments/own_model/btt_vit.py --workdir "$DIR/btt_vit" --seeds 0,1,2 \
+      || echo "!! BTT-ViT study stopped (exit $?); the report holds the runs that finished"
+    "$PYTHON" experiments/own_model/btt_vit.py --workdir "$DIR/btt_vit" --report \
+      --out "$DIR/btt_vit_fashion_mnist_${TAG}"
+  fi
+  [[ $PART == btt ]] && exit 0
+fi
 if [[ $PART != adtn ]]; then
 # Training steps against the dense twin, one config family a file (about 20 s each there).
 for family in tt_ sketch cpac dense_mnist mr_mnist; do

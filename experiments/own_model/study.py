@@ -40,7 +40,8 @@ from tnjax.training import optim  # noqa: E402
 
 FORMATS = ("tt", "lowrank", "cp")
 RATIOS = (4, 10, 30)
-IDX_DIR = "/usr/share/datasets/fashion-mnist"
+# Debian's dataset-fashion-mnist; elsewhere (a lent GPU machine) a folder of the same four files.
+IDX_DIR = os.environ.get("FASHION_MNIST_IDX_DIR", "/usr/share/datasets/fashion-mnist")
 
 
 def load_data():
