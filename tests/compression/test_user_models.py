@@ -686,3 +686,21 @@ def test_a_size_target_out_of_reach_says_what_would_reach_it():
     tnjax.compress(
       model, {"fc1": {"kind": "adtn"}, "fc2": {"kind": "lowrank"}}, budget={"ratio": 2}
     )
+
+
+def test_lowrank_sizes_come_from_one_svd_without_fitting_candidates(monkeypatch):
+  from tnjax.nn.lowrank_dense import LowRankDense  # pylint: disable=g-import-not-at-top
+
+  model, fits = _TwoLinear(nnx.Rngs(0)), []
+  real_fit = LowRankDense._fit
+  monkeypatch.setattr(
+    LowRankDense, "_fit", lambda self, w: fits.append(self.rank) or real_fit(self, w)
+  )
+  _, (row,) = tnjax.compress(model, {"fc1": {"kind": "lowrank", "error": 0.5}})
+  assert fits == [row["spec"]["rank"]] and row["relative_error"] <= 0.5  # only the chosen one
+  _, (below,) = tnjax.compress(model, {"fc1": {"kind": "lowrank", "rank": row["spec"]["rank"] - 1}})
+  assert below["relative_error"] > 0.5
+  fits.clear()
+  _, rows = tnjax.compress(model, {"fc*": {"kind": "lowrank"}}, budget={"ratio": 3})
+  assert sorted(fits) == sorted(r["spec"]["rank"] for r in rows)
+  assert sum(r["weights_after"] for r in rows) <= (64 * 32 + 32 * 10) / 3

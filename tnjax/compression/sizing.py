@@ -120,6 +120,8 @@ def size_for_error(
   progress = progress_lib.Progress(f"{entry.name} ({kind}, error {error:g})", quiet=quiet)
   knob = knobs.size_fields(entry, spec)[0]
   errors_seen = {} if fitted_errors is None else fitted_errors
+  if not errors_seen:  # a closed form (a truncated SVD's tail) needs no fit at all
+    errors_seen.update(spec_from_config(spec).fit_errors(weight) or {})
 
   def fit_error(value):
     if value not in errors_seen:

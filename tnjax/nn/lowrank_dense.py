@@ -30,6 +30,11 @@ class LowRankSpec(LayerSpec):
 
     return {"rank": vbmf_rank(weight)}
 
+  def fit_errors(self, weight) -> dict:
+    # from_dense is the truncated SVD: the error at rank k is the singular values' tail
+    # (Eckart-Young), so one SVD sizes every rank.
+    return lowrank.truncation_errors(weight)
+
   def __post_init__(self):
     super().__post_init__()
     if self.rank < 1:

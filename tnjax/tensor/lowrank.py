@@ -62,6 +62,14 @@ def lowrank_to_dense(w: LowRankMatrix):
   return w.u @ w.v
 
 
+def truncation_errors(W) -> dict[int, float]:
+  """{rank k: ||W - W_k|| / ||W||} for every k, W_k the truncated SVD (host float64)."""
+  s = np.linalg.svd(np.asarray(W, dtype=np.float64), compute_uv=False)
+  tail = np.sqrt(np.cumsum((s**2)[::-1])[::-1])  # tail[k]: the norm of s[k:]
+  norm = float(np.sqrt(np.sum(s**2))) or 1.0
+  return {k: (float(tail[k]) if k < len(s) else 0.0) / norm for k in range(1, len(s) + 1)}
+
+
 def lowrank_from_dense(W, rank: int) -> LowRankMatrix:
   """Best rank-`rank` factors of W in Frobenius norm (truncated SVD, host float64).
 
