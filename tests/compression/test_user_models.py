@@ -688,19 +688,19 @@ def test_a_size_target_out_of_reach_says_what_would_reach_it():
     )
 
 
-def test_lowrank_sizes_come_from_one_svd_without_fitting_candidates(monkeypatch):
-  from tnjax.nn.lowrank_dense import LowRankDense  # pylint: disable=g-import-not-at-top
+@pytest.mark.parametrize("kind", ["lowrank", "btt"])
+def test_svd_formats_size_from_one_svd_without_fitting_candidates(kind, monkeypatch):
+  from tnjax.nn import registry  # pylint: disable=g-import-not-at-top
 
   model, fits = _TwoLinear(nnx.Rngs(0)), []
-  real_fit = LowRankDense._fit
-  monkeypatch.setattr(
-    LowRankDense, "_fit", lambda self, w: fits.append(self.rank) or real_fit(self, w)
-  )
-  _, (row,) = tnjax.compress(model, {"fc1": {"kind": "lowrank", "error": 0.5}})
+  cls = registry.layer_class("dense", kind)
+  real_fit = cls._fit
+  monkeypatch.setattr(cls, "_fit", lambda self, w: fits.append(self.spec.rank) or real_fit(self, w))
+  _, (row,) = tnjax.compress(model, {"fc1": {"kind": kind, "error": 0.5, "allow_growth": True}})
   assert fits == [row["spec"]["rank"]] and row["relative_error"] <= 0.5  # only the chosen one
-  _, (below,) = tnjax.compress(model, {"fc1": {"kind": "lowrank", "rank": row["spec"]["rank"] - 1}})
-  assert below["relative_error"] > 0.5
+  smaller = {"kind": kind, "rank": row["spec"]["rank"] - 1, "allow_growth": True}
+  assert tnjax.compress(model, {"fc1": smaller})[1][0]["relative_error"] > 0.5
   fits.clear()
-  _, rows = tnjax.compress(model, {"fc*": {"kind": "lowrank"}}, budget={"ratio": 3})
+  _, rows = tnjax.compress(model, {"fc*": {"kind": kind}}, budget={"ratio": 1.5})
   assert sorted(fits) == sorted(r["spec"]["rank"] for r in rows)
-  assert sum(r["weights_after"] for r in rows) <= (64 * 32 + 32 * 10) / 3
+  assert sum(r["weights_after"] for r in rows) <= (64 * 32 + 32 * 10) / 1.5

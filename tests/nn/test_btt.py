@@ -53,6 +53,16 @@ def test_from_dense_is_the_best_fit_block_by_block(x64):
     btt.btt_from_dense(weight, (3, 4), (5, 2), rank=5)
 
 
+def test_every_ranks_error_comes_from_one_svd_per_block(x64):
+  weight = np.random.default_rng(3).normal(size=(11, 10))  # padded to (3 x 4, 5 x 2)
+  errors = btt.btt_truncation_errors(weight, (3, 4), (5, 2))
+  assert sorted(errors) == [1, 2, 3, 4]
+  for rank in errors:
+    rebuilt = np.asarray(btt.btt_to_dense(btt.btt_from_dense(weight, (3, 4), (5, 2), rank)))
+    expected = np.linalg.norm(rebuilt[:11] - weight) / np.linalg.norm(weight)
+    np.testing.assert_allclose(errors[rank], expected, rtol=1e-9, atol=1e-12)
+
+
 def test_weight_counts_and_padded_features_are_exact(x64):
   layer = BTTDense(4096, 4096, BTTSpec(rank=4), rngs=nnx.Rngs(0))
   assert (layer.in_shape, layer.out_shape) == ((64, 64), (64, 64))

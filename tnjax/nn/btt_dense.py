@@ -47,6 +47,11 @@ class BTTSpec(LayerSpec):
   def largest_useful_size(self, layer) -> int:
     return btt.btt_max_rank(layer.in_shape, layer.out_shape)
 
+  def fit_errors(self, weight) -> dict:
+    # from_dense truncates each block's SVD, so every rank's error comes from one SVD per block.
+    shapes = btt.btt_shapes(weight.shape[0], weight.shape[1], self.in_shape, self.out_shape)
+    return btt.btt_truncation_errors(weight, *shapes)
+
   def __post_init__(self):
     super().__post_init__()
     if self.rank < 1:

@@ -123,6 +123,19 @@ def btt_to_dense(w: BTTMatrix, *, precision=None):
   return full.reshape(m1 * m2, n1 * n2)
 
 
+def btt_truncation_errors(W, in_shape, out_shape) -> dict[int, float]:
+  """{rank r: ||W - btt_from_dense(W, ..., r)|| / ||W||} for every rank, from one SVD per
+  block: the error is the blocks' singular values past r."""
+  (m1, m2), (n1, n2) = in_shape, out_shape
+  w = np.asarray(W, np.float64)
+  w = np.pad(w, [(0, m1 * m2 - w.shape[0]), (0, n1 * n2 - w.shape[1])])
+  s = np.linalg.svd(w.reshape(m1, m2, n1, n2).transpose(0, 3, 1, 2), compute_uv=False)
+  tail = np.cumsum((s**2)[..., ::-1], axis=-1)[..., ::-1].sum(axis=(0, 1))  # tail[r]: s[r:]
+  norm = float(np.sqrt(tail[0])) or 1.0
+  top = btt_max_rank(in_shape, out_shape)
+  return {r: (float(np.sqrt(tail[r])) if r < len(tail) else 0.0) / norm for r in range(1, top + 1)}
+
+
 def btt_from_dense(W, in_shape, out_shape, rank: int) -> BTTMatrix:
   """The best rank-`rank` BTT of W in Frobenius norm: a truncated SVD of each (i1, j2)
   block (host float64; W smaller than the modes' products is zero-padded). The singular
