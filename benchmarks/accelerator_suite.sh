@@ -6,9 +6,9 @@
 # runs: `main` (every config but the ADTNs, about 6 minutes on one H200), `adtn` (XLA:GPU
 # compiles each ADTN network for over a minute: up to 8 minutes), `btt` (issue 34's
 # headline ratios, the BTT layers, and, with FASHION_MNIST_IDX_DIR naming a folder of the
-# four Fashion-MNIST .gz files carried along, the BTT-ViT study's 3 seeds: up to 9 minutes)
-# or `all` (the default; more than one 10-minute call of a lent machine). See
-# benchmarks/results/gpu_h200.md.
+# four Fashion-MNIST .gz files carried along, as much of the BTT-ViT study's 3 seeds as
+# 220 s allow: under 10 minutes in all) or `all` (the default; more than one 10-minute call
+# of a lent machine). See benchmarks/results/gpu_h200.md.
 #   bash benchmarks/accelerator_suite.sh RESULTS_DIR [main|adtn|btt|all]
 set -uo pipefail
 DIR=${1:?usage: bash benchmarks/accelerator_suite.sh RESULTS_DIR [main|adtn|btt|all]}
@@ -33,9 +33,9 @@ if [[ $PART == btt || $PART == all ]]; then
   run 120 benchmarks.layers --quick --btt --out "$DIR/btt_${TAG}.md"
   if [[ -n ${FASHION_MNIST_IDX_DIR:-} ]]; then
     echo "== $(date -u +%T) BTT-ViT study (3 seeds) from $FASHION_MNIST_IDX_DIR"
-    timeout 300 "$PYTHON" experiments/own_model/btt_vit.py --workdir "$DIR/btt_vit" --seeds 0,1,2 \
+    timeout 220 "$PYTHON" experiments/own_model/btt_vit.py --workdir "$DIR/btt_vit" --seeds 0,1,2 \
       || echo "!! BTT-ViT study stopped (exit $?); the report holds the runs that finished"
-    "$PYTHON" experiments/own_model/btt_vit.py --workdir "$DIR/btt_vit" --report \
+    timeout 30 "$PYTHON" experiments/own_model/btt_vit.py --workdir "$DIR/btt_vit" --report \
       --out "$DIR/btt_vit_fashion_mnist_${TAG}"
   fi
   [[ $PART == btt ]] && exit 0

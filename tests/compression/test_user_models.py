@@ -4,6 +4,7 @@ source computes (float64); the copy trains with the user's own loop and round-tr
 through Orbax; what cannot be compressed is one line."""
 
 import contextlib
+import re
 import warnings
 
 import jax
@@ -704,3 +705,22 @@ def test_svd_formats_size_from_one_svd_without_fitting_candidates(kind, monkeypa
   _, rows = tnjax.compress(model, {"fc*": {"kind": kind}}, budget={"ratio": 1.5})
   assert sorted(fits) == sorted(r["spec"]["rank"] for r in rows)
   assert sum(r["weights_after"] for r in rows) <= (64 * 32 + 32 * 10) / 1.5
+
+
+def test_closed_form_sizing_still_fits_bfloat16_and_names_nans():
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.fc = nnx.Linear(48, 40, param_dtype=jnp.bfloat16, rngs=rngs)
+
+  model = Net(nnx.Rngs(0))
+  # bfloat16 factors round away more than the SVD's tail: the target is refused, and the
+  # error the refusal names (rounded up) is met.
+  plan = {"fc": {"kind": "lowrank", "error": 0.001, "allow_growth": True}}
+  with pytest.raises(errors.UserError, match=r"raise `error` to at least (0\.\d+),") as refusal:
+    tnjax.compress(model, plan)
+  enough = float(re.search(r"at least (0\.\d+),", str(refusal.value)).group(1))
+  _, (row,) = tnjax.compress(model, {"fc": dict(plan["fc"], error=enough)})
+  assert row["relative_error"] <= enough
+  model.fc.kernel[...] = model.fc.kernel[...].at[0, 0].set(jnp.nan)
+  with pytest.raises(errors.UserError, match=r"holds 1 NaN"):
+    tnjax.compress(model, {"fc": {"kind": "lowrank", "error": 0.5}})

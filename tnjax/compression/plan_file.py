@@ -26,7 +26,7 @@ def read_plan(plan_path: str) -> tuple[dict, dict | None]:
       "return a non-empty dict, {layer name or glob: spec} or {'layers': {...}, 'budget': {...}}."
     )
   if "layers" not in plan:
-    if "budget" in plan:
+    if isinstance(plan.get("budget"), dict) and "kind" not in plan["budget"]:  # not a layer's
       raise errors.UserError(
         f"plan file {path}: a plan with a 'budget' puts its layer entries under 'layers': "
         "return {'layers': {layer name or glob: spec}, 'budget': {...}}."

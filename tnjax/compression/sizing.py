@@ -11,6 +11,9 @@ candidate).
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 
 from tnjax import errors
 from tnjax.compression import progress as progress_lib
@@ -120,7 +123,9 @@ def size_for_error(
   progress = progress_lib.Progress(f"{entry.name} ({kind}, error {error:g})", quiet=quiet)
   knob = knobs.size_fields(entry, spec)[0]
   errors_seen = {} if fitted_errors is None else fitted_errors
-  if not errors_seen:  # a closed form (a truncated SVD's tail) needs no fit at all
+  # A closed form (a truncated SVD's tail) needs no fit at all; it is exact for factors
+  # held in float32 or wider, while rounding to bfloat16 adds error of its own: fit those.
+  if not errors_seen and np.dtype(kwargs.get("param_dtype") or np.float32).itemsize >= 4:
     errors_seen.update(spec_from_config(spec).fit_errors(weight) or {})
 
   def fit_error(value):
@@ -160,13 +165,14 @@ def size_for_error(
       if clamp:
         return knobs.settled(entry, knobs.with_knob(entry, spec, high, weight.shape), weight.shape)
       best = errors_seen[high]
+      reachable = math.ceil(best * 1e4) / 1e4  # rounded up: the value shown must be enough
       raise errors.UserError(
         f"{entry.name}: error={error:g} cannot be met by {kind}: at "
         f"{_knob_text(entry, knobs.with_knob(entry, spec, high, weight.shape))}, the "
         + ("largest useful size" if allow_growth else "largest size that compresses")
         + f", the error is {best:.4f}; "
         # An error of 1 is what storing nothing gives: no target below it is reachable.
-        + (f"raise `error` to at least {best:.4f}, " if best < 1.0 else "")
+        + (f"raise `error` to at least {reachable:.4f}, " if reachable < 1.0 else "")
         + "choose another format"
         + ("." if allow_growth else ", or set allow_growth: True.")
       )

@@ -22,6 +22,7 @@ import numpy as np
 from tnjax.tensor import checks
 from tnjax.tensor import execution
 from tnjax.tensor import shapes as shapes_lib
+from tnjax.tensor.lowrank import tail_norms
 
 
 class BTTMatrix(NamedTuple):
@@ -76,12 +77,11 @@ def btt_paths(batch: int, in_shape, out_shape, rank: int, itemsize: int) -> list
   # Each batched GEMM wants its block index leading: the input, the intermediate and the
   # output are each transposed once. With few, small blocks (a Monarch-like 64 -> 1536 MLP
   # at rank 1) these transposes, not the GEMMs, are the cost: there the rebuilt W is faster.
-  moved = batch * (m1 * m2 + m1 * rank * n2 + n1 * n2)
+  moved = sum(
+    execution.transpose_bytes(batch * size, itemsize) for size in (m1 * m2, m1 * rank * n2, n1 * n2)
+  )
   factored = execution.Path(
-    "factored",
-    m1 * first[0] + n2 * second[0],
-    m1 * first[1] + n2 * second[1] + execution.transpose_bytes(moved, itemsize),
-    ops=4,
+    "factored", m1 * first[0] + n2 * second[0], m1 * first[1] + n2 * second[1] + moved, ops=4
   )
   rebuild = [(2.0 * m1 * m2 * n1 * n2 * rank, itemsize * m1 * m2 * n1 * n2)]
   return [factored, execution.dense_matmul_path(batch, m1 * m2, n1 * n2, rebuild, itemsize)]
@@ -123,36 +123,38 @@ def btt_to_dense(w: BTTMatrix, *, precision=None):
   return full.reshape(m1 * m2, n1 * n2)
 
 
+def _blocks(W, in_shape, out_shape, caller: str) -> np.ndarray:
+  """W in float64, zero-padded to (m1 m2, n1 n2), as its (i1, j2) blocks: (m1, n2, m2, n1)."""
+  (m1, m2), (n1, n2) = in_shape, out_shape
+  w = checks.require_finite(np.asarray(W, np.float64), f"{caller}: W")
+  if w.ndim != 2 or w.shape[0] > m1 * m2 or w.shape[1] > n1 * n2:
+    raise ValueError(
+      f"W has shape {w.shape} but in_shape {in_shape} and out_shape {out_shape} describe "
+      f"a {(m1 * m2, n1 * n2)} matrix."
+    )
+  w = np.pad(w, [(0, m1 * m2 - w.shape[0]), (0, n1 * n2 - w.shape[1])])
+  return w.reshape(m1, m2, n1, n2).transpose(0, 3, 1, 2)  # (i1, j2, i2, j1)
+
+
 def btt_truncation_errors(W, in_shape, out_shape) -> dict[int, float]:
   """{rank r: ||W - btt_from_dense(W, ..., r)|| / ||W||} for every rank, from one SVD per
   block: the error is the blocks' singular values past r."""
-  (m1, m2), (n1, n2) = in_shape, out_shape
-  w = np.asarray(W, np.float64)
-  w = np.pad(w, [(0, m1 * m2 - w.shape[0]), (0, n1 * n2 - w.shape[1])])
-  s = np.linalg.svd(w.reshape(m1, m2, n1, n2).transpose(0, 3, 1, 2), compute_uv=False)
-  tail = np.cumsum((s**2)[..., ::-1], axis=-1)[..., ::-1].sum(axis=(0, 1))  # tail[r]: s[r:]
-  norm = float(np.sqrt(tail[0])) or 1.0
+  blocks = _blocks(W, in_shape, out_shape, "btt fit errors")
+  dropped = np.sqrt((tail_norms(np.linalg.svd(blocks, compute_uv=False)) ** 2).sum(axis=(0, 1)))
+  norm = float(dropped[0]) or 1.0
   top = btt_max_rank(in_shape, out_shape)
-  return {r: (float(np.sqrt(tail[r])) if r < len(tail) else 0.0) / norm for r in range(1, top + 1)}
+  return {r: (float(dropped[r]) if r < len(dropped) else 0.0) / norm for r in range(1, top + 1)}
 
 
 def btt_from_dense(W, in_shape, out_shape, rank: int) -> BTTMatrix:
   """The best rank-`rank` BTT of W in Frobenius norm: a truncated SVD of each (i1, j2)
   block (host float64; W smaller than the modes' products is zero-padded). The singular
   values are split evenly between the cores."""
-  (m1, m2), (n1, n2) = in_shape, out_shape
-  w = checks.require_finite(np.asarray(W, np.float64), "btt_from_dense: W")
-  if w.ndim != 2 or w.shape[0] > m1 * m2 or w.shape[1] > n1 * n2:
-    raise ValueError(
-      f"W has shape {w.shape} but in_shape {in_shape} and out_shape {out_shape} describe "
-      f"a {(m1 * m2, n1 * n2)} matrix."
-    )
+  blocks = _blocks(W, in_shape, out_shape, "btt_from_dense")
   if not 1 <= rank <= btt_max_rank(in_shape, out_shape):
     raise ValueError(
       f"BTT rank {rank} must be between 1 and min(m2, n1) = {btt_max_rank(in_shape, out_shape)}."
     )
-  w = np.pad(w, [(0, m1 * m2 - w.shape[0]), (0, n1 * n2 - w.shape[1])])
-  blocks = w.reshape(m1, m2, n1, n2).transpose(0, 3, 1, 2)  # (i1, j2, i2, j1)
   u, s, vt = np.linalg.svd(blocks, full_matrices=False)
   root = np.sqrt(s[..., :rank])  # (m1, n2, r)
   first = (u[..., :rank] * root[:, :, None, :]).transpose(0, 2, 3, 1)  # (i1, i2, a, j2)

@@ -62,12 +62,17 @@ def lowrank_to_dense(w: LowRankMatrix):
   return w.u @ w.v
 
 
+def tail_norms(s):
+  """The norms of the singular values dropped at each rank: out[..., k] = ||s[..., k:]||."""
+  return np.sqrt(np.cumsum(np.asarray(s)[..., ::-1] ** 2, axis=-1))[..., ::-1]
+
+
 def truncation_errors(W) -> dict[int, float]:
   """{rank k: ||W - W_k|| / ||W||} for every k, W_k the truncated SVD (host float64)."""
-  s = np.linalg.svd(np.asarray(W, dtype=np.float64), compute_uv=False)
-  tail = np.sqrt(np.cumsum((s**2)[::-1])[::-1])  # tail[k]: the norm of s[k:]
-  norm = float(np.sqrt(np.sum(s**2))) or 1.0
-  return {k: (float(tail[k]) if k < len(s) else 0.0) / norm for k in range(1, len(s) + 1)}
+  W_np = checks.require_finite(np.asarray(W, dtype=np.float64), "lowrank fit errors: W")
+  tail = tail_norms(np.linalg.svd(W_np, compute_uv=False))
+  norm = float(tail[0]) or 1.0
+  return {k: (float(tail[k]) if k < len(tail) else 0.0) / norm for k in range(1, len(tail) + 1)}
 
 
 def lowrank_from_dense(W, rank: int) -> LowRankMatrix:

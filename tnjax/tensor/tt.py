@@ -24,6 +24,7 @@ from tnjax.tensor import checks
 from tnjax.tensor import execution
 from tnjax.tensor import shapes as shapes_lib
 from tnjax.tensor.contract import gemm, planned_einsum
+from tnjax.tensor.lowrank import tail_norms
 
 _LETTERS = string.ascii_letters
 
@@ -267,8 +268,7 @@ def tt_to_dense(tt: TTMatrix, *, precision=None):
 def eps_rank(s, per_step: float) -> int:
   """The smallest rank whose discarded singular values `s[rank:]` have norm <= per_step
   (an all-zero matrix: rank 1)."""
-  tail = np.sqrt(np.cumsum(s[::-1] ** 2))[::-1]
-  return max(1, int(np.sum(tail > per_step)))
+  return max(1, int(np.sum(tail_norms(s) > per_step)))
 
 
 def interleaved_tensor(W, in_shape, out_shape, caller: str) -> np.ndarray:
