@@ -117,6 +117,34 @@ def test_each_missing_or_misplaced_argument_is_one_line():
       compress_linen(*args)
 
 
+def test_apply_fn_given_the_wrong_variables_says_which_to_pass():
+  model, variables, images, ids = _setup()
+  plan = {"block/Dense_0": {"kind": "sketch", "sketch_size": 2}}  # fixed arrays: constants
+  apply_fn, small, _ = compress_linen(model, variables, plan, images, ids)
+  np.testing.assert_allclose(
+    apply_fn(small, images, ids), apply_fn({**small}, images, ids), rtol=0, atol=0
+  )
+  with pytest.raises(errors.UserError, match=r"^apply_fn: the variables at block/Dense_0 hold"):
+    apply_fn(variables, images, ids)  # the model's own, from before
+  with pytest.raises(errors.UserError, match=r"no 'tnjax_constants' collection.* not \{'params'"):
+    apply_fn({"params": small["params"], "batch_stats": small["batch_stats"]}, images, ids)
+
+
+def test_a_globs_warning_names_the_linen_layer_at_the_callers_line():
+  class Grouped(nn.Module):
+    @nn.compact
+    def __call__(self, h):
+      return nn.Conv(4, (3, 3), feature_group_count=2)(nn.Conv(4, (3, 3))(h))
+
+  model, h = Grouped(), jnp.ones((1, 5, 5, 2))
+  with pytest.warns(UserWarning, match=r"leaves out Conv_0: nn.Conv is grouped") as caught:
+    _, _, rows = compress_linen(
+      model, model.init(jax.random.key(0), h), {"Conv_*": {"kind": "cp", "rank": 2}}, h
+    )
+  assert [r["name"] for r in rows] == ["Conv_1"]  # the grouped one is built first
+  assert any(w.filename == __file__ for w in caught), [w.filename for w in caught]
+
+
 class _ScannedLayer(nn.Module):
   @nn.compact
   def __call__(self, h, _):

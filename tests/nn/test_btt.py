@@ -49,7 +49,7 @@ def test_from_dense_is_the_best_fit_block_by_block(x64):
   tail = np.linalg.svd(blocks, compute_uv=False)[..., 2:]  # what rank 2 must drop
   error = np.linalg.norm(np.asarray(btt.btt_to_dense(fitted)) - weight)
   np.testing.assert_allclose(error, np.sqrt(np.sum(tail**2)), rtol=1e-10)
-  with pytest.raises(ValueError, match=r"between 1 and min\(m2, n1\) = 4"):
+  with pytest.raises(ValueError, match=r"between 1 and 4 for modes \(3, 4\) -> \(5, 2\)"):
     btt.btt_from_dense(weight, (3, 4), (5, 2), rank=5)
 
 

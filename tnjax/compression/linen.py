@@ -138,6 +138,31 @@ def _from_tree(template, tree):
   return jax.tree.unflatten(jax.tree.structure(template), leaves)
 
 
+def _arrays_at(path: str, template, scope, collection: str):
+  """The replacement's arrays in the apply-time variables; variables from before the
+  compression, or 'params' without the constants, are one line saying which to pass."""
+  if collection not in scope:
+    raise errors.UserError(
+      f"apply_fn: the variables have no '{collection}' collection, which holds {path}'s "
+      "fixed arrays; pass every collection compress_linen returned ({**new_variables, "
+      "'params': params}), not {'params': ...} alone."
+    )
+  try:
+    return _from_tree(template, scope[collection])
+  except KeyError:
+    raise errors.UserError(
+      f"apply_fn: the variables at {path} hold {sorted(scope[collection])}, not its "
+      "factorised arrays: pass the variables compress_linen returned, not the model's own."
+    ) from None
+
+
+def _linen_terms(message: str) -> str:
+  """A message naming the twins' NNX types, as a Linen user knows the layers."""
+  for nnx_type, linen_type in _LINEN_NAMES.items():
+    message = message.replace(nnx_type, linen_type)
+  return message
+
+
 def _set(params: dict, path: str, value) -> dict:
   """A copy of nested `params` with the subtree at `path` replaced."""
   head, *rest = path.split("/")
@@ -164,14 +189,16 @@ def compress_linen(
     variables: its trained variables ({'params': ..., 'batch_stats': ...}).
     plan: layer path (as in variables['params'], '/'-joined) or glob -> spec, as
       compress_model takes it.
-    *example_args, **example_kwargs: one call of the model (arrays or ShapeDtypeStructs;
-      only shapes are traced), to find its layers.
+    *example_args, **example_kwargs: one call of the model as module.apply takes it
+      (arrays or ShapeDtypeStructs, only shapes are traced; rngs=, method= and the model's
+      own keywords such as deterministic= are passed on), to find its layers.
     budget: {'params': N} or {'ratio': R}, shared out by equal error (a budget measured on
       data needs an NNX model's forward: tnjax.compression.search).
 
   Returns:
     apply_fn(variables, *args, **kwargs), called exactly like module.apply (mutable=,
-    rngs=, method= included); the new variables; the report rows.
+    rngs=, method= included) with the new variables; the new variables (the factors in
+    'params'; fixed arrays, such as a sketch's, in 'tnjax_constants'); the report rows.
   """
   if budget is not None:
     budget = budget_lib.plain_budget(budget)
@@ -205,13 +232,14 @@ def compress_linen(
         if path in plan:
           raise
         warnings.warn(f"plan entry {pattern!r} leaves out {refusal}", stacklevel=2)
-  try:
-    compressed, rows = compress_model(_Twins(twins), plan, budget=budget)
-  except errors.UserError as e:  # name Linen's layer types, not the twins'
-    message = str(e)
-    for nnx_type, linen_type in _LINEN_NAMES.items():
-      message = message.replace(nnx_type, linen_type)
-    raise errors.UserError(message) from None
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    try:
+      compressed, rows = compress_model(_Twins(twins), plan, budget=budget)
+    except errors.UserError as e:  # name Linen's layer types, not the twins'
+      raise errors.UserError(_linen_terms(str(e))) from None
+  for warning in caught:  # likewise, and at the caller's line
+    warnings.warn(_linen_terms(str(warning.message)), warning.category, stacklevel=2)
   replaced, constants = {}, dict(variables.get(CONSTANTS, {}))
   for path in (row["name"] for row in rows):
     graphdef, trained, fixed = nnx.split(getattr(compressed, path), nnx.Param, ...)
@@ -233,8 +261,8 @@ def compress_linen(
     scope = context.module.variables
     layer = nnx.merge(
       graphdef,
-      _from_tree(trained, scope["params"]),
-      _from_tree(fixed, scope[CONSTANTS]) if jax.tree.leaves(fixed) else fixed,
+      _arrays_at(path, trained, scope, "params"),
+      _arrays_at(path, fixed, scope, CONSTANTS) if jax.tree.leaves(fixed) else fixed,
     )
     return getattr(layer, context.method_name)(*args, **kwargs)
 

@@ -153,7 +153,8 @@ def btt_from_dense(W, in_shape, out_shape, rank: int) -> BTTMatrix:
   blocks = _blocks(W, in_shape, out_shape, "btt_from_dense")
   if not 1 <= rank <= btt_max_rank(in_shape, out_shape):
     raise ValueError(
-      f"BTT rank {rank} must be between 1 and min(m2, n1) = {btt_max_rank(in_shape, out_shape)}."
+      f"BTT rank {rank} must be between 1 and {btt_max_rank(in_shape, out_shape)} for modes "
+      f"{tuple(in_shape)} -> {tuple(out_shape)} (min(m2, n1): a block's smaller side)."
     )
   u, s, vt = np.linalg.svd(blocks, full_matrices=False)
   root = np.sqrt(s[..., :rank])  # (m1, n2, r)
