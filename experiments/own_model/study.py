@@ -334,12 +334,15 @@ def _plot(records, path) -> None:
             if (r["model"], r["format"], r["ratio"]) == (model_name, kind, ratio)
           ]
           if cell:
-            points.append((ratio, 100 * np.mean(cell), 100 * np.std(cell)))
+            spread = np.std(cell, ddof=1) if len(cell) > 1 else 0.0  # as the table's
+            points.append((ratio, 100 * np.mean(cell), 100 * spread))
         if points:
           x, y, e = zip(*points)
           label = f"{kind}, {'fine-tuned' if key.startswith('fine') else 'scratch'}"
           axis.errorbar(x, y, yerr=e, fmt=style, color=color, label=label, capsize=3)
     axis.set_xscale("log")
+    axis.set_xticks(RATIOS, [f"{r}x" for r in RATIOS])
+    axis.minorticks_off()
     axis.set_xlabel("compression of the planned layers (x)")
     axis.set_ylabel("test accuracy (%)")
     axis.set_title(model_name.upper())
