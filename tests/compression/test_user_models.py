@@ -683,7 +683,9 @@ def test_a_size_target_out_of_reach_says_what_would_reach_it():
   with pytest.raises(errors.UserError, match=r"the error is 0\.\d+; raise `error` to at least 0\."):
     tnjax.compress(model, {"fc2": {"kind": "lowrank", "error": 0.001}})
   # ADTN weights are trained, not fitted: a budget points to sizing it on its own.
-  with pytest.raises(errors.UserError, match=r"^fc1: adtn .* compress it first with its own size"):
+  with pytest.raises(
+    errors.UserError, match=r"^fc1: adtn .* compress it first in a plan of its own"
+  ):
     tnjax.compress(
       model, {"fc1": {"kind": "adtn"}, "fc2": {"kind": "lowrank"}}, budget={"ratio": 2}
     )

@@ -72,9 +72,9 @@ def _check_error_sizable(entries) -> None:
       kind = entry.spec["kind"]
       raise errors.UserError(
         f"{entry.name}: {kind} weights are trained, not fitted, so an equal-error budget "
-        f"cannot size them; compress it first with its own size or ratio "
-        f"(tnjax.compress(model, {{{entry.name!r}: {{'kind': {kind!r}, 'ratio': 4}}}})), then "
-        "the other layers under the budget; or measure: {'ratio': R, 'allocate': 'sensitivity'}."
+        f"cannot size them; compress it first in a plan of its own ({{'kind': {kind!r}, "
+        "'ratio': 4}), then the other layers under the budget; or measure: "
+        "{'ratio': R, 'allocate': 'sensitivity'}."
       )
 
 
