@@ -217,11 +217,11 @@ def compress_linen(
       "replaces layers inside a model: wrap the layer in a parent nn.Module and plan its name."
     )
   params = variables["params"]
-  # The twins are named by their Linen paths, so the plan, its globs, progress lines and
-  # errors read as the user wrote them.
   plan_file.check_no_file_keys(
     plan, layers, "compress_linen(module, variables, layers_plan, *example_args, budget={...})"
   )
+  # The twins are named by their Linen paths, so the plan, its globs, progress lines and
+  # errors read as the user wrote them.
   twins = {}
   for pattern in plan:
     _check_names_a_layer(pattern, layers, others)
