@@ -22,7 +22,7 @@ import numpy as np
 from tnjax.tensor import checks
 from tnjax.tensor import execution
 from tnjax.tensor import shapes as shapes_lib
-from tnjax.tensor.lowrank import tail_norms
+from tnjax.tensor.lowrank import errors_by_rank, tail_norms
 
 
 class BTTMatrix(NamedTuple):
@@ -141,9 +141,7 @@ def btt_truncation_errors(W, in_shape, out_shape) -> dict[int, float]:
   block: the error is the blocks' singular values past r."""
   blocks = _blocks(W, in_shape, out_shape, "btt fit errors")
   dropped = np.sqrt((tail_norms(np.linalg.svd(blocks, compute_uv=False)) ** 2).sum(axis=(0, 1)))
-  norm = float(dropped[0]) or 1.0
-  top = btt_max_rank(in_shape, out_shape)
-  return {r: (float(dropped[r]) if r < len(dropped) else 0.0) / norm for r in range(1, top + 1)}
+  return errors_by_rank(dropped, btt_max_rank(in_shape, out_shape))
 
 
 def btt_from_dense(W, in_shape, out_shape, rank: int) -> BTTMatrix:

@@ -71,8 +71,14 @@ def truncation_errors(W) -> dict[int, float]:
   """{rank k: ||W - W_k|| / ||W||} for every k, W_k the truncated SVD (host float64)."""
   W_np = checks.require_finite(np.asarray(W, dtype=np.float64), "lowrank fit errors: W")
   tail = tail_norms(np.linalg.svd(W_np, compute_uv=False))
-  norm = float(tail[0]) or 1.0
-  return {k: (float(tail[k]) if k < len(tail) else 0.0) / norm for k in range(1, len(tail) + 1)}
+  return errors_by_rank(tail, len(tail))
+
+
+def errors_by_rank(dropped, top: int) -> dict[int, float]:
+  """{rank r: dropped[r] / dropped[0]} for r = 1..top, from the norms a truncation drops at
+  each rank (dropped[0]: the whole weight's; past the array nothing is dropped)."""
+  norm = float(dropped[0]) or 1.0
+  return {r: (float(dropped[r]) if r < len(dropped) else 0.0) / norm for r in range(1, top + 1)}
 
 
 def lowrank_from_dense(W, rank: int) -> LowRankMatrix:
