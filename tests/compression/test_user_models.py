@@ -726,3 +726,12 @@ def test_closed_form_sizing_still_fits_bfloat16_and_names_nans():
   model.fc.kernel[...] = model.fc.kernel[...].at[0, 0].set(jnp.nan)
   with pytest.raises(errors.UserError, match=r"holds 1 NaN"):
     tnjax.compress(model, {"fc": {"kind": "lowrank", "error": 0.5}})
+
+
+def test_a_ratio_sizes_an_adtn_no_deeper_than_the_studies_best_depth():
+  # 128x128 at ratio 2 allows 8,192 weights, room for M = 39 (16 M (Q-1) + 1 with Q = 14);
+  # depth costs time in proportion, and the studies' best is M = 8.
+  model = nnx.Sequential(nnx.Linear(128, 128, rngs=nnx.Rngs(0)))
+  _, (row,) = tnjax.compress(model, {"layers/0": {"kind": "adtn", "ratio": 2}}, fit=False)
+  assert row["spec"]["layers"] == 8
+  assert row["weights_after"] == 16 * 8 * (14 - 1) + 1  # gates and the output scale
