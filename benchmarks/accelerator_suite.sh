@@ -7,14 +7,16 @@
 # compiles each ADTN network for over a minute: up to 8 minutes), `btt` (issue 34's
 # headline ratios, the BTT layers, and, with FASHION_MNIST_IDX_DIR naming a folder of the
 # four Fashion-MNIST .gz files carried along, as much of the BTT-ViT study's 3 seeds as
-# 220 s allow: under 10 minutes in all) or `all` (the default; more than one 10-minute call
-# of a lent machine). See benchmarks/results/gpu_h200.md.
-#   bash benchmarks/accelerator_suite.sh RESULTS_DIR [main|adtn|btt|all]
+# 220 s allow: under 10 minutes in all), `adtn_compile` (whether XLA:GPU's GEMM autotuning is
+# the ADTN compile time: benchmarks.adtn_scan with it on, then off; under 9 minutes) or `all`
+# (the default: main, adtn and btt; more than one 10-minute call of a lent machine). See
+# benchmarks/results/gpu_h200.md.
+#   bash benchmarks/accelerator_suite.sh RESULTS_DIR [main|adtn|btt|adtn_compile|all]
 set -uo pipefail
-DIR=${1:?usage: bash benchmarks/accelerator_suite.sh RESULTS_DIR [main|adtn|btt|all]}
+DIR=${1:?usage: bash benchmarks/accelerator_suite.sh RESULTS_DIR [main|adtn|btt|adtn_compile|all]}
 PART=${2:-all}
-case $PART in main | adtn | btt | all) ;; *)
-  echo "PART must be main, adtn, btt or all, not '$PART'." >&2
+case $PART in main | adtn | btt | adtn_compile | all) ;; *)
+  echo "PART must be main, adtn, btt, adtn_compile or all, not '$PART'." >&2
   exit 2
   ;;
 esac
@@ -28,6 +30,14 @@ run() {
   echo "== $(date -u +%T) $*"
   timeout "$limit" "$PYTHON" -m "$@" || echo "!! exit $? after at most ${limit}s: $*"
 }
+if [[ $PART == adtn_compile ]]; then
+  # The ADTN steps compile for over 90 s on an H200 against seconds on a CPU: each of the
+  # generator's many small GEMMs is autotuned. Level 0 skips autotuning (cuBLAS defaults).
+  run 250 benchmarks.adtn_scan --repeats 5 --out "$DIR/adtn_scan_${TAG}.md"
+  XLA_FLAGS="${XLA_FLAGS:-} --xla_gpu_autotune_level=0" \
+    run 250 benchmarks.adtn_scan --repeats 5 --out "$DIR/adtn_scan_autotune0_${TAG}.md"
+  exit 0
+fi
 if [[ $PART == btt || $PART == all ]]; then
   run 200 benchmarks.anchors --quick --out "$DIR/headline_${TAG}.md"
   run 120 benchmarks.layers --quick --btt --out "$DIR/btt_${TAG}.md"
