@@ -158,10 +158,17 @@ BTT_CASES = [
 
 
 def jitted_calls(module):
-  """Jitted forward and forward+backward of a module, as functions of (params, x)."""
-  graphdef, params = nnx.split(module)
-  forward = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x))
-  loss = lambda p, x: jnp.sum(nnx.merge(graphdef, p)(x) ** 2)
+  """Jitted forward and forward+backward of a module, as functions of (params, x).
+
+  params is the flat list of the module's arrays, as the trainer passes its state
+  (tnjax.training.step): jit walking an nnx.State costs some microseconds per array in
+  Python, which at sub-millisecond layers would be counted against the layer with more
+  arrays (a CP conv's four factors against a kernel and a bias)."""
+  graphdef, state = nnx.split(module)
+  params, treedef = jax.tree.flatten(state)
+  merged = lambda p: nnx.merge(graphdef, jax.tree.unflatten(treedef, p))  # noqa: E731
+  forward = jax.jit(lambda p, x: merged(p)(x))
+  loss = lambda p, x: jnp.sum(merged(p)(x) ** 2)
   forward_backward = jax.jit(jax.grad(loss, argnums=(0, 1)))
   return params, forward, forward_backward
 

@@ -38,8 +38,9 @@ from tnjax.data import pipeline as data_pipeline
 from tnjax.nn import total_params
 
 
-def step_call(config, dense: bool):
-  """A zero-argument jitted training step of the config's model (or its dense twin)."""
+def built_step(config, dense: bool):
+  """(TrainStep, its state, the in-memory batch arrays, the batch indices, parameter count) of
+  the config's model (or its dense twin), on random images."""
   model = paper_points.build(config, dense=dense)
   params = total_params(model)
   schedule = optim.make_schedule(config.schedule, 100, config.num_epochs)
@@ -53,8 +54,15 @@ def step_call(config, dense: bool):
   step = step_lib.TrainStep(
     graphdef, data_pipeline.gather_train, config.data.get("augment", ""), 0, donate_state=False
   )
-  indices = jnp.arange(batch)
-  return (lambda: step(state, arrays, indices)), params
+  return step, state, arrays, jnp.arange(batch), params
+
+
+def step_call(config, dense: bool):
+  """A zero-argument jitted training step of the config's model (or its dense twin), on the
+  flat state as the trainer's loop passes it."""
+  step, state, arrays, indices, params = built_step(config, dense)
+  leaves = step.flatten(state)
+  return (lambda: step.run(leaves, arrays, indices)), params
 
 
 def timed_step_call(config, dense: bool):

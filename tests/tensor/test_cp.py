@@ -28,6 +28,21 @@ def test_cp_kernel_to_dense_is_the_sum_of_outer_products_in_hwio_order(x64):
   assert cp.cp_kernel_num_params((3, 2, 5, 4), 3) == 3 * (4 + 3 + 2 + 5)
 
 
+def test_small_and_large_cp_kernels_rebuild_to_the_same_sum(x64, monkeypatch):
+  # Small kernels take the broadcast-and-sum rebuild, large ones einsum's: both must be the sum.
+  factors = cp.CPKernel(*random_factors((8, 3, 3, 8), rank=12, seed=7))
+  monkeypatch.setattr(cp, "SMALL_KERNEL_PRODUCTS", 8 * 3 * 3 * 8 * 12)
+  small = cp.cp_kernel_to_dense(factors)
+  grads_small = jax.grad(lambda f: jnp.sum(jnp.sin(cp.cp_kernel_to_dense(f))))(factors)
+  monkeypatch.setattr(cp, "SMALL_KERNEL_PRODUCTS", 0)
+  large = cp.cp_kernel_to_dense(factors)
+  grads_large = jax.grad(lambda f: jnp.sum(jnp.sin(cp.cp_kernel_to_dense(f))))(factors)
+  np.testing.assert_allclose(small, large, atol=1e-12)
+  np.testing.assert_allclose(small, cp.cp_full(list(factors)).transpose(1, 2, 3, 0), atol=1e-12)
+  for g_small, g_large in zip(grads_small, grads_large):
+    np.testing.assert_allclose(g_small, g_large, atol=1e-12)
+
+
 def test_cp_conv_splits_stride_padding_and_dilation_between_the_1d_passes(x64):
   # Every setting differs between H and W, so swapping the passes' roles would show.
   factors = cp.CPKernel(*random_factors((6, 5, 3, 4), rank=3, seed=1))

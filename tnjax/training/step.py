@@ -5,6 +5,11 @@ the step is a plain `jax.jit` over the pytree with the state donated, so XLA
 updates it in place and compiles exactly once (fixed batch shapes). The input
 hands the step a batch reference and a pure fetch traced into it, so in-memory
 data are gathered on the device.
+
+The training loop passes the state as its flat list of leaves (`flatten`, `run`,
+`unflatten`): jit walks an nnx.State pytree in Python on every call, about 0.2-0.5 ms
+a step on a CPU (measured: a CPAC-MNIST step at batch 1, 564 -> 347 us), a large share of
+a small model's step.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ from tnjax.training import evaluation
 class TrainStep:
   """The run's jitted SGD step, `step(state, arrays, batch_indices) -> (state, metrics)` on
   the batch `fetch(arrays, batch_indices)`, closed over what stays fixed for the run.
-  `compilations` counts its traces: 1 unless the shapes it is called with change."""
+  `compilations` counts its traces: 1 unless the shapes it is called with change.
+
+  A loop of many steps keeps the state flat: `leaves = step.flatten(state)`, then
+  `leaves, metrics = step.run(leaves, ...)`, and `step.unflatten(leaves)` where it needs the
+  state (evaluation, checkpoints)."""
 
   def __init__(
     self, graphdef, fetch, augmentation: str, seed: int, shardings=None, *, donate_state=True
@@ -53,7 +62,35 @@ class TrainStep:
         new_state = jax.lax.with_sharding_constraint(new_state, shardings["state"])
       return new_state, {"loss": loss, "accuracy": accuracy}
 
-    self._step = jax.jit(step, donate_argnums=0 if donate_state else ())
+    def flat_step(leaves, arrays, batch_indices):
+      new_state, metrics = step(self.unflatten(leaves), arrays, batch_indices)
+      new_leaves, treedef = jax.tree.flatten(new_state)
+      if treedef != self._treedef:  # the next call unflattens them with the first treedef
+        raise ValueError(f"The step changed the state's structure: {treedef} != {self._treedef}.")
+      return new_leaves, metrics
+
+    self._treedef = None
+    self._step = jax.jit(flat_step, donate_argnums=0 if donate_state else ())
+
+  def flatten(self, state) -> list:
+    """The state's leaves, the form `run` takes and returns."""
+    leaves, treedef = jax.tree.flatten(state)
+    if self._treedef is None:
+      self._treedef = treedef
+    elif treedef != self._treedef:
+      raise ValueError(
+        f"This step was built for states of structure {self._treedef}, not {treedef}."
+      )
+    return leaves
+
+  def unflatten(self, leaves):
+    """The state whose leaves `leaves` are (as `flatten` and `run` give them)."""
+    return jax.tree.unflatten(self._treedef, leaves)
+
+  def run(self, leaves, arrays, batch_indices):
+    """One step on the flat state: (new leaves, metrics)."""
+    return self._step(leaves, arrays, batch_indices)
 
   def __call__(self, state, arrays, batch_indices):
-    return self._step(state, arrays, batch_indices)
+    leaves, metrics = self.run(self.flatten(state), arrays, batch_indices)
+    return self.unflatten(leaves), metrics

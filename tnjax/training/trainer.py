@@ -183,15 +183,17 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
   )
   if is_main:  # a finished run continued (more epochs): not finished until it ends again
     (workdir / RESULT).unlink(missing_ok=True)
+  leaves = train_step.flatten(state)  # the loop keeps the state flat (step.py says why)
   try:
     for step, batch_indices in zip(range(start + 1, setup.total_steps + 1), data.train_refs(start)):
-      state, metrics = train_step(state, data.arrays, batch_indices)
+      leaves, metrics = train_step.run(leaves, data.arrays, batch_indices)
       log.window.append(metrics)
       end_of_epoch = step % data.steps_per_epoch == 0
       if step % config.log_every_steps == 0 or end_of_epoch:
         divergence.check_losses(log.window, step)
         log.write(step)
       if end_of_epoch:
+        state = train_step.unflatten(leaves)  # the next step donates these leaves: use it now
         evaluated = {
           **run_eval(state),
           "epoch": step // data.steps_per_epoch,
@@ -203,7 +205,7 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
       preempted = watcher.reached(step)
       if preempted or step % checkpoint_every == 0 or step == setup.total_steps:
         check_lock()
-        _save(checkpointer, writer, log, step, state, config_dict)
+        _save(checkpointer, writer, log, step, train_step.unflatten(leaves), config_dict)
       if preempted:
         raise watcher.stop(step)
     result = _summary(
@@ -214,6 +216,7 @@ def _train(config, workdir, allow_config_change: bool, is_main: bool, check_lock
         "train_step_compilations": train_step.compilations,
       },
     )  # 1 unless shapes changed
+    state = train_step.unflatten(leaves)
     if "test_accuracy" not in result:  # the log lost its last evaluation
       result.update(run_eval(state))
     writer.write_json(RESULT, result)  # marks the run finished; sweeps skip it
