@@ -7,9 +7,9 @@ hands the step a batch reference and a pure fetch traced into it, so in-memory
 data are gathered on the device.
 
 The training loop passes the state as its flat list of leaves (`flatten`, `run`,
-`unflatten`): jit walks an nnx.State pytree in Python on every call, about 0.2-0.5 ms
-a step on a CPU (measured: a CPAC-MNIST step at batch 1, 564 -> 347 us), a large share of
-a small model's step.
+`unflatten`): jit walks an nnx.State pytree in Python on every call, 0.1-0.6 ms a step on
+a CPU, a large share of a small model's step (benchmarks/results/flat_state_cpu.md:
+CPAC-MNIST at batch 1, 0.71 -> 0.57 ms).
 """
 
 from __future__ import annotations
@@ -66,7 +66,10 @@ class TrainStep:
       new_state, metrics = step(self.unflatten(leaves), arrays, batch_indices)
       new_leaves, treedef = jax.tree.flatten(new_state)
       if treedef != self._treedef:  # the next call unflattens them with the first treedef
-        raise ValueError(f"The step changed the state's structure: {treedef} != {self._treedef}.")
+        raise ValueError(
+          f"The step changed the state's structure ({treedef.num_leaves} arrays, "
+          f"{self._treedef.num_leaves} before)."
+        )
       return new_leaves, metrics
 
     self._treedef = None
@@ -79,7 +82,8 @@ class TrainStep:
       self._treedef = treedef
     elif treedef != self._treedef:
       raise ValueError(
-        f"This step was built for states of structure {self._treedef}, not {treedef}."
+        f"This step was built for another state ({self._treedef.num_leaves} arrays); this "
+        f"one has {treedef.num_leaves}: build a TrainStep for each model."
       )
     return leaves
 
@@ -89,6 +93,8 @@ class TrainStep:
 
   def run(self, leaves, arrays, batch_indices):
     """One step on the flat state: (new leaves, metrics)."""
+    if self._treedef is None:
+      raise ValueError("TrainStep.run takes the leaves of step.flatten(state); flatten first.")
     return self._step(leaves, arrays, batch_indices)
 
   def __call__(self, state, arrays, batch_indices):
