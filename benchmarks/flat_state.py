@@ -34,7 +34,12 @@ def _calls(config):
   step, state, arrays, indices, _ = built_step(config, dense=False)
   leaves = step.flatten(state)
   flat_step = step._step.__wrapped__  # pylint: disable=protected-access  # the traced function
-  over_state = jax.jit(lambda s, a, i: step.unflatten(flat_step(step.flatten(s), a, i)[0]))
+
+  @jax.jit
+  def over_state(state, arrays, indices):  # the trainer's step before: (state, metrics) out
+    new_leaves, metrics = flat_step(step.flatten(state), arrays, indices)
+    return step.unflatten(new_leaves), metrics
+
   return len(leaves), {
     "state": lambda: over_state(state, arrays, indices),
     "flat": lambda: step.run(leaves, arrays, indices),

@@ -9,7 +9,7 @@ data are gathered on the device.
 The training loop passes the state as its flat list of leaves (`flatten`, `run`,
 `unflatten`): jit walks an nnx.State pytree in Python on every call, 0.1-0.6 ms a step on
 a CPU, a large share of a small model's step (benchmarks/results/flat_state_cpu.md:
-CPAC-MNIST at batch 1, 0.71 -> 0.57 ms).
+CPAC-MNIST at batch 1, 0.63 -> 0.50 ms).
 """
 
 from __future__ import annotations
